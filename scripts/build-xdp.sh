@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Compiles src/xdp/*.c (BPF target, BTF) into build/xdp/*.o when the source is newer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p build/xdp
+for src in src/xdp/*.c; do
+  [[ -e "$src" ]] || continue
+  obj="build/xdp/$(basename "${src%.c}").o"
+  if [[ ! -f "$obj" || "$src" -nt "$obj" ]]; then
+    clang -O2 -g -Wall -Werror -target bpf -I/usr/include/x86_64-linux-gnu -c "$src" -o "$obj"
+  fi
+done
