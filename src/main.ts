@@ -1,18 +1,57 @@
 #!/usr/bin/env bun
-/** vipd command line: composition root. */
+/**
+ * vipd command line, the composition root.
+ *
+ *   vipd validate PATH...   check manifests without touching the network
+ *   vipd version            print the version
+ */
 import pkg from "../package.json" with { type: "json" };
+import { configFromPaths, formatProblem } from "./config/index.ts";
 
 export const VERSION: string = pkg.version;
 
-async function main(argv: string[]): Promise<number> {
-  const [cmd] = argv;
+const USAGE = `usage: vipd <command>
+  validate PATH...   check manifests (files or directories) without touching the network
+  version            print the version`;
+
+function validate(paths: string[]): number {
+  if (paths.length === 0) {
+    console.error("vipd validate: give at least one file or directory");
+    return 2;
+  }
+  const r = configFromPaths(paths);
+  if (!r.ok) {
+    for (const p of r.problems) console.log(formatProblem(p));
+    console.error(`vipd validate: ${r.problems.length} problem(s)`);
+    return 1;
+  }
+  const c = r.config;
+  const lbs = c.services.filter((s) => s.spec.type === "LoadBalancer").length;
+  console.log(
+    `ok: ${c.pools.length} IPAddressPool, ${c.l2Advertisements.length} L2Advertisement, ` +
+      `${c.bgpAdvertisements.length} BGPAdvertisement, ${c.peers.length} BGPPeer, ${c.bfdProfiles.length} BFDProfile, ` +
+      `${c.communities.length} Community, ${c.services.length} Service (${lbs} LoadBalancer)` +
+      (c.nodeSettings ? ", NodeSettings" : ""),
+  );
+  return 0;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
   switch (cmd) {
     case "version":
     case "--version":
       console.log(`vipd ${VERSION} (bun ${Bun.version})`);
       return 0;
+    case "validate":
+      return validate(rest);
+    case "help":
+    case "--help":
+    case "-h":
+      console.log(USAGE);
+      return 0;
     default:
-      console.error("usage: vipd <version|validate PATH...>");
+      console.error(cmd === undefined ? USAGE : `vipd: unknown command "${cmd}"\n${USAGE}`);
       return 2;
   }
 }

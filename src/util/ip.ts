@@ -186,3 +186,23 @@ export function formatRange(r: IpRange): string {
   const a = formatIp({ family: r.family, value: r.first });
   return r.first === r.last ? a : `${a}-${formatIp({ family: r.family, value: r.last })}`;
 }
+
+/** The smallest list of CIDR blocks that exactly covers a range (at most 2 × address bits). */
+export function rangeToCidrs(r: IpRange): { family: Family; base: bigint; prefixLen: number }[] {
+  const out: { family: Family; base: bigint; prefixLen: number }[] = [];
+  const bits = BITS[r.family];
+  let cur = r.first;
+  while (cur <= r.last) {
+    // Largest block aligned at cur that does not pass r.last.
+    let size = 0;
+    while (size < bits) {
+      const next = size + 1;
+      const blk = 1n << BigInt(next);
+      if ((cur & (blk - 1n)) !== 0n || cur + blk - 1n > r.last) break;
+      size = next;
+    }
+    out.push({ family: r.family, base: cur, prefixLen: bits - size });
+    cur += 1n << BigInt(size);
+  }
+  return out;
+}

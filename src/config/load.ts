@@ -1,0 +1,263 @@
+/**
+ * Loading manifests: files and directories of multi-document YAML (JSON is YAML too), each
+ * document validated against its kind's schema. Every problem is one line,
+ * `path:line: Kind/name: field.path: message`, pointing at the offending key or value.
+ *
+ * Pure apart from `loadPaths`, which only reads files and hands their text to `loadText`.
+ */
+
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
+import type { z } from "zod";
+import { type AnyObject, KINDS, type Kind, SCHEMAS } from "./schemas.ts";
+
+export type PathKey = string | number;
+
+/** One problem with the manifests, located in its source. */
+export interface Problem {
+  file: string;
+  line: number;
+  kind?: string | undefined;
+  name?: string | undefined;
+  /** Dotted field path, e.g. `spec.addresses[0]`; `-` for the whole document. */
+  field: string;
+  message: string;
+  /** RFC 6901 JSON pointer to the field within its document. */
+  pointer: string;
+  /** Index of the document within its file (0-based). */
+  doc?: number | undefined;
+}
+
+/** A validated object, with a way to find the source line of any of its fields. */
+export interface Loaded<T extends AnyObject = AnyObject> {
+  kind: Kind;
+  obj: T;
+  file: string;
+  doc: number;
+  line: number;
+  /** Source line of `path` (or of its deepest existing ancestor). */
+  lineOf(path: readonly PathKey[]): number;
+}
+
+export interface LoadResult {
+  objects: Loaded[];
+  problems: Problem[];
+}
+
+export function fieldPath(path: readonly PathKey[]): string {
+  if (path.length === 0) return "-";
+  let out = "";
+  for (const k of path) out += typeof k === "number" ? `[${k}]` : out === "" ? k : `.${k}`;
+  return out;
+}
+
+export function jsonPointer(path: readonly PathKey[]): string {
+  return path.map((k) => `/${String(k).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
+}
+
+export function formatProblem(p: Problem): string {
+  const who = p.kind ? `${p.kind}/${p.name ?? "<unnamed>"}: ` : "";
+  return `${p.file}:${p.line}: ${who}${p.field}: ${p.message}`;
+}
+
+/** Orders problems by file, then line, for stable output. */
+export function sortProblems(ps: Problem[]): Problem[] {
+  return ps.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
+}
+
+function nodeAt(doc: Document, path: readonly PathKey[]): { node: Node | null; keyNode: Node | null } {
+  let node: Node | null = (doc.contents as Node | null) ?? null;
+  let keyNode: Node | null = null;
+  let deepest: Node | null = node;
+  for (const k of path) {
+    if (node === null) break;
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === k);
+      if (!pair) {
+        node = null;
+        break;
+      }
+      keyNode = pair.key as Node;
+      node = (pair.value as Node | null) ?? null;
+    } else if ("items" in node && Array.isArray(node.items) && typeof k === "number") {
+      node = (node.items[k] as Node | undefined) ?? null;
+      keyNode = null;
+    } else {
+      node = null;
+      break;
+    }
+    if (node !== null) deepest = node;
+    else deepest = keyNode ?? deepest;
+  }
+  return { node: node ?? deepest, keyNode };
+}
+
+function lineOfNode(node: Node | null, lc: LineCounter, fallback: number): number {
+  const off = node?.range?.[0];
+  return off === undefined ? fallback : lc.linePos(off).line;
+}
+
+/** Turns a zod issue into a message a person can act on. */
+function issueMessage(iss: z.core.$ZodIssue): string {
+  switch (iss.code) {
+    case "invalid_type":
+      if (iss.input === undefined) return "is required";
+      return `must be ${iss.expected === "object" ? "a mapping" : iss.expected === "array" ? "a list" : `a ${iss.expected}`}, not ${describe(iss.input)}`;
+    case "invalid_value":
+      return iss.values.length === 1
+        ? `must be ${JSON.stringify(iss.values[0])}`
+        : `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(", ")}`;
+    case "too_small":
+      if (iss.origin === "array")
+        return iss.message?.startsWith("must") ? iss.message : `must have at least ${iss.minimum} item(s)`;
+      if (iss.origin === "string") return iss.message?.startsWith("must") ? iss.message : `must not be empty`;
+      return iss.message?.startsWith("must") ? iss.message : `must be at least ${iss.minimum}`;
+    case "too_big":
+      if (iss.origin === "array") return `must have at most ${iss.maximum} item(s)`;
+      if (iss.origin === "string")
+        return iss.message?.startsWith("must") ? iss.message : `must be at most ${iss.maximum} characters`;
+      return iss.message?.startsWith("must") ? iss.message : `must be at most ${iss.maximum}`;
+    default:
+      return iss.message;
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return "null";
+  if (Array.isArray(v)) return "a list";
+  if (typeof v === "object") return "a mapping";
+  return `${typeof v} ${JSON.stringify(v)}`;
+}
+
+function asRecord(v: unknown): Record<string, unknown> | null {
+  return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
+}
+
+/** Parses and validates one file's text. `file` is only used in messages. */
+export function loadText(text: string, file: string): LoadResult {
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const objects: Loaded[] = [];
+  const problems: Problem[] = [];
+  const list = Array.isArray(docs) ? docs : [docs];
+  list.forEach((doc, di) => {
+    const startLine = lineOfNode((doc.contents as Node | null) ?? null, lc, 1);
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        problems.push({
+          file,
+          line: e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line,
+          field: "-",
+          message: `YAML syntax: ${e.message.split("\n")[0]}`,
+          pointer: "",
+          doc: di,
+        });
+      }
+      return;
+    }
+    const data: unknown = doc.toJS({ maxAliasCount: 100 });
+    if (data === null || data === undefined) return; // empty document (e.g. a trailing ---)
+    const lineOf = (path: readonly PathKey[]) => {
+      const { node, keyNode } = nodeAt(doc, path);
+      return lineOfNode(keyNode ?? node, lc, startLine);
+    };
+    const rec = asRecord(data);
+    const push = (path: PathKey[], message: string, kind?: string, name?: string) =>
+      problems.push({
+        file,
+        line: lineOf(path),
+        kind,
+        name,
+        field: fieldPath(path),
+        message,
+        pointer: jsonPointer(path),
+        doc: di,
+      });
+    if (rec === null) {
+      push([], `a manifest must be a mapping with apiVersion and kind, not ${describe(data)}`);
+      return;
+    }
+    const kind = rec.kind;
+    const name =
+      typeof asRecord(rec.metadata)?.name === "string" ? (asRecord(rec.metadata)?.name as string) : undefined;
+    if (typeof kind !== "string") {
+      push(["kind"], kind === undefined ? "is required" : "must be a string");
+      return;
+    }
+    if (!(KINDS as string[]).includes(kind)) {
+      push(["kind"], `unknown kind "${kind}" (vipd reads ${KINDS.join(", ")})`, kind, name);
+      return;
+    }
+    const k = kind as Kind;
+    const res = (SCHEMAS[k] as z.ZodType).safeParse(data);
+    if (!res.success) {
+      for (const iss of res.error.issues) {
+        const path = iss.path.filter((p): p is PathKey => typeof p !== "symbol");
+        if (iss.code === "unrecognized_keys") {
+          for (const key of iss.keys) push([...path, key], "unknown field", k, name);
+        } else {
+          push(path, issueMessage(iss), k, name);
+        }
+      }
+      return;
+    }
+    let obj = res.data as AnyObject;
+    if (obj.kind === "BGPPeer" && obj.apiVersion === "metallb.io/v1beta1") {
+      // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
+      obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
+    }
+    objects.push({ kind: k, obj, file, doc: di, line: startLine, lineOf });
+  });
+  return { objects, problems };
+}
+
+/** Lists manifest files: the files given, and *.yaml / *.yml / *.json under directories (sorted). */
+export function manifestFiles(paths: readonly string[]): { files: string[]; problems: Problem[] } {
+  const files: string[] = [];
+  const problems: Problem[] = [];
+  const walk = (p: string, top: boolean) => {
+    let st: ReturnType<typeof statSync>;
+    try {
+      st = statSync(p);
+    } catch {
+      problems.push({ file: p, line: 0, field: "-", message: "no such file or directory", pointer: "" });
+      return;
+    }
+    if (st.isDirectory()) {
+      for (const e of readdirSync(p).sort()) {
+        if (e.startsWith(".")) continue;
+        walk(join(p, e), false);
+      }
+    } else if (top || /\.(ya?ml|json)$/.test(p)) {
+      files.push(p);
+    }
+  };
+  for (const p of paths) walk(p, true);
+  return { files, problems };
+}
+
+/** Reads and validates files and directories. Reads only; touches nothing else. */
+export function loadPaths(paths: readonly string[]): LoadResult {
+  const { files, problems } = manifestFiles(paths);
+  const objects: Loaded[] = [];
+  for (const f of files) {
+    let text: string;
+    try {
+      text = readFileSync(f, "utf8");
+    } catch (e) {
+      problems.push({
+        file: f,
+        line: 0,
+        field: "-",
+        message: `cannot read: ${(e as Error).message}`,
+        pointer: "",
+      });
+      continue;
+    }
+    const r = loadText(text, f);
+    objects.push(...r.objects);
+    problems.push(...r.problems);
+  }
+  return { objects, problems };
+}
