@@ -1,0 +1,419 @@
+/**
+ * BfdManager: the declarative owner of every BFD session of this node (RFC 5880 asynchronous
+ * mode over RFC 5881 single-hop / RFC 5883 multihop UDP).
+ *
+ * The caller hands over the whole desired set of sessions (`setSessions`); the manager applies the
+ * diff: creates, re-parameterizes (Poll/Final) or removes sessions (announcing AdminDown). It
+ * routes received packets to sessions by discriminator (or by peer address while the remote does
+ * not know ours, RFC 5880 §6.8.6), runs every session's timers from ONE scheduler (a single
+ * setTimeout armed for the earliest deadline of all sessions), emits "up"/"down" events, and
+ * reports status with named, counted drop reasons. The protocol itself lives in fsm.ts (pure).
+ *
+ * @example
+ * const bfd = new BfdManager({});
+ * bfd.on("down", (key, diag) => bgp.setPeerEnabled(key, false));
+ * bfd.on("up", (key) => bgp.setPeerEnabled(key, true));
+ * await bfd.setSessions([{ key: "r1", peer: "10.0.0.1", multihop: false, profile: DEFAULT_PROFILE }]);
+ */
+
+import { canonicalIp, parseIp } from "../util/ip.ts";
+import { type AuthConfig, validateAuth } from "./auth.ts";
+import { type BfdState, DROP_REASONS, type DropReason, decodeControl, diagName } from "./codec.ts";
+import {
+  type Action,
+  detectionTimeMs,
+  newSession,
+  nextDeadline,
+  onPacket,
+  onTimer,
+  rxIntervalMs,
+  type Session,
+  type SessionParams,
+  type Step,
+  setAdminDown,
+  setParams,
+  txIntervalMs,
+} from "./fsm.ts";
+import { PORT_MULTIHOP, PORT_SINGLE_HOP, RxSocket, TxSocket } from "./io.ts";
+import { type BfdProfile, profileToParams, validateProfile } from "./profile.ts";
+
+export interface DesiredSession {
+  /** Caller's identity for the session (e.g. the BGPPeer name); events carry it. */
+  key: string;
+  peer: string;
+  local?: string;
+  ifname?: string;
+  multihop: boolean;
+  profile: BfdProfile;
+  auth?: AuthConfig;
+}
+
+export interface SessionStatus {
+  key: string;
+  peer: string;
+  local: string | null;
+  multihop: boolean;
+  state: BfdState;
+  remoteState: BfdState;
+  localDiscr: number;
+  remoteDiscr: number;
+  /** Current transmit interval before jitter, and the interval the remote transmits at. */
+  txIntervalMs: number;
+  rxIntervalMs: number;
+  detectionTimeMs: number;
+  detectMult: number;
+  remoteDetectMult: number;
+  lastDiag: string;
+  flaps: number;
+  upSince?: string;
+  pollActive: boolean;
+  srcPort: number | null;
+  packetsSent: number;
+  packetsReceived: number;
+}
+
+export interface BfdStatus {
+  sessions: SessionStatus[];
+  /** Received packets discarded, by reason (RFC 5880 §6.8.6 order). */
+  drops: Record<DropReason, number>;
+  timer: { fires: number; latenessP50Ms: number; latenessP99Ms: number; latenessMaxMs: number };
+}
+
+export type BfdEvent = "up" | "down";
+export type BfdListener = (key: string, diag: string) => void;
+export type BfdLog = (msg: string, fields?: Record<string, unknown>) => void;
+
+export interface BfdManagerOptions {
+  /** Monotonic milliseconds; default performance.now. */
+  now?: () => number;
+  random?: () => number;
+  log?: BfdLog;
+  /** Ports to use (tests may move them); defaults 3784 / 4784. */
+  singleHopPort?: number;
+  multihopPort?: number;
+}
+
+export class BfdConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid BFD sessions:\n${problems.join("\n")}`);
+  }
+}
+
+interface Entry {
+  desired: DesiredSession;
+  peer: string;
+  family: 4 | 6;
+  session: Session;
+  tx: TxSocket;
+  sent: number;
+  received: number;
+}
+
+function paramsOf(d: DesiredSession): SessionParams {
+  return d.auth ? { ...profileToParams(d.profile), auth: d.auth } : profileToParams(d.profile);
+}
+
+function sameEndpoint(a: DesiredSession, b: DesiredSession): boolean {
+  return a.peer === b.peer && a.local === b.local && a.ifname === b.ifname && a.multihop === b.multihop;
+}
+
+/** Validates a desired set; returns one message per problem (empty when it can be applied). */
+export function validateSessions(desired: DesiredSession[]): string[] {
+  const problems: string[] = [];
+  const keys = new Set<string>();
+  const endpoints = new Set<string>();
+  for (const d of desired) {
+    const at = `session ${JSON.stringify(d.key)}`;
+    if (!d.key) problems.push("session key must not be empty");
+    if (keys.has(d.key)) problems.push(`${at}: duplicate key`);
+    keys.add(d.key);
+    const peer = parseIp(d.peer);
+    if (!peer) problems.push(`${at}: peer: not an IP address: ${JSON.stringify(d.peer)}`);
+    if (d.local !== undefined) {
+      const local = parseIp(d.local);
+      if (!local) problems.push(`${at}: local: not an IP address: ${JSON.stringify(d.local)}`);
+      else if (peer && local.family !== peer.family) problems.push(`${at}: local and peer differ in family`);
+    }
+    if (peer) {
+      const ep = `${d.multihop ? "m" : "s"}/${canonicalIp(d.peer)}`;
+      if (endpoints.has(ep)) problems.push(`${at}: another session already runs to ${d.peer}`);
+      endpoints.add(ep);
+    }
+    for (const p of validateProfile(d.profile)) problems.push(`${at}: ${p}`);
+    if (d.auth) {
+      const a = validateAuth(d.auth);
+      if (a) problems.push(`${at}: ${a}`);
+    }
+  }
+  return problems;
+}
+
+export class BfdManager {
+  private readonly now: () => number;
+  private readonly random: () => number;
+  private readonly log: BfdLog;
+  private readonly ports: { single: number; multi: number };
+  private readonly entries = new Map<string, Entry>();
+  private readonly byDiscr = new Map<number, Entry>();
+  private readonly listeners: Record<BfdEvent, BfdListener[]> = { up: [], down: [] };
+  private readonly drops = Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as Record<DropReason, number>;
+  private rxSingle: RxSocket | null = null;
+  private rxMulti: RxSocket | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private armedFor: number | null = null;
+  private readonly lateness = new Float64Array(4096);
+  private fires = 0;
+  private chain: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(opts: BfdManagerOptions = {}) {
+    this.now = opts.now ?? (() => performance.now());
+    this.random = opts.random ?? Math.random;
+    this.log = opts.log ?? (() => {});
+    this.ports = { single: opts.singleHopPort ?? PORT_SINGLE_HOP, multi: opts.multihopPort ?? PORT_MULTIHOP };
+  }
+
+  on(event: BfdEvent, cb: BfdListener): void {
+    this.listeners[event].push(cb);
+  }
+
+  /**
+   * Declares the whole set of sessions. Invalid input throws BfdConfigError and changes nothing.
+   * Calls are serialized.
+   */
+  setSessions(desired: DesiredSession[]): Promise<void> {
+    const problems = validateSessions(desired);
+    if (problems.length > 0) return Promise.reject(new BfdConfigError(problems));
+    const run = this.chain.then(() => this.apply(desired));
+    this.chain = run.catch(() => {});
+    return run;
+  }
+
+  private async apply(desired: DesiredSession[]): Promise<void> {
+    if (this.closed) throw new Error("BfdManager is closed");
+    const want = new Map(desired.map((d) => [d.key, d]));
+    for (const [key, e] of this.entries) {
+      const d = want.get(key);
+      if (!d || !sameEndpoint(d, e.desired)) this.remove(e);
+    }
+    for (const d of desired) {
+      const e = this.entries.get(d.key);
+      if (e) {
+        if (JSON.stringify(e.desired) !== JSON.stringify(d)) {
+          e.desired = d;
+          this.apply1(e, setParams(e.session, paramsOf(d), this.now(), this.random()));
+        }
+        continue;
+      }
+      await this.add(d);
+    }
+    await this.syncRxSockets();
+    this.reschedule();
+  }
+
+  private async add(d: DesiredSession): Promise<void> {
+    const ip = parseIp(d.peer)!;
+    const tx = await TxSocket.open(ip.family, d.local, d.ifname);
+    let discr = 0;
+    while (discr === 0 || this.byDiscr.has(discr)) discr = Math.floor(this.random() * 0xffffffff) >>> 0;
+    const e: Entry = {
+      desired: d,
+      peer: canonicalIp(d.peer)!,
+      family: ip.family,
+      session: newSession(paramsOf(d), discr, this.now()),
+      tx,
+      sent: 0,
+      received: 0,
+    };
+    this.entries.set(d.key, e);
+    this.byDiscr.set(discr, e);
+    this.log("bfd session added", { key: d.key, peer: d.peer, multihop: d.multihop, srcPort: tx.srcPort });
+  }
+
+  /** Announces AdminDown to the peer once, then forgets the session. */
+  private remove(e: Entry): void {
+    this.apply1(e, setAdminDown(e.session, true, this.now(), this.random()));
+    e.tx.close();
+    this.entries.delete(e.desired.key);
+    this.byDiscr.delete(e.session.localDiscr);
+    this.log("bfd session removed", { key: e.desired.key });
+  }
+
+  private async syncRxSockets(): Promise<void> {
+    const all = [...this.entries.values()];
+    const single = all.some((e) => !e.desired.multihop);
+    const rules = all
+      .filter((e) => e.desired.multihop)
+      .map((e) => ({ peer: e.peer, minTtl: e.desired.profile.minimumTtl }));
+    if (single && !this.rxSingle) {
+      this.rxSingle = await RxSocket.open(this.ports.single, null, (b, from) => this.receive(b, from, false));
+    } else if (!single && this.rxSingle) {
+      this.rxSingle.close();
+      this.rxSingle = null;
+    }
+    if (rules.length > 0 && !this.rxMulti) {
+      this.rxMulti = await RxSocket.open(this.ports.multi, rules, (b, from) => this.receive(b, from, true));
+    } else if (rules.length > 0 && this.rxMulti) {
+      this.rxMulti.setRules(rules);
+    } else if (rules.length === 0 && this.rxMulti) {
+      this.rxMulti.close();
+      this.rxMulti = null;
+    }
+  }
+
+  private drop(reason: DropReason, from: string): void {
+    this.drops[reason]++;
+    this.log("bfd packet dropped", { reason, from });
+  }
+
+  /** RFC 5880 §6.8.6 reception: packet checks, session selection, then the FSM. */
+  private receive(payload: Uint8Array, from: string, multihop: boolean): void {
+    if (this.closed) return;
+    const d = decodeControl(payload);
+    if (!d.ok) {
+      this.drop(d.reason, from);
+      return;
+    }
+    const p = d.packet;
+    let e: Entry | undefined;
+    if (p.yourDiscr !== 0) {
+      e = this.byDiscr.get(p.yourDiscr);
+      if (!e || e.desired.multihop !== multihop) {
+        this.drop("UnknownYourDiscriminator", from);
+        return;
+      }
+    } else {
+      if (p.state !== "Down" && p.state !== "AdminDown") {
+        this.drop("ZeroYourDiscriminatorNotDown", from);
+        return;
+      }
+      const peer = canonicalIp(from);
+      for (const c of this.entries.values()) {
+        if (c.peer === peer && c.desired.multihop === multihop) e = c;
+      }
+      if (!e) {
+        this.drop("NoSessionForAddress", from);
+        return;
+      }
+    }
+    e.received++;
+    const step = onPacket(e.session, payload, p, this.now(), this.random());
+    if (step.drop) this.drop(step.drop, from);
+    this.apply1(e, step);
+    this.reschedule();
+  }
+
+  /** Stores the new session value and performs its actions. */
+  private apply1(e: Entry, step: Step): void {
+    e.session = step.session;
+    for (const a of step.actions) this.act(e, a);
+  }
+
+  private act(e: Entry, a: Action): void {
+    if (a.kind === "send") {
+      e.sent++;
+      try {
+        e.tx.send(a.bytes, e.desired.multihop ? this.ports.multi : this.ports.single, e.peer);
+      } catch (err) {
+        // No route or interface down: the peer will time us out; keep running.
+        this.log("bfd send failed", { key: e.desired.key, error: String(err) });
+      }
+      return;
+    }
+    const key = e.desired.key;
+    const diag = diagName(a.diag);
+    this.log("bfd session state", { key, from: a.from, to: a.to, diag });
+    if (a.to === "Up") for (const cb of this.listeners.up) cb(key, diag);
+    else if (a.from === "Up") for (const cb of this.listeners.down) cb(key, diag);
+  }
+
+  /** Arms the one timer for the earliest deadline of all sessions. */
+  private reschedule(): void {
+    if (this.closed) return;
+    let next = Number.POSITIVE_INFINITY;
+    for (const e of this.entries.values()) {
+      const d = nextDeadline(e.session);
+      if (d !== null && d < next) next = d;
+    }
+    if (next === this.armedFor) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.armedFor = null;
+    if (next === Number.POSITIVE_INFINITY) return;
+    this.armedFor = next;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, Math.ceil(next - this.now())));
+  }
+
+  private fire(): void {
+    this.timer = null;
+    const armed = this.armedFor;
+    this.armedFor = null;
+    const now = this.now();
+    if (armed !== null && now >= armed) {
+      this.lateness[this.fires % this.lateness.length] = now - armed;
+      this.fires++;
+    }
+    for (const e of [...this.entries.values()]) {
+      const d = nextDeadline(e.session);
+      if (d !== null && d <= now) this.apply1(e, onTimer(e.session, now, this.random()));
+    }
+    this.reschedule();
+  }
+
+  status(): BfdStatus {
+    const wallOffset = Date.now() - this.now();
+    const sessions = [...this.entries.values()].map((e): SessionStatus => {
+      const s = e.session;
+      const st: SessionStatus = {
+        key: e.desired.key,
+        peer: e.peer,
+        local: e.desired.local ?? null,
+        multihop: e.desired.multihop,
+        state: s.state,
+        remoteState: s.remoteState,
+        localDiscr: s.localDiscr,
+        remoteDiscr: s.remoteDiscr,
+        txIntervalMs: txIntervalMs(s),
+        rxIntervalMs: rxIntervalMs(s),
+        detectionTimeMs: detectionTimeMs(s),
+        detectMult: s.params.detectMult,
+        remoteDetectMult: s.remoteDetectMult,
+        lastDiag: diagName(s.lastDiag),
+        flaps: s.flaps,
+        pollActive: s.pollActive,
+        srcPort: e.tx.srcPort,
+        packetsSent: e.sent,
+        packetsReceived: e.received,
+      };
+      if (s.upSince !== null) st.upSince = new Date(wallOffset + s.upSince).toISOString();
+      return st;
+    });
+    const n = Math.min(this.fires, this.lateness.length);
+    const sorted = Array.from(this.lateness.subarray(0, n)).sort((a, b) => a - b);
+    const q = (f: number) => (n === 0 ? 0 : sorted[Math.min(n - 1, Math.floor(f * n))]!);
+    return {
+      sessions,
+      drops: { ...this.drops },
+      timer: {
+        fires: this.fires,
+        latenessP50Ms: q(0.5),
+        latenessP99Ms: q(0.99),
+        latenessMaxMs: n ? sorted[n - 1]! : 0,
+      },
+    };
+  }
+
+  /** Announces AdminDown on every session, closes every socket. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.chain;
+    for (const e of [...this.entries.values()]) this.remove(e);
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    this.rxSingle?.close();
+    this.rxMulti?.close();
+    this.rxSingle = null;
+    this.rxMulti = null;
+  }
+}
