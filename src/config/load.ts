@@ -9,7 +9,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
-import type { z } from "zod";
+import { z } from "zod";
 import { type AnyObject, KINDS, type Kind, SCHEMAS } from "./schemas.ts";
 
 export type PathKey = string | number;
@@ -57,7 +57,7 @@ export function jsonPointer(path: readonly PathKey[]): string {
 }
 
 export function formatProblem(p: Problem): string {
-  const who = p.kind ? `${p.kind}/${p.name ?? "<unnamed>"}: ` : "";
+  const who = p.kind ? `${p.kind}/${p.name || "<unnamed>"}: ` : "";
   return `${p.file}:${p.line}: ${who}${p.field}: ${p.message}`;
 }
 
@@ -98,12 +98,26 @@ function lineOfNode(node: Node | null, lc: LineCounter, fallback: number): numbe
   return off === undefined ? fallback : lc.linePos(off).line;
 }
 
+const EXPECTED: Record<string, string> = {
+  object: "a mapping",
+  array: "a list",
+  int: "an integer",
+  record: "a mapping",
+};
+
 /** Turns a zod issue into a message a person can act on. */
 function issueMessage(iss: z.core.$ZodIssue): string {
   switch (iss.code) {
-    case "invalid_type":
+    case "invalid_type": {
       if (iss.input === undefined) return "is required";
-      return `must be ${iss.expected === "object" ? "a mapping" : iss.expected === "array" ? "a list" : `a ${iss.expected}`}, not ${describe(iss.input)}`;
+      const custom = iss.message?.startsWith("must") ? iss.message : undefined;
+      const want = custom ?? `must be ${EXPECTED[iss.expected] ?? `a ${iss.expected}`}`;
+      const quote =
+        iss.expected === "string" && (typeof iss.input === "number" || typeof iss.input === "boolean")
+          ? " (put it in quotes)"
+          : "";
+      return `${want}, not ${describe(iss.input)}${quote}`;
+    }
     case "invalid_value":
       return iss.values.length === 1
         ? `must be ${JSON.stringify(iss.values[0])}`
@@ -134,6 +148,65 @@ function asRecord(v: unknown): Record<string, unknown> | null {
   return typeof v === "object" && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }
 
+/** The object schema at `path` inside `schema` (through optional, default and list), if any. */
+function objectSchemaAt(schema: z.ZodType, path: readonly PathKey[]): z.ZodObject | undefined {
+  const unwrap = (t: z.ZodType): z.ZodType =>
+    t instanceof z.ZodOptional || t instanceof z.ZodDefault || t instanceof z.ZodNullable
+      ? unwrap(t.unwrap() as z.ZodType)
+      : t;
+  let cur: z.ZodType | undefined = schema;
+  for (const k of path) {
+    if (cur === undefined) return undefined;
+    cur = unwrap(cur);
+    if (cur instanceof z.ZodObject && typeof k === "string") cur = cur.shape[k] as z.ZodType | undefined;
+    else if (cur instanceof z.ZodArray && typeof k === "number") cur = cur.element as z.ZodType;
+    else return undefined;
+  }
+  const last = cur === undefined ? undefined : unwrap(cur);
+  return last instanceof z.ZodObject ? last : undefined;
+}
+
+/** Levenshtein distance, ignoring case (for "did you mean"). */
+function distance(a: string, b: string): number {
+  const x = a.toLowerCase();
+  const y = b.toLowerCase();
+  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= y.length; j++)
+      row.push(
+        Math.min(
+          (prev[j] ?? 0) + 1,
+          (row[j - 1] ?? 0) + 1,
+          (prev[j - 1] ?? 0) + (x[i - 1] === y[j - 1] ? 0 : 1),
+        ),
+      );
+    prev = row;
+  }
+  return prev[y.length] ?? 0;
+}
+
+/** "unknown field", with the closest known field or the list of known ones. */
+function unknownFieldMessage(schema: z.ZodType, parent: readonly PathKey[], key: string): string {
+  const obj = objectSchemaAt(schema, parent);
+  if (obj === undefined) return "unknown field";
+  const known = Object.keys(obj.shape);
+  const best = known
+    .map((k) => ({ k, d: distance(k, key) }))
+    .sort((a, b) => a.d - b.d)
+    .find((c) => c.d <= Math.max(1, Math.floor(key.length / 4)) || c.k.toLowerCase() === key.toLowerCase());
+  return best
+    ? `unknown field; did you mean "${best.k}"?`
+    : `unknown field (${fieldPath(parent) === "-" ? "a manifest" : fieldPath(parent)} takes ${known.join(", ")})`;
+}
+
+/** The key that starts at `pos` (a duplicate key reported by the YAML parser). */
+function duplicateKeyAt(text: string, pos: number): string | undefined {
+  const end = text.indexOf("\n", pos);
+  const m = /^(?:"([^"]*)"|'([^']*)'|([^:#\n]+?))\s*:/.exec(text.slice(pos, end < 0 ? undefined : end));
+  return m ? (m[1] ?? m[2] ?? m[3]) : undefined;
+}
+
 /** Parses and validates one file's text. `file` is only used in messages. */
 export function loadText(text: string, file: string): LoadResult {
   const lc = new LineCounter();
@@ -145,11 +218,15 @@ export function loadText(text: string, file: string): LoadResult {
     const startLine = lineOfNode((doc.contents as Node | null) ?? null, lc, 1);
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
+        const dup = e.code === "DUPLICATE_KEY" ? duplicateKeyAt(text, e.pos[0]) : undefined;
         problems.push({
           file,
           line: e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line,
           field: "-",
-          message: `YAML syntax: ${e.message.split("\n")[0]}`,
+          message:
+            dup === undefined
+              ? `YAML syntax: ${e.message.split("\n")[0]}`
+              : `YAML syntax: key "${dup}" appears twice in the same mapping; keep one`,
           pointer: "",
           doc: di,
         });
@@ -182,7 +259,10 @@ export function loadText(text: string, file: string): LoadResult {
     const name =
       typeof asRecord(rec.metadata)?.name === "string" ? (asRecord(rec.metadata)?.name as string) : undefined;
     if (typeof kind !== "string") {
-      push(["kind"], kind === undefined ? "is required" : "must be a string");
+      push(
+        ["kind"],
+        `${kind === undefined ? "is required" : `must be a string, not ${describe(kind)}`} (vipd reads ${KINDS.join(", ")})`,
+      );
       return;
     }
     if (!(KINDS as string[]).includes(kind)) {
@@ -190,12 +270,13 @@ export function loadText(text: string, file: string): LoadResult {
       return;
     }
     const k = kind as Kind;
-    const res = (SCHEMAS[k] as z.ZodType).safeParse(data);
+    const res = (SCHEMAS[k] as z.ZodType).safeParse(data, { reportInput: true });
     if (!res.success) {
       for (const iss of res.error.issues) {
         const path = iss.path.filter((p): p is PathKey => typeof p !== "symbol");
         if (iss.code === "unrecognized_keys") {
-          for (const key of iss.keys) push([...path, key], "unknown field", k, name);
+          for (const key of iss.keys)
+            push([...path, key], unknownFieldMessage(SCHEMAS[k] as z.ZodType, path, key), k, name);
         } else {
           push(path, issueMessage(iss), k, name);
         }

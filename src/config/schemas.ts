@@ -21,8 +21,8 @@ const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)
 
 export const Name = z
   .string()
-  .min(1, "must not be empty")
-  .max(253, "must be at most 253 characters")
+  .min(1, { message: "must not be empty", abort: true })
+  .max(253, { message: "must be at most 253 characters", abort: true })
   .regex(DNS1123, "must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.')");
 
 const LabelMap = z.record(z.string(), z.string());
@@ -527,6 +527,11 @@ export const NodeSettingsSpec = z
     localDelivery: z.boolean().default(false),
     /** Handle only Services with this loadBalancerClass (unset: classless Services). */
     loadBalancerClass: z.string().min(1).optional(),
+    /**
+     * The other vipd nodes of this site (appliance mode), for the per-VIP layer-2 election. This
+     * node is always a member; with no members listed it owns every VIP it is eligible for.
+     */
+    members: z.array(z.object({ name: Name, labels: LabelMap.default({}) }).strict()).default([]),
   })
   .strict();
 
@@ -540,6 +545,7 @@ export const NodeSettings = z
       interfaces: [],
       api: { listen: "127.0.0.1:7473", tokens: [], metricsOpen: true },
       localDelivery: false,
+      members: [],
     }),
   })
   .strict();
