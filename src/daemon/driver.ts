@@ -1,0 +1,32 @@
+/**
+ * The one small interface every driver implements. A driver receives the whole desired plan
+ * and applies the difference from what it applied last (or found in the kernel at start), so a
+ * restart re-derives the plan and converges without churn. Drivers never decide policy.
+ */
+
+import type { BfdSessionView, BgpPeerView, L2View, MetricFamily, XdpView } from "../api/runtime.ts";
+import type { Plan } from "./plan.ts";
+
+export interface DriverHealth {
+  name: string;
+  healthy: boolean;
+  detail?: string | undefined;
+}
+
+/** What a driver can show through the API; each driver fills in only what it knows. */
+export interface DriverViews {
+  l2?(): L2View[];
+  bgpPeers?(): BgpPeerView[];
+  bfdSessions?(): BfdSessionView[];
+  xdp?(): XdpView;
+  metrics?(): MetricFamily[];
+}
+
+export interface Driver extends DriverViews {
+  readonly name: string;
+  /** Applies the difference between the last applied plan and `plan`. May throw; the daemon logs it. */
+  apply(plan: Plan): Promise<void>;
+  health(): DriverHealth;
+  /** Stops timers and sockets. Leaves kernel state that must survive a restart in place. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,184 @@
+/**
+ * The announcement planner: from the validated config, the allocator's assignments and who this
+ * node is, decide what this node announces — which VIPs it answers ARP/NDP for on which
+ * interfaces (layer 2), and which prefixes go to which BGP peer with which attributes.
+ *
+ * Pure: values in, a Plan out. Drivers apply the difference between two plans.
+ *
+ * Layer-2 ownership follows MetalLB: among the eligible nodes (matching the L2Advertisement's
+ * nodeSelectors), order by preferredNodeSelectors weight (highest first), then by
+ * sha256(node + "#" + ip); the first one announces. A dual-stack Service follows its first IP.
+ */
+
+import { createHash } from "node:crypto";
+import type { Config } from "../config/index.ts";
+import { parseCommunity } from "../config/schemas.ts";
+import { anySelectorMatches, selectorMatches } from "../config/selector.ts";
+import { advertisedPools, isEbgp, serviceKey } from "../config/validate.ts";
+import { formatIp, maskOf, parseIp } from "../util/ip.ts";
+
+export interface NodeInfo {
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** What the allocator decided for one Service (the planner needs only this). */
+export interface PlannedAssignment {
+  key: string;
+  pool: string;
+  ips: readonly string[];
+}
+
+export interface L2Entry {
+  ip: string;
+  /** Interfaces to answer on; empty means every interface vipd manages on this node. */
+  interfaces: string[];
+  services: string[];
+  /** The winning node; this node's plan lists only VIPs it owns, but candidates are shown. */
+  owner: string;
+  candidates: string[];
+}
+
+export interface BgpRoute {
+  peer: string;
+  prefix: string;
+  localPref?: number | undefined;
+  communities: string[];
+  largeCommunities: string[];
+  services: string[];
+}
+
+export interface Plan {
+  node: string;
+  /** VIPs this node answers for. */
+  l2: L2Entry[];
+  /** VIPs another node answers for (for visibility only). */
+  l2Elsewhere: L2Entry[];
+  /** BGPPeer names this node should have sessions with. */
+  peers: string[];
+  routes: BgpRoute[];
+}
+
+export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [] };
+
+/** sha256(node + "#" + ip) as hex: the MetalLB tie-break order. */
+export function electionHash(node: string, ip: string): string {
+  return createHash("sha256").update(`${node}#${ip}`).digest("hex");
+}
+
+/** Orders candidate nodes for a VIP: preference weight (desc), then hash (asc). */
+export function orderCandidates(
+  ip: string,
+  nodes: readonly NodeInfo[],
+  preferred: readonly { weight: number; preference: Parameters<typeof selectorMatches>[0] }[] = [],
+): string[] {
+  const weight = (n: NodeInfo) =>
+    preferred.reduce((w, p) => (selectorMatches(p.preference, n.labels) ? w + p.weight : w), 0);
+  return [...nodes]
+    .map((n) => ({ n: n.name, w: weight(n), h: electionHash(n.name, ip) }))
+    .sort((a, b) => b.w - a.w || (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))
+    .map((x) => x.n);
+}
+
+function serviceLabels(config: Config, key: string): Record<string, string> | undefined {
+  return config.services.find((s) => serviceKey(s) === key)?.metadata.labels;
+}
+
+/** Computes this node's plan. `members` are all live nodes of the site, this node included. */
+export function computePlan(
+  config: Config,
+  assignments: readonly PlannedAssignment[],
+  self: NodeInfo,
+  members: readonly NodeInfo[] = [self],
+): Plan {
+  const all = members.some((m) => m.name === self.name) ? members : [...members, self];
+  const poolsByName = new Map(config.pools.map((p) => [p.metadata.name, p]));
+  const l2Mine = new Map<string, L2Entry>();
+  const l2Other = new Map<string, L2Entry>();
+
+  // Layer 2: every advertisement that covers the Service's pool and selects the Service.
+  for (const a of [...assignments].sort((x, y) => (x.key < y.key ? -1 : 1))) {
+    const pool = poolsByName.get(a.pool);
+    if (!pool || a.ips.length === 0) continue;
+    const labels = serviceLabels(config, a.key);
+    const ads = config.l2Advertisements.filter(
+      (ad) =>
+        advertisedPools(ad.spec, [pool]).length > 0 && anySelectorMatches(ad.spec.serviceSelectors, labels),
+    );
+    if (ads.length === 0) continue;
+    const eligible = all.filter((n) => ads.some((ad) => anySelectorMatches(ad.spec.nodeSelectors, n.labels)));
+    if (eligible.length === 0) continue;
+    const preferred = ads.flatMap((ad) => ad.spec.preferredNodeSelectors ?? []);
+    // A dual-stack Service follows its first IP.
+    const order = orderCandidates(a.ips[0] as string, eligible, preferred);
+    const owner = order[0] as string;
+    const mineAds = ads.filter((ad) => anySelectorMatches(ad.spec.nodeSelectors, self.labels));
+    const ifaces = mineAds.some((ad) => (ad.spec.interfaces ?? []).length === 0)
+      ? []
+      : [...new Set(mineAds.flatMap((ad) => ad.spec.interfaces ?? []))].sort();
+    for (const ip of a.ips) {
+      const target = owner === self.name ? l2Mine : l2Other;
+      const e = target.get(ip) ?? { ip, interfaces: ifaces, services: [], owner, candidates: order };
+      e.services.push(a.key);
+      target.set(ip, e);
+    }
+  }
+
+  // BGP: peers that select this node; routes per advertisement that selects this node.
+  const myPeers = config.peers.filter((p) => anySelectorMatches(p.spec.nodeSelectors, self.labels));
+  const aliases = new Map(
+    config.communities.flatMap((c) => c.spec.communities.map((x) => [x.name, x.value])),
+  );
+  const routes = new Map<string, BgpRoute>();
+  for (const ad of config.bgpAdvertisements) {
+    if (!anySelectorMatches(ad.spec.nodeSelectors, self.labels)) continue;
+    const targetPeers = myPeers.filter(
+      (p) => (ad.spec.peers ?? []).length === 0 || ad.spec.peers?.includes(p.metadata.name),
+    );
+    const pools = new Set(advertisedPools(ad.spec, config.pools).map((p) => p.metadata.name));
+    const comms = (ad.spec.communities ?? []).map((c) => aliases.get(c) ?? c);
+    const standard = comms.filter((c) => parseCommunity(c)?.kind === "standard");
+    const large = comms
+      .filter((c) => parseCommunity(c)?.kind === "large")
+      .map((c) => c.slice("large:".length));
+    for (const a of assignments) {
+      if (!pools.has(a.pool)) continue;
+      if (!anySelectorMatches(ad.spec.serviceSelectors, serviceLabels(config, a.key))) continue;
+      for (const ipText of a.ips) {
+        const ip = parseIp(ipText);
+        if (!ip) continue;
+        const len = ip.family === 4 ? ad.spec.aggregationLength : ad.spec.aggregationLengthV6;
+        const prefix = `${formatIp({ family: ip.family, value: ip.value & maskOf(ip.family, len) })}/${len}`;
+        for (const p of targetPeers) {
+          const id = `${p.metadata.name}|${prefix}`;
+          const r = routes.get(id) ?? {
+            peer: p.metadata.name,
+            prefix,
+            localPref: undefined,
+            communities: [],
+            largeCommunities: [],
+            services: [],
+          };
+          // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
+          if (ad.spec.localPref !== undefined && !isEbgp(p))
+            r.localPref = Math.max(r.localPref ?? 0, ad.spec.localPref);
+          r.communities = [...new Set([...r.communities, ...standard])].sort();
+          r.largeCommunities = [...new Set([...r.largeCommunities, ...large])].sort();
+          if (!r.services.includes(a.key)) r.services.push(a.key);
+          routes.set(id, r);
+        }
+      }
+    }
+  }
+
+  const byIp = (x: L2Entry, y: L2Entry) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0);
+  return {
+    node: self.name,
+    l2: [...l2Mine.values()].sort(byIp),
+    l2Elsewhere: [...l2Other.values()].sort(byIp),
+    peers: myPeers.map((p) => p.metadata.name).sort(),
+    routes: [...routes.values()].sort((x, y) =>
+      x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
+    ),
+  };
+}
