@@ -1,0 +1,208 @@
+/**
+ * `/metrics`: Prometheus text exposition (format 0.0.4) through prom-client, with one Registry
+ * per app instance (never the global one, so two apps in one process do not mix).
+ *
+ * The API's own families (requests, auth failures) are counted as requests pass; allocator and
+ * status gauges are read from the runtime at scrape time; the runtime may add its own families
+ * (`ApiRuntime.metrics`), checked against Prometheus naming rules: `vipd_` prefix, base units,
+ * `_total` only on counters. A family breaking them is left out and logged, never half-exported.
+ */
+
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import type { Logger } from "../util/log.ts";
+import type { ApiRuntime, MetricFamily } from "./runtime.ts";
+
+export const API_METRIC_NAMES = [
+  "vipd_api_requests_total",
+  "vipd_api_request_duration_seconds",
+  "vipd_api_auth_failures_total",
+  "vipd_api_metric_families_rejected_total",
+  "vipd_build_info",
+  "vipd_start_time_seconds",
+  "vipd_ready",
+  "vipd_config_generation",
+  "vipd_driver_healthy",
+  "vipd_pool_addresses_assigned",
+  "vipd_pool_addresses_available",
+] as const;
+
+const NAME_RE = /^vipd_[a-z0-9_]+$/;
+const LABEL_RE = /^[a-z_][a-z0-9_]*$/;
+
+/** Why a runtime family is refused, or null when it is fine. */
+export function familyProblem(f: MetricFamily, taken: ReadonlySet<string>): string | null {
+  if (!NAME_RE.test(f.name)) return "name must match ^vipd_[a-z0-9_]+$";
+  if (taken.has(f.name)) return "name already exported";
+  if (f.type !== "counter" && f.type !== "gauge") return "type must be counter or gauge";
+  if (f.type === "counter" && !f.name.endsWith("_total")) return "counter name must end in _total";
+  if (f.type === "gauge" && f.name.endsWith("_total")) return "gauge name must not end in _total";
+  if (typeof f.help !== "string" || f.help.trim() === "") return "help is required";
+  for (const s of f.samples) {
+    if (typeof s.value !== "number" || Number.isNaN(s.value)) return "sample value must be a number";
+    if (f.type === "counter" && !(s.value >= 0)) return "counter value must be >= 0";
+    for (const [k, v] of Object.entries(s.labels ?? {})) {
+      if (!LABEL_RE.test(k) || k.startsWith("__")) return `bad label name ${JSON.stringify(k)}`;
+      if (typeof v !== "string") return `label ${k} must be a string`;
+    }
+  }
+  return null;
+}
+
+/** A family whose values are replaced wholesale on every scrape (prom-client's metric shape). */
+class SnapshotFamily {
+  values: { labels: Record<string, string>; value: number }[] = [];
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    readonly type: "counter" | "gauge",
+  ) {}
+  get() {
+    return { name: this.name, help: this.help, type: this.type, values: this.values, aggregator: "sum" };
+  }
+  reset(): void {
+    this.values = [];
+  }
+}
+
+export interface ApiMetrics {
+  registry: Registry;
+  observeRequest(method: string, route: string, code: number, seconds: number): void;
+  authFailure(reason: string): void;
+  /** Refreshes the scrape-time families from the runtime, then renders the text format. */
+  render(runtime: ApiRuntime): Promise<string>;
+}
+
+export function createApiMetrics(log: Logger): ApiMetrics {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: "vipd_api_requests_total",
+    help: "HTTP API requests by method, route template and status code",
+    labelNames: ["method", "route", "code"],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "vipd_api_request_duration_seconds",
+    help: "HTTP API request handling time",
+    labelNames: ["route"],
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: "vipd_api_auth_failures_total",
+    help: "Requests refused by authentication or authorization, by reason",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: "vipd_api_metric_families_rejected_total",
+    help: "Metric families from the runtime left out for breaking naming rules",
+    registers: [registry],
+  });
+  const buildInfo = new Gauge({
+    name: "vipd_build_info",
+    help: "Always 1; labels carry the version and node name",
+    labelNames: ["version", "node"],
+    registers: [registry],
+  });
+  const startTime = new Gauge({
+    name: "vipd_start_time_seconds",
+    help: "Process start time, seconds since the Unix epoch",
+    registers: [registry],
+  });
+  const ready = new Gauge({
+    name: "vipd_ready",
+    help: "1 when configuration is loaded and every driver is healthy",
+    registers: [registry],
+  });
+  const generation = new Gauge({
+    name: "vipd_config_generation",
+    help: "Generation of the applied configuration",
+    registers: [registry],
+  });
+  const driverHealthy = new Gauge({
+    name: "vipd_driver_healthy",
+    help: "1 when the driver reports healthy",
+    labelNames: ["driver"],
+    registers: [registry],
+  });
+  const assigned = new Gauge({
+    name: "vipd_pool_addresses_assigned",
+    help: "Addresses of the pool assigned to services, per family",
+    labelNames: ["pool", "family"],
+    registers: [registry],
+  });
+  const available = new Gauge({
+    name: "vipd_pool_addresses_available",
+    help: "Addresses of the pool still free, per family",
+    labelNames: ["pool", "family"],
+    registers: [registry],
+  });
+  const taken = new Set<string>(API_METRIC_NAMES);
+  const dynamic = new Map<string, SnapshotFamily>();
+  const warned = new Set<string>();
+
+  async function refresh(runtime: ApiRuntime): Promise<void> {
+    const st = await runtime.status();
+    buildInfo.reset();
+    buildInfo.set({ version: st.version, node: st.node }, 1);
+    const started = Date.parse(st.startedAt);
+    if (Number.isFinite(started)) startTime.set(started / 1000);
+    ready.set(st.ready && st.drivers.every((d) => d.healthy) ? 1 : 0);
+    generation.set(st.configGeneration);
+    driverHealthy.reset();
+    for (const d of st.drivers) driverHealthy.set({ driver: d.name }, d.healthy ? 1 : 0);
+
+    assigned.reset();
+    available.reset();
+    for (const p of await runtime.pools()) {
+      for (const f of p.families) {
+        // Prometheus values are float64: a /64's count is exact to 53 bits, which is plenty.
+        assigned.set({ pool: p.name, family: f.family }, Number(f.assigned));
+        available.set({ pool: p.name, family: f.family }, Number(f.available));
+      }
+    }
+
+    const seen = new Set<string>();
+    for (const f of (await runtime.metrics?.()) ?? []) {
+      const problem = seen.has(f.name) ? "family reported twice" : familyProblem(f, taken);
+      if (problem !== null) {
+        rejected.inc();
+        if (!warned.has(f.name)) {
+          warned.add(f.name);
+          log.warn("metric family left out", { family: f.name, problem });
+        }
+        continue;
+      }
+      seen.add(f.name);
+      let fam = dynamic.get(f.name);
+      if (fam === undefined || fam.type !== f.type || fam.help !== f.help) {
+        if (fam) registry.removeSingleMetric(f.name);
+        fam = new SnapshotFamily(f.name, f.help, f.type);
+        dynamic.set(f.name, fam);
+        registry.registerMetric(fam as unknown as Gauge);
+      }
+      fam.values = f.samples.map((s) => ({ labels: { ...(s.labels ?? {}) }, value: s.value }));
+    }
+    for (const name of [...dynamic.keys()]) {
+      if (!seen.has(name)) {
+        registry.removeSingleMetric(name);
+        dynamic.delete(name);
+      }
+    }
+  }
+
+  return {
+    registry,
+    observeRequest(method, route, code, seconds) {
+      requests.inc({ method, route, code: String(code) });
+      duration.observe({ route }, seconds);
+    },
+    authFailure(reason) {
+      authFailures.inc({ reason });
+    },
+    async render(runtime) {
+      await refresh(runtime);
+      return registry.metrics();
+    },
+  };
+}

@@ -1,0 +1,238 @@
+/**
+ * The API's routes as data: OpenAPI route definitions (from the zod schemas) plus the access
+ * table (who may call what, and what it produces) that the gatekeeping middleware reads. One
+ * table serves 404, 405 + Allow, authentication, authorization and 406, so a route cannot be
+ * added without saying who may use it.
+ */
+
+import { createRoute, z } from "@hono/zod-openapi";
+import type { Role } from "./auth.ts";
+import {
+  ApplyResult,
+  BfdSessionList,
+  BgpPeerList,
+  ConfigView,
+  ErrorBody,
+  InvalidConfigBody,
+  L2List,
+  Liveness,
+  PoolList,
+  Readiness,
+  ServiceList,
+  StatusSummary,
+  ValidateResult,
+  XdpView,
+} from "./schemas.ts";
+
+export const API_PREFIX = "/api/v1";
+
+/** The media types a manifest set may be sent as. */
+export const YAML_TYPES = ["application/yaml", "text/yaml", "application/x-yaml"] as const;
+
+const errorResponse = (description: string) => ({
+  description,
+  content: { "application/json": { schema: ErrorBody } },
+});
+const readErrors = {
+  401: errorResponse("Missing or unknown bearer token"),
+  406: errorResponse("The Accept header excludes application/json"),
+};
+const adminErrors = { ...readErrors, 403: errorResponse("The token's role is not admin") };
+const bodyErrors = {
+  400: errorResponse("The body is not UTF-8 text"),
+  413: errorResponse("The body exceeds the size limit"),
+  415: errorResponse("Content-Type is not application/yaml, text/yaml or application/x-yaml (UTF-8)"),
+};
+const security = [{ bearerAuth: [] }];
+const jsonOk = <T extends z.ZodType>(schema: T, description: string) => ({
+  description,
+  content: { "application/json": { schema } },
+});
+const yamlBody = {
+  required: true,
+  description: "The whole manifest set: multi-document YAML (MetalLB resources, Services, node settings)",
+  content: Object.fromEntries(YAML_TYPES.map((t) => [t, { schema: z.string() }])),
+};
+
+function listRoute<T extends z.ZodType>(path: string, schema: T, summary: string) {
+  return createRoute({
+    method: "get",
+    path: `${API_PREFIX}${path}`,
+    summary,
+    tags: ["state"],
+    security,
+    responses: { 200: jsonOk(schema, summary), ...readErrors },
+  });
+}
+
+export const routes = {
+  livez: createRoute({
+    method: "get",
+    path: "/livez",
+    summary: "Liveness: the process is serving requests",
+    tags: ["health"],
+    responses: { 200: jsonOk(Liveness, "Alive") },
+  }),
+  healthz: createRoute({
+    method: "get",
+    path: "/healthz",
+    summary: "Alias of /livez",
+    tags: ["health"],
+    responses: { 200: jsonOk(Liveness, "Alive") },
+  }),
+  readyz: createRoute({
+    method: "get",
+    path: "/readyz",
+    summary: "Readiness: configuration loaded and every driver healthy",
+    tags: ["health"],
+    responses: { 200: jsonOk(Readiness, "Ready"), 503: jsonOk(Readiness, "Not ready, with the reasons") },
+  }),
+  metrics: createRoute({
+    method: "get",
+    path: "/metrics",
+    summary: "Prometheus text exposition (open or bearer-protected, as configured)",
+    tags: ["health"],
+    responses: {
+      200: { description: "Metrics", content: { "text/plain": { schema: z.string() } } },
+      401: errorResponse("Missing or unknown bearer token (when metrics are protected)"),
+    },
+  }),
+  status: createRoute({
+    method: "get",
+    path: `${API_PREFIX}/status`,
+    summary: "Node, version, uptime, configuration generation and driver health",
+    tags: ["state"],
+    security,
+    responses: { 200: jsonOk(StatusSummary, "Status summary"), ...readErrors },
+  }),
+  services: listRoute("/services", ServiceList, "Services with their addresses, or why they have none"),
+  pools: listRoute("/pools", PoolList, "Address pools with their usage per family"),
+  l2: listRoute("/l2/announcements", L2List, "Layer-2 announcements: VIP, owner node, interface, MAC"),
+  bgpPeers: listRoute("/bgp/peers", BgpPeerList, "BGP peers: state, uptime, prefixes, last error"),
+  bfdSessions: listRoute("/bfd/sessions", BfdSessionList, "BFD sessions"),
+  xdp: createRoute({
+    method: "get",
+    path: `${API_PREFIX}/xdp`,
+    summary: "XDP attachment mode and counters per interface",
+    tags: ["state"],
+    security,
+    responses: { 200: jsonOk(XdpView, "XDP state"), ...readErrors },
+  }),
+  getConfig: createRoute({
+    method: "get",
+    path: `${API_PREFIX}/config`,
+    summary: "The applied manifest set (admin: manifests may hold BGP passwords)",
+    description:
+      "JSON by default; the raw YAML when Accept prefers application/yaml. The ETag header " +
+      "carries the entity tag to send back in If-Match. If-None-Match gives 304.",
+    tags: ["config"],
+    security,
+    responses: {
+      200: {
+        description: "The manifest set",
+        content: { "application/json": { schema: ConfigView }, "application/yaml": { schema: z.string() } },
+      },
+      304: { description: "Not modified (If-None-Match matched)" },
+      ...adminErrors,
+    },
+  }),
+  putConfig: createRoute({
+    method: "put",
+    path: `${API_PREFIX}/config`,
+    summary: "Replace the whole manifest set, atomically",
+    description:
+      "Validated first; applied whole or not at all. If-Match with the current ETag is required " +
+      "(428 without it, 412 when stale).",
+    tags: ["config"],
+    security,
+    request: {
+      headers: z.object({
+        "if-match": z
+          .string()
+          .optional()
+          .openapi({ description: "Required: the ETag from GET (428 without)" }),
+      }),
+      body: yamlBody,
+    },
+    responses: {
+      200: jsonOk(ApplyResult, "Applied; the new ETag"),
+      ...adminErrors,
+      ...bodyErrors,
+      400: {
+        description: "Invalid manifests (or not UTF-8)",
+        content: { "application/json": { schema: InvalidConfigBody } },
+      },
+      412: errorResponse("If-Match does not match the current ETag"),
+      428: errorResponse("If-Match is missing"),
+    },
+  }),
+  validateConfig: createRoute({
+    method: "post",
+    path: `${API_PREFIX}/config/validate`,
+    summary: "Dry run: the problems a manifest set would be rejected for",
+    description: "200 whether or not the set is valid; `valid` and `problems` say which. Changes nothing.",
+    tags: ["config"],
+    security,
+    request: { body: yamlBody },
+    responses: { 200: jsonOk(ValidateResult, "Validation result"), ...readErrors, ...bodyErrors },
+  }),
+} as const;
+
+/** Who may call a route: nobody in particular, a token of a role, or as `/metrics` is set up. */
+export type Access = "open" | Role | "metrics";
+/** What a route answers with; only "json" routes refuse an Accept header without JSON (406). */
+export type Produces = "json" | "json-or-yaml" | "html" | "text";
+
+export interface RouteRule {
+  method: "GET" | "PUT" | "POST";
+  path: string;
+  access: Access;
+  produces: Produces;
+}
+
+const rule = (r: { method: string; path: string }, access: Access, produces: Produces): RouteRule => ({
+  method: r.method.toUpperCase() as RouteRule["method"],
+  path: r.path,
+  access,
+  produces,
+});
+
+export const RULES: readonly RouteRule[] = [
+  rule(routes.livez, "open", "json"),
+  rule(routes.healthz, "open", "json"),
+  rule(routes.readyz, "open", "json"),
+  rule(routes.metrics, "metrics", "text"),
+  rule(routes.status, "read", "json"),
+  rule(routes.services, "read", "json"),
+  rule(routes.pools, "read", "json"),
+  rule(routes.l2, "read", "json"),
+  rule(routes.bgpPeers, "read", "json"),
+  rule(routes.bfdSessions, "read", "json"),
+  rule(routes.xdp, "read", "json"),
+  rule(routes.getConfig, "admin", "json-or-yaml"),
+  rule(routes.putConfig, "admin", "json"),
+  rule(routes.validateConfig, "read", "json"),
+  // Static pages: shells with no data in them; every byte of state comes from the JSON API.
+  { method: "GET", path: "/", access: "open", produces: "html" },
+  { method: "GET", path: "/docs", access: "open", produces: "html" },
+  { method: "GET", path: "/openapi.json", access: "read", produces: "json" },
+];
+
+const BY_PATH = new Map<string, RouteRule[]>();
+for (const r of RULES) BY_PATH.set(r.path, [...(BY_PATH.get(r.path) ?? []), r]);
+
+export type Lookup =
+  | { kind: "found"; rule: RouteRule }
+  | { kind: "notFound" }
+  | { kind: "methodNotAllowed"; allow: string[] };
+
+/** Finds the rule for a request; HEAD is served as GET, OPTIONS only lists what is allowed. */
+export function lookupRoute(method: string, path: string): Lookup {
+  const rules = BY_PATH.get(path);
+  if (rules === undefined) return { kind: "notFound" };
+  const m = method === "HEAD" ? "GET" : method;
+  const hit = rules.find((r) => r.method === m);
+  if (hit) return { kind: "found", rule: hit };
+  const allow = rules.flatMap((r) => (r.method === "GET" ? ["GET", "HEAD"] : [r.method]));
+  return { kind: "methodNotAllowed", allow };
+}

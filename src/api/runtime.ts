@@ -1,0 +1,65 @@
+/**
+ * The interface between the HTTP API and the rest of vipd. The API knows nothing about drivers:
+ * `vipd run` hands `createApp` an object implementing `ApiRuntime`, and every byte of state the
+ * API shows comes from it. Lists a driver has not filled in yet are empty, never invented.
+ *
+ * Every method may return a value or a promise of one. `applyConfig` must be atomic: it either
+ * applies the whole manifest set and returns its new ETag, or changes nothing and returns the
+ * problems. The app calls `applyConfig` (and the preceding ETag check) one request at a time.
+ */
+
+import type {
+  BfdSessionViewT,
+  BgpPeerViewT,
+  L2ViewT,
+  PoolViewT,
+  ProblemT,
+  ServiceViewT,
+  StatusSummaryT,
+  XdpViewT,
+} from "./schemas.ts";
+
+export type MaybePromise<T> = T | Promise<T>;
+
+export type StatusSummary = StatusSummaryT;
+export type ServiceView = ServiceViewT;
+export type PoolView = PoolViewT;
+export type L2View = L2ViewT;
+export type BgpPeerView = BgpPeerViewT;
+export type BfdSessionView = BfdSessionViewT;
+export type XdpView = XdpViewT;
+export type Problem = ProblemT;
+
+export type ApplyOutcome = { ok: true; etag: string } | { ok: false; problems: Problem[] };
+
+/**
+ * One metric family the runtime contributes to `/metrics`, as a snapshot taken at scrape time.
+ * Rules (a family breaking them is left out and logged): the name matches
+ * `^vipd_[a-z0-9_]+$`, counters end in `_total` and gauges do not, values are in base units
+ * (seconds, bytes), label names match `^[a-z_][a-z0-9_]*$`, and the name is not one the API
+ * already exports (see `API_METRIC_NAMES` in metrics.ts).
+ */
+export interface MetricFamily {
+  name: string;
+  help: string;
+  type: "counter" | "gauge";
+  samples: { labels?: Record<string, string>; value: number }[];
+}
+
+export interface ApiRuntime {
+  status(): MaybePromise<StatusSummary>;
+  services(): MaybePromise<ServiceView[]>;
+  pools(): MaybePromise<PoolView[]>;
+  l2(): MaybePromise<L2View[]>;
+  bgpPeers(): MaybePromise<BgpPeerView[]>;
+  bfdSessions(): MaybePromise<BfdSessionView[]>;
+  xdp(): MaybePromise<XdpView>;
+  /** The current manifest set and its entity tag (an opaque string without quotes). */
+  config(): MaybePromise<{ etag: string; yaml: string }>;
+  /** Dry run: the problems the set would be rejected for; empty when it would apply. */
+  validateConfig(yaml: string): MaybePromise<Problem[]>;
+  /** Atomic: applies the whole set, or changes nothing and reports why. */
+  applyConfig(yaml: string): MaybePromise<ApplyOutcome>;
+  /** Extra metric families (driver counters, session states...), read on every scrape. */
+  metrics?(): MaybePromise<MetricFamily[]>;
+}

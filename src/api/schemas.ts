@@ -1,0 +1,183 @@
+/**
+ * The zod schemas of every body the HTTP API sends or receives. They are the single source of
+ * the OpenAPI 3.1 document (`/openapi.json`) and of the TypeScript types of the runtime
+ * interface (`runtime.ts`), so the document cannot drift from the code.
+ *
+ * Counts that can exceed 2^53 (addresses in a /48 or /64 pool, 64-bit packet counters) are
+ * decimal strings.
+ */
+
+import { z } from "@hono/zod-openapi";
+
+/** A non-negative integer written in decimal, of any size. */
+export const DecimalString = z
+  .string()
+  .regex(/^(0|[1-9][0-9]*)$/)
+  .openapi({
+    description: "A non-negative integer in decimal (may exceed 2^53)",
+    example: "18446744073709551616",
+  });
+
+export const ErrorBody = z
+  .object({
+    error: z
+      .string()
+      .openapi({ description: "Machine-readable reason (UpperCamelCase)", example: "Unauthorized" }),
+    message: z.string().openapi({ description: "What went wrong, for a person" }),
+  })
+  .openapi("Error");
+
+export const Problem = z
+  .object({
+    file: z.string().openapi({ description: "Source name; `<request>` for a pushed manifest set" }),
+    line: z.number().int().nonnegative().openapi({ description: "1-based line; 0 when unknown" }),
+    doc: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .openapi({ description: "0-based document index in the file" }),
+    kind: z.string().optional().openapi({ description: "Kind of the offending object, when known" }),
+    name: z.string().optional().openapi({ description: "metadata.name of the offending object, when known" }),
+    field: z
+      .string()
+      .openapi({ description: "Dotted path of the field, e.g. spec.addresses[0]; - for a whole document" }),
+    message: z.string(),
+    pointer: z.string().openapi({
+      description: "JSON pointer (RFC 6901) to the field within its document",
+      example: "/spec/addresses/0",
+    }),
+  })
+  .openapi("Problem");
+
+export const InvalidConfigBody = ErrorBody.extend({ problems: z.array(Problem) }).openapi("InvalidConfig");
+
+export const DriverHealth = z
+  .object({ name: z.string(), healthy: z.boolean(), detail: z.string().optional() })
+  .openapi("DriverHealth");
+
+export const StatusSummary = z
+  .object({
+    node: z.string(),
+    version: z.string(),
+    startedAt: z.string().openapi({ description: "RFC 3339 time the process started" }),
+    uptimeSeconds: z.number().nonnegative(),
+    configGeneration: z.number().int().nonnegative().openapi({
+      description: "Increments on every applied configuration; 0 before the first",
+    }),
+    ready: z.boolean().openapi({ description: "Configuration loaded (driver health is listed separately)" }),
+    drivers: z.array(DriverHealth),
+  })
+  .openapi("StatusSummary");
+
+export const ServiceView = z
+  .object({
+    namespace: z.string(),
+    name: z.string(),
+    ips: z.array(z.string()).openapi({ description: "Assigned addresses; empty when none" }),
+    pool: z.string().optional(),
+    reason: z.string().optional().openapi({ description: "Why the service has no (or not all) addresses" }),
+    warnings: z.array(z.string()),
+  })
+  .openapi("Service");
+
+export const IpFamily = z.enum(["IPv4", "IPv6"]).openapi("IpFamily");
+
+export const PoolFamilyUsage = z
+  .object({ family: IpFamily, assigned: DecimalString, available: DecimalString })
+  .openapi("PoolFamilyUsage");
+
+export const PoolView = z
+  .object({ name: z.string(), autoAssign: z.boolean(), families: z.array(PoolFamilyUsage) })
+  .openapi("Pool");
+
+export const L2View = z
+  .object({
+    ip: z.string().openapi({ description: "The VIP" }),
+    node: z.string().openapi({ description: "The node that owns and answers for it" }),
+    interface: z.string(),
+    mac: z.string().openapi({ example: "02:00:00:00:00:01" }),
+  })
+  .openapi("L2Announcement");
+
+export const BgpState = z
+  .enum(["Idle", "Connect", "Active", "OpenSent", "OpenConfirm", "Established"])
+  .openapi("BgpState");
+
+export const BgpPeerView = z
+  .object({
+    name: z.string().optional(),
+    address: z.string(),
+    asn: z.number().int().min(0).max(4294967295),
+    localAsn: z.number().int().min(0).max(4294967295).optional(),
+    state: BgpState,
+    uptimeSeconds: z.number().nonnegative().optional().openapi({ description: "Time in Established" }),
+    prefixesSent: z.number().int().nonnegative(),
+    prefixesReceived: z.number().int().nonnegative(),
+    lastError: z.string().optional(),
+  })
+  .openapi("BgpPeer");
+
+export const BfdState = z.enum(["AdminDown", "Down", "Init", "Up"]).openapi("BfdState");
+
+export const BfdSessionView = z
+  .object({
+    peer: z.string(),
+    local: z.string().optional(),
+    interface: z.string().optional(),
+    state: BfdState,
+    diagnostic: z.string().optional(),
+    detectTimeMs: z.number().nonnegative().optional(),
+    uptimeSeconds: z.number().nonnegative().optional(),
+  })
+  .openapi("BfdSession");
+
+export const XdpInterface = z
+  .object({
+    name: z.string(),
+    mode: z.enum(["native", "generic", "offload", "none"]),
+    programId: z.number().int().nonnegative().optional(),
+    counters: z.record(z.string(), DecimalString).openapi({
+      description: "Per-reason packet counters (e.g. arp_replied, passed_not_ours)",
+    }),
+  })
+  .openapi("XdpInterface");
+
+export const XdpView = z.object({ interfaces: z.array(XdpInterface) }).openapi("Xdp");
+
+export const ConfigView = z
+  .object({
+    etag: z.string().openapi({ description: "Entity tag of this manifest set (also the ETag header)" }),
+    yaml: z.string().openapi({ description: "The whole manifest set, multi-document YAML" }),
+  })
+  .openapi("Config");
+
+export const ApplyResult = z.object({ etag: z.string() }).openapi("ApplyResult");
+
+export const ValidateResult = z
+  .object({ valid: z.boolean(), problems: z.array(Problem) })
+  .openapi("ValidateResult");
+
+export const Liveness = z.object({ status: z.literal("ok") }).openapi("Liveness");
+
+export const Readiness = z.object({ ready: z.boolean(), reasons: z.array(z.string()) }).openapi("Readiness");
+
+/** `{ items: [...] }`: every list is wrapped, so fields can be added without breaking clients. */
+export function listOf<T extends z.ZodType>(item: T, name: string) {
+  return z.object({ items: z.array(item) }).openapi(name);
+}
+
+export const ServiceList = listOf(ServiceView, "ServiceList");
+export const PoolList = listOf(PoolView, "PoolList");
+export const L2List = listOf(L2View, "L2AnnouncementList");
+export const BgpPeerList = listOf(BgpPeerView, "BgpPeerList");
+export const BfdSessionList = listOf(BfdSessionView, "BfdSessionList");
+
+export type ProblemT = z.infer<typeof Problem>;
+export type StatusSummaryT = z.infer<typeof StatusSummary>;
+export type ServiceViewT = z.infer<typeof ServiceView>;
+export type PoolViewT = z.infer<typeof PoolView>;
+export type L2ViewT = z.infer<typeof L2View>;
+export type BgpPeerViewT = z.infer<typeof BgpPeerView>;
+export type BfdSessionViewT = z.infer<typeof BfdSessionView>;
+export type XdpViewT = z.infer<typeof XdpView>;
