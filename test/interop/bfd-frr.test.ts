@@ -1,0 +1,137 @@
+/**
+ * vipd BFD against FRR 8 bfdd in network namespaces (RFC 5880/5881 single-hop, 50 ms × 3):
+ * the session comes Up on both sides; a SIGSTOPped bfdd is detected as Control Detection Time
+ * Expired; BFD dropped by a tc bpf filter while the link stays up is detected; recovery brings the
+ * session back; vipd's own AdminDown (session removed) takes FRR down at once.
+ */
+
+import { afterAll, beforeAll, expect, test } from "bun:test";
+import type { DesiredSession } from "../../src/bfd/manager.ts";
+import { DEFAULT_PROFILE } from "../../src/bfd/profile.ts";
+import {
+  Agent,
+  buildDropFilter,
+  dropBfd,
+  FrrBfd,
+  tempDir,
+  undropBfd,
+  waitFor,
+} from "../../src/bfd/testdata/peers.ts";
+import { Lab } from "../../src/lab/netns.ts";
+
+const fast = { ...DEFAULT_PROFILE, receiveInterval: 50, transmitInterval: 50, detectMultiplier: 3 };
+const session: DesiredSession = {
+  key: "frr",
+  peer: "10.77.0.2",
+  local: "10.77.0.1",
+  multihop: false,
+  profile: fast,
+};
+
+let lab: Lab;
+let tmp: ReturnType<typeof tempDir>;
+let frr: FrrBfd;
+let agent: Agent;
+
+beforeAll(async () => {
+  lab = await Lab.create("bfdfrr");
+  tmp = tempDir("frr");
+  await lab.addNs("v");
+  await lab.addNs("f");
+  await lab.veth("v", "eth0", "f", "eth0");
+  await lab.addr("v", "eth0", "10.77.0.1/24");
+  await lab.addr("f", "eth0", "10.77.0.2/24");
+  frr = await FrrBfd.start(
+    lab,
+    "f",
+    tmp.path,
+    [
+      "bfd",
+      " profile fast",
+      "  receive-interval 50",
+      "  transmit-interval 50",
+      "  detect-multiplier 3",
+      " !",
+      " peer 10.77.0.1 local-address 10.77.0.2",
+      "  profile fast",
+      " !",
+      "!",
+      "",
+    ].join("\n"),
+  );
+  agent = await Agent.start(lab, "v", tmp.path, [session]);
+}, 60_000);
+
+afterAll(async () => {
+  await lab?.destroy();
+  tmp?.rm();
+});
+
+const frrUp = async () => (await frr.status("10.77.0.1")) === "up";
+
+test("the session comes Up on both sides at 50 ms x 3", async () => {
+  await agent.waitFor((e) => e.ev === "up" && e.key === "frr", 20_000, "vipd up");
+  await waitFor(frrUp, 10_000, "FRR up");
+  const st = (await agent.status()) as unknown as {
+    sessions: { state: string; txIntervalMs: number; detectionTimeMs: number }[];
+  };
+  const s = st.sessions[0]!;
+  expect(s.state).toBe("Up");
+  // Poll/Final completed: both sides now run at 50 ms; detection = 3 × 50 ms.
+  await waitFor(
+    async () => {
+      const x = (
+        (await agent.status()) as unknown as { sessions: { txIntervalMs: number; detectionTimeMs: number }[] }
+      ).sessions[0]!;
+      return x.txIntervalMs === 50 && x.detectionTimeMs === 150;
+    },
+    10_000,
+    "50 ms timers",
+  );
+}, 40_000);
+
+test("a SIGSTOPped bfdd is detected (Control Detection Time Expired) and recovery brings it back", async () => {
+  const mark = agent.events.length;
+  const t0 = performance.timeOrigin + performance.now();
+  frr.bfdd.kill("SIGSTOP");
+  try {
+    const down = await agent.waitFor((e) => e.ev === "down" && e.key === "frr", 5_000, "vipd down", mark);
+    expect(down.diag).toBe("ControlDetectionTimeExpired");
+    // Detection time is 150 ms; allow for a loaded machine, but far below a BGP hold time.
+    expect(down.t! - t0).toBeLessThan(1_000);
+  } finally {
+    frr.bfdd.kill("SIGCONT");
+  }
+  await agent.waitFor((e) => e.ev === "up" && e.key === "frr", 20_000, "vipd up again", mark);
+  await waitFor(frrUp, 10_000, "FRR up again");
+}, 40_000);
+
+test("BFD dropped by a tc bpf filter while the link stays up is detected on both sides", async () => {
+  const obj = await buildDropFilter(tmp.path);
+  const mark = agent.events.length;
+  await dropBfd(lab, "v", "eth0", obj);
+  try {
+    const down = await agent.waitFor((e) => e.ev === "down" && e.key === "frr", 5_000, "vipd down", mark);
+    expect(down.diag).toBe("ControlDetectionTimeExpired");
+    await waitFor(async () => !(await frrUp()), 5_000, "FRR down");
+    // The link itself is still up: plain IP traffic passes.
+    const ping = await lab.run("v", ["ping", "-c", "1", "-W", "2", "10.77.0.2"], { allowFail: true });
+    expect(ping.code).toBe(0);
+  } finally {
+    await undropBfd(lab, "v", "eth0");
+  }
+  await agent.waitFor((e) => e.ev === "up" && e.key === "frr", 20_000, "vipd up again", mark);
+  await waitFor(frrUp, 10_000, "FRR up again");
+}, 40_000);
+
+test("removing the session sends AdminDown: FRR goes down at once", async () => {
+  agent.reconfigure([]);
+  await waitFor(
+    async () => (await frr.peers()).find((p) => p.peer === "10.77.0.1")?.status !== "up",
+    3_000,
+    "FRR down",
+  );
+  const p = (await frr.peers()).find((x) => x.peer === "10.77.0.1");
+  expect(p?.status).toBe("down");
+  expect(p?.["remote-diagnostic" as "diagnostic"]).toBe("administratively down");
+}, 20_000);
