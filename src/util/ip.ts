@@ -206,3 +206,25 @@ export function rangeToCidrs(r: IpRange): { family: Family; base: bigint; prefix
   }
   return out;
 }
+
+/** Network-order bytes of an address: 4 for IPv4, 16 for IPv6. */
+export function ipToBytes(ip: Ip): Uint8Array {
+  const n = ip.family === 4 ? 4 : 16;
+  const out = new Uint8Array(n);
+  let v = ip.value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 255n);
+    v >>= 8n;
+  }
+  return out;
+}
+
+/** The address held in 4 (IPv4) or 16 (IPv6) network-order bytes. */
+export function ipFromBytes(bytes: Uint8Array): Ip {
+  if (bytes.length !== 4 && bytes.length !== 16) {
+    throw new RangeError(`an IP address is 4 or 16 bytes, not ${bytes.length}`);
+  }
+  let v = 0n;
+  for (const b of bytes) v = (v << 8n) | BigInt(b);
+  return { family: bytes.length === 4 ? 4 : 6, value: v };
+}

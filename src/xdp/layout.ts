@@ -1,0 +1,113 @@
+/**
+ * The byte layout shared with src/xdp/arp_responder.c: map keys and values, the liveness
+ * record and the counter indexes. Pure: values in, bytes out (and back).
+ *
+ * Keep in step with the C side: `struct vip_key` (24 bytes: ifindex u32 host order, family u8,
+ * 3 zero bytes, 16 address bytes, IPv4 in the first 4), `struct vip_val` (MAC + 2 zero bytes),
+ * `struct liveness` (two u64, host order), `enum counter`.
+ */
+
+import { formatIp, type Ip, ipFromBytes, ipToBytes, parseIp } from "../util/ip.ts";
+
+/** Counter names in `enum counter` order (index = array position). */
+export const COUNTERS = [
+  "seen",
+  "arp_requests",
+  "arp_replies",
+  "ns_requests",
+  "na_replies",
+  "pass_not_arp_or_nd",
+  "pass_truncated",
+  "pass_vlan_stacked",
+  "pass_arp_bad_hw",
+  "pass_arp_bad_proto",
+  "pass_arp_not_request",
+  "pass_arp_gratuitous",
+  "pass_ns_bad_hoplimit",
+  "pass_ns_bad_code",
+  "pass_ns_bad_length",
+  "pass_ns_bad_checksum",
+  "pass_ns_bad_target",
+  "pass_ns_bad_option",
+  "pass_ns_bad_dad",
+  "pass_ns_bad_dest",
+  "pass_not_owned",
+  "pass_stale",
+  "pass_adjust_failed",
+] as const;
+
+export type CounterName = (typeof COUNTERS)[number];
+
+/** A pass reason: every counter whose name starts with `pass_`, without the prefix. */
+export type PassReason = CounterName extends `pass_${infer R}` ? R : never;
+
+export const VIP_KEY_SIZE = 24;
+export const VIP_VAL_SIZE = 8;
+export const LIVENESS_SIZE = 16;
+
+/** One owned VIP as the program sees it. */
+export interface VipEntry {
+  ifindex: number;
+  ip: Ip;
+  mac: Uint8Array; // 6 bytes
+}
+
+export function encodeVipKey(ifindex: number, ip: Ip): Uint8Array {
+  const key = new Uint8Array(VIP_KEY_SIZE); // zeroed: padding and unused address bytes
+  new DataView(key.buffer).setUint32(0, ifindex, true);
+  key[4] = ip.family;
+  key.set(ipToBytes(ip), 8);
+  return key;
+}
+
+export function decodeVipKey(key: Uint8Array): { ifindex: number; ip: Ip } {
+  const dv = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  const family = key[4];
+  if (family !== 4 && family !== 6) throw new RangeError(`vip key has family ${family}`);
+  return {
+    ifindex: dv.getUint32(0, true),
+    ip: ipFromBytes(key.slice(8, family === 4 ? 12 : 24)),
+  };
+}
+
+export function encodeVipVal(mac: Uint8Array): Uint8Array {
+  const v = new Uint8Array(VIP_VAL_SIZE);
+  v.set(mac.subarray(0, 6));
+  return v;
+}
+
+export function encodeLiveness(heartbeatNs: bigint, windowNs: bigint): Uint8Array {
+  const v = new Uint8Array(LIVENESS_SIZE);
+  const dv = new DataView(v.buffer);
+  dv.setBigUint64(0, heartbeatNs, true);
+  dv.setBigUint64(8, windowNs, true);
+  return v;
+}
+
+export function decodeLiveness(v: Uint8Array): { heartbeatNs: bigint; windowNs: bigint } {
+  const dv = new DataView(v.buffer, v.byteOffset, v.byteLength);
+  return { heartbeatNs: dv.getBigUint64(0, true), windowNs: dv.getBigUint64(8, true) };
+}
+
+/** Parses `aa:bb:cc:dd:ee:ff` (or `-` separated); null when it is not a MAC. */
+export function parseMac(s: string): Uint8Array | null {
+  const parts = s.trim().split(/[:-]/);
+  if (parts.length !== 6 || !parts.every((p) => /^[0-9a-fA-F]{2}$/.test(p))) return null;
+  return Uint8Array.from(parts.map((p) => Number.parseInt(p, 16)));
+}
+
+export function formatMac(mac: Uint8Array): string {
+  return [...mac.subarray(0, 6)].map((b) => b.toString(16).padStart(2, "0")).join(":");
+}
+
+/** Stable text identity of an entry's key, for diffs: `ifindex/ip`. */
+export function entryId(ifindex: number, ip: Ip): string {
+  return `${ifindex}/${formatIp(ip)}`;
+}
+
+/** Parses an address for the map; throws a clear error when it is not one. */
+export function vipAddress(s: string): Ip {
+  const ip = parseIp(s);
+  if (ip === null) throw new RangeError(`"${s}" is not an IP address`);
+  return ip;
+}
