@@ -48,7 +48,12 @@ export interface LoadResult {
 export function fieldPath(path: readonly PathKey[]): string {
   if (path.length === 0) return "-";
   let out = "";
-  for (const k of path) out += typeof k === "number" ? `[${k}]` : out === "" ? k : `.${k}`;
+  for (const k of path) {
+    if (typeof k === "number") out += `[${k}]`;
+    else if (!/^[A-Za-z_$][\w$-]*$/.test(k))
+      out += `[${JSON.stringify(k)}]`; // e.g. an annotation key
+    else out += out === "" ? k : `.${k}`;
+  }
   return out;
 }
 
@@ -103,6 +108,12 @@ const EXPECTED: Record<string, string> = {
   array: "a list",
   int: "an integer",
   record: "a mapping",
+};
+
+/** Kinds from older MetalLB releases, with what replaced them. */
+const LEGACY_KINDS: Record<string, string> = {
+  AddressPool:
+    ": MetalLB v0.13 replaced it with IPAddressPool (addresses, autoAssign) plus an L2Advertisement or BGPAdvertisement (protocol)",
 };
 
 /** Turns a zod issue into a message a person can act on. */
@@ -266,7 +277,12 @@ export function loadText(text: string, file: string): LoadResult {
       return;
     }
     if (!(KINDS as string[]).includes(kind)) {
-      push(["kind"], `unknown kind "${kind}" (vipd reads ${KINDS.join(", ")})`, kind, name);
+      push(
+        ["kind"],
+        `unknown kind "${kind}"${LEGACY_KINDS[kind] ?? ""} (vipd reads ${KINDS.join(", ")})`,
+        kind,
+        name,
+      );
       return;
     }
     const k = kind as Kind;

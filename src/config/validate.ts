@@ -7,7 +7,7 @@
  * annotations disagree with spec.loadBalancerIP. Pure: objects in, config and problems out.
  */
 
-import { formatIp, formatRange, type IpRange, parseIp, parseRange, rangeToCidrs } from "../util/ip.ts";
+import { formatIp, type IpRange, parseIp, parseRange, rangeToCidrs } from "../util/ip.ts";
 import { fieldPath, jsonPointer, type Loaded, type PathKey, type Problem } from "./load.ts";
 import type {
   AnyObject,
@@ -114,12 +114,14 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
     const key = o.kind === "NodeSettings" ? "NodeSettings" : `${o.kind}/${ns}/${o.metadata.name}`;
     const prev = seen.get(key);
     if (prev) {
+      const line = prev.lineOf(["metadata", "name"]);
+      const where = prev.file === l.file ? `line ${line}` : `${prev.file}:${line}`;
       at(
         l,
         ["metadata", "name"],
         o.kind === "NodeSettings"
-          ? `only one NodeSettings is allowed (another is at ${prev.file}:${prev.line})`
-          : `duplicate ${o.kind} "${o.metadata.name}" (first defined at ${prev.file}:${prev.line})`,
+          ? `only one NodeSettings is allowed per node (another is at ${where}); merge them`
+          : `duplicate ${o.kind} "${o.metadata.name}" (first defined at ${where}); rename one`,
       );
       continue;
     }
@@ -138,11 +140,11 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
   const services = byKind("Service");
 
   // Pools: overlaps between and within pools (per family, sweep over sorted ranges).
-  const ranges: { r: IpRange; l: Loaded<IPAddressPool>; i: number }[] = [];
+  const ranges: { r: IpRange; l: Loaded<IPAddressPool>; i: number; text: string }[] = [];
   for (const l of pools) {
     l.obj.spec.addresses.forEach((a, i) => {
       const r = parseRange(a);
-      if (r.ok) ranges.push({ r: r.value, l, i });
+      if (r.ok) ranges.push({ r: r.value, l, i, text: a.trim() });
     });
   }
   ranges.sort(
@@ -156,7 +158,7 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
       at(
         cur.l,
         ["spec", "addresses", cur.i],
-        `${formatRange(cur.r)} overlaps ${formatRange(widest.r)} of ${other}`,
+        `${cur.text} overlaps ${widest.text} of ${other}; ${widest.l === cur.l ? "list each address once" : "pools must not share addresses"}`,
       );
     }
     if (!widest || widest.r.family !== cur.r.family || cur.r.last > widest.r.last) widest = cur;
@@ -196,25 +198,28 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
     (s.peers ?? []).forEach((p, i) => {
       if (!peerNames.has(p)) at(l, ["spec", "peers", i], `BGPPeer "${p}" does not exist`);
     });
-    // Aggregation must not reach beyond a pool's blocks (MetalLB rejects it too).
+    // An aggregate must not be wider than any block of the pool, or it would announce addresses
+    // outside the pool (MetalLB rejects it too): the length must be at least every block's length.
     for (const pl of advertisedPools(
       s,
       pools.map((p) => p.obj),
     )) {
-      for (const a of pl.spec.addresses) {
-        const r = parseRange(a);
-        if (!r.ok) continue;
-        const agg = r.value.family === 4 ? s.aggregationLength : s.aggregationLengthV6;
-        const field = r.value.family === 4 ? "aggregationLength" : "aggregationLengthV6";
-        const coarse = rangeToCidrs(r.value).find((c) => c.prefixLen > agg);
-        if (coarse === undefined) continue;
-        const block = `${formatIp({ family: coarse.family, value: coarse.base })}/${coarse.prefixLen}`;
+      for (const family of [4, 6] as const) {
+        const agg = family === 4 ? s.aggregationLength : s.aggregationLengthV6;
+        let need: { prefixLen: number; base: bigint } | undefined;
+        for (const a of pl.spec.addresses) {
+          const r = parseRange(a);
+          if (!r.ok || r.value.family !== family) continue;
+          for (const c of rangeToCidrs(r.value))
+            if (need === undefined || c.prefixLen > need.prefixLen) need = c;
+        }
+        if (need === undefined || need.prefixLen <= agg) continue;
+        const block = `${formatIp({ family, value: need.base })}/${need.prefixLen}`;
         at(
           l,
-          ["spec", field],
-          `${agg} cannot cover pool "${pl.metadata.name}": its block ${block} is more specific than /${agg}`,
+          ["spec", family === 4 ? "aggregationLength" : "aggregationLengthV6"],
+          `/${agg} is wider than block ${block} of pool "${pl.metadata.name}", so it would announce addresses outside the pool; use ${need.prefixLen} or more`,
         );
-        break;
       }
     }
   }
@@ -257,7 +262,7 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
         at(
           l,
           ["spec", "loadBalancerIP"],
-          `${lbip} disagrees with annotation ${ips.prefix}loadBalancerIPs "${ips.value}"`,
+          `${lbip} disagrees with annotation ${ips.prefix}loadBalancerIPs "${ips.value}"; remove spec.loadBalancerIP (it is deprecated)`,
         );
     }
     const pool = annotation(svc, "address-pool");
