@@ -39,7 +39,8 @@ export const COUNTERS = [
 export type CounterName = (typeof COUNTERS)[number];
 
 /** A pass reason: every counter whose name starts with `pass_`, without the prefix. */
-export type PassReason = CounterName extends `pass_${infer R}` ? R : never;
+export type PassReason = StripPass<CounterName>;
+type StripPass<T> = T extends `pass_${infer R}` ? R : never;
 
 export const VIP_KEY_SIZE = 24;
 export const VIP_VAL_SIZE = 8;
