@@ -185,9 +185,17 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
       if (rule.produces === "json" && acceptQuality(c.req.header("accept"), "application", "json") <= 0) {
         throw new ApiError(406, "NotAcceptable", "this route answers application/json only");
       }
+    } catch (e) {
+      // Rendered here, not by onError, so the status is known when the request is counted.
+      if (!(e instanceof ApiError)) throw e;
+      c.res = errorResponse(c, e);
+      metrics.observeRequest(c.req.method, routeLabel, e.status, (performance.now() - t0) / 1000);
+      return;
+    }
+    try {
       await next();
     } finally {
-      // Runs after onError has rendered a refusal thrown above, so every request is counted.
+      // Handler errors were already turned into c.res by onError.
       metrics.observeRequest(c.req.method, routeLabel, c.res.status, (performance.now() - t0) / 1000);
     }
   });
