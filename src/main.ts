@@ -2,15 +2,18 @@
 /**
  * vipd command line, the composition root.
  *
+ *   vipd run --config PATH  run the appliance: allocate, plan, announce, serve the API
  *   vipd validate PATH...   check manifests without touching the network
  *   vipd version            print the version
  */
 import pkg from "../package.json" with { type: "json" };
 import { configFromPaths, formatProblem } from "./config/index.ts";
+import { run } from "./daemon/run.ts";
 
 export const VERSION: string = pkg.version;
 
 const USAGE = `usage: vipd <command>
+  run --config PATH  run: allocate VIPs, announce them, serve the API (see vipd run --help)
   validate PATH...   check manifests (files or directories) without touching the network
   version            print the version`;
 
@@ -45,6 +48,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "validate":
       return validate(rest);
+    case "run":
+      return run(rest, VERSION);
     case "help":
     case "--help":
     case "-h":

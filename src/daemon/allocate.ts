@@ -1,0 +1,129 @@
+/**
+ * Runs the allocator over a validated config and shapes its results for the planner (who holds
+ * which IPs), the API (per-Service results, per-pool usage) and the metrics. The Allocator
+ * instance is kept across reloads so that assignments are stable; `held` (what Services held
+ * before a restart, from the state file) is adopted before anything new is allocated.
+ */
+
+import type { MetricFamily, PoolView, ServiceView } from "../api/runtime.ts";
+import type { Config } from "../config/index.ts";
+import { Allocator } from "../ipam/allocator.ts";
+import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
+import type { PlannedAssignment } from "./plan.ts";
+
+export interface AllocationEvent {
+  service: string;
+  reason: "IPAllocated" | "AllocationFailed" | "IPReleased" | "Warning";
+  message: string;
+}
+
+export interface AllocationState {
+  allocator: Allocator | undefined;
+  assignments: PlannedAssignment[];
+  services: ServiceView[];
+  pools: PoolView[];
+  metrics: MetricFamily[];
+  /** What changed in the last run, for logs and (in Kubernetes mode) Events. */
+  events: AllocationEvent[];
+}
+
+export function emptyAllocation(): AllocationState {
+  return { allocator: undefined, assignments: [], services: [], pools: [], metrics: [], events: [] };
+}
+
+/** Assignments as `{ "ns/name": ["ip", ...] }`, for the state file. */
+export function heldMap(s: AllocationState): Record<string, string[]> {
+  return Object.fromEntries(s.assignments.map((a) => [a.key, [...a.ips]]));
+}
+
+export function allocate(
+  config: Config,
+  prev: AllocationState,
+  held: Readonly<Record<string, readonly string[]>> = {},
+): AllocationState {
+  const cls = config.nodeSettings?.spec.loadBalancerClass;
+  const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+  const allocator =
+    prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: (ns) => nsLabels.get(ns) });
+  const events: AllocationEvent[] = [];
+  allocator.setNamespaceLabels((ns) => nsLabels.get(ns));
+  const sp = allocator.setPools(config.pools);
+  if (sp.ok) {
+    for (const s of sp.stranded) events.push({ service: "", reason: "Warning", message: reasonMessage(s) });
+  }
+
+  // Services in manifests rarely carry a status; what they held before a restart comes from
+  // the state file and is adopted first, so a restart never re-addresses anything.
+  const services = config.services.map((s) => {
+    const key = `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
+    const ips = held[key];
+    if (ips === undefined || (s.status?.loadBalancer?.ingress ?? []).length > 0) return s;
+    return { ...s, status: { ...s.status, loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } };
+  });
+  const before = new Map((prev.assignments ?? []).map((a) => [a.key, a.ips.join(",")]));
+  const r = allocator.reconcile(services);
+
+  const views: ServiceView[] = [];
+  for (const res of r.results) {
+    const [namespace, name] = res.key.split("/") as [string, string];
+    const warnings = res.warnings.map(warningMessage);
+    if (res.ok) {
+      views.push({ namespace, name, ips: [...res.ips], pool: res.pool, warnings });
+      if (before.get(res.key) !== res.ips.join(","))
+        events.push({
+          service: res.key,
+          reason: "IPAllocated",
+          message: `assigned ${res.ips.join(", ")} from pool "${res.pool}"`,
+        });
+    } else {
+      const kept = res.kept;
+      views.push({
+        namespace,
+        name,
+        ips: kept ? [...kept.ips] : [],
+        ...(kept ? { pool: kept.pool } : {}),
+        reason: reasonMessage(res.reason),
+        warnings,
+      });
+      events.push({ service: res.key, reason: "AllocationFailed", message: reasonMessage(res.reason) });
+    }
+    for (const w of warnings) events.push({ service: res.key, reason: "Warning", message: w });
+  }
+  for (const key of r.released)
+    events.push({ service: key, reason: "IPReleased", message: "released its addresses" });
+
+  const assignments: PlannedAssignment[] = allocator
+    .assignments()
+    .map((a) => ({ key: a.key, pool: a.pool, ips: [...a.ips] }));
+
+  const pools: PoolView[] = config.pools.map((p) => {
+    const u = allocator.usage(p.metadata.name);
+    const families: PoolView["families"] = [];
+    if (u) {
+      for (const [fam, label] of [
+        [4, "IPv4"],
+        [6, "IPv6"],
+      ] as const) {
+        const f = u[fam];
+        if (f.capacity > 0n || f.assigned > 0n)
+          families.push({
+            family: label,
+            assigned: f.assigned.toString(),
+            available: f.available.toString(),
+          });
+      }
+    }
+    return { name: p.metadata.name, autoAssign: p.spec.autoAssign, families };
+  });
+
+  // Pool usage gauges are exported by the API from pools(); this adds what it cannot see.
+  const metrics: MetricFamily[] = [
+    {
+      name: "vipd_services_unassigned",
+      help: "LoadBalancer Services vipd handles that have no address",
+      type: "gauge",
+      samples: [{ value: views.filter((v) => v.ips.length === 0).length }],
+    },
+  ];
+  return { allocator, assignments, services: views, pools, metrics, events };
+}

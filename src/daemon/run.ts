@@ -1,0 +1,165 @@
+/**
+ * `vipd run`: the composition of daemon, drivers and HTTP API, plus the process's life cycle —
+ * reload on SIGHUP and on file change, clean shutdown on SIGTERM/SIGINT.
+ */
+
+import { type FSWatcher, statSync, watch } from "node:fs";
+import { basename, dirname } from "node:path";
+import { parseArgs } from "node:util";
+import { createApp } from "../api/app.ts";
+import type { TokenConfig } from "../api/auth.ts";
+import { createLogger } from "../util/log.ts";
+import { Daemon } from "./daemon.ts";
+import { LocalDeliveryDriver } from "./local-delivery.ts";
+
+export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
+  --config PATH        manifest file or directory (repeatable); reloaded on change and on SIGHUP
+  --node-name NAME     this node's name (default: NodeSettings.spec.nodeName, then $HOSTNAME)
+  --api-listen H:P     API address (default: NodeSettings.spec.api.listen, then 127.0.0.1:7473)
+  --local-delivery     install owned VIPs as local routes (also NodeSettings.spec.localDelivery)
+  --state-dir DIR      where assignments survive restarts (default /var/lib/vipd; "" for none)`;
+
+export interface RunArgs {
+  configPaths: string[];
+  nodeName?: string | undefined;
+  apiListen?: string | undefined;
+  localDelivery: boolean;
+  stateDir: string | undefined;
+}
+
+export function parseRunArgs(argv: string[]): RunArgs | { error: string } {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: "string", multiple: true },
+        "node-name": { type: "string" },
+        "api-listen": { type: "string" },
+        "local-delivery": { type: "boolean", default: false },
+        "state-dir": { type: "string", default: "/var/lib/vipd" },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    const configPaths = values.config ?? [];
+    if (configPaths.length === 0) return { error: "--config is required" };
+    return {
+      configPaths,
+      nodeName: values["node-name"],
+      apiListen: values["api-listen"],
+      localDelivery: values["local-delivery"] ?? false,
+      stateDir: values["state-dir"] === "" ? undefined : values["state-dir"],
+    };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+export function splitHostPort(s: string): { hostname: string; port: number } | null {
+  const m = /^\[?([^\]]*?)\]?:(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const port = Number(m[2]);
+  return port <= 65535 ? { hostname: m[1] as string, port } : null;
+}
+
+/** Runs until SIGTERM/SIGINT. Returns the exit code. */
+export async function run(argv: string[], version: string): Promise<number> {
+  const args = parseRunArgs(argv);
+  if ("error" in args) {
+    console.error(`vipd run: ${args.error}\n${RUN_USAGE}`);
+    return 2;
+  }
+  const log = createLogger("daemon");
+  const daemon = new Daemon({
+    configPaths: args.configPaths,
+    nodeName: args.nodeName,
+    version,
+    log,
+    stateDir: args.stateDir,
+  });
+
+  const first = await daemon.reload("start");
+  if (!first.ok) {
+    log.error("no valid configuration at start; exiting", { problems: first.problems.length });
+    return 1;
+  }
+  const settings = daemon.currentConfig?.nodeSettings?.spec;
+  if (args.localDelivery || settings?.localDelivery) {
+    daemon.addDriver(new LocalDeliveryDriver());
+  }
+  await daemon.applyCurrentPlan();
+
+  const listen = splitHostPort(args.apiListen ?? settings?.api.listen ?? "127.0.0.1:7473");
+  if (listen === null) {
+    log.error("invalid API listen address", { listen: args.apiListen });
+    return 2;
+  }
+  const tokens: TokenConfig[] = (settings?.api.tokens ?? []).map((t) => ({
+    name: t.name,
+    role: t.role,
+    hash: t.hash,
+  }));
+  const app = createApp(daemon, {
+    tokens,
+    metricsOpen: settings?.api.metricsOpen ?? true,
+    readOpen: tokens.length === 0,
+    log: createLogger("api"),
+  });
+  const tls = settings?.api.tls;
+  const server = Bun.serve({
+    hostname: listen.hostname,
+    port: listen.port,
+    fetch: app.fetch,
+    ...(tls
+      ? {
+          tls: {
+            cert: Bun.file(tls.certFile),
+            key: Bun.file(tls.keyFile),
+            ...(tls.clientCAFile
+              ? { ca: Bun.file(tls.clientCAFile), requestCert: true, rejectUnauthorized: true }
+              : {}),
+          },
+        }
+      : {}),
+  });
+  log.info("API listening", { url: server.url.href, tls: tls !== undefined });
+
+  // Reload on file change (debounced) and on SIGHUP.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const kick = (reason: string) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => void daemon.reload(reason), 150);
+  };
+  const watchers: FSWatcher[] = [];
+  for (const p of args.configPaths) {
+    try {
+      // Watch the directory: editors and the API replace files by rename, which ends a file watch.
+      const isDir = statSync(p).isDirectory();
+      const dir = isDir ? p : dirname(p);
+      const name = basename(p);
+      watchers.push(
+        watch(dir, { persistent: false, recursive: isDir }, (_ev, f) => {
+          if (isDir || f === name) kick("file change");
+        }),
+      );
+    } catch (e) {
+      log.warn("cannot watch config path", { path: p, error: (e as Error).message });
+    }
+  }
+  process.on("SIGHUP", () => kick("SIGHUP"));
+
+  const code = await new Promise<number>((resolve) => {
+    const stop = (sig: string) => {
+      log.info("shutting down", { signal: sig });
+      resolve(0);
+    };
+    process.once("SIGTERM", () => stop("SIGTERM"));
+    process.once("SIGINT", () => stop("SIGINT"));
+  });
+  clearTimeout(timer);
+  for (const w of watchers) w.close();
+  server.stop(true);
+  await daemon.close();
+  log.info("stopped");
+  return code;
+}
