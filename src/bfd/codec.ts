@@ -177,7 +177,7 @@ export function encodeControl(p: ControlPacket): Uint8Array {
         throw new RangeError("password must be 1..16 bytes");
       out.set(a.password, 27);
     } else {
-      const want = aLen - 12;
+      const want = aLen - 8;
       if (a.digest.length !== want) throw new RangeError(`${a.type} digest must be ${want} bytes`);
       out[27] = 0;
       v.setUint32(28, a.seq >>> 0);
