@@ -1,0 +1,628 @@
+/**
+ * Path attributes (RFC 4271 §4.3, §5): one table entry per attribute type with its expected flags,
+ * decoder and encoder, and the RFC 7606 action to take when a peer sends it malformed.
+ *
+ * ORIGIN, AS_PATH, NEXT_HOP, MULTI_EXIT_DISC, LOCAL_PREF, ATOMIC_AGGREGATE, AGGREGATOR (RFC 4271);
+ * COMMUNITIES (RFC 1997); ORIGINATOR_ID, CLUSTER_LIST (RFC 4456); MP_REACH_NLRI, MP_UNREACH_NLRI
+ * (RFC 4760, next hops per RFC 2545 and RFC 8950); AS4_PATH, AS4_AGGREGATOR (RFC 6793);
+ * LARGE_COMMUNITIES (RFC 8092). Unknown optional attributes are kept raw (transitive ones get the
+ * Partial bit when re-sent, RFC 4271 §5).
+ */
+import type { Family } from "../../util/ip.ts";
+import { type Reader, Writer } from "./buf.ts";
+import { Afi, AttrFlag, AttrType, ErrCode, type OriginValue, Safi, UpdateSub } from "./constants.ts";
+import { BgpDecodeError, BgpEncodeError, type ErrorAction } from "./errors.ts";
+import { formatAddr, type Prefix, parseAddr, readPrefixes, writePrefix } from "./prefix.ts";
+
+export interface AsPathSegment {
+  /** 1 AS_SET, 2 AS_SEQUENCE, 3 AS_CONFED_SEQUENCE, 4 AS_CONFED_SET. */
+  type: number;
+  asns: number[];
+}
+
+export interface Aggregator {
+  asn: number;
+  address: string;
+}
+
+export type LargeCommunity = [number, number, number];
+
+export interface MpReach {
+  afi: number;
+  safi: number;
+  /** One address, or global + link-local for IPv6 (RFC 2545 §3). */
+  nextHops: string[];
+  nlri: Prefix[];
+  /** For AFI/SAFI we do not parse: next hop and NLRI bytes as received. */
+  raw?: Uint8Array;
+}
+
+export interface MpUnreach {
+  afi: number;
+  safi: number;
+  withdrawn: Prefix[];
+  raw?: Uint8Array;
+}
+
+export interface RawAttribute {
+  flags: number;
+  type: number;
+  value: Uint8Array;
+}
+
+export interface PathAttributes {
+  origin?: OriginValue;
+  asPath?: AsPathSegment[];
+  nextHop?: string;
+  med?: number;
+  localPref?: number;
+  atomicAggregate?: boolean;
+  aggregator?: Aggregator;
+  communities?: number[];
+  originatorId?: string;
+  clusterList?: string[];
+  mpReach?: MpReach;
+  mpUnreach?: MpUnreach;
+  as4Path?: AsPathSegment[];
+  as4Aggregator?: Aggregator;
+  largeCommunities?: LargeCommunity[];
+  unknown?: RawAttribute[];
+}
+
+export interface AttrContext {
+  /** RFC 6793: 4-octet AS numbers in AS_PATH/AGGREGATOR when both sides sent the capability. */
+  as4: boolean;
+  /** Some RFC 7606 actions differ for external peers (e.g. LOCAL_PREF from eBGP is discarded). */
+  ebgp?: boolean;
+}
+
+const OPT = AttrFlag.OPTIONAL;
+const TRANS = AttrFlag.TRANSITIVE;
+
+interface AttrSpec {
+  name: string;
+  /** Expected Optional and Transitive bits (RFC 4271 §6.3 checks them). */
+  flags: number;
+  /** RFC 7606 action for a malformed instance. */
+  action: (ctx: AttrContext) => ErrorAction;
+  decode: (r: Reader, ctx: AttrContext, out: PathAttributes) => void;
+  /** Writes the value; returns false when the attribute is absent. */
+  encode: (w: Writer, a: PathAttributes, ctx: AttrContext) => boolean;
+}
+
+const withdraw = (): ErrorAction => "treat-as-withdraw";
+const discard = (): ErrorAction => "attribute-discard";
+
+function lenErr(name: string, len: number): Error {
+  return new Error(`${name}: bad length ${len}`);
+}
+
+function readAsPath(r: Reader, width: 2 | 4): AsPathSegment[] {
+  const segs: AsPathSegment[] = [];
+  while (r.remaining > 0) {
+    if (r.remaining < 2) throw new Error("AS_PATH segment header truncated");
+    const type = r.u8();
+    const n = r.u8();
+    if (type < 1 || type > 4) throw new Error(`AS_PATH segment type ${type}`);
+    if (n === 0) throw new Error("AS_PATH segment of length 0");
+    if (r.remaining < n * width) throw new Error("AS_PATH segment overruns attribute");
+    const asns: number[] = [];
+    for (let i = 0; i < n; i++) asns.push(width === 4 ? r.u32() : r.u16());
+    segs.push({ type, asns });
+  }
+  return segs;
+}
+
+function writeAsPath(w: Writer, segs: readonly AsPathSegment[], width: 2 | 4): void {
+  for (const s of segs) {
+    for (let i = 0; i < s.asns.length || i === 0; i += 255) {
+      const chunk = s.asns.slice(i, i + 255);
+      if (chunk.length === 0) throw new BgpEncodeError("AS_PATH segment without ASNs");
+      w.u8(s.type).u8(chunk.length);
+      for (const a of chunk) {
+        if (width === 2 && a > 0xffff) throw new BgpEncodeError(`ASN ${a} does not fit 2 octets`);
+        if (width === 2) w.u16(a);
+        else w.u32(a);
+      }
+    }
+  }
+}
+
+function readAddr4(r: Reader): string {
+  return formatAddr(r.bytes(4));
+}
+
+function writeAddr(w: Writer, s: string, width: 4 | 16): void {
+  const b = parseAddr(s);
+  if (b === null || b.length !== width)
+    throw new BgpEncodeError(`"${s}" is not an IPv${width === 4 ? 4 : 6} address`);
+  w.bytes(b);
+}
+
+function familyOf(afi: number, safi: number): Family | null {
+  if (safi !== Safi.UNICAST) return null;
+  if (afi === Afi.IPV4) return 4;
+  if (afi === Afi.IPV6) return 6;
+  return null;
+}
+
+function readAggregator(r: Reader, width: 2 | 4): Aggregator {
+  if (r.remaining !== width + 4) throw lenErr("AGGREGATOR", r.remaining);
+  const asn = width === 4 ? r.u32() : r.u16();
+  return { asn, address: readAddr4(r) };
+}
+
+/** The attribute table, keyed by type code. */
+export const ATTRIBUTES: ReadonlyMap<number, AttrSpec> = new Map<number, AttrSpec>([
+  [
+    AttrType.ORIGIN,
+    {
+      name: "ORIGIN",
+      flags: TRANS,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining !== 1) throw lenErr("ORIGIN", r.remaining);
+        const v = r.u8();
+        if (v > 2) throw new Error(`ORIGIN value ${v}`);
+        out.origin = v as OriginValue;
+      },
+      encode(w, a) {
+        if (a.origin === undefined) return false;
+        w.u8(a.origin);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.AS_PATH,
+    {
+      name: "AS_PATH",
+      flags: TRANS,
+      action: withdraw,
+      decode(r, c, out) {
+        out.asPath = readAsPath(r, c.as4 ? 4 : 2);
+      },
+      encode(w, a, c) {
+        if (a.asPath === undefined) return false;
+        writeAsPath(w, a.asPath, c.as4 ? 4 : 2);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.NEXT_HOP,
+    {
+      name: "NEXT_HOP",
+      flags: TRANS,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining !== 4) throw lenErr("NEXT_HOP", r.remaining);
+        out.nextHop = readAddr4(r);
+      },
+      encode(w, a) {
+        if (a.nextHop === undefined) return false;
+        writeAddr(w, a.nextHop, 4);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.MULTI_EXIT_DISC,
+    {
+      name: "MULTI_EXIT_DISC",
+      flags: OPT,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining !== 4) throw lenErr("MULTI_EXIT_DISC", r.remaining);
+        out.med = r.u32();
+      },
+      encode(w, a) {
+        if (a.med === undefined) return false;
+        w.u32(a.med);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.LOCAL_PREF,
+    {
+      name: "LOCAL_PREF",
+      flags: TRANS,
+      // RFC 7606 §7.5: from an external peer LOCAL_PREF is discarded, else treat-as-withdraw.
+      action: (c) => (c.ebgp ? "attribute-discard" : "treat-as-withdraw"),
+      decode(r, _c, out) {
+        if (r.remaining !== 4) throw lenErr("LOCAL_PREF", r.remaining);
+        out.localPref = r.u32();
+      },
+      encode(w, a) {
+        if (a.localPref === undefined) return false;
+        w.u32(a.localPref);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.ATOMIC_AGGREGATE,
+    {
+      name: "ATOMIC_AGGREGATE",
+      flags: TRANS,
+      action: discard,
+      decode(r, _c, out) {
+        if (r.remaining !== 0) throw lenErr("ATOMIC_AGGREGATE", r.remaining);
+        out.atomicAggregate = true;
+      },
+      encode(_w, a) {
+        return a.atomicAggregate === true;
+      },
+    },
+  ],
+  [
+    AttrType.AGGREGATOR,
+    {
+      name: "AGGREGATOR",
+      flags: OPT | TRANS,
+      action: discard,
+      decode(r, c, out) {
+        out.aggregator = readAggregator(r, c.as4 ? 4 : 2);
+      },
+      encode(w, a, c) {
+        if (a.aggregator === undefined) return false;
+        if (c.as4) w.u32(a.aggregator.asn);
+        else w.u16(a.aggregator.asn > 0xffff ? 23456 : a.aggregator.asn);
+        writeAddr(w, a.aggregator.address, 4);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.COMMUNITIES,
+    {
+      name: "COMMUNITIES",
+      flags: OPT | TRANS,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining % 4 !== 0 || r.remaining === 0) throw lenErr("COMMUNITIES", r.remaining);
+        const cs: number[] = [];
+        while (r.remaining > 0) cs.push(r.u32());
+        out.communities = cs;
+      },
+      encode(w, a) {
+        if (a.communities === undefined || a.communities.length === 0) return false;
+        for (const c of a.communities) w.u32(c);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.ORIGINATOR_ID,
+    {
+      name: "ORIGINATOR_ID",
+      flags: OPT,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining !== 4) throw lenErr("ORIGINATOR_ID", r.remaining);
+        out.originatorId = readAddr4(r);
+      },
+      encode(w, a) {
+        if (a.originatorId === undefined) return false;
+        writeAddr(w, a.originatorId, 4);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.CLUSTER_LIST,
+    {
+      name: "CLUSTER_LIST",
+      flags: OPT,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining % 4 !== 0 || r.remaining === 0) throw lenErr("CLUSTER_LIST", r.remaining);
+        const ids: string[] = [];
+        while (r.remaining > 0) ids.push(readAddr4(r));
+        out.clusterList = ids;
+      },
+      encode(w, a) {
+        if (a.clusterList === undefined || a.clusterList.length === 0) return false;
+        for (const id of a.clusterList) writeAddr(w, id, 4);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.MP_REACH_NLRI,
+    {
+      name: "MP_REACH_NLRI",
+      flags: OPT,
+      action: () => "session-reset",
+      decode(r, _c, out) {
+        const afi = r.u16();
+        const safi = r.u8();
+        const nhLen = r.u8();
+        if (nhLen > r.remaining) throw lenErr("MP_REACH_NLRI next hop", nhLen);
+        const fam = familyOf(afi, safi);
+        if (fam === null) {
+          r.pos -= 1;
+          out.mpReach = { afi, safi, nextHops: [], nlri: [], raw: r.bytes(r.remaining).slice() };
+          return;
+        }
+        const nh = r.bytes(nhLen);
+        const nextHops: string[] = [];
+        if (nhLen === 4 || nhLen === 16) nextHops.push(formatAddr(nh));
+        else if (nhLen === 32) nextHops.push(formatAddr(nh.subarray(0, 16)), formatAddr(nh.subarray(16)));
+        else throw lenErr("MP_REACH_NLRI next hop", nhLen);
+        if (r.remaining < 1) throw lenErr("MP_REACH_NLRI", 0);
+        r.u8(); // reserved (RFC 4760 §3: ignored on receipt)
+        out.mpReach = { afi, safi, nextHops, nlri: readPrefixes(r, fam) };
+      },
+      encode(w, a) {
+        const m = a.mpReach;
+        if (m === undefined) return false;
+        w.u16(m.afi).u8(m.safi);
+        if (m.raw !== undefined) {
+          w.bytes(m.raw);
+          return true;
+        }
+        const nhs = m.nextHops.map((s) => {
+          const b = parseAddr(s);
+          if (b === null) throw new BgpEncodeError(`bad next hop "${s}"`);
+          return b;
+        });
+        w.u8(nhs.reduce((n, b) => n + b.length, 0));
+        for (const b of nhs) w.bytes(b);
+        w.u8(0);
+        for (const p of m.nlri) writePrefix(w, p);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.MP_UNREACH_NLRI,
+    {
+      name: "MP_UNREACH_NLRI",
+      flags: OPT,
+      action: () => "session-reset",
+      decode(r, _c, out) {
+        const afi = r.u16();
+        const safi = r.u8();
+        const fam = familyOf(afi, safi);
+        if (fam === null) {
+          out.mpUnreach = { afi, safi, withdrawn: [], raw: r.bytes(r.remaining).slice() };
+          return;
+        }
+        out.mpUnreach = { afi, safi, withdrawn: readPrefixes(r, fam) };
+      },
+      encode(w, a) {
+        const m = a.mpUnreach;
+        if (m === undefined) return false;
+        w.u16(m.afi).u8(m.safi);
+        if (m.raw !== undefined) w.bytes(m.raw);
+        else for (const p of m.withdrawn) writePrefix(w, p);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.AS4_PATH,
+    {
+      name: "AS4_PATH",
+      flags: OPT | TRANS,
+      action: discard,
+      decode(r, _c, out) {
+        out.as4Path = readAsPath(r, 4);
+      },
+      encode(w, a) {
+        if (a.as4Path === undefined) return false;
+        writeAsPath(w, a.as4Path, 4);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.AS4_AGGREGATOR,
+    {
+      name: "AS4_AGGREGATOR",
+      flags: OPT | TRANS,
+      action: discard,
+      decode(r, _c, out) {
+        out.as4Aggregator = readAggregator(r, 4);
+      },
+      encode(w, a) {
+        if (a.as4Aggregator === undefined) return false;
+        w.u32(a.as4Aggregator.asn);
+        writeAddr(w, a.as4Aggregator.address, 4);
+        return true;
+      },
+    },
+  ],
+  [
+    AttrType.LARGE_COMMUNITIES,
+    {
+      name: "LARGE_COMMUNITIES",
+      flags: OPT | TRANS,
+      action: withdraw,
+      decode(r, _c, out) {
+        if (r.remaining % 12 !== 0 || r.remaining === 0) throw lenErr("LARGE_COMMUNITIES", r.remaining);
+        const cs: LargeCommunity[] = [];
+        while (r.remaining > 0) cs.push([r.u32(), r.u32(), r.u32()]);
+        out.largeCommunities = cs;
+      },
+      encode(w, a) {
+        if (a.largeCommunities === undefined || a.largeCommunities.length === 0) return false;
+        for (const [x, y, z] of a.largeCommunities) w.u32(x).u32(y).u32(z);
+        return true;
+      },
+    },
+  ],
+]);
+
+export interface DecodedAttributes {
+  attrs: PathAttributes;
+  /** Non-fatal problems (treat-as-withdraw, attribute-discard); session-reset ones are thrown. */
+  errors: BgpDecodeError[];
+}
+
+const updErr = (sub: number, msg: string, action: ErrorAction, data?: Uint8Array) =>
+  new BgpDecodeError(ErrCode.UPDATE_MESSAGE, sub, msg, action, data);
+
+/**
+ * Decodes the path attribute list `r` (RFC 4271 §4.3). Errors follow RFC 7606: attribute-level
+ * problems are collected with their action; only session-reset problems throw.
+ */
+export function decodeAttributes(r: Reader, ctx: AttrContext): DecodedAttributes {
+  const attrs: PathAttributes = {};
+  const errors: BgpDecodeError[] = [];
+  const seen = new Set<number>();
+  while (r.remaining > 0) {
+    const start = r.pos;
+    if (r.remaining < 3) {
+      // RFC 7606 §4: cannot parse the attribute header: treat-as-withdraw.
+      errors.push(
+        updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, "attribute header truncated", "treat-as-withdraw"),
+      );
+      break;
+    }
+    const flags = r.u8();
+    const type = r.u8();
+    const extended = (flags & AttrFlag.EXTENDED_LENGTH) !== 0;
+    if (extended && r.remaining < 2) {
+      errors.push(
+        updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, "attribute length truncated", "treat-as-withdraw"),
+      );
+      break;
+    }
+    const len = extended ? r.u16() : r.u8();
+    const spec = ATTRIBUTES.get(type);
+    if (len > r.remaining) {
+      const action: ErrorAction =
+        type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI
+          ? "session-reset"
+          : "treat-as-withdraw";
+      const e = updErr(
+        UpdateSub.ATTRIBUTE_LENGTH_ERROR,
+        `attribute ${type} length ${len} overruns list`,
+        action,
+      );
+      if (action === "session-reset") throw e;
+      errors.push(e);
+      break;
+    }
+    const body = r.sub(len);
+    const whole = r.buf.subarray(start, r.pos);
+    if (seen.has(type)) {
+      // RFC 7606 §3g: repeated MP_REACH/MP_UNREACH resets; any other repeat is discarded.
+      if (type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI)
+        throw updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, `repeated attribute ${type}`, "session-reset");
+      errors.push(
+        updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, `repeated attribute ${type}`, "attribute-discard"),
+      );
+      continue;
+    }
+    seen.add(type);
+    if (spec === undefined) {
+      if ((flags & OPT) === 0)
+        throw updErr(
+          UpdateSub.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
+          `unrecognized well-known attribute ${type}`,
+          "session-reset",
+          whole.slice(),
+        );
+      attrs.unknown ??= [];
+      attrs.unknown.push({ flags, type, value: body.bytes(len).slice() });
+      continue;
+    }
+    const action = spec.action(ctx);
+    if ((flags & (OPT | TRANS)) !== spec.flags) {
+      // RFC 7606 §3c: a flags error is handled with the attribute's own action.
+      const e = updErr(
+        UpdateSub.ATTRIBUTE_FLAGS_ERROR,
+        `${spec.name}: flags 0x${flags.toString(16)}`,
+        action,
+        whole.slice(),
+      );
+      if (action === "session-reset") throw e;
+      errors.push(e);
+      continue;
+    }
+    try {
+      spec.decode(body, ctx, attrs);
+      if (body.remaining !== 0) throw lenErr(spec.name, len);
+    } catch (err) {
+      if (err instanceof BgpDecodeError && action === "session-reset") throw err;
+      const msg = err instanceof Error ? err.message : String(err);
+      const sub =
+        type === AttrType.AS_PATH
+          ? UpdateSub.MALFORMED_AS_PATH
+          : type === AttrType.ORIGIN
+            ? UpdateSub.INVALID_ORIGIN_ATTRIBUTE
+            : UpdateSub.ATTRIBUTE_LENGTH_ERROR;
+      const e = updErr(sub, `${spec.name}: ${msg}`, action, whole.slice());
+      if (action === "session-reset") throw e;
+      errors.push(e);
+    }
+  }
+  return { attrs, errors };
+}
+
+/** Encodes the attributes present in `a`, in type-code order (RFC 4271 §5 recommends it). */
+export function encodeAttributes(w: Writer, a: PathAttributes, ctx: AttrContext): void {
+  const scratch = new Writer(64);
+  const entries: [number, AttrSpec][] = [...ATTRIBUTES.entries()];
+  const unknown = a.unknown ?? [];
+  let ui = 0;
+  const writeRaw = (flags: number, type: number, value: Uint8Array) => {
+    const ext = value.length > 255;
+    w.u8((flags & ~AttrFlag.EXTENDED_LENGTH) | (ext ? AttrFlag.EXTENDED_LENGTH : 0)).u8(type);
+    if (ext) w.u16(value.length);
+    else w.u8(value.length);
+    w.bytes(value);
+  };
+  for (const [type, spec] of entries) {
+    while (ui < unknown.length && (unknown[ui]?.type ?? 0) < type) {
+      const u = unknown[ui++]!;
+      writeRaw(u.flags, u.type, u.value);
+    }
+    scratch.pos = 0;
+    if (!spec.encode(scratch, a, ctx)) continue;
+    writeRaw(spec.flags, type, scratch.buf.subarray(0, scratch.pos));
+  }
+  while (ui < unknown.length) {
+    const u = unknown[ui++]!;
+    writeRaw(u.flags, u.type, u.value);
+  }
+}
+
+/** Standard community "65000:100" (or a well-known name) to its 32-bit value. */
+export function parseCommunity(s: string): number | null {
+  const named: Record<string, number> = {
+    "no-export": 0xffffff01,
+    "no-advertise": 0xffffff02,
+    "no-export-subconfed": 0xffffff03,
+    "graceful-shutdown": 0xffff0000,
+  };
+  const n = named[s.toLowerCase()];
+  if (n !== undefined) return n;
+  const m = /^(\d{1,5}):(\d{1,5})$/.exec(s);
+  if (!m) return null;
+  const hi = Number(m[1]);
+  const lo = Number(m[2]);
+  if (hi > 0xffff || lo > 0xffff) return null;
+  return hi * 0x10000 + lo;
+}
+
+export function formatCommunity(c: number): string {
+  return `${Math.floor(c / 0x10000)}:${c & 0xffff}`;
+}
+
+/** Large community "a:b:c" (three unsigned 32-bit numbers, RFC 8092). */
+export function parseLargeCommunity(s: string): LargeCommunity | null {
+  const m = /^(\d{1,10}):(\d{1,10}):(\d{1,10})$/.exec(s);
+  if (!m) return null;
+  const v = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (v.some((x) => x > 0xffffffff)) return null;
+  return v as LargeCommunity;
+}
+
+export function formatLargeCommunity(c: LargeCommunity): string {
+  return `${c[0]}:${c[1]}:${c[2]}`;
+}

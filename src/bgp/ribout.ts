@@ -1,0 +1,227 @@
+/**
+ * Adj-RIB-Out, pure: turns the caller's desired routes for one peer into wire attributes, diffs
+ * them against what the peer already has, and packs the difference into UPDATEs (one attribute
+ * set per group, groups packed to 4096 bytes). The session only keeps the map of what was sent.
+ *
+ * Attributes follow RFC 4271 §5.1 for locally originated routes: ORIGIN IGP; AS_PATH empty to
+ * internal peers, [myASN] to external ones (AS_TRANS + AS4_PATH to a 2-octet peer, RFC 6793 §4.2.2);
+ * LOCAL_PREF only to internal peers (§5.1.5); MED, COMMUNITIES (RFC 1997) and LARGE_COMMUNITIES
+ * (RFC 8092) as given.
+ */
+import {
+  AS_TRANS,
+  AsPathSegType,
+  type AttrContext,
+  formatPrefix,
+  Origin,
+  type PathAttributes,
+  type Prefix,
+  packReach,
+  packWithdraw,
+  parseAddr,
+  parseCommunity,
+  parseLargeCommunity,
+  parsePrefix,
+} from "./codec/index.ts";
+
+/** A route as the caller describes it (strings, as in the manifests). */
+export interface RouteSpec {
+  prefix: string;
+  nextHop?: string;
+  localPref?: number;
+  /** Standard communities "65000:100" or well-known names ("no-export"). */
+  communities?: string[];
+  /** Large communities "a:b:c". */
+  largeCommunities?: string[];
+  med?: number;
+}
+
+/** A validated route: parsed once, attributes computed per session. */
+export interface Route {
+  key: string;
+  prefix: Prefix;
+  nextHop?: string;
+  localPref?: number;
+  communities: number[];
+  largeCommunities: [number, number, number][];
+  med?: number;
+}
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; errors: string[] };
+
+const u32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+
+/** Validates a whole desired set; any problem rejects all of it (bad input changes nothing). */
+export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Route>> {
+  const errors: string[] = [];
+  const out = new Map<string, Route>();
+  specs.forEach((s, i) => {
+    const where = `routes[${i}] (${s.prefix})`;
+    const p = parsePrefix(s.prefix);
+    if (p === null) {
+      errors.push(`${where}: "${s.prefix}" is not a prefix`);
+      return;
+    }
+    if (s.nextHop !== undefined && parseAddr(s.nextHop) === null)
+      errors.push(`${where}: nextHop "${s.nextHop}" is not an IP address`);
+    if (s.localPref !== undefined && !u32(s.localPref))
+      errors.push(`${where}: localPref ${s.localPref} is not a 32-bit unsigned integer`);
+    if (s.med !== undefined && !u32(s.med))
+      errors.push(`${where}: med ${s.med} is not a 32-bit unsigned integer`);
+    const communities: number[] = [];
+    for (const c of s.communities ?? []) {
+      const v = parseCommunity(c);
+      if (v === null) errors.push(`${where}: community "${c}" is not "A:B" with A, B < 65536`);
+      else communities.push(v);
+    }
+    const large: [number, number, number][] = [];
+    for (const c of s.largeCommunities ?? []) {
+      const v = parseLargeCommunity(c);
+      if (v === null) errors.push(`${where}: large community "${c}" is not "A:B:C" of 32-bit numbers`);
+      else large.push(v);
+    }
+    const key = formatPrefix(p);
+    if (out.has(key)) errors.push(`${where}: prefix ${key} given twice`);
+    communities.sort((a, b) => a - b);
+    large.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
+    out.set(key, {
+      key,
+      prefix: p,
+      communities: [...new Set(communities)],
+      largeCommunities: large,
+      ...(s.nextHop !== undefined ? { nextHop: s.nextHop } : {}),
+      ...(s.localPref !== undefined ? { localPref: s.localPref } : {}),
+      ...(s.med !== undefined ? { med: s.med } : {}),
+    });
+  });
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, value: out };
+}
+
+/** What the session negotiated and knows about its own end. */
+export interface SessionView {
+  localAsn: number;
+  peerAsn: number;
+  /** Both sides sent the 4-octet AS capability. */
+  as4: boolean;
+  /** Families negotiated (both sides), e.g. {4, 6}. */
+  families: ReadonlySet<4 | 6>;
+  /** Our address on the session, used as next hop for routes of its family without one. */
+  localAddress: string;
+  /** Extended next hop (RFC 8950) negotiated for IPv4 over IPv6 next hops. */
+  extendedNextHop: boolean;
+}
+
+/** The attributes of `r` towards one peer, and its next hop(s); null if it cannot be sent. */
+export function outAttributes(
+  r: Route,
+  v: SessionView,
+): { attrs: PathAttributes; nextHops: string[] } | { error: string } {
+  const fam = r.prefix.family;
+  if (!v.families.has(fam)) return { error: `IPv${fam} not negotiated` };
+  const nh = r.nextHop ?? (v.localAddress.includes(":") === (fam === 6) ? v.localAddress : undefined);
+  if (nh === undefined)
+    return { error: `no IPv${fam} next hop on an IPv${fam === 4 ? 6 : 4} session (set nextHop)` };
+  if (fam === 4 && nh.includes(":") && !v.extendedNextHop)
+    return { error: "IPv6 next hop for IPv4 needs extended next hop" };
+  const ibgp = v.localAsn === v.peerAsn;
+  const attrs: PathAttributes = { origin: Origin.IGP };
+  if (ibgp) {
+    attrs.asPath = [];
+    attrs.localPref = r.localPref ?? 100;
+  } else if (v.as4 || v.localAsn <= 0xffff) {
+    attrs.asPath = [{ type: AsPathSegType.AS_SEQUENCE, asns: [v.localAsn] }];
+  } else {
+    attrs.asPath = [{ type: AsPathSegType.AS_SEQUENCE, asns: [AS_TRANS] }];
+    attrs.as4Path = [{ type: AsPathSegType.AS_SEQUENCE, asns: [v.localAsn] }];
+  }
+  if (r.med !== undefined) attrs.med = r.med;
+  if (r.communities.length > 0) attrs.communities = r.communities;
+  if (r.largeCommunities.length > 0) attrs.largeCommunities = r.largeCommunities;
+  return { attrs, nextHops: [nh] };
+}
+
+/** A stable identity of everything but the prefix: routes with equal keys share an UPDATE. */
+export function attrKey(r: Route): string {
+  return `${r.nextHop ?? ""}|${r.localPref ?? ""}|${r.med ?? ""}|${r.communities.join(",")}|${r.largeCommunities.map((c) => c.join(":")).join(",")}`;
+}
+
+export interface RibDiff {
+  announce: Route[];
+  withdraw: Prefix[];
+}
+
+/** The difference between what was sent (prefix → attrKey) and what is desired. */
+export function diffRib(sent: ReadonlyMap<string, string>, desired: ReadonlyMap<string, Route>): RibDiff {
+  const announce: Route[] = [];
+  const withdraw: Prefix[] = [];
+  for (const [k, r] of desired) if (sent.get(k) !== attrKey(r)) announce.push(r);
+  for (const k of sent.keys()) {
+    if (!desired.has(k)) {
+      const p = parsePrefixUnchecked(k);
+      if (p) withdraw.push(p);
+    }
+  }
+  return { announce, withdraw };
+}
+
+function parsePrefixUnchecked(k: string): Prefix | null {
+  return parsePrefix(k);
+}
+
+export interface EncodedDiff {
+  messages: Uint8Array[];
+  /** Prefixes now at the peer (key → attrKey) after these messages: apply to `sent`. */
+  announced: Map<string, string>;
+  withdrawn: string[];
+  /** Routes that could not be sent to this peer, with the reason. */
+  skipped: { key: string; reason: string }[];
+}
+
+/** Packs a diff into UPDATEs for one session: withdrawals first, then one group per attribute set. */
+export function encodeDiff(d: RibDiff, v: SessionView, sent: ReadonlyMap<string, string>): EncodedDiff {
+  const ctx: AttrContext = { as4: v.as4, ebgp: v.localAsn !== v.peerAsn };
+  const messages: Uint8Array[] = [];
+  const announced = new Map<string, string>();
+  const withdrawn: string[] = [];
+  const skipped: { key: string; reason: string }[] = [];
+  for (const fam of [4, 6] as const) {
+    const ws = d.withdraw.filter((p) => p.family === fam);
+    if (ws.length > 0 && v.families.has(fam)) {
+      messages.push(...packWithdraw(fam, ws));
+      for (const p of ws) withdrawn.push(formatPrefix(p));
+    }
+  }
+  const groups = new Map<
+    string,
+    { attrs: PathAttributes; nextHops: string[]; fam: 4 | 6; routes: Route[] }
+  >();
+  for (const r of d.announce) {
+    const o = outAttributes(r, v);
+    if ("error" in o) {
+      skipped.push({ key: r.key, reason: o.error });
+      // A route we can no longer send must not stay at the peer with old attributes.
+      if (sent.has(r.key) && v.families.has(r.prefix.family)) {
+        messages.push(...packWithdraw(r.prefix.family, [r.prefix]));
+        withdrawn.push(r.key);
+      }
+      continue;
+    }
+    const gk = `${r.prefix.family}|${attrKey(r)}|${o.nextHops.join(",")}`;
+    let g = groups.get(gk);
+    if (!g) {
+      g = { attrs: o.attrs, nextHops: o.nextHops, fam: r.prefix.family, routes: [] };
+      groups.set(gk, g);
+    }
+    g.routes.push(r);
+  }
+  for (const g of groups.values()) {
+    messages.push(
+      ...packReach(
+        { attributes: g.attrs, family: g.fam, nextHops: g.nextHops, prefixes: g.routes.map((r) => r.prefix) },
+        ctx,
+      ),
+    );
+    for (const r of g.routes) announced.set(r.key, attrKey(r));
+  }
+  return { messages, announced, withdrawn, skipped };
+}

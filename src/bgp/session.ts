@@ -1,0 +1,759 @@
+/**
+ * One BGP session's I/O: owns the TCP connection(s), feeds bytes through the framer and decoder
+ * into the pure FSM (fsm.ts), carries out the FSM's actions, runs its timers, and keeps the
+ * Adj-RIB-Out (what the peer has from us) so that a new desired set is sent as a diff.
+ *
+ * Received routes are parsed, counted and discarded: vipd announces, it does not route.
+ * Outgoing data is queued and drained on the socket's `drain` event, so the FSM never blocks.
+ * Connection collisions (RFC 4271 §6.8) keep the second connection aside until its OPEN arrives.
+ * Graceful restart (RFC 4724): the capability is advertised with the Forwarding bit; a graceful
+ * close drops the TCP connection without a NOTIFICATION, so the peer keeps our routes as stale
+ * until we come back and send End-of-RIB.
+ */
+import type { FdSocketOptions, Socket } from "bun";
+import {
+  Afi,
+  type BgpDecodeError,
+  type BgpMessage,
+  type Capability,
+  CeaseSub,
+  decodeMessage,
+  ErrCode,
+  encodeMessage,
+  endOfRib,
+  Framer,
+  findCap,
+  formatPrefix,
+  KEEPALIVE_BYTES,
+  type OpenMessage,
+  Safi,
+  twoOctetAs,
+  worstAction,
+} from "./codec/index.ts";
+import { normalizeAddress, type PeerConfig, routerIdValue } from "./config.ts";
+import {
+  collisionWinner,
+  type Fsm,
+  type FsmAction,
+  type FsmConfig,
+  type FsmEvent,
+  type FsmState,
+  initialFsm,
+  nextDeadline,
+  step,
+} from "./fsm.ts";
+import { diffRib, encodeDiff, type Route, type SessionView } from "./ribout.ts";
+import { closeFd, connectStatus, setMinTtl, setTtl, startConnect } from "./sock.ts";
+
+export type Log = (
+  level: "debug" | "info" | "warn" | "error",
+  msg: string,
+  fields?: Record<string, unknown>,
+) => void;
+
+export interface SocketData {
+  conn: Conn | null;
+}
+
+/** One TCP connection (a session has one, plus at most one collision candidate). */
+export interface Conn {
+  readonly owner: Session;
+  readonly dir: "out" | "in";
+  socket: Socket<SocketData> | null;
+  fd: number | null;
+  framer: Framer;
+  queue: Uint8Array[];
+  closed: boolean;
+  /** The OPEN received on this connection (for a collision candidate). */
+  open?: OpenMessage;
+}
+
+export interface SessionStatus {
+  name: string;
+  address: string;
+  state: FsmState;
+  uptimeSeconds?: number;
+  prefixesSent: number;
+  prefixesReceived: number;
+  updatesSent: number;
+  updatesReceived: number;
+  notificationsSent: number;
+  notificationsReceived: number;
+  /** Counts of decode problems by RFC 7606 action and of dropped connections by reason. */
+  drops: Record<string, number>;
+  lastError?: string;
+  peerRouterId?: string;
+  negotiatedHoldTime?: number;
+  enabled: boolean;
+}
+
+export interface SessionDeps {
+  routerId: string;
+  now: () => number;
+  random: () => number;
+  log: Log;
+  /** The speaker was restarted (RFC 4724 R bit in our first OPENs). */
+  restarted: boolean;
+  /** Called when the session enters or leaves Established. */
+  onStateChange?: (name: string, state: FsmState) => void;
+}
+
+const CONNECT_POLL_MS = 5;
+const WRITE_CHUNK = 64 * 1024;
+
+export class Session {
+  readonly cfg: PeerConfig;
+  private readonly fsmCfg: FsmConfig;
+  private fsm: Fsm = initialFsm();
+  private conn: Conn | null = null;
+  private candidate: Conn | null = null;
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = 0;
+  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private desired = new Map<string, Route>();
+  private sent = new Map<string, string>();
+  private received = new Set<string>();
+  private flushScheduled = false;
+  private establishedAt: number | null = null;
+  private eorSent = false;
+  private counters = { updatesSent: 0, updatesReceived: 0, notificationsSent: 0, notificationsReceived: 0 };
+  private drops: Record<string, number> = {};
+  private lastError: string | undefined;
+  private stopped = false;
+  private readonly bgpId: number;
+
+  constructor(
+    cfg: PeerConfig,
+    private readonly deps: SessionDeps,
+  ) {
+    this.cfg = cfg;
+    this.bgpId = routerIdValue(cfg.routerID ?? deps.routerId);
+    this.fsmCfg = {
+      passive: cfg.passive ?? false,
+      connectRetrySeconds: cfg.connectTime ?? 5,
+      maxBackoffSeconds: 60,
+      holdTime: cfg.holdTime ?? 90,
+      ...(cfg.keepaliveTime !== undefined ? { keepaliveTime: cfg.keepaliveTime } : {}),
+      idleHoldSeconds: 1,
+      open: {
+        localAsn: cfg.myASN,
+        localBgpId: this.bgpId,
+        ...(cfg.peerASN !== undefined ? { peerAsn: cfg.peerASN } : {}),
+        ...(cfg.dynamicASN !== undefined ? { dynamic: cfg.dynamicASN } : {}),
+      },
+    };
+  }
+
+  get state(): FsmState {
+    return this.fsm.state;
+  }
+
+  get address(): string {
+    return normalizeAddress(this.cfg.peerAddress);
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.dispatch({ type: "ManualStart" });
+  }
+
+  stop(): void {
+    this.dispatch({ type: "ManualStop" });
+  }
+
+  /** Stops for good. graceful: drop TCP without a NOTIFICATION so the peer keeps routes (RFC 4724). */
+  close(graceful: boolean): void {
+    this.stopped = true;
+    if (graceful && this.conn && this.fsm.state === "Established" && this.gracefulNegotiated()) {
+      const c = this.conn;
+      this.flushNow(c);
+      this.teardown(c);
+      this.conn = null;
+      this.fsm = { ...initialFsm() };
+    } else {
+      this.dispatch({ type: "ManualStop" });
+    }
+    if (this.candidate) this.teardown(this.candidate);
+    this.clearTimers();
+  }
+
+  /** Replaces the desired routes; the difference goes out on the next tick. */
+  setRoutes(routes: Map<string, Route>): void {
+    this.desired = routes;
+    this.scheduleFlush();
+  }
+
+  status(): SessionStatus {
+    const open = this.fsm.peerOpen;
+    return {
+      name: this.cfg.name,
+      address: this.address,
+      state: this.fsm.state,
+      ...(this.establishedAt !== null && this.fsm.state === "Established"
+        ? { uptimeSeconds: Math.floor((this.deps.now() - this.establishedAt) / 1000) }
+        : {}),
+      prefixesSent: this.fsm.state === "Established" ? this.sent.size : 0,
+      prefixesReceived: this.received.size,
+      ...this.counters,
+      drops: { ...this.drops },
+      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(open
+        ? {
+            peerRouterId: [24, 16, 8, 0].map((s) => (open.bgpId >>> s) & 255).join("."),
+            negotiatedHoldTime: this.fsm.holdTime,
+          }
+        : {}),
+      enabled: this.fsm.enabled,
+    };
+  }
+
+  // ---------------------------------------------------------------- FSM plumbing
+
+  private dispatch(ev: FsmEvent): void {
+    const before = this.fsm.state;
+    const { fsm, actions } = step(this.fsm, ev, this.fsmCfg, {
+      now: this.deps.now(),
+      random: this.deps.random,
+    });
+    this.fsm = fsm;
+    if (before !== fsm.state) {
+      this.deps.log("debug", "bgp fsm", { peer: this.cfg.name, from: before, to: fsm.state, event: ev.type });
+    }
+    for (const a of actions) this.act(a);
+    if (before !== fsm.state) this.deps.onStateChange?.(this.cfg.name, fsm.state);
+    this.armTimer();
+  }
+
+  private armTimer(): void {
+    const d = nextDeadline(this.fsm);
+    if (d === null || this.stopped) {
+      if (this.timer) clearTimeout(this.timer);
+      this.timer = null;
+      return;
+    }
+    if (this.timer && this.timerAt === d.at) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timerAt = d.at;
+    this.timer = setTimeout(
+      () => {
+        this.timer = null;
+        const cur = nextDeadline(this.fsm);
+        if (cur === null) return;
+        if (cur.at > this.deps.now()) {
+          this.armTimer();
+          return;
+        }
+        this.dispatch(cur.event);
+      },
+      Math.max(0, d.at - this.deps.now()),
+    );
+  }
+
+  private clearTimers(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = null;
+  }
+
+  private act(a: FsmAction): void {
+    switch (a.type) {
+      case "connect":
+        this.connect();
+        break;
+      case "disconnect":
+        if (this.conn) this.teardown(this.conn);
+        this.conn = null;
+        break;
+      case "sendOpen":
+        if (this.conn) this.send(this.conn, encodeMessage(this.buildOpen()));
+        break;
+      case "sendKeepalive":
+        if (this.conn) this.send(this.conn, KEEPALIVE_BYTES);
+        break;
+      case "sendNotification":
+        if (this.conn) {
+          this.counters.notificationsSent++;
+          this.lastError = `sent NOTIFICATION ${a.code}/${a.subcode}`;
+          this.send(
+            this.conn,
+            encodeMessage({
+              type: "notification",
+              code: a.code,
+              subcode: a.subcode,
+              data: a.data ?? new Uint8Array(0),
+            }),
+          );
+        }
+        break;
+      case "acceptIncoming":
+        // The incoming connection was put in `candidate` by incoming(); promote it.
+        if (this.candidate) {
+          this.conn = this.candidate;
+          this.candidate = null;
+        }
+        break;
+      case "rejectIncoming":
+        if (this.candidate) {
+          this.bump("incoming-rejected");
+          this.teardown(this.candidate);
+          this.candidate = null;
+        }
+        break;
+      case "holdIncoming":
+        break;
+      case "established":
+        this.establishedAt = this.deps.now();
+        this.lastError = undefined;
+        this.sent.clear();
+        this.eorSent = false;
+        this.deps.log("info", "bgp session established", { peer: this.cfg.name, address: this.address });
+        this.flush();
+        break;
+      case "down":
+        this.lastError = a.reason;
+        this.establishedAt = null;
+        this.sent.clear();
+        this.received.clear();
+        this.deps.log("warn", "bgp session down", { peer: this.cfg.name, reason: a.reason });
+        break;
+    }
+  }
+
+  private bump(reason: string): void {
+    this.drops[reason] = (this.drops[reason] ?? 0) + 1;
+  }
+
+  // ---------------------------------------------------------------- connections
+
+  private ttl(): { ttl?: number; minTtl?: number } {
+    if (this.cfg.gtsm) return { ttl: 255, minTtl: 254 };
+    const ebgp =
+      this.cfg.peerASN !== undefined
+        ? this.cfg.peerASN !== this.cfg.myASN
+        : this.cfg.dynamicASN === "external";
+    if (ebgp && !this.cfg.ebgpMultiHop) return { ttl: 1 };
+    return { ttl: 255 };
+  }
+
+  private connect(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    let fd: number;
+    try {
+      fd = startConnect({
+        peer: this.cfg.peerAddress,
+        port: this.cfg.peerPort ?? 179,
+        ...(this.cfg.sourceAddress ? { sourceAddress: this.cfg.sourceAddress } : {}),
+        ...(this.cfg.password ? { md5Key: this.cfg.password } : {}),
+        ...this.ttl(),
+      });
+    } catch (e) {
+      this.lastError = e instanceof Error ? e.message : String(e);
+      queueMicrotask(() => this.dispatch({ type: "TcpConnectionFails" }));
+      return;
+    }
+    const conn: Conn = {
+      owner: this,
+      dir: "out",
+      socket: null,
+      fd,
+      framer: new Framer(),
+      queue: [],
+      closed: false,
+    };
+    this.conn = conn;
+    // Bun.connect({ fd }) reports "open" at once, so wait for the kernel to finish the handshake.
+    this.pollTimer = setInterval(() => {
+      if (conn.closed || this.conn !== conn) {
+        if (this.pollTimer) clearInterval(this.pollTimer);
+        this.pollTimer = null;
+        return;
+      }
+      const st = connectStatus(fd);
+      if (st === "pending") return;
+      if (this.pollTimer) clearInterval(this.pollTimer);
+      this.pollTimer = null;
+      if (st !== "connected") {
+        this.lastError = `connect: ${st.error}`;
+        conn.closed = true;
+        conn.fd = null;
+        closeFd(fd);
+        if (this.conn === conn) this.conn = null;
+        this.dispatch({ type: "TcpConnectionFails" });
+        return;
+      }
+      connectFd({ fd, data: { conn }, socket: socketHandlers })
+        .then((s) => {
+          conn.fd = null;
+          conn.socket = s;
+          if (conn.closed || this.conn !== conn) {
+            s.end();
+            return;
+          }
+          s.setNoDelay(true);
+          this.dispatch({ type: "TcpConnectionConfirmed" });
+        })
+        .catch((e: unknown) => {
+          this.lastError = `connect: ${e instanceof Error ? e.message : String(e)}`;
+          if (this.conn === conn) {
+            this.conn = null;
+            this.dispatch({ type: "TcpConnectionFails" });
+          }
+        });
+    }, CONNECT_POLL_MS);
+  }
+
+  /** The speaker's listener accepted a connection from this peer's address. */
+  incoming(socket: Socket<SocketData>): void {
+    const conn: Conn = {
+      owner: this,
+      dir: "in",
+      socket,
+      fd: null,
+      framer: new Framer(),
+      queue: [],
+      closed: false,
+    };
+    socket.data = { conn };
+    socket.setNoDelay(true);
+    if (this.cfg.gtsm) {
+      try {
+        const v6 = socket.localAddress.includes(":") && !socket.localAddress.startsWith("::ffff:");
+        setTtl(socketFd(socket), 255, v6);
+        setMinTtl(socketFd(socket), 254, v6);
+      } catch (e) {
+        this.deps.log("warn", "bgp gtsm on accepted socket failed", {
+          peer: this.cfg.name,
+          error: String(e),
+        });
+      }
+    }
+    if (this.candidate) this.teardown(this.candidate);
+    this.candidate = conn;
+    this.dispatch({ type: "TcpConnectionIncoming" });
+  }
+
+  private teardown(c: Conn): void {
+    if (c.closed) return;
+    c.closed = true;
+    if (c.fd !== null) {
+      closeFd(c.fd);
+      c.fd = null;
+    }
+    if (c.socket) {
+      this.flushNow(c);
+      c.socket.end();
+    }
+  }
+
+  /** Socket callbacks, routed here through socket.data.conn. */
+  onData(c: Conn, chunk: Uint8Array): void {
+    if (c.closed) return;
+    const { messages, error } = c.framer.push(chunk);
+    for (const m of messages) {
+      if (c.closed) return;
+      this.onMessage(c, m);
+    }
+    if (error && !c.closed) this.onDecodeError(c, error);
+  }
+
+  onClose(c: Conn): void {
+    if (c.closed) return;
+    c.closed = true;
+    if (c === this.candidate) {
+      this.candidate = null;
+      return;
+    }
+    if (c === this.conn) {
+      this.conn = null;
+      this.dispatch({ type: "TcpConnectionFails" });
+    }
+  }
+
+  onDrain(c: Conn): void {
+    this.flushNow(c);
+  }
+
+  private onDecodeError(c: Conn, e: BgpDecodeError): void {
+    this.bump(`decode-${e.action}`);
+    this.deps.log("warn", "bgp decode error", {
+      peer: this.cfg.name,
+      error: e.message,
+      code: e.code,
+      subcode: e.subcode,
+    });
+    if (c === this.candidate) {
+      this.teardown(c);
+      this.candidate = null;
+      return;
+    }
+    this.dispatch({ type: "DecodeError", error: e });
+  }
+
+  private onMessage(c: Conn, bytes: Uint8Array): void {
+    const r = decodeMessage(bytes, { as4: this.fsm.as4 ?? true, ebgp: this.fsm.peerAsn !== this.cfg.myASN });
+    if (!r.ok) {
+      this.onDecodeError(c, r.error);
+      return;
+    }
+    const m = r.msg;
+    if (c === this.candidate) {
+      this.onCandidateMessage(c, m);
+      return;
+    }
+    if (c !== this.conn) return;
+    switch (m.type) {
+      case "open":
+        this.dispatch({ type: "BGPOpen", open: m });
+        break;
+      case "keepalive":
+        this.dispatch({ type: "KeepAliveMsg" });
+        break;
+      case "notification":
+        this.counters.notificationsReceived++;
+        this.lastError = `NOTIFICATION ${m.code}/${m.subcode} from peer`;
+        this.dispatch({ type: "NotifMsg", code: m.code, subcode: m.subcode });
+        break;
+      case "route-refresh":
+        // RFC 2918 §4: re-advertise the Adj-RIB-Out.
+        this.dispatch({ type: "RouteRefreshMsg" });
+        if (this.fsm.state === "Established") {
+          this.sent.clear();
+          this.scheduleFlush();
+        }
+        break;
+      case "update": {
+        this.counters.updatesReceived++;
+        const worst = m.errors ? worstAction(m.errors) : null;
+        for (const e of m.errors ?? []) this.bump(`update-${e.action}`);
+        if (worst === "session-reset") {
+          const e = m.errors!.find((x) => x.action === "session-reset")!;
+          this.dispatch({ type: "DecodeError", error: e });
+          return;
+        }
+        for (const p of m.withdrawn) this.received.delete(formatPrefix(p));
+        for (const p of m.attributes.mpUnreach?.withdrawn ?? []) this.received.delete(formatPrefix(p));
+        const reach = [...m.nlri, ...(m.attributes.mpReach?.nlri ?? [])];
+        for (const p of reach) {
+          if (worst === "treat-as-withdraw") this.received.delete(formatPrefix(p));
+          else this.received.add(formatPrefix(p));
+        }
+        this.dispatch({ type: "UpdateMsg" });
+        break;
+      }
+    }
+  }
+
+  /** §6.8: the second connection's OPEN decides which connection survives. */
+  private onCandidateMessage(c: Conn, m: BgpMessage): void {
+    if (m.type !== "open") {
+      this.teardown(c);
+      this.candidate = null;
+      return;
+    }
+    const winner = collisionWinner(this.bgpId, m.bgpId);
+    const existingDir = this.conn?.dir ?? "out";
+    const keepExisting = (winner === "local-initiated") === (existingDir === "out");
+    this.bump("collision");
+    if (keepExisting || this.conn === null) {
+      this.send(
+        c,
+        encodeMessage({
+          type: "notification",
+          code: ErrCode.CEASE,
+          subcode: CeaseSub.CONNECTION_COLLISION,
+          data: new Uint8Array(0),
+        }),
+      );
+      this.teardown(c);
+      this.candidate = null;
+      return;
+    }
+    // The new connection wins: dump the old one (Cease/7), then run the new one from Active.
+    this.dispatch({ type: "OpenCollisionDump" });
+    this.candidate = c;
+    this.fsm = { ...this.fsm, state: "Active", timers: {} };
+    this.dispatch({ type: "TcpConnectionIncoming" });
+    this.dispatch({ type: "BGPOpen", open: m });
+  }
+
+  // ---------------------------------------------------------------- output
+
+  private buildOpen(): OpenMessage {
+    const fams = this.cfg.families ?? [4, 6];
+    const caps: Capability[] = fams.map((f) => ({
+      kind: "multiprotocol",
+      afi: f === 4 ? Afi.IPV4 : Afi.IPV6,
+      safi: Safi.UNICAST,
+    }));
+    caps.push({ kind: "route-refresh" });
+    if (fams.includes(4) && this.cfg.peerAddress.includes(":")) {
+      caps.push({
+        kind: "extended-next-hop",
+        entries: [{ afi: Afi.IPV4, safi: Safi.UNICAST, nextHopAfi: Afi.IPV6 }],
+      });
+    }
+    if (this.cfg.enableGracefulRestart) {
+      caps.push({
+        kind: "graceful-restart",
+        restarting: this.deps.restarted && !this.eorSent,
+        notification: false,
+        time: this.cfg.gracefulRestartTime ?? 120,
+        families: fams.map((f) => ({
+          afi: f === 4 ? Afi.IPV4 : Afi.IPV6,
+          safi: Safi.UNICAST,
+          forwardingPreserved: true,
+        })),
+      });
+    }
+    caps.push({ kind: "as4", asn: this.cfg.myASN });
+    return {
+      type: "open",
+      version: 4,
+      myAs: twoOctetAs(this.cfg.myASN),
+      holdTime: this.fsmCfg.holdTime,
+      bgpId: this.bgpId,
+      capabilities: caps,
+    };
+  }
+
+  private gracefulNegotiated(): boolean {
+    const peer = this.fsm.peerOpen;
+    return (
+      !!this.cfg.enableGracefulRestart &&
+      peer !== undefined &&
+      findCap(peer.capabilities, "graceful-restart") !== undefined
+    );
+  }
+
+  private view(): SessionView | null {
+    const peer = this.fsm.peerOpen;
+    const sock = this.conn?.socket;
+    if (!peer || !sock || this.fsm.peerAsn === undefined) return null;
+    const ours = new Set<4 | 6>(this.cfg.families ?? [4, 6]);
+    const mp = peer.capabilities.filter((c) => c.kind === "multiprotocol");
+    const theirs = new Set<4 | 6>();
+    if (mp.length === 0) theirs.add(4);
+    for (const c of mp) {
+      if (c.kind !== "multiprotocol" || c.safi !== Safi.UNICAST) continue;
+      if (c.afi === Afi.IPV4) theirs.add(4);
+      if (c.afi === Afi.IPV6) theirs.add(6);
+    }
+    const families = new Set<4 | 6>([...ours].filter((f) => theirs.has(f)));
+    const enh = findCap(peer.capabilities, "extended-next-hop");
+    return {
+      localAsn: this.cfg.myASN,
+      peerAsn: this.fsm.peerAsn,
+      as4: this.fsm.as4 ?? false,
+      families,
+      localAddress: normalizeAddress(sock.localAddress),
+      extendedNextHop: enh?.entries.some((e) => e.afi === Afi.IPV4 && e.nextHopAfi === Afi.IPV6) ?? false,
+    };
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setTimeout(() => {
+      this.flushScheduled = false;
+      this.flush();
+    }, 0);
+  }
+
+  /** Sends the difference between desired and sent, if Established. */
+  private flush(): void {
+    if (this.fsm.state !== "Established" || !this.conn) return;
+    const v = this.view();
+    if (!v) return;
+    const diff = diffRib(this.sent, this.desired);
+    if (diff.announce.length === 0 && diff.withdraw.length === 0 && this.eorSent) return;
+    const enc = encodeDiff(diff, v, this.sent);
+    for (const k of enc.withdrawn) this.sent.delete(k);
+    for (const [k, a] of enc.announced) this.sent.set(k, a);
+    for (const s of enc.skipped) {
+      this.bump("route-not-sendable");
+      this.deps.log("debug", "bgp route not sent", { peer: this.cfg.name, prefix: s.key, reason: s.reason });
+    }
+    const out = enc.messages;
+    if (!this.eorSent) {
+      // RFC 4724 §2: End-of-RIB after the initial table, per family.
+      for (const f of v.families) out.push(endOfRib(f));
+      this.eorSent = true;
+    }
+    this.counters.updatesSent += out.length;
+    this.sendMany(this.conn, out);
+  }
+
+  private send(c: Conn, b: Uint8Array): void {
+    c.queue.push(b);
+    this.flushNow(c);
+  }
+
+  private sendMany(c: Conn, bs: Uint8Array[]): void {
+    // Coalesce into large writes: fewer syscalls, and the kernel fills segments fully.
+    let i = 0;
+    while (i < bs.length) {
+      let n = 0;
+      let j = i;
+      while (j < bs.length && n + bs[j]!.length <= WRITE_CHUNK) n += bs[j++]!.length;
+      if (j === i) j++;
+      if (j - i === 1) c.queue.push(bs[i]!);
+      else {
+        const buf = new Uint8Array(n);
+        let off = 0;
+        for (let k = i; k < j; k++) {
+          buf.set(bs[k]!, off);
+          off += bs[k]!.length;
+        }
+        c.queue.push(buf);
+      }
+      i = j;
+    }
+    this.flushNow(c);
+  }
+
+  private flushNow(c: Conn): void {
+    const s = c.socket;
+    if (!s) return;
+    while (c.queue.length > 0) {
+      const b = c.queue[0]!;
+      const n = s.write(b);
+      if (n <= 0) return;
+      if (n < b.length) {
+        c.queue[0] = b.subarray(n);
+        return;
+      }
+      c.queue.shift();
+    }
+  }
+}
+
+/** Bun's Socket has `fd` at runtime on Linux; the type does not declare it. */
+export function socketFd(s: object): number {
+  const fd = (s as { fd?: unknown }).fd;
+  if (typeof fd !== "number") throw new Error("socket has no fd");
+  return fd;
+}
+
+/** One handler table for every BGP socket; the Conn is found through socket.data. */
+export const socketHandlers = {
+  data(s: Socket<SocketData>, chunk: Uint8Array) {
+    const c = s.data?.conn;
+    if (c) c.owner.onData(c, chunk);
+  },
+  drain(s: Socket<SocketData>) {
+    const c = s.data?.conn;
+    if (c) c.owner.onDrain(c);
+  },
+  close(s: Socket<SocketData>) {
+    const c = s.data?.conn;
+    if (c) c.owner.onClose(c);
+  },
+  error(s: Socket<SocketData>) {
+    const c = s.data?.conn;
+    if (c) c.owner.onClose(c);
+  },
+};
+
+/** Bun.connect accepts { fd } at runtime (FdSocketOptions); its declared overloads omit it. */
+const connectFd = Bun.connect as unknown as (o: FdSocketOptions<SocketData>) => Promise<Socket<SocketData>>;
