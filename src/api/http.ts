@@ -25,18 +25,30 @@ export interface MediaType {
   params: Record<string, string>;
 }
 
+const TOKEN = "[!#$%&'*+.^_`|~0-9A-Za-z-]+";
+const TYPE_RE = new RegExp(`^\\s*(${TOKEN})/(${TOKEN})\\s*`, "y");
+const PARAM_RE = new RegExp(`;\\s*(${TOKEN})\\s*=\\s*("(?:[^"\\\\]|\\\\.)*"|${TOKEN})\\s*`, "y");
+const EMPTY_PARAM_RE = /;\s*/y;
+
 /** Parses `type/subtype; k=v; k="v"`; null when malformed. Names are lower-cased. */
 export function parseMediaType(s: string): MediaType | null {
-  const parts = s.split(";");
-  const m = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\/([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*$/.exec(parts[0] ?? "");
+  TYPE_RE.lastIndex = 0;
+  const m = TYPE_RE.exec(s);
   if (!m) return null;
   const params: Record<string, string> = {};
-  for (const p of parts.slice(1)) {
-    if (p.trim() === "") continue;
-    const kv = /^\s*([!#$%&'*+.^_`|~0-9A-Za-z-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s"]*)\s*$/.exec(p);
-    if (!kv) return null;
-    const raw = kv[2]!;
-    params[kv[1]!.toLowerCase()] = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, "$1") : raw;
+  let i = TYPE_RE.lastIndex;
+  while (i < s.length) {
+    PARAM_RE.lastIndex = i;
+    const kv = PARAM_RE.exec(s);
+    if (kv) {
+      const raw = kv[2]!;
+      params[kv[1]!.toLowerCase()] = raw.startsWith('"') ? raw.slice(1, -1).replace(/\\(.)/g, "$1") : raw;
+      i = PARAM_RE.lastIndex;
+      continue;
+    }
+    EMPTY_PARAM_RE.lastIndex = i;
+    if (!EMPTY_PARAM_RE.exec(s) || EMPTY_PARAM_RE.lastIndex === i) return null;
+    i = EMPTY_PARAM_RE.lastIndex;
   }
   return { type: m[1]!.toLowerCase(), subtype: m[2]!.toLowerCase(), params };
 }
@@ -106,13 +118,13 @@ export function parseEtagList(header: string): "*" | string[] | null {
   const h = header.trim();
   if (h === "*") return "*";
   const tags: string[] = [];
-  const re = /\s*((?:W\/)?"[\x21\x23-\x7e\x80-\xff]*")\s*(,|$)/y;
+  const re = /\s*(?:((?:W\/)?"[\x21\x23-\x7e\x80-\xff]*")\s*)?(,|$)/y;
   let i = 0;
   while (i < h.length) {
     re.lastIndex = i;
     const m = re.exec(h);
-    if (!m) return null;
-    tags.push(m[1]!);
+    if (!m || re.lastIndex === i) return null;
+    if (m[1] !== undefined) tags.push(m[1]);
     i = re.lastIndex;
   }
   return tags.length > 0 ? tags : null;
