@@ -1,0 +1,174 @@
+/**
+ * The live demo: a throwaway lab of network namespaces — a client, two vipd nodes and a router on
+ * one bridge — with vipd running on both nodes from examples/appliance. It shows what a person
+ * would want to see: the Services' assigned IPs, which node owns each VIP, the client's ARP and
+ * NDP answered with the owner's MAC, and traffic reaching the VIP.
+ *
+ * Everything lives in namespaces this script creates, and everything is removed on exit or
+ * Ctrl-C. The machine's own interfaces are never touched.
+ *
+ *   bun scripts/demo.ts [--hold SECONDS]   (default: wait for Enter/Ctrl-C on a terminal, else exit)
+ */
+
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Lab } from "../src/lab/netns.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const { values } = parseArgs({ args: process.argv.slice(2), options: { hold: { type: "string" } } });
+
+const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
+const say = (s = "") => console.log(s);
+const step = (s: string) => say(`\n${bold(`== ${s}`)}`);
+
+const NODES = [
+  { ns: "node1", name: "node1", v4: "10.77.0.11", v6: "fd77::11" },
+  { ns: "node2", name: "node2", v4: "10.77.0.12", v6: "fd77::12" },
+];
+
+async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await f().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await Bun.sleep(200);
+  }
+}
+
+async function main(): Promise<number> {
+  const lab = await Lab.create("demo");
+  const work = mkdtempSync(join(tmpdir(), "vipd-demo-"));
+  let stopping = false;
+  const cleanup = async () => {
+    if (stopping) return;
+    stopping = true;
+    await lab.destroy();
+    rmSync(work, { recursive: true, force: true });
+  };
+  for (const sig of ["SIGINT", "SIGTERM"] as const)
+    process.on(sig, () => {
+      say("\ncleaning up...");
+      void cleanup().then(() => process.exit(130));
+    });
+
+  try {
+    step("Building the lab (network namespaces only)");
+    await lab.addNs("lan");
+    const members: string[] = [];
+    for (const host of ["client", "router", ...NODES.map((n) => n.ns)]) {
+      await lab.addNs(host);
+      await lab.veth("lan", `p-${host}`.slice(0, 15), host, "eth0");
+      members.push(`p-${host}`.slice(0, 15));
+    }
+    await lab.bridge("lan", "br0", members);
+    await lab.addr("client", "eth0", "10.77.0.2/24");
+    await lab.addr("client", "eth0", "fd77::2/64");
+    await lab.addr("router", "eth0", "10.77.0.1/24");
+    for (const n of NODES) {
+      await lab.addr(n.ns, "eth0", `${n.v4}/24`);
+      await lab.addr(n.ns, "eth0", `${n.v6}/64`);
+    }
+    say("  client 10.77.0.2 · router 10.77.0.1 · node1 10.77.0.11 · node2 10.77.0.12 — all on bridge br0");
+    say(`  namespaces: ${lab.prefix}*`);
+
+    step("Starting vipd on node1 and node2 (examples/appliance)");
+    for (const n of NODES) {
+      const dir = join(work, n.name);
+      const settings = {
+        apiVersion: "vipd.io/v1alpha1",
+        kind: "NodeSettings",
+        metadata: { name: n.name },
+        spec: {
+          nodeName: n.name,
+          interfaces: ["eth0"],
+          localDelivery: true,
+          api: { listen: "127.0.0.1:7473" },
+          members: NODES.map((m) => ({ name: m.name })),
+        },
+      };
+      Bun.spawnSync(["mkdir", "-p", join(dir, "config"), join(dir, "state")]);
+      writeFileSync(join(dir, "config", "node.yaml"), JSON.stringify(settings, null, 2));
+      for (const f of ["pools.yaml", "services.yaml"])
+        writeFileSync(join(dir, "config", f), await Bun.file(join(ROOT, "examples", "appliance", f)).text());
+      lab.spawn(
+        n.ns,
+        [
+          "bun",
+          join(ROOT, "src", "main.ts"),
+          "run",
+          "--config",
+          join(dir, "config"),
+          "--state-dir",
+          join(dir, "state"),
+        ],
+        { stderr: "ignore", env: { VIPD_LOG_LEVEL: "warn" } },
+      );
+    }
+    const api = async (ns: string, path: string): Promise<unknown> => {
+      const r = await lab.run(ns, ["curl", "-sf", "--max-time", "2", `http://127.0.0.1:7473${path}`], {
+        allowFail: true,
+      });
+      if (r.code !== 0) return undefined;
+      return JSON.parse(r.stdout);
+    };
+    for (const n of NODES) await waitFor(`vipd on ${n.name}`, () => api(n.ns, "/readyz"));
+    say("  both nodes ready: GET /readyz → 200");
+
+    step("Services and their assigned IPs (GET /api/v1/services on node1)");
+    const svcs = (await api("node1", "/api/v1/services")) as {
+      items: { namespace: string; name: string; ips: string[]; pool?: string; reason?: string }[];
+    };
+    for (const s of svcs.items)
+      say(
+        `  ${`${s.namespace}/${s.name}`.padEnd(16)} ${s.ips.join(", ").padEnd(28)} ${s.pool ? `pool ${s.pool}` : (s.reason ?? "")}`,
+      );
+    const vips = [...new Set(svcs.items.flatMap((s) => s.ips))].sort();
+
+    step("Who answers for each VIP: the client asks with arping / ndisc6");
+    const macs = new Map<string, string>();
+    for (const n of NODES) macs.set((await lab.mac(n.ns, "eth0")).toLowerCase(), n.name);
+    for (const vip of vips) {
+      const v6 = vip.includes(":");
+      const r = v6
+        ? await lab.run("client", ["ndisc6", "-q", "-1", "-r", "3", "-w", "500", vip, "eth0"], {
+            allowFail: true,
+          })
+        : await lab.run("client", ["arping", "-c", "1", "-w", "2", "-I", "eth0", vip], { allowFail: true });
+      const mac = /([0-9a-f]{2}(:[0-9a-f]{2}){5})/i.exec(r.stdout)?.[1]?.toLowerCase();
+      say(`  ${vip.padEnd(14)} → ${mac ? `${mac} (${macs.get(mac) ?? "unknown"})` : "no answer"}`);
+    }
+
+    step("Traffic to a VIP reaches its owner (ping from the client)");
+    for (const vip of vips.filter((v) => !v.includes(":"))) {
+      const r = await lab.run("client", ["ping", "-c", "1", "-W", "1", vip], { allowFail: true });
+      say(`  ping ${vip}: ${r.code === 0 ? "reply" : "no reply"}`);
+    }
+
+    const hold =
+      values.hold !== undefined ? Number(values.hold) : process.stdin.isTTY ? Number.POSITIVE_INFINITY : 0;
+    if (hold > 0) {
+      say(`\nThe lab stays up${Number.isFinite(hold) ? ` for ${hold} s` : ""}. Try, in another terminal:`);
+      say(`  ip netns exec ${lab.nsName("client")} arping -c 3 10.77.0.100`);
+      say(`  ip netns exec ${lab.nsName("node1")} curl -s 127.0.0.1:7473/api/v1/status`);
+      say(Number.isFinite(hold) ? "" : "Press Enter or Ctrl-C to tear it down.");
+      await Promise.race([
+        Bun.sleep(Number.isFinite(hold) ? hold * 1000 : 2 ** 31 - 1),
+        new Promise<void>((resolve) => {
+          if (!Number.isFinite(hold)) process.stdin.once("data", () => resolve());
+        }),
+      ]);
+    }
+    return 0;
+  } catch (e) {
+    console.error(`demo failed: ${(e as Error).message}`);
+    return 1;
+  } finally {
+    await cleanup();
+    say("lab removed.");
+  }
+}
+
+process.exit(await main());
