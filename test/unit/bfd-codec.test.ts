@@ -60,19 +60,77 @@ describe("receive checks in RFC 5880 §6.8.6 order", () => {
     return decodeControl(b);
   };
   const cases: [string, () => ReturnType<typeof decodeControl>, string][] = [
-    ["version 0", () => mutate((b) => (b[0] = b[0]! & 0x1f)), "BadVersion"],
+    [
+      "version 0",
+      () =>
+        mutate((b) => {
+          b[0] = b[0]! & 0x1f;
+        }),
+      "BadVersion",
+    ],
     ["version 2", () => mutate((b) => (b[0] = (2 << 5) | (b[0]! & 0x1f))), "BadVersion"],
     ["empty payload", () => decodeControl(new Uint8Array(0)), "TooShort"],
-    ["Length 23", () => mutate((b) => (b[3] = 23)), "TooShort"],
-    ["A bit with Length 24", () => mutate((b) => (b[1] = b[1]! | 0x04)), "TooShort"],
-    ["Length beyond payload", () => mutate((b) => (b[3] = 30)), "LengthExceedsPayload"],
+    [
+      "Length 23",
+      () =>
+        mutate((b) => {
+          b[3] = 23;
+        }),
+      "TooShort",
+    ],
+    [
+      "A bit with Length 24",
+      () =>
+        mutate((b) => {
+          b[1] = b[1]! | 0x04;
+        }),
+      "TooShort",
+    ],
+    [
+      "Length beyond payload",
+      () =>
+        mutate((b) => {
+          b[3] = 30;
+        }),
+      "LengthExceedsPayload",
+    ],
     ["truncated payload", () => decodeControl(good.subarray(0, 20)), "LengthExceedsPayload"],
-    ["Detect Mult 0", () => mutate((b) => (b[2] = 0)), "ZeroDetectMult"],
-    ["multipoint bit", () => mutate((b) => (b[1] = b[1]! | 0x01)), "MultipointSet"],
+    [
+      "Detect Mult 0",
+      () =>
+        mutate((b) => {
+          b[2] = 0;
+        }),
+      "ZeroDetectMult",
+    ],
+    [
+      "multipoint bit",
+      () =>
+        mutate((b) => {
+          b[1] = b[1]! | 0x01;
+        }),
+      "MultipointSet",
+    ],
     ["My Discriminator 0", () => mutate((b) => b.fill(0, 4, 8)), "ZeroMyDiscriminator"],
     // A version error wins over every later check.
-    ["version and mult both bad", () => mutate((b) => ((b[0] = 0), (b[2] = 0))), "BadVersion"],
-    ["mult and discr both bad", () => mutate((b) => ((b[2] = 0), b.fill(0, 4, 8))), "ZeroDetectMult"],
+    [
+      "version and mult both bad",
+      () =>
+        mutate((b) => {
+          b[0] = 0;
+          b[2] = 0;
+        }),
+      "BadVersion",
+    ],
+    [
+      "mult and discr both bad",
+      () =>
+        mutate((b) => {
+          b[2] = 0;
+          b.fill(0, 4, 8);
+        }),
+      "ZeroDetectMult",
+    ],
   ];
   for (const [name, run, reason] of cases) {
     test(`${name} → ${reason}`, () => {

@@ -5,7 +5,13 @@
 
 import { describe, expect, test } from "bun:test";
 import { type AuthConfig, encodeSigned } from "../../src/bfd/auth.ts";
-import { type ControlPacket, controlPacket, DIAG, encodeControl } from "../../src/bfd/codec.ts";
+import {
+  type ControlPacket,
+  controlPacket,
+  DIAG,
+  decodeControl,
+  encodeControl,
+} from "../../src/bfd/codec.ts";
 import {
   type Action,
   detectionTimeMs,
@@ -275,13 +281,9 @@ describe("authentication in the session (§6.7)", () => {
   const params = { ...FAST, auth };
   const signedRx = (s: Session, p: ControlPacket, seq: number, now: number) => {
     const raw = encodeSigned(p, auth, seq);
-    return onPacket(
-      s,
-      raw,
-      { ...p, auth: { type: auth.type, keyId: 1, seq, digest: raw.slice(32) } },
-      now,
-      0.5,
-    );
+    const d = decodeControl(raw);
+    if (!d.ok) throw new Error(d.reason);
+    return onPacket(s, raw, d.packet, now, 0.5);
   };
 
   test("unauthenticated packets are dropped; signed ones drive the FSM; replays are dropped", () => {
