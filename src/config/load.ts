@@ -78,7 +78,7 @@ function nodeAt(doc: Document, path: readonly PathKey[]): { node: Node | null; k
   for (const k of path) {
     if (node === null) break;
     if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === k);
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(k));
       if (!pair) {
         node = null;
         break;
@@ -177,24 +177,27 @@ function objectSchemaAt(schema: z.ZodType, path: readonly PathKey[]): z.ZodObjec
   return last instanceof z.ZodObject ? last : undefined;
 }
 
-/** Levenshtein distance, ignoring case (for "did you mean"). */
+/** Edit distance (optimal string alignment: a swap of two neighbours counts once), ignoring case. */
 function distance(a: string, b: string): number {
   const x = a.toLowerCase();
   const y = b.toLowerCase();
-  let prev = Array.from({ length: y.length + 1 }, (_, j) => j);
+  const d: number[][] = Array.from({ length: x.length + 1 }, (_, i) =>
+    Array.from({ length: y.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
+  const at = (i: number, j: number) => d[i]?.[j] ?? 0;
   for (let i = 1; i <= x.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= y.length; j++)
-      row.push(
-        Math.min(
-          (prev[j] ?? 0) + 1,
-          (row[j - 1] ?? 0) + 1,
-          (prev[j - 1] ?? 0) + (x[i - 1] === y[j - 1] ? 0 : 1),
-        ),
+    for (let j = 1; j <= y.length; j++) {
+      let v = Math.min(
+        at(i - 1, j) + 1,
+        at(i, j - 1) + 1,
+        at(i - 1, j - 1) + (x[i - 1] === y[j - 1] ? 0 : 1),
       );
-    prev = row;
+      if (i > 1 && j > 1 && x[i - 1] === y[j - 2] && x[i - 2] === y[j - 1])
+        v = Math.min(v, at(i - 2, j - 2) + 1);
+      (d[i] as number[])[j] = v;
+    }
   }
-  return prev[y.length] ?? 0;
+  return at(x.length, y.length);
 }
 
 /** "unknown field", with the closest known field or the list of known ones. */
@@ -221,7 +224,12 @@ function duplicateKeyAt(text: string, pos: number): string | undefined {
 /** Parses and validates one file's text. `file` is only used in messages. */
 export function loadText(text: string, file: string): LoadResult {
   const lc = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
+  const docs = parseAllDocuments(text, {
+    lineCounter: lc,
+    prettyErrors: false,
+    uniqueKeys: true,
+    merge: true, // `<<` merge keys, as kubectl accepts them
+  });
   const objects: Loaded[] = [];
   const problems: Problem[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
@@ -244,7 +252,21 @@ export function loadText(text: string, file: string): LoadResult {
       }
       return;
     }
-    const data: unknown = doc.toJS({ maxAliasCount: 100 });
+    let data: unknown;
+    try {
+      data = doc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      // An alias to an unknown anchor, or so many aliases that expanding them would exhaust memory.
+      problems.push({
+        file,
+        line: startLine,
+        field: "-",
+        message: `YAML: ${(e as Error).message.split("\n")[0]}`,
+        pointer: "",
+        doc: di,
+      });
+      return;
+    }
     if (data === null || data === undefined) return; // empty document (e.g. a trailing ---)
     const lineOf = (path: readonly PathKey[]) => {
       const { node, keyNode } = nodeAt(doc, path);

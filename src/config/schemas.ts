@@ -369,8 +369,8 @@ export const BGPPeer = z
 
 const ms = (min: number, max: number, def: number) =>
   z
-    .number()
-    .int("must be an integer (milliseconds)")
+    .number({ error: "must be a number of milliseconds" })
+    .int("must be a whole number of milliseconds")
     .min(min, `must be at least ${min} ms`)
     .max(max, `must be at most ${max} ms`)
     .default(def);
