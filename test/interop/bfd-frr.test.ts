@@ -6,6 +6,7 @@
  */
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
+import { controlPacket, encodeControl } from "../../src/bfd/codec.ts";
 import type { DesiredSession } from "../../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../../src/bfd/profile.ts";
 import {
@@ -120,6 +121,44 @@ test("BFD dropped by a tc bpf filter while the link stays up is detected on both
   } finally {
     await undropBfd(lab, "v", "eth0");
   }
+  await agent.waitFor((e) => e.ev === "up" && e.key === "frr", 20_000, "vipd up again", mark);
+  await waitFor(frrUp, 10_000, "FRR up again");
+}, 40_000);
+
+test("wrong-TTL packets are ignored; the same packet at TTL 255 is obeyed", async () => {
+  const st = (await agent.status()) as unknown as {
+    sessions: { localDiscr: number; remoteDiscr: number; state: string }[];
+  };
+  const s = st.sessions[0]!;
+  expect(s.state).toBe("Up");
+  // An AdminDown from "FRR" with the right discriminators: would take the session down if accepted.
+  const forged = encodeControl(
+    controlPacket({
+      state: "AdminDown",
+      diag: 7,
+      myDiscr: s.remoteDiscr,
+      yourDiscr: s.localDiscr,
+      desiredMinTx: 50_000,
+      requiredMinRx: 50_000,
+    }),
+  );
+  const hex = Buffer.from(forged).toString("hex");
+  const inject = [
+    process.execPath,
+    `${import.meta.dir}/../../src/bfd/testdata/inject.ts`,
+    "10.77.0.1",
+    "3784",
+  ];
+  const mark = agent.events.length;
+  for (const ttl of ["64", "254", "1"]) await lab.run("f", [...inject, ttl, hex]);
+  await Bun.sleep(400);
+  const after = (await agent.status()) as unknown as { sessions: { state: string }[] };
+  expect(after.sessions[0]!.state).toBe("Up");
+  expect(agent.events.slice(mark).some((e) => e.ev === "down")).toBe(false);
+  // Control: at TTL 255 the very same bytes are accepted (so the test above can fail).
+  await lab.run("f", [...inject, "255", hex]);
+  const down = await agent.waitFor((e) => e.ev === "down" && e.key === "frr", 3_000, "vipd down", mark);
+  expect(down.diag).toBe("NeighborSignaledSessionDown");
   await agent.waitFor((e) => e.ev === "up" && e.key === "frr", 20_000, "vipd up again", mark);
   await waitFor(frrUp, 10_000, "FRR up again");
 }, 40_000);
