@@ -1,0 +1,86 @@
+/**
+ * Serves the API app on a socket with Bun.serve: plain HTTP, TLS, or TLS with client
+ * certificates required and verified against a CA (mutual TLS).
+ *
+ * @example
+ * const s = serveApi(app, { listen: "127.0.0.1:0" });
+ * await fetch(`${s.url}livez`);
+ * await s.stop();
+ */
+
+import { DEFAULT_BODY_LIMIT } from "./app.ts";
+
+export interface ServeTls {
+  /** PEM certificate chain of the server. */
+  cert: string;
+  /** PEM private key of the server. */
+  key: string;
+  /** PEM CA bundle that client certificates must chain to (needed for requestClientCert). */
+  ca?: string;
+  /** Require a client certificate signed by `ca`; the handshake fails without one. */
+  requestClientCert?: boolean;
+}
+
+export interface ServeOptions {
+  /** `host:port`, `[v6]:port`, or an object; port 0 picks a free one. */
+  listen: string | { hostname: string; port: number };
+  tls?: ServeTls;
+  /**
+   * The app's body limit. Bun itself refuses bodies well above it (the app answers a JSON 413
+   * for everything between), so a huge upload is cut off before it is buffered.
+   */
+  bodyLimit?: number;
+}
+
+export interface ApiServer {
+  /** e.g. `https://127.0.0.1:41234/` */
+  url: URL;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Parses `host:port` / `[v6]:port`; throws a clear Error on anything else. */
+export function parseListen(s: string): { hostname: string; port: number } {
+  const m = /^\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})$/.exec(s) ?? /^([^:[\]]+):([0-9]{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : Number.NaN;
+  if (!m || !(port >= 0 && port <= 65535)) {
+    throw new Error(`listen: ${JSON.stringify(s)} is not host:port or [ipv6]:port`);
+  }
+  return { hostname: m[1]!, port };
+}
+
+/** Anything with a fetch handler: the app from createApp, or any Hono app. */
+export interface FetchApp {
+  fetch(req: Request): Response | Promise<Response>;
+}
+
+export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
+  const { hostname, port } = typeof opts.listen === "string" ? parseListen(opts.listen) : opts.listen;
+  const t = opts.tls;
+  if (t?.requestClientCert && !t.ca)
+    throw new Error("tls.requestClientCert needs tls.ca to verify clients against");
+  const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  const server = Bun.serve({
+    hostname,
+    port,
+    fetch: (req) => app.fetch(req),
+    maxRequestBodySize: limit + 64 * 1024,
+    ...(t
+      ? {
+          tls: {
+            cert: t.cert,
+            key: t.key,
+            ...(t.ca ? { ca: t.ca } : {}),
+            ...(t.requestClientCert ? { requestCert: true, rejectUnauthorized: true } : {}),
+          },
+        }
+      : {}),
+  });
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const boundPort = server.port ?? port;
+  return {
+    url: new URL(`${t ? "https" : "http"}://${host}:${boundPort}/`),
+    port: boundPort,
+    stop: () => server.stop(true),
+  };
+}
