@@ -18,3 +18,4 @@ if (!sock.send(bytes, Number(port), dst)) {
 }
 await Bun.sleep(20);
 sock.close();
+export {};
