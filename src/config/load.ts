@@ -139,7 +139,8 @@ function issueMessage(iss: z.core.$ZodIssue): string {
       if (iss.origin === "string") return iss.message?.startsWith("must") ? iss.message : `must not be empty`;
       return iss.message?.startsWith("must") ? iss.message : `must be at least ${iss.minimum}`;
     case "too_big":
-      if (iss.origin === "array") return `must have at most ${iss.maximum} item(s)`;
+      if (iss.origin === "array")
+        return iss.message?.startsWith("must") ? iss.message : `must have at most ${iss.maximum} item(s)`;
       if (iss.origin === "string")
         return iss.message?.startsWith("must") ? iss.message : `must be at most ${iss.maximum} characters`;
       return iss.message?.startsWith("must") ? iss.message : `must be at most ${iss.maximum}`;

@@ -80,7 +80,7 @@ const asn = z
   .max(4294967295);
 
 /** Go `time.ParseDuration` syntax as used by metav1.Duration ("90s", "1m30s", "500ms"). */
-const DURATION = /^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$/;
+const DURATION = /^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/;
 export const Duration = z.string().regex(DURATION, 'must be a duration such as "90s", "1m30s" or "500ms"');
 
 const UNIT_MS: Record<string, number> = {
@@ -339,7 +339,7 @@ export const BGPPeerSpec = z
         path: ["holdTime"],
         message: "must be 0 or at least 3s (RFC 4271 §4.2)",
       });
-    if (hold !== undefined && keep !== undefined && keep > hold)
+    if (hold !== undefined && hold !== 0 && keep !== undefined && keep > hold)
       ctx.addIssue({ code: "custom", path: ["keepaliveTime"], message: "must not be greater than holdTime" });
     if (hold === 0 && keep !== undefined && keep !== 0)
       ctx.addIssue({ code: "custom", path: ["keepaliveTime"], message: "must be 0 when holdTime is 0" });
@@ -428,7 +428,7 @@ export const ServiceSpec = z
     loadBalancerClass: z.string().min(1).optional(),
     ipFamilies: z
       .array(z.enum(["IPv4", "IPv6"]))
-      .max(2, "lists at most two families")
+      .max(2, "must list at most two families")
       .optional(),
     ipFamilyPolicy: z.enum(["SingleStack", "PreferDualStack", "RequireDualStack"]).optional(),
     externalTrafficPolicy: z.enum(["Cluster", "Local"]).default("Cluster"),
