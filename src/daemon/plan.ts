@@ -97,7 +97,9 @@ export function computePlan(
   const l2Other = new Map<string, L2Entry>();
 
   // Layer 2: every advertisement that covers the Service's pool and selects the Service.
-  for (const a of [...assignments].sort((x, y) => (x.key < y.key ? -1 : 1))) {
+  // Sorted by key so that the plan (entry and service order) does not depend on the input order.
+  const sorted = [...assignments].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
+  for (const a of sorted) {
     const pool = poolsByName.get(a.pool);
     if (!pool || a.ips.length === 0) continue;
     const labels = serviceLabels(config, a.key);
@@ -141,7 +143,7 @@ export function computePlan(
     const large = comms
       .filter((c) => parseCommunity(c)?.kind === "large")
       .map((c) => c.slice("large:".length));
-    for (const a of assignments) {
+    for (const a of sorted) {
       if (!pools.has(a.pool)) continue;
       if (!anySelectorMatches(ad.spec.serviceSelectors, serviceLabels(config, a.key))) continue;
       for (const ipText of a.ips) {

@@ -9,6 +9,7 @@ import {
   closeSync,
   fsyncSync,
   openSync,
+  readdirSync,
   readFileSync,
   renameSync,
   statSync,
@@ -58,25 +59,65 @@ export function writableTarget(paths: readonly string[]): { file: string } | { r
 
 let tmpCounter = 0;
 
-/** Atomically replaces `file` with `text`. */
+const TEMP_RE = /^\.(.+)\.(\d+)\.\d+\.tmp$/;
+
+/** Whether a process with this PID exists (EPERM means it does, owned by someone else). */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Removes temp files of `file` left by writers that died mid-write (SIGKILL, power loss). */
+function removeStaleTemps(file: string): void {
+  const dir = dirname(file);
+  const base = basename(file);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = TEMP_RE.exec(n);
+    if (!m || m[1] !== base) continue;
+    const pid = Number(m[2]);
+    if (pid === process.pid || alive(pid)) continue;
+    try {
+      unlinkSync(join(dir, n));
+    } catch {}
+  }
+}
+
+/**
+ * Atomically replaces `file` with `text`: temp file in the same directory (mode 0600: manifests
+ * may hold BGP passwords), fsync, rename, fsync of the directory. On failure the temp file is
+ * removed and `file` is untouched; temp files of writers that died mid-write are removed too.
+ */
 export function writeAtomic(file: string, text: string): void {
   const dir = dirname(file);
+  removeStaleTemps(file);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${tmpCounter++}.tmp`);
   const fd = openSync(tmp, "w", 0o600);
   try {
-    const bytes = new TextEncoder().encode(text);
-    let off = 0;
-    while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
-    fsyncSync(fd);
+    try {
+      const bytes = new TextEncoder().encode(text);
+      let off = 0;
+      while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, file);
   } catch (e) {
-    closeSync(fd);
     try {
       unlinkSync(tmp);
     } catch {}
     throw e;
   }
-  closeSync(fd);
-  renameSync(tmp, file);
   const dfd = openSync(dir, "r");
   try {
     fsyncSync(dfd);
