@@ -1,0 +1,145 @@
+/**
+ * Who is alive among the vipd nodes of a site: a pure state machine over heartbeats and clock
+ * ticks (time is a parameter), with hysteresis so that a flapping or returning node cannot cause
+ * two owners for one VIP.
+ *
+ * Per peer:   Unknown ──hb──▶ Rising ──(heard steadily for riseMs)──▶ Alive
+ *             Alive ──(silent for deadAfterMs, or a "leaving" hb)──▶ Dead ──hb──▶ Rising …
+ *             Rising ──(silent for deadAfterMs)──▶ Dead
+ * Self:       not ready for `riseMs + deadAfterMs` after start, and again after this process was
+ *             paused (a tick arrives later than deadAfterMs after the previous one: SIGSTOP, a
+ *             stalled VM). In that time the others have either declared it dead or seen it
+ *             rise; so by the time it claims anything they agree on who owns what.
+ *
+ * Partitions: each side sees the other Dead and elects its own owners, as every layer-2
+ * protocol without a quorum must (the segment itself is split, so only one side is reachable
+ * by any client on a given segment). When the partition heals, Rising + riseMs gives one
+ * stable hand-back instead of a flap.
+ */
+
+import type { Heartbeat } from "./heartbeat.ts";
+
+export interface MembershipConfig {
+  self: string;
+  members: readonly string[];
+  intervalMs: number;
+  deadAfterMs: number;
+  riseMs: number;
+}
+
+export type PeerState = "Unknown" | "Rising" | "Alive" | "Dead";
+
+export interface PeerView {
+  readonly name: string;
+  readonly state: PeerState;
+  readonly lastSeq: bigint;
+  readonly lastHeard: number;
+  readonly risingSince: number;
+  readonly since: number;
+  readonly flaps: number;
+}
+
+export interface Membership {
+  readonly cfg: MembershipConfig;
+  readonly peers: ReadonlyMap<string, PeerView>;
+  /** Self claims nothing before this time. */
+  readonly readyAt: number;
+  readonly lastTick: number;
+  /** Why self is (or was last) not ready: "start" or "pause". */
+  readonly holdReason: "start" | "pause";
+}
+
+export type HeartbeatDrop = "Self" | "UnknownNode" | "Replay";
+
+export function createMembership(cfg: MembershipConfig, now: number): Membership {
+  const peers = new Map<string, PeerView>();
+  for (const name of cfg.members) {
+    if (name === cfg.self) continue;
+    peers.set(name, {
+      name,
+      state: "Unknown",
+      lastSeq: -1n,
+      lastHeard: 0,
+      risingSince: 0,
+      since: now,
+      flaps: 0,
+    });
+  }
+  return { cfg, peers, readyAt: now + cfg.riseMs + cfg.deadAfterMs, lastTick: now, holdReason: "start" };
+}
+
+function setPeer(m: Membership, p: PeerView): Membership {
+  const peers = new Map(m.peers);
+  peers.set(p.name, p);
+  return { ...m, peers };
+}
+
+/** Takes one authenticated heartbeat. Replays (seq not above the last one taken) are dropped. */
+export function onHeartbeat(
+  m: Membership,
+  hb: Heartbeat,
+  now: number,
+): { m: Membership; changed: boolean; drop?: HeartbeatDrop } {
+  if (hb.node === m.cfg.self) return { m, changed: false, drop: "Self" };
+  const p = m.peers.get(hb.node);
+  if (p === undefined) return { m, changed: false, drop: "UnknownNode" };
+  if (hb.seq <= p.lastSeq) return { m, changed: false, drop: "Replay" };
+  if (hb.leaving) {
+    const changed = p.state !== "Dead";
+    return {
+      m: setPeer(m, {
+        ...p,
+        lastSeq: hb.seq,
+        state: "Dead",
+        since: changed ? now : p.since,
+        flaps: p.flaps + (p.state === "Alive" ? 1 : 0),
+      }),
+      changed,
+    };
+  }
+  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now };
+  if (p.state === "Unknown" || p.state === "Dead")
+    next = { ...next, state: "Rising", risingSince: now, since: now };
+  else if (p.state === "Rising" && now - p.risingSince >= m.cfg.riseMs)
+    next = { ...next, state: "Alive", since: now };
+  return { m: setPeer(m, next), changed: next.state !== p.state };
+}
+
+/** Advances the clock: silent peers die, steady risers become alive, a pause is detected. */
+export function tick(m: Membership, now: number): { m: Membership; changed: boolean; paused: boolean } {
+  const gap = now - m.lastTick;
+  if (gap > m.cfg.deadAfterMs) {
+    // We were not running for a while: what we knew is stale, and the others may have moved on.
+    const peers = new Map<string, PeerView>();
+    for (const [n, p] of m.peers) peers.set(n, { ...p, state: "Unknown", since: now });
+    return {
+      m: { ...m, peers, lastTick: now, readyAt: now + m.cfg.riseMs + m.cfg.deadAfterMs, holdReason: "pause" },
+      changed: true,
+      paused: true,
+    };
+  }
+  let changed = false;
+  const peers = new Map(m.peers);
+  for (const [n, p] of m.peers) {
+    if ((p.state === "Alive" || p.state === "Rising") && now - p.lastHeard > m.cfg.deadAfterMs) {
+      peers.set(n, { ...p, state: "Dead", since: now, flaps: p.flaps + (p.state === "Alive" ? 1 : 0) });
+      changed = true;
+    } else if (p.state === "Rising" && now - p.risingSince >= m.cfg.riseMs) {
+      peers.set(n, { ...p, state: "Alive", since: now });
+      changed = true;
+    }
+  }
+  const becameReady = m.lastTick < m.readyAt && now >= m.readyAt;
+  return { m: { ...m, peers, lastTick: now }, changed: changed || becameReady, paused: false };
+}
+
+export function isReady(m: Membership, now: number): boolean {
+  return now >= m.readyAt;
+}
+
+/** Nodes that count for the election: self (when ready) and every Alive peer. */
+export function aliveNodes(m: Membership, now: number): string[] {
+  const out = [...m.peers.values()].filter((p) => p.state === "Alive").map((p) => p.name);
+  if (isReady(m, now)) out.push(m.cfg.self);
+  return out.sort();
+}
