@@ -1,0 +1,77 @@
+/**
+ * BfdManager input validation and BFDProfile handling (no sockets: every call here is rejected
+ * before the manager touches the network, and must change nothing).
+ */
+
+import { describe, expect, test } from "bun:test";
+import { BfdConfigError, BfdManager, type DesiredSession, validateSessions } from "../../src/bfd/manager.ts";
+import { DEFAULT_PROFILE, profileToParams, validateProfile } from "../../src/bfd/profile.ts";
+
+const ok: DesiredSession = { key: "r1", peer: "192.0.2.1", multihop: false, profile: DEFAULT_PROFILE };
+
+describe("BFDProfile", () => {
+  test("MetalLB defaults are valid and map to microseconds", () => {
+    expect(validateProfile(DEFAULT_PROFILE)).toEqual([]);
+    expect(
+      profileToParams({ ...DEFAULT_PROFILE, transmitInterval: 50, receiveInterval: 70, passiveMode: true }),
+    ).toEqual({
+      desiredMinTxUs: 50_000,
+      requiredMinRxUs: 70_000,
+      detectMult: 3,
+      passive: true,
+    });
+  });
+
+  test("echo mode is rejected with a message saying it is not supported", () => {
+    const errs = validateProfile({ ...DEFAULT_PROFILE, echoMode: true });
+    expect(errs).toHaveLength(1);
+    expect(errs[0]).toContain("echoMode");
+    expect(errs[0]).toContain("not supported");
+  });
+
+  test("out-of-range fields are named", () => {
+    const errs = validateProfile({
+      ...DEFAULT_PROFILE,
+      receiveInterval: 5,
+      detectMultiplier: 1,
+      minimumTtl: 255,
+    });
+    expect(errs.map((e) => e.split(":")[0])).toEqual(["receiveInterval", "detectMultiplier", "minimumTtl"]);
+  });
+});
+
+describe("setSessions validation", () => {
+  const cases: [string, DesiredSession[], string][] = [
+    ["duplicate keys", [ok, { ...ok, peer: "192.0.2.2" }], "duplicate key"],
+    ["a peer that is not an address", [{ ...ok, peer: "router-1" }], "peer: not an IP address"],
+    ["mixed families", [{ ...ok, local: "2001:db8::1" }], "differ in family"],
+    ["two sessions to one peer", [ok, { ...ok, key: "r2" }], "another session already runs to 192.0.2.1"],
+    ["echo mode", [{ ...ok, profile: { ...DEFAULT_PROFILE, echoMode: true } }], "echo mode is not supported"],
+    [
+      "a SHA1 key longer than 20 bytes",
+      [{ ...ok, auth: { type: "KeyedSha1", keyId: 1, secret: "x".repeat(21) } }],
+      "auth.secret must be 1..20 bytes",
+    ],
+  ];
+  for (const [name, desired, msg] of cases) {
+    test(`${name} is refused`, () => {
+      const problems = validateSessions(desired);
+      expect(problems.join("\n")).toContain(msg);
+    });
+  }
+
+  test("a refused set throws BfdConfigError and leaves the manager empty", async () => {
+    const m = new BfdManager({});
+    const err = await m
+      .setSessions([{ ...ok, profile: { ...DEFAULT_PROFILE, echoMode: true } }])
+      .catch((e) => e);
+    expect(err).toBeInstanceOf(BfdConfigError);
+    expect((err as BfdConfigError).problems[0]).toContain('session "r1": echoMode');
+    expect(m.status().sessions).toEqual([]);
+    await m.close();
+  });
+
+  test("the same peer may have a single-hop and a multihop session", () => {
+    expect(validateSessions([ok, { ...ok, key: "r1-mh", multihop: true }])).toEqual([]);
+  });
+});
