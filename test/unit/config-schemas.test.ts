@@ -77,7 +77,9 @@ describe("IPAddressPool", () => {
       priority: 50,
       namespaces: ["shop", "team-a"],
       namespaceSelectors: [{ matchLabels: { team: "web" } }],
-      serviceSelectors: [{ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["batch"] }] }],
+      serviceSelectors: [
+        { matchExpressions: [{ key: "tier", operator: "NotIn" as const, values: ["batch"] }] },
+      ],
     };
     const c = valid(
       manifest("IPAddressPool", { addresses: ["10.0.0.0/24"], avoidBuggyIPs: true, serviceAllocation }),
@@ -112,7 +114,9 @@ describe("L2Advertisement", () => {
     const spec = {
       ipAddressPools: ["p"],
       ipAddressPoolSelectors: [{ matchLabels: { tier: "ingress" } }],
-      nodeSelectors: [{ matchExpressions: [{ key: "node-role.kubernetes.io/edge", operator: "Exists" }] }],
+      nodeSelectors: [
+        { matchExpressions: [{ key: "node-role.kubernetes.io/edge", operator: "Exists" as const }] },
+      ],
       interfaces: ["eth0", "bond0.100"],
       serviceSelectors: [{ matchLabels: { app: "web" } }],
       preferredNodeSelectors: [{ weight: 100, preference: { matchLabels: { zone: "a" } } }],
@@ -405,7 +409,7 @@ describe("NodeSettings (vipd's own)", () => {
       api: {
         listen: "[::]:7473",
         tls: { certFile: "/etc/vipd/tls.crt", keyFile: "/etc/vipd/tls.key" },
-        tokens: [{ name: "fleet", role: "admin", hash: `sha256:${"ab".repeat(32)}` }],
+        tokens: [{ name: "fleet", role: "admin" as const, hash: `sha256:${"ab".repeat(32)}` }],
         metricsOpen: false,
       },
       localDelivery: true,
