@@ -1,0 +1,279 @@
+/**
+ * The XDP driver `vipd run` calls: hand it the whole desired set of (interface, VIP, MAC) and it
+ * converges the data path to it — attaches the responder where needed, programs the `vips` map
+ * with the difference, announces new owners (GARP / unsolicited NA) and withdraws lost VIPs at
+ * once. It refreshes the liveness heartbeat on a timer, so the program stops answering when
+ * this process stops. Program, maps and attachments are pinned and outlive the process: a
+ * restarted vipd finds them and carries on without a gap.
+ *
+ * @example
+ * const xdp = await XdpDriver.open({ livenessWindowMs: 30_000 });
+ * await xdp.apply([{ ifname: "eth0", ip: "192.0.2.10" }, { ifname: "eth0", ip: "2001:db8::10" }]);
+ * xdp.status(); // { attachments: [{ ifname: "eth0", mode: "native", ... }], entries: 2, counters }
+ * await xdp.close(); // on SIGTERM; `await detachAll()` for `vipd detach`
+ */
+
+import { formatIp } from "../util/ip.ts";
+import { Announcer, packetSender } from "./announce.ts";
+import { type CounterName, formatMac, parseMac } from "./layout.ts";
+import { BpfError, monotonicNs, xdpQuery } from "./libbpf.ts";
+import {
+  type AttachModeOption,
+  type Attachment,
+  attach,
+  DEFAULT_OBJ_PATH,
+  detach,
+  detachAll as detachAllPins,
+  LoaderError,
+  loadPinned,
+  pinnedProgId,
+} from "./loader.ts";
+import { DEFAULT_PIN_DIR, XdpMaps } from "./maps.ts";
+import { type DesiredEntry, diffEntries, type InterfaceInfo, resolveDesired } from "./plan.ts";
+
+export { BpfError } from "./libbpf.ts";
+export { LoaderError } from "./loader.ts";
+export type { DesiredEntry } from "./plan.ts";
+
+/** Long enough to cover a restart of vipd; short enough that a hung vipd stops attracting traffic. */
+export const DEFAULT_LIVENESS_WINDOW_MS = 30_000;
+
+export interface XdpDriverOptions {
+  /** Where program and maps are pinned (default /sys/fs/bpf/vipd). */
+  pinDir?: string;
+  /** The compiled responder (default build/xdp/arp_responder.o). */
+  objPath?: string;
+  /** Replies stop when the heartbeat is older than this (default 30 s; 0 disables the gate). */
+  livenessWindowMs?: number;
+  /** Attach mode: native, generic, or native with generic fallback (default). */
+  mode?: AttachModeOption;
+  /** Heartbeat period (default min(1 s, window / 4)). */
+  heartbeatMs?: number;
+  /** Announcement schedule in ms after takeover (default 0, 500, 1000, 2000, 4000). */
+  announceScheduleMs?: readonly number[];
+}
+
+/** Bad desired state: nothing was changed. */
+export class XdpInputError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid XDP entries: ${problems.join("; ")}`);
+    this.name = "XdpInputError";
+  }
+}
+
+export interface EntryView {
+  ifname: string;
+  ip: string;
+  mac: string;
+}
+
+export interface ApplyResult {
+  added: EntryView[];
+  changed: EntryView[];
+  removed: { ifindex: number; ifname?: string; ip: string }[];
+  unchanged: number;
+  /** Interfaces the program could not be attached to (their entries are still in the map). */
+  errors: { ifname: string; error: string }[];
+}
+
+export interface XdpStatus {
+  pinDir: string;
+  /** True when this process found the program already pinned (a restart). */
+  reused: boolean;
+  attachments: (Attachment & { error?: string })[];
+  entries: number;
+  livenessWindowMs: number;
+  counters: Record<CounterName | "announcements_sent" | "announcements_failed", bigint>;
+}
+
+interface LinkJson {
+  ifindex: number;
+  ifname: string;
+  address?: string;
+}
+
+async function interfaces(): Promise<Map<string, InterfaceInfo>> {
+  const p = Bun.spawn(["ip", "-j", "link", "show"], { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [out, err] = await Promise.all([new Response(p.stdout).text(), new Response(p.stderr).text()]);
+  if ((await p.exited) !== 0) throw new LoaderError("ip -j link show", err);
+  const m = new Map<string, InterfaceInfo>();
+  for (const l of JSON.parse(out) as LinkJson[]) {
+    m.set(l.ifname, { ifindex: l.ifindex, mac: parseMac(l.address ?? "") ?? new Uint8Array(6) });
+  }
+  return m;
+}
+
+export class XdpDriver {
+  private readonly attachments = new Map<string, Attachment & { error?: string }>();
+  private readonly announcer: Announcer;
+  private readonly sender = packetSender();
+  private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  private readonly windowNs: bigint;
+  private readonly names = new Map<number, string>();
+  private closed = false;
+
+  private constructor(
+    private readonly maps: XdpMaps,
+    private readonly pinDir: string,
+    private readonly mode: AttachModeOption,
+    private readonly livenessWindowMs: number,
+    private readonly reused: boolean,
+    scheduleMs: readonly number[] | undefined,
+  ) {
+    this.windowNs = BigInt(Math.round(livenessWindowMs)) * 1_000_000n;
+    this.announcer = new Announcer(this.sender.send, scheduleMs);
+  }
+
+  /**
+   * Loads (or finds) the pinned program and maps, refreshes the heartbeat and starts its timer.
+   * Finds the interfaces where a previous run attached the program, and keeps them.
+   */
+  static async open(opts: XdpDriverOptions = {}): Promise<XdpDriver> {
+    const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
+    const window = opts.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS;
+    if (!(window >= 0)) throw new XdpInputError([`livenessWindowMs must be >= 0, not ${window}`]);
+    const { reused } = await loadPinned(opts.objPath ?? DEFAULT_OBJ_PATH, pinDir);
+    const maps = XdpMaps.open(pinDir);
+    const d = new XdpDriver(maps, pinDir, opts.mode ?? "auto", window, reused, opts.announceScheduleMs);
+    d.heartbeat();
+    const period = opts.heartbeatMs ?? Math.max(10, Math.min(1000, window > 0 ? window / 4 : 1000));
+    d.heartbeatTimer = setInterval(() => {
+      try {
+        d.heartbeat();
+      } catch {
+        // Maps gone (detached under us): the next apply() reports it.
+      }
+    }, period);
+    d.heartbeatTimer.unref?.();
+    if (reused) {
+      const ours = pinnedProgId(pinDir);
+      for (const [ifname, info] of await interfaces()) {
+        d.names.set(info.ifindex, ifname);
+        const q = xdpQuery(info.ifindex);
+        if (q.progId === ours && (q.mode === "native" || q.mode === "generic")) {
+          d.attachments.set(ifname, {
+            ifname,
+            ifindex: info.ifindex,
+            mode: q.mode,
+            reason: "attached by a previous run",
+          });
+        }
+      }
+    }
+    return d;
+  }
+
+  /** Refreshes the liveness timestamp (CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns). */
+  heartbeat(nowNs: bigint = monotonicNs()): void {
+    this.maps.setLiveness(nowNs, this.windowNs);
+  }
+
+  /**
+   * Converges to exactly `desired`: validates everything first (XdpInputError, nothing changed),
+   * attaches to new interfaces, adds/changes/removes map entries, announces added and changed
+   * VIPs, cancels announcements of removed ones, and detaches from interfaces left without VIPs.
+   */
+  async apply(desired: readonly DesiredEntry[]): Promise<ApplyResult> {
+    if (this.closed) throw new Error("XdpDriver is closed");
+    const ifs = await interfaces();
+    for (const [name, info] of ifs) this.names.set(info.ifindex, name);
+    const resolved = resolveDesired(desired, (n) => ifs.get(n) ?? null);
+    if (!resolved.ok) throw new XdpInputError(resolved.problems);
+    const entries = resolved.entries;
+    const diff = diffEntries(this.maps.listVips(), entries);
+
+    // Attach before programming, so the first entry is answered as soon as it is in the map.
+    const errors: ApplyResult["errors"] = [];
+    const ours = pinnedProgId(this.pinDir);
+    for (const ifname of new Set(entries.map((e) => e.ifname))) {
+      const have = this.attachments.get(ifname);
+      if (have !== undefined && have.error === undefined && xdpQuery(have.ifindex).progId === ours) continue;
+      try {
+        this.attachments.set(ifname, await attach(this.pinDir, ifname, this.mode));
+      } catch (e) {
+        const error = e instanceof Error ? e.message : String(e);
+        errors.push({ ifname, error });
+        const ifindex = ifs.get(ifname)?.ifindex ?? 0;
+        this.attachments.set(ifname, { ifname, ifindex, mode: "generic", error });
+      }
+    }
+
+    for (const e of diff.remove) {
+      this.maps.deleteVip(e.ifindex, e.ip);
+      this.announcer.cancel(e.ifindex, e.ip);
+    }
+    for (const e of [...diff.add, ...diff.change]) this.maps.setVip(e.ifindex, e.ip, e.mac);
+    for (const e of [...diff.add, ...diff.change]) this.announcer.announce(e.ifindex, e.ip, e.mac);
+
+    // Interfaces with no VIP left get the program removed.
+    const wanted = new Set(entries.map((e) => e.ifname));
+    for (const [ifname, a] of this.attachments) {
+      if (wanted.has(ifname)) continue;
+      if (a.error === undefined && ifs.has(ifname)) await detach(ifname, ours);
+      this.attachments.delete(ifname);
+    }
+
+    const view = (e: { ifname: string; ip: Parameters<typeof formatIp>[0]; mac: Uint8Array }) => ({
+      ifname: e.ifname,
+      ip: formatIp(e.ip),
+      mac: formatMac(e.mac),
+    });
+    return {
+      added: diff.add.map(view),
+      changed: diff.change.map(view),
+      removed: diff.remove.map((e) => ({
+        ifindex: e.ifindex,
+        ifname: this.names.get(e.ifindex),
+        ip: formatIp(e.ip),
+      })),
+      unchanged: diff.unchanged,
+      errors,
+    };
+  }
+
+  /** What the data path is doing: where it is attached (and how), entries, counters. */
+  status(): XdpStatus {
+    const counters = {
+      ...this.maps.counters(),
+      announcements_sent: BigInt(this.announcer.sent),
+      announcements_failed: BigInt(this.announcer.failed),
+    };
+    return {
+      pinDir: this.pinDir,
+      reused: this.reused,
+      attachments: [...this.attachments.values()],
+      entries: this.maps.listVips().length,
+      livenessWindowMs: this.livenessWindowMs,
+      counters,
+    };
+  }
+
+  /** The entries in the map, as text. */
+  entries(): { ifindex: number; ifname?: string; ip: string; mac: string }[] {
+    return this.maps.listVips().map((e) => ({
+      ifindex: e.ifindex,
+      ifname: this.names.get(e.ifindex),
+      ip: formatIp(e.ip),
+      mac: formatMac(e.mac),
+    }));
+  }
+
+  /** Stops timers and sockets; leaves the pinned program, maps and attachments in place. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    this.announcer.stop();
+    this.sender.close();
+    this.maps.close();
+  }
+}
+
+/** `vipd detach`: detaches the program from every interface of this namespace, removes pins and maps. */
+export async function detachAll(pinDir: string = DEFAULT_PIN_DIR): Promise<{ detached: string[] }> {
+  return detachAllPins(pinDir);
+}
+
+export function isBpfError(e: unknown): e is BpfError {
+  return e instanceof BpfError;
+}

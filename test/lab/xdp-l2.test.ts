@@ -1,0 +1,250 @@
+/**
+ * The XDP responder on a real veth between two namespaces (client, node), driven by "the
+ * daemon" (today src/xdp/cli.ts serve; `startDaemon` is the one place to switch to `vipd run`),
+ * probed by real arping and ndisc6 from the client.
+ *
+ * Story: nobody answers for a VIP until vipd owns it; then arping/ndisc6 get the node's MAC and
+ * the client's stale neighbour entries move to it (GARP / unsolicited NA); a removed VIP goes
+ * quiet at once; a restart of vipd while the client arpings 100 times a second loses no reply
+ * (same attachment, same maps); a killed vipd goes quiet once the liveness window passes;
+ * `detach` removes everything.
+ */
+
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, rmSync, writeFileSync } from "node:fs";
+import type { Subprocess } from "bun";
+import { Lab } from "../../src/lab/netns.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
+
+const CLI = new URL("../../src/xdp/cli.ts", import.meta.url).pathname;
+const VIP4 = "10.77.0.100";
+const VIP4B = "10.77.0.101";
+const VIP6 = "fd00:77::100";
+/** Long enough to cover a restart on a loaded machine; the kill test uses a short one. */
+const WINDOW_MS = 10_000;
+const SHORT_WINDOW_MS = 1500;
+
+let lab: Lab;
+let pins: TempPins;
+let nodeMac: string;
+let stateFile: string;
+
+interface Daemon {
+  proc: Subprocess<"ignore", "pipe", "inherit">;
+  /** Resolves with the next JSON event line of the given kind. */
+  next(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
+}
+
+/** Starts "the daemon" in the node namespace, serving the desired state in `stateFile`. */
+async function startDaemon(windowMs = WINDOW_MS): Promise<Daemon> {
+  const proc = lab.spawn(
+    "node",
+    ["bun", CLI, "serve", "--state", stateFile, "--pin-dir", pins.pinDir, "--window-ms", String(windowMs)],
+    { stdout: "pipe" },
+  ) as Subprocess<"ignore", "pipe", "inherit">;
+  const reader = proc.stdout.getReader();
+  const events: Record<string, unknown>[] = [];
+  let buf = "";
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += new TextDecoder().decode(value);
+      let nl = buf.indexOf("\n");
+      while (nl >= 0) {
+        events.push(JSON.parse(buf.slice(0, nl)) as Record<string, unknown>);
+        buf = buf.slice(nl + 1);
+        nl = buf.indexOf("\n");
+      }
+    }
+  })();
+  void pump;
+  const d: Daemon = {
+    proc,
+    async next(event, timeoutMs = 15_000) {
+      const end = Date.now() + timeoutMs;
+      while (Date.now() < end) {
+        const i = events.findIndex((e) => e.event === event || e.event === "error");
+        if (i >= 0) {
+          const [e] = events.splice(i, 1);
+          if (e!.event === "error") throw new Error(`daemon error: ${JSON.stringify(e)}`);
+          return e!;
+        }
+        await Bun.sleep(20);
+      }
+      throw new Error(`daemon sent no "${event}" event in ${timeoutMs} ms`);
+    },
+  };
+  await d.next("ready");
+  await d.next("applied"); // the initial apply, printed before "ready"
+  return d;
+}
+
+function setDesired(ips: string[]): void {
+  writeFileSync(stateFile, JSON.stringify(ips.map((ip) => ({ ifname: "eth0", ip }))));
+}
+
+/** arping from the client: [sent, received, MACs that answered]. */
+async function arping(ip: string, count: number, intervalS = 0.1): Promise<[number, number, string[]]> {
+  const r = await lab.run(
+    "client",
+    ["arping", "-c", String(count), "-W", String(intervalS), "-i", "eth0", ip],
+    { allowFail: true, timeoutMs: 30_000 },
+  );
+  const m = r.stdout.match(/(\d+) packets transmitted, (\d+) packets received/);
+  if (m === null) throw new Error(`arping printed no statistics:\n${r.stdout}\n${r.stderr}`);
+  const macs = [...r.stdout.matchAll(/bytes from ([0-9a-f:]{17}) /g)].map((x) => x[1]!);
+  return [Number(m[1]), Number(m[2]), [...new Set(macs)]];
+}
+
+/** ndisc6 from the client: the MAC that answered, or null. */
+async function ndisc(ip: string): Promise<string | null> {
+  const r = await lab.run("client", ["ndisc6", "-1", "-q", "-r", "2", "-w", "300", ip, "eth0"], {
+    allowFail: true,
+  });
+  return r.code === 0 ? r.stdout.trim().toLowerCase() : null;
+}
+
+async function clientNeigh(ip: string): Promise<string> {
+  return (await lab.run("client", ["ip", "neigh", "show", ip, "dev", "eth0"])).stdout.trim();
+}
+
+async function attachedProgId(): Promise<number> {
+  const r = await lab.run("node", ["ip", "-j", "link", "show", "dev", "eth0"]);
+  const [link] = JSON.parse(r.stdout) as { xdp?: { prog?: { id: number } } }[];
+  return link?.xdp?.prog?.id ?? 0;
+}
+
+beforeAll(async () => {
+  await buildXdp();
+  lab = await Lab.create("xdpl2");
+  pins = await tempPins("l2");
+  stateFile = `/tmp/${lab.prefix}state.json`;
+  await lab.addNs("client");
+  await lab.addNs("node");
+  await lab.veth("client", "eth0", "node", "eth0");
+  await lab.addr("client", "eth0", "10.77.0.1/24");
+  await lab.addr("node", "eth0", "10.77.0.2/24");
+  await lab.addr("client", "eth0", "fd00:77::1/64");
+  await lab.addr("node", "eth0", "fd00:77::2/64");
+  // veth delivers XDP_TX frames only if the peer runs an XDP program too (LAB.md).
+  await lab.run("client", [
+    "ip",
+    "link",
+    "set",
+    "dev",
+    "eth0",
+    "xdp",
+    "obj",
+    objectPath("lab_pass"),
+    "sec",
+    "xdp",
+  ]);
+  nodeMac = await lab.mac("node", "eth0");
+}, 60_000);
+
+afterAll(async () => {
+  await lab?.destroy();
+  await pins?.cleanup();
+  if (stateFile) rmSync(stateFile, { force: true });
+});
+
+describe("XDP ARP/NDP responder in namespaces", () => {
+  let daemon: Daemon;
+
+  test("without vipd nobody answers for the VIPs (the kernel does not own them)", async () => {
+    const [sent, received] = await arping(VIP4, 2);
+    expect(sent).toBe(2);
+    expect(received).toBe(0);
+    expect(await ndisc(VIP6)).toBeNull();
+  }, 20_000);
+
+  test("vipd announces the takeover, then answers arping and ndisc6 with the node's MAC; other addresses stay silent", async () => {
+    // Stale entries pointing elsewhere, which the takeover announcements must move.
+    await lab.run("client", [
+      "ip",
+      "neigh",
+      "replace",
+      VIP4,
+      "lladdr",
+      "02:de:ad:00:00:01",
+      "dev",
+      "eth0",
+      "nud",
+      "stale",
+    ]);
+    await lab.run("client", [
+      "ip",
+      "-6",
+      "neigh",
+      "replace",
+      VIP6,
+      "lladdr",
+      "02:de:ad:00:00:01",
+      "dev",
+      "eth0",
+      "nud",
+      "stale",
+    ]);
+    setDesired([VIP4, VIP6]);
+    daemon = await startDaemon();
+    // Before any probe: only the takeover announcements (GARP, unsolicited NA) can have moved them.
+    expect(await clientNeigh(VIP4)).toContain(`lladdr ${nodeMac}`);
+    expect(await clientNeigh(VIP6)).toContain(`lladdr ${nodeMac}`);
+    const [sent, received, macs] = await arping(VIP4, 3);
+    expect([sent, received]).toEqual([3, 3]);
+    expect(macs).toEqual([nodeMac]);
+    expect(await ndisc(VIP6)).toBe(nodeMac);
+    const [, otherReceived] = await arping(VIP4B, 2);
+    expect(otherReceived).toBe(0);
+  }, 30_000);
+
+  test("adding and removing VIPs takes effect on the next apply", async () => {
+    setDesired([VIP4B, VIP6]);
+    daemon.proc.kill("SIGHUP");
+    const applied = await daemon.next("applied");
+    expect(applied.added).toEqual([{ ifname: "eth0", ip: VIP4B, mac: nodeMac }]);
+    expect(applied.removed).toEqual([{ ifindex: expect.any(Number), ifname: "eth0", ip: VIP4 }]);
+    expect((await arping(VIP4, 2))[1]).toBe(0);
+    expect((await arping(VIP4B, 2))[1]).toBe(2);
+    setDesired([VIP4, VIP6]);
+    daemon.proc.kill("SIGHUP");
+    await daemon.next("applied");
+  }, 30_000);
+
+  test("restarting vipd while the client arpings 100 times a second loses no reply", async () => {
+    const progBefore = await attachedProgId();
+    expect(progBefore).toBeGreaterThan(0);
+    const load = arping(VIP4, 400, 0.01); // ~4 s of requests
+    await Bun.sleep(500);
+    await lab.stop(daemon.proc, "SIGTERM");
+    daemon = await startDaemon();
+    const [sent, received, macs] = await load;
+    expect(sent).toBe(400);
+    expect(received).toBe(400);
+    expect(macs).toEqual([nodeMac]);
+    expect(await attachedProgId()).toBe(progBefore); // reused, not reattached
+    daemon.proc.kill("SIGUSR1");
+    const s = (await daemon.next("status")).status as { reused: boolean; attachments: { reason?: string }[] };
+    expect(s.reused).toBe(true);
+    expect(s.attachments[0]?.reason).toBe("attached by a previous run");
+  }, 60_000);
+
+  test("a killed vipd stops attracting traffic once the liveness window has passed", async () => {
+    await lab.stop(daemon.proc, "SIGTERM");
+    daemon = await startDaemon(SHORT_WINDOW_MS);
+    expect((await arping(VIP4, 2))[1]).toBe(2);
+    await lab.stop(daemon.proc, "SIGKILL");
+    await Bun.sleep(SHORT_WINDOW_MS + 500);
+    expect((await arping(VIP4, 2))[1]).toBe(0);
+    expect(await ndisc(VIP6)).toBeNull();
+  }, 30_000);
+
+  test("detach removes the program from the interface, and the pins", async () => {
+    const r = await lab.run("node", ["bun", CLI, "detach", "--pin-dir", pins.pinDir]);
+    expect(JSON.parse(r.stdout)).toEqual({ event: "detached", detached: ["eth0"] });
+    expect(await attachedProgId()).toBe(0);
+    expect(existsSync(`${pins.pinDir}/prog`)).toBe(false);
+    expect(existsSync(`${pins.pinDir}/vips`)).toBe(false);
+  }, 30_000);
+});
