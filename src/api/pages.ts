@@ -48,6 +48,7 @@ function page(path: string, title: string, body: string, script: string): Page {
   const html = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="data:,">
 <title>${title}</title><style>${STYLE}</style></head>
 <body>${body}<script>${script}</script></body></html>
 `;
@@ -56,7 +57,7 @@ function page(path: string, title: string, body: string, script: string): Page {
     `script-src 'sha256-${hash}'`,
     "style-src 'unsafe-inline'",
     "connect-src 'self'",
-    "img-src 'self'",
+    "img-src 'self' data:",
     "base-uri 'none'",
     "form-action 'none'",
     "frame-ancestors 'none'",
