@@ -531,9 +531,61 @@ export const NodeSettingsSpec = z
      * The other vipd nodes of this site (appliance mode), for the per-VIP layer-2 election. This
      * node is always a member; with no members listed it owns every VIP it is eligible for.
      */
-    members: z.array(z.object({ name: Name, labels: LabelMap.default({}) }).strict()).default([]),
+    members: z
+      .array(
+        z
+          .object({
+            name: Name,
+            labels: LabelMap.default({}),
+            /** Where this member's heartbeats are sent (needed with `cluster.keyFile`). */
+            address: IpString.optional(),
+          })
+          .strict(),
+      )
+      .default([]),
+    /**
+     * Live membership among `members`: authenticated heartbeats (HMAC-SHA256 with the key in
+     * keyFile) every intervalMs; a member silent for deadAfterMs is dead; a returning one must be
+     * heard for riseMs before it counts again. Without keyFile, every listed member counts as alive.
+     */
+    cluster: z
+      .object({
+        keyFile: z.string().min(1).optional(),
+        port: z.number().int().min(1).max(65535).default(7946),
+        intervalMs: z.number().int().min(10).max(10_000).default(50),
+        deadAfterMs: z.number().int().min(30).max(60_000).default(200),
+        riseMs: z.number().int().min(0).max(600_000).default(1000),
+      })
+      .strict()
+      .default({ port: 7946, intervalMs: 50, deadAfterMs: 200, riseMs: 1000 }),
+    /** The XDP responder on `interfaces`. */
+    xdp: z
+      .object({
+        mode: z.enum(["auto", "native", "generic"]).default("auto"),
+        /** Replies stop this long after vipd stops refreshing its liveness stamp (0: never). */
+        livenessWindowMs: z.number().int().min(0).max(3_600_000).default(30_000),
+      })
+      .strict()
+      .default({ mode: "auto", livenessWindowMs: 30_000 }),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    if (s.cluster.deadAfterMs < 2 * s.cluster.intervalMs)
+      ctx.addIssue({
+        code: "custom",
+        path: ["cluster", "deadAfterMs"],
+        message: `must be at least twice cluster.intervalMs (${2 * s.cluster.intervalMs})`,
+      });
+    if (s.cluster.keyFile !== undefined)
+      s.members.forEach((m, i) => {
+        if (m.address === undefined && m.name !== s.nodeName)
+          ctx.addIssue({
+            code: "custom",
+            path: ["members", i, "address"],
+            message: "is required when cluster.keyFile is set (heartbeats are sent there)",
+          });
+      });
+  });
 
 export const NodeSettings = z
   .object({
@@ -546,6 +598,8 @@ export const NodeSettings = z
       api: { listen: "127.0.0.1:7473", tokens: [], metricsOpen: true },
       localDelivery: false,
       members: [],
+      cluster: { port: 7946, intervalMs: 50, deadAfterMs: 200, riseMs: 1000 },
+      xdp: { mode: "auto", livenessWindowMs: 30_000 },
     }),
   })
   .strict();

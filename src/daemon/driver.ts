@@ -30,3 +30,13 @@ export interface Driver extends DriverViews {
   /** Stops timers and sockets. Leaves kernel state that must survive a restart in place. */
   close(): Promise<void>;
 }
+
+/** A driver that could not start: applies nothing, and says why through health (so /readyz fails). */
+export function failedDriver(name: string, error: string): Driver {
+  return {
+    name,
+    apply: async () => {},
+    health: () => ({ name, healthy: false, detail: `failed to start: ${error}` }),
+    close: async () => {},
+  };
+}

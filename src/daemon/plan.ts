@@ -57,9 +57,14 @@ export interface Plan {
   /** BGPPeer names this node should have sessions with. */
   peers: string[];
   routes: BgpRoute[];
+  /**
+   * Leave layer-2 state as it is (this node has just started and is still listening to its
+   * members; what a previous run programmed keeps answering until it is ready).
+   */
+  holdL2: boolean;
 }
 
-export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [] };
+export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [], holdL2: false };
 
 /** sha256(node + "#" + ip) as hex: the MetalLB tie-break order. */
 export function electionHash(node: string, ip: string): string {
@@ -179,6 +184,7 @@ export function computePlan(
     l2: [...l2Mine.values()].sort(byIp),
     l2Elsewhere: [...l2Other.values()].sort(byIp),
     peers: myPeers.map((p) => p.metadata.name).sort(),
+    holdL2: false,
     routes: [...routes.values()].sort((x, y) =>
       x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
     ),

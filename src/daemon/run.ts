@@ -10,7 +10,9 @@ import { createApp } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
 import { createLogger } from "../util/log.ts";
 import { Daemon } from "./daemon.ts";
+import { failedDriver } from "./driver.ts";
 import { LocalDeliveryDriver } from "./local-delivery.ts";
+import { XdpL2Driver } from "./xdp.ts";
 
 export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
   --config PATH        manifest file or directory (repeatable); reloaded on change and on SIGHUP
@@ -78,20 +80,73 @@ export async function run(argv: string[], version: string): Promise<number> {
     stateDir: args.stateDir,
   });
 
+  // Signals are handled from the start: a SIGHUP that arrives while vipd is still starting must
+  // not kill it (the default action), and a SIGTERM then stops it once it has started.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const kick = (reason: string) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      daemon.reload(reason).catch((e) => log.error("reload failed", { reason, error: (e as Error).message }));
+    }, 150);
+  };
+  process.on("SIGHUP", () => kick("SIGHUP"));
+  const stopped = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+
+  // Reload on file change (debounced), as on SIGHUP. Watching starts before the first read, so
+  // no change made while vipd starts is missed.
+  const watchers: FSWatcher[] = [];
+  for (const p of args.configPaths) {
+    try {
+      // Watch the directory: editors and the API replace files by rename, which ends a file watch.
+      const isDir = statSync(p).isDirectory();
+      const dir = isDir ? p : dirname(p);
+      const name = basename(p);
+      watchers.push(
+        watch(dir, { persistent: false, recursive: isDir }, (_ev, f) => {
+          if (isDir || f === name) kick("file change");
+        }),
+      );
+    } catch (e) {
+      log.warn("cannot watch config path", { path: p, error: (e as Error).message });
+    }
+  }
+
   const first = await daemon.reload("start");
   if (!first.ok) {
     log.error("no valid configuration at start; exiting", { problems: first.problems.length });
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
     return 1;
   }
   const settings = daemon.currentConfig?.nodeSettings?.spec;
   if (args.localDelivery || settings?.localDelivery) {
     daemon.addDriver(new LocalDeliveryDriver());
   }
+  if (settings && settings.interfaces.length > 0) {
+    try {
+      daemon.addDriver(
+        await XdpL2Driver.open(settings.interfaces, {
+          mode: settings.xdp.mode,
+          livenessWindowMs: settings.xdp.livenessWindowMs,
+          ...(process.env.VIPD_XDP_OBJ ? { objPath: process.env.VIPD_XDP_OBJ } : {}),
+          ...(process.env.VIPD_BPF_PIN_DIR ? { pinDir: process.env.VIPD_BPF_PIN_DIR } : {}),
+        }),
+      );
+    } catch (e) {
+      log.error("cannot load the XDP responder; layer-2 answers are off", { error: (e as Error).message });
+      daemon.addDriver(failedDriver("xdp", (e as Error).message));
+    }
+  }
   await daemon.applyCurrentPlan();
 
   const listen = splitHostPort(args.apiListen ?? settings?.api.listen ?? "127.0.0.1:7473");
   if (listen === null) {
     log.error("invalid API listen address", { listen: args.apiListen });
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
     return 2;
   }
   const tokens: TokenConfig[] = (settings?.api.tokens ?? []).map((t) => ({
@@ -124,38 +179,9 @@ export async function run(argv: string[], version: string): Promise<number> {
   });
   log.info("API listening", { url: server.url.href, tls: tls !== undefined });
 
-  // Reload on file change (debounced) and on SIGHUP.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const kick = (reason: string) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => void daemon.reload(reason), 150);
-  };
-  const watchers: FSWatcher[] = [];
-  for (const p of args.configPaths) {
-    try {
-      // Watch the directory: editors and the API replace files by rename, which ends a file watch.
-      const isDir = statSync(p).isDirectory();
-      const dir = isDir ? p : dirname(p);
-      const name = basename(p);
-      watchers.push(
-        watch(dir, { persistent: false, recursive: isDir }, (_ev, f) => {
-          if (isDir || f === name) kick("file change");
-        }),
-      );
-    } catch (e) {
-      log.warn("cannot watch config path", { path: p, error: (e as Error).message });
-    }
-  }
-  process.on("SIGHUP", () => kick("SIGHUP"));
-
-  const code = await new Promise<number>((resolve) => {
-    const stop = (sig: string) => {
-      log.info("shutting down", { signal: sig });
-      resolve(0);
-    };
-    process.once("SIGTERM", () => stop("SIGTERM"));
-    process.once("SIGINT", () => stop("SIGINT"));
-  });
+  const signal = await stopped;
+  log.info("shutting down", { signal });
+  const code = 0;
   clearTimeout(timer);
   for (const w of watchers) w.close();
   server.stop(true);
