@@ -421,6 +421,7 @@ function commonErrors(f: Fsm, ev: FsmEvent, cfg: FsmConfig, ctx: StepContext): S
         fsm: { ...f, state: "Idle", timers: f.enabled ? { idleHold: ctx.now } : {}, peerOpen: undefined },
         actions: [
           { type: "sendNotification", code: ErrCode.CEASE, subcode: CeaseSub.CONNECTION_COLLISION },
+          ...(f.state === "Established" ? [{ type: "down", reason: "connection collision" } as const] : []),
           { type: "disconnect" },
         ],
       };
