@@ -1,0 +1,192 @@
+/**
+ * Adj-RIB-Out: validating the caller's routes (bad input changes nothing), attributes per session
+ * kind (iBGP/eBGP, 2- and 4-octet AS), and sending only the difference.
+ */
+import { describe, expect, test } from "bun:test";
+import {
+  decodeMessage,
+  formatCommunity,
+  formatPrefix,
+  type UpdateMessage,
+} from "../../src/bgp/codec/index.ts";
+import { validatePeer } from "../../src/bgp/config.ts";
+import {
+  attrKey,
+  diffRib,
+  encodeDiff,
+  outAttributes,
+  parseRoutes,
+  type Route,
+  type SessionView,
+} from "../../src/bgp/ribout.ts";
+
+const routes = (specs: Parameters<typeof parseRoutes>[0]) => {
+  const r = parseRoutes(specs);
+  if (!r.ok) throw new Error(r.errors.join("; "));
+  return r.value;
+};
+const ebgp: SessionView = {
+  localAsn: 64512,
+  peerAsn: 64500,
+  as4: true,
+  families: new Set([4, 6]),
+  localAddress: "10.0.0.2",
+  extendedNextHop: false,
+};
+const ibgp: SessionView = { ...ebgp, peerAsn: 64512 };
+const decodeAll = (ms: Uint8Array[], as4 = true) =>
+  ms.map((b) => {
+    const r = decodeMessage(b, { as4 });
+    if (!r.ok) throw r.error;
+    return r.msg as UpdateMessage;
+  });
+
+describe("parseRoutes", () => {
+  test("rejects the whole set with one line per problem", () => {
+    const r = parseRoutes([
+      { prefix: "10.0.0.1/33" },
+      { prefix: "10.0.0.2/32", communities: ["65536:1"], largeCommunities: ["1:2"] },
+      { prefix: "10.0.0.3/32", nextHop: "nope", localPref: -1 },
+      { prefix: "10.0.0.4/32" },
+      { prefix: "10.0.0.4" },
+    ]);
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.errors).toHaveLength(6);
+      expect(r.errors[0]).toContain("routes[0]");
+      expect(r.errors.at(-1)).toContain("given twice");
+    }
+  });
+  test("a bare address is a host route; communities are sorted and deduplicated", () => {
+    const r = routes([{ prefix: "2001:db8::1", communities: ["65000:2", "65000:1", "65000:2"] }]);
+    const v = [...r.values()][0]!;
+    expect(v.key).toBe("2001:db8::1/128");
+    expect(v.communities.map(formatCommunity)).toEqual(["65000:1", "65000:2"]);
+  });
+});
+
+describe("attributes per session", () => {
+  const r = [
+    ...routes([
+      {
+        prefix: "192.0.2.1/32",
+        localPref: 300,
+        med: 7,
+        communities: ["65000:1"],
+        largeCommunities: ["64512:1:2"],
+      },
+    ]).values(),
+  ][0]!;
+  test("eBGP: AS_PATH [myASN], no LOCAL_PREF, next hop = our session address", () => {
+    const o = outAttributes(r, ebgp);
+    expect("attrs" in o && o.attrs).toEqual({
+      origin: 0,
+      asPath: [{ type: 2, asns: [64512] }],
+      med: 7,
+      communities: [0xfde80001],
+      largeCommunities: [[64512, 1, 2]],
+    });
+    expect("nextHops" in o && o.nextHops).toEqual(["10.0.0.2"]);
+  });
+  test("iBGP: empty AS_PATH and LOCAL_PREF (default 100)", () => {
+    const o = outAttributes(r, ibgp);
+    expect("attrs" in o && [o.attrs.asPath, o.attrs.localPref]).toEqual([[], 300]);
+    const d = [...routes([{ prefix: "192.0.2.2/32" }]).values()][0]!;
+    const o2 = outAttributes(d, ibgp);
+    expect("attrs" in o2 && o2.attrs.localPref).toBe(100);
+  });
+  test("4-octet local ASN to a 2-octet peer: AS_TRANS in AS_PATH, the real ASN in AS4_PATH", () => {
+    const o = outAttributes(r, { ...ebgp, localAsn: 4200000001, as4: false });
+    expect("attrs" in o && [o.attrs.asPath, o.attrs.as4Path]).toEqual([
+      [{ type: 2, asns: [23456] }],
+      [{ type: 2, asns: [4200000001] }],
+    ]);
+  });
+  test("an IPv6 route on an IPv4 session needs an explicit next hop", () => {
+    const v6 = [...routes([{ prefix: "2001:db8::1/128" }]).values()][0]!;
+    expect(outAttributes(v6, ebgp)).toEqual({ error: "no IPv6 next hop on an IPv4 session (set nextHop)" });
+    const v6nh = [...routes([{ prefix: "2001:db8::1/128", nextHop: "fd00::2" }]).values()][0]!;
+    expect("nextHops" in outAttributes(v6nh, ebgp)).toBe(true);
+    expect(outAttributes(v6nh, { ...ebgp, families: new Set([4]) })).toEqual({
+      error: "IPv6 not negotiated",
+    });
+  });
+});
+
+describe("diff", () => {
+  const sentOf = (m: Map<string, Route>) => new Map([...m].map(([k, r]) => [k, attrKey(r)]));
+  test("only new, changed and removed prefixes move", () => {
+    const before = routes([
+      { prefix: "192.0.2.1/32" },
+      { prefix: "192.0.2.2/32" },
+      { prefix: "192.0.2.3/32", communities: ["1:1"] },
+    ]);
+    const after = routes([
+      { prefix: "192.0.2.1/32" },
+      { prefix: "192.0.2.3/32", communities: ["1:2"] },
+      { prefix: "192.0.2.4/32" },
+    ]);
+    const d = diffRib(sentOf(before), after);
+    expect(d.announce.map((r) => r.key).sort()).toEqual(["192.0.2.3/32", "192.0.2.4/32"]);
+    expect(d.withdraw.map(formatPrefix)).toEqual(["192.0.2.2/32"]);
+    expect(diffRib(sentOf(after), after)).toEqual({ announce: [], withdraw: [] });
+  });
+  test("encodeDiff groups by attribute set: withdrawals first, then one UPDATE per group", () => {
+    const sent = new Map([["198.51.100.1/32", "x"]]);
+    const want = routes([
+      { prefix: "192.0.2.1/32", communities: ["1:1"] },
+      { prefix: "192.0.2.2/32", communities: ["1:1"] },
+      { prefix: "192.0.2.3/32", communities: ["2:2"] },
+      { prefix: "2001:db8::1/128", nextHop: "fd00::2" },
+    ]);
+    const enc = encodeDiff(diffRib(sent, want), ebgp, sent);
+    const us = decodeAll(enc.messages);
+    expect(
+      us.map((u) => [u.withdrawn.length, u.nlri.length, u.attributes.mpReach?.nlri.length ?? 0]),
+    ).toEqual([
+      [1, 0, 0],
+      [0, 2, 0],
+      [0, 1, 0],
+      [0, 0, 1],
+    ]);
+    expect([...enc.announced.keys()].sort()).toEqual([
+      "192.0.2.1/32",
+      "192.0.2.2/32",
+      "192.0.2.3/32",
+      "2001:db8::1/128",
+    ]);
+    expect(enc.withdrawn).toEqual(["198.51.100.1/32"]);
+  });
+});
+
+describe("peer config validation", () => {
+  test("clear messages, one per problem", () => {
+    expect(validatePeer({ name: "p", myASN: 64512, peerASN: 64500, peerAddress: "10.0.0.1" })).toEqual([]);
+    const e = validatePeer({
+      name: "p",
+      myASN: 0,
+      peerAddress: "x",
+      holdTime: 2,
+      keepaliveTime: 5,
+      password: "k".repeat(81),
+    });
+    expect(e).toEqual([
+      "p: myASN: 0 is not an ASN (1..4294967295)",
+      "p: peerASN: one of peerASN or dynamicASN is required",
+      'p: peerAddress: "x" is not an IP address',
+      "p: holdTime: 2 must be 0 or 3..65535 seconds",
+      "p: keepaliveTime: 5 must be less than holdTime 2",
+      "p: password: longer than 80 bytes (TCP-MD5 limit)",
+    ]);
+    expect(
+      validatePeer({
+        name: "p",
+        myASN: 1,
+        peerASN: 2,
+        peerAddress: "10.0.0.1",
+        holdTime: 9,
+        keepaliveTime: 9,
+      }),
+    ).toEqual(["p: keepaliveTime: 9 must be less than holdTime 9"]);
+  });
+});
