@@ -15,6 +15,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { Lab } from "../src/lab/netns.ts";
+import { type TempPins, tempPins } from "../src/xdp/testkit.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const { values } = parseArgs({ args: process.argv.slice(2), options: { hold: { type: "string" } } });
@@ -41,11 +42,13 @@ async function waitFor<T>(what: string, f: () => Promise<T | undefined>, timeout
 async function main(): Promise<number> {
   const lab = await Lab.create("demo");
   const work = mkdtempSync(join(tmpdir(), "vipd-demo-"));
+  const pins: TempPins[] = [];
   let stopping = false;
   const cleanup = async () => {
     if (stopping) return;
     stopping = true;
     await lab.destroy();
+    for (const p of pins) await p.cleanup().catch(() => {});
     rmSync(work, { recursive: true, force: true });
   };
   for (const sig of ["SIGINT", "SIGTERM"] as const)
@@ -71,6 +74,20 @@ async function main(): Promise<number> {
       await lab.addr(n.ns, "eth0", `${n.v4}/24`);
       await lab.addr(n.ns, "eth0", `${n.v6}/64`);
     }
+    // A veth drops XDP_TX frames unless its peer runs an XDP program too: give the bridge ports one.
+    for (const n of NODES)
+      await lab.run("lan", [
+        "ip",
+        "link",
+        "set",
+        "dev",
+        `p-${n.ns}`,
+        "xdp",
+        "obj",
+        join(ROOT, "build/xdp/lab_pass.o"),
+        "sec",
+        "xdp",
+      ]);
     say("  client 10.77.0.2 · router 10.77.0.1 · node1 10.77.0.11 · node2 10.77.0.12 — all on bridge br0");
     say(`  namespaces: ${lab.prefix}*`);
 
@@ -93,6 +110,8 @@ async function main(): Promise<number> {
       writeFileSync(join(dir, "config", "node.yaml"), JSON.stringify(settings, null, 2));
       for (const f of ["pools.yaml", "services.yaml"])
         writeFileSync(join(dir, "config", f), await Bun.file(join(ROOT, "examples", "appliance", f)).text());
+      const pin = await tempPins(`demo-${n.name}`);
+      pins.push(pin);
       lab.spawn(
         n.ns,
         [
@@ -104,7 +123,7 @@ async function main(): Promise<number> {
           "--state-dir",
           join(dir, "state"),
         ],
-        { stderr: "ignore", env: { VIPD_LOG_LEVEL: "warn" } },
+        { stderr: "ignore", env: { VIPD_LOG_LEVEL: "warn", VIPD_BPF_PIN_DIR: pin.pinDir } },
       );
     }
     const api = async (ns: string, path: string): Promise<unknown> => {
@@ -139,6 +158,22 @@ async function main(): Promise<number> {
         : await lab.run("client", ["arping", "-c", "1", "-w", "2", "-I", "eth0", vip], { allowFail: true });
       const mac = /([0-9a-f]{2}(:[0-9a-f]{2}){5})/i.exec(r.stdout)?.[1]?.toLowerCase();
       say(`  ${vip.padEnd(14)} → ${mac ? `${mac} (${macs.get(mac) ?? "unknown"})` : "no answer"}`);
+    }
+
+    step("The answers came from XDP, before the kernel stack (GET /api/v1/xdp)");
+    for (const n of NODES) {
+      const x = (await api(n.ns, "/api/v1/xdp")) as {
+        items?: unknown;
+        interfaces: { name: string; mode: string; counters: Record<string, string> }[];
+      };
+      for (const i of x.interfaces)
+        say(
+          `  ${n.name} ${i.name} (${i.mode}): ARP replies ${i.counters.arp_replies ?? "0"}, NA replies ${i.counters.na_replies ?? "0"}, passed to the kernel ${Object.entries(
+            i.counters,
+          )
+            .filter(([k]) => k.startsWith("pass_"))
+            .reduce((a, [, v]) => a + Number(v), 0)}`,
+        );
     }
 
     step("Traffic to a VIP reaches its owner (ping from the client)");
