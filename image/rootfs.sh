@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Stage 1 of the edge-node image: a minimal Debian 12 root filesystem with kernel, small initrd,
+# systemd, iproute2, libbpf and bpftool, and the systemd-boot EFI binary — no vipd yet.
+#
+#   bash image/rootfs.sh OUT.tar     (root; Debian 12 host with debootstrap)
+#
+# The result is a tar of the root (numeric owners, xattrs). It depends only on this file and the
+# mirror, so build.sh caches it keyed by their hash. Every long step runs under `timeout`.
+set -euo pipefail
+out=${1:?usage: rootfs.sh OUT.tar}
+MIRROR=${VIPD_IMAGE_MIRROR:-http://deb.debian.org/debian}
+SUITE=bookworm
+# Packages installed into the image (no recommends). Change this list and the cache key changes.
+PACKAGES=(linux-image-amd64 systemd-sysv udev kmod iproute2 libbpf1 bpftool ca-certificates
+  e2fsprogs dosfstools systemd-boot-efi)
+
+log() { printf '[rootfs] %s\n' "$*" >&2; }
+work=$(mktemp -d /var/tmp/vipd-rootfs.XXXXXX)
+root=$work/root
+cleanup() {
+  for m in dev/pts dev proc sys; do mountpoint -q "$root/$m" 2>/dev/null && umount -l "$root/$m"; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+log "debootstrap $SUITE (minbase) from $MIRROR"
+timeout 600 debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
+  { tail -20 "$work/debootstrap.log" >&2; exit 1; }
+
+# A small initrd: only the modules needed to find the root on virtio/SATA/NVMe/USB and mount it.
+mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/usr/share/initramfs-tools/modules.d"
+echo "MODULES=list" >"$root/etc/initramfs-tools/conf.d/vipd-small"
+echo "COMPRESS=zstd" >>"$root/etc/initramfs-tools/conf.d/vipd-small"
+printf '%s\n' virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci ata_piix usb_storage uas xhci_pci \
+  ehci_pci ext4 crc32c_generic vfat nls_cp437 nls_ascii \
+  >"$root/usr/share/initramfs-tools/modules.d/vipd"
+# No daemons start inside the chroot.
+printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
+chmod +x "$root/usr/sbin/policy-rc.d"
+
+for m in proc sys dev dev/pts; do mount --bind "/$m" "$root/$m"; done
+log "installing ${PACKAGES[*]}"
+timeout 900 chroot "$root" env DEBIAN_FRONTEND=noninteractive LC_ALL=C \
+  apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" >"$work/apt.log" 2>&1 ||
+  { tail -30 "$work/apt.log" >&2; exit 1; }
+chroot "$root" apt-get clean
+for m in dev/pts dev proc sys; do umount -l "$root/$m"; done
+rm -f "$root/usr/sbin/policy-rc.d"
+
+# Trim what an appliance never uses: docs, man pages, locales, apt lists, and kernel modules for
+# graphics, sound, media, wireless and other buses an edge box running vipd does not need.
+rm -rf "$root"/usr/share/{doc,man,info,locale}/* "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin
+kdir=$(echo "$root"/lib/modules/*)
+rm -rf "$kdir"/kernel/{sound,drivers/gpu,drivers/media,drivers/net/wireless,drivers/infiniband,drivers/staging,drivers/bluetooth,drivers/isdn,net/bluetooth,net/wireless,net/mac80211}
+chroot "$root" depmod "$(basename "$kdir")"
+
+log "packing $(du -sh "$root" | cut -f1) into $out"
+tar --numeric-owner --xattrs --acls -C "$root" -cf "$out.tmp" .
+mv "$out.tmp" "$out"

@@ -1,0 +1,158 @@
+/**
+ * vipd-seed: runs on every boot of the edge-node image, before systemd-networkd and vipd
+ * (vipd-seed.service). It reads the site's configuration from the seed partition (label
+ * VIPDSEED, mounted read-only at /run/vipd/seed), applies it to /etc/vipd as decided by
+ * ./plan.ts, makes sure an admin token exists, and copies the seed's systemd-networkd files to
+ * /run/systemd/network.
+ *
+ * Bundled to one JavaScript file at image build time and run by the vipd executable itself:
+ * `BUN_BE_BUN=1 /usr/lib/vipd/vipd /usr/lib/vipd/seed.js [--seed DIR] [--etc DIR] [--state DIR]`.
+ * Exit 0 when vipd can start (also when a bad seed was rejected and the old config kept), 1 on
+ * an I/O failure.
+ */
+
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  copyFileSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { formatProblem, loadText, sortProblems } from "../../src/config/load.ts";
+import { buildConfig } from "../../src/config/validate.ts";
+import { isManifestName, planSeed } from "./plan.ts";
+
+const NETWORK_FILE = /^[^/\\.][^/\\]*\.(network|netdev|link)$/;
+
+/** Validates files as one configuration, exactly as `vipd run` would load them. */
+export function validateFiles(files: ReadonlyMap<string, string>, dir: string): string[] {
+  const objects = [];
+  const problems = [];
+  for (const name of [...files.keys()].sort()) {
+    const r = loadText(files.get(name) ?? "", join(dir, name));
+    objects.push(...r.objects);
+    problems.push(...r.problems);
+  }
+  problems.push(...buildConfig(objects).problems);
+  return sortProblems(problems).map(formatProblem);
+}
+
+function readManifests(dir: string): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!existsSync(dir)) return out;
+  for (const name of readdirSync(dir).sort()) {
+    if (!isManifestName(name) || !statSync(join(dir, name)).isFile()) continue;
+    out.set(name, readFileSync(join(dir, name), "utf8"));
+  }
+  return out;
+}
+
+function readOptional(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8").trim() || null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes a file so that a power cut leaves either the old or the new content. */
+function writeAtomic(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, "w", mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, path);
+}
+
+function syncDir(dir: string): void {
+  const fd = openSync(dir, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function main(argv: string[]): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      seed: { type: "string", default: "/run/vipd/seed" },
+      etc: { type: "string", default: "/etc/vipd" },
+      state: { type: "string", default: "/var/lib/vipd" },
+      "network-dir": { type: "string", default: "/run/systemd/network" },
+    },
+    strict: true,
+  });
+  const seedRoot = values.seed as string;
+  const etc = values.etc as string;
+  const state = values.state as string;
+  const say = (msg: string) => console.log(`vipd-seed: ${msg}`);
+
+  mkdirSync(etc, { recursive: true, mode: 0o750 });
+  mkdirSync(state, { recursive: true, mode: 0o700 });
+  const seedDir = join(seedRoot, "vipd");
+  const hasSeed = existsSync(seedRoot) && existsSync(seedDir);
+  const digestFile = join(state, "seed.applied");
+  const tokenFile = join(state, "admin-token");
+
+  const plan = planSeed({
+    seed: hasSeed ? readManifests(seedDir) : null,
+    appliedDigest: readOptional(digestFile),
+    current: readManifests(etc),
+    storedToken: readOptional(tokenFile),
+    randomBytes: new Uint8Array(randomBytes(32)),
+    validate: (files) => validateFiles(files, seedDir),
+  });
+  for (const n of plan.notes) say(n);
+  for (const p of plan.rejected) say(`seed problem: ${p}`);
+
+  // The token first: a NodeSettings must never name a hash whose token was not kept.
+  if (plan.newToken !== null) {
+    writeAtomic(tokenFile, `${plan.newToken}\n`, 0o600);
+    syncDir(state);
+  }
+  for (const [name, text] of plan.write) writeAtomic(join(etc, name), text, 0o640);
+  for (const name of plan.remove) unlinkSync(join(etc, name));
+  if (plan.write.size > 0 || plan.remove.length > 0) syncDir(etc);
+  if (plan.appliedDigest !== null) {
+    writeAtomic(digestFile, `${plan.appliedDigest}\n`, 0o600);
+    syncDir(state);
+  }
+
+  // Site network settings (static addresses, more interfaces): read from the seed on every boot.
+  const netSrc = join(seedRoot, "network");
+  if (existsSync(netSrc)) {
+    const netDst = values["network-dir"] as string;
+    mkdirSync(netDst, { recursive: true });
+    for (const name of readdirSync(netSrc).sort()) {
+      if (!NETWORK_FILE.test(name)) continue;
+      copyFileSync(join(netSrc, name), join(netDst, name));
+      say(`network: ${name}`);
+    }
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  try {
+    process.exit(main(process.argv.slice(2)));
+  } catch (e) {
+    console.error(`vipd-seed: ${(e as Error).message}`);
+    process.exit(1);
+  }
+}
