@@ -294,9 +294,10 @@ export function onPacket(s0: Session, raw: Uint8Array, p: ControlPacket, now: nu
     s = changeState(s, "Down", DIAG.NeighborSignaledSessionDown, now, actions);
   }
   // §6.8.6: a Poll is answered at once with Final; a state change is announced at once.
+  // A Poll we just started needs its own packet (P and F never share one).
+  const pollStarted = s.pollActive && !pollBefore;
   if (p.poll) s = send(s, true, actions);
-  else if (s.state !== before) s = send(s, false, actions);
-  if (s.pollActive && !pollBefore) s = send(s, false, actions);
+  if (pollStarted || (s.state !== before && !p.poll)) s = send(s, false, actions);
   return { session: s, actions };
 }
 

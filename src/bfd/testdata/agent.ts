@@ -47,13 +47,16 @@ async function load(): Promise<void> {
 }
 
 const status = () => out({ ev: "status", t: wall(), cpu: process.cpuUsage(), ...mgr.status() });
-await load();
-out({ ev: "ready" });
-const poll = setInterval(() => void load(), 50);
-const periodic = statusEvery > 0 ? setInterval(status, statusEvery) : null;
+// Handlers first: a SIGUSR1 that arrived before them would kill the process.
+let poll: ReturnType<typeof setInterval> | null = null;
+let periodic: ReturnType<typeof setInterval> | null = null;
 process.on("SIGUSR1", status);
 process.on("SIGTERM", () => {
-  clearInterval(poll);
+  if (poll) clearInterval(poll);
   if (periodic) clearInterval(periodic);
   void mgr.close().then(() => process.exit(0));
 });
+await load();
+poll = setInterval(() => void load(), 50);
+periodic = statusEvery > 0 ? setInterval(status, statusEvery) : null;
+out({ ev: "ready" });

@@ -18,4 +18,5 @@ if (!sock.send(bytes, Number(port), dst)) {
 }
 await Bun.sleep(20);
 sock.close();
+
 export {};
