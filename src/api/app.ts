@@ -305,8 +305,13 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
       title: "vipd API",
       version: "1",
       description:
-        "State, health, metrics and configuration of one vipd node. Errors are " +
-        '`{ "error": "<Code>", "message": "..." }`.',
+        "State, health, metrics and configuration of one vipd node. Every refusal is JSON " +
+        '`{ "error": "<Code>", "message": "..." }`: 400 BadRequest / InvalidConfig, 401 Unauthorized ' +
+        "(with WWW-Authenticate), 403 Forbidden, 404 NotFound (any unknown path), 405 " +
+        "MethodNotAllowed (with Allow), 406 NotAcceptable, 412 PreconditionFailed, 413 " +
+        "PayloadTooLarge, 415 UnsupportedMediaType, 428 PreconditionRequired. A refused request " +
+        "changes nothing. Open without a token: /livez, /readyz, /healthz, / and /docs; /metrics " +
+        "as configured.",
     },
   });
   for (const page of [STATUS_PAGE, DOCS_PAGE]) {

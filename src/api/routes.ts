@@ -44,6 +44,12 @@ const bodyErrors = {
   415: errorResponse("Content-Type is not application/yaml, text/yaml or application/x-yaml (UTF-8)"),
 };
 const security = [{ bearerAuth: [] }];
+const etagHeader = {
+  ETag: {
+    description: "Strong entity tag of the manifest set, for If-Match",
+    schema: { type: "string" as const },
+  },
+};
 const jsonOk = <T extends z.ZodType>(schema: T, description: string) => ({
   description,
   content: { "application/json": { schema } },
@@ -130,6 +136,7 @@ export const routes = {
     responses: {
       200: {
         description: "The manifest set",
+        headers: etagHeader,
         content: { "application/json": { schema: ConfigView }, "application/yaml": { schema: z.string() } },
       },
       304: { description: "Not modified (If-None-Match matched)" },
@@ -155,14 +162,14 @@ export const routes = {
       body: yamlBody,
     },
     responses: {
-      200: jsonOk(ApplyResult, "Applied; the new ETag"),
+      200: { ...jsonOk(ApplyResult, "Applied; the new ETag"), headers: etagHeader },
       ...adminErrors,
       ...bodyErrors,
       400: {
         description: "Invalid manifests (or not UTF-8)",
         content: { "application/json": { schema: InvalidConfigBody } },
       },
-      412: errorResponse("If-Match does not match the current ETag"),
+      412: { ...errorResponse("If-Match does not match the current ETag"), headers: etagHeader },
       428: errorResponse("If-Match is missing"),
     },
   }),

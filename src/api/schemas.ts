@@ -50,7 +50,12 @@ export const Problem = z
   })
   .openapi("Problem");
 
-export const InvalidConfigBody = ErrorBody.extend({ problems: z.array(Problem) }).openapi("InvalidConfig");
+export const InvalidConfigBody = ErrorBody.extend({
+  problems: z
+    .array(Problem)
+    .optional()
+    .openapi({ description: "Present when error is InvalidConfig: every problem found, in source order" }),
+}).openapi("InvalidConfig");
 
 export const DriverHealth = z
   .object({ name: z.string(), healthy: z.boolean(), detail: z.string().optional() })

@@ -8,6 +8,7 @@
  * await s.stop();
  */
 
+import { readFileSync } from "node:fs";
 import { DEFAULT_BODY_LIMIT } from "./app.ts";
 
 export interface ServeTls {
@@ -37,6 +38,30 @@ export interface ApiServer {
   url: URL;
   port: number;
   stop(): Promise<void>;
+}
+
+/**
+ * Reads the PEM files named by NodeSettings' `spec.api.tls` ({certFile, keyFile, clientCAFile?}).
+ * A client CA turns on mutual TLS. Throws an Error naming the file that cannot be read.
+ */
+export function tlsFromFiles(files: {
+  certFile: string;
+  keyFile: string;
+  clientCAFile?: string | undefined;
+}): ServeTls {
+  const read = (field: string, path: string): string => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch (e) {
+      throw new Error(`api.tls.${field}: cannot read ${path}: ${(e as Error).message}`);
+    }
+  };
+  const tls: ServeTls = { cert: read("certFile", files.certFile), key: read("keyFile", files.keyFile) };
+  if (files.clientCAFile !== undefined) {
+    tls.ca = read("clientCAFile", files.clientCAFile);
+    tls.requestClientCert = true;
+  }
+  return tls;
 }
 
 /** Parses `host:port` / `[v6]:port`; throws a clear Error on anything else. */

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
 import { hashToken } from "../../src/api/auth.ts";
-import { parseListen, serveApi } from "../../src/api/serve.ts";
+import { parseListen, serveApi, tlsFromFiles } from "../../src/api/serve.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { FakeRuntime } from "./api-runtime-fake.ts";
 
@@ -169,6 +169,29 @@ describe("serveApi", () => {
     } finally {
       await s.stop();
     }
+  });
+
+  test("tlsFromFiles reads NodeSettings' PEM files; a client CA turns on mutual TLS", async () => {
+    const tls = tlsFromFiles({
+      certFile: join(dir, "srv.pem"),
+      keyFile: join(dir, "srv.key"),
+      clientCAFile: join(dir, "ca.pem"),
+    });
+    expect(tls.requestClientCert).toBe(true);
+    const s = serveApi(app(), { listen: "127.0.0.1:0", tls });
+    try {
+      const url = new URL("livez", s.url);
+      expect(await attempt(url, { ca: pem("ca.pem"), cert: pem("cli.pem"), key: pem("cli.key") })).toBe(200);
+      expect(await attempt(url, { ca: pem("ca.pem") })).not.toBe(200);
+    } finally {
+      await s.stop();
+    }
+    expect(
+      tlsFromFiles({ certFile: join(dir, "srv.pem"), keyFile: join(dir, "srv.key") }).requestClientCert,
+    ).toBeUndefined();
+    expect(() => tlsFromFiles({ certFile: join(dir, "missing.pem"), keyFile: join(dir, "srv.key") })).toThrow(
+      /api\.tls\.certFile: cannot read/,
+    );
   });
 
   test("requestClientCert without a CA is a configuration error", () => {
