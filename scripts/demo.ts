@@ -92,6 +92,7 @@ async function main(): Promise<number> {
     say(`  namespaces: ${lab.prefix}*`);
 
     step("Starting vipd on node1 and node2 (examples/appliance)");
+    writeFileSync(join(work, "cluster.key"), crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
     for (const n of NODES) {
       const dir = join(work, n.name);
       const settings = {
@@ -103,7 +104,8 @@ async function main(): Promise<number> {
           interfaces: ["eth0"],
           localDelivery: true,
           api: { listen: "127.0.0.1:7473" },
-          members: NODES.map((m) => ({ name: m.name })),
+          members: NODES.map((m) => ({ name: m.name, address: m.v4 })),
+          cluster: { keyFile: join(work, "cluster.key") },
         },
       };
       Bun.spawnSync(["mkdir", "-p", join(dir, "config"), join(dir, "state")]);
@@ -134,7 +136,9 @@ async function main(): Promise<number> {
       return JSON.parse(r.stdout);
     };
     for (const n of NODES) await waitFor(`vipd on ${n.name}`, () => api(n.ns, "/readyz"));
-    say("  both nodes ready: GET /readyz → 200");
+    // Live membership: each node listens to the other for a moment before it claims anything.
+    await Bun.sleep(1500);
+    say("  both nodes ready (GET /readyz → 200) and hearing each other's authenticated heartbeats");
 
     step("Services and their assigned IPs (GET /api/v1/services on node1)");
     const svcs = (await api("node1", "/api/v1/services")) as {
@@ -149,14 +153,19 @@ async function main(): Promise<number> {
     step("Who answers for each VIP: the client asks with arping / ndisc6");
     const macs = new Map<string, string>();
     for (const n of NODES) macs.set((await lab.mac(n.ns, "eth0")).toLowerCase(), n.name);
+    const macOf = async (vip: string) => {
+      const cmd = vip.includes(":")
+        ? ["ndisc6", "-q", "-1", "-r", "3", "-w", "500", vip, "eth0"]
+        : ["arping", "-c", "1", "-w", "2", "-I", "eth0", vip];
+      const r = await lab.run("client", cmd, { allowFail: true });
+      return /([0-9a-f]{2}(:[0-9a-f]{2}){5})/i.exec(r.stdout)?.[1]?.toLowerCase();
+    };
+    const ownerOf = async (vip: string) => {
+      const mac = await macOf(vip);
+      return mac ? (macs.get(mac) ?? mac) : "nobody";
+    };
     for (const vip of vips) {
-      const v6 = vip.includes(":");
-      const r = v6
-        ? await lab.run("client", ["ndisc6", "-q", "-1", "-r", "3", "-w", "500", vip, "eth0"], {
-            allowFail: true,
-          })
-        : await lab.run("client", ["arping", "-c", "1", "-w", "2", "-I", "eth0", vip], { allowFail: true });
-      const mac = /([0-9a-f]{2}(:[0-9a-f]{2}){5})/i.exec(r.stdout)?.[1]?.toLowerCase();
+      const mac = await macOf(vip);
       say(`  ${vip.padEnd(14)} → ${mac ? `${mac} (${macs.get(mac) ?? "unknown"})` : "no answer"}`);
     }
 
@@ -181,6 +190,29 @@ async function main(): Promise<number> {
       const r = await lab.run("client", ["ping", "-c", "1", "-W", "1", vip], { allowFail: true });
       say(`  ping ${vip}: ${r.code === 0 ? "reply" : "no reply"}`);
     }
+
+    step("Failover: the owner's link goes down while the client pings the VIP every 10 ms");
+    const owned = await ownerOf("10.77.0.100");
+    const victim = NODES.find((n) => n.name === owned) ?? (NODES[0] as (typeof NODES)[number]);
+    const survivor = NODES.find((n) => n !== victim) as (typeof NODES)[number];
+    const probe = lab.spawn(
+      "client",
+      ["ping", "-D", "-n", "-i", "0.01", "-W", "0.2", "-w", "5", "10.77.0.100"],
+      {
+        stdout: "pipe",
+      },
+    );
+    await Bun.sleep(1000);
+    await lab.run(victim.ns, ["ip", "link", "set", "eth0", "down"]);
+    const out = await new Response(probe.stdout as ReadableStream).text();
+    await probe.exited;
+    const times = [...out.matchAll(/^\[(\d+\.\d+)\]/gm)].map((m) => Number(m[1]));
+    let gap = 0;
+    for (let i = 1; i < times.length; i++)
+      gap = Math.max(gap, (times[i] as number) - (times[i - 1] as number));
+    say(`  ${victim.name} owned 10.77.0.100; its link went down 1 s into the probe`);
+    say(`  now answering: ${await ownerOf("10.77.0.100")} (expected ${survivor.name})`);
+    say(`  ${times.length} replies in 5 s; longest gap between replies: ${Math.round(gap * 1000)} ms`);
 
     const hold =
       values.hold !== undefined ? Number(values.hold) : process.stdin.isTTY ? Number.POSITIVE_INFINITY : 0;

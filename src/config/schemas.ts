@@ -562,11 +562,15 @@ export const NodeSettingsSpec = z
     xdp: z
       .object({
         mode: z.enum(["auto", "native", "generic"]).default("auto"),
-        /** Replies stop this long after vipd stops refreshing its liveness stamp (0: never). */
-        livenessWindowMs: z.number().int().min(0).max(3_600_000).default(30_000),
+        /**
+         * Replies stop this long after vipd stops refreshing its liveness stamp (0: never).
+         * Default: 30 s alone (covers a restart), 2 × cluster.deadAfterMs with live membership
+         * (a dead or stopped owner must stop answering about when the others take over).
+         */
+        livenessWindowMs: z.number().int().min(0).max(3_600_000).optional(),
       })
       .strict()
-      .default({ mode: "auto", livenessWindowMs: 30_000 }),
+      .default({ mode: "auto" }),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -599,7 +603,7 @@ export const NodeSettings = z
       localDelivery: false,
       members: [],
       cluster: { port: 7946, intervalMs: 50, deadAfterMs: 200, riseMs: 1000 },
-      xdp: { mode: "auto", livenessWindowMs: 30_000 },
+      xdp: { mode: "auto" },
     }),
   })
   .strict();

@@ -57,6 +57,13 @@ export function toApiProblem(p: Problem): ApiProblem {
 
 export const ASSIGNMENTS_FILE = "assignments.json";
 
+/** What the daemon needs of live membership (src/cluster/service.ts provides it). */
+export interface MembershipView {
+  alive(): string[];
+  ready(): boolean;
+  holdReason(): "start" | "pause";
+}
+
 /** What Services held before a restart: `{ "ns/name": ["ip", ...] }`; empty when unknown. */
 function readHeld(stateDir: string | undefined): Record<string, string[]> {
   if (stateDir === undefined) return {};
@@ -90,6 +97,7 @@ export class Daemon implements ApiRuntime {
   private queue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
   private heldText = "";
+  private membership: MembershipView | undefined;
 
   constructor(private readonly opts: DaemonOptions) {
     this.now = opts.now ?? Date.now;
@@ -166,7 +174,7 @@ export class Daemon implements ApiRuntime {
     this.alloc = allocate(config, this.alloc, held);
     this.persistHeld();
     for (const w of this.alloc.events) this.opts.log.info(w.message, { service: w.service, event: w.reason });
-    this.plan = computePlan(config, this.alloc.assignments, this.node, this.members());
+    this.plan = this.makePlan(config);
     this.opts.log.info("configuration applied", {
       reason,
       generation: this.generation,
@@ -193,8 +201,41 @@ export class Daemon implements ApiRuntime {
 
   private members(): NodeInfo[] {
     const self = this.node;
-    const others = (this.cfg?.nodeSettings?.spec.members ?? []).filter((m) => m.name !== self.name);
-    return [self, ...others.map((m) => ({ name: m.name, labels: m.labels }))];
+    const others = (this.cfg?.nodeSettings?.spec.members ?? [])
+      .filter((m) => m.name !== self.name)
+      .map((m) => ({ name: m.name, labels: m.labels }));
+    const all = [self, ...others];
+    if (this.membership === undefined) return all;
+    const alive = new Set(this.membership.alive());
+    return all.filter((n) => alive.has(n.name));
+  }
+
+  private makePlan(config: Config): Plan {
+    const plan = computePlan(config, this.alloc.assignments, this.node, this.members());
+    const m = this.membership;
+    const hold = m !== undefined && !m.ready() && m.holdReason() === "start";
+    return { ...plan, holdL2: hold };
+  }
+
+  /** Live membership: who counts for the layer-2 election. Set before the first plan is applied. */
+  setMembership(m: MembershipView | undefined): void {
+    this.membership = m;
+  }
+
+  /** Recomputes and applies the plan (membership changed, or a release before shutdown). */
+  replan(reason: string, opts: { releaseL2?: boolean } = {}): Promise<void> {
+    return this.serial(async () => {
+      if (this.cfg === undefined) return;
+      const next = this.makePlan(this.cfg);
+      this.plan = opts.releaseL2 ? { ...next, l2: [], holdL2: false } : next;
+      this.opts.log.info("plan recomputed", {
+        reason,
+        members: this.members().map((n) => n.name),
+        l2: this.plan.l2.map((e) => e.ip),
+        hold: this.plan.holdL2,
+      });
+      await this.applyPlan();
+    });
   }
 
   /** Hands the current plan to every driver; a failing driver is logged and marked unhealthy. */

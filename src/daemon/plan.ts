@@ -89,14 +89,16 @@ function serviceLabels(config: Config, key: string): Record<string, string> | un
   return config.services.find((s) => serviceKey(s) === key)?.metadata.labels;
 }
 
-/** Computes this node's plan. `members` are all live nodes of the site, this node included. */
+/** Computes this node's plan. `members` are the live nodes of the site (this node when it is ready). */
 export function computePlan(
   config: Config,
   assignments: readonly PlannedAssignment[],
   self: NodeInfo,
   members: readonly NodeInfo[] = [self],
 ): Plan {
-  const all = members.some((m) => m.name === self.name) ? members : [...members, self];
+  // Only live, ready nodes are candidates; a node not among them (still starting, or just
+  // resumed from a pause) owns nothing on layer 2.
+  const all = members;
   const poolsByName = new Map(config.pools.map((p) => [p.metadata.name, p]));
   const l2Mine = new Map<string, L2Entry>();
   const l2Other = new Map<string, L2Entry>();

@@ -3,11 +3,12 @@
  * reload on SIGHUP and on file change, clean shutdown on SIGTERM/SIGINT.
  */
 
-import { type FSWatcher, statSync, watch } from "node:fs";
+import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { MembershipService } from "../cluster/service.ts";
 import { createLogger } from "../util/log.ts";
 import { Daemon } from "./daemon.ts";
 import { failedDriver } from "./driver.ts";
@@ -125,12 +126,37 @@ export async function run(argv: string[], version: string): Promise<number> {
   if (args.localDelivery || settings?.localDelivery) {
     daemon.addDriver(new LocalDeliveryDriver());
   }
+  // Live membership among the site's nodes (layer-2 election), when a shared key is configured.
+  let membership: MembershipService | undefined;
+  const cluster = settings?.cluster;
+  if (settings && cluster?.keyFile !== undefined) {
+    let key: Uint8Array;
+    try {
+      key = new Uint8Array(readFileSync(cluster.keyFile));
+      if (key.length < 16) throw new Error("the key must be at least 16 bytes");
+    } catch (e) {
+      log.error("cannot read the cluster key", { keyFile: cluster.keyFile, error: (e as Error).message });
+      return 1;
+    }
+    membership = new MembershipService({
+      self: daemon.node.name,
+      members: settings.members,
+      key,
+      port: cluster.port,
+      intervalMs: cluster.intervalMs,
+      deadAfterMs: cluster.deadAfterMs,
+      riseMs: cluster.riseMs,
+      onChange: (why) => void daemon.replan(why),
+    });
+    daemon.setMembership(membership);
+  }
   if (settings && settings.interfaces.length > 0) {
+    const window = settings.xdp.livenessWindowMs ?? (membership ? 2 * (cluster?.deadAfterMs ?? 200) : 30_000);
     try {
       daemon.addDriver(
         await XdpL2Driver.open(settings.interfaces, {
           mode: settings.xdp.mode,
-          livenessWindowMs: settings.xdp.livenessWindowMs,
+          livenessWindowMs: window,
           ...(process.env.VIPD_XDP_OBJ ? { objPath: process.env.VIPD_XDP_OBJ } : {}),
           ...(process.env.VIPD_BPF_PIN_DIR ? { pinDir: process.env.VIPD_BPF_PIN_DIR } : {}),
         }),
@@ -140,7 +166,8 @@ export async function run(argv: string[], version: string): Promise<number> {
       daemon.addDriver(failedDriver("xdp", (e as Error).message));
     }
   }
-  await daemon.applyCurrentPlan();
+  await daemon.replan("drivers ready");
+  await membership?.start();
 
   const listen = splitHostPort(args.apiListen ?? settings?.api.listen ?? "127.0.0.1:7473");
   if (listen === null) {
@@ -184,6 +211,11 @@ export async function run(argv: string[], version: string): Promise<number> {
   const code = 0;
   clearTimeout(timer);
   for (const w of watchers) w.close();
+  if (membership) {
+    // Tell the others we are leaving (they take over at once), and stop answering ourselves.
+    membership.stop(true);
+    await daemon.replan("shutdown", { releaseL2: true });
+  }
   server.stop(true);
   await daemon.close();
   log.info("stopped");

@@ -1,0 +1,134 @@
+/**
+ * Membership I/O: sends this node's authenticated heartbeat to every member over UDP, feeds
+ * received heartbeats and clock ticks to the pure state machine (membership.ts), and tells the
+ * daemon when the set of live nodes (or this node's readiness) changes.
+ */
+
+import type { udp } from "bun";
+import { decodeHeartbeat, encodeHeartbeat, type HeartbeatDrop } from "./heartbeat.ts";
+import {
+  aliveNodes,
+  createMembership,
+  type HeartbeatDrop as FsmDrop,
+  isReady,
+  type Membership,
+  onHeartbeat,
+  type PeerView,
+  tick,
+} from "./membership.ts";
+
+export interface MembershipOptions {
+  self: string;
+  members: readonly { name: string; address?: string | undefined }[];
+  key: Uint8Array;
+  port: number;
+  intervalMs: number;
+  deadAfterMs: number;
+  riseMs: number;
+  onChange: (why: string) => void;
+  now?: () => number;
+}
+
+/** Strictly increasing across restarts: microseconds of wall clock, bumped when needed. */
+function seqSource(): () => bigint {
+  let last = 0n;
+  return () => {
+    const t = BigInt(Date.now()) * 1000n;
+    last = t > last ? t : last + 1n;
+    return last;
+  };
+}
+
+export class MembershipService {
+  private m: Membership;
+  private sock: udp.Socket<"uint8array"> | undefined;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  private readonly nextSeq = seqSource();
+  private readonly now: () => number;
+  readonly drops = new Map<HeartbeatDrop | FsmDrop, number>();
+  received = 0;
+  sent = 0;
+
+  constructor(private readonly opts: MembershipOptions) {
+    this.now = opts.now ?? (() => performance.now());
+    this.m = createMembership(
+      {
+        self: opts.self,
+        members: opts.members.map((x) => x.name),
+        intervalMs: opts.intervalMs,
+        deadAfterMs: opts.deadAfterMs,
+        riseMs: opts.riseMs,
+      },
+      this.now(),
+    );
+  }
+
+  async start(): Promise<void> {
+    this.sock = await Bun.udpSocket({
+      port: this.opts.port,
+      binaryType: "uint8array",
+      socket: {
+        data: (_s, buf) => this.receive(buf),
+      },
+    });
+    this.timer = setInterval(() => this.beat(), this.opts.intervalMs);
+    this.beat();
+  }
+
+  private drop(r: HeartbeatDrop | FsmDrop): void {
+    this.drops.set(r, (this.drops.get(r) ?? 0) + 1);
+  }
+
+  private receive(buf: Uint8Array): void {
+    const d = decodeHeartbeat(buf, this.opts.key);
+    if (!d.ok) return this.drop(d.reason);
+    const r = onHeartbeat(this.m, d.hb, this.now());
+    if (r.drop) return this.drop(r.drop);
+    this.received++;
+    this.m = r.m;
+    if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);
+  }
+
+  private send(leaving: boolean): void {
+    if (!this.sock) return;
+    const pkt = encodeHeartbeat(
+      { node: this.opts.self, seq: this.nextSeq(), intervalMs: this.opts.intervalMs, leaving },
+      this.opts.key,
+    );
+    for (const mem of this.opts.members) {
+      if (mem.name === this.opts.self || mem.address === undefined) continue;
+      if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
+    }
+  }
+
+  private beat(): void {
+    const t = tick(this.m, this.now());
+    this.m = t.m;
+    this.send(false);
+    if (t.changed) this.opts.onChange(t.paused ? "this process was paused" : "membership changed");
+  }
+
+  alive(): string[] {
+    return aliveNodes(this.m, this.now());
+  }
+
+  ready(): boolean {
+    return isReady(this.m, this.now());
+  }
+
+  holdReason(): "start" | "pause" {
+    return this.m.holdReason;
+  }
+
+  peers(): PeerView[] {
+    return [...this.m.peers.values()];
+  }
+
+  /** Stops; with `leaving`, tells the members first so they take over at once. */
+  stop(leaving: boolean): void {
+    if (this.timer) clearInterval(this.timer);
+    if (leaving) this.send(true);
+    this.sock?.close();
+    this.sock = undefined;
+  }
+}
