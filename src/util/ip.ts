@@ -209,12 +209,13 @@ export function rangeToCidrs(r: IpRange): { family: Family; base: bigint; prefix
 
 /** Network-order bytes of an address: 4 for IPv4, 16 for IPv6. */
 export function ipToBytes(ip: Ip): Uint8Array {
-  const n = ip.family === 4 ? 4 : 16;
-  const out = new Uint8Array(n);
-  let v = ip.value;
-  for (let i = n - 1; i >= 0; i--) {
-    out[i] = Number(v & 255n);
-    v >>= 8n;
+  const out = new Uint8Array(ip.family === 4 ? 4 : 16);
+  const dv = new DataView(out.buffer);
+  if (ip.family === 4) {
+    dv.setUint32(0, Number(ip.value));
+  } else {
+    dv.setBigUint64(0, ip.value >> 64n);
+    dv.setBigUint64(8, ip.value & 0xffffffffffffffffn);
   }
   return out;
 }

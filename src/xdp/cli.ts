@@ -84,7 +84,11 @@ async function serve(a: Args): Promise<void> {
   const reapply = () => {
     busy = busy.then(async () => {
       try {
-        say("applied", await driver.apply(desiredOf(a)));
+        const desired = desiredOf(a);
+        const t0 = performance.now();
+        const result = await driver.apply(desired);
+        const ms = Math.round((performance.now() - t0) * 10) / 10;
+        say("applied", { ...result, ms, ...(desired.length > 100 ? { added: result.added.length } : {}) });
       } catch (e) {
         say("error", { message: e instanceof Error ? e.message : String(e) });
       }

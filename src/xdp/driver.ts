@@ -13,7 +13,7 @@
  * await xdp.close(); // on SIGTERM; `await detachAll()` for `vipd detach`
  */
 
-import { formatIp } from "../util/ip.ts";
+import { formatIp, type Ip, parseIp } from "../util/ip.ts";
 import { Announcer, packetSender } from "./announce.ts";
 import { type CounterName, formatMac, parseMac } from "./layout.ts";
 import { BpfError, monotonicNs, xdpQuery } from "./libbpf.ts";
@@ -110,6 +110,7 @@ export class XdpDriver {
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
   private readonly windowNs: bigint;
   private readonly names = new Map<number, string>();
+  private parsed = new Map<string, Ip | null>();
   private closed = false;
 
   private constructor(
@@ -177,7 +178,18 @@ export class XdpDriver {
     if (this.closed) throw new Error("XdpDriver is closed");
     const ifs = await interfaces();
     for (const [name, info] of ifs) this.names.set(info.ifindex, name);
-    const resolved = resolveDesired(desired, (n) => ifs.get(n) ?? null);
+    // Parsed addresses are kept from one apply to the next: the desired set rarely changes much.
+    const cache = new Map<string, Ip | null>();
+    const parse = (text: string) => {
+      let ip = cache.get(text);
+      if (ip === undefined) {
+        ip = this.parsed.get(text) ?? parseIp(text);
+        cache.set(text, ip);
+      }
+      return ip;
+    };
+    const resolved = resolveDesired(desired, (n) => ifs.get(n) ?? null, parse);
+    this.parsed = cache;
     if (!resolved.ok) throw new XdpInputError(resolved.problems);
     const entries = resolved.entries;
     const diff = diffEntries(this.maps.listVips(), entries);
@@ -202,7 +214,7 @@ export class XdpDriver {
       this.maps.deleteVip(e.ifindex, e.ip);
       this.announcer.cancel(e.ifindex, e.ip);
     }
-    for (const e of [...diff.add, ...diff.change]) this.maps.setVip(e.ifindex, e.ip, e.mac);
+    this.maps.setVips([...diff.add, ...diff.change]);
     for (const e of [...diff.add, ...diff.change]) this.announcer.announce(e.ifindex, e.ip, e.mac);
 
     // Interfaces with no VIP left get the program removed.

@@ -36,27 +36,32 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-function padTo(frame: Uint8Array, len: number | undefined): Uint8Array {
-  if (len === undefined || frame.length >= len) return frame;
-  const out = new Uint8Array(len);
-  out.set(frame);
-  return out;
-}
-
 /** Ethernet header, with one 802.1Q tag (VLAN id, priority 0) when `vlan` is given. */
 export function ethHeader(dst: Uint8Array, src: Uint8Array, ethertype: number, vlan?: number): Uint8Array {
   const h = new Uint8Array(vlan === undefined ? 14 : 18);
-  const dv = new DataView(h.buffer);
-  h.set(dst.subarray(0, 6), 0);
-  h.set(src.subarray(0, 6), 6);
-  if (vlan !== undefined) {
-    dv.setUint16(12, ETH_P_8021Q);
-    dv.setUint16(14, vlan & 0x0fff);
-    dv.setUint16(16, ethertype);
-  } else {
-    dv.setUint16(12, ethertype);
-  }
+  writeEth(h, dst, src, ethertype, vlan);
   return h;
+}
+
+/** Writes the Ethernet header at the start of `frame`; returns its length. */
+function writeEth(
+  frame: Uint8Array,
+  dst: Uint8Array,
+  src: Uint8Array,
+  ethertype: number,
+  vlan?: number,
+): number {
+  const dv = new DataView(frame.buffer, frame.byteOffset, frame.byteLength);
+  frame.set(dst.subarray(0, 6), 0);
+  frame.set(src.subarray(0, 6), 6);
+  if (vlan === undefined) {
+    dv.setUint16(12, ethertype);
+    return 14;
+  }
+  dv.setUint16(12, ETH_P_8021Q);
+  dv.setUint16(14, vlan & 0x0fff);
+  dv.setUint16(16, ethertype);
+  return 18;
 }
 
 export interface ArpFields {
@@ -77,18 +82,20 @@ export interface ArpFields {
 }
 
 export function arpFrame(f: ArpFields): Uint8Array {
-  const arp = new Uint8Array(28);
-  const dv = new DataView(arp.buffer);
-  dv.setUint16(0, f.htype ?? 1);
-  dv.setUint16(2, f.ptype ?? ETH_P_IP);
-  arp[4] = f.hlen ?? 6;
-  arp[5] = f.plen ?? 4;
-  dv.setUint16(6, f.op);
-  arp.set(f.sha.subarray(0, 6), 8);
-  arp.set(ipToBytes(f.spa), 14);
-  arp.set(f.tha.subarray(0, 6), 18);
-  arp.set(ipToBytes(f.tpa), 24);
-  return padTo(concat(ethHeader(f.ethDst, f.ethSrc, ETH_P_ARP, f.vlan), arp), f.padTo);
+  const l2 = f.vlan === undefined ? 14 : 18;
+  const frame = new Uint8Array(Math.max(l2 + 28, f.padTo ?? 0));
+  writeEth(frame, f.ethDst, f.ethSrc, ETH_P_ARP, f.vlan);
+  const dv = new DataView(frame.buffer);
+  dv.setUint16(l2, f.htype ?? 1);
+  dv.setUint16(l2 + 2, f.ptype ?? ETH_P_IP);
+  frame[l2 + 4] = f.hlen ?? 6;
+  frame[l2 + 5] = f.plen ?? 4;
+  dv.setUint16(l2 + 6, f.op);
+  frame.set(f.sha.subarray(0, 6), l2 + 8);
+  frame.set(ipToBytes(f.spa), l2 + 14);
+  frame.set(f.tha.subarray(0, 6), l2 + 18);
+  frame.set(ipToBytes(f.tpa), l2 + 24);
+  return frame;
 }
 
 /** A broadcast ARP request: who has `target`? tell `ip` (at `mac`). */

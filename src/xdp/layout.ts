@@ -7,7 +7,7 @@
  * `struct liveness` (two u64, host order), `enum counter`.
  */
 
-import { formatIp, type Ip, ipFromBytes, ipToBytes, parseIp } from "../util/ip.ts";
+import { formatIp, type Ip, ipFromBytes, parseIp } from "../util/ip.ts";
 
 /** Counter names in `enum counter` order (index = array position). */
 export const COUNTERS = [
@@ -54,11 +54,22 @@ export interface VipEntry {
 }
 
 export function encodeVipKey(ifindex: number, ip: Ip): Uint8Array {
-  const key = new Uint8Array(VIP_KEY_SIZE); // zeroed: padding and unused address bytes
-  new DataView(key.buffer).setUint32(0, ifindex, true);
-  key[4] = ip.family;
-  key.set(ipToBytes(ip), 8);
+  const key = new Uint8Array(VIP_KEY_SIZE);
+  writeVipKey(new DataView(key.buffer), 0, ifindex, ip);
   return key;
+}
+
+/** Writes a key at `off` of `dv` (all 24 bytes: padding and unused address bytes zeroed). */
+export function writeVipKey(dv: DataView, off: number, ifindex: number, ip: Ip): void {
+  dv.setUint32(off, ifindex, true);
+  dv.setUint32(off + 4, ip.family, true); // family, then three zero bytes
+  if (ip.family === 4) {
+    dv.setUint32(off + 8, Number(ip.value), false);
+    for (let i = 12; i < 24; i += 4) dv.setUint32(off + i, 0);
+    return;
+  }
+  dv.setBigUint64(off + 8, ip.value >> 64n, false);
+  dv.setBigUint64(off + 16, ip.value & 0xffffffffffffffffn, false);
 }
 
 export function decodeVipKey(key: Uint8Array): { ifindex: number; ip: Ip } {

@@ -61,6 +61,9 @@ function openBpf() {
     bpf_obj_pin: { args: [i32, P], returns: i32 },
     bpf_map_update_elem: { args: [i32, P, P, u64], returns: i32 },
     bpf_map_delete_elem: { args: [i32, P], returns: i32 },
+    bpf_map_update_batch: { args: [i32, P, P, P, P], returns: i32 },
+    bpf_map_delete_batch: { args: [i32, P, P, P], returns: i32 },
+    bpf_map_lookup_batch: { args: [i32, P, P, P, P, P, P], returns: i32 },
     bpf_map_lookup_elem: { args: [i32, P, P], returns: i32 },
     bpf_map_get_next_key: { args: [i32, P, P], returns: i32 },
     bpf_map_get_fd_by_id: { args: [u32], returns: i32 },
@@ -122,6 +125,53 @@ export function objPin(fd: number, path: string): void {
 
 export function mapUpdate(fd: number, key: Uint8Array, value: Uint8Array, op = "map update"): void {
   check(op, bpf().bpf_map_update_elem(fd, key, value, 0));
+}
+
+/** Updates `count` consecutive keys and values in one syscall (BPF_MAP_UPDATE_BATCH). */
+export function mapUpdateBatch(
+  fd: number,
+  keys: Uint8Array,
+  values: Uint8Array,
+  count: number,
+  op = "map update batch",
+): void {
+  const n = Uint32Array.of(count);
+  check(op, bpf().bpf_map_update_batch(fd, keys, values, n, null));
+}
+
+/**
+ * Every entry of a hash map, `chunk` at a time (BPF_MAP_LOOKUP_BATCH): calls `each` with the
+ * keys and values buffers and the number of entries in them.
+ */
+export function mapLookupAll(
+  fd: number,
+  keySize: number,
+  valueSize: number,
+  each: (keys: Uint8Array, values: Uint8Array, count: number) => void,
+  chunk = 4096,
+  op = "map lookup batch",
+): void {
+  const keys = new Uint8Array(chunk * keySize);
+  const values = new Uint8Array(chunk * valueSize);
+  const inTok = new Uint8Array(Math.max(8, keySize));
+  const outTok = new Uint8Array(Math.max(8, keySize));
+  const n = new Uint32Array(1);
+  let first = true;
+  for (;;) {
+    n[0] = chunk;
+    const rc = bpf().bpf_map_lookup_batch(fd, first ? null : inTok, outTok, keys, values, n, null);
+    if (rc < 0 && rc !== -2) check(op, rc);
+    if (n[0]! > 0) each(keys, values, n[0]!);
+    if (rc === -2) return; // ENOENT: that was the last batch
+    inTok.set(outTok);
+    first = false;
+  }
+}
+
+/** Deletes `count` consecutive keys in one syscall; every key must exist (ENOENT otherwise). */
+export function mapDeleteBatch(fd: number, keys: Uint8Array, count: number, op = "map delete batch"): void {
+  const n = Uint32Array.of(count);
+  check(op, bpf().bpf_map_delete_batch(fd, keys, n, null));
 }
 
 /** Deletes a key; returns false when it was not there. */

@@ -13,19 +13,19 @@ import {
   decodeLiveness,
   decodeVipKey,
   encodeLiveness,
-  encodeVipKey,
-  encodeVipVal,
   LIVENESS_SIZE,
   VIP_KEY_SIZE,
   VIP_VAL_SIZE,
   type VipEntry,
+  writeVipKey,
 } from "./layout.ts";
 import {
   closeFd,
   mapDelete,
-  mapKeys,
   mapLookup,
+  mapLookupAll,
   mapUpdate,
+  mapUpdateBatch,
   objGet,
   possibleCpus,
   progTestRun,
@@ -39,6 +39,9 @@ export const PROG_PIN = "prog";
 export class XdpMaps {
   private closed = false;
   private readonly ncpus: number;
+  private readonly key = new Uint8Array(VIP_KEY_SIZE);
+  private readonly keyView = new DataView(this.key.buffer);
+  private readonly val = new Uint8Array(VIP_VAL_SIZE);
 
   private constructor(
     readonly pinDir: string,
@@ -64,22 +67,42 @@ export class XdpMaps {
   }
 
   setVip(ifindex: number, ip: Ip, mac: Uint8Array): void {
-    mapUpdate(this.vipsFd, encodeVipKey(ifindex, ip), encodeVipVal(mac), "update vips");
+    writeVipKey(this.keyView, 0, ifindex, ip);
+    this.val.set(mac.subarray(0, 6));
+    mapUpdate(this.vipsFd, this.key, this.val, "update vips");
+  }
+
+  /** Adds or updates many VIPs with one BPF_MAP_UPDATE_BATCH syscall per 4096 entries. */
+  setVips(entries: readonly VipEntry[]): void {
+    const CHUNK = 4096;
+    for (let at = 0; at < entries.length; at += CHUNK) {
+      const part = entries.slice(at, at + CHUNK);
+      const keys = new Uint8Array(part.length * VIP_KEY_SIZE);
+      const vals = new Uint8Array(part.length * VIP_VAL_SIZE);
+      const kv = new DataView(keys.buffer);
+      part.forEach((e, i) => {
+        writeVipKey(kv, i * VIP_KEY_SIZE, e.ifindex, e.ip);
+        vals.set(e.mac.subarray(0, 6), i * VIP_VAL_SIZE);
+      });
+      mapUpdateBatch(this.vipsFd, keys, vals, part.length, "update vips (batch)");
+    }
   }
 
   /** Removes one VIP; false when it was not there. */
   deleteVip(ifindex: number, ip: Ip): boolean {
-    return mapDelete(this.vipsFd, encodeVipKey(ifindex, ip), "delete vips");
+    writeVipKey(this.keyView, 0, ifindex, ip);
+    return mapDelete(this.vipsFd, this.key, "delete vips");
   }
 
   /** Every VIP in the map. */
   listVips(): VipEntry[] {
     const out: VipEntry[] = [];
-    const val = new Uint8Array(VIP_VAL_SIZE);
-    for (const key of mapKeys(this.vipsFd, VIP_KEY_SIZE, "iterate vips")) {
-      if (!mapLookup(this.vipsFd, key, val, "lookup vips")) continue; // deleted meanwhile
-      out.push({ ...decodeVipKey(key), mac: val.slice(0, 6) });
-    }
+    mapLookupAll(this.vipsFd, VIP_KEY_SIZE, VIP_VAL_SIZE, (keys, vals, count) => {
+      for (let i = 0; i < count; i++) {
+        const key = keys.subarray(i * VIP_KEY_SIZE, (i + 1) * VIP_KEY_SIZE);
+        out.push({ ...decodeVipKey(key), mac: vals.slice(i * VIP_VAL_SIZE, i * VIP_VAL_SIZE + 6) });
+      }
+    });
     return out;
   }
 

@@ -8,7 +8,17 @@
  */
 
 import { type Ip, parseIp } from "../util/ip.ts";
-import { entryId, formatMac, parseMac, type VipEntry } from "./layout.ts";
+import { formatMac, parseMac, type VipEntry } from "./layout.ts";
+
+/** A cheap identity of a map key, for diffs of large sets. */
+function keyOf(ifindex: number, ip: Ip): string {
+  return `${ifindex}/${ip.family}/${ip.value.toString(16)}`;
+}
+
+function sameMac(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 6; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
 
 /** One VIP to answer for on one interface; `mac` defaults to the interface's own. */
 export interface DesiredEntry {
@@ -32,12 +42,13 @@ export type Resolved = { ok: true; entries: ResolvedEntry[] } | { ok: false; pro
 export function resolveDesired(
   desired: readonly DesiredEntry[],
   lookup: (ifname: string) => InterfaceInfo | null,
+  parse: (s: string) => Ip | null = parseIp,
 ): Resolved {
   const problems: string[] = [];
   const byId = new Map<string, ResolvedEntry>();
   for (const [i, d] of desired.entries()) {
     const where = `entry ${i} (${d.ifname} ${d.ip})`;
-    const ip: Ip | null = parseIp(d.ip);
+    const ip: Ip | null = parse(d.ip);
     if (ip === null) {
       problems.push(`${where}: "${d.ip}" is not an IP address`);
       continue;
@@ -64,9 +75,9 @@ export function resolveDesired(
       problems.push(`${where}: ${formatMac(mac)} is not a unicast MAC address`);
       continue;
     }
-    const id = entryId(ifc.ifindex, ip);
+    const id = keyOf(ifc.ifindex, ip);
     const prev = byId.get(id);
-    if (prev !== undefined && formatMac(prev.mac) !== formatMac(mac)) {
+    if (prev !== undefined && !sameMac(prev.mac, mac)) {
       problems.push(`${where}: already listed with MAC ${formatMac(prev.mac)}, now ${formatMac(mac)}`);
       continue;
     }
@@ -88,15 +99,15 @@ export interface Diff {
 
 /** What to do to the map so it holds exactly `desired`. */
 export function diffEntries(current: readonly VipEntry[], desired: readonly ResolvedEntry[]): Diff {
-  const have = new Map(current.map((e) => [entryId(e.ifindex, e.ip), e]));
+  const have = new Map(current.map((e) => [keyOf(e.ifindex, e.ip), e]));
   const want = new Set<string>();
   const diff: Diff = { add: [], change: [], remove: [], unchanged: 0 };
   for (const d of desired) {
-    const id = entryId(d.ifindex, d.ip);
+    const id = keyOf(d.ifindex, d.ip);
     want.add(id);
     const h = have.get(id);
     if (h === undefined) diff.add.push(d);
-    else if (formatMac(h.mac) !== formatMac(d.mac)) diff.change.push(d);
+    else if (!sameMac(h.mac, d.mac)) diff.change.push(d);
     else diff.unchanged++;
   }
   for (const [id, e] of have) if (!want.has(id)) diff.remove.push(e);
