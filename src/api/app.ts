@@ -51,6 +51,10 @@ export interface AppOptions {
 
 type Env = { Variables: { role: Role | null; principal: string } };
 
+const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]);
+/** Metric label for a method: clients choose it, so unknown ones share one value. */
+const methodLabel = (m: string): string => (METHODS.has(m) ? m : "other");
+
 const JSON_HEADERS = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" };
 
 function quote(etag: string): string {
@@ -114,6 +118,9 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
   if (!Number.isInteger(limit) || limit <= 0) throw new Error("bodyLimit: must be a positive integer");
   const log = opts.log ?? createLogger("api");
   const metrics = createApiMetrics(log);
+  if (tokens.length === 0) {
+    log.warn("no API tokens configured: only the probes, the pages and (if open) metrics and reads answer");
+  }
   const withWriteLock = createLock();
   const app = new OpenAPIHono<Env>({
     defaultHook: (result) => {
@@ -145,7 +152,19 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
   app.use("*", async (c, next) => {
     const t0 = performance.now();
     const found = lookupRoute(c.req.method, c.req.path);
-    const routeLabel = found.kind === "found" ? found.rule.path : "unmatched";
+    const routeLabel = found.kind === "notFound" ? "unmatched" : c.req.path; // a known path: bounded
+    const done = (status: number): void => {
+      const seconds = (performance.now() - t0) / 1000;
+      metrics.observeRequest(methodLabel(c.req.method), routeLabel, status, seconds);
+      if (log.enabled("debug")) {
+        log.debug("request", {
+          method: c.req.method,
+          path: c.req.path,
+          status,
+          ms: Math.round(seconds * 1e4) / 10,
+        });
+      }
+    };
     try {
       if (found.kind === "notFound") throw new ApiError(404, "NotFound", `no route ${c.req.path}`);
       if (found.kind === "methodNotAllowed") {
@@ -189,14 +208,14 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
       // Rendered here, not by onError, so the status is known when the request is counted.
       if (!(e instanceof ApiError)) throw e;
       c.res = errorResponse(c, e);
-      metrics.observeRequest(c.req.method, routeLabel, e.status, (performance.now() - t0) / 1000);
+      done(e.status);
       return;
     }
     try {
       await next();
     } finally {
       // Handler errors were already turned into c.res by onError.
-      metrics.observeRequest(c.req.method, routeLabel, c.res.status, (performance.now() - t0) / 1000);
+      done(c.res.status);
     }
   });
 

@@ -60,10 +60,15 @@ export function parseTokenConfig(t: unknown, index = 0): TokenConfig {
   return name === undefined ? { role, hash } : { name, role, hash };
 }
 
+/** Checks and decodes the configured tokens; throws on a bad entry or a token listed twice. */
 export function compileTokens(tokens: readonly TokenConfig[]): CompiledToken[] {
+  const seen = new Map<string, number>();
   return tokens.map((t, i) => {
     const checked = parseTokenConfig(t, i);
     const hex = HASH_RE.exec(checked.hash)![1]!.toLowerCase();
+    const first = seen.get(hex);
+    if (first !== undefined) throw new Error(`tokens[${i}].hash: same token as tokens[${first}]`);
+    seen.set(hex, i);
     return {
       name: checked.name ?? `token${i}`,
       role: checked.role,

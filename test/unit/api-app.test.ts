@@ -147,6 +147,14 @@ describe("metrics", () => {
     expect(text).toContain("vipd_xdp_up 0");
   });
 
+  test("client-chosen methods cannot grow label cardinality", async () => {
+    const { app } = setup();
+    for (const m of ["PROPFIND", "MKCOL", "LOCK"]) await app.request("/api/v1/status", { method: m });
+    const text = await (await app.request("/metrics")).text();
+    expect(text).toContain('vipd_api_requests_total{method="other",route="/api/v1/status",code="405"} 3');
+    expect(text).not.toContain('method="PROPFIND"');
+  });
+
   test("two apps in one process keep separate registries", async () => {
     const a = setup();
     const b = setup();
@@ -190,6 +198,26 @@ describe("configuration writes", () => {
     const raw = JSON.stringify(all);
     expect(raw).not.toContain(ADMIN);
     expect(raw).not.toContain("guess");
+  });
+});
+
+describe("start-up", () => {
+  test("an app without tokens says so in the log; bad token configuration throws", () => {
+    const lines: string[] = [];
+    createApp(new FakeRuntime(), {
+      tokens: [],
+      metricsOpen: true,
+      log: createLogger("api", { sink: (l) => lines.push(l) }),
+    });
+    expect(lines.map((l) => JSON.parse(l).message)).toEqual([
+      "no API tokens configured: only the probes, the pages and (if open) metrics and reads answer",
+    ]);
+    expect(() =>
+      createApp(new FakeRuntime(), { tokens: [{ role: "admin", hash: "sha256:abc" }], metricsOpen: true }),
+    ).toThrow(/tokens\[0\]\.hash/);
+    expect(() => createApp(new FakeRuntime(), { tokens: TOKENS, metricsOpen: true, bodyLimit: 0 })).toThrow(
+      /bodyLimit/,
+    );
   });
 });
 

@@ -30,6 +30,11 @@ describe("token configuration", () => {
     ];
     for (const [input, msg] of bad) expect(() => parseTokenConfig(input, 3)).toThrow(msg);
     expect(() => parseTokenConfig({ role: "read", hash: "sha256:nothex" }, 3)).toThrow(/^tokens\[3\]\.hash/);
+    const dup = [
+      { role: "read" as const, hash: hashToken("same") },
+      { role: "admin" as const, hash: `sha256:${hashToken("same").slice(7).toUpperCase()}` },
+    ];
+    expect(() => compileTokens(dup)).toThrow("tokens[1].hash: same token as tokens[0]");
   });
 });
 

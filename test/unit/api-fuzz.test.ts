@@ -23,7 +23,7 @@ const printable = fc.string({
 const pick = <T>(...xs: T[]) => fc.constantFrom(...xs);
 
 const arbRequest = fc.record({
-  method: pick("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "FOO"),
+  method: pick("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND"),
   path: fc.oneof(
     pick(...RULES.map((r) => r.path)),
     pick(
