@@ -30,7 +30,13 @@ import type { Logger } from "../util/log.ts";
 import { type AllocationState, allocate, emptyAllocation, heldMap } from "./allocate.ts";
 import type { Driver } from "./driver.ts";
 import { computePlan, EMPTY_PLAN, type NodeInfo, type Plan } from "./plan.ts";
-import { joinSources, type ManifestSource, readSources, writableTarget, writeAtomic } from "./store.ts";
+import {
+  joinSources,
+  type ManifestSource,
+  readManifestSources,
+  writableTarget,
+  writeAtomic,
+} from "./store.ts";
 
 export interface DaemonOptions {
   configPaths: string[];
@@ -93,7 +99,9 @@ export class Daemon implements ApiRuntime {
   private alloc: AllocationState = emptyAllocation();
   private plan: Plan = EMPTY_PLAN;
   private readonly startedAt: number;
-  private lastReloadError: string | undefined;
+  /** Reloads of the manifests on disk (start, SIGHUP, file change), by outcome. */
+  private readonly reloads = { applied: 0, unchanged: 0, rejected: 0 };
+  private lastReloadOk = false;
   private queue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
   private heldText = "";
@@ -134,11 +142,17 @@ export class Daemon implements ApiRuntime {
   /** (Re)reads the configured paths. An invalid set is logged and the running config kept. */
   reload(reason: string): Promise<{ ok: boolean; problems: Problem[] }> {
     return this.serial(async () => {
-      const sources = readSources(this.opts.configPaths);
+      // A path that does not exist (or cannot be read) rejects the set, as `vipd validate` would:
+      // applying the rest would release every Service the missing file declares.
+      const { sources, problems: readProblems } = readManifestSources(this.opts.configPaths);
       const loaded = sources.map((s) => loadText(s.text, s.file));
       const built = buildConfig(loaded.flatMap((l) => l.objects));
-      const problems = sortProblems([...loaded.flatMap((l) => l.problems), ...built.problems]);
-      if (sources.length === 0)
+      const problems = sortProblems([
+        ...readProblems,
+        ...loaded.flatMap((l) => l.problems),
+        ...built.problems,
+      ]);
+      if (problems.length === 0 && sources.length === 0)
         problems.push({
           file: this.opts.configPaths.join(","),
           line: 0,
@@ -147,7 +161,8 @@ export class Daemon implements ApiRuntime {
           pointer: "",
         });
       if (problems.length > 0) {
-        this.lastReloadError = `${problems.length} problem(s); keeping generation ${this.generation}`;
+        this.reloads.rejected++;
+        this.lastReloadOk = false;
         this.opts.log.error("configuration rejected", {
           reason,
           problems: problems.map(
@@ -158,7 +173,12 @@ export class Daemon implements ApiRuntime {
         return { ok: false, problems };
       }
       const text = joinSources(sources);
-      if (this.cfg !== undefined && text === this.text) return { ok: true, problems: [] };
+      this.lastReloadOk = true;
+      if (this.cfg !== undefined && text === this.text) {
+        this.reloads.unchanged++;
+        return { ok: true, problems: [] };
+      }
+      this.reloads.applied++;
       this.sources = sources;
       this.text = text;
       await this.applyConfigObject(built.config, reason);
@@ -169,7 +189,6 @@ export class Daemon implements ApiRuntime {
   private async applyConfigObject(config: Config, reason: string): Promise<void> {
     this.cfg = config;
     this.generation++;
-    this.lastReloadError = undefined;
     const held = this.alloc.allocator === undefined ? readHeld(this.opts.stateDir) : {};
     this.alloc = allocate(config, this.alloc, held);
     this.persistHeld();
@@ -324,7 +343,24 @@ export class Daemon implements ApiRuntime {
   }
 
   metrics(): MetricFamily[] {
-    return [...this.alloc.metrics, ...this.drivers.flatMap((d) => d.metrics?.() ?? [])];
+    const reloads: MetricFamily[] = [
+      {
+        name: "vipd_config_reloads_total",
+        help: "Reads of the manifests on disk (start, SIGHUP, file change), by result",
+        type: "counter",
+        samples: (["applied", "unchanged", "rejected"] as const).map((result) => ({
+          labels: { result },
+          value: this.reloads[result],
+        })),
+      },
+      {
+        name: "vipd_config_last_reload_successful",
+        help: "1 when the last read of the manifests on disk was valid, 0 when it was rejected",
+        type: "gauge",
+        samples: [{ value: this.lastReloadOk ? 1 : 0 }],
+      },
+    ];
+    return [...this.alloc.metrics, ...reloads, ...this.drivers.flatMap((d) => d.metrics?.() ?? [])];
   }
 
   config(): { etag: string; yaml: string } {
@@ -347,6 +383,7 @@ export class Daemon implements ApiRuntime {
           problems: [{ file: "<request>", line: 0, field: "-", message: target.reason, pointer: "" }],
         };
       writeAtomic(target.file, yaml);
+      this.lastReloadOk = true;
       this.sources = [{ file: target.file, text: yaml }];
       this.text = yaml;
       await this.applyConfigObject(r.config, "api");

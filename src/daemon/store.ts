@@ -17,24 +17,37 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { manifestFiles } from "../config/load.ts";
+import { manifestFiles, type Problem } from "../config/load.ts";
 
 export interface ManifestSource {
   file: string;
   text: string;
 }
 
-export function readSources(paths: readonly string[]): ManifestSource[] {
-  const { files } = manifestFiles(paths);
-  const out: ManifestSource[] = [];
+/**
+ * Every manifest under `paths`, with the problems of reading them: a path that does not exist,
+ * a file that cannot be read (or vanished between listing and reading).
+ */
+export function readManifestSources(paths: readonly string[]): {
+  sources: ManifestSource[];
+  problems: Problem[];
+} {
+  const { files, problems } = manifestFiles(paths);
+  const sources: ManifestSource[] = [];
   for (const f of files) {
     try {
-      out.push({ file: f, text: readFileSync(f, "utf8") });
-    } catch {
-      // A file that vanished between listing and reading is reported by the loader.
+      sources.push({ file: f, text: readFileSync(f, "utf8") });
+    } catch (e) {
+      const message = `cannot read: ${(e as Error).message}`;
+      problems.push({ file: f, line: 0, field: "-", message, pointer: "" });
     }
   }
-  return out;
+  return { sources, problems };
+}
+
+/** The manifests under `paths` that could be read (see readManifestSources for the problems). */
+export function readSources(paths: readonly string[]): ManifestSource[] {
+  return readManifestSources(paths).sources;
 }
 
 /** The sources as one multi-document YAML text (what `GET /api/v1/config` returns). */
