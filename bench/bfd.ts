@@ -1,13 +1,14 @@
 /**
- * BFD benchmark (needs root): `bun bench/bfd.ts [--failures 25] [--health-seconds 60] [--sessions 100]`
+ * BFD benchmark (needs root): `bun bench/bfd.ts [--failures 25] [--health-seconds 60] [--sessions 100] [--health-peers vipd,frr]`
  *
  * 1. Detection time at 50 ms × 3, vipd beside FRR bfdd in the same run: BIRD (namespace p) has a
  *    session to vipd (v) and one to FRR (f) over a bridge. BIRD is SIGSTOPped at a random phase;
  *    a tcpdump in p timestamps, on the wire, the first Down packet each detector sends. Detection
  *    = that time − the SIGSTOP time (also reported from BIRD's last packet). Repeated N times.
  *    vipd's transmit intervals (jitter) are measured from the same capture.
- * 2. Timer health: vipd with 100 sessions at 50 ms × 3 to FRR bfdd (100 peers) for 60 s:
- *    false downs on either side, CPU use of both daemons, vipd's timer lateness.
+ * 2. Timer health: vipd with 100 sessions at 50 ms × 3 for 60 s, first to a second vipd, then to
+ *    FRR bfdd (100 peers) (`--health-peers vipd,frr`): false downs on either side, CPU use of
+ *    both daemons, vipd's timer lateness.
  * The last line is `p99 detection ms: N` (vipd).
  */
 
@@ -221,7 +222,26 @@ function procCpuMs(pid: number): number {
   return (Number(rest[11]) + Number(rest[12])) * 10; // utime + stime, USER_HZ = 100
 }
 
-async function healthRun(): Promise<void> {
+interface HealthPeer {
+  name: string;
+  upCount(): Promise<number>;
+  downs(): Promise<number>;
+  cpuMs(): Promise<number>;
+}
+type Cpu = { user: number; system: number };
+type AgentStatus = {
+  cpu: Cpu;
+  sessions: { state: string; detectionTimeMs: number; flaps: number }[];
+  timer: Record<string, number>;
+};
+const agentStatus = async (a: Agent) => (await a.status()) as unknown as AgentStatus;
+const agentCpuMs = async (a: Agent) => {
+  const c = (await agentStatus(a)).cpu;
+  return (c.user + c.system) / 1000;
+};
+
+/** 100 sessions between vipd (namespace a) and `peerKind` (namespace b) at 50 ms × 3. */
+async function healthRun(peerKind: "frr" | "vipd"): Promise<number> {
   const lab = await Lab.create("bfdhl");
   const tmp = tempDir("health");
   try {
@@ -230,70 +250,95 @@ async function healthRun(): Promise<void> {
     await lab.veth("a", "eth0", "b", "eth0");
     const peers: string[] = [];
     const sessions: DesiredSession[] = [];
+    const mirror: DesiredSession[] = [];
     for (let i = 1; i <= SESSIONS; i++) {
       const la = `10.91.${Math.floor(i / 250)}.${(i % 250) + 1}`;
       const lb = `10.92.${Math.floor(i / 250)}.${(i % 250) + 1}`;
       await lab.run("a", ["ip", "addr", "add", `${la}/16`, "dev", "eth0"]);
       await lab.run("b", ["ip", "addr", "add", `${lb}/16`, "dev", "eth0"]);
       sessions.push({ key: `s${i}`, peer: lb, local: la, multihop: false, profile: fast });
+      mirror.push({ key: `s${i}`, peer: la, local: lb, multihop: false, profile: fast });
       peers.push(` peer ${la} local-address ${lb}`, "  profile fast", " !");
     }
     await lab.run("a", ["ip", "route", "add", "10.92.0.0/16", "dev", "eth0"]);
     await lab.run("b", ["ip", "route", "add", "10.91.0.0/16", "dev", "eth0"]);
-    const frr = await FrrBfd.start(lab, "b", tmp.path, [...frrProfile, ...peers, "!", ""].join("\n"));
+    let peer: HealthPeer;
+    if (peerKind === "frr") {
+      const frr = await FrrBfd.start(lab, "b", tmp.path, [...frrProfile, ...peers, "!", ""].join("\n"));
+      peer = {
+        name: "FRR bfdd",
+        upCount: async () => (await frr.peers()).filter((p) => p.status === "up").length,
+        downs: async () => {
+          const r = await lab.run("b", [
+            "vtysh",
+            "--vty_socket",
+            frr.dir,
+            "-c",
+            "show bfd peers counters json",
+          ]);
+          return (JSON.parse(r.stdout) as { "session-down": number }[]).reduce(
+            (n, p) => n + p["session-down"],
+            0,
+          );
+        },
+        cpuMs: async () => procCpuMs(frr.bfdd.pid),
+      };
+    } else {
+      const other = await Agent.start(lab, "b", tmp.path, mirror);
+      peer = {
+        name: "vipd (peer)",
+        upCount: async () => (await agentStatus(other)).sessions.filter((s) => s.state === "Up").length,
+        downs: async () => other.events.filter((e) => e.ev === "down").length,
+        cpuMs: () => agentCpuMs(other),
+      };
+    }
     const agent = await Agent.start(lab, "a", tmp.path, sessions);
     const allUp = async () => {
-      const st = (await agent.status()) as unknown as {
-        sessions: { state: string; detectionTimeMs: number }[];
-      };
-      const fp = await frr.peers();
+      const st = await agentStatus(agent);
       return (
         st.sessions.filter((s) => s.state === "Up" && s.detectionTimeMs === 150).length === SESSIONS &&
-        fp.filter((p) => p.status === "up").length === SESSIONS
+        (await peer.upCount()) === SESSIONS
       );
     };
     const tUp = Date.now();
     await waitFor(allUp, 60_000, `${SESSIONS} sessions Up on both sides`);
-    console.log(`\n== timer health: ${SESSIONS} sessions at 50 ms x 3, vipd <-> FRR bfdd, ${HEALTH_S} s`);
+    console.log(`\n== timer health: ${SESSIONS} sessions at 50 ms x 3, vipd <-> ${peer.name}, ${HEALTH_S} s`);
     console.log(
       `all ${SESSIONS} sessions Up on both sides after ${((Date.now() - tUp) / 1000).toFixed(1)} s`,
     );
     await Bun.sleep(2000);
-    const frrDowns = async () => {
-      const r = await lab.run("b", ["vtysh", "--vty_socket", frr.dir, "-c", "show bfd peers counters json"]);
-      return (JSON.parse(r.stdout) as { "session-down": number }[]).reduce(
-        (n, p) => n + p["session-down"],
-        0,
-      );
-    };
-    type Cpu = { user: number; system: number };
-    const s0 = (await agent.status()) as unknown as { cpu: Cpu; t: number; sessions: { flaps: number }[] };
-    const frr0 = await frrDowns();
-    const bfddCpu0 = procCpuMs(frr.bfdd.pid);
+    const s0 = await agentStatus(agent);
+    const peerDowns0 = await peer.downs();
+    const peerCpu0 = await peer.cpuMs();
     const mark = agent.events.length;
     const w0 = Date.now();
     await Bun.sleep(HEALTH_S * 1000);
-    const s1 = (await agent.status()) as unknown as {
-      cpu: Cpu;
-      t: number;
-      sessions: { flaps: number; state: string }[];
-      timer: Record<string, number>;
-    };
+    const s1 = await agentStatus(agent);
     const wallMs = Date.now() - w0;
-    const frr1 = await frrDowns();
-    const bfddCpu = procCpuMs(frr.bfdd.pid) - bfddCpu0;
+    const peerDowns = (await peer.downs()) - peerDowns0;
+    const peerCpu = (await peer.cpuMs()) - peerCpu0;
     const vipdCpuMs = (s1.cpu.user + s1.cpu.system - s0.cpu.user - s0.cpu.system) / 1000;
-    const downs = agent.events.slice(mark).filter((e) => e.ev === "down").length;
+    const downEvents = agent.events.slice(mark).filter((e) => e.ev === "down");
+    const downs = downEvents.length;
+    const byDiag = new Map<string, number>();
+    for (const e of downEvents) byDiag.set(String(e.diag), (byDiag.get(String(e.diag)) ?? 0) + 1);
+    if (downs > 0) {
+      const ts = downEvents.map((e) => e.t! - w0);
+      console.log(
+        `vipd down events by diagnostic: ${JSON.stringify(Object.fromEntries(byDiag))}, at ${f1(Math.min(...ts) / 1000)}–${f1(Math.max(...ts) / 1000)} s into the window`,
+      );
+    }
     const flaps = s1.sessions.reduce((n, s) => n + s.flaps, 0) - s0.sessions.reduce((n, s) => n + s.flaps, 0);
     console.log(
-      `false downs: vipd ${downs} (flaps ${flaps}), FRR ${frr1 - frr0}; sessions Up at end: ${s1.sessions.filter((s) => s.state === "Up").length}/${SESSIONS}`,
+      `false downs: vipd ${downs} (flaps ${flaps}), ${peer.name} ${peerDowns}; sessions Up at end: ${s1.sessions.filter((s) => s.state === "Up").length}/${SESSIONS}`,
     );
     console.log(
-      `CPU: vipd ${((100 * vipdCpuMs) / wallMs).toFixed(1)}% of a core, FRR bfdd ${((100 * bfddCpu) / wallMs).toFixed(1)}% (ratio ${(vipdCpuMs / Math.max(bfddCpu, 1)).toFixed(2)})`,
+      `CPU: vipd ${((100 * vipdCpuMs) / wallMs).toFixed(1)}% of a core, ${peer.name} ${((100 * peerCpu) / wallMs).toFixed(1)}% (ratio ${(vipdCpuMs / Math.max(peerCpu, 1)).toFixed(2)})`,
     );
     console.log(
       `vipd timer lateness: p50 ${f1(s1.timer["latenessP50Ms"]!)} p99 ${f1(s1.timer["latenessP99Ms"]!)} max ${f1(s1.timer["latenessMaxMs"]!)} ms over ${s1.timer["fires"]} fires`,
     );
+    return downs;
   } finally {
     await lab.destroy();
     tmp.rm();
@@ -302,5 +347,10 @@ async function healthRun(): Promise<void> {
 
 process.on("SIGINT", () => void destroyAllLabs().then(() => process.exit(130)));
 const { vipd } = FAILURES > 0 ? await detectionRun() : { vipd: [] as number[] };
-if (HEALTH_S > 0) await healthRun();
+const peersArg = process.argv.indexOf("--health-peers");
+const healthPeers = (peersArg > 0 ? process.argv[peersArg + 1]! : "vipd,frr").split(",") as (
+  | "frr"
+  | "vipd"
+)[];
+if (HEALTH_S > 0) for (const k of healthPeers) await healthRun(k);
 console.log(`p99 detection ms: ${pct(vipd, 0.99).toFixed(1)}`);

@@ -130,6 +130,16 @@ function attachFilter(fd: number, prog: Insn[]): void {
   setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, fprog);
 }
 
+/**
+ * Bun 1.4.5 calls a UDP socket's `error` handler with the error as the FIRST argument (its
+ * typings say `(socket, error)`); accept either order.
+ */
+function pickError(a: unknown, b: unknown): Error {
+  if (a instanceof Error) return a;
+  if (b instanceof Error) return b;
+  return new Error(String(a ?? b));
+}
+
 export type RxHandler = (payload: Uint8Array, from: string, fromPort: number) => void;
 
 /** Strips the IPv4-mapped prefix a dual-stack socket reports. */
@@ -144,12 +154,21 @@ export class RxSocket {
   ) {}
 
   /** Binds `[::]:port` (dual-stack) with the TTL filter in place before any packet is read. */
-  static async open(port: number, rules: TtlRule[] | null, onPacket: RxHandler): Promise<RxSocket> {
+  static async open(
+    port: number,
+    rules: TtlRule[] | null,
+    onPacket: RxHandler,
+    onError: (err: Error) => void,
+  ): Promise<RxSocket> {
     const sock = await Bun.udpSocket({
       hostname: "::",
       port,
       binaryType: "uint8array",
-      socket: { data: (_s, data, fromPort, from) => onPacket(data, plainAddress(from), fromPort) },
+      socket: {
+        data: (_s, data, fromPort, from) => onPacket(data, plainAddress(from), fromPort),
+        // Errors queued on the socket (ICMP) must not escape as uncaught exceptions.
+        error: (a: unknown, b: unknown) => onError(pickError(a, b)),
+      },
     });
     try {
       attachFilter(socketFd(sock), ttlFilter(rules));
@@ -178,26 +197,39 @@ export class TxSocket {
 
   /**
    * Opens the per-session transmit socket: source port drawn from 49152–65535 (retrying when
-   * taken), TTL/hop limit 255.
+   * taken), TTL/hop limit 255 (another `ttl` only for tests that forge packets).
    */
-  static async open(family: 4 | 6, local: string | undefined, ifname: string | undefined): Promise<TxSocket> {
+  static async open(
+    family: 4 | 6,
+    local: string | undefined,
+    ifname: string | undefined,
+    onError: (err: Error) => void,
+    ttl = 255,
+  ): Promise<TxSocket> {
     const hostname = local ?? (family === 4 ? "0.0.0.0" : "::");
     let lastErr: unknown;
     for (let attempt = 0; attempt < 64; attempt++) {
       const port = 49152 + Math.floor(Math.random() * 16384);
       let sock: Bun.udp.Socket<"uint8array">;
       try {
-        sock = await Bun.udpSocket({ hostname, port, binaryType: "uint8array" });
+        // ICMP port unreachable (the peer is not listening yet) arrives as ECONNREFUSED on the
+        // socket's error queue: normal for BFD, reported to onError, never thrown.
+        sock = await Bun.udpSocket({
+          hostname,
+          port,
+          binaryType: "uint8array",
+          socket: { error: (a: unknown, b: unknown) => onError(pickError(a, b)) },
+        });
       } catch (e) {
         lastErr = e;
         continue;
       }
       try {
-        sock.setTTL(255);
+        sock.setTTL(ttl);
         const fd = socketFd(sock);
         if (family === 6) {
           const hops = new Uint8Array(4);
-          new DataView(hops.buffer).setInt32(0, 255, true);
+          new DataView(hops.buffer).setInt32(0, ttl, true);
           setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, hops);
         }
         if (ifname) setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, new TextEncoder().encode(`${ifname}\0`));

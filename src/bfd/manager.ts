@@ -77,6 +77,8 @@ export interface BfdStatus {
   /** Received packets discarded, by reason (RFC 5880 §6.8.6 order). */
   drops: Record<DropReason, number>;
   timer: { fires: number; latenessP50Ms: number; latenessP99Ms: number; latenessMaxMs: number };
+  /** Errors reported by the sockets (e.g. ECONNREFUSED from ICMP port unreachable), by code. */
+  socketErrors: Record<string, number>;
 }
 
 export type BfdEvent = "up" | "down";
@@ -163,6 +165,7 @@ export class BfdManager {
   private armedFor: number | null = null;
   private readonly lateness = new Float64Array(4096);
   private fires = 0;
+  private readonly socketErrors = new Map<string, number>();
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
 
@@ -213,7 +216,7 @@ export class BfdManager {
 
   private async add(d: DesiredSession): Promise<void> {
     const ip = parseIp(d.peer)!;
-    const tx = await TxSocket.open(ip.family, d.local, d.ifname);
+    const tx = await TxSocket.open(ip.family, d.local, d.ifname, (err) => this.socketError(d.key, err));
     let discr = 0;
     while (discr === 0 || this.byDiscr.has(discr)) discr = Math.floor(this.random() * 0xffffffff) >>> 0;
     const e: Entry = {
@@ -246,19 +249,36 @@ export class BfdManager {
       .filter((e) => e.desired.multihop)
       .map((e) => ({ peer: e.peer, minTtl: e.desired.profile.minimumTtl }));
     if (single && !this.rxSingle) {
-      this.rxSingle = await RxSocket.open(this.ports.single, null, (b, from) => this.receive(b, from, false));
+      this.rxSingle = await RxSocket.open(
+        this.ports.single,
+        null,
+        (b, from) => this.receive(b, from, false),
+        (err) => this.socketError("rx", err),
+      );
     } else if (!single && this.rxSingle) {
       this.rxSingle.close();
       this.rxSingle = null;
     }
     if (rules.length > 0 && !this.rxMulti) {
-      this.rxMulti = await RxSocket.open(this.ports.multi, rules, (b, from) => this.receive(b, from, true));
+      this.rxMulti = await RxSocket.open(
+        this.ports.multi,
+        rules,
+        (b, from) => this.receive(b, from, true),
+        (err) => this.socketError("rx", err),
+      );
     } else if (rules.length > 0 && this.rxMulti) {
       this.rxMulti.setRules(rules);
     } else if (rules.length === 0 && this.rxMulti) {
       this.rxMulti.close();
       this.rxMulti = null;
     }
+  }
+
+  /** ICMP errors (port unreachable while the peer is not listening) are counted, not fatal. */
+  private socketError(key: string, err: Error): void {
+    const code = (err as { code?: string }).code ?? err.name;
+    this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+    this.log("bfd socket error", { key, code });
   }
 
   private drop(reason: DropReason, from: string): void {
@@ -394,6 +414,7 @@ export class BfdManager {
     return {
       sessions,
       drops: { ...this.drops },
+      socketErrors: Object.fromEntries(this.socketErrors),
       timer: {
         fires: this.fires,
         latenessP50Ms: q(0.5),

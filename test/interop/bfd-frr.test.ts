@@ -42,6 +42,11 @@ beforeAll(async () => {
   await lab.veth("v", "eth0", "f", "eth0");
   await lab.addr("v", "eth0", "10.77.0.1/24");
   await lab.addr("f", "eth0", "10.77.0.2/24");
+  // A host with no BFD listener at all: it answers with ICMP port unreachable.
+  await lab.addNs("x");
+  await lab.veth("v", "eth1", "x", "eth0");
+  await lab.addr("v", "eth1", "10.79.0.1/24");
+  await lab.addr("x", "eth0", "10.79.0.2/24");
   frr = await FrrBfd.start(
     lab,
     "f",
@@ -175,6 +180,22 @@ test("wrong-TTL packets are ignored; the same packet at TTL 255 is obeyed", asyn
   await agent.waitFor((e) => e.ev === "up" && e.key === "frr", 20_000, "vipd up again", mark2);
   await waitFor(frrUp, 10_000, "FRR up again");
 }, 60_000);
+
+test("a peer without a BFD listener (ICMP port unreachable) is counted, never fatal", async () => {
+  const nobody: DesiredSession = { ...session, key: "nobody", peer: "10.79.0.2", local: "10.79.0.1" };
+  agent.reconfigure([session, nobody]);
+  type St = { sessions: { key: string; state: string }[]; socketErrors: Record<string, number> };
+  await waitFor(
+    async () => (((await agent.status()) as unknown as St).socketErrors["ECONNREFUSED"] ?? 0) >= 2,
+    10_000,
+    "ECONNREFUSED counted",
+  );
+  const st = (await agent.status()) as unknown as St;
+  expect(agent.proc.exitCode).toBeNull();
+  expect(st.sessions.find((s) => s.key === "nobody")?.state).toBe("Down");
+  expect(st.sessions.find((s) => s.key === "frr")?.state).toBe("Up");
+  agent.reconfigure([session]);
+}, 30_000);
 
 test("removing the session sends AdminDown: FRR goes down at once", async () => {
   agent.reconfigure([]);

@@ -2,14 +2,14 @@
  * A BfdManager in its own process, for interop tests, the benchmark and demos that need vipd's BFD
  * inside a network namespace: `ip netns exec NS bun src/bfd/testdata/agent.ts CONFIG.json`.
  *
- * CONFIG.json holds `DesiredSession[]`; the file is re-read whenever it changes (polled every
- * 50 ms) and applied with setSessions. Output: one JSON object per line on stdout —
+ * CONFIG.json holds `DesiredSession[]`; the file is re-read whenever its content changes (polled
+ * every 50 ms) and applied with setSessions. Output: one JSON object per line on stdout —
  * `{"ev":"ready"}`, `{"ev":"up"|"down","key","diag","t"}` (t = epoch ms, fractional),
  * `{"ev":"status",...}` on SIGUSR1 and every `--status-every MS` if given, `{"ev":"error",msg}`.
  * SIGTERM closes the manager (AdminDown to every peer) and exits.
  */
 
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { BfdManager, type DesiredSession } from "../manager.ts";
 
 const path = process.argv[2];
@@ -32,13 +32,14 @@ const mgr = new BfdManager({
 mgr.on("up", (key, diag) => out({ ev: "up", key, diag, t: wall() }));
 mgr.on("down", (key, diag) => out({ ev: "down", key, diag, t: wall() }));
 
-let lastMtime = -1;
+// Compared by content: two writes within one coarse mtime tick must not be missed.
+let lastText = "";
 async function load(): Promise<void> {
-  const m = statSync(path!).mtimeMs;
-  if (m === lastMtime) return;
-  lastMtime = m;
+  const text = readFileSync(path!, "utf8");
+  if (text === lastText) return;
+  lastText = text;
   try {
-    const desired = JSON.parse(readFileSync(path!, "utf8")) as DesiredSession[];
+    const desired = JSON.parse(text) as DesiredSession[];
     await mgr.setSessions(desired);
     out({ ev: "applied", n: desired.length });
   } catch (e) {
