@@ -123,13 +123,13 @@ beforeAll(async () => {
     args: ARGS,
     timeout: 60_000,
   });
-});
+}, 90_000);
 
 afterAll(async () => {
   await ctx?.close().catch(() => {});
   for (const s of servers) await s.stop().catch(() => {});
   if (profile) rmSync(profile, { recursive: true, force: true });
-});
+}, 30_000);
 
 describe("status page in Chromium", () => {
   test("asks for a token, then shows VIPs, owners, pools, peers and sessions; follows changes", async () => {

@@ -133,6 +133,8 @@ for (const [label, factory] of FACTORIES) {
         components: { schemas: Record<string, unknown>; securitySchemes: Record<string, { scheme: string }> };
       };
       expect(doc.openapi).toMatch(/^3\.1\.\d+$/);
+      // 3.0-only keywords must not appear in a 3.1 document.
+      expect(JSON.stringify(doc)).not.toMatch(/"nullable"|"exclusiveMinimum":(true|false)/);
       expect(doc.components.securitySchemes["bearerAuth"]?.scheme).toBe("bearer");
       for (const r of RULES) {
         if (r.produces === "html" || r.path === "/openapi.json") continue;

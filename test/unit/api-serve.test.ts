@@ -85,7 +85,7 @@ beforeAll(() => {
     "-subj",
     "/CN=rogue",
   );
-});
+}, 30_000);
 
 afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
