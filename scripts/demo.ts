@@ -91,6 +91,27 @@ async function main(): Promise<number> {
     say("  client 10.77.0.2 · router 10.77.0.1 · node1 10.77.0.11 · node2 10.77.0.12 — all on bridge br0");
     say(`  namespaces: ${lab.prefix}*`);
 
+    step("Starting BIRD 2 on the router (AS 64500, ECMP into its kernel table)");
+    const birdSock = join(work, "bird.ctl");
+    writeFileSync(
+      join(work, "bird.conf"),
+      `router id 10.77.0.1;
+protocol device { }
+protocol kernel { ipv4 { import none; export all; }; merge paths on; }
+template bgp vipd {
+  local 10.77.0.1 as 64500;
+  ipv4 { import all; export none; };
+  hold time 9; connect retry time 2; error wait time 1,5; graceful restart on;
+}
+${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512; }`).join("\n")}
+`,
+    );
+    lab.spawn("router", ["bird", "-f", "-c", join(work, "bird.conf"), "-s", birdSock], { stderr: "ignore" });
+    const birdc = (cmd: string) =>
+      lab.run("router", ["birdc", "-s", birdSock, ...cmd.split(" ")], { allowFail: true });
+    await waitFor("BIRD", async () => ((await birdc("show status")).code === 0 ? true : undefined));
+    say("  bird is up, expecting vipd on node1 and node2 as BGP neighbours");
+
     step("Starting vipd on node1 and node2 (examples/appliance)");
     writeFileSync(join(work, "cluster.key"), crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
     for (const n of NODES) {
@@ -110,7 +131,7 @@ async function main(): Promise<number> {
       };
       Bun.spawnSync(["mkdir", "-p", join(dir, "config"), join(dir, "state")]);
       writeFileSync(join(dir, "config", "node.yaml"), JSON.stringify(settings, null, 2));
-      for (const f of ["pools.yaml", "services.yaml"])
+      for (const f of ["pools.yaml", "services.yaml", "bgp.yaml"])
         writeFileSync(join(dir, "config", f), await Bun.file(join(ROOT, "examples", "appliance", f)).text());
       const pin = await tempPins(`demo-${n.name}`);
       pins.push(pin);
@@ -190,6 +211,32 @@ async function main(): Promise<number> {
       const r = await lab.run("client", ["ping", "-c", "1", "-W", "1", vip], { allowFail: true });
       say(`  ping ${vip}: ${r.code === 0 ? "reply" : "no reply"}`);
     }
+
+    step("The router's view: BGP sessions with both nodes, and ECMP routes to every VIP");
+    await waitFor(
+      "BGP sessions",
+      async () =>
+        (await birdc("show protocols")).stdout.match(/Established/g)?.length === NODES.length
+          ? true
+          : undefined,
+      30_000,
+    ).catch(() => undefined);
+    for (const line of (await birdc("show protocols")).stdout.split("\n"))
+      if (/^node\d/.test(line)) say(`  ${line.replace(/\s+/g, " ").trim()}`);
+    await waitFor("routes", async () => {
+      const r = await lab.run("router", ["ip", "route", "show", "10.77.0.100"], { allowFail: true });
+      return r.stdout.includes("nexthop") ? true : undefined;
+    }).catch(() => undefined);
+    for (const vip of vips.filter((v) => !v.includes(":"))) {
+      const r = await lab.run("router", ["ip", "route", "show", vip], { allowFail: true });
+      const hops = [...r.stdout.matchAll(/via (\S+)/g)].map((m) => m[1]);
+      say(
+        `  ${vip.padEnd(14)} → ${hops.length > 0 ? hops.join(" and ") : "no route"}${hops.length > 1 ? " (ECMP)" : ""}`,
+      );
+    }
+    const comm = await birdc("show route 10.77.0.100/32 all");
+    const c = /BGP\.community: (.*)/.exec(comm.stdout)?.[1];
+    if (c) say(`  10.77.0.100/32 carries community ${c.trim()} (the "no-export-site" alias)`);
 
     step("Failover: the owner's link goes down while the client pings the VIP every 10 ms");
     const owned = await ownerOf("10.77.0.100");

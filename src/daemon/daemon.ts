@@ -9,6 +9,7 @@
 
 import { createHash } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type {
   Problem as ApiProblem,
@@ -119,7 +120,8 @@ export class Daemon implements ApiRuntime {
   get node(): NodeInfo {
     const ns = this.cfg?.nodeSettings?.spec;
     return {
-      name: this.opts.nodeName ?? ns?.nodeName ?? process.env.HOSTNAME ?? "localhost",
+      // $HOSTNAME is a shell variable, rarely exported to a daemon: ask the kernel.
+      name: this.opts.nodeName ?? ns?.nodeName ?? process.env.HOSTNAME ?? hostname(),
       labels: ns?.labels ?? {},
     };
   }

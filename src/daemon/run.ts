@@ -3,14 +3,16 @@
  * reload on SIGHUP and on file change, clean shutdown on SIGTERM/SIGINT.
  */
 
-import { type FSWatcher, readFileSync, statSync, watch } from "node:fs";
-import { basename, dirname } from "node:path";
+import { existsSync, type FSWatcher, readFileSync, statSync, watch } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { BgpSpeaker } from "../bgp/speaker.ts";
 import { MembershipService } from "../cluster/service.ts";
 import { createLogger } from "../util/log.ts";
-import { Daemon } from "./daemon.ts";
+import { BgpDriver, defaultRouterId } from "./bgp.ts";
+import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
 import { failedDriver } from "./driver.ts";
 import { LocalDeliveryDriver } from "./local-delivery.ts";
 import { XdpL2Driver } from "./xdp.ts";
@@ -126,6 +128,33 @@ export async function run(argv: string[], version: string): Promise<number> {
   if (args.localDelivery || settings?.localDelivery) {
     daemon.addDriver(new LocalDeliveryDriver());
   }
+  // The BGP speaker, when the configuration has BGP peers.
+  let bgp: BgpDriver | undefined;
+  const peers = daemon.currentConfig?.peers ?? [];
+  if (peers.length > 0) {
+    const routerId = peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await defaultRouterId());
+    if (routerId === undefined) {
+      log.error("no BGP router ID: set routerID on a BGPPeer, or give this host an IPv4 address");
+      daemon.addDriver(failedDriver("bgp", "no router ID"));
+    } else {
+      const bgpLog = createLogger("bgp");
+      const port = Number(process.env.VIPD_BGP_PORT ?? 179);
+      try {
+        const speaker = new BgpSpeaker({
+          routerId,
+          listen: { host: "::", port },
+          restarted: args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE)),
+          log: (level, msg, fields) => bgpLog[level](msg, fields),
+        });
+        bgp = new BgpDriver(speaker, () => daemon.currentConfig, bgpLog);
+        daemon.addDriver(bgp);
+      } catch (e) {
+        log.error("cannot start the BGP speaker", { error: (e as Error).message });
+        daemon.addDriver(failedDriver("bgp", (e as Error).message));
+      }
+    }
+  }
+
   // Live membership among the site's nodes (layer-2 election), when a shared key is configured.
   let membership: MembershipService | undefined;
   const cluster = settings?.cluster;

@@ -1,0 +1,172 @@
+/**
+ * The BGP driver of `vipd run`: turns the plan's peers and routes into the in-process speaker's
+ * declarative calls (src/bgp/speaker.ts) — the BGPPeer objects this node peers with, and per
+ * peer the whole set of prefixes with their attributes — and shows sessions in the API/metrics.
+ * BFD (when a peer names a BFDProfile) holds a session down while BFD is down.
+ */
+
+import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
+import type { BgpSpeaker, PeerConfig, RouteSpec } from "../bgp/speaker.ts";
+import type { Config } from "../config/index.ts";
+import { type BGPPeer, durationMs } from "../config/schemas.ts";
+import { sh } from "../util/exec.ts";
+import type { Logger } from "../util/log.ts";
+import type { Driver, DriverHealth } from "./driver.ts";
+import type { Plan } from "./plan.ts";
+
+/** A BGPPeer as the speaker takes it. */
+export function peerConfig(p: BGPPeer): PeerConfig {
+  const s = p.spec;
+  const secs = (d: string | undefined) => (d === undefined ? undefined : Math.round(durationMs(d) / 1000));
+  const c: PeerConfig = {
+    name: p.metadata.name,
+    myASN: s.myASN,
+    peerAddress: s.peerAddress ?? "",
+    peerPort: s.peerPort,
+  };
+  if (s.peerASN !== undefined) c.peerASN = s.peerASN;
+  if (s.dynamicASN !== undefined) c.dynamicASN = s.dynamicASN;
+  if (s.sourceAddress !== undefined) c.sourceAddress = s.sourceAddress;
+  const hold = secs(s.holdTime);
+  if (hold !== undefined) c.holdTime = hold;
+  const keep = secs(s.keepaliveTime);
+  if (keep !== undefined && !(hold !== undefined && hold !== 0 && keep >= hold)) c.keepaliveTime = keep;
+  const connect = secs(s.connectTime);
+  if (connect !== undefined && connect > 0) c.connectTime = connect;
+  if (s.routerID !== undefined) c.routerID = s.routerID;
+  if (s.password !== undefined) c.password = s.password;
+  if (s.ebgpMultiHop !== undefined) c.ebgpMultiHop = s.ebgpMultiHop;
+  if (s.enableGracefulRestart !== undefined) c.enableGracefulRestart = s.enableGracefulRestart;
+  return c;
+}
+
+/** The first global IPv4 address of this host (namespace), for the default BGP identifier. */
+export async function defaultRouterId(): Promise<string | undefined> {
+  const r = await sh(["ip", "-j", "-4", "addr", "show", "scope", "global"], { allowFail: true });
+  if (r.code !== 0) return undefined;
+  const links = JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string }[] }[];
+  return links.flatMap((l) => l.addr_info ?? []).find((a) => a.local)?.local;
+}
+
+export class BgpDriver implements Driver {
+  readonly name = "bgp";
+  private lastError: string | undefined;
+  private readonly bfdDown = new Set<string>();
+
+  constructor(
+    readonly speaker: BgpSpeaker,
+    private readonly config: () => Config | undefined,
+    private readonly log: Logger,
+  ) {}
+
+  async apply(plan: Plan): Promise<void> {
+    const cfg = this.config();
+    const peers = (cfg?.peers ?? []).filter((p) => plan.peers.includes(p.metadata.name));
+    const unsupported = peers.filter(
+      (p) => p.spec.interface !== undefined || p.spec.passwordSecret !== undefined,
+    );
+    for (const p of unsupported)
+      this.log.warn("BGPPeer skipped: unnumbered (interface) peers and passwordSecret need Kubernetes mode", {
+        peer: p.metadata.name,
+      });
+    const usable = peers.filter((p) => !unsupported.includes(p));
+    try {
+      this.speaker.setPeers(usable.map(peerConfig));
+      for (const p of usable) {
+        const name = p.metadata.name;
+        const routes: RouteSpec[] = plan.routes
+          .filter((r) => r.peer === name)
+          .map((r) => ({
+            prefix: r.prefix,
+            ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
+            ...(r.communities.length > 0 ? { communities: r.communities } : {}),
+            ...(r.largeCommunities.length > 0 ? { largeCommunities: r.largeCommunities } : {}),
+          }));
+        this.speaker.setRoutes(name, routes);
+        this.speaker.setPeerEnabled(name, !this.bfdDown.has(name));
+      }
+      this.lastError = undefined;
+    } catch (e) {
+      this.lastError = (e as Error).message;
+      throw e;
+    }
+  }
+
+  /** BFD's verdict on a peer: down holds the BGP session down until BFD is up again. */
+  setBfdUp(peer: string, up: boolean): void {
+    if (up) this.bfdDown.delete(peer);
+    else this.bfdDown.add(peer);
+    if (this.speaker.status().peers.some((p) => p.name === peer)) this.speaker.setPeerEnabled(peer, up);
+  }
+
+  health(): DriverHealth {
+    const peers = this.speaker.status().peers;
+    const est = peers.filter((p) => p.state === "Established").length;
+    return {
+      name: this.name,
+      healthy: this.lastError === undefined,
+      detail: this.lastError ?? `${est}/${peers.length} session(s) established`,
+    };
+  }
+
+  bgpPeers(): BgpPeerView[] {
+    const cfg = this.config();
+    return this.speaker.status().peers.map((s) => {
+      const p = cfg?.peers.find((x) => x.metadata.name === s.name);
+      return {
+        name: s.name,
+        address: s.address,
+        asn: p?.spec.peerASN ?? 0,
+        ...(p ? { localAsn: p.spec.myASN } : {}),
+        state: s.state,
+        ...(s.uptimeSeconds !== undefined ? { uptimeSeconds: s.uptimeSeconds } : {}),
+        prefixesSent: s.prefixesSent,
+        prefixesReceived: s.prefixesReceived,
+        ...(s.lastError !== undefined ? { lastError: s.lastError } : {}),
+      };
+    });
+  }
+
+  metrics(): MetricFamily[] {
+    const peers = this.speaker.status().peers;
+    const per = (f: (p: (typeof peers)[number]) => number) =>
+      peers.map((p) => ({ labels: { peer: p.name }, value: f(p) }));
+    return [
+      {
+        name: "vipd_bgp_session_up",
+        help: "1 when the BGP session with the peer is Established",
+        type: "gauge",
+        samples: per((p) => (p.state === "Established" ? 1 : 0)),
+      },
+      {
+        name: "vipd_bgp_prefixes_sent",
+        help: "Prefixes announced to the peer",
+        type: "gauge",
+        samples: per((p) => p.prefixesSent),
+      },
+      {
+        name: "vipd_bgp_prefixes_received",
+        help: "Prefixes the peer announced to us (counted, then discarded)",
+        type: "gauge",
+        samples: per((p) => p.prefixesReceived),
+      },
+      {
+        name: "vipd_bgp_updates_sent_total",
+        help: "UPDATE messages sent",
+        type: "counter",
+        samples: per((p) => p.updatesSent),
+      },
+      {
+        name: "vipd_bgp_updates_received_total",
+        help: "UPDATE messages received",
+        type: "counter",
+        samples: per((p) => p.updatesReceived),
+      },
+    ];
+  }
+
+  async close(): Promise<void> {
+    // Graceful: peers that negotiated graceful restart keep our routes across a restart.
+    await this.speaker.close({ graceful: true });
+  }
+}
