@@ -130,6 +130,8 @@ function issueMessage(iss: z.core.$ZodIssue): string {
       return `${want}, not ${describe(iss.input)}${quote}`;
     }
     case "invalid_value":
+      if (iss.input === undefined)
+        return `is required (${iss.values.map((v) => JSON.stringify(v)).join(" or ")})`;
       return iss.values.length === 1
         ? `must be ${JSON.stringify(iss.values[0])}`
         : `must be one of ${iss.values.map((v) => JSON.stringify(v)).join(", ")}`;
@@ -215,6 +217,27 @@ function unknownFieldMessage(schema: z.ZodType, parent: readonly PathKey[], key:
     : `unknown field (${fieldPath(parent) === "-" ? "a manifest" : fieldPath(parent)} takes ${known.join(", ")})`;
 }
 
+/**
+ * Drops mapping entries whose value is null, recursively, as the Kubernetes API server prunes them
+ * before defaulting (`spec:` with nothing after it means no spec). Null list items stay (and fail).
+ */
+function dropNulls(v: unknown): unknown {
+  if (v === null) return undefined;
+  if (Array.isArray(v)) return v.map((x) => (x === null ? null : dropNulls(x)));
+  if (typeof v !== "object") return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+    if (x !== null)
+      Object.defineProperty(out, k, {
+        value: dropNulls(x),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+  }
+  return out;
+}
+
 /** The key that starts at `pos` (a duplicate key reported by the YAML parser). */
 function duplicateKeyAt(text: string, pos: number): string | undefined {
   const end = text.indexOf("\n", pos);
@@ -268,66 +291,82 @@ export function loadText(text: string, file: string): LoadResult {
       });
       return;
     }
-    if (data === null || data === undefined) return; // empty document (e.g. a trailing ---)
-    const lineOf = (path: readonly PathKey[]) => {
+    data = dropNulls(data);
+    if (data === undefined) return; // empty document (e.g. a trailing ---)
+    const docLineOf = (path: readonly PathKey[]) => {
       const { node, keyNode } = nodeAt(doc, path);
       return lineOfNode(keyNode ?? node, lc, startLine);
     };
-    const rec = asRecord(data);
-    const push = (path: PathKey[], message: string, kind?: string, name?: string) =>
-      problems.push({
-        file,
-        line: lineOf(path),
-        kind,
-        name,
-        field: fieldPath(path),
-        message,
-        pointer: jsonPointer(path),
-        doc: di,
-      });
-    if (rec === null) {
-      push([], `a manifest must be a mapping with apiVersion and kind, not ${describe(data)}`);
-      return;
-    }
-    const kind = rec.kind;
-    const name =
-      typeof asRecord(rec.metadata)?.name === "string" ? (asRecord(rec.metadata)?.name as string) : undefined;
-    if (typeof kind !== "string") {
-      push(
-        ["kind"],
-        `${kind === undefined ? "is required" : `must be a string, not ${describe(kind)}`} (vipd reads ${KINDS.join(", ")})`,
-      );
-      return;
-    }
-    if (!(KINDS as string[]).includes(kind)) {
-      push(
-        ["kind"],
-        `unknown kind "${kind}"${LEGACY_KINDS[kind] ?? ""} (vipd reads ${KINDS.join(", ")})`,
-        kind,
-        name,
-      );
-      return;
-    }
-    const k = kind as Kind;
-    const res = (SCHEMAS[k] as z.ZodType).safeParse(data, { reportInput: true });
-    if (!res.success) {
-      for (const iss of res.error.issues) {
-        const path = iss.path.filter((p): p is PathKey => typeof p !== "symbol");
-        if (iss.code === "unrecognized_keys") {
-          for (const key of iss.keys)
-            push([...path, key], unknownFieldMessage(SCHEMAS[k] as z.ZodType, path, key), k, name);
-        } else {
-          push(path, issueMessage(iss), k, name);
-        }
+
+    /** Validates one object found at `at` in the document (the document itself, or a List item). */
+    const validate = (value: unknown, at: PathKey[]) => {
+      const lineOf = (path: readonly PathKey[]) => docLineOf([...at, ...path]);
+      const push = (path: PathKey[], message: string, kind?: string, name?: string) =>
+        problems.push({
+          file,
+          line: lineOf(path),
+          kind,
+          name,
+          field: fieldPath(path),
+          message,
+          pointer: jsonPointer([...at, ...path]),
+          doc: di,
+        });
+      const rec = asRecord(value);
+      if (rec === null) {
+        push([], `a manifest must be a mapping with apiVersion and kind, not ${describe(value)}`);
+        return;
       }
-      return;
-    }
-    let obj = res.data as AnyObject;
-    if (obj.kind === "BGPPeer" && obj.apiVersion === "metallb.io/v1beta1") {
-      // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
-      obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
-    }
-    objects.push({ kind: k, obj, file, doc: di, line: startLine, lineOf });
+      const kind = rec.kind;
+      const name =
+        typeof asRecord(rec.metadata)?.name === "string"
+          ? (asRecord(rec.metadata)?.name as string)
+          : undefined;
+      if (typeof kind !== "string") {
+        push(
+          ["kind"],
+          `${kind === undefined ? "is required" : `must be a string, not ${describe(kind)}`} (vipd reads ${KINDS.join(", ")})`,
+        );
+        return;
+      }
+      if (kind === "List" && at.length === 0) {
+        // What `kubectl get ... -o yaml` writes: the objects are its items.
+        if (!Array.isArray(rec.items))
+          push(["items"], rec.items === undefined ? "is required" : "must be a list");
+        else rec.items.forEach((item, i) => validate(item, ["items", i]));
+        return;
+      }
+      if (!(KINDS as string[]).includes(kind)) {
+        push(
+          ["kind"],
+          `unknown kind "${kind}"${LEGACY_KINDS[kind] ?? ""} (vipd reads ${KINDS.join(", ")})`,
+          kind,
+          name,
+        );
+        return;
+      }
+      const k = kind as Kind;
+      const res = (SCHEMAS[k] as z.ZodType).safeParse(value, { reportInput: true });
+      if (!res.success) {
+        for (const iss of res.error.issues) {
+          const path = iss.path.filter((p): p is PathKey => typeof p !== "symbol");
+          if (iss.code === "unrecognized_keys") {
+            for (const key of iss.keys)
+              push([...path, key], unknownFieldMessage(SCHEMAS[k] as z.ZodType, path, key), k, name);
+          } else {
+            push(path, issueMessage(iss), k, name);
+          }
+        }
+        return;
+      }
+      let obj = res.data as AnyObject;
+      if (obj.kind === "BGPPeer" && obj.apiVersion === "metallb.io/v1beta1") {
+        // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
+        obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
+      }
+      objects.push({ kind: k, obj, file, doc: di, line: lineOf([]), lineOf });
+    };
+    validate(data, []);
   });
   return { objects, problems };
 }

@@ -150,6 +150,68 @@ spec:
     expect(r.config.pools[0]?.metadata.annotations).toEqual({ site: "lab" });
   });
 
+  test("a field with nothing after it is absent, as the API server prunes nulls before defaulting", () => {
+    const r = configFromText(`apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata:
+  name: fast
+  labels:
+spec:
+  receiveInterval:
+  transmitInterval: 100
+`);
+    expect(r.problems).toEqual([]);
+    if (!r.ok) return;
+    expect(r.config.bfdProfiles[0]?.metadata).toEqual({ name: "fast" });
+    expect(r.config.bfdProfiles[0]?.spec.receiveInterval).toBe(300);
+    expect(r.config.bfdProfiles[0]?.spec.transmitInterval).toBe(100);
+    expect(
+      lines("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec:\n"),
+    ).toEqual(["m.yaml:4: IPAddressPool/a: spec: is required"]);
+  });
+
+  test("a List, as `kubectl get -o yaml` writes it: its items are the objects, problems point into them", () => {
+    const text = `apiVersion: v1
+kind: List
+metadata:
+  resourceVersion: ""
+items:
+  - apiVersion: metallb.io/v1beta1
+    kind: IPAddressPool
+    metadata:
+      name: a
+    spec:
+      addresses: [10.0.0.0/24]
+  - apiVersion: metallb.io/v1beta1
+    kind: IPAddressPool
+    metadata:
+      name: b
+    spec:
+      addresses: [10.0.0.128/25]
+      autoAsign: false
+`;
+    const r = loadText(text, "m.yaml");
+    expect(r.objects.map((o) => [o.obj.metadata.name, o.line, o.lineOf(["spec", "addresses", 0])])).toEqual([
+      ["a", 6, 11],
+    ]);
+    expect(r.problems).toEqual([
+      {
+        file: "m.yaml",
+        line: 18,
+        kind: "IPAddressPool",
+        name: "b",
+        field: "spec.autoAsign",
+        message: 'unknown field; did you mean "autoAssign"?',
+        pointer: "/items/1/spec/autoAsign",
+        doc: 0,
+      },
+    ]);
+    expect(lines(text.replace("      autoAsign: false\n", ""))).toEqual([
+      'm.yaml:17: IPAddressPool/b: spec.addresses[0]: 10.0.0.128/25 overlaps 10.0.0.0/24 of pool "a"; pools must not share addresses',
+    ]);
+    expect(lines("apiVersion: v1\nkind: List\nitems: {}\n")).toEqual(["m.yaml:3: items: must be a list"]);
+  });
+
   test("an alias bomb is refused, not expanded", () => {
     let text = "a: &a [x, x, x, x, x, x, x, x, x, x]\n";
     for (let i = 0, prev = "a"; i < 8; i++, prev = `b${i - 1}`)
@@ -184,6 +246,17 @@ describe("what a manifest must be", () => {
   test("a mapping", () => {
     expect(lines('"just a string"\n')).toEqual([
       'm.yaml:1: -: a manifest must be a mapping with apiVersion and kind, not string "just a string"',
+    ]);
+  });
+
+  test("with an apiVersion", () => {
+    expect(lines("kind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [10.0.0.0/24]}\n")).toEqual([
+      'm.yaml:1: IPAddressPool/a: apiVersion: is required ("metallb.io/v1beta1")',
+    ]);
+    expect(
+      lines("kind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 1, peerASN: 2, peerAddress: 10.0.0.1}\n"),
+    ).toEqual([
+      'm.yaml:1: BGPPeer/r: apiVersion: is required ("metallb.io/v1beta2" or "metallb.io/v1beta1")',
     ]);
   });
 
