@@ -231,11 +231,16 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
     if (bp !== undefined && !profileByName.has(bp))
       at(l, ["spec", "bfdProfile"], `BFDProfile "${bp}" does not exist`);
   }
-  if (poolHasV6) {
-    for (const l of profiles) {
-      if (l.obj.spec.echoMode)
-        at(l, ["spec", "echoMode"], "BFD echo mode cannot be used while an IPAddressPool has IPv6 addresses");
-    }
+  for (const l of profiles) {
+    if (!l.obj.spec.echoMode) continue;
+    if (poolHasV6)
+      at(l, ["spec", "echoMode"], "BFD echo mode cannot be used while an IPAddressPool has IPv6 addresses");
+    else
+      at(
+        l,
+        ["spec", "echoMode"],
+        "BFD echo mode (RFC 5880 §6.4) is not supported by vipd; set echoMode: false (control packets alone detect failures)",
+      );
   }
 
   // Services: the requested addresses agree with each other and name existing pools.

@@ -306,10 +306,16 @@ describe("BFDProfile", () => {
       detectMultiplier: 255,
       echoInterval: 10,
       minimumTtl: 1,
-      echoMode: true,
+      echoMode: false,
       passiveMode: true,
     };
     expect(valid(manifest("BFDProfile", spec)).bfdProfiles[0]?.spec).toEqual(spec);
+  });
+
+  test("echo mode is refused with a message that says what to do (vipd runs BFD without it)", () => {
+    expect(refused(manifest("BFDProfile", { echoMode: true }))).toEqual([
+      "spec.echoMode: BFD echo mode (RFC 5880 §6.4) is not supported by vipd; set echoMode: false (control packets alone detect failures)",
+    ]);
   });
 
   test.each([
