@@ -75,3 +75,42 @@ describe("setSessions validation", () => {
     expect(validateSessions([ok, { ...ok, key: "r1-mh", multihop: true }])).toEqual([]);
   });
 });
+
+describe("metrics", () => {
+  test("every BFD family passes the API's Prometheus naming rules", async () => {
+    const { familyProblem } = await import("../../src/api/metrics.ts");
+    const { bfdMetricFamilies } = await import("../../src/bfd/metrics.ts");
+    const m = new BfdManager({});
+    const st = m.status();
+    st.sessions.push({
+      key: "r1",
+      peer: "192.0.2.1",
+      local: null,
+      multihop: false,
+      state: "Up",
+      remoteState: "Up",
+      localDiscr: 1,
+      remoteDiscr: 2,
+      txIntervalMs: 50,
+      rxIntervalMs: 50,
+      detectionTimeMs: 150,
+      detectMult: 3,
+      remoteDetectMult: 3,
+      lastDiag: "None",
+      flaps: 2,
+      pollActive: false,
+      srcPort: 49152,
+      packetsSent: 10,
+      packetsReceived: 9,
+    });
+    st.socketErrors["ECONNREFUSED"] = 1;
+    const fams = bfdMetricFamilies(st);
+    for (const f of fams) expect([f.name, familyProblem(f, new Set())]).toEqual([f.name, null]);
+    const up = fams.find((f) => f.name === "vipd_bfd_session_up")!;
+    expect(up.samples).toEqual([{ labels: { session: "r1" }, value: 1 }]);
+    expect(fams.find((f) => f.name === "vipd_bfd_session_detection_time_seconds")!.samples[0]!.value).toBe(
+      0.15,
+    );
+    await m.close();
+  });
+});
