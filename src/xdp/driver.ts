@@ -199,7 +199,15 @@ export class XdpDriver {
     const ours = pinnedProgId(this.pinDir);
     for (const ifname of new Set(entries.map((e) => e.ifname))) {
       const have = this.attachments.get(ifname);
-      if (have !== undefined && have.error === undefined && xdpQuery(have.ifindex).progId === ours) continue;
+      const modeOk = have !== undefined && (this.mode === "auto" || have.mode === this.mode);
+      if (
+        have !== undefined &&
+        have.error === undefined &&
+        modeOk &&
+        xdpQuery(have.ifindex).progId === ours
+      ) {
+        continue;
+      }
       try {
         this.attachments.set(ifname, await attach(this.pinDir, ifname, this.mode));
       } catch (e) {

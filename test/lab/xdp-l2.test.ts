@@ -37,11 +37,25 @@ interface Daemon {
 
 /** Starts "the daemon" in the node namespace, serving the desired state in `stateFile`. */
 async function startDaemon(windowMs = WINDOW_MS): Promise<Daemon> {
-  const proc = lab.spawn(
-    "node",
-    ["bun", CLI, "serve", "--state", stateFile, "--pin-dir", pins.pinDir, "--window-ms", String(windowMs)],
-    { stdout: "pipe" },
-  ) as Subprocess<"ignore", "pipe", "inherit">;
+  const d = await spawnDaemon("node", [
+    "--state",
+    stateFile,
+    "--pin-dir",
+    pins.pinDir,
+    "--window-ms",
+    String(windowMs),
+  ]);
+  await d.next("applied"); // the initial apply, printed before "ready"
+  return d;
+}
+
+/** `cli.ts serve ARGS` in a namespace; resolves once it printed its "ready" event. */
+async function spawnDaemon(ns: string, args: string[]): Promise<Daemon & { ready: Record<string, unknown> }> {
+  const proc = lab.spawn(ns, ["bun", CLI, "serve", ...args], { stdout: "pipe" }) as Subprocess<
+    "ignore",
+    "pipe",
+    "inherit"
+  >;
   const reader = proc.stdout.getReader();
   const events: Record<string, unknown>[] = [];
   let buf = "";
@@ -75,9 +89,7 @@ async function startDaemon(windowMs = WINDOW_MS): Promise<Daemon> {
       throw new Error(`daemon sent no "${event}" event in ${timeoutMs} ms`);
     },
   };
-  await d.next("ready");
-  await d.next("applied"); // the initial apply, printed before "ready"
-  return d;
+  return { ...d, ready: await d.next("ready") };
 }
 
 function setDesired(ips: string[]): void {
@@ -247,4 +259,66 @@ describe("XDP ARP/NDP responder in namespaces", () => {
     expect(existsSync(`${pins.pinDir}/prog`)).toBe(false);
     expect(existsSync(`${pins.pinDir}/vips`)).toBe(false);
   }, 30_000);
+});
+
+describe("attach modes", () => {
+  test("a bridge (no native XDP) gets generic mode, says why, and still answers", async () => {
+    await lab.addNs("client2");
+    await lab.addNs("bridged");
+    await lab.veth("client2", "eth0", "bridged", "eth0");
+    await lab.bridge("bridged", "br0", ["eth0"]);
+    await lab.addr("client2", "eth0", "10.78.0.1/24");
+    await lab.addr("bridged", "br0", "10.78.0.2/24");
+    await lab.run("client2", [
+      "ip",
+      "link",
+      "set",
+      "dev",
+      "eth0",
+      "xdp",
+      "obj",
+      objectPath("lab_pass"),
+      "sec",
+      "xdp",
+    ]);
+    const pins2 = await tempPins("l2gen");
+    try {
+      const d = await spawnDaemon("bridged", [
+        "--if",
+        "br0",
+        "--vip",
+        "10.78.0.100",
+        "--pin-dir",
+        pins2.pinDir,
+      ]);
+      const status = d.ready.status as { attachments: { ifname: string; mode: string; reason?: string }[] };
+      expect(status.attachments).toHaveLength(1);
+      expect(status.attachments[0]).toMatchObject({ ifname: "br0", mode: "generic" });
+      expect(status.attachments[0]!.reason).toStartWith("native mode failed: ");
+      const r = await lab.run("client2", ["arping", "-c", "2", "-W", "0.1", "-i", "eth0", "10.78.0.100"], {
+        allowFail: true,
+      });
+      expect(r.stdout).toContain("2 packets transmitted, 2 packets received");
+      await lab.stop(d.proc, "SIGTERM");
+      // Native only: refused with the kernel's reason, reported by apply, the daemon keeps running.
+      const n = await spawnDaemon("bridged", [
+        "--if",
+        "br0",
+        "--vip",
+        "10.78.0.100",
+        "--pin-dir",
+        pins2.pinDir,
+        "--mode",
+        "native",
+      ]);
+      const applied = await n.next("applied");
+      expect(applied.errors).toEqual([
+        { ifname: "br0", error: expect.stringContaining("attach native to br0 failed") },
+      ]);
+      await lab.stop(n.proc, "SIGTERM");
+    } finally {
+      await lab.run("bridged", ["bun", CLI, "detach", "--pin-dir", pins2.pinDir], { allowFail: true });
+      await pins2.cleanup();
+    }
+  }, 60_000);
 });
