@@ -238,6 +238,34 @@ function dropNulls(v: unknown): unknown {
   return out;
 }
 
+/**
+ * Where the unclosed `{` or `[` before `to` opened (a flow collection the parser noticed only
+ * later), skipping quoted strings and comments; undefined when there is none.
+ */
+function unclosedFlowAt(text: string, from: number, to: number, open: "{" | "["): number | undefined {
+  const stack: number[] = [];
+  let quote: string | undefined;
+  for (let i = from; i < to; i++) {
+    const c = text[i] as string;
+    if (quote !== undefined) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+    } else if (c === '"' || c === "'") quote = c;
+    else if (c === "#" && (i === 0 || /\s/.test(text[i - 1] as string))) {
+      const nl = text.indexOf("\n", i);
+      i = nl < 0 ? to : nl;
+    } else if (c === "{" || c === "[") stack.push(i);
+    else if (
+      (c === "}" || c === "]") &&
+      stack.length > 0 &&
+      text[stack[stack.length - 1] as number] === (c === "}" ? "{" : "[")
+    )
+      stack.pop();
+  }
+  for (let j = stack.length - 1; j >= 0; j--) if (text[stack[j] as number] === open) return stack[j];
+  return undefined;
+}
+
 /** The key that starts at `pos` (a duplicate key reported by the YAML parser). */
 function duplicateKeyAt(text: string, pos: number): string | undefined {
   const end = text.indexOf("\n", pos);
@@ -262,14 +290,21 @@ export function loadText(text: string, file: string): LoadResult {
     if (doc.errors.length > 0) {
       for (const e of doc.errors) {
         const dup = e.code === "DUPLICATE_KEY" ? duplicateKeyAt(text, e.pos[0]) : undefined;
+        const flow = /^Flow (map|sequence) in block collection/.exec(e.message);
+        const open = flow
+          ? unclosedFlowAt(text, doc.range?.[0] ?? 0, e.pos[0], flow[1] === "map" ? "{" : "[")
+          : undefined;
+        let message = `YAML syntax: ${e.message.split("\n")[0]}`;
+        if (dup !== undefined)
+          message = `YAML syntax: key "${dup}" appears twice in the same mapping; keep one`;
+        else if (open !== undefined)
+          message = `YAML syntax: this "${text[open]}" is never closed; end the ${flow?.[1] === "map" ? "mapping with }" : "list with ]"}`;
         problems.push({
           file,
-          line: e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line,
+          line:
+            open !== undefined ? lc.linePos(open).line : (e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line),
           field: "-",
-          message:
-            dup === undefined
-              ? `YAML syntax: ${e.message.split("\n")[0]}`
-              : `YAML syntax: key "${dup}" appears twice in the same mapping; keep one`,
+          message,
           pointer: "",
           doc: di,
         });

@@ -119,7 +119,7 @@ const pool = (name: string, i: number): fc.Arbitrary<Obj> =>
 
 // ---- the rest, given the names they may refer to
 
-const bfdProfile = (name: string, echoAllowed: boolean): fc.Arbitrary<Obj> =>
+const bfdProfile = (name: string): fc.Arbitrary<Obj> =>
   fc
     .record(
       {
@@ -127,7 +127,8 @@ const bfdProfile = (name: string, echoAllowed: boolean): fc.Arbitrary<Obj> =>
         transmitInterval: fc.integer({ min: 10, max: 60000 }),
         detectMultiplier: fc.integer({ min: 2, max: 255 }),
         echoInterval: fc.integer({ min: 10, max: 60000 }),
-        echoMode: echoAllowed ? fc.boolean() : fc.constant(false),
+        // vipd refuses echo mode (and MetalLB refuses it with IPv6 pools); see config-validate.test.ts.
+        echoMode: fc.constant(false),
         passiveMode: fc.boolean(),
         minimumTtl: fc.integer({ min: 1, max: 254 }),
       },
@@ -373,10 +374,9 @@ const site: fc.Arbitrary<Obj[]> = fc
   })
   .chain((n) =>
     fc.tuple(...n.pools.map((p, i) => pool(p, i + 1))).chain((pools) => {
-      const v6 = pools.some((p) => JSON.stringify(p.spec).includes(":"));
       return fc
         .tuple(
-          fc.tuple(...n.profiles.map((p) => bfdProfile(p, !v6))),
+          fc.tuple(...n.profiles.map((p) => bfdProfile(p))),
           fc.tuple(...n.peers.map((p) => peer(p, n.profiles))),
           n.aliases.length > 0 ? community(n.aliases).map((c) => [c]) : fc.constant([]),
           fc.tuple(...n.l2.map((a) => l2Advertisement(a, n.pools))),

@@ -195,8 +195,11 @@ spec:
 });
 
 describe("BFD echo mode", () => {
-  test("is fine while every pool is IPv4, and refused once a pool has IPv6 addresses", () => {
-    ok(pool("v4", ["10.0.0.0/24"]), bfd("echo", "{echoMode: true}"));
+  test("is refused: vipd runs BFD without echo, and with IPv6 pools MetalLB's own rule says why", () => {
+    ok(pool("v4", ["10.0.0.0/24"]), bfd("no-echo", "{echoMode: false}"));
+    expect(problems(pool("v4", ["10.0.0.0/24"]), bfd("echo", "{echoMode: true}"))).toEqual([
+      "m.yaml:12: BFDProfile/echo: spec.echoMode: BFD echo mode (RFC 5880 §6.4) is not supported by vipd; set echoMode: false (control packets alone detect failures)",
+    ]);
     expect(
       problems(pool("v4", ["10.0.0.0/24"]), pool("v6", ["fd00::/64"]), bfd("echo", "{echoMode: true}")),
     ).toEqual([
