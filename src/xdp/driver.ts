@@ -20,10 +20,12 @@ import { BpfError, monotonicNs, xdpQuery } from "./libbpf.ts";
 import {
   type AttachModeOption,
   type Attachment,
+  adoptAttached,
   attach,
   DEFAULT_OBJ_PATH,
   detach,
   detachAll as detachAllPins,
+  ensureBpffs,
   LoaderError,
   loadPinned,
   pinnedProgId,
@@ -80,6 +82,8 @@ export interface XdpStatus {
   pinDir: string;
   /** True when this process found the program already pinned (a restart). */
   reused: boolean;
+  /** Set when the pins were lost and the program was re-pinned from this interface. */
+  adoptedFrom: string | null;
   attachments: (Attachment & { error?: string })[];
   entries: number;
   livenessWindowMs: number;
@@ -111,6 +115,7 @@ export class XdpDriver {
   private readonly windowNs: bigint;
   private readonly names = new Map<number, string>();
   private parsed = new Map<string, Ip | null>();
+  private adoptedFrom: string | null = null;
   private closed = false;
 
   private constructor(
@@ -133,9 +138,12 @@ export class XdpDriver {
     const pinDir = opts.pinDir ?? DEFAULT_PIN_DIR;
     const window = opts.livenessWindowMs ?? DEFAULT_LIVENESS_WINDOW_MS;
     if (!(window >= 0)) throw new XdpInputError([`livenessWindowMs must be >= 0, not ${window}`]);
+    await ensureBpffs(pinDir);
+    const adoptedFrom = await adoptAttached(pinDir);
     const { reused } = await loadPinned(opts.objPath ?? DEFAULT_OBJ_PATH, pinDir);
     const maps = XdpMaps.open(pinDir);
     const d = new XdpDriver(maps, pinDir, opts.mode ?? "auto", window, reused, opts.announceScheduleMs);
+    d.adoptedFrom = adoptedFrom;
     d.heartbeat();
     const period = opts.heartbeatMs ?? Math.max(10, Math.min(1000, window > 0 ? window / 4 : 1000));
     d.heartbeatTimer = setInterval(() => {
@@ -261,6 +269,7 @@ export class XdpDriver {
     return {
       pinDir: this.pinDir,
       reused: this.reused,
+      adoptedFrom: this.adoptedFrom,
       attachments: [...this.attachments.values()],
       entries: this.maps.listVips().length,
       livenessWindowMs: this.livenessWindowMs,

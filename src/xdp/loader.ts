@@ -138,6 +138,47 @@ export async function loadPinned(objPath: string, pinDir: string): Promise<{ reu
   return { reused: false };
 }
 
+/**
+ * When nothing is pinned under `pinDir` but an interface of this namespace runs a vipd
+ * responder (pins lost: a fresh bpffs, as under `ip netns exec`), pins that program and its maps
+ * there, so the restart reuses them instead of loading new, empty maps. Returns the interface
+ * it was adopted from, or null.
+ */
+export async function adoptAttached(pinDir: string): Promise<string | null> {
+  if (existsSync(`${pinDir}/${PROG_PIN}`)) return null;
+  for (const ifname of await listInterfaces()) {
+    let q: { progId: number; mode: XdpAttachMode };
+    try {
+      q = xdpQuery(ifNameToIndex(ifname));
+    } catch {
+      continue; // gone meanwhile
+    }
+    if (q.progId === 0) continue;
+    const fd = progFdById(q.progId);
+    try {
+      const info = progInfo(fd);
+      if (info.name !== PROG_NAME) continue;
+      const names = info.mapIds.map((id) => {
+        const mfd = mapFdById(id);
+        try {
+          return mapInfo(mfd).name;
+        } finally {
+          closeFd(mfd);
+        }
+      });
+      if (!MAP_NAMES.every((m) => names.includes(m))) continue; // not our layout
+      await ensureBpffs(pinDir);
+      for (const m of MAP_NAMES) rmSync(`${pinDir}/${m}`, { force: true }); // stale pins of other maps
+      objPin(fd, `${pinDir}/${PROG_PIN}`);
+      pinMissingMaps(fd, pinDir);
+      return ifname;
+    } finally {
+      closeFd(fd);
+    }
+  }
+  return null;
+}
+
 /** The id of the pinned program. */
 export function pinnedProgId(pinDir: string): number {
   const fd = objGet(`${pinDir}/${PROG_PIN}`);

@@ -242,6 +242,35 @@ describe("XDP ARP/NDP responder in namespaces", () => {
     expect(s.attachments[0]?.reason).toBe("attached by a previous run");
   }, 60_000);
 
+  test("a restart that lost its pins (fresh bpffs) adopts the attached program and its maps", async () => {
+    const progBefore = await attachedProgId();
+    const fresh = await tempPins("l2fresh");
+    try {
+      const load = arping(VIP4, 300, 0.01);
+      await Bun.sleep(300);
+      await lab.stop(daemon.proc, "SIGTERM");
+      const d = await spawnDaemon("node", [
+        "--state",
+        stateFile,
+        "--pin-dir",
+        fresh.pinDir,
+        "--window-ms",
+        "10000",
+      ]);
+      const applied = await d.next("applied");
+      const [sent, received] = await load;
+      expect([sent, received]).toEqual([300, 300]);
+      const status = d.ready.status as { reused: boolean; adoptedFrom: string | null; entries: number };
+      expect(status).toMatchObject({ reused: true, adoptedFrom: "eth0", entries: 2 });
+      expect([(applied.added as unknown[]).length, applied.unchanged]).toEqual([0, 2]); // the old maps
+      expect(await attachedProgId()).toBe(progBefore);
+      await lab.stop(d.proc, "SIGTERM");
+    } finally {
+      await fresh.cleanup();
+    }
+    daemon = await startDaemon();
+  }, 60_000);
+
   test("a killed vipd stops attracting traffic once the liveness window has passed", async () => {
     await lab.stop(daemon.proc, "SIGTERM");
     daemon = await startDaemon(SHORT_WINDOW_MS);
