@@ -6,7 +6,7 @@
  * Pure apart from `loadPaths`, which only reads files and hands their text to `loadText`.
  */
 
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { z } from "zod";
@@ -410,16 +410,32 @@ export function loadText(text: string, file: string): LoadResult {
 export function manifestFiles(paths: readonly string[]): { files: string[]; problems: Problem[] } {
   const files: string[] = [];
   const problems: Problem[] = [];
+  // Real paths already seen: a file named twice (or inside a directory also named) is read once,
+  // and a symbolic link back to a parent directory does not loop.
+  const seen = new Set<string>();
+  const problem = (file: string, message: string) =>
+    problems.push({ file, line: 0, field: "-", message, pointer: "" });
   const walk = (p: string, top: boolean) => {
     let st: ReturnType<typeof statSync>;
+    let real: string;
     try {
       st = statSync(p);
+      real = realpathSync(p);
     } catch {
-      problems.push({ file: p, line: 0, field: "-", message: "no such file or directory", pointer: "" });
+      problem(p, "no such file or directory");
       return;
     }
+    if (seen.has(real)) return;
+    seen.add(real);
     if (st.isDirectory()) {
-      for (const e of readdirSync(p).sort()) {
+      let entries: string[];
+      try {
+        entries = readdirSync(p).sort();
+      } catch (e) {
+        problem(p, `cannot read directory: ${(e as Error).message}`);
+        return;
+      }
+      for (const e of entries) {
         if (e.startsWith(".")) continue;
         walk(join(p, e), false);
       }

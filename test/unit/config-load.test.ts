@@ -3,7 +3,7 @@
  * line that points at the key or value to fix, unknown kinds and fields reported, never ignored.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configFromPaths, configFromText, formatProblem } from "../../src/config/index.ts";
@@ -78,6 +78,24 @@ describe("a directory of manifests", () => {
     const missing = join(dir, "nope.yaml");
     const r = configFromPaths([missing, join(dir, "20-l2.yml")]);
     expect(r.problems.map(formatProblem)).toEqual([`${missing}:0: -: no such file or directory`]);
+  });
+
+  test("a file named twice, or inside a directory also named, is read once", () => {
+    const r = configFromPaths([dir, join(dir, "10-pools.yaml"), `${dir}/./10-pools.yaml`]);
+    expect(r.problems.map(formatProblem)).toEqual([]);
+    if (r.ok) expect(r.config.pools.map((p) => p.metadata.name)).toEqual(["a", "b", "c"]);
+  });
+
+  test("a symbolic link back to a parent directory does not loop", () => {
+    const link = join(dir, "more", "loop");
+    symlinkSync(dir, link);
+    try {
+      const r = configFromPaths([dir]);
+      expect(r.problems.map(formatProblem)).toEqual([]);
+      if (r.ok) expect(r.config.pools.map((p) => p.metadata.name)).toEqual(["a", "b", "c"]);
+    } finally {
+      rmSync(link);
+    }
   });
 
   test("an empty directory is an empty, valid configuration", () => {
