@@ -180,12 +180,12 @@ export function parseRequest(svc: Service, ourClass: string | null): ParsedReque
     return fail({ kind: "DualStackUnavailable", families });
 
   if (requested !== null) {
-    // Primary family first, whatever order the user wrote.
-    requested.sort((x, y) => families.indexOf(x.family) - families.indexOf(y.family));
     const fits =
       requested.every((r) => families.includes(r.family)) &&
       (requested.length === families.length || (policy === "PreferDualStack" && requested.length >= 1));
     if (!fits) return fail({ kind: "RequestedFamilyMismatch", ips: requested.map(formatIp), families });
+    // Primary family first, whatever order the user wrote.
+    requested.sort((x, y) => families.indexOf(x.family) - families.indexOf(y.family));
   }
 
   const poolText = annotation(svc, "address-pool", warnings);
