@@ -19,7 +19,7 @@ import { XdpL2Driver } from "./xdp.ts";
 
 export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
   --config PATH        manifest file or directory (repeatable); reloaded on change and on SIGHUP
-  --node-name NAME     this node's name (default: NodeSettings.spec.nodeName, then $HOSTNAME)
+  --node-name NAME     this node's name (default: NodeSettings.spec.nodeName, then the host name)
   --api-listen H:P     API address (default: NodeSettings.spec.api.listen, then 127.0.0.1:7473)
   --local-delivery     install owned VIPs as local routes (also NodeSettings.spec.localDelivery)
   --state-dir DIR      where assignments survive restarts (default /var/lib/vipd; "" for none)`;
@@ -69,6 +69,10 @@ export function splitHostPort(s: string): { hostname: string; port: number } | n
 
 /** Runs until SIGTERM/SIGINT. Returns the exit code. */
 export async function run(argv: string[], version: string): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(RUN_USAGE);
+    return 0;
+  }
   const args = parseRunArgs(argv);
   if ("error" in args) {
     console.error(`vipd run: ${args.error}\n${RUN_USAGE}`);
@@ -125,6 +129,14 @@ export async function run(argv: string[], version: string): Promise<number> {
     return 1;
   }
   const settings = daemon.currentConfig?.nodeSettings?.spec;
+  // Checked before any driver starts, so a typo does not leave sockets or XDP programs behind.
+  const listen = splitHostPort(args.apiListen ?? settings?.api.listen ?? "127.0.0.1:7473");
+  if (listen === null) {
+    log.error("invalid API listen address", { listen: args.apiListen });
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
+    return 2;
+  }
   if (args.localDelivery || settings?.localDelivery) {
     daemon.addDriver(new LocalDeliveryDriver());
   }
@@ -198,13 +210,6 @@ export async function run(argv: string[], version: string): Promise<number> {
   await daemon.replan("drivers ready");
   await membership?.start();
 
-  const listen = splitHostPort(args.apiListen ?? settings?.api.listen ?? "127.0.0.1:7473");
-  if (listen === null) {
-    log.error("invalid API listen address", { listen: args.apiListen });
-    clearTimeout(timer);
-    for (const w of watchers) w.close();
-    return 2;
-  }
   const tokens: TokenConfig[] = (settings?.api.tokens ?? []).map((t) => ({
     name: t.name,
     role: t.role,
@@ -217,22 +222,36 @@ export async function run(argv: string[], version: string): Promise<number> {
     log: createLogger("api"),
   });
   const tls = settings?.api.tls;
-  const server = Bun.serve({
-    hostname: listen.hostname,
-    port: listen.port,
-    fetch: app.fetch,
-    ...(tls
-      ? {
-          tls: {
-            cert: Bun.file(tls.certFile),
-            key: Bun.file(tls.keyFile),
-            ...(tls.clientCAFile
-              ? { ca: Bun.file(tls.clientCAFile), requestCert: true, rejectUnauthorized: true }
-              : {}),
-          },
-        }
-      : {}),
-  });
+  let server: ReturnType<typeof Bun.serve>;
+  try {
+    server = Bun.serve({
+      hostname: listen.hostname,
+      port: listen.port,
+      fetch: app.fetch,
+      ...(tls
+        ? {
+            tls: {
+              cert: Bun.file(tls.certFile),
+              key: Bun.file(tls.keyFile),
+              ...(tls.clientCAFile
+                ? { ca: Bun.file(tls.clientCAFile), requestCert: true, rejectUnauthorized: true }
+                : {}),
+            },
+          }
+        : {}),
+    });
+  } catch (e) {
+    // Port in use, address not on this host, unreadable TLS files: say so and stop cleanly.
+    log.error("cannot serve the API; exiting", {
+      listen: `${listen.hostname}:${listen.port}`,
+      error: (e as Error).message,
+    });
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
+    membership?.stop(false);
+    await daemon.close();
+    return 1;
+  }
   log.info("API listening", { url: server.url.href, tls: tls !== undefined });
 
   const signal = await stopped;

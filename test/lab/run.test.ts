@@ -5,18 +5,22 @@
  * even when the set changed. No fixed sleeps for outcomes: everything is polled with a deadline.
  */
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, DEADLINE_MS, EXAMPLE, POOL, SVC, tempDir, until, Vipd } from "./run-harness.ts";
+import { cleanup, DEADLINE_MS, EXAMPLE, POOL, ROOT, SVC, tempDir, until, Vipd } from "./run-harness.ts";
 
 // Several processes start and stop per test, each step polled up to DEADLINE_MS.
 setDefaultTimeout(90_000);
 afterAll(cleanup);
 
 describe("vipd run: the API, reloads and shutdown", () => {
-  test("serves the example appliance: ready, Services with their addresses, pool usage", async () => {
+  test("serves the example appliance's pools and Services: ready, addresses, pool usage", async () => {
     const d = tempDir();
-    const v = await Vipd.ready(["--config", EXAMPLE, "--state-dir", join(d, "state")]);
+    // The example's bgp.yaml is left out: its router is not on this machine, and test traffic
+    // stays on loopback.
+    mkdirSync(join(d, "conf"));
+    for (const f of ["pools.yaml", "services.yaml"]) copyFileSync(join(EXAMPLE, f), join(d, "conf", f));
+    const v = await Vipd.ready(["--config", join(d, "conf"), "--state-dir", join(d, "state")]);
     try {
       const ready = await v.api("/readyz");
       expect(ready.status).toBe(200);
@@ -141,6 +145,10 @@ describe("vipd run: the API, reloads and shutdown", () => {
       expect(await v.generation()).toBe(1);
       expect(await v.ips()).toEqual(before);
       expect((await v.api("/readyz")).status).toBe(200);
+      // Monitoring sees it: the last reload failed.
+      const metrics = await (await v.api("/metrics")).text();
+      expect(metrics).toContain("vipd_config_last_reload_successful 0\n");
+      expect(metrics).toContain('vipd_config_reloads_total{result="rejected"} 1\n');
       // SIGHUP does not make it acceptable either.
       v.proc.kill("SIGHUP");
       await until("a second rejection", () =>
@@ -159,8 +167,46 @@ describe("vipd run: the API, reloads and shutdown", () => {
       writeFileSync(f, good + SVC("shop", "api"));
       await v.waitGeneration(2);
       expect(await v.ips()).toEqual({ "shop/web": ["10.9.2.10"], "shop/api": ["10.9.2.11"] });
+      expect(await (await v.api("/metrics")).text()).toContain("vipd_config_last_reload_successful 1\n");
     } finally {
       await v.kill();
+    }
+  });
+
+  test("--help prints the usage and exits 0; a missing --config or an unknown flag exits 2", async () => {
+    const run = (...args: string[]) =>
+      Bun.spawnSync([process.execPath, join(ROOT, "src/main.ts"), "run", ...args], {
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+    const help = run("--help");
+    expect(help.exitCode).toBe(0);
+    expect(help.stdout.toString()).toStartWith("usage: vipd run --config PATH");
+    const none = run();
+    expect(none.exitCode).toBe(2);
+    expect(none.stderr.toString()).toStartWith("vipd run: --config is required\n");
+    const unknown = run("--config", "x.yaml", "--frobnicate");
+    expect(unknown.exitCode).toBe(2);
+    expect(unknown.stderr.toString()).toContain("--frobnicate");
+  });
+
+  test("the API port is taken: exit 1 with the reason in the log, not a stack trace", async () => {
+    const d = tempDir();
+    const f = join(d, "vipd.yaml");
+    writeFileSync(f, POOL(["10.9.3.10-10.9.3.20"]) + SVC("shop", "web"));
+    const first = await Vipd.ready(["--config", f, "--state-dir", ""]);
+    const second = await Vipd.start(["--config", f, "--state-dir", "", "--api-listen", first.base.slice(7)]);
+    try {
+      expect(await Promise.race([second.proc.exited, Bun.sleep(DEADLINE_MS).then(() => "late")])).toBe(1);
+      await second.kill();
+      const err = second.logs.find((l) => l.message === "cannot serve the API; exiting");
+      expect(err?.["listen"]).toBe(first.base.slice(7));
+      expect(second.logs.every((l) => l.level !== "raw")).toBe(true);
+      // The first one is unaffected.
+      expect((await first.api("/readyz")).status).toBe(200);
+    } finally {
+      await second.kill();
+      await first.kill();
     }
   });
 
