@@ -75,9 +75,15 @@ describe("vipd run: the API, reloads and shutdown", () => {
         ["start", 1],
         ["SIGHUP", 2],
       ]);
-      // SIGHUP with nothing changed applies nothing new.
+      // SIGHUP with nothing changed reads the files and applies nothing new.
       v.proc.kill("SIGHUP");
-      v.proc.kill("SIGHUP");
+      await until("an unchanged reload", async () =>
+        (await (await v.api("/metrics")).text()).includes(
+          'vipd_config_reloads_total{result="unchanged"} 1\n',
+        ),
+      );
+      expect(await v.generation()).toBe(2);
+      // An edit that removes a Service: SIGHUP applies it, and the Service's address is released.
       writeFileSync(real, POOL(["10.9.0.10-10.9.0.20"]) + SVC("shop", "api"));
       v.proc.kill("SIGHUP");
       await v.waitGeneration(3);
