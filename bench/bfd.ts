@@ -338,6 +338,16 @@ async function healthRun(peerKind: "frr" | "vipd"): Promise<number> {
     console.log(
       `vipd timer lateness: p50 ${f1(s1.timer["latenessP50Ms"]!)} p99 ${f1(s1.timer["latenessP99Ms"]!)} max ${f1(s1.timer["latenessMaxMs"]!)} ms over ${s1.timer["fires"]} fires`,
     );
+    for (const ns of ["a", "b"]) {
+      const snmp = (await lab.run(ns, ["cat", "/proc/net/snmp"])).stdout
+        .split("\n")
+        .filter((l) => l.startsWith("Udp:"));
+      const [h, v] = snmp.map((l) => l.split(/\s+/).slice(1));
+      const get = (k: string) => v?.[h?.indexOf(k) ?? -1] ?? "?";
+      console.log(
+        `UDP in namespace ${ns === "a" ? "vipd" : peer.name}: InDatagrams ${get("InDatagrams")}, RcvbufErrors ${get("RcvbufErrors")}, InErrors ${get("InErrors")}`,
+      );
+    }
     return downs;
   } finally {
     await lab.destroy();

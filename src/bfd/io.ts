@@ -18,7 +18,11 @@ export const PORT_SINGLE_HOP = 3784;
 export const PORT_MULTIHOP = 4784;
 
 const SOL_SOCKET = 1;
+const SO_RCVBUF = 8;
 const SO_BINDTODEVICE = 25;
+const SO_RCVBUFFORCE = 33;
+/** Receive buffer for the shared receive sockets: a 100 ms stall at 10k packets/s fits. */
+const RX_BUFFER_BYTES = 4 << 20;
 const SO_ATTACH_FILTER = 26;
 const IPPROTO_IPV6 = 41;
 const IPV6_UNICAST_HOPS = 16;
@@ -34,10 +38,19 @@ function openLibc() {
     },
   });
 }
-function setsockopt(fd: number, level: number, opt: number, value: Uint8Array): void {
+function trySetsockopt(fd: number, level: number, opt: number, value: Uint8Array): boolean {
   libc ??= openLibc();
-  const rc = libc.symbols.setsockopt(fd, level, opt, ptr(value), value.length);
-  if (rc !== 0) throw new Error(`setsockopt(level ${level}, option ${opt}) failed on fd ${fd}`);
+  return libc.symbols.setsockopt(fd, level, opt, ptr(value), value.length) === 0;
+}
+function setsockopt(fd: number, level: number, opt: number, value: Uint8Array): void {
+  if (!trySetsockopt(fd, level, opt, value)) {
+    throw new Error(`setsockopt(level ${level}, option ${opt}) failed on fd ${fd}`);
+  }
+}
+function int32(v: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setInt32(0, v, true);
+  return b;
 }
 
 function socketFd(s: object): number {
@@ -171,7 +184,13 @@ export class RxSocket {
       },
     });
     try {
-      attachFilter(socketFd(sock), ttlFilter(rules));
+      const fd = socketFd(sock);
+      attachFilter(fd, ttlFilter(rules));
+      // Many sessions share this socket: a big buffer rides out a stalled event loop. FORCE
+      // needs CAP_NET_ADMIN; without it the kernel's rmem_max caps the plain option.
+      if (!trySetsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, int32(RX_BUFFER_BYTES))) {
+        trySetsockopt(fd, SOL_SOCKET, SO_RCVBUF, int32(RX_BUFFER_BYTES));
+      }
     } catch (e) {
       sock.close();
       throw e;
@@ -227,11 +246,7 @@ export class TxSocket {
       try {
         sock.setTTL(ttl);
         const fd = socketFd(sock);
-        if (family === 6) {
-          const hops = new Uint8Array(4);
-          new DataView(hops.buffer).setInt32(0, ttl, true);
-          setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, hops);
-        }
+        if (family === 6) setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, int32(ttl));
         if (ifname) setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, new TextEncoder().encode(`${ifname}\0`));
       } catch (e) {
         sock.close();

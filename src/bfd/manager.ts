@@ -163,6 +163,7 @@ export class BfdManager {
   private rxMulti: RxSocket | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private armedFor: number | null = null;
+  private armedDetect = false;
   private readonly lateness = new Float64Array(4096);
   private fires = 0;
   private readonly socketErrors = new Map<string, number>();
@@ -351,9 +352,17 @@ export class BfdManager {
   private reschedule(): void {
     if (this.closed) return;
     let next = Number.POSITIVE_INFINITY;
+    let detect = false;
     for (const e of this.entries.values()) {
-      const d = nextDeadline(e.session);
-      if (d !== null && d < next) next = d;
+      const { nextTxAt, detectAt } = e.session;
+      if (nextTxAt !== null && nextTxAt < next) {
+        next = nextTxAt;
+        detect = false;
+      }
+      if (detectAt !== null && detectAt < next) {
+        next = detectAt;
+        detect = true;
+      }
     }
     if (next === this.armedFor) return;
     if (this.timer) clearTimeout(this.timer);
@@ -361,14 +370,23 @@ export class BfdManager {
     this.armedFor = null;
     if (next === Number.POSITIVE_INFINITY) return;
     this.armedFor = next;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, Math.ceil(next - this.now())));
+    this.armedDetect = detect;
+    // setTimeout has 1 ms granularity. Transmission may be up to ~1 ms late (ceil); a detection
+    // deadline is armed early (floor) and met exactly in fire(), so failures are not reported late.
+    const delay = next - this.now();
+    this.timer = setTimeout(() => this.fire(), Math.max(0, detect ? Math.floor(delay) : Math.ceil(delay)));
   }
 
   private fire(): void {
     this.timer = null;
     const armed = this.armedFor;
     this.armedFor = null;
-    const now = this.now();
+    let now = this.now();
+    // A detection deadline less than 1.5 ms away: wait it out here (this only happens when a peer
+    // has really gone silent, never in steady state, because every packet pushes the deadline).
+    if (armed !== null && this.armedDetect && now < armed && armed - now < 1.5) {
+      while (now < armed) now = this.now();
+    }
     if (armed !== null && now >= armed) {
       this.lateness[this.fires % this.lateness.length] = now - armed;
       this.fires++;
