@@ -368,7 +368,7 @@ export function loadText(text: string, file: string): LoadResult {
         // What `kubectl get ... -o yaml` writes: the objects are its items.
         if (!Array.isArray(rec.items))
           push(["items"], rec.items === undefined ? "is required" : "must be a list");
-        else rec.items.forEach((item, i) => validate(item, ["items", i]));
+        else for (const [i, item] of rec.items.entries()) validate(item, ["items", i]);
         return;
       }
       if (!(KINDS as string[]).includes(kind)) {
