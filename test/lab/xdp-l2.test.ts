@@ -78,10 +78,11 @@ async function spawnDaemon(ns: string, args: string[]): Promise<Daemon & { ready
     async next(event, timeoutMs = 15_000) {
       const end = Date.now() + timeoutMs;
       while (Date.now() < end) {
-        const i = events.findIndex((e) => e.event === event || e.event === "error");
+        // An unexpected "error" event fails the wait, unless "error" is what is awaited.
+        const i = events.findIndex((e) => e.event === event || (e.event === "error" && event !== "ready"));
         if (i >= 0) {
           const [e] = events.splice(i, 1);
-          if (e!.event === "error") throw new Error(`daemon error: ${JSON.stringify(e)}`);
+          if (e!.event !== event) throw new Error(`daemon error: ${JSON.stringify(e)}`);
           return e!;
         }
         await Bun.sleep(20);
@@ -170,6 +171,28 @@ describe("XDP ARP/NDP responder in namespaces", () => {
     expect(received).toBe(0);
     expect(await ndisc(VIP6)).toBeNull();
   }, 20_000);
+
+  test("bad input is refused with every problem named, and nothing is attached or programmed", async () => {
+    writeFileSync(
+      stateFile,
+      JSON.stringify([
+        { ifname: "eth0", ip: VIP4 },
+        { ifname: "eth9", ip: VIP4B },
+        { ifname: "eth0", ip: "10.77.0.300" },
+      ]),
+    );
+    const d = await spawnDaemon("node", ["--state", stateFile, "--pin-dir", pins.pinDir]);
+    const error = await d.next("error");
+    expect(error.message).toBe(
+      'invalid XDP entries: entry 1 (eth9 10.77.0.101): no interface named "eth9"; ' +
+        'entry 2 (eth0 10.77.0.300): "10.77.0.300" is not an IP address',
+    );
+    const status = d.ready.status as { attachments: unknown[]; entries: number };
+    expect(status).toMatchObject({ attachments: [], entries: 0 });
+    expect(await attachedProgId()).toBe(0);
+    await lab.stop(d.proc, "SIGTERM");
+    expect(await arping(VIP4, 1)).toEqual([1, 0, []]);
+  }, 30_000);
 
   test("vipd announces the takeover, then answers arping and ndisc6 with the node's MAC; other addresses stay silent", async () => {
     // Stale entries pointing elsewhere, which the takeover announcements must move.

@@ -31,7 +31,7 @@ import {
   ZERO_MAC,
 } from "../../src/xdp/frames.ts";
 import { COUNTERS, type CounterName, type PassReason } from "../../src/xdp/layout.ts";
-import { monotonicNs } from "../../src/xdp/libbpf.ts";
+import { BpfError, monotonicNs } from "../../src/xdp/libbpf.ts";
 import { loadPinned } from "../../src/xdp/loader.ts";
 import { XdpMaps } from "../../src/xdp/maps.ts";
 import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
@@ -416,5 +416,20 @@ describe("liveness gate", () => {
     expect(maps.deleteVip(HERE, extra)).toBe(true);
     expect(maps.testRun(req4(extra), { ingressIfindex: HERE }).retval).toBe(XDP_PASS);
     expect(maps.deleteVip(HERE, extra)).toBe(false);
+  });
+});
+
+describe("errors", () => {
+  test("a failed libbpf call is a BpfError carrying the operation and errno", () => {
+    const missing = `${pins.pinDir}-missing`;
+    let err: unknown;
+    try {
+      XdpMaps.open(missing);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(BpfError);
+    expect(err).toMatchObject({ op: `bpf_obj_get ${missing}/prog`, errno: 2, code: "ENOENT" });
+    expect(String(err)).toContain("failed: ENOENT");
   });
 });
