@@ -7,7 +7,8 @@
  * Everything lives in namespaces this script creates, and everything is removed on exit or
  * Ctrl-C. The machine's own interfaces are never touched.
  *
- *   bun scripts/demo.ts [--hold SECONDS]   (default: wait for Enter/Ctrl-C on a terminal, else exit)
+ *   bun scripts/demo.ts [--hold SECONDS] [--verbose]   (default: wait for Enter/Ctrl-C on a terminal, else exit;
+ *                                                     --verbose shows the nodes' logs)
  */
 
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -18,7 +19,10 @@ import { Lab } from "../src/lab/netns.ts";
 import { type TempPins, tempPins } from "../src/xdp/testkit.ts";
 
 const ROOT = join(import.meta.dir, "..");
-const { values } = parseArgs({ args: process.argv.slice(2), options: { hold: { type: "string" } } });
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: { hold: { type: "string" }, verbose: { type: "boolean", default: false } },
+});
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const say = (s = "") => console.log(s);
@@ -98,10 +102,11 @@ async function main(): Promise<number> {
       `router id 10.77.0.1;
 protocol device { }
 protocol kernel { ipv4 { import none; export all; }; merge paths on; }
+protocol bfd { interface "eth0" { min rx interval 50 ms; min tx interval 50 ms; multiplier 3; }; }
 template bgp vipd {
   local 10.77.0.1 as 64500;
   ipv4 { import all; export none; };
-  hold time 9; connect retry time 2; error wait time 1,5; graceful restart on;
+  hold time 9; connect retry time 2; error wait time 1,5; graceful restart on; bfd on;
 }
 ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512; }`).join("\n")}
 `,
@@ -146,7 +151,10 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
           "--state-dir",
           join(dir, "state"),
         ],
-        { stderr: "ignore", env: { VIPD_LOG_LEVEL: "warn", VIPD_BPF_PIN_DIR: pin.pinDir } },
+        {
+          stderr: values.verbose ? "inherit" : "ignore",
+          env: { VIPD_LOG_LEVEL: values.verbose ? "info" : "warn", VIPD_BPF_PIN_DIR: pin.pinDir },
+        },
       );
     }
     const api = async (ns: string, path: string): Promise<unknown> => {
@@ -250,7 +258,18 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
       },
     );
     await Bun.sleep(1000);
+    const downAt = performance.now();
     await lab.run(victim.ns, ["ip", "link", "set", "eth0", "down"]);
+    // Meanwhile on the router: BFD notices the dead neighbour and BIRD drops its ECMP path.
+    let withdrawnMs: number | undefined;
+    while (performance.now() - downAt < 3000) {
+      const r = await lab.run("router", ["ip", "route", "show", "10.77.0.100"], { allowFail: true });
+      if (!r.stdout.includes(victim.v4)) {
+        withdrawnMs = performance.now() - downAt;
+        break;
+      }
+      await Bun.sleep(10);
+    }
     const out = await new Response(probe.stdout as ReadableStream).text();
     await probe.exited;
     const times = [...out.matchAll(/^\[(\d+\.\d+)\]/gm)].map((m) => Number(m[1]));
@@ -260,6 +279,11 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     say(`  ${victim.name} owned 10.77.0.100; its link went down 1 s into the probe`);
     say(`  now answering: ${await ownerOf("10.77.0.100")} (expected ${survivor.name})`);
     say(`  ${times.length} replies in 5 s; longest gap between replies: ${Math.round(gap * 1000)} ms`);
+    say(
+      withdrawnMs !== undefined
+        ? `  router: BFD took ${victim.name}'s path out of the ECMP route ${Math.round(withdrawnMs)} ms after the link went down`
+        : `  router: ${victim.name}'s path was still in the ECMP route after 3 s`,
+    );
 
     const hold =
       values.hold !== undefined ? Number(values.hold) : process.stdin.isTTY ? Number.POSITIVE_INFINITY : 0;

@@ -46,6 +46,7 @@ export class MembershipService {
   private readonly nextSeq = seqSource();
   private readonly now: () => number;
   readonly drops = new Map<HeartbeatDrop | FsmDrop, number>();
+  readonly socketErrors = new Map<string, number>();
   received = 0;
   sent = 0;
 
@@ -69,6 +70,11 @@ export class MembershipService {
       binaryType: "uint8array",
       socket: {
         data: (_s, buf) => this.receive(buf),
+        // ICMP errors (port unreachable while a member is down) arrive here; they are expected.
+        error: (_s, err) => {
+          const code = (err as { code?: string }).code ?? "error";
+          this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+        },
       },
     });
     this.timer = setInterval(() => this.beat(), this.opts.intervalMs);
@@ -97,7 +103,13 @@ export class MembershipService {
     );
     for (const mem of this.opts.members) {
       if (mem.name === this.opts.self || mem.address === undefined) continue;
-      if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
+      try {
+        if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
+      } catch (e) {
+        // Our own link is down, or the route is gone: count it and keep going.
+        const code = (e as { code?: string }).code ?? "error";
+        this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+      }
     }
   }
 

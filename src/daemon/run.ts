@@ -11,6 +11,7 @@ import type { TokenConfig } from "../api/auth.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
 import { MembershipService } from "../cluster/service.ts";
 import { createLogger } from "../util/log.ts";
+import { BfdDriver } from "./bfd.ts";
 import { BgpDriver, defaultRouterId } from "./bgp.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
 import { failedDriver } from "./driver.ts";
@@ -165,6 +166,11 @@ export async function run(argv: string[], version: string): Promise<number> {
         daemon.addDriver(failedDriver("bgp", (e as Error).message));
       }
     }
+  }
+
+  // BFD for the peers that name a BFDProfile: a BFD down holds the BGP session down.
+  if (bgp !== undefined && peers.some((p) => p.spec.bfdProfile !== undefined)) {
+    daemon.addDriver(new BfdDriver(() => daemon.currentConfig, bgp, createLogger("bfd")));
   }
 
   // Live membership among the site's nodes (layer-2 election), when a shared key is configured.
