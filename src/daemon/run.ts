@@ -6,8 +6,9 @@
 import { existsSync, type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { createApp } from "../api/app.ts";
+import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { type ApiServer, serveApi, tlsFromFiles } from "../api/serve.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
 import { MembershipService } from "../cluster/service.ts";
 import { createLogger } from "../util/log.ts";
@@ -228,23 +229,12 @@ export async function run(argv: string[], version: string): Promise<number> {
     log: createLogger("api"),
   });
   const tls = settings?.api.tls;
-  let server: ReturnType<typeof Bun.serve>;
+  let server: ApiServer;
   try {
-    server = Bun.serve({
-      hostname: listen.hostname,
-      port: listen.port,
-      fetch: app.fetch,
-      ...(tls
-        ? {
-            tls: {
-              cert: Bun.file(tls.certFile),
-              key: Bun.file(tls.keyFile),
-              ...(tls.clientCAFile
-                ? { ca: Bun.file(tls.clientCAFile), requestCert: true, rejectUnauthorized: true }
-                : {}),
-            },
-          }
-        : {}),
+    server = serveApi(app, {
+      listen,
+      ...(tls ? { tls: tlsFromFiles(tls) } : {}),
+      bodyLimit: DEFAULT_BODY_LIMIT,
     });
   } catch (e) {
     // Port in use, address not on this host, unreadable TLS files: say so and stop cleanly.
@@ -270,7 +260,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     membership.stop(true);
     await daemon.replan("shutdown", { releaseL2: true });
   }
-  server.stop(true);
+  await server.stop();
   await daemon.close();
   log.info("stopped");
   return code;
