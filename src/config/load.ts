@@ -115,6 +115,19 @@ const LEGACY_KINDS: Record<string, string> = {
   AddressPool:
     ": MetalLB v0.13 replaced it with IPAddressPool (addresses, autoAssign) plus an L2Advertisement or BGPAdvertisement (protocol)",
 };
+const LEGACY_CONFIGMAP =
+  ": MetalLB v0.13 replaced its ConfigMap with custom resources; convert it with MetalLB's configmaptocrs tool";
+
+/** Why a kind is unknown: a kind from older MetalLB, or a near miss of a known one. */
+function unknownKindHint(kind: string, rec: Record<string, unknown>): string {
+  if (kind === "ConfigMap" && typeof asRecord(rec.data)?.config === "string") return LEGACY_CONFIGMAP;
+  const legacy = LEGACY_KINDS[kind];
+  if (legacy !== undefined) return legacy;
+  const near = KINDS.map((k) => ({ k, d: distance(k, kind) })).sort((a, b) => a.d - b.d)[0];
+  return near !== undefined && near.d <= Math.max(1, Math.floor(kind.length / 4))
+    ? `; did you mean "${near.k}"?`
+    : "";
+}
 
 /** Turns a zod issue into a message a person can act on. */
 function issueMessage(iss: z.core.$ZodIssue): string {
@@ -374,7 +387,7 @@ export function loadText(text: string, file: string): LoadResult {
       if (!(KINDS as string[]).includes(kind)) {
         push(
           ["kind"],
-          `unknown kind "${kind}"${LEGACY_KINDS[kind] ?? ""} (vipd reads ${KINDS.join(", ")})`,
+          `unknown kind "${kind}"${unknownKindHint(kind, rec)} (vipd reads ${KINDS.join(", ")})`,
           kind,
           name,
         );

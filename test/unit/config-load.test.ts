@@ -284,6 +284,27 @@ describe("what a manifest must be", () => {
     );
   });
 
+  test("of a kind vipd reads; a near miss or an old MetalLB kind says what to write instead", () => {
+    const kindOf = (kind: string, rest = "") =>
+      lines(`apiVersion: v1\nkind: ${kind}\nmetadata: {name: x}\n${rest}`)[0]?.replace(
+        / \(vipd reads .*\)$/,
+        "",
+      );
+    expect(kindOf("BgpPeer")).toBe(
+      'm.yaml:2: BgpPeer/x: kind: unknown kind "BgpPeer"; did you mean "BGPPeer"?',
+    );
+    expect(kindOf("L2Advertisment")).toBe(
+      'm.yaml:2: L2Advertisment/x: kind: unknown kind "L2Advertisment"; did you mean "L2Advertisement"?',
+    );
+    expect(kindOf("Deployment")).toBe('m.yaml:2: Deployment/x: kind: unknown kind "Deployment"');
+    expect(kindOf("ConfigMap", "data:\n  config: |\n    address-pools: []\n")).toBe(
+      'm.yaml:2: ConfigMap/x: kind: unknown kind "ConfigMap": MetalLB v0.13 replaced its ConfigMap with custom resources; convert it with MetalLB\'s configmaptocrs tool',
+    );
+    expect(kindOf("ConfigMap", "data:\n  app.conf: x\n")).toBe(
+      'm.yaml:2: ConfigMap/x: kind: unknown kind "ConfigMap"',
+    );
+  });
+
   test("unknown fields at any depth are reported at the line of their key", () => {
     const text = `apiVersion: metallb.io/v1beta2
 kind: BGPPeer
