@@ -138,7 +138,7 @@ cp "$root/boot/vmlinuz-$kver" "$work/esp/vipd/vmlinuz"
 cp "$root/boot/initrd.img-$kver" "$work/esp/vipd/initrd.img"
 rm -f "$root"/boot/{vmlinuz,initrd.img,System.map,config}-* "$root"/{vmlinuz,initrd.img}{,.old}
 root_uuid=$(cat /proc/sys/kernel/random/uuid)
-cmdline="root=PARTUUID=$root_uuid ro rootfstype=ext4 console=tty0 console=ttyS0,115200 net.ifnames=0 panic=10"
+cmdline="root=PARTUUID=$root_uuid ro rootfstype=ext4 console=tty0 console=ttyS0,115200 net.ifnames=0 systemd.gpt_auto=0 panic=10"
 printf 'default vipd.conf\ntimeout 2\neditor no\nconsole-mode keep\n' >"$work/esp/loader/loader.conf"
 printf 'title vipd edge node %s\nlinux /vipd/vmlinuz\ninitrd /vipd/initrd.img\noptions %s\n' \
   "$vipd_version" "$cmdline" >"$work/esp/loader/entries/vipd.conf"
@@ -160,9 +160,9 @@ mkfat "$work/seed.img" $SEED_MB VIPDSEED "$work/seed"
 mkdir -p "$work/data/etc/vipd" "$work/data/lib/vipd" "$work/data/lib/systemd" "$work/data/journal"
 chmod 0750 "$work/data/etc/vipd"
 chmod 0700 "$work/data/lib/vipd"
-mkfs.ext4 -q -F -L vipd-data -E root_owner=0:0 -d "$work/data" "$work/data.img" ${DATA_MB}M
+mkfs.ext4 -q -F -L vipd-data -E root_owner=0:0 -d "$work/data" "$work/data.img" ${DATA_MB}M >/dev/null
 root_mb=$(($(du -sm "$root" | cut -f1) * 115 / 100 + 64))
-mkfs.ext4 -q -F -L vipd-root -E root_owner=0:0 -O ^has_journal -m 0 -d "$root" "$work/root.img" "${root_mb}M"
+mkfs.ext4 -q -F -L vipd-root -E root_owner=0:0 -O ^has_journal -m 0 -d "$root" "$work/root.img" "${root_mb}M" >/dev/null
 
 # 6. The disk: GPT with 1 MiB alignment, each filesystem copied to its offset.
 img=$out/vipd-edge.img
@@ -188,7 +188,7 @@ put "$work/data.img" $p4
 
 # 7. Compressed copy, checksums, manifest.
 log "compressing"
-timeout 300 zstd -q -T0 -6 "$img" -o "$img.zst"
+timeout 300 zstd -q -T0 -3 "$img" -o "$img.zst"
 manifest=$out/vipd-edge.manifest.json
 cat >"$manifest" <<EOF
 {

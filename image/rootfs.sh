@@ -11,7 +11,8 @@ out=${1:?usage: rootfs.sh OUT.tar}
 MIRROR=${VIPD_IMAGE_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 # Packages installed into the image (no recommends). Change this list and the cache key changes.
-PACKAGES=(linux-image-amd64 systemd-sysv udev kmod iproute2 libbpf1 bpftool ca-certificates
+# dbus: systemd-logind needs it to turn the power button into a clean shutdown.
+PACKAGES=(linux-image-amd64 systemd-sysv udev kmod dbus iproute2 libbpf1 bpftool ca-certificates
   e2fsprogs dosfstools systemd-boot-efi)
 
 log() { printf '[rootfs] %s\n' "$*" >&2; }
@@ -27,13 +28,20 @@ log "debootstrap $SUITE (minbase) from $MIRROR"
 timeout 600 debootstrap --variant=minbase "$SUITE" "$root" "$MIRROR" >"$work/debootstrap.log" 2>&1 ||
   { tail -20 "$work/debootstrap.log" >&2; exit 1; }
 
-# A small initrd: only the modules needed to find the root on virtio/SATA/NVMe/USB and mount it.
-mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/usr/share/initramfs-tools/modules.d"
-echo "MODULES=list" >"$root/etc/initramfs-tools/conf.d/vipd-small"
-echo "COMPRESS=zstd" >>"$root/etc/initramfs-tools/conf.d/vipd-small"
-printf '%s\n' virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci ata_piix usb_storage uas xhci_pci \
-  ehci_pci ext4 crc32c_generic vfat nls_cp437 nls_ascii \
-  >"$root/usr/share/initramfs-tools/modules.d/vipd"
+# A small initrd: only the drivers needed to find the root on virtio, SATA, NVMe or USB and mount
+# it. They are included, not force-loaded: udev in the initrd loads those the hardware has.
+mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/initramfs-tools/hooks"
+printf 'MODULES=list\nCOMPRESS=zstd\n' >"$root/etc/initramfs-tools/conf.d/vipd-small"
+cat >"$root/etc/initramfs-tools/hooks/vipd-storage" <<'HOOK'
+#!/bin/sh
+case "$1" in prereqs) exit 0 ;; esac
+. /usr/share/initramfs-tools/hook-functions
+for m in virtio_pci virtio_blk virtio_scsi sd_mod nvme ahci usb_storage uas xhci_pci ehci_pci \
+  ext4 crc32c_generic; do
+  manual_add_modules "$m"
+done
+HOOK
+chmod +x "$root/etc/initramfs-tools/hooks/vipd-storage"
 # No daemons start inside the chroot.
 printf '#!/bin/sh\nexit 101\n' >"$root/usr/sbin/policy-rc.d"
 chmod +x "$root/usr/sbin/policy-rc.d"

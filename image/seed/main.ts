@@ -28,24 +28,9 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { formatProblem, loadText, sortProblems } from "../../src/config/load.ts";
-import { buildConfig } from "../../src/config/validate.ts";
-import { isManifestName, planSeed } from "./plan.ts";
+import { isManifestName, planSeed, seedDigest } from "./plan.ts";
 
 const NETWORK_FILE = /^[^/\\.][^/\\]*\.(network|netdev|link)$/;
-
-/** Validates files as one configuration, exactly as `vipd run` would load them. */
-export function validateFiles(files: ReadonlyMap<string, string>, dir: string): string[] {
-  const objects = [];
-  const problems = [];
-  for (const name of [...files.keys()].sort()) {
-    const r = loadText(files.get(name) ?? "", join(dir, name));
-    objects.push(...r.objects);
-    problems.push(...r.problems);
-  }
-  problems.push(...buildConfig(objects).problems);
-  return sortProblems(problems).map(formatProblem);
-}
 
 function readManifests(dir: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -87,7 +72,7 @@ function syncDir(dir: string): void {
   }
 }
 
-export function main(argv: string[]): number {
+export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -110,9 +95,17 @@ export function main(argv: string[]): number {
   const digestFile = join(state, "seed.applied");
   const tokenFile = join(state, "admin-token");
 
+  const seed = hasSeed ? readManifests(seedDir) : null;
+  const appliedDigest = readOptional(digestFile);
+  // The configuration model (zod schemas) is loaded only when there is a new seed to check: most
+  // boots skip it, which matters on a slow edge CPU.
+  const { validateFiles } =
+    seed !== null && seed.size > 0 && seedDigest(seed) !== appliedDigest
+      ? await import("./validate.ts")
+      : { validateFiles: () => ["internal: validation was not loaded"] };
   const plan = planSeed({
-    seed: hasSeed ? readManifests(seedDir) : null,
-    appliedDigest: readOptional(digestFile),
+    seed,
+    appliedDigest,
     current: readManifests(etc),
     storedToken: readOptional(tokenFile),
     randomBytes: new Uint8Array(randomBytes(32)),
@@ -150,7 +143,7 @@ export function main(argv: string[]): number {
 
 if (import.meta.main) {
   try {
-    process.exit(main(process.argv.slice(2)));
+    process.exit(await main(process.argv.slice(2)));
   } catch (e) {
     console.error(`vipd-seed: ${(e as Error).message}`);
     process.exit(1);

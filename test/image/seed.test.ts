@@ -9,7 +9,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync }
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse } from "yaml";
-import { main as seedMain, validateFiles } from "../../image/seed/main.ts";
+import { main as seedMain } from "../../image/seed/main.ts";
 import {
   DEFAULT_NODE_FILE,
   GENERATED_TOKEN_NAME,
@@ -18,6 +18,7 @@ import {
   seedDigest,
   sha256Hex,
 } from "../../image/seed/plan.ts";
+import { validateFiles } from "../../image/seed/validate.ts";
 
 const POOL = `apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -183,7 +184,7 @@ describe("validation is vipd's own", () => {
 });
 
 describe("the program on real directories", () => {
-  test("first boot applies the seed and keeps the token root-only; a second boot changes nothing", () => {
+  test("first boot applies the seed and keeps the token root-only; a second boot changes nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), `vipd-seed-${process.pid}-`));
     try {
       const seedRoot = join(dir, "seed");
@@ -199,7 +200,7 @@ describe("the program on real directories", () => {
       const log = console.log;
       console.log = () => {};
       try {
-        expect(seedMain(args)).toBe(0);
+        expect(await seedMain(args)).toBe(0);
       } finally {
         console.log = log;
       }
@@ -216,7 +217,7 @@ describe("the program on real directories", () => {
       // Second boot: same seed, same token, same files.
       console.log = () => {};
       try {
-        expect(seedMain(args)).toBe(0);
+        expect(await seedMain(args)).toBe(0);
       } finally {
         console.log = log;
       }

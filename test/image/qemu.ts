@@ -1,0 +1,219 @@
+/**
+ * Test helpers for the edge-node image: boot a disk image in QEMU (TCG, `-cpu max`, UEFI through
+ * OVMF, user-mode networking with forwarded ports), watch its serial console, press its power
+ * button, pull its plug, and read files from its ext4 partitions afterwards (debugfs, no mounts).
+ * Every QEMU this module starts is tracked by PID and killed by `stopAll()`.
+ */
+
+import { copyFileSync, existsSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import { join } from "node:path";
+
+export const OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+export const OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+export interface Forward {
+  hostPort: number;
+  /** Guest address; empty for the guest's own DHCP address. */
+  guestAddr: string;
+  guestPort: number;
+}
+
+export interface Vm {
+  proc: Bun.Subprocess;
+  serialLog: string;
+  monitor: string;
+  startedAt: number;
+  serial(): string;
+}
+
+const running = new Set<Bun.Subprocess>();
+/** Colour codes systemd writes to the console. */
+const ANSI_SGR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
+
+/** A TCP port free on 127.0.0.1 right now. */
+export function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
+
+/** Boots `disk` (raw) with its own copy of the UEFI variable store in `dir`. */
+export function boot(dir: string, disk: string, name: string, forwards: Forward[]): Vm {
+  for (const f of [OVMF_CODE, OVMF_VARS]) if (!existsSync(f)) throw new Error(`${f} missing: install ovmf`);
+  const vars = join(dir, "ovmf-vars.fd");
+  if (!existsSync(vars)) copyFileSync(OVMF_VARS, vars);
+  const serialLog = join(dir, `${name}.serial.log`);
+  const monitor = join(dir, `${name}.monitor`);
+  const fwd = forwards
+    .map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-${f.guestAddr}:${f.guestPort}`)
+    .join(",");
+  // prettier-ignore
+  const args = [
+    "qemu-system-x86_64",
+    "-accel",
+    "tcg",
+    "-cpu",
+    "max",
+    "-smp",
+    "2",
+    "-m",
+    "1024",
+    "-display",
+    "none",
+    "-no-reboot",
+    "-drive",
+    `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
+    "-drive",
+    `if=pflash,format=raw,file=${vars}`,
+    "-drive",
+    `file=${disk},format=raw,if=virtio,cache=unsafe`,
+    "-netdev",
+    `user,id=n0,${fwd}`,
+    "-device",
+    "virtio-net-pci,netdev=n0",
+    "-serial",
+    `file:${serialLog}`,
+    "-monitor",
+    `unix:${monitor},server,nowait`,
+  ];
+  const proc = Bun.spawn(args, {
+    stdout: Bun.file(join(dir, `${name}.qemu.log`)),
+    stderr: Bun.file(join(dir, `${name}.qemu.err`)),
+  });
+  running.add(proc);
+  void proc.exited.then(() => running.delete(proc));
+  return {
+    proc,
+    serialLog,
+    monitor,
+    startedAt: Date.now(),
+    serial: () => (existsSync(serialLog) ? readFileSync(serialLog, "latin1").replace(ANSI_SGR, "") : ""),
+  };
+}
+
+/** Sends one command to the QEMU monitor. */
+export async function monitorCommand(vm: Vm, cmd: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(vm.monitor);
+    const t = setTimeout(() => {
+      s.destroy();
+      reject(new Error(`monitor: no answer to ${cmd}`));
+    }, 10_000);
+    s.once("error", (e) => {
+      clearTimeout(t);
+      reject(e);
+    });
+    s.once("data", () => {
+      s.write(`${cmd}\n`, () => {
+        setTimeout(() => {
+          clearTimeout(t);
+          s.end();
+          resolve();
+        }, 300);
+      });
+    });
+  });
+}
+
+/** Pulls the plug: SIGKILL, no shutdown of any kind. */
+export async function powerCut(vm: Vm): Promise<void> {
+  vm.proc.kill("SIGKILL");
+  await vm.proc.exited;
+}
+
+/** Waits for the VM to exit by itself (after a power-off), up to `ms`. Returns whether it did. */
+export async function waitExit(vm: Vm, ms: number): Promise<boolean> {
+  const done = await Promise.race([vm.proc.exited.then(() => true), Bun.sleep(ms).then(() => false)]);
+  return done;
+}
+
+export function stopAll(): void {
+  for (const p of running) p.kill("SIGKILL");
+  running.clear();
+}
+
+// A test run stopped from outside (Ctrl-C, a CI timeout) must not leave a VM behind.
+process.on("exit", stopAll);
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
+  process.once(sig, () => {
+    stopAll();
+    process.exit(128 + (sig === "SIGINT" ? 2 : sig === "SIGTERM" ? 15 : 1));
+  });
+}
+
+/** GET through a forwarded port; null while nothing answers. */
+export async function get(url: string, token?: string): Promise<{ status: number; body: string } | null> {
+  try {
+    const r = await fetch(url, {
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+      signal: AbortSignal.timeout(5_000),
+    });
+    return { status: r.status, body: await r.text() };
+  } catch {
+    return null;
+  }
+}
+
+/** Polls until `check` returns a value (not undefined) or `ms` pass; throws with the serial tail. */
+export async function until<T>(
+  vm: Vm,
+  what: string,
+  ms: number,
+  check: () => Promise<T | undefined>,
+): Promise<T> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (vm.proc.exitCode !== null) break;
+    await Bun.sleep(1_000);
+  }
+  const tail = vm.serial().split("\n").slice(-40).join("\n");
+  throw new Error(
+    `${what}: not within ${ms / 1000} s (qemu exit ${vm.proc.exitCode})\n--- serial ---\n${tail}`,
+  );
+}
+
+export interface Partition {
+  name: string;
+  startBytes: number;
+  sizeBytes: number;
+}
+
+/** The GPT partitions of a disk image, by name (sfdisk). */
+export function partitions(disk: string): Map<string, Partition> {
+  const r = Bun.spawnSync(["sfdisk", "-J", disk]);
+  if (r.exitCode !== 0) throw new Error(`sfdisk -J ${disk}: ${r.stderr.toString()}`);
+  const j = JSON.parse(r.stdout.toString()) as {
+    partitiontable: { sectorsize?: number; partitions: { start: number; size: number; name?: string }[] };
+  };
+  const ss = j.partitiontable.sectorsize ?? 512;
+  const out = new Map<string, Partition>();
+  for (const p of j.partitiontable.partitions) {
+    if (p.name) out.set(p.name, { name: p.name, startBytes: p.start * ss, sizeBytes: p.size * ss });
+  }
+  return out;
+}
+
+/** sha256 of a byte range of a file (a partition of a disk image). */
+export async function rangeDigest(file: string, p: Partition): Promise<string> {
+  const h = new Bun.CryptoHasher("sha256");
+  const f = Bun.file(file);
+  const chunk = 64 << 20;
+  for (let o = 0; o < p.sizeBytes; o += chunk) {
+    const end = Math.min(o + chunk, p.sizeBytes);
+    h.update(new Uint8Array(await f.slice(p.startBytes + o, p.startBytes + end).arrayBuffer()));
+  }
+  return h.digest("hex");
+}
+
+/** Reads a file from an ext4 partition of a disk image (debugfs, read-only); null when absent. */
+export function readExt4(disk: string, p: Partition, path: string): string | null {
+  const r = Bun.spawnSync(["debugfs", "-R", `cat ${path}`, `${disk}?offset=${p.startBytes}`]);
+  const out = r.stdout.toString();
+  const err = r.stderr.toString();
+  if (r.exitCode !== 0 || /File not found|not found by ext2_lookup/.test(err)) return null;
+  return out;
+}
