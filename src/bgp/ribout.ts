@@ -141,7 +141,16 @@ export function outAttributes(
 }
 
 /** A stable identity of everything but the prefix: routes with equal keys share an UPDATE. */
+const attrKeys = new WeakMap<Route, string>();
 export function attrKey(r: Route): string {
+  const cached = attrKeys.get(r);
+  if (cached !== undefined) return cached;
+  const k = attrKeyOf(r);
+  attrKeys.set(r, k);
+  return k;
+}
+
+function attrKeyOf(r: Route): string {
   return `${r.nextHop ?? ""}|${r.localPref ?? ""}|${r.med ?? ""}|${r.communities.join(",")}|${r.largeCommunities.map((c) => c.join(":")).join(",")}`;
 }
 
@@ -191,37 +200,34 @@ export function encodeDiff(d: RibDiff, v: SessionView, sent: ReadonlyMap<string,
       for (const p of ws) withdrawn.push(formatPrefix(p));
     }
   }
-  const groups = new Map<
-    string,
-    { attrs: PathAttributes; nextHops: string[]; fam: 4 | 6; routes: Route[] }
-  >();
+  // Routes with equal family and attrKey get equal attributes: group first, then compute the
+  // attributes once per group (100k routes usually form one group).
+  const byKey = new Map<string, Route[]>();
   for (const r of d.announce) {
-    const o = outAttributes(r, v);
+    const gk = `${r.prefix.family}|${attrKey(r)}`;
+    const list = byKey.get(gk);
+    if (list) list.push(r);
+    else byKey.set(gk, [r]);
+  }
+  for (const rs of byKey.values()) {
+    const first = rs[0]!;
+    const o = outAttributes(first, v);
     if ("error" in o) {
-      skipped.push({ key: r.key, reason: o.error });
-      // A route we can no longer send must not stay at the peer with old attributes.
-      if (sent.has(r.key) && v.families.has(r.prefix.family)) {
-        messages.push(...packWithdraw(r.prefix.family, [r.prefix]));
-        withdrawn.push(r.key);
+      for (const r of rs) {
+        skipped.push({ key: r.key, reason: o.error });
+        // A route we can no longer send must not stay at the peer with old attributes.
+        if (sent.has(r.key) && v.families.has(r.prefix.family)) {
+          messages.push(...packWithdraw(r.prefix.family, [r.prefix]));
+          withdrawn.push(r.key);
+        }
       }
       continue;
     }
-    const gk = `${r.prefix.family}|${attrKey(r)}|${o.nextHops.join(",")}`;
-    let g = groups.get(gk);
-    if (!g) {
-      g = { attrs: o.attrs, nextHops: o.nextHops, fam: r.prefix.family, routes: [] };
-      groups.set(gk, g);
-    }
-    g.routes.push(r);
-  }
-  for (const g of groups.values()) {
+    const prefixes = rs.map((r) => r.prefix);
     messages.push(
-      ...packReach(
-        { attributes: g.attrs, family: g.fam, nextHops: g.nextHops, prefixes: g.routes.map((r) => r.prefix) },
-        ctx,
-      ),
+      ...packReach({ attributes: o.attrs, family: first.prefix.family, nextHops: o.nextHops, prefixes }, ctx),
     );
-    for (const r of g.routes) announced.set(r.key, attrKey(r));
+    for (const r of rs) announced.set(r.key, attrKey(r));
   }
   return { messages, announced, withdrawn, skipped };
 }

@@ -4,6 +4,7 @@
  * fills UPDATEs to 4096 bytes.
  */
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import {
   type BgpMessage,
   decodeMessage,
@@ -24,6 +25,7 @@ import {
   type UpdateMessage,
   validateOpen,
 } from "../../src/bgp/codec/index.ts";
+import { formatIp, parseCidr } from "../../src/util/ip.ts";
 
 const P = (s: string): Prefix => {
   const p = parsePrefix(s);
@@ -486,5 +488,42 @@ describe("packing", () => {
       attributes: { mpUnreach: { afi: 2, safi: 1, withdrawn: [] } },
       nlri: [],
     });
+  });
+});
+
+describe("parsePrefix (fast IPv4 path agrees with src/util/ip.ts)", () => {
+  const slow = (s: string) => {
+    const c = s.includes("/") ? parseCidr(s) : parseCidr(`${s}/32`);
+    return c.ok && c.value.family === 4
+      ? `${formatIp({ family: 4, value: c.value.first })}/${c.value.prefixLen}`
+      : null;
+  };
+  test("valid prefixes", () => {
+    fc.assert(
+      fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }), fc.boolean(), (ip, len, bare) => {
+        const s = bare ? ip : `${ip}/${len}`;
+        const p = parsePrefix(s);
+        expect(p ? formatPrefix(p) : null).toBe(slow(s));
+      }),
+      { numRuns: 2000, seed: 3 },
+    );
+  });
+  test("invalid forms are rejected like the slow path rejects them", () => {
+    for (const s of [
+      "01.2.3.4",
+      "1.2.3",
+      "1.2.3.4/33",
+      "1.2.3.4/",
+      "1.2.3.4.5",
+      "1.2.3.256",
+      "1..2.3",
+      "1.2.3.4/01",
+      " 1.2.3.4",
+      "a.b.c.d",
+      "",
+    ]) {
+      expect(parsePrefix(s)).toBeNull();
+      expect(slow(s)).toBeNull();
+    }
   });
 });
