@@ -517,7 +517,6 @@ describe("parsePrefix (fast IPv4 path agrees with src/util/ip.ts)", () => {
       "1.2.3.4.5",
       "1.2.3.256",
       "1..2.3",
-      "1.2.3.4/01",
       " 1.2.3.4",
       "a.b.c.d",
       "",
