@@ -7,10 +7,13 @@
 
 import {
   closeSync,
+  fchmodSync,
+  fchownSync,
   fsyncSync,
   openSync,
   readdirSync,
   readFileSync,
+  realpathSync,
   renameSync,
   statSync,
   unlinkSync,
@@ -106,17 +109,42 @@ function removeStaleTemps(file: string): void {
 }
 
 /**
- * Atomically replaces `file` with `text`: temp file in the same directory (mode 0600: manifests
- * may hold BGP passwords), fsync, rename, fsync of the directory. On failure the temp file is
- * removed and `file` is untouched; temp files of writers that died mid-write are removed too.
+ * Atomically replaces `path` with `text`: temp file in the same directory, fsync, rename, fsync
+ * of the directory. On failure the temp file is removed and the file is untouched; temp files of
+ * writers that died mid-write are removed too.
+ *
+ * Through a symlink (`/etc/vipd/vipd.yaml -> /srv/site/vipd.yaml`) the file it points to is
+ * replaced, not the link. The new file keeps the old one's mode and owner; a new file gets mode
+ * 0600 (manifests may hold BGP passwords).
  */
-export function writeAtomic(file: string, text: string): void {
+export function writeAtomic(path: string, text: string): void {
+  let file = path;
+  let mode = 0o600;
+  let owner: { uid: number; gid: number } | undefined;
+  try {
+    file = realpathSync(path);
+    const st = statSync(file);
+    if (st.isFile()) {
+      mode = st.mode & 0o7777;
+      owner = { uid: st.uid, gid: st.gid };
+    }
+  } catch {
+    // Does not exist yet.
+  }
   const dir = dirname(file);
   removeStaleTemps(file);
   const tmp = join(dir, `.${basename(file)}.${process.pid}.${tmpCounter++}.tmp`);
   const fd = openSync(tmp, "w", 0o600);
   try {
     try {
+      fchmodSync(fd, mode);
+      if (owner !== undefined && (owner.uid !== process.getuid?.() || owner.gid !== process.getgid?.())) {
+        try {
+          fchownSync(fd, owner.uid, owner.gid);
+        } catch {
+          // Not permitted (not root): the file becomes ours, with the old mode.
+        }
+      }
       const bytes = new TextEncoder().encode(text);
       let off = 0;
       while (off < bytes.length) off += writeSync(fd, bytes, off, bytes.length - off);

@@ -4,11 +4,29 @@
  * and replacing it atomically — including when the writer is killed with SIGKILL mid-write.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  chownSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { configFromText } from "../../src/config/index.ts";
-import { joinSources, readSources, writableTarget, writeAtomic } from "../../src/daemon/store.ts";
+import {
+  joinSources,
+  readManifestSources,
+  readSources,
+  writableTarget,
+  writeAtomic,
+} from "../../src/daemon/store.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const dirs: string[] = [];
@@ -51,6 +69,35 @@ describe("writeAtomic", () => {
     }
     // No temporary file is left behind.
     expect(readdirSync(d)).toEqual(["config.yaml"]);
+  });
+
+  test("through a symlink: the file it points to is replaced and the link stays a link", () => {
+    const d = tempDir();
+    mkdirSync(join(d, "site"));
+    mkdirSync(join(d, "etc"));
+    writeFileSync(join(d, "site", "vipd.yaml"), "old\n");
+    symlinkSync(join(d, "site", "vipd.yaml"), join(d, "etc", "vipd.yaml"));
+    writeAtomic(join(d, "etc", "vipd.yaml"), "new\n");
+    expect(lstatSync(join(d, "etc", "vipd.yaml")).isSymbolicLink()).toBe(true);
+    expect(readFileSync(join(d, "site", "vipd.yaml"), "utf8")).toBe("new\n");
+    expect(readdirSync(join(d, "etc"))).toEqual(["vipd.yaml"]);
+    expect(readdirSync(join(d, "site"))).toEqual(["vipd.yaml"]);
+  });
+
+  test("the replaced file keeps its mode and owner", () => {
+    const d = tempDir();
+    const f = join(d, "c.yaml");
+    writeFileSync(f, "old\n");
+    chmodSync(f, 0o640);
+    const uid = process.getuid?.() ?? 0;
+    // As root, give it to another owner: the new file must carry it over.
+    const other = uid === 0 ? 65534 : uid;
+    if (uid === 0) chownSync(f, other, other);
+    writeAtomic(f, "new\n");
+    const st = statSync(f);
+    expect(st.mode & 0o777).toBe(0o640);
+    expect([st.uid, st.gid]).toEqual([other, other]);
+    expect(readFileSync(f, "utf8")).toBe("new\n");
   });
 
   test("an empty text and a large text (8 MiB) are written whole", () => {
@@ -155,6 +202,24 @@ describe("readSources and joinSources", () => {
     writeFileSync(join(d, "vipd.conf"), "kind: x\n");
     expect(readSources([join(d, "vipd.conf"), join(d, "nope.yaml")])).toEqual([
       { file: join(d, "vipd.conf"), text: "kind: x\n" },
+    ]);
+  });
+
+  test("readManifestSources names the paths that could not be read; a directory named *.yaml is walked", () => {
+    const d = tempDir();
+    writeFileSync(join(d, "a.yaml"), "kind: a\n");
+    mkdirSync(join(d, "b.yaml"));
+    writeFileSync(join(d, "b.yaml", "c.yaml"), "kind: c\n");
+    const r = readManifestSources([
+      join(d, "a.yaml"),
+      join(d, "gone.yaml"),
+      join(d, "b.yaml"),
+      join(d, "a.yaml", "x.yaml"),
+    ]);
+    expect(r.sources.map((x) => x.file)).toEqual([join(d, "a.yaml"), join(d, "b.yaml", "c.yaml")]);
+    expect(r.problems.map((p) => [p.file, p.line, p.message])).toEqual([
+      [join(d, "gone.yaml"), 0, "no such file or directory"],
+      [join(d, "a.yaml", "x.yaml"), 0, "no such file or directory"],
     ]);
   });
 
