@@ -240,6 +240,10 @@ export class TxSocket {
           socket: { error: (a: unknown, b: unknown) => onError(pickError(a, b)) },
         });
       } catch (e) {
+        // Only a taken port is worth another draw; anything else (address not configured) is final.
+        if ((e as { code?: string }).code !== "EADDRINUSE") {
+          throw new Error(`cannot open a BFD socket on ${hostname}: ${String(e)}`);
+        }
         lastErr = e;
         continue;
       }

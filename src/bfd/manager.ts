@@ -34,7 +34,7 @@ import {
   setParams,
   txIntervalMs,
 } from "./fsm.ts";
-import { PORT_MULTIHOP, PORT_SINGLE_HOP, RxSocket, TxSocket } from "./io.ts";
+import { PORT_MULTIHOP, PORT_SINGLE_HOP, RxSocket, type TtlRule, TxSocket } from "./io.ts";
 import { type BfdProfile, profileToParams, validateProfile } from "./profile.ts";
 
 export interface DesiredSession {
@@ -193,31 +193,89 @@ export class BfdManager {
     return run;
   }
 
+  /**
+   * Opens every socket the new set needs first; only when all opened does it touch a session, so a
+   * failure (address not configured, port taken by another BFD daemon) changes nothing.
+   */
   private async apply(desired: DesiredSession[]): Promise<void> {
     if (this.closed) throw new Error("BfdManager is closed");
     const want = new Map(desired.map((d) => [d.key, d]));
-    for (const [key, e] of this.entries) {
-      const d = want.get(key);
-      if (!d || !sameEndpoint(d, e.desired)) this.remove(e);
+    const removals = [...this.entries.values()].filter((e) => {
+      const d = want.get(e.desired.key);
+      return !d || !sameEndpoint(d, e.desired);
+    });
+    const removedKeys = new Set(removals.map((e) => e.desired.key));
+    const adds = desired.filter((d) => !this.entries.has(d.key) || removedKeys.has(d.key));
+    const opened: TxSocket[] = [];
+    const single = desired.some((d) => !d.multihop);
+    const rules = desired
+      .filter((d) => d.multihop)
+      .map((d) => ({ peer: canonicalIp(d.peer)!, minTtl: d.profile.minimumTtl }));
+    let newSingle: RxSocket | null = null;
+    let newMulti: RxSocket | null = null;
+    const txFor = new Map<string, TxSocket>();
+    try {
+      for (const d of adds) {
+        const tx = await TxSocket.open(parseIp(d.peer)!.family, d.local, d.ifname, (err) =>
+          this.socketError(d.key, err),
+        );
+        opened.push(tx);
+        txFor.set(d.key, tx);
+      }
+      if (single && !this.rxSingle) {
+        newSingle = await this.openRx(this.ports.single, null, false);
+      }
+      if (rules.length > 0 && !this.rxMulti) newMulti = await this.openRx(this.ports.multi, rules, true);
+    } catch (e) {
+      for (const tx of opened) tx.close();
+      newSingle?.close();
+      newMulti?.close();
+      throw e;
     }
+    for (const e of removals) this.remove(e);
     for (const d of desired) {
-      const e = this.entries.get(d.key);
-      if (e) {
-        if (JSON.stringify(e.desired) !== JSON.stringify(d)) {
-          e.desired = d;
-          this.apply1(e, setParams(e.session, paramsOf(d), this.now(), this.random()));
-        }
+      const tx = txFor.get(d.key);
+      if (tx) {
+        this.add(d, tx);
         continue;
       }
-      await this.add(d);
+      const e = this.entries.get(d.key)!;
+      if (JSON.stringify(e.desired) !== JSON.stringify(d)) {
+        e.desired = d;
+        this.apply1(e, setParams(e.session, paramsOf(d), this.now(), this.random()));
+      }
     }
-    await this.syncRxSockets();
+    if (newSingle) this.rxSingle = newSingle;
+    if (newMulti) this.rxMulti = newMulti;
+    else if (rules.length > 0) this.rxMulti?.setRules(rules);
+    if (!single && this.rxSingle) {
+      this.rxSingle.close();
+      this.rxSingle = null;
+    }
+    if (rules.length === 0 && this.rxMulti) {
+      this.rxMulti.close();
+      this.rxMulti = null;
+    }
     this.reschedule();
   }
 
-  private async add(d: DesiredSession): Promise<void> {
+  private async openRx(port: number, rules: TtlRule[] | null, multihop: boolean): Promise<RxSocket> {
+    try {
+      return await RxSocket.open(
+        port,
+        rules,
+        (b, from) => this.receive(b, from, multihop),
+        (err) => this.socketError("rx", err),
+      );
+    } catch (e) {
+      throw new Error(
+        `cannot receive BFD on UDP port ${port} (is another BFD daemon, e.g. FRR bfdd, running?): ${String(e)}`,
+      );
+    }
+  }
+
+  private add(d: DesiredSession, tx: TxSocket): void {
     const ip = parseIp(d.peer)!;
-    const tx = await TxSocket.open(ip.family, d.local, d.ifname, (err) => this.socketError(d.key, err));
     let discr = 0;
     while (discr === 0 || this.byDiscr.has(discr)) discr = Math.floor(this.random() * 0xffffffff) >>> 0;
     const e: Entry = {
@@ -241,38 +299,6 @@ export class BfdManager {
     this.entries.delete(e.desired.key);
     this.byDiscr.delete(e.session.localDiscr);
     this.log("bfd session removed", { key: e.desired.key });
-  }
-
-  private async syncRxSockets(): Promise<void> {
-    const all = [...this.entries.values()];
-    const single = all.some((e) => !e.desired.multihop);
-    const rules = all
-      .filter((e) => e.desired.multihop)
-      .map((e) => ({ peer: e.peer, minTtl: e.desired.profile.minimumTtl }));
-    if (single && !this.rxSingle) {
-      this.rxSingle = await RxSocket.open(
-        this.ports.single,
-        null,
-        (b, from) => this.receive(b, from, false),
-        (err) => this.socketError("rx", err),
-      );
-    } else if (!single && this.rxSingle) {
-      this.rxSingle.close();
-      this.rxSingle = null;
-    }
-    if (rules.length > 0 && !this.rxMulti) {
-      this.rxMulti = await RxSocket.open(
-        this.ports.multi,
-        rules,
-        (b, from) => this.receive(b, from, true),
-        (err) => this.socketError("rx", err),
-      );
-    } else if (rules.length > 0 && this.rxMulti) {
-      this.rxMulti.setRules(rules);
-    } else if (rules.length === 0 && this.rxMulti) {
-      this.rxMulti.close();
-      this.rxMulti = null;
-    }
   }
 
   /** ICMP errors (port unreachable while the peer is not listening) are counted, not fatal. */
@@ -344,8 +370,15 @@ export class BfdManager {
     const key = e.desired.key;
     const diag = diagName(a.diag);
     this.log("bfd session state", { key, from: a.from, to: a.to, diag });
-    if (a.to === "Up") for (const cb of this.listeners.up) cb(key, diag);
-    else if (a.from === "Up") for (const cb of this.listeners.down) cb(key, diag);
+    const cbs = a.to === "Up" ? this.listeners.up : a.from === "Up" ? this.listeners.down : [];
+    for (const cb of cbs) {
+      try {
+        cb(key, diag);
+      } catch (err) {
+        // A listener's bug must not stop the protocol.
+        this.log("bfd listener failed", { key, error: String(err) });
+      }
+    }
   }
 
   /** Arms the one timer for the earliest deadline of all sessions. */

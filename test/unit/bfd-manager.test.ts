@@ -71,6 +71,16 @@ describe("setSessions validation", () => {
     await m.close();
   });
 
+  test("a local address this host does not have: a clear error, nothing changes, nothing sent", async () => {
+    const m = new BfdManager({});
+    // 198.51.100.0/24 (TEST-NET-2) is configured nowhere: bind fails before any socket is usable.
+    const err = await m.setSessions([{ ...ok, local: "198.51.100.77" }]).catch((e: unknown) => e);
+    expect(String(err)).toContain("cannot open a BFD socket on 198.51.100.77");
+    expect(String(err)).toContain("EADDRNOTAVAIL");
+    expect(m.status().sessions).toEqual([]);
+    await m.close();
+  });
+
   test("the same peer may have a single-hop and a multihop session", () => {
     expect(validateSessions([ok, { ...ok, key: "r1-mh", multihop: true }])).toEqual([]);
   });
