@@ -190,28 +190,36 @@ async function main(): Promise<void> {
           },
         ),
       );
-      const sent = await Promise.all(
+      const outs = await Promise.all(
         procs.map(async (p) => {
           const out = await new Response(p.stdout as ReadableStream).text();
           await p.exited;
           await lab.stop(p);
-          return Number(out.trim());
+          const [sent, user, sys] = out.trim().split(" ").map(Number) as [number, number, number];
+          return { sent, cpuUs: user + sys };
         }),
       );
       const secs = (performance.now() - t0) / 1000;
       await Bun.sleep(200); // let the last replies land
       const got = (await xdpPackets(lab, countNs)) - before;
-      return { rate: got / secs, sentRate: sent.reduce((a, b) => a + b, 0) / secs };
+      const sent = outs.reduce((a, o) => a + o.sent, 0);
+      const cpuNs = outs.reduce((a, o) => a + o.cpuUs, 0) * 1000;
+      return { rate: got / secs, sentRate: sent / secs, nsPerPacket: cpuNs / Math.max(got, 1) };
     };
 
     console.log(`veth pair, node channels:\n${channels.trim().split("\n").slice(-5).join("\n")}`);
     console.log(`${senders} sender(s), ${RUN_S} s per run, ${ROUNDS} rounds, interleaved\n`);
     const res: Record<"xdp" | "kernel" | "ceiling", number[]> = { xdp: [], kernel: [], ceiling: [] };
+    const cpu: Record<"xdp" | "kernel" | "ceiling", number[]> = { xdp: [], kernel: [], ceiling: [] };
     for (let r = 0; r < ROUNDS; r++) {
       for (const mode of ["xdp", "kernel", "ceiling"] as const) {
-        const { rate, sentRate } = await runOnce(mode);
+        const { rate, sentRate, nsPerPacket } = await runOnce(mode);
         res[mode].push(rate);
-        console.log(`round ${r + 1} ${mode.padEnd(7)} ${fmt(rate)} (requests sent ${fmt(sentRate)})`);
+        cpu[mode].push(nsPerPacket);
+        console.log(
+          `round ${r + 1} ${mode.padEnd(7)} ${fmt(rate)} (requests sent ${fmt(sentRate)}, ` +
+            `sender-context CPU ${nsPerPacket.toFixed(0)} ns per ${mode === "ceiling" ? "request" : "reply"})`,
+        );
       }
     }
     await setNode("xdp");
@@ -295,6 +303,13 @@ async function main(): Promise<void> {
     console.log(`  kernel   ${fmt(k)}`);
     console.log(`  ceiling  ${fmt(c)} (no replies, XDP_DROP on the node)`);
     console.log(`  xdp / ceiling: ${((100 * x) / c).toFixed(1)}% (goal >= 85%)`);
+    const cx = median(cpu.xdp);
+    const ck = median(cpu.kernel);
+    const cc = median(cpu.ceiling);
+    console.log(
+      `  CPU per packet (sender + softirq in its context): xdp ${cx.toFixed(0)} ns, kernel ${ck.toFixed(0)} ns, ` +
+        `ceiling ${cc.toFixed(0)} ns; kernel/xdp CPU ${(ck / cx).toFixed(2)}`,
+    );
     console.log(
       `  BPF_PROG_RUN: answered ARP ${cost.answered.toFixed(0)} ns (single run ${cost.answeredOnce} ns - timer ${cost.overhead} ns; goal <= 30 ns), ` +
         `VIP not owned ${cost.missMany} ns, non-ARP ${cost.otherMany} ns`,

@@ -8,7 +8,7 @@
  * `packetSender()` is the real one (AF_PACKET via bun:ffi).
  */
 
-import { formatIp, type Ip } from "../util/ip.ts";
+import type { Ip } from "../util/ip.ts";
 import { announcementFrames } from "./frames.ts";
 import { PacketSocket } from "./libbpf.ts";
 
@@ -17,8 +17,23 @@ export const ANNOUNCE_SCHEDULE_MS: readonly number[] = [0, 500, 1000, 2000, 4000
 
 export type SendFrame = (ifindex: number, frame: Uint8Array) => void;
 
+interface Job {
+  ifindex: number;
+  frames: Uint8Array[];
+  /** When the takeover happened (ms, performance.now()). */
+  t0: number;
+  /** Index of the next schedule step to send. */
+  next: number;
+}
+
+/**
+ * Announces VIPs on a schedule with one timer for all of them, so taking over 10,000 VIPs at
+ * once costs 10,000 entries, not 40,000 timers.
+ */
 export class Announcer {
-  private readonly timers = new Map<string, ReturnType<typeof setTimeout>[]>();
+  private readonly jobs = new Map<string, Job>();
+  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timerAt = Number.POSITIVE_INFINITY;
   /** Frames sent, and sends that failed (with the last error). */
   sent = 0;
   failed = 0;
@@ -30,60 +45,76 @@ export class Announcer {
   ) {}
 
   private key(ifindex: number, ip: Ip): string {
-    return `${ifindex}/${formatIp(ip)}`;
+    return `${ifindex}/${ip.family}/${ip.value.toString(16)}`;
+  }
+
+  private fire(job: Job): void {
+    for (const f of job.frames) {
+      try {
+        this.send(job.ifindex, f);
+        this.sent++;
+      } catch (e) {
+        this.failed++;
+        this.lastError = e instanceof Error ? e.message : String(e);
+      }
+    }
+  }
+
+  /** Sends every step that is due, drops finished jobs, and re-arms the timer for the next one. */
+  private tick = (): void => {
+    this.timer = null;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    const now = performance.now();
+    let nextDue = Number.POSITIVE_INFINITY;
+    for (const [key, job] of this.jobs) {
+      while (job.next < this.scheduleMs.length && job.t0 + this.scheduleMs[job.next]! <= now + 1) {
+        this.fire(job);
+        job.next++;
+      }
+      if (job.next >= this.scheduleMs.length) this.jobs.delete(key);
+      else nextDue = Math.min(nextDue, job.t0 + this.scheduleMs[job.next]!);
+    }
+    this.arm(nextDue);
+  };
+
+  private arm(due: number): void {
+    if (due === Number.POSITIVE_INFINITY || due >= this.timerAt) return;
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timerAt = due;
+    this.timer = setTimeout(this.tick, Math.max(0, due - performance.now()));
+    this.timer.unref?.();
   }
 
   /** Announces `ip` at `mac` on `ifindex` now and on the schedule (restarting it if pending). */
   announce(ifindex: number, ip: Ip, mac: Uint8Array): void {
-    this.cancel(ifindex, ip);
-    const frames = announcementFrames(mac, ip);
     const key = this.key(ifindex, ip);
-    const fire = () => {
-      for (const f of frames) {
-        try {
-          this.send(ifindex, f);
-          this.sent++;
-        } catch (e) {
-          this.failed++;
-          this.lastError = e instanceof Error ? e.message : String(e);
-        }
-      }
-    };
-    const timers: ReturnType<typeof setTimeout>[] = [];
-    for (const ms of this.scheduleMs) {
-      if (ms <= 0) {
-        fire();
-        continue;
-      }
-      const t = setTimeout(() => {
-        fire();
-        const list = this.timers.get(key);
-        if (list !== undefined) {
-          list.splice(list.indexOf(t), 1);
-          if (list.length === 0) this.timers.delete(key);
-        }
-      }, ms);
-      t.unref?.();
-      timers.push(t);
+    this.jobs.delete(key);
+    const job: Job = { ifindex, frames: announcementFrames(mac, ip), t0: performance.now(), next: 0 };
+    while (job.next < this.scheduleMs.length && this.scheduleMs[job.next]! <= 0) {
+      this.fire(job);
+      job.next++;
     }
-    if (timers.length > 0) this.timers.set(key, timers);
+    if (job.next < this.scheduleMs.length) {
+      this.jobs.set(key, job);
+      this.arm(job.t0 + this.scheduleMs[job.next]!);
+    }
   }
 
   /** Stops the pending repeats for one VIP. */
   cancel(ifindex: number, ip: Ip): void {
-    const key = this.key(ifindex, ip);
-    for (const t of this.timers.get(key) ?? []) clearTimeout(t);
-    this.timers.delete(key);
+    this.jobs.delete(this.key(ifindex, ip));
   }
 
   /** VIPs with repeats still pending. */
   pending(): number {
-    return this.timers.size;
+    return this.jobs.size;
   }
 
   stop(): void {
-    for (const list of this.timers.values()) for (const t of list) clearTimeout(t);
-    this.timers.clear();
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Number.POSITIVE_INFINITY;
+    this.jobs.clear();
   }
 }
 

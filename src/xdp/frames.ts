@@ -92,9 +92,14 @@ export function arpFrame(f: ArpFields): Uint8Array {
   frame[l2 + 5] = f.plen ?? 4;
   dv.setUint16(l2 + 6, f.op);
   frame.set(f.sha.subarray(0, 6), l2 + 8);
-  frame.set(ipToBytes(f.spa), l2 + 14);
   frame.set(f.tha.subarray(0, 6), l2 + 18);
-  frame.set(ipToBytes(f.tpa), l2 + 24);
+  if (f.spa.family === 4 && f.tpa.family === 4) {
+    dv.setUint32(l2 + 14, Number(f.spa.value));
+    dv.setUint32(l2 + 24, Number(f.tpa.value));
+  } else {
+    frame.set(ipToBytes(f.spa).subarray(0, 4), l2 + 14);
+    frame.set(ipToBytes(f.tpa).subarray(0, 4), l2 + 24);
+  }
   return frame;
 }
 

@@ -7,7 +7,7 @@
  * `struct liveness` (two u64, host order), `enum counter`.
  */
 
-import { formatIp, type Ip, ipFromBytes, parseIp } from "../util/ip.ts";
+import { formatIp, type Ip, parseIp } from "../util/ip.ts";
 
 /** Counter names in `enum counter` order (index = array position). */
 export const COUNTERS = [
@@ -73,13 +73,19 @@ export function writeVipKey(dv: DataView, off: number, ifindex: number, ip: Ip):
 }
 
 export function decodeVipKey(key: Uint8Array): { ifindex: number; ip: Ip } {
-  const dv = new DataView(key.buffer, key.byteOffset, key.byteLength);
-  const family = key[4];
-  if (family !== 4 && family !== 6) throw new RangeError(`vip key has family ${family}`);
-  return {
-    ifindex: dv.getUint32(0, true),
-    ip: ipFromBytes(key.slice(8, family === 4 ? 12 : 24)),
-  };
+  return readVipKey(new DataView(key.buffer, key.byteOffset, key.byteLength), 0);
+}
+
+/** Reads the key at `off` of `dv` (the inverse of writeVipKey). */
+export function readVipKey(dv: DataView, off: number): { ifindex: number; ip: Ip } {
+  const family = dv.getUint8(off + 4);
+  const ifindex = dv.getUint32(off, true);
+  if (family === 4) return { ifindex, ip: { family: 4, value: BigInt(dv.getUint32(off + 8, false)) } };
+  if (family === 6) {
+    const value = (dv.getBigUint64(off + 8, false) << 64n) | dv.getBigUint64(off + 16, false);
+    return { ifindex, ip: { family: 6, value } };
+  }
+  throw new RangeError(`vip key has family ${family}`);
 }
 
 export function encodeVipVal(mac: Uint8Array): Uint8Array {

@@ -11,9 +11,9 @@ import {
   COUNTERS,
   type CounterName,
   decodeLiveness,
-  decodeVipKey,
   encodeLiveness,
   LIVENESS_SIZE,
+  readVipKey,
   VIP_KEY_SIZE,
   VIP_VAL_SIZE,
   type VipEntry,
@@ -98,9 +98,10 @@ export class XdpMaps {
   listVips(): VipEntry[] {
     const out: VipEntry[] = [];
     mapLookupAll(this.vipsFd, VIP_KEY_SIZE, VIP_VAL_SIZE, (keys, vals, count) => {
+      const dv = new DataView(keys.buffer, keys.byteOffset, keys.byteLength);
       for (let i = 0; i < count; i++) {
-        const key = keys.subarray(i * VIP_KEY_SIZE, (i + 1) * VIP_KEY_SIZE);
-        out.push({ ...decodeVipKey(key), mac: vals.slice(i * VIP_VAL_SIZE, i * VIP_VAL_SIZE + 6) });
+        const { ifindex, ip } = readVipKey(dv, i * VIP_KEY_SIZE);
+        out.push({ ifindex, ip, mac: vals.slice(i * VIP_VAL_SIZE, i * VIP_VAL_SIZE + 6) });
       }
     });
     return out;
