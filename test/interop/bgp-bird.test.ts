@@ -6,6 +6,7 @@
  *   n3      eBGP from a 4-octet ASN (4200000001)
  *   n4      iBGP AS 64500 with a 2-octet-only BIRD session (enable as4 off), LOCAL_PREF 250
  *   n5, n6  TCP-MD5: n5 with the right key, n6 with a wrong one
+ *   n7      passive (BIRD must connect to vipd's listener), GTSM (RFC 5082), dynamicASN "external"
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Lab } from "../../src/lab/netns.ts";
@@ -21,7 +22,7 @@ import {
 
 const VIP = "192.0.2.10";
 const VIP6 = "2001:db8:10::10";
-const nodes = ["n1", "n2", "n3", "n4", "n5", "n6"] as const;
+const nodes = ["n1", "n2", "n3", "n4", "n5", "n6", "n7"] as const;
 const addr = (i: number) => `10.0.0.${i + 2}`;
 
 const birdConf = `
@@ -37,6 +38,7 @@ protocol bgp n2 from node { neighbor 10.0.0.3 as 64512; ipv4 { import all; expor
 protocol bgp n3 from node { neighbor 10.0.0.4 as 4200000001; ipv4 { import all; export none; }; }
 protocol bgp n4 from node { neighbor 10.0.0.5 as 64500; enable as4 off; ipv4 { import all; export none; }; }
 protocol bgp n5 from node { neighbor 10.0.0.6 as 64512; password "vipd-secret"; ipv4 { import all; export none; }; }
+protocol bgp n7 from node { neighbor 10.0.0.8 as 64512; ttl security on; connect delay time 1; ipv4 { import all; export none; }; }
 protocol bgp n6 from node { neighbor 10.0.0.7 as 64512; password "vipd-secret"; ipv4 { import all; export none; }; }
 `;
 
@@ -79,6 +81,14 @@ function vipdConfig(i: number): Parameters<typeof startVipd>[2] {
       return { ...base, peers: [peer("r", i, { password: "vipd-secret" })] };
     case "n6":
       return { ...base, peers: [peer("r", i, { password: "not-the-secret" })] };
+    case "n7": {
+      const {
+        peerASN: _unused,
+        sourceAddress: _src,
+        ...rest
+      } = peer("r", i, { passive: true, gtsm: true, dynamicASN: "external" });
+      return { ...base, peers: [rest] };
+    }
     default:
       return { ...base, peers: [peer("r", i)] };
   }
@@ -119,6 +129,13 @@ describe("vipd ↔ BIRD 2", () => {
       expect(await peerState(vipd[n]!, "r")).toBe("Established");
     expect(await peerState(vipd["n1"]!, "r6")).toBe("Established");
     expect(await bird.cmd("show protocols all n4")).toContain("internal");
+  }, 30_000);
+
+  test("passive peer with GTSM and a dynamic ASN: BIRD connects to vipd's listener", async () => {
+    await waitFor("BIRD protocol n7 Established", () => protoUp("n7"), 20_000);
+    expect(await bird.cmd("show protocols all n7")).toContain("Established");
+    await vipd["n7"]!.setRoutes("r", [{ prefix: "192.0.2.70/32" }]);
+    await waitFor("route from n7", async () => (await routeAll("192.0.2.70")).includes("10.0.0.8"));
   }, 30_000);
 
   test("a wrong TCP-MD5 key gets no session (on either side)", async () => {
