@@ -250,6 +250,31 @@ describe("vipd run: the API, reloads and shutdown", () => {
       await v.kill();
     }
   });
+
+  test("SIGTERM or SIGINT while still starting: it finishes starting, then exits 0", async () => {
+    const d = tempDir();
+    const f = join(d, "vipd.yaml");
+    // A few hundred Services make the start take a moment.
+    writeFileSync(
+      f,
+      POOL(["10.11.0.0/22"]) + Array.from({ length: 300 }, (_, i) => SVC("shop", `s${i}`)).join(""),
+    );
+    for (const sig of ["SIGTERM", "SIGINT"] as const) {
+      const v = await Vipd.start(["--config", f, "--state-dir", ""]);
+      try {
+        // Once it has logged anything its handlers are installed, while the start is likely not over.
+        await until("the first log line", () => v.logs.length > 0 || undefined);
+        v.proc.kill(sig);
+        const code = await Promise.race([v.proc.exited, Bun.sleep(DEADLINE_MS).then(() => "late")]);
+        expect(code).toBe(0);
+        await v.kill();
+        expect(v.logs.find((l) => l.message === "shutting down")?.["signal"]).toBe(sig);
+        expect(v.logs.at(-1)?.message).toBe("stopped");
+      } finally {
+        await v.kill();
+      }
+    }
+  });
 });
 
 describe("vipd run: addresses survive a restart", () => {
