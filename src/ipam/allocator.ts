@@ -99,6 +99,20 @@ type PoolCheck =
 const sameIps = (a: readonly Ip[], b: readonly Ip[]): boolean =>
   a.length === b.length && a.every((x) => b.some((y) => y.family === x.family && y.value === x.value));
 
+const sameLabels = (a: Labels, b: Labels): boolean => {
+  if (a === b) return true;
+  const ka = Object.keys(a ?? {});
+  return ka.length === Object.keys(b ?? {}).length && ka.every((k) => a?.[k] === b?.[k]);
+};
+
+/** Whether an allocation already records everything sharing and eligibility depend on. */
+const sameClaim = (a: Allocation, r: Request): boolean =>
+  a.sharingKey === r.sharingKey &&
+  a.backendKey === r.backendKey &&
+  a.ports.length === r.ports.length &&
+  a.ports.every((p, i) => p === r.ports[i]) &&
+  sameLabels(a.labels, r.labels);
+
 const byKey = (a: { key: string }, b: { key: string }): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 
@@ -266,8 +280,10 @@ export class Allocator {
         changed = true;
       }
     }
-    this.remove(existing);
-    this.insert({ ...this.claim(req), ips, pool: existing.pool, stranded: existing.stranded });
+    if (changed || !sameClaim(existing, req)) {
+      this.remove(existing);
+      this.insert({ ...this.claim(req), ips, pool: existing.pool, stranded: existing.stranded });
+    }
     if (existing.stranded !== null)
       warnings.push({ kind: "KeptStranded", reason: this.strandedReason(existing, existing.stranded) });
     return { ok: true, key, ips: ips.map(ipText), pool: existing.pool, changed, warnings };
@@ -418,9 +434,12 @@ export class Allocator {
   restore(services: readonly Service[]): RestoreResult {
     const adopted: string[] = [];
     const refused: { key: string; ips: string[]; reason: AllocReason }[] = [];
-    const sorted = [...services].map((s) => ({ key: serviceKey(s), s })).sort(byKey);
+    const sorted = services
+      .map((s) => ({ key: serviceKey(s), s }))
+      .filter(({ key, s }) => !this.allocs.has(key) && (s.status?.loadBalancer?.ingress?.length ?? 0) > 0)
+      .sort(byKey);
     for (const { key, s } of sorted) {
-      if (this.allocs.has(key) || ownershipRefusal(s, this.cls) !== null) continue;
+      if (ownershipRefusal(s, this.cls) !== null) continue;
       const texts = (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter((t) => t !== "");
       if (texts.length === 0) continue;
       const ips = texts.map(parseIp);
