@@ -551,11 +551,23 @@ export class Session {
       this.candidate = null;
       return;
     }
+    const st = this.fsm.state;
+    if (this.conn === null || st === "Connect" || st === "Active") {
+      // The old connection is gone meanwhile: the candidate is simply the session's connection.
+      if (!this.fsm.enabled) {
+        this.teardown(c);
+        this.candidate = null;
+        return;
+      }
+      if (st === "Idle") this.fsm = { ...this.fsm, state: "Active", timers: {} };
+      this.dispatch({ type: "TcpConnectionIncoming" });
+      if (this.conn === c) this.dispatch({ type: "BGPOpen", open: m });
+      return;
+    }
     const winner = collisionWinner(this.bgpId, m.bgpId);
-    const existingDir = this.conn?.dir ?? "out";
-    const keepExisting = (winner === "local-initiated") === (existingDir === "out");
+    const keepExisting = st === "Established" || (winner === "local-initiated") === (this.conn.dir === "out");
     this.bump("collision");
-    if (keepExisting || this.conn === null) {
+    if (keepExisting) {
       this.send(
         c,
         encodeMessage({
