@@ -310,6 +310,44 @@ ${svc("infra", "dns")}${svc("infra", "dns-tcp")}${svc("shop", "hidden")}`);
   });
 });
 
+describe("which pool an address belongs to", () => {
+  const c = config(`${POOL}---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: { name: l2 }
+spec: { ipAddressPools: [lan] }
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: tor }
+spec: { myASN: 64500, peerASN: 64501, peerAddress: 10.1.0.1 }
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: { name: bgp }
+spec: { ipAddressPools: [lan] }
+${svc("shop", "web")}`);
+
+  test("an address no pool contains (kept after its pool shrank) is announced neither on L2 nor by BGP", () => {
+    const p = computePlan(c, [{ key: "shop/web", pool: "lan", ips: ["10.0.1.5"] }], node("solo"));
+    expect(p.l2).toEqual([]);
+    expect(p.routes).toEqual([]);
+  });
+
+  test("the pool is the one that contains the address, whatever name the assignment carries", () => {
+    // Restored from the state file, an assignment has no pool name; its address is still in lan.
+    const p = computePlan(c, [{ key: "shop/web", pool: "", ips: ["10.0.0.5"] }], node("solo"));
+    expect(p.l2.map((e) => e.ip)).toEqual(["10.0.0.5"]);
+    expect(p.routes.map((r) => r.prefix)).toEqual(["10.0.0.5/32"]);
+  });
+
+  test("dual-stack with one address outside every pool: only the other one is announced", () => {
+    const p = computePlan(c, [{ key: "shop/web", pool: "lan", ips: ["10.0.0.5", "fd99::5"] }], node("solo"));
+    expect(p.l2.map((e) => e.ip)).toEqual(["10.0.0.5"]);
+    expect(p.routes.map((r) => r.prefix)).toEqual(["10.0.0.5/32"]);
+  });
+});
+
 const PEERS = `
 ---
 apiVersion: metallb.io/v1beta2
