@@ -525,7 +525,7 @@ export class Session {
       case "update": {
         this.counters.updatesReceived++;
         const worst = m.errors ? worstAction(m.errors) : null;
-        for (const e of m.errors ?? []) this.bump(`update-${e.action}`);
+        if (worst !== null) this.bump(`update-${worst}`);
         if (worst === "session-reset") {
           const e = m.errors!.find((x) => x.action === "session-reset")!;
           this.dispatch({ type: "DecodeError", error: e });
