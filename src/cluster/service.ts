@@ -87,9 +87,15 @@ export class MembershipService {
 
   private receive(buf: Uint8Array): void {
     const d = decodeHeartbeat(buf, this.opts.key);
-    if (!d.ok) return this.drop(d.reason);
+    if (!d.ok) {
+      this.drop(d.reason);
+      return;
+    }
     const r = onHeartbeat(this.m, d.hb, this.now());
-    if (r.drop) return this.drop(r.drop);
+    if (r.drop) {
+      this.drop(r.drop);
+      return;
+    }
     this.received++;
     this.m = r.m;
     if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);

@@ -51,7 +51,7 @@ export class BfdDriver implements Driver {
   constructor(
     private readonly config: () => Config | undefined,
     sink: BfdVerdictSink | undefined,
-    private readonly log: Logger,
+    log: Logger,
   ) {
     this.manager = new BfdManager({ log: (msg, fields) => log.info(msg, fields) });
     this.manager.on("down", (key, diag) => {
