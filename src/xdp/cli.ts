@@ -10,12 +10,14 @@
  *       {"event":"status",...} (on SIGUSR1), {"event":"error",...}.
  *   bun src/xdp/cli.ts detach [--pin-dir DIR]     detaches everywhere, removes pins and maps
  *   bun src/xdp/cli.ts status [--pin-dir DIR]     entries and counters of the pinned maps
+ *   bun src/xdp/cli.ts send --if IF --hex FRAME   sends one raw Ethernet frame (AF_PACKET), for tests
  */
 
 import { readFileSync } from "node:fs";
 import { formatIp } from "../util/ip.ts";
 import { type DesiredEntry, detachAll, XdpDriver } from "./driver.ts";
 import { formatMac } from "./layout.ts";
+import { ifNameToIndex, PacketSocket } from "./libbpf.ts";
 import type { AttachModeOption } from "./loader.ts";
 import { DEFAULT_PIN_DIR, XdpMaps } from "./maps.ts";
 
@@ -28,6 +30,7 @@ interface Args {
   pinDir: string;
   windowMs?: number;
   mode: AttachModeOption;
+  hex?: string;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -46,6 +49,9 @@ function parseArgs(argv: string[]): Args {
         break;
       case "--mac":
         a.mac = val;
+        break;
+      case "--hex":
+        a.hex = val;
         break;
       case "--state":
         a.state = val;
@@ -135,6 +141,19 @@ async function main(): Promise<number> {
     case "status":
       await status(a);
       return 0;
+    case "send": {
+      const ifname = a.ifs[0];
+      if (ifname === undefined || a.hex === undefined || !/^([0-9a-f]{2}){14,1514}$/i.test(a.hex)) {
+        throw new Error("send needs --if IF and --hex with a whole frame (14 to 1514 bytes)");
+      }
+      const sock = new PacketSocket(ifNameToIndex(ifname));
+      try {
+        sock.send(Uint8Array.from(Buffer.from(a.hex, "hex")));
+      } finally {
+        sock.close();
+      }
+      return 0;
+    }
     default:
       process.stderr.write("usage: cli.ts serve|detach|status [flags] (see the header of src/xdp/cli.ts)\n");
       return 2;

@@ -14,6 +14,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { Lab } from "../../src/lab/netns.ts";
+import { parseIp } from "../../src/util/ip.ts";
+import { NA_FLAG_O, NA_FLAG_S, neighborAdvertisement, neighborSolicitation } from "../../src/xdp/frames.ts";
+import { parseMac } from "../../src/xdp/layout.ts";
 import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
 
 const CLI = new URL("../../src/xdp/cli.ts", import.meta.url).pathname;
@@ -232,6 +235,59 @@ describe("XDP ARP/NDP responder in namespaces", () => {
     expect(await ndisc(VIP6)).toBe(nodeMac);
     const [, otherReceived] = await arping(VIP4B, 2);
     expect(otherReceived).toBe(0);
+  }, 30_000);
+
+  test("an NS without source link-layer option (the reply outgrows the request) is answered on the wire", async () => {
+    const clientMac = await lab.mac("client", "eth0");
+    const frame = neighborSolicitation({
+      mac: parseMac(clientMac)!,
+      src: parseIp("fd00:77::1")!,
+      target: parseIp(VIP6)!,
+      dst: parseIp(VIP6)!,
+      ethDst: parseMac(nodeMac)!,
+      sll: false,
+    });
+    const capture = lab.spawn(
+      "client",
+      [
+        "timeout",
+        "10",
+        "tcpdump",
+        "-i",
+        "eth0",
+        "-c",
+        "1",
+        "-n",
+        "-xx",
+        "icmp6 and ip6[40] == 136 and dst host fd00:77::1",
+      ],
+      { stdout: "pipe", stderr: "ignore" },
+    );
+    await Bun.sleep(1000); // tcpdump is listening
+    await lab.run("client", [
+      "bun",
+      CLI,
+      "send",
+      "--if",
+      "eth0",
+      "--hex",
+      Buffer.from(frame).toString("hex"),
+    ]);
+    const out = await new Response(capture.stdout as ReadableStream).text();
+    const bytes = out
+      .split("\n")
+      .filter((l) => l.startsWith("\t0x"))
+      .map((l) => l.split(":")[1]!.replace(/\s/g, ""))
+      .join("");
+    const expected = neighborAdvertisement({
+      ownerMac: parseMac(nodeMac)!,
+      target: parseIp(VIP6)!,
+      dstMac: parseMac(clientMac)!,
+      dst: parseIp("fd00:77::1")!,
+      flags: NA_FLAG_S | NA_FLAG_O,
+    });
+    expect(frame.length).toBe(78);
+    expect(bytes).toBe(Buffer.from(expected).toString("hex")); // 86 bytes, checksum included
   }, 30_000);
 
   test("adding and removing VIPs takes effect on the next apply", async () => {
