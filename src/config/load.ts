@@ -61,9 +61,15 @@ export function jsonPointer(path: readonly PathKey[]): string {
   return path.map((k) => `/${String(k).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
 }
 
+const ESCAPES: Record<string, string> = { "\t": "\\t", "\n": "\\n", "\r": "\\r" };
+
+/** The problem as one output line; control characters (from the input) are shown escaped. */
 export function formatProblem(p: Problem): string {
   const who = p.kind ? `${p.kind}/${p.name || "<unnamed>"}: ` : "";
-  return `${p.file}:${p.line}: ${who}${p.field}: ${p.message}`;
+  return `${p.file}:${p.line}: ${who}${p.field}: ${p.message}`.replace(
+    /[\p{Cc}\u2028\u2029]/gu,
+    (c) => ESCAPES[c] ?? `\\u${(c.codePointAt(0) ?? 0).toString(16).padStart(4, "0")}`,
+  );
 }
 
 /** Orders problems by file, then line, for stable output. */

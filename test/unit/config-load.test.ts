@@ -305,6 +305,12 @@ describe("what a manifest must be", () => {
     );
   });
 
+  test("a problem is one line even when the input smuggles in line breaks", () => {
+    expect(lines('apiVersion: v1\nkind: "Pool\\nm.yaml:1: all good"\nmetadata: {name: x}\n')).toEqual([
+      'm.yaml:2: Pool\\nm.yaml:1: all good/x: kind: unknown kind "Pool\\nm.yaml:1: all good" (vipd reads IPAddressPool, L2Advertisement, BGPAdvertisement, BGPPeer, BFDProfile, Community, Service, Namespace, NodeSettings)',
+    ]);
+  });
+
   test("unknown fields at any depth are reported at the line of their key", () => {
     const text = `apiVersion: metallb.io/v1beta2
 kind: BGPPeer
