@@ -17,7 +17,7 @@
  * stable hand-back instead of a flap.
  */
 
-import type { Heartbeat } from "./heartbeat.ts";
+import type { Decline, Heartbeat } from "./heartbeat.ts";
 
 export interface MembershipConfig {
   self: string;
@@ -37,6 +37,8 @@ export interface PeerView {
   readonly risingSince: number;
   readonly since: number;
   readonly flaps: number;
+  /** The VIPs this peer declines (forced failover), from its latest heartbeat. */
+  readonly declines: readonly Decline[];
 }
 
 export interface Membership {
@@ -63,6 +65,7 @@ export function createMembership(cfg: MembershipConfig, now: number): Membership
       risingSince: 0,
       since: now,
       flaps: 0,
+      declines: [],
     });
   }
   return { cfg, peers, readyAt: now + cfg.riseMs + cfg.deadAfterMs, lastTick: now, holdReason: "start" };
@@ -97,12 +100,29 @@ export function onHeartbeat(
       changed,
     };
   }
-  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now };
+  const declines = hb.declines ?? [];
+  const declinesChanged = !sameDeclines(p.declines, declines);
+  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines };
   if (p.state === "Unknown" || p.state === "Dead")
     next = { ...next, state: "Rising", risingSince: now, since: now };
   else if (p.state === "Rising" && now - p.risingSince >= m.cfg.riseMs)
     next = { ...next, state: "Alive", since: now };
-  return { m: setPeer(m, next), changed: next.state !== p.state };
+  return {
+    m: setPeer(m, next),
+    changed: next.state !== p.state || (declinesChanged && next.state === "Alive"),
+  };
+}
+
+function sameDeclines(a: readonly Decline[], b: readonly Decline[]): boolean {
+  return a.length === b.length && a.every((d, i) => d.ip === b[i]?.ip && d.to === b[i]?.to);
+}
+
+/** The declines of every Alive peer (a dead or rising peer owns nothing, so its declines do not matter). */
+export function peerDeclines(m: Membership): Map<string, readonly Decline[]> {
+  const out = new Map<string, readonly Decline[]>();
+  for (const p of m.peers.values())
+    if (p.state === "Alive" && p.declines.length > 0) out.set(p.name, p.declines);
+  return out;
 }
 
 /** Advances the clock: silent peers die, steady risers become alive, a pause is detected. */

@@ -8,12 +8,14 @@
  * Layer-2 ownership follows MetalLB: among the eligible nodes (matching the L2Advertisement's
  * nodeSelectors), order by preferredNodeSelectors weight (highest first), then by
  * sha256(node + "#" + ip); the first one announces. A dual-stack Service follows its first IP.
+ * The election itself, with its eligibility rules and forced-failover declines, is
+ * src/cluster/election.ts.
  */
 
-import { createHash } from "node:crypto";
+import { type Decline, type Election, type ElectionNode, elect } from "../cluster/election.ts";
 import type { Config } from "../config/index.ts";
 import { type IPAddressPool, parseCommunity } from "../config/schemas.ts";
-import { anySelectorMatches, selectorMatches } from "../config/selector.ts";
+import { anySelectorMatches } from "../config/selector.ts";
 import { advertisedPools, isEbgp, serviceKey } from "../config/validate.ts";
 import { formatIp, maskOf, parseIp, parseRange, rangeContains } from "../util/ip.ts";
 
@@ -48,6 +50,33 @@ export interface BgpRoute {
   services: string[];
 }
 
+/** One VIP's election as this node sees it (for the API). */
+export interface L2Election extends Election {
+  ip: string;
+  services: string[];
+}
+
+/**
+ * What the planner needs beyond the live members, for eligibility and for the reasons it shows.
+ * Every field is optional: appliance mode gives `known`, `notReady` and `declines`; Kubernetes
+ * mode adds node conditions and local endpoints.
+ */
+export interface ElectionInputs {
+  /** Every member of the site, alive or not (default: the live `members`). */
+  known?: readonly NodeInfo[] | undefined;
+  /** Members that are alive but not ready (this node during its start or pause hold). */
+  notReady?: ReadonlySet<string> | undefined;
+  /** Nodes whose NetworkUnavailable condition is True. */
+  networkUnavailable?: ReadonlySet<string> | undefined;
+  /**
+   * Per Service key ("ns/name"), the nodes with a ready local endpoint. When given, a Service
+   * with externalTrafficPolicy: Local is announced only from those nodes (none when absent).
+   */
+  localEndpoints?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
+  /** Per node, the VIPs it declines (forced failover), as carried by the heartbeats. */
+  declines?: ReadonlyMap<string, readonly Decline[]> | undefined;
+}
+
 export interface Plan {
   node: string;
   /** VIPs this node answers for. */
@@ -62,40 +91,25 @@ export interface Plan {
    * members; what a previous run programmed keeps answering until it is ready).
    */
   holdL2: boolean;
+  /** Per VIP: owner, candidates and why each other member is not the owner. */
+  elections?: L2Election[];
 }
 
 export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [], holdL2: false };
 
-/** sha256(node + "#" + ip) as hex: the MetalLB tie-break order. */
-export function electionHash(node: string, ip: string): string {
-  return createHash("sha256").update(`${node}#${ip}`).digest("hex");
-}
+export { electionHash, orderCandidates } from "../cluster/election.ts";
 
-/** Orders candidate nodes for a VIP: preference weight (desc), then hash (asc). */
-export function orderCandidates(
-  ip: string,
-  nodes: readonly NodeInfo[],
-  preferred: readonly { weight: number; preference: Parameters<typeof selectorMatches>[0] }[] = [],
-): string[] {
-  const weight = (n: NodeInfo) =>
-    preferred.reduce((w, p) => (selectorMatches(p.preference, n.labels) ? w + p.weight : w), 0);
-  return [...nodes]
-    .map((n) => ({ n: n.name, w: weight(n), h: electionHash(n.name, ip) }))
-    .sort((a, b) => b.w - a.w || (a.h < b.h ? -1 : a.h > b.h ? 1 : 0))
-    .map((x) => x.n);
-}
-
-/** Finds the pool whose addresses contain an IP (pools do not overlap: validation refuses it). */
+/** The pool whose addresses contain an IP (undefined: none); first pool wins on overlap. */
 function poolFinder(pools: readonly IPAddressPool[]): (ip: string) => IPAddressPool | undefined {
   const ranges = pools.flatMap((p) =>
     p.spec.addresses.flatMap((a) => {
       const r = parseRange(a);
-      return r.ok ? [{ r: r.value, p }] : [];
+      return r.ok ? [{ pool: p, range: r.value }] : [];
     }),
   );
   return (text) => {
     const ip = parseIp(text);
-    return ip === null ? undefined : ranges.find((x) => rangeContains(x.r, ip))?.p;
+    return ip === null ? undefined : ranges.find((x) => rangeContains(x.range, ip))?.pool;
   };
 }
 
@@ -109,10 +123,20 @@ export function computePlan(
   assignments: readonly PlannedAssignment[],
   self: NodeInfo,
   members: readonly NodeInfo[] = [self],
+  inputs: ElectionInputs = {},
 ): Plan {
   // Only live, ready nodes are candidates; a node not among them (still starting, or just
   // resumed from a pause) owns nothing on layer 2.
-  const all = members;
+  const live = new Set(members.map((m) => m.name));
+  const known = new Map<string, NodeInfo>();
+  for (const n of [...members, ...(inputs.known ?? [])]) if (!known.has(n.name)) known.set(n.name, n);
+  const nodes: ElectionNode[] = [...known.values()].map((n) => ({
+    name: n.name,
+    labels: n.labels,
+    status: live.has(n.name) ? "alive" : inputs.notReady?.has(n.name) ? "notReady" : "notAlive",
+    networkUnavailable: inputs.networkUnavailable?.has(n.name),
+  }));
+  const elections = new Map<string, L2Election>();
   const poolOf = poolFinder(config.pools);
   const l2Mine = new Map<string, L2Entry>();
   const l2Other = new Map<string, L2Entry>();
@@ -131,12 +155,29 @@ export function computePlan(
         advertisedPools(ad.spec, [pool]).length > 0 && anySelectorMatches(ad.spec.serviceSelectors, labels),
     );
     if (ads.length === 0) continue;
-    const eligible = all.filter((n) => ads.some((ad) => anySelectorMatches(ad.spec.nodeSelectors, n.labels)));
-    if (eligible.length === 0) continue;
-    const preferred = ads.flatMap((ad) => ad.spec.preferredNodeSelectors ?? []);
+    const svc = config.services.find((x) => serviceKey(x) === a.key);
+    const local = svc?.spec.externalTrafficPolicy === "Local" && inputs.localEndpoints !== undefined;
     // A dual-stack Service follows its first IP.
-    const order = orderCandidates(a.ips[0] as string, eligible, preferred);
-    const owner = order[0] as string;
+    const e = elect({
+      ips: a.ips,
+      nodes,
+      advertisements: ads.map((ad) => ({
+        name: ad.metadata.name,
+        nodeSelectors: ad.spec.nodeSelectors,
+        preferredNodeSelectors: ad.spec.preferredNodeSelectors,
+      })),
+      localEndpoints: local ? (inputs.localEndpoints?.get(a.key) ?? new Set()) : undefined,
+      declines: inputs.declines,
+    });
+    for (const ip of a.ips) {
+      if (poolOf(ip) !== pool) continue;
+      const prev = elections.get(ip);
+      if (prev) prev.services.push(a.key);
+      else elections.set(ip, { ip, services: [a.key], ...e });
+    }
+    const owner = e.owner;
+    const order = e.candidates;
+    if (owner === undefined) continue;
     const mineAds = ads.filter((ad) => anySelectorMatches(ad.spec.nodeSelectors, self.labels));
     const ifaces = mineAds.some((ad) => (ad.spec.interfaces ?? []).length === 0)
       ? []
@@ -197,13 +238,14 @@ export function computePlan(
     }
   }
 
-  const byIp = (x: L2Entry, y: L2Entry) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0);
+  const byIp = (x: { ip: string }, y: { ip: string }) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0);
   return {
     node: self.name,
     l2: [...l2Mine.values()].sort(byIp),
     l2Elsewhere: [...l2Other.values()].sort(byIp),
     peers: myPeers.map((p) => p.metadata.name).sort(),
     holdL2: false,
+    elections: [...elections.values()].sort(byIp),
     routes: [...routes.values()].sort((x, y) =>
       x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
     ),
