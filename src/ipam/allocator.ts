@@ -527,6 +527,13 @@ export class Allocator {
     return [...this.allocs.values()].sort(byKey).map((a) => this.toAssignment(a));
   }
 
+  /** Every stranded assignment with why (for the API and Events), by key. */
+  stranded(): AllocReason[] {
+    return [...this.allocs.values()]
+      .sort(byKey)
+      .flatMap((a) => (a.stranded === null ? [] : [this.strandedReason(a, a.stranded)]));
+  }
+
   /** Services holding an address (more than one only when shared). */
   holders(ip: string): string[] {
     const p = parseIp(ip);

@@ -18,6 +18,8 @@ import { type Family, parseIp, parseRange } from "../../src/util/ip.ts";
 import { pool, type SvcOpts, svc, withStatus } from "./ipam-fixtures.ts";
 
 const SEED = 20261126;
+/** Property runs take about a second; the shared CI machine can be many times slower. */
+const SLOW = 60_000;
 
 const POOLS_A: IPAddressPool[] = [
   pool("p1", ["10.0.0.0/30", "fd00::/126"], { serviceAllocation: { priority: 1, namespaces: ["a"] } }),
@@ -190,62 +192,74 @@ function run(ops: Op[]): { a: AllocatorT; pools: IPAddressPool[] } {
 }
 
 describe("allocator properties", () => {
-  test("sharing rules, pool membership and usage counts hold after every step", () => {
-    fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
-        run(ops);
-      }),
-      { seed: SEED, numRuns: 250 },
-    );
-  });
+  test(
+    "sharing rules, pool membership and usage counts hold after every step",
+    () => {
+      fc.assert(
+        fc.property(fc.array(opArb, { maxLength: 60 }), (ops) => {
+          run(ops);
+        }),
+        { seed: SEED, numRuns: 250 },
+      );
+    },
+    SLOW,
+  );
 
-  test("release-then-allocate finds the address free", () => {
-    fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 40 }), fc.nat(), (ops, pick) => {
-        const { a } = run(ops);
-        const held = a.assignments().filter((x) => !x.stranded);
-        if (held.length === 0) return;
-        const victim = held[pick % held.length]!;
-        const others = new Map(victim.ips.map((ip) => [ip, a.holders(ip).filter((k) => k !== victim.key)]));
-        expect(a.release(victim.key)).toBe(true);
-        for (const ip of victim.ips) expect(a.holders(ip)).toEqual(others.get(ip)!);
-        // The same Service asking for exactly those addresses gets them back.
-        const again = fromAssignment(victim);
-        const back = a.allocate({
-          ...again,
-          status: undefined,
-          metadata: {
-            ...again.metadata,
-            annotations: {
-              ...again.metadata.annotations,
-              "metallb.io/loadBalancerIPs": victim.ips.join(","),
+  test(
+    "release-then-allocate finds the address free",
+    () => {
+      fc.assert(
+        fc.property(fc.array(opArb, { maxLength: 40 }), fc.nat(), (ops, pick) => {
+          const { a } = run(ops);
+          const held = a.assignments().filter((x) => !x.stranded);
+          if (held.length === 0) return;
+          const victim = held[pick % held.length]!;
+          const others = new Map(victim.ips.map((ip) => [ip, a.holders(ip).filter((k) => k !== victim.key)]));
+          expect(a.release(victim.key)).toBe(true);
+          for (const ip of victim.ips) expect(a.holders(ip)).toEqual(others.get(ip)!);
+          // The same Service asking for exactly those addresses gets them back.
+          const again = fromAssignment(victim);
+          const back = a.allocate({
+            ...again,
+            status: undefined,
+            metadata: {
+              ...again.metadata,
+              annotations: {
+                ...again.metadata.annotations,
+                "metallb.io/loadBalancerIPs": victim.ips.join(","),
+              },
             },
-          },
-        });
-        expect(back.ok && back.ips).toEqual(victim.ips);
-      }),
-      { seed: SEED, numRuns: 200 },
-    );
-  });
+          });
+          expect(back.ok && back.ips).toEqual(victim.ips);
+        }),
+        { seed: SEED, numRuns: 200 },
+      );
+    },
+    SLOW,
+  );
 
-  test("a rebuild from the Services' statuses yields the same state", () => {
-    fc.assert(
-      fc.property(fc.array(opArb, { maxLength: 60 }), specArb, (ops, next) => {
-        const { a, pools } = run(ops);
-        const b = new Allocator();
-        b.setPools(pools);
-        const restored = b.restore(a.assignments().map(fromAssignment));
-        expect(restored.refused).toEqual([]);
-        expect(b.assignments()).toEqual(a.assignments());
-        for (const p of pools) expect(b.usage(p.metadata.name)).toEqual(a.usage(p.metadata.name)!);
-        // And both decide the next request the same way.
-        const ra = a.allocate(toService(next));
-        const rb = b.allocate(toService(next));
-        expect(rb).toEqual(ra);
-      }),
-      { seed: SEED, numRuns: 200 },
-    );
-  });
+  test(
+    "a rebuild from the Services' statuses yields the same state",
+    () => {
+      fc.assert(
+        fc.property(fc.array(opArb, { maxLength: 60 }), specArb, (ops, next) => {
+          const { a, pools } = run(ops);
+          const b = new Allocator();
+          b.setPools(pools);
+          const restored = b.restore(a.assignments().map(fromAssignment));
+          expect(restored.refused).toEqual([]);
+          expect(b.assignments()).toEqual(a.assignments());
+          for (const p of pools) expect(b.usage(p.metadata.name)).toEqual(a.usage(p.metadata.name)!);
+          // And both decide the next request the same way.
+          const ra = a.allocate(toService(next));
+          const rb = b.allocate(toService(next));
+          expect(rb).toEqual(ra);
+        }),
+        { seed: SEED, numRuns: 200 },
+      );
+    },
+    SLOW,
+  );
 });
 
 describe("reference model", () => {
@@ -260,65 +274,69 @@ describe("reference model", () => {
       return `${f(first)}-${f(first + len)}`;
     });
 
-  test("automatic allocation matches brute-force enumeration", () => {
-    const step = fc.oneof(
-      {
-        weight: 3,
-        arbitrary: fc.record({
-          n: fc.integer({ min: 0, max: 30 }),
-          share: fc.constantFrom("", "k"),
-          port: fc.constantFrom(80, 443),
-        }),
-      },
-      { weight: 1, arbitrary: fc.record({ rel: fc.integer({ min: 0, max: 30 }) }) },
-    );
-    fc.assert(
-      fc.property(
-        fc.uniqueArray(rangeArb, { minLength: 1, maxLength: 3, selector: (r) => r.split("-")[0] }),
-        fc.boolean(),
-        fc.array(step, { minLength: 20, maxLength: 120 }),
-        (ranges, avoid, steps) => {
-          const parsed = ranges.map((r) => parseRange(r)).map((r) => (r.ok ? r.value : null)!);
-          for (let i = 0; i < parsed.length; i++)
-            for (let j = 0; j < i; j++)
-              if (parsed[i]!.first <= parsed[j]!.last && parsed[j]!.first <= parsed[i]!.last) return; // overlap
-          const a = new Allocator();
-          expect(a.setPools([pool("p", ranges, { avoidBuggyIPs: avoid })]).ok).toBe(true);
-          const held = new Map<string, { ip: bigint; share: string; port: number }>();
-          for (const s of steps) {
-            if ("rel" in s) {
-              a.release(`ns/s${s.rel}`);
-              held.delete(`ns/s${s.rel}`);
-              continue;
-            }
-            const key = `ns/s${s.n}`;
-            if (held.has(key)) continue;
-            let want: bigint | null = null;
-            search: for (const r of parsed) {
-              for (let v = r.first; v <= r.last; v++) {
-                if (avoid && ((v & 255n) === 0n || (v & 255n) === 255n)) continue;
-                const users = [...held.values()].filter((h) => h.ip === v);
-                const ok =
-                  users.length === 0 ||
-                  (s.share !== "" && users.every((u) => u.share === s.share && u.port !== s.port));
-                if (ok) {
-                  want = v;
-                  break search;
+  test(
+    "automatic allocation matches brute-force enumeration",
+    () => {
+      const step = fc.oneof(
+        {
+          weight: 3,
+          arbitrary: fc.record({
+            n: fc.integer({ min: 0, max: 30 }),
+            share: fc.constantFrom("", "k"),
+            port: fc.constantFrom(80, 443),
+          }),
+        },
+        { weight: 1, arbitrary: fc.record({ rel: fc.integer({ min: 0, max: 30 }) }) },
+      );
+      fc.assert(
+        fc.property(
+          fc.uniqueArray(rangeArb, { minLength: 1, maxLength: 3, selector: (r) => r.split("-")[0] }),
+          fc.boolean(),
+          fc.array(step, { minLength: 20, maxLength: 120 }),
+          (ranges, avoid, steps) => {
+            const parsed = ranges.map((r) => parseRange(r)).map((r) => (r.ok ? r.value : null)!);
+            for (let i = 0; i < parsed.length; i++)
+              for (let j = 0; j < i; j++)
+                if (parsed[i]!.first <= parsed[j]!.last && parsed[j]!.first <= parsed[i]!.last) return; // overlap
+            const a = new Allocator();
+            expect(a.setPools([pool("p", ranges, { avoidBuggyIPs: avoid })]).ok).toBe(true);
+            const held = new Map<string, { ip: bigint; share: string; port: number }>();
+            for (const s of steps) {
+              if ("rel" in s) {
+                a.release(`ns/s${s.rel}`);
+                held.delete(`ns/s${s.rel}`);
+                continue;
+              }
+              const key = `ns/s${s.n}`;
+              if (held.has(key)) continue;
+              let want: bigint | null = null;
+              search: for (const r of parsed) {
+                for (let v = r.first; v <= r.last; v++) {
+                  if (avoid && ((v & 255n) === 0n || (v & 255n) === 255n)) continue;
+                  const users = [...held.values()].filter((h) => h.ip === v);
+                  const ok =
+                    users.length === 0 ||
+                    (s.share !== "" && users.every((u) => u.share === s.share && u.port !== s.port));
+                  if (ok) {
+                    want = v;
+                    break search;
+                  }
                 }
               }
+              const ann: Record<string, string> =
+                s.share === "" ? {} : { "metallb.io/allow-shared-ip": s.share };
+              const r = a.allocate(svc(`s${s.n}`, { ann, ports: [s.port] }));
+              if (want === null) expect(r.ok).toBe(false);
+              else {
+                expect(r.ok && parseIp(r.ips[0]!)!.value).toBe(want);
+                held.set(key, { ip: want, share: s.share, port: s.port });
+              }
             }
-            const ann: Record<string, string> =
-              s.share === "" ? {} : { "metallb.io/allow-shared-ip": s.share };
-            const r = a.allocate(svc(`s${s.n}`, { ann, ports: [s.port] }));
-            if (want === null) expect(r.ok).toBe(false);
-            else {
-              expect(r.ok && parseIp(r.ips[0]!)!.value).toBe(want);
-              held.set(key, { ip: want, share: s.share, port: s.port });
-            }
-          }
-        },
-      ),
-      { seed: SEED, numRuns: 300 },
-    );
-  });
+          },
+        ),
+        { seed: SEED, numRuns: 300 },
+      );
+    },
+    SLOW,
+  );
 });

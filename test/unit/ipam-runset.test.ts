@@ -8,6 +8,8 @@ import { fromDense, toDense } from "../../src/ipam/pools.ts";
 import { RunSet } from "../../src/ipam/runset.ts";
 
 const SEED = 20261126;
+/** Property runs take about a second; the shared CI machine can be many times slower. */
+const SLOW = 60_000;
 
 function checkShape(s: RunSet, model: Set<number>): void {
   const runs = [...s.entries()];
@@ -25,63 +27,71 @@ function checkShape(s: RunSet, model: Set<number>): void {
 }
 
 describe("RunSet", () => {
-  test("agrees with a Set on membership, size and lowest free value, for any sequence", () => {
-    const op = fc.oneof(
-      fc.record({ add: fc.integer({ min: 0, max: 60 }) }),
-      fc.record({ del: fc.integer({ min: 0, max: 60 }) }),
-      fc.record({ lo: fc.integer({ min: 0, max: 60 }), len: fc.integer({ min: 0, max: 20 }) }),
-    );
-    fc.assert(
-      fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
-        const s = new RunSet();
-        const model = new Set<number>();
-        for (const o of ops) {
-          if ("add" in o) {
-            expect(s.add(BigInt(o.add))).toBe(!model.has(o.add));
-            model.add(o.add);
-          } else if ("del" in o) {
-            expect(s.delete(BigInt(o.del))).toBe(model.has(o.del));
-            model.delete(o.del);
-          } else {
-            const hi = o.lo + o.len;
-            let want: number | null = null;
-            for (let v = o.lo; v <= hi; v++)
-              if (!model.has(v)) {
-                want = v;
-                break;
-              }
-            expect(s.lowestFree(BigInt(o.lo), BigInt(hi))).toBe(want === null ? null : BigInt(want));
+  test(
+    "agrees with a Set on membership, size and lowest free value, for any sequence",
+    () => {
+      const op = fc.oneof(
+        fc.record({ add: fc.integer({ min: 0, max: 60 }) }),
+        fc.record({ del: fc.integer({ min: 0, max: 60 }) }),
+        fc.record({ lo: fc.integer({ min: 0, max: 60 }), len: fc.integer({ min: 0, max: 20 }) }),
+      );
+      fc.assert(
+        fc.property(fc.array(op, { maxLength: 200 }), (ops) => {
+          const s = new RunSet();
+          const model = new Set<number>();
+          for (const o of ops) {
+            if ("add" in o) {
+              expect(s.add(BigInt(o.add))).toBe(!model.has(o.add));
+              model.add(o.add);
+            } else if ("del" in o) {
+              expect(s.delete(BigInt(o.del))).toBe(model.has(o.del));
+              model.delete(o.del);
+            } else {
+              const hi = o.lo + o.len;
+              let want: number | null = null;
+              for (let v = o.lo; v <= hi; v++)
+                if (!model.has(v)) {
+                  want = v;
+                  break;
+                }
+              expect(s.lowestFree(BigInt(o.lo), BigInt(hi))).toBe(want === null ? null : BigInt(want));
+            }
           }
-        }
-        for (let v = 0; v <= 60; v++) expect(s.has(BigInt(v))).toBe(model.has(v));
-        checkShape(s, model);
-      }),
-      { seed: SEED, numRuns: 300 },
-    );
-  });
+          for (let v = 0; v <= 60; v++) expect(s.has(BigInt(v))).toBe(model.has(v));
+          checkShape(s, model);
+        }),
+        { seed: SEED, numRuns: 300 },
+      );
+    },
+    SLOW,
+  );
 
-  test("stays correct across chunk splits and merges (thousands of scattered runs)", () => {
-    const s = new RunSet();
-    const model = new Set<number>();
-    // Deterministic scatter: every third value, then fill some gaps, then punch holes.
-    for (let v = 0; v < 30_000; v += 3) {
-      s.add(BigInt(v));
-      model.add(v);
-    }
-    for (let v = 1; v < 30_000; v += 9) {
-      s.add(BigInt(v));
-      model.add(v);
-    }
-    for (let v = 0; v < 30_000; v += 6) {
-      s.delete(BigInt(v));
-      model.delete(v);
-    }
-    checkShape(s, model);
-    for (let v = 0; v < 30_000; v += 7) expect(s.has(BigInt(v))).toBe(model.has(v));
-    expect(s.lowestFree(0n, 100n)).toBe(0n);
-    expect(s.lowestFree(3n, 3n)).toBe(null);
-    expect(s.lowestFree(3n, 100n)).toBe(4n);
-  });
+  test(
+    "stays correct across chunk splits and merges (thousands of scattered runs)",
+    () => {
+      const s = new RunSet();
+      const model = new Set<number>();
+      // Deterministic scatter: every third value, then fill some gaps, then punch holes.
+      for (let v = 0; v < 30_000; v += 3) {
+        s.add(BigInt(v));
+        model.add(v);
+      }
+      for (let v = 1; v < 30_000; v += 9) {
+        s.add(BigInt(v));
+        model.add(v);
+      }
+      for (let v = 0; v < 30_000; v += 6) {
+        s.delete(BigInt(v));
+        model.delete(v);
+      }
+      checkShape(s, model);
+      for (let v = 0; v < 30_000; v += 7) expect(s.has(BigInt(v))).toBe(model.has(v));
+      expect(s.lowestFree(0n, 100n)).toBe(0n);
+      expect(s.lowestFree(3n, 3n)).toBe(null);
+      expect(s.lowestFree(3n, 100n)).toBe(4n);
+    },
+    SLOW,
+  );
 
   test("is exact at the ends of the IPv6 space", () => {
     const top = (1n << 128n) - 1n;

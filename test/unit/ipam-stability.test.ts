@@ -95,6 +95,29 @@ describe("configuration changes", () => {
     expect(a.usage("lan")![4].assigned).toBe(2n);
   });
 
+  test("relabelling a namespace out of a pool's namespaceSelectors strands, relabelling back heals", () => {
+    let team = "web";
+    const a = new Allocator({ namespaceLabels: () => ({ team }) });
+    a.setPools([
+      pool("web", ["192.0.2.0/30"], {
+        serviceAllocation: { namespaceSelectors: [{ matchLabels: { team: "web" } }] },
+      }),
+    ]);
+    ips(a.allocate(svc("x")));
+    team = "db";
+    const r = a.setNamespaceLabels(() => ({ team }));
+    expect(r.ok && r.stranded.length).toBe(1);
+    expect(a.stranded().map(reasonMessage)).toEqual([
+      'ns/x keeps 192.0.2.0 from pool "web", which the new configuration no longer allows: pool "web" does not serve ns/x (namespace not in its serviceAllocation)',
+    ]);
+    expect(refusal(a.allocate(svc("y")))).toBe("no auto-assign pool serves ns/y");
+    team = "web";
+    const back = a.setNamespaceLabels(() => ({ team }));
+    expect(back.ok && back.stranded).toEqual([]);
+    expect(a.stranded()).toEqual([]);
+    expect(a.assignment("ns/x")).toMatchObject({ ips: ["192.0.2.0"], stranded: false });
+  });
+
   test("a range moved to a pool under another name is followed without re-addressing", () => {
     const a = lan();
     ips(a.allocate(svc("x")));
