@@ -38,6 +38,8 @@ export interface Loaded<T extends AnyObject = AnyObject> {
   line: number;
   /** Source line of `path` (or of its deepest existing ancestor). */
   lineOf(path: readonly PathKey[]): number;
+  /** Where the object sits in its document: [] for the document itself, ["items", i] in a List. */
+  at?: readonly PathKey[] | undefined;
 }
 
 export interface LoadResult {
@@ -418,7 +420,7 @@ export function loadText(text: string, file: string): LoadResult {
         // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
         obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
       }
-      objects.push({ kind: k, obj, file, doc: di, line: lineOf([]), lineOf });
+      objects.push({ kind: k, obj, file, doc: di, line: lineOf([]), lineOf, at });
     };
     validate(data, []);
   });

@@ -100,7 +100,7 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
       name: o.metadata.name,
       field: fieldPath(path),
       message,
-      pointer: jsonPointer(path),
+      pointer: jsonPointer([...(l.at ?? []), ...path]),
       doc: l.doc,
     });
   };

@@ -224,7 +224,9 @@ items:
         doc: 0,
       },
     ]);
-    expect(lines(text.replace("      autoAsign: false\n", ""))).toEqual([
+    const fixed = text.replace("      autoAsign: false\n", "");
+    expect(configFromText(fixed).problems.map((p) => p.pointer)).toEqual(["/items/1/spec/addresses/0"]);
+    expect(lines(fixed)).toEqual([
       'm.yaml:17: IPAddressPool/b: spec.addresses[0]: 10.0.0.128/25 overlaps 10.0.0.0/24 of pool "a"; pools must not share addresses',
     ]);
     expect(lines("apiVersion: v1\nkind: List\nitems: {}\n")).toEqual(["m.yaml:3: items: must be a list"]);
