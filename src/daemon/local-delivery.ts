@@ -25,6 +25,9 @@ export class LocalDeliveryDriver implements Driver {
   private count = 0;
 
   async apply(plan: Plan): Promise<void> {
+    // During a start hold the previous run's layer-2 state keeps answering, so traffic for those
+    // VIPs still arrives here: keep delivering it until the node owns (or gives up) them for real.
+    if (plan.holdL2) return;
     const want = new Set(plan.l2.map((e) => e.ip));
     for (const fam of ["-4", "-6"] as const) {
       const have = await installed(fam);

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Lab } from "../../src/lab/netns.ts";
-import { apiUrl, cleanup, POOL, SVC, tempDir, until, Vipd } from "./run-harness.ts";
+import { apiUrl, cleanup, POOL, ROOT, SVC, tempDir, until, Vipd } from "./run-harness.ts";
 
 setDefaultTimeout(90_000);
 afterAll(cleanup);
@@ -163,6 +163,68 @@ spec:
       expect(await v.stop()).toBe(0);
     } finally {
       await v?.kill();
+      await lab.destroy();
+    }
+  });
+});
+
+describe("LocalDeliveryDriver on its own (in a network namespace)", () => {
+  test("applies diffs of whole plans, leaves foreign routes alone, holds during a start hold, removeAll", async () => {
+    const lab = await Lab.create("rld");
+    const d = tempDir();
+    try {
+      await lab.addNs("node");
+      await lab.run("node", ["ip", "route", "add", "local", "10.9.11.99", "dev", "lo", "table", "local"]);
+      // A script run inside the namespace: each step applies a plan and prints the routes after it.
+      const script = join(d, "steps.ts");
+      writeFileSync(
+        script,
+        `
+import { LocalDeliveryDriver } from ${JSON.stringify(join(ROOT, "src/daemon/local-delivery.ts"))};
+import { EMPTY_PLAN } from ${JSON.stringify(join(ROOT, "src/daemon/plan.ts"))};
+import { sh } from ${JSON.stringify(join(ROOT, "src/util/exec.ts"))};
+const entry = (ip: string) => ({ ip, interfaces: [], services: ["a/b"], owner: "n1", candidates: ["n1"] });
+const plan = (ips: string[], holdL2 = false) => ({ ...EMPTY_PLAN, node: "n1", l2: ips.map(entry), holdL2 });
+const routes = async () => {
+  const out: string[] = [];
+  for (const fam of ["-4", "-6"]) {
+    const r = await sh(["ip", "-j", fam, "route", "show", "table", "local", "proto", "201"]);
+    for (const x of JSON.parse(r.stdout || "[]")) out.push(x.dst);
+  }
+  return out.sort();
+};
+const d = new LocalDeliveryDriver();
+const steps: Record<string, unknown> = {};
+await d.apply(plan(["10.9.11.1", "10.9.11.2", "fd09:11::1"]));
+steps.first = await routes();
+await d.apply(plan(["10.9.11.2", "10.9.11.3"]));
+steps.diff = await routes();
+await d.apply(plan([], true));
+steps.hold = await routes();
+steps.health = d.health();
+// A new driver (a restarted vipd) converges from what the kernel has.
+const again = new LocalDeliveryDriver();
+await again.apply(plan(["10.9.11.3"]));
+steps.restart = await routes();
+await LocalDeliveryDriver.removeAll();
+steps.removed = await routes();
+console.log(JSON.stringify(steps));
+`,
+      );
+      const r = await lab.run("node", [process.execPath, script], { timeoutMs: 30_000 });
+      const steps = JSON.parse(r.stdout.trim().split("\n").at(-1) ?? "{}");
+      expect(steps).toEqual({
+        first: ["10.9.11.1", "10.9.11.2", "fd09:11::1"],
+        diff: ["10.9.11.2", "10.9.11.3"],
+        hold: ["10.9.11.2", "10.9.11.3"],
+        health: { name: "local-delivery", healthy: true, detail: "2 local route(s)" },
+        restart: ["10.9.11.3"],
+        removed: [],
+      });
+      // The route vipd did not install is still there.
+      const foreign = await lab.run("node", ["ip", "route", "show", "table", "local", "10.9.11.99"]);
+      expect(foreign.stdout).toContain("local 10.9.11.99 dev lo");
+    } finally {
       await lab.destroy();
     }
   });
