@@ -30,6 +30,14 @@ export function generateRoutes(
   if (ip === null) throw new Error(`"${first}" is not an IP address`);
   const len = ip.family === 4 ? 32 : 128;
   const out: RouteSpec[] = [];
+  if (ip.family === 4) {
+    const base = Number(ip.value);
+    for (let i = 0; i < count; i++) {
+      const v = (base + i) >>> 0;
+      out.push({ ...extra, prefix: `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/32` });
+    }
+    return out;
+  }
   for (let i = 0; i < count; i++)
     out.push({ ...extra, prefix: `${formatIp({ family: ip.family, value: ip.value + BigInt(i) })}/${len}` });
   return out;

@@ -39,6 +39,8 @@ export interface RouteSpec {
 /** A validated route: parsed once, attributes computed per session. */
 export interface Route {
   key: string;
+  /** attrKey() of this route, computed once when parsed. */
+  akey: string;
   prefix: Prefix;
   nextHop?: string;
   localPref?: number;
@@ -55,47 +57,55 @@ const u32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Route>> {
   const errors: string[] = [];
   const out = new Map<string, Route>();
-  specs.forEach((s, i) => {
-    const where = `routes[${i}] (${s.prefix})`;
+  // Hot loop (100k routes at once): no per-route closures or strings unless there is a problem.
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!;
+    const where = () => `routes[${i}] (${s.prefix})`;
     const p = parsePrefix(s.prefix);
     if (p === null) {
-      errors.push(`${where}: "${s.prefix}" is not a prefix`);
-      return;
+      errors.push(`${where()}: "${s.prefix}" is not a prefix`);
+      continue;
     }
     if (s.nextHop !== undefined && parseAddr(s.nextHop) === null)
-      errors.push(`${where}: nextHop "${s.nextHop}" is not an IP address`);
+      errors.push(`${where()}: nextHop "${s.nextHop}" is not an IP address`);
     if (s.localPref !== undefined && !u32(s.localPref))
-      errors.push(`${where}: localPref ${s.localPref} is not a 32-bit unsigned integer`);
+      errors.push(`${where()}: localPref ${s.localPref} is not a 32-bit unsigned integer`);
     if (s.med !== undefined && !u32(s.med))
-      errors.push(`${where}: med ${s.med} is not a 32-bit unsigned integer`);
-    const communities: number[] = [];
-    for (const c of s.communities ?? []) {
-      const v = parseCommunity(c);
-      if (v === null) errors.push(`${where}: community "${c}" is not "A:B" with A, B < 65536`);
-      else communities.push(v);
+      errors.push(`${where()}: med ${s.med} is not a 32-bit unsigned integer`);
+    let communities: number[] = NONE;
+    if (s.communities !== undefined && s.communities.length > 0) {
+      const cs: number[] = [];
+      for (const c of s.communities) {
+        const v = parseCommunity(c);
+        if (v === null) errors.push(`${where()}: community "${c}" is not "A:B" with A, B < 65536`);
+        else cs.push(v);
+      }
+      communities = [...new Set(cs)].sort((x, y) => x - y);
     }
-    const large: [number, number, number][] = [];
-    for (const c of s.largeCommunities ?? []) {
-      const v = parseLargeCommunity(c);
-      if (v === null) errors.push(`${where}: large community "${c}" is not "A:B:C" of 32-bit numbers`);
-      else large.push(v);
+    let large: [number, number, number][] = NONE_LARGE;
+    if (s.largeCommunities !== undefined && s.largeCommunities.length > 0) {
+      large = [];
+      for (const c of s.largeCommunities) {
+        const v = parseLargeCommunity(c);
+        if (v === null) errors.push(`${where()}: large community "${c}" is not "A:B:C" of 32-bit numbers`);
+        else large.push(v);
+      }
+      large.sort((x, y) => x[0] - y[0] || x[1] - y[1] || x[2] - y[2]);
     }
     const key = formatPrefix(p);
-    if (out.has(key)) errors.push(`${where}: prefix ${key} given twice`);
-    communities.sort((a, b) => a - b);
-    large.sort((a, b) => a[0] - b[0] || a[1] - b[1] || a[2] - b[2]);
-    out.set(key, {
-      key,
-      prefix: p,
-      communities: [...new Set(communities)],
-      largeCommunities: large,
-      ...(s.nextHop !== undefined ? { nextHop: s.nextHop } : {}),
-      ...(s.localPref !== undefined ? { localPref: s.localPref } : {}),
-      ...(s.med !== undefined ? { med: s.med } : {}),
-    });
-  });
+    if (out.has(key)) errors.push(`${where()}: prefix ${key} given twice`);
+    const r: Route = { key, prefix: p, communities, largeCommunities: large, akey: "" };
+    if (s.nextHop !== undefined) r.nextHop = s.nextHop;
+    if (s.localPref !== undefined) r.localPref = s.localPref;
+    if (s.med !== undefined) r.med = s.med;
+    r.akey = attrKeyOf(r);
+    out.set(key, r);
+  }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: out };
 }
+
+const NONE: number[] = [];
+const NONE_LARGE: [number, number, number][] = [];
 
 /** What the session negotiated and knows about its own end. */
 export interface SessionView {
@@ -141,16 +151,11 @@ export function outAttributes(
 }
 
 /** A stable identity of everything but the prefix: routes with equal keys share an UPDATE. */
-const attrKeys = new WeakMap<Route, string>();
 export function attrKey(r: Route): string {
-  const cached = attrKeys.get(r);
-  if (cached !== undefined) return cached;
-  const k = attrKeyOf(r);
-  attrKeys.set(r, k);
-  return k;
+  return r.akey;
 }
 
-function attrKeyOf(r: Route): string {
+function attrKeyOf(r: Omit<Route, "akey">): string {
   return `${r.nextHop ?? ""}|${r.localPref ?? ""}|${r.med ?? ""}|${r.communities.join(",")}|${r.largeCommunities.map((c) => c.join(":")).join(",")}`;
 }
 
