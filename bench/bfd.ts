@@ -195,14 +195,19 @@ protocol bfd {
         `failure ${i + 1}/${FAILURES}: vipd ${f1(vipd.at(-1)!)} ms, FRR ${f1(frr.at(-1)!)} ms\n`,
       );
     }
-    // vipd's transmit gaps while Up at 50 ms (jitter 75–100% → 37.5–50 ms).
-    const gaps: number[] = [];
-    const mine = wire.filter((w) => w.src === "10.90.0.2");
-    for (let i = 1; i < mine.length; i++) {
-      const a = mine[i - 1]!;
-      const b = mine[i]!;
-      if (a.state === "Up" && b.state === "Up" && b.t - a.t < 80) gaps.push(b.t - a.t);
-    }
+    // Transmit gaps while Up at 50 ms (jitter 75–100% → 37.5–50 ms), vipd and FRR from one capture.
+    const gapsOf = (src: string) => {
+      const gaps: number[] = [];
+      const mine = wire.filter((w) => w.src === src);
+      for (let i = 1; i < mine.length; i++) {
+        const a = mine[i - 1]!;
+        const b = mine[i]!;
+        if (a.state === "Up" && b.state === "Up" && b.t - a.t < 80) gaps.push(b.t - a.t);
+      }
+      return gaps;
+    };
+    const gaps = gapsOf("10.90.0.2");
+    const frrGaps = gapsOf("10.90.0.3");
     const st = (await agent.status()) as unknown as { timer: Record<string, number> };
     console.log(
       "== detection time at 50 ms x 3 (BIRD SIGSTOPped), from SIGSTOP to the detector's Down packet on the wire",
@@ -216,6 +221,7 @@ protocol bfd {
       `ratio p99 vipd/FRR: ${(pct(vipd, 0.99) / pct(frr, 0.99)).toFixed(3)}  p50: ${(pct(vipd, 0.5) / pct(frr, 0.5)).toFixed(3)}`,
     );
     console.log(summary("vipd tx gap while Up (ms)", gaps));
+    console.log(summary("FRR tx gap while Up (ms)", frrGaps));
     console.log(
       `vipd timer lateness: p50 ${f1(st.timer["latenessP50Ms"]!)} p99 ${f1(st.timer["latenessP99Ms"]!)} max ${f1(st.timer["latenessMaxMs"]!)} ms`,
     );
@@ -234,6 +240,8 @@ function procCpuMs(pid: number): number {
 
 interface HealthPeer {
   name: string;
+  /** Scheduler lateness line, for a vipd peer. */
+  lateness?(): Promise<string>;
   upCount(): Promise<number>;
   downs(): Promise<number>;
   cpuMs(): Promise<number>;
@@ -302,6 +310,10 @@ async function healthRun(peerKind: "frr" | "vipd"): Promise<number> {
         upCount: async () => (await agentStatus(other)).sessions.filter((s) => s.state === "Up").length,
         downs: async () => other.events.filter((e) => e.ev === "down").length,
         cpuMs: () => agentCpuMs(other),
+        lateness: async () => {
+          const t = (await agentStatus(other)).timer;
+          return `p50 ${f1(t["latenessP50Ms"]!)} p99 ${f1(t["latenessP99Ms"]!)} max ${f1(t["latenessMaxMs"]!)} ms over ${t["fires"]} fires`;
+        },
       };
       peerPids = [other.proc.pid];
     }
@@ -352,6 +364,7 @@ async function healthRun(peerKind: "frr" | "vipd"): Promise<number> {
     console.log(
       `vipd timer lateness: p50 ${f1(s1.timer["latenessP50Ms"]!)} p99 ${f1(s1.timer["latenessP99Ms"]!)} max ${f1(s1.timer["latenessMaxMs"]!)} ms over ${s1.timer["fires"]} fires`,
     );
+    if (peer.lateness) console.log(`${peer.name} timer lateness: ${await peer.lateness()}`);
     for (const ns of ["a", "b"]) {
       const snmp = (await lab.run(ns, ["cat", "/proc/net/snmp"])).stdout
         .split("\n")
