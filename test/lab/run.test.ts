@@ -116,8 +116,24 @@ describe("vipd run: the API, reloads and shutdown", () => {
       writeFileSync(join(conf, "more.yaml"), SVC("ops", "grafana"));
       await v.waitGeneration(4);
       expect(await v.ips()).toEqual({ "shop/api": ["10.9.1.11"], "ops/grafana": ["10.9.1.10"] });
+      // A new subdirectory, and a file in it.
+      mkdirSync(join(conf, "team-b"));
+      writeFileSync(join(conf, "team-b", "svc.yaml"), SVC("team-b", "shop"));
+      await v.waitGeneration(5);
+      expect((await v.ips())["team-b/shop"]).toEqual(["10.9.1.12"]);
+      // A file that is not a manifest (no .yaml/.yml/.json): a reload that finds nothing new.
+      const unchanged = async () =>
+        Number(
+          /vipd_config_reloads_total\{result="unchanged"\} (\d+)/.exec(
+            await (await v.api("/metrics")).text(),
+          )?.[1],
+        );
+      const before = await unchanged();
+      writeFileSync(join(conf, "README.md"), "# notes\n");
+      await until("the unchanged reload", async () => (await unchanged()) > before);
+      expect(await v.generation()).toBe(5);
       const reasons = v.logs.filter((l) => l.message === "configuration applied").map((l) => l["reason"]);
-      expect(reasons).toEqual(["start", "file change", "file change", "file change"]);
+      expect(reasons).toEqual(["start", "file change", "file change", "file change", "file change"]);
     } finally {
       await v.kill();
     }
