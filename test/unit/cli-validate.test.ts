@@ -60,6 +60,15 @@ describe("vipd validate", () => {
     expect(r.code).toBe(1);
   });
 
+  test("the whole corpus at once: one line per problem, each in its file, and a count that matches", () => {
+    const r = vipd("validate", INVALID);
+    const lines = r.stdout.trimEnd().split("\n");
+    expect(lines.length).toBeGreaterThanOrEqual(58); // every .yaml fixture, plus clashes between them
+    for (const l of lines) expect(l).toMatch(/^test\/fixtures\/invalid\/[a-z0-9-]+\.yaml:\d+: \S/);
+    expect(r.stderr).toBe(`vipd validate: ${lines.length} problem(s)\n`);
+    expect(r.code).toBe(1);
+  });
+
   test("a path that does not exist is a problem, not a crash", () => {
     const r = vipd("validate", "test/fixtures/no-such-dir");
     expect(r.stdout).toBe("test/fixtures/no-such-dir:0: -: no such file or directory\n");
