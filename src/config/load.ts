@@ -1,7 +1,13 @@
 /**
- * Loading manifests: files and directories of multi-document YAML (JSON is YAML too), each
+ * Loading manifests: files and directories of multi-document YAML 1.2 (JSON is YAML too), each
  * document validated against its kind's schema. Every problem is one line,
- * `path:line: Kind/name: field.path: message`, pointing at the offending key or value.
+ * `path:line: Kind/name: field.path: message`, pointing at the offending key or value, and says
+ * what to do (the closest field for a misspelled one, the minimum for a value too small, ...).
+ *
+ * Read the way kubectl and the API server read manifests: `kind: List` documents hold their
+ * objects in `items`, `<<` merge keys apply, null fields are absent. Unknown kinds and fields are
+ * problems, never ignored; malformed YAML (syntax, unknown anchors, alias bombs) is a problem,
+ * never an exception.
  *
  * Pure apart from `loadPaths`, which only reads files and hands their text to `loadText`.
  */
