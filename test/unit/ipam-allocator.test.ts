@@ -3,6 +3,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
+import { IPAddressPool as PoolSchema, Service as ServiceSchema } from "../../src/config/schemas.ts";
 import { Allocator, reasonMessage, warningMessage } from "../../src/ipam/index.ts";
 import { ips, pool, refusal, svc } from "./ipam-fixtures.ts";
 
@@ -12,6 +13,28 @@ function alloc(...pools: Parameters<typeof pool>[]): Allocator {
   if (!r.ok) throw new Error(r.errors.join("; "));
   return a;
 }
+
+describe("inputs", () => {
+  test("objects validated by the config layer are taken as they are (defaults applied there)", () => {
+    const p = PoolSchema.parse({
+      apiVersion: "metallb.io/v1beta1",
+      kind: "IPAddressPool",
+      metadata: { name: "lan", namespace: "metallb-system" },
+      spec: { addresses: ["192.0.2.0/30", "2001:db8::/126"] },
+    });
+    const s = ServiceSchema.parse({
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "web", annotations: { "metallb.io/allow-shared-ip": "k" } },
+      spec: { type: "LoadBalancer", ports: [{ port: 80 }], ipFamilyPolicy: "RequireDualStack" },
+    });
+    const a = new Allocator();
+    expect(a.setPools([p]).ok).toBe(true);
+    const r = a.allocate(s);
+    expect(r).toMatchObject({ ok: true, key: "default/web", ips: ["192.0.2.0", "2001:db8::"], pool: "lan" });
+    expect(a.assignment("default/web")).toMatchObject({ ports: ["80/TCP"], sharingKey: "k", backendKey: "" });
+  });
+});
 
 describe("pools", () => {
   test("a gets the lowest address of the pool, b the next one, and the pool runs out with a reason", () => {
