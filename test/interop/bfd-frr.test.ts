@@ -198,13 +198,16 @@ test("a peer without a BFD listener (ICMP port unreachable) is counted, never fa
 }, 30_000);
 
 test("removing the session sends AdminDown: FRR goes down at once", async () => {
+  await waitFor(frrUp, 20_000, "FRR up before the removal");
   agent.reconfigure([]);
+  // The remote diagnostic proves it was our AdminDown (diag 7), not a detection timeout.
+  type Peer = { peer: string; status: string; "remote-diagnostic"?: string };
   await waitFor(
-    async () => (await frr.peers()).find((p) => p.peer === "10.77.0.1")?.status !== "up",
-    3_000,
-    "FRR down",
+    async () => {
+      const p = ((await frr.peers()) as Peer[]).find((x) => x.peer === "10.77.0.1");
+      return p?.status === "down" && p["remote-diagnostic"] === "administratively down";
+    },
+    1_000,
+    "FRR down with remote diagnostic 'administratively down'",
   );
-  const p = (await frr.peers()).find((x) => x.peer === "10.77.0.1");
-  expect(p?.status).toBe("down");
-  expect(p?.["remote-diagnostic" as "diagnostic"]).toBe("administratively down");
-}, 20_000);
+}, 30_000);
