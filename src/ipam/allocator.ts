@@ -13,6 +13,12 @@
  *
  * Pure: no I/O, no clock; state changes only through the methods below. Bad input changes nothing.
  *
+ * Deliberate differences from MetalLB: pools of equal rank are tried by name (MetalLB: Go map
+ * order, i.e. random); a pool whose serviceAllocation sets only a priority serves every Service
+ * (MetalLB never auto-assigns from it); a pool change strands instead of re-addressing; a refused
+ * request leaves the current assignment in place; without ClusterIPs (a bare appliance) families
+ * come from spec.ipFamilies, the requested IPs or the policy; PreferDualStack may request one IP.
+ *
  * @example
  * const a = new Allocator();
  * a.setPools([{ metadata: { name: "lan" }, spec: { addresses: ["192.0.2.0/24"] } }]);

@@ -81,6 +81,18 @@ describe("sharing", () => {
     ).toBe(msg);
   });
 
+  test("a sole holder changes its sharing key in place; a sharer that changes its key moves", () => {
+    const a = lan();
+    ips(a.allocate(svc("a", { ports: [80], ann: share("old") })));
+    const r = a.allocate(svc("a", { ports: [80], ann: share("k") }));
+    expect(r.ok && [r.ips, r.changed]).toEqual([["192.0.2.0"], false]);
+    ips(a.allocate(svc("b", { ports: [443], ann: share("k") })));
+    expect(a.holders("192.0.2.0")).toEqual(["ns/a", "ns/b"]);
+    const moved = a.allocate(svc("b", { ports: [443], ann: share("other") }));
+    expect(ips(moved)).toEqual(["192.0.2.1"]);
+    expect(a.holders("192.0.2.0")).toEqual(["ns/a"]);
+  });
+
   test("the deprecated allow-shared-ip annotation shares with the new one", () => {
     const a = lan();
     ips(a.allocate(svc("a", { ports: [80], ann: { "metallb.universe.tf/allow-shared-ip": "k" } })));
