@@ -16,10 +16,9 @@
 import { formatIp, type Ip, parseIp } from "../util/ip.ts";
 import { Announcer, packetSender } from "./announce.ts";
 import { type CounterName, formatMac, parseMac } from "./layout.ts";
-import { BpfError, monotonicNs, xdpQuery } from "./libbpf.ts";
+import { monotonicNs, xdpQuery } from "./libbpf.ts";
 import {
   type AttachModeOption,
-  type Attachment,
   adoptAttached,
   attach,
   DEFAULT_OBJ_PATH,
@@ -78,13 +77,26 @@ export interface ApplyResult {
   errors: { ifname: string; error: string }[];
 }
 
+/** One interface the driver attached to (or failed to: `mode` "none" and `error`). */
+export interface AttachmentStatus {
+  ifname: string;
+  ifindex: number;
+  mode: "native" | "generic" | "none";
+  /** Why generic mode was used, or how an existing attachment was found. */
+  reason?: string;
+  /** Why attaching failed. */
+  error?: string;
+}
+
 export interface XdpStatus {
   pinDir: string;
+  /** Kernel id of the pinned responder program. */
+  programId: number;
   /** True when this process found the program already pinned (a restart). */
   reused: boolean;
   /** Set when the pins were lost and the program was re-pinned from this interface. */
   adoptedFrom: string | null;
-  attachments: (Attachment & { error?: string })[];
+  attachments: AttachmentStatus[];
   entries: number;
   livenessWindowMs: number;
   counters: Record<CounterName | "announcements_sent" | "announcements_failed", bigint>;
@@ -108,7 +120,8 @@ async function interfaces(): Promise<Map<string, InterfaceInfo>> {
 }
 
 export class XdpDriver {
-  private readonly attachments = new Map<string, Attachment & { error?: string }>();
+  private readonly attachments = new Map<string, AttachmentStatus>();
+  private queue: Promise<unknown> = Promise.resolve();
   private readonly announcer: Announcer;
   private readonly sender = packetSender();
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
@@ -116,6 +129,7 @@ export class XdpDriver {
   private readonly names = new Map<number, string>();
   private parsed = new Map<string, Ip | null>();
   private adoptedFrom: string | null = null;
+  private programId = 0;
   private closed = false;
 
   private constructor(
@@ -144,6 +158,7 @@ export class XdpDriver {
     const maps = XdpMaps.open(pinDir);
     const d = new XdpDriver(maps, pinDir, opts.mode ?? "auto", window, reused, opts.announceScheduleMs);
     d.adoptedFrom = adoptedFrom;
+    d.programId = pinnedProgId(pinDir);
     d.heartbeat();
     const period = opts.heartbeatMs ?? Math.max(10, Math.min(1000, window > 0 ? window / 4 : 1000));
     d.heartbeatTimer = setInterval(() => {
@@ -183,6 +198,13 @@ export class XdpDriver {
    * VIPs, cancels announcements of removed ones, and detaches from interfaces left without VIPs.
    */
   async apply(desired: readonly DesiredEntry[]): Promise<ApplyResult> {
+    // Calls are serialised: each one converges from the state the previous one left.
+    const run = this.queue.then(() => this.applyNow(desired));
+    this.queue = run.catch(() => {});
+    return run;
+  }
+
+  private async applyNow(desired: readonly DesiredEntry[]): Promise<ApplyResult> {
     if (this.closed) throw new Error("XdpDriver is closed");
     const ifs = await interfaces();
     for (const [name, info] of ifs) this.names.set(info.ifindex, name);
@@ -222,7 +244,7 @@ export class XdpDriver {
         const error = e instanceof Error ? e.message : String(e);
         errors.push({ ifname, error });
         const ifindex = ifs.get(ifname)?.ifindex ?? 0;
-        this.attachments.set(ifname, { ifname, ifindex, mode: "generic", error });
+        this.attachments.set(ifname, { ifname, ifindex, mode: "none", error });
       }
     }
 
@@ -268,6 +290,7 @@ export class XdpDriver {
     };
     return {
       pinDir: this.pinDir,
+      programId: this.programId,
       reused: this.reused,
       adoptedFrom: this.adoptedFrom,
       attachments: [...this.attachments.values()],
@@ -290,6 +313,7 @@ export class XdpDriver {
   /** Stops timers and sockets; leaves the pinned program, maps and attachments in place. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.queue;
     this.closed = true;
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     this.announcer.stop();
@@ -301,8 +325,4 @@ export class XdpDriver {
 /** `vipd detach`: detaches the program from every interface of this namespace, removes pins and maps. */
 export async function detachAll(pinDir: string = DEFAULT_PIN_DIR): Promise<{ detached: string[] }> {
   return detachAllPins(pinDir);
-}
-
-export function isBpfError(e: unknown): e is BpfError {
-  return e instanceof BpfError;
 }
