@@ -14,7 +14,7 @@ const FIXTURES = join(import.meta.dir, "../fixtures");
 const texts: string[] = [];
 for (const dir of ["guide/single-pool", "guide/multi-pool", "invalid"])
   for (const f of readdirSync(join(FIXTURES, dir)).sort())
-    if (/\.ya?ml(\.txt)?$/.test(f)) texts.push(readFileSync(join(FIXTURES, dir, f), "utf8"));
+    if (/\.ya?ml$/.test(f)) texts.push(readFileSync(join(FIXTURES, dir, f), "utf8"));
 
 const PUNCTUATION = [
   ":",
