@@ -208,7 +208,9 @@ export class Allocator {
 
   private insert(a: Allocation): void {
     this.allocs.set(a.key, a);
-    for (const ip of a.ips) this.book.add(ip, a);
+    // A non-stranded allocation's addresses are handed out by its pool.
+    const hint = a.stranded === null ? a.pool : null;
+    for (const ip of a.ips) this.book.add(ip, a, hint);
   }
 
   private remove(a: Allocation): void {

@@ -120,12 +120,16 @@ export class AddressBook {
     return u === undefined ? [] : u.users.map((h) => h.key).sort();
   }
 
-  add(ip: Ip, c: Claimant): void {
+  /**
+   * Records `c` on `ip`. `pool` is the pool known to hand `ip` out (skips the lookup), or null
+   * to look it up.
+   */
+  add(ip: Ip, c: Claimant, pool: string | null = null): void {
     const m = this.uses[ip.family];
     const k = mapKey(ip);
     let u = m.get(k);
     if (u === undefined) {
-      u = { users: [], sharingKey: c.sharingKey, backendKey: c.backendKey, pool: this.poolOf(ip) };
+      u = { users: [], sharingKey: c.sharingKey, backendKey: c.backendKey, pool: pool ?? this.poolOf(ip) };
       m.set(k, u);
       if (ip.family === 4) {
         this.taken.raw4.add(ip.value);

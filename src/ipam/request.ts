@@ -92,7 +92,8 @@ export function basics(svc: Service, warnings: AllocWarning[] = []): Basics {
       .map((k) => `${k}=${sel[k]}`)
       .join(",");
   }
-  const ports = [...new Set((svc.spec.ports ?? []).map((p) => `${p.port}/${p.protocol ?? "TCP"}`))].sort();
+  const listed = (svc.spec.ports ?? []).map((p) => `${p.port}/${p.protocol ?? "TCP"}`);
+  const ports = listed.length < 2 ? listed : [...new Set(listed)].sort();
   return {
     key: serviceKey(svc),
     namespace: svc.metadata.namespace ?? "default",
