@@ -7,7 +7,7 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { configFromText } from "../../src/config/index.ts";
-import { ADMIN, cleanup, POOL, READER, SETTINGS, SVC, tempDir, Vipd, YAML } from "./run-harness.ts";
+import { ADMIN, cleanup, POOL, READER, SETTINGS, SVC, tempDir, until, Vipd, YAML } from "./run-harness.ts";
 
 setDefaultTimeout(90_000);
 afterAll(cleanup);
@@ -56,6 +56,7 @@ describe("vipd run: PUT /api/v1/config", () => {
       ]);
       await unchanged();
 
+      const unchangedBefore = await v.reloads("unchanged");
       const ok = await put(second, { "if-match": etag });
       expect(ok.status).toBe(200);
       const newTag = ok.headers.get("etag") as string;
@@ -64,7 +65,7 @@ describe("vipd run: PUT /api/v1/config", () => {
       expect(await v.generation()).toBe(2);
       expect(await v.ips()).toEqual({ "shop/web": ["10.9.7.10"], "shop/api": ["10.9.7.11"] });
       // The file watcher sees the API's own write and finds nothing new: still generation 2.
-      await Bun.sleep(600);
+      await until("the watcher's reload", async () => (await v.reloads("unchanged")) > unchangedBefore);
       expect(await v.generation()).toBe(2);
       // GET now shows the new text and its tag; the old tag is stale.
       const again = await v.api("/api/v1/config");

@@ -139,6 +139,14 @@ export class Vipd {
     return Object.fromEntries(s.items.map((x) => [`${x.namespace}/${x.name}`, x.ips]));
   }
 
+  /** vipd_config_reloads_total{result} from /metrics. */
+  async reloads(result: "applied" | "unchanged" | "rejected"): Promise<number> {
+    const text = await (await this.api("/metrics")).text();
+    const m = new RegExp(`^vipd_config_reloads_total\\{result="${result}"\\} (\\d+)$`, "m").exec(text);
+    if (!m) throw new Error(`no vipd_config_reloads_total{result="${result}"} in /metrics`);
+    return Number(m[1]);
+  }
+
   async waitGeneration(n: number): Promise<void> {
     await until(`generation ${n}`, async () => (await this.generation()) === n);
   }

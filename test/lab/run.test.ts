@@ -77,11 +77,7 @@ describe("vipd run: the API, reloads and shutdown", () => {
       ]);
       // SIGHUP with nothing changed reads the files and applies nothing new.
       v.proc.kill("SIGHUP");
-      await until("an unchanged reload", async () =>
-        (await (await v.api("/metrics")).text()).includes(
-          'vipd_config_reloads_total{result="unchanged"} 1\n',
-        ),
-      );
+      await until("an unchanged reload", async () => (await v.reloads("unchanged")) === 1);
       expect(await v.generation()).toBe(2);
       // An edit that removes a Service: SIGHUP applies it, and the Service's address is released.
       writeFileSync(real, POOL(["10.9.0.10-10.9.0.20"]) + SVC("shop", "api"));
@@ -122,15 +118,9 @@ describe("vipd run: the API, reloads and shutdown", () => {
       await v.waitGeneration(5);
       expect((await v.ips())["team-b/shop"]).toEqual(["10.9.1.12"]);
       // A file that is not a manifest (no .yaml/.yml/.json): a reload that finds nothing new.
-      const unchanged = async () =>
-        Number(
-          /vipd_config_reloads_total\{result="unchanged"\} (\d+)/.exec(
-            await (await v.api("/metrics")).text(),
-          )?.[1],
-        );
-      const before = await unchanged();
+      const before = await v.reloads("unchanged");
       writeFileSync(join(conf, "README.md"), "# notes\n");
-      await until("the unchanged reload", async () => (await unchanged()) > before);
+      await until("the unchanged reload", async () => (await v.reloads("unchanged")) > before);
       expect(await v.generation()).toBe(5);
       const reasons = v.logs.filter((l) => l.message === "configuration applied").map((l) => l["reason"]);
       expect(reasons).toEqual(["start", "file change", "file change", "file change", "file change"]);
