@@ -35,6 +35,7 @@ import { createApiMetrics } from "./metrics.ts";
 import { DOCS_PAGE, STATUS_PAGE } from "./pages.ts";
 import { lookupRoute, routes, YAML_TYPES } from "./routes.ts";
 import type { ApiRuntime } from "./runtime.ts";
+import { FailoverRequest } from "./schemas.ts";
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -245,6 +246,45 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
   app.openapi(routes.services, async (c) => c.json({ items: await runtime.services() }, 200, JSON_HEADERS));
   app.openapi(routes.pools, async (c) => c.json({ items: await runtime.pools() }, 200, JSON_HEADERS));
   app.openapi(routes.l2, async (c) => c.json({ items: await runtime.l2() }, 200, JSON_HEADERS));
+  app.openapi(routes.l2Elections, async (c) =>
+    c.json({ items: (await runtime.l2Elections?.()) ?? [] }, 200, JSON_HEADERS),
+  );
+  // Documented from the route (request schema included) but parsed here, so a wrong media type or
+  // size is refused with this API's own errors before the body is read.
+  app.openAPIRegistry.registerPath(routes.l2Failover);
+  app.post(routes.l2Failover.path, async (c) => {
+    const mt = parseMediaType(c.req.header("content-type") ?? "");
+    if (!mt || `${mt.type}/${mt.subtype}` !== "application/json")
+      throw new ApiError(415, "UnsupportedMediaType", "send application/json");
+    const body = await readBodyLimited(c.req.raw, limit);
+    if (!body.ok) throw new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body.bytes));
+    } catch {
+      throw new ApiError(400, "BadRequest", "the body is not UTF-8 JSON");
+    }
+    const req = FailoverRequest.safeParse(parsed);
+    if (!req.success) {
+      const first = req.error.issues[0];
+      throw new ApiError(
+        400,
+        "BadRequest",
+        first ? `${first.path.join(".") || "body"}: ${first.message}` : "bad request",
+      );
+    }
+    if (runtime.l2Failover === undefined)
+      throw new ApiError(409, "NoCluster", "this node has no layer-2 election to change");
+    const principal = c.get("principal");
+    const out = await withWriteLock(async () => runtime.l2Failover?.(req.data));
+    if (out === undefined || !out.ok) {
+      const r = out ?? { status: 409 as const, error: "NoCluster" as const, message: "no layer-2 election" };
+      throw new ApiError(r.status, r.error, r.message);
+    }
+    const { ok: _ok, ...result } = out;
+    log.info("forced failover", { token: principal, ...result });
+    return c.json(result, 200, JSON_HEADERS);
+  });
   app.openapi(routes.bgpPeers, async (c) => c.json({ items: await runtime.bgpPeers() }, 200, JSON_HEADERS));
   app.openapi(routes.bfdSessions, async (c) =>
     c.json({ items: await runtime.bfdSessions() }, 200, JSON_HEADERS),

@@ -17,7 +17,13 @@ export type ErrorCode =
   | "UnsupportedMediaType"
   | "PreconditionRequired"
   | "InvalidConfig"
-  | "InternalError";
+  | "InternalError"
+  | "Conflict"
+  | "UnknownVip"
+  | "NotOwner"
+  | "NotEligible"
+  | "NoCandidate"
+  | "NoCluster";
 
 export interface MediaType {
   type: string;
@@ -181,7 +187,7 @@ export async function readBodyLimited(req: Request, limit: number): Promise<Body
  */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 406 | 412 | 413 | 415 | 428 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 406 | 409 | 412 | 413 | 415 | 422 | 428 | 500 | 503,
     readonly code: ErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},

@@ -13,7 +13,10 @@ import {
   BgpPeerList,
   ConfigView,
   ErrorBody,
+  FailoverRequest,
+  FailoverResult,
   InvalidConfigBody,
+  L2ElectionList,
   L2List,
   Liveness,
   PoolList,
@@ -114,6 +117,38 @@ export const routes = {
   services: listRoute("/services", ServiceList, "Services with their addresses, or why they have none"),
   pools: listRoute("/pools", PoolList, "Address pools with their usage per family"),
   l2: listRoute("/l2/announcements", L2List, "Layer-2 announcements: VIP, owner node, interface, MAC"),
+  l2Elections: listRoute(
+    "/l2/elections",
+    L2ElectionList,
+    "Layer-2 elections: per VIP the owner, the candidates in order, and why each other node is not the owner",
+  ),
+  l2Failover: createRoute({
+    method: "post",
+    path: `${API_PREFIX}/l2/failover`,
+    summary: "Forced failover: this node (the VIP's owner) declines it, so another eligible node takes it",
+    description:
+      "Send to the VIP's current owner. Without `node` the next candidate takes the VIP; with it, that " +
+      "eligible node does. The decline travels with this node's authenticated heartbeats, so all " +
+      "nodes agree; it lasts until withdrawn (`cancel: true`) or this process restarts, and never " +
+      "leaves a VIP unanswered (ignored when no other node is eligible). A dual-stack Service moves whole.",
+    tags: ["l2"],
+    security,
+    request: {
+      body: { required: true, content: { "application/json": { schema: FailoverRequest } } },
+    },
+    responses: {
+      200: jsonOk(FailoverResult, "Declined (or the decline withdrawn)"),
+      ...adminErrors,
+      400: errorResponse("The body is not a JSON FailoverRequest"),
+      404: errorResponse("The address is not a layer-2 VIP on this node (UnknownVip)"),
+      409: errorResponse(
+        "This node does not own the VIP (NotOwner), no other node could take it (NoCandidate), or membership is off (NoCluster)",
+      ),
+      413: errorResponse("The body exceeds the size limit"),
+      415: errorResponse("Content-Type is not application/json"),
+      422: errorResponse("The named node is not an eligible candidate (NotEligible)"),
+    },
+  }),
   bgpPeers: listRoute("/bgp/peers", BgpPeerList, "BGP peers: state, uptime, prefixes, last error"),
   bfdSessions: listRoute("/bfd/sessions", BfdSessionList, "BFD sessions"),
   xdp: createRoute({
@@ -213,6 +248,7 @@ export const RULES: readonly RouteRule[] = [
   rule(routes.services, "read", "json"),
   rule(routes.pools, "read", "json"),
   rule(routes.l2, "read", "json"),
+  rule(routes.l2Elections, "read", "json"),
   rule(routes.bgpPeers, "read", "json"),
   rule(routes.bfdSessions, "read", "json"),
   rule(routes.xdp, "read", "json"),
@@ -225,8 +261,14 @@ export const RULES: readonly RouteRule[] = [
   { method: "GET", path: "/openapi.json", access: "read", produces: "json" },
 ];
 
+/**
+ * Action routes: admin POSTs whose body is a small JSON request (not a manifest set). They pass
+ * the same gate; their tests live with the feature (test/unit/cluster-api.test.ts).
+ */
+export const ACTION_RULES: readonly RouteRule[] = [rule(routes.l2Failover, "admin", "json")];
+
 const BY_PATH = new Map<string, RouteRule[]>();
-for (const r of RULES) BY_PATH.set(r.path, [...(BY_PATH.get(r.path) ?? []), r]);
+for (const r of [...RULES, ...ACTION_RULES]) BY_PATH.set(r.path, [...(BY_PATH.get(r.path) ?? []), r]);
 
 export type Lookup =
   | { kind: "found"; rule: RouteRule }

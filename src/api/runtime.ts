@@ -8,9 +8,13 @@
  * problems. The app calls `applyConfig` (and the preceding ETag check) one request at a time.
  */
 
+import type { ErrorCode } from "./http.ts";
 import type {
   BfdSessionViewT,
   BgpPeerViewT,
+  FailoverRequestT,
+  FailoverResultT,
+  L2ElectionViewT,
   L2ViewT,
   PoolViewT,
   ProblemT,
@@ -29,6 +33,10 @@ export type BgpPeerView = BgpPeerViewT;
 export type BfdSessionView = BfdSessionViewT;
 export type XdpView = XdpViewT;
 export type Problem = ProblemT;
+export type L2ElectionView = L2ElectionViewT;
+export type FailoverRequest = FailoverRequestT;
+export type FailoverResult = FailoverResultT;
+export type FailoverRefusal = { ok: false; status: 404 | 409 | 422; error: ErrorCode; message: string };
 
 export type ApplyOutcome = { ok: true; etag: string } | { ok: false; problems: Problem[] };
 
@@ -60,6 +68,10 @@ export interface ApiRuntime {
   validateConfig(yaml: string): MaybePromise<Problem[]>;
   /** Atomic: applies the whole set, or changes nothing and reports why. */
   applyConfig(yaml: string): MaybePromise<ApplyOutcome>;
+  /** Per layer-2 VIP: owner, candidates, why every other member is not the owner (none: []). */
+  l2Elections?(): MaybePromise<L2ElectionView[]>;
+  /** Forced failover (admin): this node declines a VIP it owns, or withdraws that decline. */
+  l2Failover?(req: FailoverRequest): MaybePromise<({ ok: true } & FailoverResult) | FailoverRefusal>;
   /** Extra metric families (driver counters, session states...), read on every scrape. */
   metrics?(): MaybePromise<MetricFamily[]>;
 }

@@ -167,6 +167,67 @@ export const Liveness = z.object({ status: z.literal("ok") }).openapi("Liveness"
 
 export const Readiness = z.object({ ready: z.boolean(), reasons: z.array(z.string()) }).openapi("Readiness");
 
+export const NotOwnerReason = z
+  .enum([
+    "NotAlive",
+    "NotReady",
+    "ExcludedByLabel",
+    "NetworkUnavailable",
+    "NodeSelectors",
+    "NoLocalEndpoint",
+    "Declined",
+    "PassedOver",
+    "LowerInOrder",
+  ])
+  .openapi("NotOwnerReason");
+
+export const L2ElectionView = z
+  .object({
+    ip: z.string().openapi({ description: "The VIP" }),
+    services: z.array(z.string()).openapi({ description: "Services (namespace/name) holding it" }),
+    owner: z
+      .string()
+      .optional()
+      .openapi({ description: "The node that answers for it; absent when none is eligible" }),
+    candidates: z
+      .array(z.string())
+      .openapi({ description: "Eligible nodes in election order (preference weight, then sha256(node#ip))" }),
+    notOwner: z
+      .array(z.object({ node: z.string(), reason: NotOwnerReason, message: z.string() }))
+      .openapi({ description: "Every other member, with why it is not the owner" }),
+  })
+  .openapi("L2Election");
+
+export const FailoverRequest = z
+  .object({
+    ip: z.string().min(1).max(64).openapi({ description: "A VIP this node owns", example: "10.77.0.100" }),
+    node: z
+      .string()
+      .min(1)
+      .max(253)
+      .optional()
+      .openapi({ description: "Move it to this eligible node (default: the next candidate)" }),
+    cancel: z
+      .boolean()
+      .optional()
+      .openapi({ description: "Withdraw this node's earlier decline of the VIP instead" }),
+  })
+  .strict()
+  .openapi("FailoverRequest");
+
+export const FailoverResult = z
+  .object({
+    ip: z.string(),
+    from: z.string().optional().openapi({ description: "The node that declined it (this one)" }),
+    to: z.string().optional().openapi({ description: "The new owner as this node sees it at once" }),
+    declined: z.array(z.string()).openapi({ description: "Every VIP this node now declines" }),
+    cancelled: z
+      .boolean()
+      .optional()
+      .openapi({ description: "With cancel: whether a decline was withdrawn" }),
+  })
+  .openapi("FailoverResult");
+
 /** `{ items: [...] }`: every list is wrapped, so fields can be added without breaking clients. */
 export function listOf<T extends z.ZodType>(item: T, name: string) {
   return z.object({ items: z.array(item) }).openapi(name);
@@ -177,6 +238,7 @@ export const PoolList = listOf(PoolView, "PoolList");
 export const L2List = listOf(L2View, "L2AnnouncementList");
 export const BgpPeerList = listOf(BgpPeerView, "BgpPeerList");
 export const BfdSessionList = listOf(BfdSessionView, "BfdSessionList");
+export const L2ElectionList = listOf(L2ElectionView, "L2ElectionList");
 
 export type ProblemT = z.infer<typeof Problem>;
 export type StatusSummaryT = z.infer<typeof StatusSummary>;
@@ -186,3 +248,6 @@ export type L2ViewT = z.infer<typeof L2View>;
 export type BgpPeerViewT = z.infer<typeof BgpPeerView>;
 export type BfdSessionViewT = z.infer<typeof BfdSessionView>;
 export type XdpViewT = z.infer<typeof XdpView>;
+export type L2ElectionViewT = z.infer<typeof L2ElectionView>;
+export type FailoverRequestT = z.infer<typeof FailoverRequest>;
+export type FailoverResultT = z.infer<typeof FailoverResult>;

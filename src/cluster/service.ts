@@ -5,7 +5,14 @@
  */
 
 import type { udp } from "bun";
-import { decodeHeartbeat, encodeHeartbeat, type HeartbeatDrop } from "./heartbeat.ts";
+import type { MetricFamily } from "../api/runtime.ts";
+import {
+  type Decline,
+  decodeHeartbeat,
+  encodeHeartbeat,
+  type HeartbeatDrop,
+  MAX_DECLINES,
+} from "./heartbeat.ts";
 import {
   aliveNodes,
   createMembership,
@@ -14,6 +21,7 @@ import {
   type Membership,
   onHeartbeat,
   type PeerView,
+  peerDeclines,
   tick,
 } from "./membership.ts";
 
@@ -45,6 +53,7 @@ export class MembershipService {
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly nextSeq = seqSource();
   private readonly now: () => number;
+  private own: readonly Decline[] = [];
   readonly drops = new Map<HeartbeatDrop | FsmDrop, number>();
   readonly socketErrors = new Map<string, number>();
   received = 0;
@@ -104,7 +113,13 @@ export class MembershipService {
   private send(leaving: boolean): void {
     if (!this.sock) return;
     const pkt = encodeHeartbeat(
-      { node: this.opts.self, seq: this.nextSeq(), intervalMs: this.opts.intervalMs, leaving },
+      {
+        node: this.opts.self,
+        seq: this.nextSeq(),
+        intervalMs: this.opts.intervalMs,
+        leaving,
+        declines: this.own,
+      },
       this.opts.key,
     );
     for (const mem of this.opts.members) {
@@ -140,6 +155,62 @@ export class MembershipService {
 
   peers(): PeerView[] {
     return [...this.m.peers.values()];
+  }
+
+  /** Per node, this one included, the VIPs it declines; only Alive peers' declines count. */
+  declines(): Map<string, readonly Decline[]> {
+    const out = peerDeclines(this.m);
+    if (this.own.length > 0) out.set(this.opts.self, this.own);
+    return out;
+  }
+
+  /** Replaces this node's declines and tells the members at once (not at the next beat). */
+  setDeclines(declines: readonly Decline[]): void {
+    if (declines.length > MAX_DECLINES) throw new RangeError(`at most ${MAX_DECLINES} declined VIPs`);
+    this.own = [...declines];
+    this.send(false);
+  }
+
+  metrics(): MetricFamily[] {
+    const peers = [...this.m.peers.values()];
+    return [
+      {
+        name: "vipd_cluster_heartbeats_received_total",
+        help: "Authenticated, fresh heartbeats taken from members",
+        type: "counter",
+        samples: [{ value: this.received }],
+      },
+      {
+        name: "vipd_cluster_heartbeats_sent_total",
+        help: "Heartbeats sent to members",
+        type: "counter",
+        samples: [{ value: this.sent }],
+      },
+      {
+        name: "vipd_cluster_heartbeats_dropped_total",
+        help: "Heartbeats refused, by reason (BadMac: wrong key or forged; Replay: an old sequence number)",
+        type: "counter",
+        samples: [...this.drops].map(([reason, value]) => ({ labels: { reason }, value })),
+      },
+      {
+        name: "vipd_cluster_member_up",
+        help: "1 when the member is Alive, 0 otherwise (Unknown, Rising, Dead)",
+        type: "gauge",
+        samples: peers.map((p) => ({ labels: { member: p.name }, value: p.state === "Alive" ? 1 : 0 })),
+      },
+      {
+        name: "vipd_cluster_member_flaps_total",
+        help: "Times a member went from Alive to Dead",
+        type: "counter",
+        samples: peers.map((p) => ({ labels: { member: p.name }, value: p.flaps })),
+      },
+      {
+        name: "vipd_cluster_ready",
+        help: "1 when this node takes part in layer-2 elections (0 during the start or pause hold)",
+        type: "gauge",
+        samples: [{ value: this.ready() ? 1 : 0 }],
+      },
+    ];
   }
 
   /** Stops; with `leaving`, tells the members first so they take over at once. */

@@ -17,6 +17,9 @@ import type {
   ApplyOutcome,
   BfdSessionView,
   BgpPeerView,
+  FailoverRefusal,
+  FailoverRequest,
+  FailoverResult,
   L2View,
   MetricFamily,
   PoolView,
@@ -24,13 +27,14 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
+import type { Decline } from "../cluster/heartbeat.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { Logger } from "../util/log.ts";
 import { type AllocationState, allocate, emptyAllocation, heldMap } from "./allocate.ts";
 import type { Driver } from "./driver.ts";
-import { computePlan, EMPTY_PLAN, type NodeInfo, type Plan } from "./plan.ts";
+import { computePlan, EMPTY_PLAN, type L2Election, type NodeInfo, type Plan } from "./plan.ts";
 import {
   joinSources,
   type ManifestSource,
@@ -69,7 +73,18 @@ export interface MembershipView {
   alive(): string[];
   ready(): boolean;
   holdReason(): "start" | "pause";
+  /** Per node (this one included), the VIPs it declines (forced failover). */
+  declines?(): ReadonlyMap<string, readonly Decline[]>;
+  /** Replaces this node's declines; they travel with its next heartbeat (sent at once). */
+  setDeclines?(declines: readonly Decline[]): void;
+  /** Heartbeat and member-state metric families. */
+  metrics?(): MetricFamily[];
 }
+
+/** The result of a forced-failover request (`POST /api/v1/l2/failover`). */
+export type FailoverOutcome =
+  | { ok: true; ip: string; from: string; to: string | undefined; declined: string[] }
+  | { ok: false; status: 404 | 409 | 422; error: FailoverRefusal["error"]; message: string };
 
 /** What Services held before a restart: `{ "ns/name": ["ip", ...] }`; empty when unknown. */
 function readHeld(stateDir: string | undefined): Record<string, string[]> {
@@ -107,6 +122,8 @@ export class Daemon implements ApiRuntime {
   private readonly now: () => number;
   private heldText = "";
   private membership: MembershipView | undefined;
+  /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
+  private readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
 
   constructor(private readonly opts: DaemonOptions) {
     this.now = opts.now ?? Date.now;
@@ -195,7 +212,7 @@ export class Daemon implements ApiRuntime {
     this.alloc = allocate(config, this.alloc, held);
     this.persistHeld();
     for (const w of this.alloc.events) this.opts.log.info(w.message, { service: w.service, event: w.reason });
-    this.plan = this.makePlan(config);
+    this.setPlan(this.makePlan(config));
     this.opts.log.info("configuration applied", {
       reason,
       generation: this.generation,
@@ -220,22 +237,51 @@ export class Daemon implements ApiRuntime {
     }
   }
 
-  private members(): NodeInfo[] {
+  /** Every configured member of the site, this node first (its labels from NodeSettings). */
+  private knownMembers(): NodeInfo[] {
     const self = this.node;
     const others = (this.cfg?.nodeSettings?.spec.members ?? [])
       .filter((m) => m.name !== self.name)
       .map((m) => ({ name: m.name, labels: m.labels }));
-    const all = [self, ...others];
+    return [self, ...others];
+  }
+
+  private members(): NodeInfo[] {
+    const all = this.knownMembers();
     if (this.membership === undefined) return all;
     const alive = new Set(this.membership.alive());
     return all.filter((n) => alive.has(n.name));
   }
 
+  /**
+   * In a cluster, a node that is not ready (just started, or resumed after a pause) owns nothing,
+   * and what a previous run left in the XDP map is removed, not held: a process that restarts
+   * after a crash has been declared dead by the others, who own its VIPs by then.
+   */
   private makePlan(config: Config): Plan {
-    const plan = computePlan(config, this.alloc.assignments, this.node, this.members());
     const m = this.membership;
-    const hold = m !== undefined && !m.ready() && m.holdReason() === "start";
-    return { ...plan, holdL2: hold };
+    const notReady = m !== undefined && !m.ready() ? new Set([this.node.name]) : undefined;
+    const plan = computePlan(config, this.alloc.assignments, this.node, this.members(), {
+      known: this.knownMembers(),
+      notReady,
+      declines: m?.declines?.(),
+    });
+    return { ...plan, holdL2: false };
+  }
+
+  /** Installs a new plan, counting and logging the layer-2 owner changes it brings. */
+  private setPlan(next: Plan): void {
+    const before = new Map((this.plan.elections ?? []).map((e) => [e.ip, e.owner]));
+    const first = this.plan === EMPTY_PLAN;
+    const self = this.node.name;
+    for (const e of next.elections ?? []) {
+      const was = before.get(e.ip);
+      if (first || was === e.owner) continue;
+      const kind = e.owner === self ? "acquired" : was === self ? "released" : "moved";
+      this.ownerChanges[kind]++;
+      this.opts.log.info("layer-2 owner changed", { ip: e.ip, from: was ?? null, to: e.owner ?? null });
+    }
+    this.plan = next;
   }
 
   /** Live membership: who counts for the layer-2 election. Set before the first plan is applied. */
@@ -248,7 +294,7 @@ export class Daemon implements ApiRuntime {
     return this.serial(async () => {
       if (this.cfg === undefined) return;
       const next = this.makePlan(this.cfg);
-      this.plan = opts.releaseL2 ? { ...next, l2: [], holdL2: false } : next;
+      this.setPlan(opts.releaseL2 ? { ...next, l2: [], holdL2: false } : next);
       this.opts.log.info("plan recomputed", {
         reason,
         members: this.members().map((n) => n.name),
@@ -362,7 +408,22 @@ export class Daemon implements ApiRuntime {
         samples: [{ value: this.lastReloadOk ? 1 : 0 }],
       },
     ];
-    return [...this.alloc.metrics, ...reloads, ...this.drivers.flatMap((d) => d.metrics?.() ?? [])];
+    const owners: MetricFamily = {
+      name: "vipd_l2_ownership_changes_total",
+      help: "Layer-2 VIP owner changes seen by this node: acquired (this node became the owner), released (it stopped), moved (between other nodes)",
+      type: "counter",
+      samples: (["acquired", "released", "moved"] as const).map((change) => ({
+        labels: { change },
+        value: this.ownerChanges[change],
+      })),
+    };
+    return [
+      ...this.alloc.metrics,
+      ...reloads,
+      owners,
+      ...(this.membership?.metrics?.() ?? []),
+      ...this.drivers.flatMap((d) => d.metrics?.() ?? []),
+    ];
   }
 
   config(): { etag: string; yaml: string } {
@@ -391,6 +452,107 @@ export class Daemon implements ApiRuntime {
       await this.applyConfigObject(r.config, "api");
       return { ok: true, etag: etagOf(yaml) };
     });
+  }
+
+  /** Per VIP: owner, candidates, and why each other member is not the owner. */
+  l2Elections(): L2Election[] {
+    return this.plan.elections ?? [];
+  }
+
+  /**
+   * Forced failover: this node, the VIP's current owner, declines it (all its Service's
+   * addresses follow), so the next candidate — or `to`, when it is an eligible candidate — takes
+   * it. The decline travels with this node's heartbeats, so every node agrees; it lasts until
+   * `cancelFailover` or a restart of this process.
+   */
+  failover(ip: string, to?: string): Promise<FailoverOutcome> {
+    return this.serial(async () => {
+      const m = this.membership;
+      if (m?.setDeclines === undefined || m.declines === undefined)
+        return {
+          ok: false,
+          status: 409,
+          error: "NoCluster",
+          message:
+            "live membership is off (NodeSettings.spec.cluster.keyFile): there is no other node to move to",
+        };
+      const e = this.l2Elections().find((x) => x.ip === ip);
+      const self = this.node.name;
+      if (e === undefined)
+        return { ok: false, status: 404, error: "UnknownVip", message: `${ip} is not a layer-2 VIP here` };
+      if (e.owner !== self)
+        return {
+          ok: false,
+          status: 409,
+          error: "NotOwner",
+          message: `this node (${self}) does not own ${ip}; its owner is ${e.owner ?? "nobody"}: ask it`,
+        };
+      if (to !== undefined && (to === self || !e.candidates.includes(to)))
+        return {
+          ok: false,
+          status: 422,
+          error: "NotEligible",
+          message: `${to} is not an eligible candidate for ${ip} (candidates: ${e.candidates.join(", ")})`,
+        };
+      const others = e.candidates.filter((c) => c !== self);
+      if (others.length === 0)
+        return {
+          ok: false,
+          status: 409,
+          error: "NoCandidate",
+          message: `no other eligible node for ${ip}: it stays here`,
+        };
+      // One decline per Service: its first address is the election key; the others follow it.
+      const key = e.services.length > 0 ? (this.firstIpOf(e.services[0] as string) ?? ip) : ip;
+      const mine = (m.declines().get(self) ?? []).filter((d) => d.ip !== key);
+      m.setDeclines([...mine, to === undefined ? { ip: key } : { ip: key, to }]);
+      this.setPlan(this.makePlan(this.cfg as Config));
+      await this.applyPlan();
+      const now = this.l2Elections().find((x) => x.ip === ip);
+      this.opts.log.info("forced failover", { ip, from: self, to: now?.owner ?? null });
+      return { ok: true, ip, from: self, to: now?.owner, declined: [...mine, { ip: key }].map((d) => d.ip) };
+    });
+  }
+
+  /** Withdraws this node's decline of `ip` (its Service's first address), if any. */
+  cancelFailover(ip: string): Promise<boolean> {
+    return this.serial(async () => {
+      const m = this.membership;
+      if (m?.setDeclines === undefined || m.declines === undefined) return false;
+      const e = this.l2Elections().find((x) => x.ip === ip);
+      const key = e?.services[0] !== undefined ? (this.firstIpOf(e.services[0]) ?? ip) : ip;
+      const mine = m.declines().get(this.node.name) ?? [];
+      const rest = mine.filter((d) => d.ip !== key);
+      if (rest.length === mine.length) return false;
+      m.setDeclines(rest);
+      if (this.cfg !== undefined) {
+        this.setPlan(this.makePlan(this.cfg));
+        await this.applyPlan();
+      }
+      return true;
+    });
+  }
+
+  /** `POST /api/v1/l2/failover`. */
+  async l2Failover(req: FailoverRequest): Promise<({ ok: true } & FailoverResult) | FailoverRefusal> {
+    if (req.cancel === true) {
+      const cancelled = await this.cancelFailover(req.ip);
+      const mine = this.membership?.declines?.().get(this.node.name) ?? [];
+      return { ok: true, ip: req.ip, cancelled, declined: mine.map((d) => d.ip) };
+    }
+    const r = await this.failover(req.ip, req.node);
+    if (!r.ok) return { ok: false, status: r.status, error: r.error, message: r.message };
+    return {
+      ok: true,
+      ip: r.ip,
+      from: r.from,
+      ...(r.to !== undefined ? { to: r.to } : {}),
+      declined: r.declined,
+    };
+  }
+
+  private firstIpOf(service: string): string | undefined {
+    return this.alloc.assignments.find((a) => a.key === service)?.ips[0];
   }
 
   /** The plan as JSON (for `GET /api/v1/plan` and the demo). */
