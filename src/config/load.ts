@@ -173,6 +173,8 @@ function issueMessage(iss: z.core.$ZodIssue): string {
       if (iss.origin === "string")
         return iss.message?.startsWith("must") ? iss.message : `must be at most ${iss.maximum} characters`;
       return iss.message?.startsWith("must") ? iss.message : `must be at most ${iss.maximum}`;
+    case "invalid_key":
+      return `key "${String(iss.path[iss.path.length - 1] ?? "")}" ${iss.issues[0]?.message ?? "is not allowed"}`;
     default:
       return iss.message;
   }

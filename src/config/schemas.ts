@@ -27,12 +27,30 @@ export const Name = z
 
 const LabelMap = z.record(z.string(), z.string());
 
+/** A label or annotation key as the API server accepts it: an optional DNS prefix and "/", then a name. */
+const QUALIFIED_NAME =
+  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const MetaKey = z
+  .string()
+  .max(317)
+  .regex(
+    QUALIFIED_NAME,
+    "must be a key such as \"app\" or \"example.com/app\": a name of 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+  );
+/** A label value as the API server accepts it (empty, or up to 63 characters of a name). */
+const LabelValue = z
+  .string()
+  .regex(
+    /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/,
+    "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+  );
+
 export const ObjectMeta = z
   .object({
     name: Name,
     namespace: Name.optional(),
-    labels: LabelMap.optional(),
-    annotations: LabelMap.optional(),
+    labels: z.record(MetaKey, LabelValue).optional(),
+    annotations: z.record(MetaKey, z.string()).optional(),
     // Present in objects exported from a cluster (`kubectl get -o yaml`); accepted and ignored.
     uid: z.string().optional(),
     resourceVersion: z.string().optional(),

@@ -37,12 +37,17 @@ const trickyValue = fc.constantFrom(
   "&y",
   "v1.2",
 );
+/** Selector values may be any string (MetalLB's CRDs do not restrict them)... */
 const labelMap = fc.dictionary(
   fc.constantFrom("app", "tier", "zone", "kubernetes.io/os", "metallb-role"),
   trickyValue,
-  {
-    maxKeys: 3,
-  },
+  { maxKeys: 3 },
+);
+/** ...but the labels of an object follow the API server's rules, so only the valid tricky ones. */
+const metaLabels = fc.dictionary(
+  fc.constantFrom("app", "tier", "example.com/zone", "kubernetes.io/os"),
+  fc.constantFrom("yes", "no", "on", "off", "true", "null", "1", "007", "0x1F", "1e3", "", "v1.2", "gold_2"),
+  { maxKeys: 3 },
 );
 const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 const requirement = fc.oneof(
@@ -108,7 +113,7 @@ const pool = (name: string, i: number): fc.Arbitrary<Obj> =>
           { requiredKeys: [] },
         ),
       ),
-      labels: optional(labelMap),
+      labels: optional(metaLabels),
     })
     .map(({ labels, ...spec }) => ({
       apiVersion: "metallb.io/v1beta1",

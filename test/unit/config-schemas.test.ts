@@ -44,6 +44,45 @@ function refused(...docs: string[]): string[] {
 
 const PEER = { myASN: 64500, peerASN: 64501, peerAddress: "10.0.0.1" };
 
+describe("metadata", () => {
+  const withMeta = (metadata: Record<string, unknown>) =>
+    YAML.stringify({ apiVersion: "v1", kind: "Namespace", metadata: { name: "shop", ...metadata } });
+
+  test("labels and annotations as the API server accepts them", () => {
+    const labels = { app: "web", "app.kubernetes.io/name": "shop", tier: "", "example.com/v": "v1.2_rc-1" };
+    const annotations = { "metallb.io/loadBalancerIPs": "10.0.0.1, fd00::1", note: "any text: at all" };
+    expect(valid(withMeta({ labels, annotations })).namespaces[0]?.metadata).toEqual({
+      name: "shop",
+      labels,
+      annotations,
+    });
+  });
+
+  test.each([
+    [
+      { labels: { app: "my app" } },
+      "metadata.labels.app: must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    ],
+    [
+      { labels: { app: "x".repeat(64) } },
+      "metadata.labels.app: must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
+    ],
+    [
+      { labels: { "-app": "x" } },
+      `metadata.labels["-app"]: key "-app" must be a key such as "app" or "example.com/app": a name of 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`,
+    ],
+    [
+      { annotations: { "Example.com/x": "y" } },
+      `metadata.annotations["Example.com/x"]: key "Example.com/x" must be a key such as "app" or "example.com/app": a name of 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit`,
+    ],
+    [{ name: "Shop" }, "metadata.name: must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.')"],
+    [{ name: "x".repeat(254) }, "metadata.name: must be at most 253 characters"],
+    [{ namespace: "" }, "metadata.namespace: must not be empty"],
+  ])("refuses %j", (metadata, message) => {
+    expect(refused(withMeta(metadata))).toEqual([message]);
+  });
+});
+
 describe("IPAddressPool", () => {
   test("takes CIDRs, a-b ranges and single addresses, IPv4 and IPv6; autoAssign defaults to true", () => {
     const c = valid(
