@@ -21,7 +21,7 @@ import {
   type AttachModeOption,
   adoptAttached,
   attach,
-  DEFAULT_OBJ_PATH,
+  defaultObjPath,
   detach,
   detachAll as detachAllPins,
   ensureBpffs,
@@ -42,7 +42,7 @@ export const DEFAULT_LIVENESS_WINDOW_MS = 30_000;
 export interface XdpDriverOptions {
   /** Where program and maps are pinned (default /sys/fs/bpf/vipd). */
   pinDir?: string;
-  /** The compiled responder (default build/xdp/arp_responder.o). */
+  /** The compiled responder (default: $VIPD_XDP_OBJECT, next to the executable, /usr/lib/vipd, build/xdp). */
   objPath?: string;
   /** Replies stop when the heartbeat is older than this (default 30 s; 0 disables the gate). */
   livenessWindowMs?: number;
@@ -154,7 +154,7 @@ export class XdpDriver {
     if (!(window >= 0)) throw new XdpInputError([`livenessWindowMs must be >= 0, not ${window}`]);
     await ensureBpffs(pinDir);
     const adoptedFrom = await adoptAttached(pinDir);
-    const { reused } = await loadPinned(opts.objPath ?? DEFAULT_OBJ_PATH, pinDir);
+    const { reused } = await loadPinned(opts.objPath ?? defaultObjPath(), pinDir);
     const maps = XdpMaps.open(pinDir);
     const d = new XdpDriver(maps, pinDir, opts.mode ?? "auto", window, reused, opts.announceScheduleMs);
     d.adoptedFrom = adoptedFrom;

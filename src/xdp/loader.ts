@@ -28,7 +28,21 @@ import {
 import { MAP_NAMES, PROG_PIN } from "./maps.ts";
 
 export const PROG_NAME = "vipd_arp";
-export const DEFAULT_OBJ_PATH = new URL("../../build/xdp/arp_responder.o", import.meta.url).pathname;
+/** Where the compiled responder is looked for, in order (the first that exists wins). */
+export function objectCandidates(): string[] {
+  return [
+    process.env.VIPD_XDP_OBJECT ?? "",
+    `${dirname(process.execPath)}/arp_responder.o`, // next to a `bun build --compile` executable
+    "/usr/lib/vipd/arp_responder.o",
+    new URL("../../build/xdp/arp_responder.o", import.meta.url).pathname, // a source checkout
+  ].filter((p) => p !== "");
+}
+
+/** The compiled responder: $VIPD_XDP_OBJECT, next to the executable, /usr/lib/vipd, or build/xdp. */
+export function defaultObjPath(): string {
+  const all = objectCandidates();
+  return all.find((p) => existsSync(p)) ?? all[all.length - 1]!;
+}
 
 export type AttachModeOption = "native" | "generic" | "auto";
 
@@ -118,8 +132,12 @@ export async function loadPinned(objPath: string, pinDir: string): Promise<{ reu
     }
     return { reused: true };
   }
-  if (!existsSync(objPath))
-    throw new LoaderError(`load ${objPath}`, "object file not found (run scripts/build-xdp.sh)");
+  if (!existsSync(objPath)) {
+    throw new LoaderError(
+      `load ${objPath}`,
+      `object file not found (looked in ${objectCandidates().join(", ")}; run scripts/build-xdp.sh)`,
+    );
+  }
   const reuse = MAP_NAMES.filter((m) => existsSync(`${pinDir}/${m}`)).flatMap((m) => [
     "map",
     "name",
