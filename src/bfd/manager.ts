@@ -424,6 +424,27 @@ export class BfdManager {
       this.lateness[this.fires % this.lateness.length] = now - armed;
       this.fires++;
     }
+    this.runDue(false);
+  }
+
+  /**
+   * Steps every session whose deadline has passed. Before declaring any session down, it lets the
+   * event loop read the sockets once: after the process was descheduled, Bun runs due timers
+   * before pending I/O, and a packet that reached the kernel in time must not be ignored. Measured:
+   * `timer → setImmediate → I/O → setImmediate`, hence two hops.
+   */
+  private runDue(ioFlushed: boolean): void {
+    if (this.closed) return;
+    const now = this.now();
+    if (!ioFlushed) {
+      for (const e of this.entries.values()) {
+        const d = e.session.detectAt;
+        if (d !== null && d <= now) {
+          setImmediate(() => setImmediate(() => this.runDue(true)));
+          return;
+        }
+      }
+    }
     for (const e of [...this.entries.values()]) {
       const d = nextDeadline(e.session);
       if (d !== null && d <= now) this.apply1(e, onTimer(e.session, now, this.random()));
