@@ -130,6 +130,7 @@ export class XdpDriver {
   private parsed = new Map<string, Ip | null>();
   private adoptedFrom: string | null = null;
   private programId = 0;
+  private announceAll = false;
   private closed = false;
 
   private constructor(
@@ -158,6 +159,11 @@ export class XdpDriver {
     const maps = XdpMaps.open(pinDir);
     const d = new XdpDriver(maps, pinDir, opts.mode ?? "auto", window, reused, opts.announceScheduleMs);
     d.adoptedFrom = adoptedFrom;
+    // Replies stopped while no vipd was alive (or never started): neighbours may have moved to
+    // another node meanwhile, so the first apply announces every entry, not only new ones.
+    const prev = maps.liveness();
+    d.announceAll =
+      prev.heartbeatNs === 0n || (prev.windowNs > 0n && monotonicNs() - prev.heartbeatNs > prev.windowNs);
     d.programId = pinnedProgId(pinDir);
     d.heartbeat();
     const period = opts.heartbeatMs ?? Math.max(10, Math.min(1000, window > 0 ? window / 4 : 1000));
@@ -253,7 +259,9 @@ export class XdpDriver {
       this.announcer.cancel(e.ifindex, e.ip);
     }
     this.maps.setVips([...diff.add, ...diff.change]);
-    for (const e of [...diff.add, ...diff.change]) this.announcer.announce(e.ifindex, e.ip, e.mac);
+    const announce = this.announceAll ? entries : [...diff.add, ...diff.change];
+    this.announceAll = false;
+    for (const e of announce) this.announcer.announce(e.ifindex, e.ip, e.mac);
 
     // Interfaces with no VIP left get the program removed.
     const wanted = new Set(entries.map((e) => e.ifname));

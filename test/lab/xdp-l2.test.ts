@@ -346,7 +346,7 @@ describe("XDP ARP/NDP responder in namespaces", () => {
     daemon = await startDaemon();
   }, 60_000);
 
-  test("a killed vipd stops attracting traffic once the liveness window has passed", async () => {
+  test("a killed vipd stops attracting traffic once the liveness window has passed, and re-announces on return", async () => {
     await lab.stop(daemon.proc, "SIGTERM");
     daemon = await startDaemon(SHORT_WINDOW_MS);
     expect((await arping(VIP4, 2))[1]).toBe(2);
@@ -354,6 +354,23 @@ describe("XDP ARP/NDP responder in namespaces", () => {
     await Bun.sleep(SHORT_WINDOW_MS + 500);
     expect((await arping(VIP4, 2))[1]).toBe(0);
     expect(await ndisc(VIP6)).toBeNull();
+    // Meanwhile the client learnt another owner. vipd comes back: its entries are unchanged, but
+    // it had gone quiet, so it announces them all again.
+    await lab.run("client", [
+      "ip",
+      "neigh",
+      "replace",
+      VIP4,
+      "lladdr",
+      "02:de:ad:00:00:02",
+      "dev",
+      "eth0",
+      "nud",
+      "stale",
+    ]);
+    daemon = await startDaemon();
+    expect(await clientNeigh(VIP4)).toContain(`lladdr ${nodeMac}`);
+    await lab.stop(daemon.proc, "SIGTERM");
   }, 30_000);
 
   test("detach removes the program from the interface, and the pins", async () => {
