@@ -7,6 +7,8 @@
  *   0  "VIPH"            magic
  *   4  u8  version       1, or 2 when the sender declines VIPs (forced failover)
  *   5  u8  flags         bit 0: leaving (a clean shutdown: drop me at once)
+ *                        bit 1: ready (the sender takes part in elections and owns VIPs; a
+ *                               receiver ignores bits it does not know)
  *   6  u16 interval      the sender's transmit interval, ms
  *   8  u64 seq           strictly increasing per sender, across restarts (µs wall clock based)
  *  16  u8  nameLen, name (UTF-8, 1..253 bytes)
@@ -44,6 +46,8 @@ export interface Heartbeat {
   seq: bigint;
   intervalMs: number;
   leaving: boolean;
+  /** The sender is ready: it owns the VIPs it wins (not holding back after a start or pause). */
+  ready?: boolean | undefined;
   /** VIPs the sender declines; absent or empty in a version-1 heartbeat. */
   declines?: readonly Decline[] | undefined;
 }
@@ -94,7 +98,7 @@ export function encodeHeartbeat(hb: Heartbeat, key: Uint8Array): Uint8Array {
   const v = new DataView(body.buffer);
   v.setUint32(0, MAGIC);
   v.setUint8(4, v2 ? VERSION_DECLINES : VERSION);
-  v.setUint8(5, hb.leaving ? 1 : 0);
+  v.setUint8(5, (hb.leaving ? 1 : 0) | (hb.ready ? 2 : 0));
   v.setUint16(6, Math.min(0xffff, Math.max(1, Math.round(hb.intervalMs))));
   v.setBigUint64(8, hb.seq);
   v.setUint8(16, name.length);
@@ -171,6 +175,7 @@ export function decodeHeartbeat(buf: Uint8Array, key: Uint8Array): Decoded {
     intervalMs: v.getUint16(6),
     leaving: (v.getUint8(5) & 1) === 1,
   };
+  if ((v.getUint8(5) & 2) === 2) hb.ready = true;
   if (version === VERSION) return { ok: true, hb };
   const declines = parseDeclines(body.subarray(17 + nameLen));
   if (declines === null) return { ok: false, reason: "BadDecline" };

@@ -13,8 +13,14 @@
  *
  * Partitions: each side sees the other Dead and elects its own owners, as every layer-2
  * protocol without a quorum must (the segment itself is split, so only one side is reachable
- * by any client on a given segment). When the partition heals, Rising + riseMs gives one
- * stable hand-back instead of a flap.
+ * by any client on a given segment). When the partition heals, each side hears the other as
+ * Rising, still owning what it took. So that the VIPs do not have two owners for riseMs, the
+ * smaller side steps back at once: a node that hears more *ready* Rising peers than it counts
+ * alive nodes (itself included) — or as many, when the lowest name among them sorts before the
+ * lowest among its own — is not ready until they are Alive (hold reason "partition"). Then
+ * every node sees the same members and the VIPs go back to their natural owners, once, after
+ * riseMs. A node that (re)starts or resumes from a pause says it is not ready in its heartbeats,
+ * so nobody steps back for it.
  */
 
 import type { Decline, Heartbeat } from "./heartbeat.ts";
@@ -39,6 +45,8 @@ export interface PeerView {
   readonly flaps: number;
   /** The VIPs this peer declines (forced failover), from its latest heartbeat. */
   readonly declines: readonly Decline[];
+  /** The peer said it is ready (owns VIPs) in its latest heartbeat. */
+  readonly ready: boolean;
 }
 
 export interface Membership {
@@ -66,6 +74,7 @@ export function createMembership(cfg: MembershipConfig, now: number): Membership
       since: now,
       flaps: 0,
       declines: [],
+      ready: false,
     });
   }
   return { cfg, peers, readyAt: now + cfg.riseMs + cfg.deadAfterMs, lastTick: now, holdReason: "start" };
@@ -102,14 +111,18 @@ export function onHeartbeat(
   }
   const declines = hb.declines ?? [];
   const declinesChanged = !sameDeclines(p.declines, declines);
-  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines };
+  const ready = hb.ready === true;
+  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines, ready };
   if (p.state === "Unknown" || p.state === "Dead")
     next = { ...next, state: "Rising", risingSince: now, since: now };
   else if (p.state === "Rising" && now - p.risingSince >= m.cfg.riseMs)
     next = { ...next, state: "Alive", since: now };
   return {
     m: setPeer(m, next),
-    changed: next.state !== p.state || (declinesChanged && next.state === "Alive"),
+    changed:
+      next.state !== p.state ||
+      (declinesChanged && next.state === "Alive") ||
+      (ready !== p.ready && next.state === "Rising"),
   };
 }
 
@@ -153,8 +166,28 @@ export function tick(m: Membership, now: number): { m: Membership; changed: bool
   return { m: { ...m, peers, lastTick: now }, changed: changed || becameReady, paused: false };
 }
 
+/**
+ * True when a partition is healing and this node is on the smaller side: it hears more ready
+ * Rising peers than it has alive nodes (itself included), or as many and the lowest name among
+ * them sorts first. It then owns nothing until those peers are Alive.
+ */
+export function yieldsToPartition(m: Membership): boolean {
+  const rising = [...m.peers.values()].filter((p) => p.state === "Rising" && p.ready).map((p) => p.name);
+  if (rising.length === 0) return false;
+  const alive = [m.cfg.self, ...[...m.peers.values()].filter((p) => p.state === "Alive").map((p) => p.name)];
+  if (rising.length !== alive.length) return rising.length > alive.length;
+  const min = (xs: string[]) => xs.reduce((a, b) => (b < a ? b : a));
+  return min(rising) < min(alive);
+}
+
 export function isReady(m: Membership, now: number): boolean {
-  return now >= m.readyAt;
+  return now >= m.readyAt && !yieldsToPartition(m);
+}
+
+/** Why this node is not ready now (undefined when it is). */
+export function notReadyReason(m: Membership, now: number): "start" | "pause" | "partition" | undefined {
+  if (now < m.readyAt) return m.holdReason;
+  return yieldsToPartition(m) ? "partition" : undefined;
 }
 
 /** Nodes that count for the election: self (when ready) and every Alive peer. */

@@ -19,6 +19,7 @@ import {
   type HeartbeatDrop as FsmDrop,
   isReady,
   type Membership,
+  notReadyReason,
   onHeartbeat,
   type PeerView,
   peerDeclines,
@@ -118,6 +119,7 @@ export class MembershipService {
         seq: this.nextSeq(),
         intervalMs: this.opts.intervalMs,
         leaving,
+        ready: !leaving && isReady(this.m, this.now()),
         declines: this.own,
       },
       this.opts.key,
@@ -149,8 +151,8 @@ export class MembershipService {
     return isReady(this.m, this.now());
   }
 
-  holdReason(): "start" | "pause" {
-    return this.m.holdReason;
+  holdReason(): "start" | "pause" | "partition" {
+    return notReadyReason(this.m, this.now()) ?? this.m.holdReason;
   }
 
   peers(): PeerView[] {

@@ -35,6 +35,7 @@ import type { Logger } from "../util/log.ts";
 import { type AllocationState, allocate, emptyAllocation, heldMap } from "./allocate.ts";
 import type { Driver } from "./driver.ts";
 import { computePlan, EMPTY_PLAN, type L2Election, type NodeInfo, type Plan } from "./plan.ts";
+import { startOnlyChanges } from "./restart.ts";
 import {
   joinSources,
   type ManifestSource,
@@ -72,7 +73,7 @@ export const ASSIGNMENTS_FILE = "assignments.json";
 export interface MembershipView {
   alive(): string[];
   ready(): boolean;
-  holdReason(): "start" | "pause";
+  holdReason(): "start" | "pause" | "partition";
   /** Per node (this one included), the VIPs it declines (forced failover). */
   declines?(): ReadonlyMap<string, readonly Decline[]>;
   /** Replaces this node's declines; they travel with its next heartbeat (sent at once). */
@@ -206,6 +207,7 @@ export class Daemon implements ApiRuntime {
   }
 
   private async applyConfigObject(config: Config, reason: string): Promise<void> {
+    const prev = this.cfg;
     this.cfg = config;
     this.generation++;
     const held = this.alloc.allocator === undefined ? readHeld(this.opts.stateDir) : {};
@@ -221,6 +223,12 @@ export class Daemon implements ApiRuntime {
       l2: this.plan.l2.length,
       routes: this.plan.routes.length,
     });
+    const later = prev === undefined ? [] : startOnlyChanges(prev, config);
+    if (later.length > 0)
+      this.opts.log.warn("some changes take effect only after vipd restarts", {
+        generation: this.generation,
+        changes: later,
+      });
     await this.applyPlan();
   }
 
