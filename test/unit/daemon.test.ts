@@ -246,6 +246,59 @@ describe("Daemon: reload", () => {
   });
 });
 
+describe("Daemon: changes that need a restart", () => {
+  test("a reload that changes start-only settings applies the rest and says what waits for a restart", async () => {
+    const settings = (listen: string, cls = "") => `---
+apiVersion: vipd.io/v1alpha1
+kind: NodeSettings
+metadata: { name: x }
+spec:
+  labels: { rack: r1 }
+  api: { listen: "${listen}" }
+${cls}`;
+    const peer = `---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: tor }
+spec: { myASN: 64500, peerASN: 64501, peerAddress: 10.1.0.1, bfdProfile: fast }
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: { name: fast }
+`;
+    const base = POOL('"10.1.0.10-10.1.0.20"') + SVC("shop", "web");
+    const { d, daemon, lines } = setup({ "c.yaml": base + settings("127.0.0.1:7473") });
+    await daemon.reload("start");
+    const warnings = () =>
+      lines.filter((l) => l["message"] === "some changes take effect only after vipd restarts");
+    // Services, labels: applied, nothing to warn about.
+    writeFileSync(join(d, "c.yaml"), base + SVC("shop", "api") + settings("127.0.0.1:7473"));
+    await daemon.reload("SIGHUP");
+    expect(daemon.status().configGeneration).toBe(2);
+    expect(warnings()).toEqual([]);
+    // The API address, the allocator's class, the first BGP peer and BFD: applied as config,
+    // and listed as waiting for a restart.
+    writeFileSync(
+      join(d, "c.yaml"),
+      base + SVC("shop", "api") + settings("127.0.0.1:9000", "  loadBalancerClass: vipd.io/lb\n") + peer,
+    );
+    await daemon.reload("SIGHUP");
+    expect(daemon.status().configGeneration).toBe(3);
+    expect(warnings().map((l) => [l["level"], l["generation"], l["changes"]])).toEqual([
+      [
+        "warn",
+        3,
+        [
+          "NodeSettings.spec.api",
+          "NodeSettings.spec.loadBalancerClass",
+          "BGPPeer: the first peer (the BGP speaker starts only when vipd starts with peers)",
+          "BGPPeer.spec.bfdProfile: the first peer with BFD (BFD starts only when vipd starts with one)",
+        ],
+      ],
+    ]);
+  });
+});
+
 describe("Daemon: node identity", () => {
   test("--node-name wins over NodeSettings.spec.nodeName, which wins over the host name", async () => {
     const settings = `---

@@ -1,0 +1,50 @@
+/**
+ * Which configuration changes a running `vipd run` cannot apply on reload. Most of the config
+ * (pools, advertisements, Services, peers' details, node labels) flows through the daemon on
+ * every reload; what `run` reads once when it composes the process — the API listener and its
+ * tokens, the XDP interfaces, local delivery, membership, the load-balancer class the allocator
+ * was created with, whether a BGP speaker or BFD runs at all, the router ID — only takes effect
+ * after a restart. The daemon logs these so that an operator is never left guessing.
+ *
+ * Pure: two configs in, a list of human-readable change descriptions out.
+ */
+
+import type { Config } from "../config/index.ts";
+
+/** NodeSettings.spec fields read only at start. */
+const START_ONLY_SETTINGS = [
+  "nodeName",
+  "interfaces",
+  "xdp",
+  "api",
+  "localDelivery",
+  "loadBalancerClass",
+  "cluster",
+] as const;
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The changes from `prev` to `next` that take effect only after vipd restarts. */
+export function startOnlyChanges(prev: Config, next: Config): string[] {
+  const out: string[] = [];
+  const a = prev.nodeSettings?.spec;
+  const b = next.nodeSettings?.spec;
+  for (const k of START_ONLY_SETTINGS) {
+    if (!same(a?.[k], b?.[k])) out.push(`NodeSettings.spec.${k}`);
+  }
+  // With live membership (a cluster key), the membership service gets the members at start;
+  // without it they are read on every plan.
+  const live = a?.cluster.keyFile !== undefined || b?.cluster.keyFile !== undefined;
+  if (live && !same(a?.members, b?.members))
+    out.push("NodeSettings.spec.members (with cluster: heartbeat destinations)");
+  if (prev.peers.length === 0 && next.peers.length > 0)
+    out.push("BGPPeer: the first peer (the BGP speaker starts only when vipd starts with peers)");
+  const bfd = (c: Config) => c.peers.some((p) => p.spec.bfdProfile !== undefined);
+  if (!bfd(prev) && bfd(next))
+    out.push("BGPPeer.spec.bfdProfile: the first peer with BFD (BFD starts only when vipd starts with one)");
+  const routerId = (c: Config) => c.peers.find((p) => p.spec.routerID)?.spec.routerID;
+  if (prev.peers.length > 0 && routerId(prev) !== routerId(next)) out.push("BGPPeer.spec.routerID");
+  return out;
+}
