@@ -77,6 +77,8 @@ export class AddressBook {
   /** pool -> distinct addresses in use, per family. */
   private readonly counts = new Map<string, Record<Family, number>>();
   private pools: readonly CompiledPool[] = [];
+  /** Whether dense4 is maintained: only needed while some pool has avoidBuggyIPs. */
+  private dense = false;
 
   /** Total runs across the taken-address sets (what memory grows with). */
   get runs(): number {
@@ -101,6 +103,14 @@ export class AddressBook {
   /** Re-attributes every held address to the pool that hands it out under `pools`. */
   setPools(pools: readonly CompiledPool[]): void {
     this.pools = pools;
+    const needDense = pools.some((p) => p.ranges.some((r) => r.space === "dense4"));
+    if (needDense && !this.dense) {
+      for (const k of this.uses[4].entries()) {
+        const ip: Ip = { family: 4, value: BigInt(k[0]) };
+        if (!isBuggy(ip)) this.taken.dense4.add(toDense(ip.value));
+      }
+    } else if (!needDense) this.taken.dense4 = new RunSet();
+    this.dense = needDense;
     this.counts.clear();
     for (const family of [4, 6] as const) {
       for (const [k, use] of this.uses[family].entries()) {
@@ -133,7 +143,7 @@ export class AddressBook {
       m.set(k, u);
       if (ip.family === 4) {
         this.taken.raw4.add(ip.value);
-        if (!isBuggy(ip)) this.taken.dense4.add(toDense(ip.value));
+        if (this.dense && !isBuggy(ip)) this.taken.dense4.add(toDense(ip.value));
       } else this.taken.raw6.add(ip.value);
       if (c.sharingKey !== "") {
         const sk = shareIndexKey(c);
@@ -164,7 +174,7 @@ export class AddressBook {
     m.delete(k);
     if (ip.family === 4) {
       this.taken.raw4.delete(ip.value);
-      if (!isBuggy(ip)) this.taken.dense4.delete(toDense(ip.value));
+      if (this.dense && !isBuggy(ip)) this.taken.dense4.delete(toDense(ip.value));
     } else this.taken.raw6.delete(ip.value);
     if (u.sharingKey !== "") {
       const sk = shareIndexKey(u);

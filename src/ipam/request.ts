@@ -67,16 +67,24 @@ export function ownershipRefusal(svc: Service, ourClass: string | null): AllocRe
   return null;
 }
 
-function annotation(svc: Service, name: string, warnings: AllocWarning[]): string | undefined {
+type AnnotationName = "allow-shared-ip" | "loadBalancerIPs" | "address-pool";
+const KEYS: Record<AnnotationName, readonly [current: string, deprecated: string]> = {
+  "allow-shared-ip": [`${PREFIX}allow-shared-ip`, `${DEPRECATED_PREFIX}allow-shared-ip`],
+  loadBalancerIPs: [`${PREFIX}loadBalancerIPs`, `${DEPRECATED_PREFIX}loadBalancerIPs`],
+  "address-pool": [`${PREFIX}address-pool`, `${DEPRECATED_PREFIX}address-pool`],
+};
+
+function annotation(svc: Service, name: AnnotationName, warnings: AllocWarning[]): string | undefined {
   const a = svc.metadata.annotations;
   if (a === undefined) return undefined;
-  const current = a[PREFIX + name];
-  const old = a[DEPRECATED_PREFIX + name];
+  const [currentKey, oldKey] = KEYS[name];
+  const current = a[currentKey];
+  const old = a[oldKey];
   if (old !== undefined)
     warnings.push({
       kind: "DeprecatedAnnotation",
-      annotation: DEPRECATED_PREFIX + name,
-      replacement: PREFIX + name,
+      annotation: oldKey,
+      replacement: currentKey,
       ignored: current !== undefined,
     });
   return current ?? old;

@@ -29,10 +29,11 @@ const POOLS_A: IPAddressPool[] = [
     serviceAllocation: { priority: 2, serviceSelectors: [{ matchLabels: { tier: "x" } }] },
   }),
 ];
-// A second configuration: p2 shrinks, p3 gone, p5 new (takes over part of the space).
+// A second configuration: p2 shrinks and hands out .255/.0 (no pool avoids buggy IPs any
+// more), p3 gone, p5 new (takes over part of the space).
 const POOLS_B: IPAddressPool[] = [
   POOLS_A[0]!,
-  pool("p2", ["10.0.1.254-10.0.2.1", "fd00:1::1"], { avoidBuggyIPs: true }),
+  pool("p2", ["10.0.1.254-10.0.2.1", "fd00:1::1"], { avoidBuggyIPs: false }),
   POOLS_A[3]!,
   pool("p5", ["10.0.3.0/32", "10.0.5.0/30"]),
 ];

@@ -118,6 +118,24 @@ describe("configuration changes", () => {
     expect(a.assignment("ns/x")).toMatchObject({ ips: ["192.0.2.0"], stranded: false });
   });
 
+  test("turning avoidBuggyIPs on strands the .0 holder and keeps every taken address taken", () => {
+    const a = new Allocator();
+    a.setPools([pool("lan", ["10.0.0.0/24"])]);
+    for (const n of ["a", "b", "c"]) ips(a.allocate(svc(n)));
+    const on = a.setPools([pool("lan", ["10.0.0.0/24"], { avoidBuggyIPs: true })]);
+    expect(on.ok && on.stranded.map(reasonMessage)).toEqual([
+      'ns/a keeps 10.0.0.0 from pool "lan", which the new configuration no longer allows: 10.0.0.0 is skipped by pool "lan" (avoidBuggyIPs)',
+    ]);
+    expect(ips(a.allocate(svc("d")))).toEqual(["10.0.0.3"]);
+    a.setPools([pool("lan", ["10.0.0.0/24"])]);
+    expect(ips(a.allocate(svc("e")))).toEqual(["10.0.0.4"]);
+    a.release("ns/b");
+    a.setPools([pool("lan", ["10.0.0.0/24"], { avoidBuggyIPs: true })]);
+    expect(ips(a.allocate(svc("f")))).toEqual(["10.0.0.1"]);
+    expect(ips(a.allocate(svc("g")))).toEqual(["10.0.0.5"]);
+    expect(a.usage("lan")![4]).toEqual({ assigned: 5n, available: 254n - 5n, capacity: 254n });
+  });
+
   test("a range moved to a pool under another name is followed without re-addressing", () => {
     const a = lan();
     ips(a.allocate(svc("x")));
