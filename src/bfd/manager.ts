@@ -76,7 +76,18 @@ export interface BfdStatus {
   sessions: SessionStatus[];
   /** Received packets discarded, by reason (RFC 5880 §6.8.6 order). */
   drops: Record<DropReason, number>;
-  timer: { fires: number; latenessP50Ms: number; latenessP99Ms: number; latenessMaxMs: number };
+  /**
+   * Scheduler health: lateness quantiles over the last 4096 fires; the all-time maximum and the
+   * number of fires more than 50 ms late (stalls of the process, e.g. CPU starvation).
+   */
+  timer: {
+    fires: number;
+    latenessP50Ms: number;
+    latenessP99Ms: number;
+    latenessMaxMs: number;
+    latenessMaxEverMs: number;
+    stalls: number;
+  };
   /** Errors reported by the sockets (e.g. ECONNREFUSED from ICMP port unreachable), by code. */
   socketErrors: Record<string, number>;
 }
@@ -166,6 +177,8 @@ export class BfdManager {
   private armedDetect = false;
   private readonly lateness = new Float64Array(4096);
   private fires = 0;
+  private latenessMaxEver = 0;
+  private stalls = 0;
   private readonly socketErrors = new Map<string, number>();
   private chain: Promise<void> = Promise.resolve();
   private closed = false;
@@ -360,10 +373,17 @@ export class BfdManager {
     if (a.kind === "send") {
       e.sent++;
       try {
-        e.tx.send(a.bytes, e.desired.multihop ? this.ports.multi : this.ports.single, e.peer);
+        // false: the kernel did not take the datagram (socket buffer full); counted, not retried —
+        // a BFD packet late is worth no more than a packet lost.
+        if (!e.tx.send(a.bytes, e.desired.multihop ? this.ports.multi : this.ports.single, e.peer)) {
+          this.socketError(
+            e.desired.key,
+            Object.assign(new Error("send not accepted"), { code: "SendNotAccepted" }),
+          );
+        }
       } catch (err) {
         // No route or interface down: the peer will time us out; keep running.
-        this.log("bfd send failed", { key: e.desired.key, error: String(err) });
+        this.socketError(e.desired.key, err instanceof Error ? err : new Error(String(err)));
       }
       return;
     }
@@ -421,8 +441,11 @@ export class BfdManager {
       while (now < armed) now = this.now();
     }
     if (armed !== null && now >= armed) {
-      this.lateness[this.fires % this.lateness.length] = now - armed;
+      const late = now - armed;
+      this.lateness[this.fires % this.lateness.length] = late;
       this.fires++;
+      if (late > this.latenessMaxEver) this.latenessMaxEver = late;
+      if (late > 50) this.stalls++;
     }
     this.runDue(false);
   }
@@ -492,6 +515,8 @@ export class BfdManager {
         latenessP50Ms: q(0.5),
         latenessP99Ms: q(0.99),
         latenessMaxMs: n ? sorted[n - 1]! : 0,
+        latenessMaxEverMs: this.latenessMaxEver,
+        stalls: this.stalls,
       },
     };
   }
