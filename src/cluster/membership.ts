@@ -176,7 +176,7 @@ export function yieldsToPartition(m: Membership): boolean {
   if (rising.length === 0) return false;
   const alive = [m.cfg.self, ...[...m.peers.values()].filter((p) => p.state === "Alive").map((p) => p.name)];
   if (rising.length !== alive.length) return rising.length > alive.length;
-  const min = (xs: string[]) => xs.reduce((a, b) => (b < a ? b : a));
+  const min = (xs: string[]) => [...xs].sort()[0] as string;
   return min(rising) < min(alive);
 }
 

@@ -82,7 +82,7 @@ export class MembershipService {
         data: (_s, buf) => this.receive(buf),
         // ICMP errors (port unreachable while a member is down) arrive here; they are expected.
         error: (_s, err) => {
-          const code = (err as { code?: string }).code ?? "error";
+          const code = (err as { code?: string } | undefined)?.code ?? "error";
           this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
         },
       },
@@ -130,7 +130,7 @@ export class MembershipService {
         if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
       } catch (e) {
         // Our own link is down, or the route is gone: count it and keep going.
-        const code = (e as { code?: string }).code ?? "error";
+        const code = (e as { code?: string } | undefined)?.code ?? "error";
         this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
       }
     }
