@@ -1,6 +1,15 @@
 /**
  * The allocator's public surface: `Allocator` (MetalLB-compatible IP assignment for IPv4, IPv6
  * and dual-stack LoadBalancer Services), its result and reason types, and the message formatters.
+ *
+ * @example
+ * const ipam = new Allocator({ loadBalancerClass: undefined, namespaceLabels: (ns) => nsLabels.get(ns) });
+ * const set = ipam.setPools(pools);             // { ok, stranded } | { ok: false, errors }
+ * const { results, released } = ipam.reconcile(services);
+ * for (const r of results)
+ *   if (r.ok) writeStatus(r.key, r.ips, r.pool); // also metallb.io/ip-allocated-from-pool = r.pool
+ *   else event(r.key, r.reason.kind, reasonMessage(r.reason));
+ * ipam.usage("lan"); // { 4: { assigned, available, capacity }, 6: { ... } } as bigints
  */
 
 export type {
