@@ -1,5 +1,5 @@
 /**
- * BFD benchmark (needs root): `bun bench/bfd.ts [--failures 25] [--health-seconds 60] [--sessions 100] [--health-peers vipd,frr] [--nice N] [--rt P]`
+ * BFD benchmark (needs root): `bun bench/bfd.ts [--failures 25] [--health-seconds 60] [--sessions 100] [--health-peers vipd,frr] [--nice N]`
  *
  * 1. Detection time at 50 ms × 3, vipd beside FRR bfdd in the same run: BIRD (namespace p) has a
  *    session to vipd (v) and one to FRR (f) over a bridge. BIRD is SIGSTOPped at a random phase;
@@ -10,8 +10,9 @@
  *    FRR bfdd (100 peers) (`--health-peers vipd,frr`): false downs on either side, CPU use of
  *    both daemons, vipd's timer lateness.
  * `--nice N` renices every daemon under test (vipd, FRR bfdd, BIRD) to the same value, to measure
- * the implementations rather than the scheduling noise of a shared machine; `--rt P` runs them all
- * SCHED_FIFO at priority P (the main thread, which runs the protocol), as routers run BFD.
+ * the implementations rather than the scheduling noise of a shared machine. (SCHED_FIFO was tried
+ * and made things worse for Bun: 1 s stalls, presumably the RT main thread waiting on a normal
+ * thread of the runtime.)
  * The last line is `p99 detection ms: N` (vipd).
  */
 
@@ -32,13 +33,9 @@ const SESSIONS = arg("sessions", 100);
 /** Nice value for every daemon under test (vipd, FRR bfdd, BIRD), equal for all; 0 = unchanged. */
 const NICE = arg("nice", 0);
 
-/** SCHED_FIFO priority for every daemon under test (as routers run BFD); 0 = normal scheduling. */
-const RT = arg("rt", 0);
-
 async function renice(pids: number[]): Promise<void> {
   for (const pid of pids) {
     if (NICE !== 0) await Bun.$`renice -n ${NICE} -p ${pid}`.quiet();
-    if (RT !== 0) await Bun.$`chrt -f -p ${RT} ${pid}`.quiet();
   }
 }
 
