@@ -14,7 +14,7 @@ import fc from "fast-check";
 import { selectorMatches } from "../../src/config/selector.ts";
 import { Allocator, type Allocator as AllocatorT, type Assignment } from "../../src/ipam/index.ts";
 import type { IPAddressPool, Service } from "../../src/ipam/types.ts";
-import { type Family, parseIp, parseRange } from "../../src/util/ip.ts";
+import { type Family, formatIp, parseIp, parseRange } from "../../src/util/ip.ts";
 import { pool, type SvcOpts, svc, withStatus } from "./ipam-fixtures.ts";
 
 const SEED = 20261126;
@@ -175,13 +175,66 @@ function checkInvariants(a: AllocatorT, pools: IPAddressPool[]): void {
   }
 }
 
+/** Every address of `family` that `p` hands out, in pool order (the test pools are tiny). */
+function addressesOf(p: IPAddressPool, family: Family): string[] {
+  const out: string[] = [];
+  for (const a of p.spec.addresses) {
+    const r = parseRange(a);
+    if (!r.ok || r.value.family !== family) continue;
+    for (let v = r.value.first; v <= r.value.last; v++) {
+      const text = formatIp({ family, value: v });
+      if (poolHands(p, text)) out.push(text);
+    }
+  }
+  return out;
+}
+
+/**
+ * A new assignment honours the request exactly (named IPs, named pool), uses autoAssign: false
+ * pools only on request, and — for automatic single-family assignments without sharing — is the
+ * first address, in pool order, that nobody else held: every eligible pool ranked earlier was full.
+ */
+function checkChoice(
+  a: AllocatorT,
+  pools: IPAddressPool[],
+  spec: Spec,
+  got: readonly string[],
+  poolName: string,
+  others: Set<string>,
+): void {
+  const p = pools.find((q) => q.metadata.name === poolName)!;
+  if (spec.req !== null && "ip" in spec.req) expect(got).toContain(spec.req.ip);
+  if (spec.req !== null && "pool" in spec.req) expect(poolName).toBe(spec.req.pool);
+  if (p.spec.autoAssign === false) expect(spec.req).not.toBe(null);
+  if (spec.req !== null || spec.share !== "" || (spec.fam !== "v4" && spec.fam !== "v6")) return;
+  const family: Family = spec.fam === "v4" ? 4 : 6;
+  for (const name of a.poolNames()) {
+    const q = pools.find((x) => x.metadata.name === name)!;
+    const mine = name === poolName;
+    if (!mine && (q.spec.autoAssign === false || !poolServes(q, spec.key))) continue;
+    for (const ip of addressesOf(q, family)) {
+      if (mine && ip === got[0]) return;
+      expect(others.has(ip)).toBe(true);
+    }
+    expect(mine).toBe(false);
+  }
+}
+
 function run(ops: Op[]): { a: AllocatorT; pools: IPAddressPool[] } {
   const a = new Allocator();
   let pools = POOLS_A;
   a.setPools(pools);
   for (const op of ops) {
-    if ("alloc" in op) a.allocate(toService(op.alloc));
-    else if ("release" in op) a.release(op.release);
+    if ("alloc" in op) {
+      const others = new Set(
+        a
+          .assignments()
+          .filter((x) => x.key !== op.alloc.key)
+          .flatMap((x) => x.ips),
+      );
+      const r = a.allocate(toService(op.alloc));
+      if (r.ok && r.changed) checkChoice(a, pools, op.alloc, r.ips, r.pool, others);
+    } else if ("release" in op) a.release(op.release);
     else {
       pools = op.pools === "A" ? POOLS_A : POOLS_B;
       const r = a.setPools(pools);
