@@ -11,7 +11,7 @@
  *   replaced atomically; another XDP program on the interface is an error.
  */
 
-import { existsSync, mkdirSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, rmSync } from "node:fs";
 import { dirname } from "node:path";
 import {
   closeFd,
@@ -90,10 +90,20 @@ async function isBpffs(dir: string): Promise<boolean> {
   return r.code === 0 && r.stdout.trim() === "bpf_fs";
 }
 
-/** Makes sure `pinDir` exists on a bpf filesystem, mounting one on its parent when needed. */
+/**
+ * Makes sure `pinDir` exists on a bpf filesystem, mounting one on its parent when needed — only
+ * on an empty or missing directory (as /sys/fs/bpf is in a fresh sysfs), never over one that
+ * holds something.
+ */
 export async function ensureBpffs(pinDir: string): Promise<void> {
   const parent = dirname(pinDir);
   if (!(await isBpffs(parent))) {
+    if (existsSync(parent) && readdirSync(parent).length > 0) {
+      throw new LoaderError(
+        `pin directory ${pinDir}`,
+        `${parent} is not a bpf filesystem and is not empty; mount one there (mount -t bpf bpf DIR) or pick another pin directory`,
+      );
+    }
     mkdirSync(parent, { recursive: true });
     const r = await run(["mount", "-t", "bpf", "bpf", parent]);
     if (r.code !== 0) throw new LoaderError(`mount -t bpf bpf ${parent}`, r.stderr);
