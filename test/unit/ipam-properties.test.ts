@@ -3,6 +3,8 @@
  * (fast-check, fixed seed):
  * - no address is held by two Services unless sharing allows it;
  * - every address lies in a pool the Service may use (unless reported stranded);
+ * - requests are honoured exactly or refused; autoAssign: false pools serve only requests;
+ * - an automatic choice is the first address, in pool order, that nobody held;
  * - usage counts match the assignments;
  * - release-then-allocate finds the address free;
  * - a rebuild from the Services' statuses yields the same state;
