@@ -9,6 +9,7 @@ import type { MetricFamily, PoolView, ServiceView } from "../api/runtime.ts";
 import type { Config } from "../config/index.ts";
 import { Allocator } from "../ipam/allocator.ts";
 import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
+import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
 import type { PlannedAssignment } from "./plan.ts";
 
 export interface AllocationEvent {
@@ -31,15 +32,26 @@ export function emptyAllocation(): AllocationState {
   return { allocator: undefined, assignments: [], services: [], pools: [], metrics: [], events: [] };
 }
 
-/** Assignments as `{ "ns/name": ["ip", ...] }`, for the state file. */
+/** Assignments as `{ "ns/name": ["ip", ...] }`. */
 export function heldMap(s: AllocationState): Record<string, string[]> {
   return Object.fromEntries(s.assignments.map((a) => [a.key, [...a.ips]]));
+}
+
+/** What a Service held before a restart: its addresses, and the pool they came from. */
+export interface Held {
+  ips: readonly string[];
+  pool?: string | undefined;
+}
+
+/** Assignments as `{ "ns/name": { ips, pool } }`, for the state file. */
+export function heldState(s: AllocationState): Record<string, { ips: string[]; pool: string }> {
+  return Object.fromEntries(s.assignments.map((a) => [a.key, { ips: [...a.ips], pool: a.pool }]));
 }
 
 export function allocate(
   config: Config,
   prev: AllocationState,
-  held: Readonly<Record<string, readonly string[]>> = {},
+  held: Readonly<Record<string, readonly string[] | Held>> = {},
 ): AllocationState {
   const cls = config.nodeSettings?.spec.loadBalancerClass;
   const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
@@ -56,9 +68,18 @@ export function allocate(
   // the state file and is adopted first, so a restart never re-addresses anything.
   const services = config.services.map((s) => {
     const key = `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
-    const ips = held[key];
-    if (ips === undefined || (s.status?.loadBalancer?.ingress ?? []).length > 0) return s;
-    return { ...s, status: { ...s.status, loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } };
+    const h = held[key];
+    if (h === undefined || (s.status?.loadBalancer?.ingress ?? []).length > 0) return s;
+    const ips = "ips" in h ? h.ips : h;
+    // The pool is remembered the way MetalLB does (an annotation), so an address the pools no
+    // longer have is reported as stranded from the pool it came from.
+    const pool = "ips" in h ? h.pool : undefined;
+    const annotations = s.metadata.annotations ?? {};
+    const metadata =
+      pool && annotations[ANNOTATION_ALLOCATED_FROM] === undefined
+        ? { ...s.metadata, annotations: { ...annotations, [ANNOTATION_ALLOCATED_FROM]: pool } }
+        : s.metadata;
+    return { ...s, metadata, status: { ...s.status, loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } };
   });
   const before = new Map((prev.assignments ?? []).map((a) => [a.key, a.ips.join(",")]));
   const r = allocator.reconcile(services);

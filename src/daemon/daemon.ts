@@ -32,7 +32,7 @@ import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { Logger } from "../util/log.ts";
-import { type AllocationState, allocate, emptyAllocation, heldMap } from "./allocate.ts";
+import { type AllocationState, allocate, emptyAllocation, type Held, heldState } from "./allocate.ts";
 import type { Driver } from "./driver.ts";
 import { computePlan, EMPTY_PLAN, type L2Election, type NodeInfo, type Plan } from "./plan.ts";
 import { startOnlyChanges } from "./restart.ts";
@@ -87,15 +87,23 @@ export type FailoverOutcome =
   | { ok: true; ip: string; from: string; to: string | undefined; declined: string[] }
   | { ok: false; status: 404 | 409 | 422; error: FailoverRefusal["error"]; message: string };
 
-/** What Services held before a restart: `{ "ns/name": ["ip", ...] }`; empty when unknown. */
-function readHeld(stateDir: string | undefined): Record<string, string[]> {
+/**
+ * What Services held before a restart: `{ "ns/name": { "ips": [...], "pool": "..." } }` (or the
+ * older `{ "ns/name": ["ip", ...] }`); entries of another shape are skipped; empty when unknown.
+ */
+function readHeld(stateDir: string | undefined): Record<string, Held> {
   if (stateDir === undefined) return {};
   try {
     const v: unknown = JSON.parse(readFileSync(join(stateDir, ASSIGNMENTS_FILE), "utf8"));
     if (typeof v !== "object" || v === null || Array.isArray(v)) return {};
-    const out: Record<string, string[]> = {};
-    for (const [k, ips] of Object.entries(v)) {
-      if (Array.isArray(ips) && ips.every((x) => typeof x === "string")) out[k] = ips as string[];
+    const out: Record<string, Held> = {};
+    const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((y) => typeof y === "string");
+    for (const [k, e] of Object.entries(v)) {
+      if (strings(e)) out[k] = { ips: e };
+      else if (typeof e === "object" && e !== null && strings((e as { ips?: unknown }).ips)) {
+        const pool = (e as { pool?: unknown }).pool;
+        out[k] = { ips: (e as { ips: string[] }).ips, pool: typeof pool === "string" ? pool : undefined };
+      }
     }
     return out;
   } catch {
@@ -234,7 +242,7 @@ export class Daemon implements ApiRuntime {
 
   private persistHeld(): void {
     if (this.opts.stateDir === undefined) return;
-    const text = `${JSON.stringify(heldMap(this.alloc), null, 1)}\n`;
+    const text = `${JSON.stringify(heldState(this.alloc), null, 1)}\n`;
     if (text === this.heldText) return;
     try {
       mkdirSync(this.opts.stateDir, { recursive: true });

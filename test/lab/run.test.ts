@@ -45,9 +45,9 @@ describe("vipd run: the API, reloads and shutdown", () => {
       expect([st.node, st.configGeneration, st.ready]).toEqual(["n1", 1, true]);
       // The assignments are on disk for the next start.
       expect(JSON.parse(readFileSync(join(d, "state", "assignments.json"), "utf8"))).toEqual({
-        "infra/dns": ["10.77.0.110"],
-        "infra/dns-tcp": ["10.77.0.110"],
-        "shop/web": ["10.77.0.100", "fd77::100"],
+        "infra/dns": { ips: ["10.77.0.110"], pool: "site" },
+        "infra/dns-tcp": { ips: ["10.77.0.110"], pool: "site" },
+        "shop/web": { ips: ["10.77.0.100", "fd77::100"], pool: "site" },
       });
       expect(await v.stop()).toBe(0);
       expect(v.logs.at(-1)?.message).toBe("stopped");
@@ -349,7 +349,9 @@ describe("vipd run: addresses survive a restart", () => {
       });
       const items = (await v.json<{ items: { name: string; warnings: string[] }[] }>("/api/v1/services"))
         .items;
-      expect(items.find((x) => x.name === "a")?.warnings.join()).toContain("no longer allows");
+      expect(items.find((x) => x.name === "a")?.warnings).toEqual([
+        'shop/a keeps 10.9.6.10 from pool "lan", which the new configuration no longer allows: 10.9.6.10 is not in any pool',
+      ]);
       expect(items.find((x) => x.name === "b")?.warnings).toEqual([]);
     } finally {
       await v.kill();

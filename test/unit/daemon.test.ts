@@ -326,7 +326,7 @@ describe("Daemon: the state file", () => {
     const one = setup({ "c.yaml": POOL('"10.1.0.10-10.1.0.20"') + SVC("shop", "b") }, { stateDir: state });
     await one.daemon.reload("start");
     expect(JSON.parse(readFileSync(join(state, ASSIGNMENTS_FILE), "utf8"))).toEqual({
-      "shop/b": ["10.1.0.10"],
+      "shop/b": { ips: ["10.1.0.10"], pool: "lan" },
     });
     await one.daemon.close();
     // A new process (a new Daemon) with a set where "a" sorts first.
@@ -339,8 +339,8 @@ describe("Daemon: the state file", () => {
     await two.daemon.reload("start");
     expect(ipsOf(two.daemon)).toEqual({ "shop/a": ["10.1.0.11"], "shop/b": ["10.1.0.10"] });
     expect(JSON.parse(readFileSync(join(state, ASSIGNMENTS_FILE), "utf8"))).toEqual({
-      "shop/a": ["10.1.0.11"],
-      "shop/b": ["10.1.0.10"],
+      "shop/a": { ips: ["10.1.0.11"], pool: "lan" },
+      "shop/b": { ips: ["10.1.0.10"], pool: "lan" },
     });
   });
 
@@ -354,18 +354,27 @@ describe("Daemon: the state file", () => {
     await daemon.reload("start");
     expect(ipsOf(daemon)).toEqual({ "shop/b": ["10.1.0.10"] });
     expect(JSON.parse(readFileSync(join(state, ASSIGNMENTS_FILE), "utf8"))).toEqual({
-      "shop/b": ["10.1.0.10"],
+      "shop/b": { ips: ["10.1.0.10"], pool: "lan" },
     });
   });
 
-  test("a state file with entries of the wrong shape keeps only the valid ones", async () => {
+  test("a state file with entries of the wrong shape keeps only the valid ones; the older list form is read", async () => {
     const state = tempDir();
     writeFileSync(
       join(state, ASSIGNMENTS_FILE),
-      JSON.stringify({ "shop/a": "10.1.0.15", "shop/b": ["10.1.0.16"], "shop/c": [7] }),
+      JSON.stringify({
+        "shop/a": "10.1.0.15",
+        "shop/b": ["10.1.0.16"],
+        "shop/c": [7],
+        "shop/d": { ips: ["10.1.0.17"], pool: "lan" },
+        "shop/e": { pool: "lan" },
+      }),
     );
     const { daemon } = setup(
-      { "c.yaml": POOL('"10.1.0.10-10.1.0.20"') + SVC("shop", "a") + SVC("shop", "b") + SVC("shop", "c") },
+      {
+        "c.yaml":
+          POOL('"10.1.0.10-10.1.0.20"') + ["a", "b", "c", "d", "e"].map((n) => SVC("shop", n)).join(""),
+      },
       { stateDir: state },
     );
     await daemon.reload("start");
@@ -373,7 +382,25 @@ describe("Daemon: the state file", () => {
       "shop/a": ["10.1.0.10"],
       "shop/b": ["10.1.0.16"],
       "shop/c": ["10.1.0.11"],
+      "shop/d": ["10.1.0.17"],
+      "shop/e": ["10.1.0.12"],
     });
+  });
+
+  test("an address the pools no longer have: kept, and reported as stranded from the pool it came from", async () => {
+    const state = tempDir();
+    const one = setup({ "c.yaml": POOL('"10.1.0.10-10.1.0.20"') + SVC("shop", "a") }, { stateDir: state });
+    await one.daemon.reload("start");
+    await one.daemon.close();
+    const two = setup({ "c.yaml": POOL('"10.1.0.11-10.1.0.20"') + SVC("shop", "a") }, { stateDir: state });
+    await two.daemon.reload("start");
+    const a = two.daemon.services()[0];
+    expect(a?.ips).toEqual(["10.1.0.10"]);
+    expect(a?.warnings).toEqual([
+      'shop/a keeps 10.1.0.10 from pool "lan", which the new configuration no longer allows: 10.1.0.10 is not in any pool',
+    ]);
+    // Nobody announces an address no pool contains.
+    expect(two.daemon.currentPlan.l2).toEqual([]);
   });
 });
 
