@@ -92,6 +92,7 @@ export type DropReason =
   | "UnknownYourDiscriminator"
   | "ZeroYourDiscriminatorNotDown"
   | "NoSessionForAddress"
+  | "SourceAddressMismatch"
   | "AuthNotConfigured"
   | "AuthMissing"
   | "AuthMalformed"
@@ -112,6 +113,7 @@ export const DROP_REASONS: readonly DropReason[] = [
   "UnknownYourDiscriminator",
   "ZeroYourDiscriminatorNotDown",
   "NoSessionForAddress",
+  "SourceAddressMismatch",
   "AuthNotConfigured",
   "AuthMissing",
   "AuthMalformed",

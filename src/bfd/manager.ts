@@ -342,6 +342,12 @@ export class BfdManager {
         this.drop("UnknownYourDiscriminator", from);
         return;
       }
+      // RFC 5881 §3 / RFC 5883 §3: a session belongs to one address pair; a known discriminator
+      // from another source is someone else's (or a forgery).
+      if (canonicalIp(from) !== e.peer) {
+        this.drop("SourceAddressMismatch", from);
+        return;
+      }
     } else {
       if (p.state !== "Down" && p.state !== "AdminDown") {
         this.drop("ZeroYourDiscriminatorNotDown", from);

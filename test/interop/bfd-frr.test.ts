@@ -181,6 +181,38 @@ test("wrong-TTL packets are ignored; the same packet at TTL 255 is obeyed", asyn
   await waitFor(frrUp, 10_000, "FRR up again");
 }, 60_000);
 
+test("a valid discriminator from another address (TTL 255, on link) is dropped and counted", async () => {
+  type St = {
+    sessions: { localDiscr: number; remoteDiscr: number; state: string }[];
+    drops: Record<string, number>;
+  };
+  await waitFor(
+    async () => ((await agent.status()) as unknown as St).sessions[0]!.state === "Up",
+    20_000,
+    "Up",
+  );
+  const s = ((await agent.status()) as unknown as St).sessions[0]!;
+  const hex = Buffer.from(
+    encodeControl(
+      controlPacket({ state: "AdminDown", diag: 7, myDiscr: s.remoteDiscr, yourDiscr: s.localDiscr }),
+    ),
+  ).toString("hex");
+  const inject = [
+    process.execPath,
+    `${import.meta.dir}/../../src/bfd/testdata/inject.ts`,
+    "10.79.0.1",
+    "3784",
+  ];
+  const mark = agent.events.length;
+  await lab.run("x", [...inject, "255", hex]);
+  await waitFor(
+    async () => (((await agent.status()) as unknown as St).drops["SourceAddressMismatch"] ?? 0) >= 1,
+    3_000,
+    "SourceAddressMismatch counted",
+  );
+  expect(agent.events.slice(mark).some((e) => e.diag === "NeighborSignaledSessionDown")).toBe(false);
+}, 30_000);
+
 test("a peer without a BFD listener (ICMP port unreachable) is counted, never fatal", async () => {
   const nobody: DesiredSession = { ...session, key: "nobody", peer: "10.79.0.2", local: "10.79.0.1" };
   agent.reconfigure([session, nobody]);
