@@ -64,6 +64,7 @@ enum counter {
 	C_PASS_NS_BAD_OPTION,  /* zero-length or overrunning option */
 	C_PASS_NS_BAD_DAD,     /* from :: but not to solicited-node, or carrying a source LLA */
 	C_PASS_NS_BAD_DEST,    /* destination is neither the target nor its solicited-node group */
+	C_PASS_NS_BAD_SOURCE,  /* multicast source address (RFC 4291 §2.7: never a source) */
 	C_PASS_NOT_OWNED,      /* target is not an owned VIP on this interface */
 	C_PASS_STALE,          /* the daemon's heartbeat is older than the window */
 	C_PASS_ADJUST_FAILED,  /* the frame could not be resized for the reply */
@@ -326,6 +327,8 @@ static __always_inline int handle_ns(struct xdp_md *ctx, __u32 l2len)
 	if (off < len)
 		return pass(C_PASS_NS_BAD_OPTION); /* more options than we walk */
 
+	if (ip6->saddr.in6_u.u6_addr8[0] == 0xff)
+		return pass(C_PASS_NS_BAD_SOURCE);
 	int dad = in6_unspecified(&ip6->saddr);
 	if (dad && (!is_solicited_node(&ip6->daddr, &nd->target) || sll))
 		return pass(C_PASS_NS_BAD_DAD);

@@ -31,6 +31,7 @@ export const COUNTERS = [
   "pass_ns_bad_option",
   "pass_ns_bad_dad",
   "pass_ns_bad_dest",
+  "pass_ns_bad_source",
   "pass_not_owned",
   "pass_stale",
   "pass_adjust_failed",

@@ -260,6 +260,11 @@ const CASES: Case[] = [
     frame: ns({ dst: ALL_NODES }),
     expect: { pass: "ns_bad_dest" },
   },
+  {
+    name: "NS from a multicast source",
+    frame: ns({ src: ip("ff02::1") }),
+    expect: { pass: "ns_bad_source" },
+  },
   { name: "NS for a VIP not owned", frame: ns({ target: VIP6_UNOWNED }), expect: { pass: "not_owned" } },
   {
     name: "NS for a VIP owned on another interface",
