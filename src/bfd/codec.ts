@@ -81,7 +81,10 @@ export interface ControlPacket {
   auth?: AuthSection;
 }
 
-/** Every reason a received BFD packet can be discarded, in RFC 5880 §6.8.6 order. */
+/**
+ * Every reason a received BFD packet can be discarded, in RFC 5880 §6.8.6 order. (Packets with a
+ * wrong TTL never reach userspace: the socket filter in io.ts drops them in the kernel.)
+ */
 export type DropReason =
   | "BadVersion"
   | "TooShort"
@@ -100,8 +103,7 @@ export type DropReason =
   | "AuthUnknownKey"
   | "AuthBadSequence"
   | "AuthBadDigest"
-  | "SessionAdminDown"
-  | "TtlTooLow";
+  | "SessionAdminDown";
 
 export const DROP_REASONS: readonly DropReason[] = [
   "BadVersion",
@@ -122,7 +124,6 @@ export const DROP_REASONS: readonly DropReason[] = [
   "AuthBadSequence",
   "AuthBadDigest",
   "SessionAdminDown",
-  "TtlTooLow",
 ];
 
 export type Decoded = { ok: true; packet: ControlPacket } | { ok: false; reason: DropReason };

@@ -194,6 +194,11 @@ export class BfdManager {
     this.listeners[event].push(cb);
   }
 
+  /** Whether the session `key` exists and is Up (for gating BGP on BFD). */
+  isUp(key: string): boolean {
+    return this.entries.get(key)?.session.state === "Up";
+  }
+
   /**
    * Declares the whole set of sessions. Invalid input throws BfdConfigError and changes nothing.
    * Calls are serialized.
