@@ -1,6 +1,6 @@
 /**
  * The live demo: a throwaway lab of network namespaces — a client, two vipd nodes and a router on
- * one bridge — with vipd running on both nodes from examples/appliance. It shows what a person
+ * one bridge — with vipd running on both nodes from examples/appliance and examples/bgp. It shows what a person
  * would want to see: the Services' assigned IPs, which node owns each VIP, the client's ARP and
  * NDP answered with the owner's MAC, and traffic reaching the VIP.
  *
@@ -117,7 +117,7 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     await waitFor("BIRD", async () => ((await birdc("show status")).code === 0 ? true : undefined));
     say("  bird is up, expecting vipd on node1 and node2 as BGP neighbours");
 
-    step("Starting vipd on node1 and node2 (examples/appliance)");
+    step("Starting vipd on node1 and node2 (examples/appliance + examples/bgp)");
     writeFileSync(join(work, "cluster.key"), crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
     for (const n of NODES) {
       const dir = join(work, n.name);
@@ -136,8 +136,8 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
       };
       Bun.spawnSync(["mkdir", "-p", join(dir, "config"), join(dir, "state")]);
       writeFileSync(join(dir, "config", "node.yaml"), JSON.stringify(settings, null, 2));
-      for (const f of ["pools.yaml", "services.yaml", "bgp.yaml"])
-        writeFileSync(join(dir, "config", f), await Bun.file(join(ROOT, "examples", "appliance", f)).text());
+      for (const f of ["appliance/pools.yaml", "appliance/services.yaml", "bgp/bgp.yaml"])
+        writeFileSync(join(dir, "config", f.replace("/", "-")), await Bun.file(join(ROOT, "examples", f)).text());
       const pin = await tempPins(`demo-${n.name}`);
       pins.push(pin);
       lab.spawn(
