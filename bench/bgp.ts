@@ -90,6 +90,8 @@ async function feed(count: number, nextHop: string): Promise<void> {
 // ------------------------------------------------------------------ the benchmark (runs on the host)
 
 interface Sample {
+  /** Resident memory before the routes were handed over (idle speaker with one session). */
+  idleRssMB?: number;
   seconds: number;
   afterFirst: number;
   cpu?: number;
@@ -213,6 +215,7 @@ async function runVipd(lab: Lab, n: number): Promise<Sample> {
   await v.close(false);
   await kernelEmpty(lab);
   return {
+    idleRssMB: before.rssMB,
     seconds: (t1 - t0) / 1000,
     afterFirst: (t1 - mon.first) / 1000,
     cpu: after.cpu - before.cpu,
@@ -310,7 +313,7 @@ protocol bgp gobgp { local 10.0.0.1 as 64500; neighbor 10.0.0.3 as 64513; connec
     const vm = median(vs.map((s) => s.seconds));
     const gm = median(gs.map((s) => s.seconds));
     console.log(
-      `median vipd : ${vm.toFixed(3)} s (after first route ${median(vs.map((s) => s.afterFirst)).toFixed(3)} s), cpu ${median(vs.map((s) => s.cpu ?? 0)).toFixed(2)} s, rss ${median(vs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB, peak ${median(vs.map((s) => s.hwmMB ?? 0)).toFixed(0)} MB`,
+      `median vipd : ${vm.toFixed(3)} s (after first route ${median(vs.map((s) => s.afterFirst)).toFixed(3)} s), cpu ${median(vs.map((s) => s.cpu ?? 0)).toFixed(2)} s, rss ${median(vs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB (idle ${median(vs.map((s) => s.idleRssMB ?? 0)).toFixed(0)} MB before the routes), peak ${median(vs.map((s) => s.hwmMB ?? 0)).toFixed(0)} MB`,
     );
     console.log(
       `median gobgp: ${gm.toFixed(3)} s (after first route ${median(gs.map((s) => s.afterFirst)).toFixed(3)} s), gobgpd cpu ${median(gs.map((s) => s.cpu ?? 0)).toFixed(2)} s (whole life), rss ${median(gs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB`,
