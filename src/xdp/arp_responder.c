@@ -265,7 +265,7 @@ static __always_inline int handle_ns(struct xdp_md *ctx, __u32 l2len)
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	if (l2len != 14 && l2len != 18)
-		return XDP_PASS;
+		return pass(C_PASS_NOT_ARP_OR_ND); /* unreachable: keeps the verifier's bounds simple */
 	struct ipv6hdr *ip6 = data + l2len;
 	if ((void *)(ip6 + 1) > end)
 		return pass(C_PASS_TRUNCATED);
@@ -276,7 +276,7 @@ static __always_inline int handle_ns(struct xdp_md *ctx, __u32 l2len)
 		return pass(C_PASS_TRUNCATED);
 	if (nd->type != ND_NS)
 		return pass(C_PASS_NOT_ARP_OR_ND);
-	/* RFC 4861 §7.1.1, in its order. */
+	/* RFC 4861 §7.1.1, in its order (the length before the checksum, which needs it). */
 	if (ip6->hop_limit != 255)
 		return pass(C_PASS_NS_BAD_HOPLIMIT);
 	__u32 len = bpf_ntohs(ip6->payload_len);
