@@ -1,0 +1,30 @@
+/**
+ * Lab helper (tests, benchmark): a tiny UDP responder that answers every datagram with
+ * "<node name> <the datagram>", so a client sees WHICH node answered. Bound to 0.0.0.0: with
+ * local delivery, traffic to a VIP this node owns arrives here.
+ *
+ *   bun src/cluster/lab/responder.ts NODE PORT
+ */
+
+const [node, portText] = process.argv.slice(2);
+if (node === undefined || portText === undefined) {
+  console.error("usage: responder.ts NODE PORT");
+  process.exit(2);
+}
+const prefix = new TextEncoder().encode(`${node} `);
+await Bun.udpSocket({
+  hostname: "0.0.0.0",
+  port: Number(portText),
+  binaryType: "uint8array",
+  socket: {
+    data(s, buf, port, addr) {
+      const out = new Uint8Array(prefix.length + buf.length);
+      out.set(prefix, 0);
+      out.set(buf, prefix.length);
+      s.send(out, port, addr);
+    },
+  },
+});
+console.log("ready");
+
+export {};
