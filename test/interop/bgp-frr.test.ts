@@ -1,7 +1,7 @@
 /**
  * vipd's BGP speaker against a real FRR 8 router (zebra + bgpd) in namespaces made here. Both
  * sides connect actively, so connection collisions (RFC 4271 §6.8) happen for real.
- *   n1, n2  eBGP AS 64512 over IPv4 (ECMP), n1 also over IPv6
+ *   n1, n2  eBGP AS 64512 over IPv4 (ECMP), n1 also over IPv6; n1 advertises graceful restart
  *   n3, n4  TCP-MD5: n3 with the right key, n4 with a wrong one
  *   n5      iBGP AS 64500 with LOCAL_PREF
  */
@@ -85,7 +85,10 @@ beforeAll(async () => {
   vipd["n1"] = await startVipd(lab, "n1", {
     routerId: addr(0),
     listen,
-    peers: [peer(0), { ...peer(0), name: "r6", peerAddress: "fd00::1", sourceAddress: "fd00::2" }],
+    peers: [
+      peer(0, { enableGracefulRestart: true }),
+      { ...peer(0), name: "r6", peerAddress: "fd00::1", sourceAddress: "fd00::2" },
+    ],
   });
   vipd["n2"] = await startVipd(lab, "n2", { routerId: addr(1), listen, peers: [peer(1)] });
   vipd["n3"] = await startVipd(lab, "n3", {
@@ -177,4 +180,46 @@ describe("vipd ↔ FRR 8", () => {
     await waitFor("route gone", async () => !(await kernelRoutes(lab, "r")).includes(VIP));
     expect(await frr.vtysh(`show bgp ipv4 unicast ${VIP}/32`)).toContain("Network not in table");
   }, 20_000);
+
+  test("vipd restarted with graceful restart → FRR keeps the route in the kernel throughout", async () => {
+    await vipd["n1"]!.setRoutes("r", [{ prefix: "192.0.2.11/32" }]);
+    await waitFor("route in kernel", async () => (await kernelRoutes(lab, "r")).includes("192.0.2.11 nhid"));
+    let watching = true;
+    const misses: string[] = [];
+    let checks = 0;
+    const deadline = Date.now() + 45_000;
+    const watcher = (async () => {
+      while (watching && Date.now() < deadline) {
+        const t = await kernelRoutes(lab, "r").catch((e: unknown) => String(e));
+        checks++;
+        if (!t.includes("192.0.2.11 nhid")) misses.push(t);
+        await Bun.sleep(50);
+      }
+    })();
+    await vipd["n1"]!.close(true);
+    await Bun.sleep(1000);
+    expect(await frr.vtysh("show bgp ipv4 unicast 192.0.2.11/32")).toContain("stale");
+    vipd["n1"] = await startVipd(
+      lab,
+      "n1",
+      {
+        routerId: addr(0),
+        listen: { host: "::", port: 179 },
+        restarted: true,
+        peers: [peer(0, { enableGracefulRestart: true })],
+        routes: { r: [{ prefix: "192.0.2.11/32" }] },
+      },
+      "n1b",
+    );
+    await waitFor("FRR neighbor back", () => neighborUp("10.0.0.2"), 30_000);
+    await waitFor(
+      "route fresh again",
+      async () => !(await frr.vtysh("show bgp ipv4 unicast 192.0.2.11/32")).includes("stale"),
+      15_000,
+    );
+    watching = false;
+    await watcher;
+    expect(misses).toEqual([]);
+    expect(checks).toBeGreaterThan(10);
+  }, 60_000);
 });
