@@ -1,0 +1,274 @@
+/**
+ * The Kubernetes API client vipd uses: a thin wrapper over `@kubernetes/client-node` 1.4.0 that
+ * owns its quirks, so no other module meets them.
+ *
+ * - Connection settings (server, CA, client certificate, token, skip-verify) come from the
+ *   client's KubeConfig (a kubeconfig file, or in-cluster); every request goes through the
+ *   client's own transport (`applyToFetchOptions` + node-fetch, as its generated APIs do), so
+ *   TLS behaves exactly as the client's. (2.x loses these TLS settings under Bun; 1.4.0 keeps them.)
+ * - Merge patches are sent as `application/merge-patch+json` (RFC 7396); the client's default
+ *   patch type is JSON Patch.
+ * - Times for Leases and events.k8s.io are MicroTime: RFC 3339 with exactly six decimals.
+ * - Errors are `KubeError` with the HTTP status and the API server's Status reason.
+ * - Client-side rate limiting: a token bucket (qps, burst) and a cap on requests in flight.
+ * - Watches: `watch()` wraps the client's `Watch` and reports every event as plain JSON.
+ */
+
+import { KubeConfig, Watch } from "@kubernetes/client-node";
+import fetch, { type RequestInit } from "node-fetch";
+
+/** Any object the API server returns: what vipd reads of it is checked where it is read. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: {
+    name: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+export interface KubeList {
+  metadata: { resourceVersion?: string; continue?: string };
+  items: KubeObject[];
+}
+
+export interface WatchEvent {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: KubeObject | { kind?: string; code?: number; reason?: string; message?: string };
+}
+
+export class KubeError extends Error {
+  constructor(
+    readonly status: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** MicroTime (metav1.MicroTime): RFC 3339 UTC with exactly six fractional digits. */
+export function microTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+/** metav1.Time: RFC 3339 UTC, whole seconds. */
+export function kubeTime(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** Parses Time or MicroTime; NaN when absent or malformed. */
+export function parseKubeTime(s: unknown): number {
+  return typeof s === "string" ? Date.parse(s) : Number.NaN;
+}
+
+export interface KubeOptions {
+  /** Requests per second after the burst (default 1000). */
+  qps?: number;
+  burst?: number;
+  /** Requests in flight at once (default 64). */
+  inflight?: number;
+  /** Per request timeout (default 15 s); watches have none (see informer's inactivity timeout). */
+  timeoutMs?: number;
+}
+
+/** Loads a kubeconfig file, or the in-cluster service account when `path` is undefined. */
+export function loadKubeConfig(path?: string): KubeConfig {
+  const kc = new KubeConfig();
+  if (path !== undefined) kc.loadFromFile(path);
+  else kc.loadFromCluster();
+  if (kc.getCurrentCluster() === null)
+    throw new Error(`no current cluster in ${path ?? "in-cluster config"}`);
+  return kc;
+}
+
+export class Kube {
+  readonly server: string;
+  private tokens: number;
+  private last: number;
+  private inFlight = 0;
+  private readonly waiters: (() => void)[] = [];
+  private readonly qps: number;
+  private readonly burst: number;
+  private readonly maxInflight: number;
+  private readonly timeoutMs: number;
+  /** Requests sent, by verb (for the benchmark and metrics). */
+  readonly requests: Record<string, number> = {};
+
+  constructor(
+    readonly kc: KubeConfig,
+    opts: KubeOptions = {},
+  ) {
+    this.server = (kc.getCurrentCluster()?.server ?? "").replace(/\/$/, "");
+    this.qps = opts.qps ?? 1000;
+    this.burst = opts.burst ?? 2000;
+    this.maxInflight = opts.inflight ?? 64;
+    this.timeoutMs = opts.timeoutMs ?? 15_000;
+    this.tokens = this.burst;
+    this.last = Date.now();
+  }
+
+  get requestCount(): number {
+    return Object.values(this.requests).reduce((a, b) => a + b, 0);
+  }
+
+  private async slot(): Promise<void> {
+    for (;;) {
+      const now = Date.now();
+      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
+      this.last = now;
+      if (this.inFlight < this.maxInflight && this.tokens >= 1) {
+        this.tokens -= 1;
+        this.inFlight++;
+        return;
+      }
+      if (this.inFlight >= this.maxInflight) await new Promise<void>((r) => this.waiters.push(r));
+      else await Bun.sleep(Math.ceil((1 - this.tokens) * (1000 / this.qps)));
+    }
+  }
+
+  private release(): void {
+    this.inFlight--;
+    this.waiters.shift()?.();
+  }
+
+  /** One request; resolves with the parsed body, rejects with KubeError (or a network Error). */
+  async request<T = KubeObject>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = "application/json",
+  ): Promise<T> {
+    await this.slot();
+    this.requests[method] = (this.requests[method] ?? 0) + 1;
+    try {
+      const init = (await this.kc.applyToFetchOptions({})) as RequestInit;
+      init.method = method;
+      // The client returns a Headers object (spreading it would drop the Authorization header).
+      const headers: Record<string, string> = { Accept: "application/json" };
+      (init.headers as unknown as Headers | undefined)?.forEach((v, k) => {
+        headers[k] = v;
+      });
+      if (body !== undefined) {
+        init.body = JSON.stringify(body);
+        headers["Content-Type"] = contentType;
+      }
+      init.headers = headers;
+      init.timeout = this.timeoutMs;
+      const res = await fetch(this.server + path, init);
+      const text = await res.text();
+      let parsed: unknown;
+      try {
+        parsed = text === "" ? {} : JSON.parse(text);
+      } catch {
+        parsed = { message: text.slice(0, 200) };
+      }
+      if (!res.ok) {
+        const st = parsed as { reason?: string; message?: string };
+        throw new KubeError(
+          res.status,
+          st.reason ?? res.statusText,
+          `${method} ${path}: ${res.status} ${st.message ?? res.statusText}`,
+        );
+      }
+      return parsed as T;
+    } finally {
+      this.release();
+    }
+  }
+
+  get<T = KubeObject>(path: string): Promise<T> {
+    return this.request<T>("GET", path);
+  }
+
+  /** Lists every page (limit/continue) of a collection. */
+  async list(path: string, pageSize = 500): Promise<KubeList> {
+    const items: KubeObject[] = [];
+    let cont = "";
+    for (;;) {
+      const sep = path.includes("?") ? "&" : "?";
+      const q = `${sep}limit=${pageSize}${cont ? `&continue=${encodeURIComponent(cont)}` : ""}`;
+      const page = await this.get<KubeList>(path + q);
+      items.push(...(page.items ?? []));
+      if (!page.metadata?.continue)
+        return { metadata: { resourceVersion: page.metadata?.resourceVersion ?? "" }, items };
+      cont = page.metadata.continue;
+    }
+  }
+
+  create<T = KubeObject>(path: string, obj: unknown): Promise<T> {
+    return this.request<T>("POST", path, obj);
+  }
+
+  replace<T = KubeObject>(path: string, obj: unknown): Promise<T> {
+    return this.request<T>("PUT", path, obj);
+  }
+
+  /** RFC 7396 merge patch, with the content type the API server needs for it. */
+  mergePatch<T = KubeObject>(path: string, patch: unknown): Promise<T> {
+    return this.request<T>("PATCH", path, patch, "application/merge-patch+json");
+  }
+
+  delete(path: string): Promise<unknown> {
+    return this.request("DELETE", path);
+  }
+
+  /**
+   * Starts a watch through the client's `Watch`. `onEvent` gets every event; `onDone` is called
+   * once when the stream ends for any reason (error or not). Returns a stop function.
+   */
+  async watch(
+    path: string,
+    query: Record<string, string>,
+    onEvent: (e: WatchEvent) => void,
+    onDone: (err: unknown) => void,
+  ): Promise<() => void> {
+    this.requests.WATCH = (this.requests.WATCH ?? 0) + 1;
+    const w = new Watch(this.kc);
+    const ctl = await w.watch(
+      path,
+      query,
+      (type: string, object: unknown) => onEvent({ type, object } as WatchEvent),
+      (err: unknown) => onDone(err),
+    );
+    return () => ctl.abort();
+  }
+}
+
+/** Paths of the kinds vipd reads and writes. `ns` undefined: across all namespaces. */
+export const PATHS = {
+  services: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/services` : "/api/v1/services"),
+  nodes: () => "/api/v1/nodes",
+  namespaces: () => "/api/v1/namespaces",
+  secrets: (ns?: string) => (ns ? `/api/v1/namespaces/${ns}/secrets` : "/api/v1/secrets"),
+  endpointSlices: (version: "v1" | "v1beta1", ns?: string) =>
+    ns
+      ? `/apis/discovery.k8s.io/${version}/namespaces/${ns}/endpointslices`
+      : `/apis/discovery.k8s.io/${version}/endpointslices`,
+  leases: (ns: string) => `/apis/coordination.k8s.io/v1/namespaces/${ns}/leases`,
+  events: (ns: string) => `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+  /** BGPPeer is read at its storage version v1beta2 (same fields vipd reads); the rest at v1beta1. */
+  metallb: (plural: string, ns?: string) => {
+    const v = plural === "bgppeers" ? "v1beta2" : "v1beta1";
+    return ns ? `/apis/metallb.io/${v}/namespaces/${ns}/${plural}` : `/apis/metallb.io/${v}/${plural}`;
+  },
+} as const;
+
+/** The metallb.io kinds vipd watches, by plural. */
+export const METALLB_PLURALS = {
+  ipaddresspools: "IPAddressPool",
+  l2advertisements: "L2Advertisement",
+  bgpadvertisements: "BGPAdvertisement",
+  bgppeers: "BGPPeer",
+  bfdprofiles: "BFDProfile",
+  communities: "Community",
+} as const;
+
+export const objectKey = (o: KubeObject): string =>
+  o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;

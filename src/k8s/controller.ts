@@ -1,0 +1,292 @@
+/**
+ * The controller role: one active in the cluster at a time (a Lease decides). It runs the
+ * allocator over the cluster's pools and LoadBalancer Services and writes back what it decided:
+ *
+ * - `status.loadBalancer.ingress` (merge patch on the status subresource);
+ * - the `metallb.io/ip-allocated-from-pool` annotation;
+ * - Events: IPAllocated, AllocationFailed, IPReleased (UpperCamelCase reasons);
+ * - IPAddressPool status counts (assignedIPv4/IPv6, availableIPv4/IPv6), as MetalLB writes them.
+ *
+ * On becoming leader it starts with a fresh allocator whose first reconcile adopts every address
+ * Services already hold (their statuses) before it allocates anything, so a restart or a
+ * failover never moves or duplicates an IP. Writes are diffs: only a Service whose status or
+ * annotation differs from the decision is written, and a write already in flight is not repeated.
+ */
+
+import type { Config } from "../config/index.ts";
+import { Allocator } from "../ipam/allocator.ts";
+import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
+import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+import type { Logger } from "../util/log.ts";
+import { type Kube, KubeError, type KubeObject, PATHS } from "./client.ts";
+import { EventRecorder } from "./events.ts";
+import { LeaseElector } from "./lease.ts";
+import type { ClusterState } from "./state.ts";
+
+export interface ControllerOptions {
+  identity: string;
+  /** Namespace of the Lease (vipd's own). */
+  namespace: string;
+  leaseName?: string;
+  leaseDurationS?: number;
+  renewDeadlineMs?: number;
+  retryMs?: number;
+  loadBalancerClass?: string | undefined;
+  log?: Logger | undefined;
+  /** Delay that gathers bursts of changes into one reconcile (default 20 ms). */
+  debounceMs?: number;
+  now?: () => number;
+}
+
+const ingressIps = (o: KubeObject | undefined): string[] =>
+  ((o?.status as { loadBalancer?: { ingress?: { ip?: string }[] } } | undefined)?.loadBalancer?.ingress ?? [])
+    .map((i) => i.ip ?? "")
+    .filter((ip) => ip !== "");
+
+const svcPath = (key: string): string => {
+  const [ns, name] = key.split("/") as [string, string];
+  return `${PATHS.services(ns)}/${name}`;
+};
+
+export class Controller {
+  readonly elector: LeaseElector;
+  private allocator: Allocator | undefined;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private running = false;
+  private again = false;
+  /** Writes in flight, by target: the JSON being written. */
+  private readonly pending = new Map<string, string>();
+  /** Writes done, by target: the JSON written and the resourceVersion it was based on. */
+  private readonly done = new Map<string, { body: string; basis: string }>();
+  private readonly events: EventRecorder;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Reconciles run, writes made, writes failed. */
+  readonly stats = { reconciles: 0, writes: 0, writeErrors: 0 };
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly state: ClusterState,
+    private readonly opts: ControllerOptions,
+  ) {
+    this.events = new EventRecorder(kube, "vipd.io/controller", opts.identity, opts.now);
+    this.elector = new LeaseElector(kube, {
+      namespace: opts.namespace,
+      name: opts.leaseName ?? "vipd-controller",
+      identity: opts.identity,
+      leaseDurationS: opts.leaseDurationS,
+      renewDeadlineMs: opts.renewDeadlineMs,
+      retryMs: opts.retryMs,
+      now: opts.now,
+      onStartedLeading: () => {
+        opts.log?.info("controller: became leader", { identity: opts.identity });
+        this.allocator = undefined;
+        this.kick();
+      },
+      onStoppedLeading: () => {
+        opts.log?.info("controller: stopped leading", { identity: opts.identity });
+        this.allocator = undefined;
+      },
+      onError: (e) => opts.log?.warn("controller: lease", { error: (e as Error).message }),
+    });
+  }
+
+  get isLeader(): boolean {
+    return this.elector.isLeader;
+  }
+
+  start(): void {
+    this.elector.start();
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.timer);
+    clearTimeout(this.retryTimer);
+    await this.elector.stop();
+  }
+
+  /** Something changed in the cluster: reconcile soon (if leading). */
+  kick(): void {
+    if (!this.elector.isLeader) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.run(), this.opts.debounceMs ?? 20);
+  }
+
+  /** Resolves when no reconcile or write is in progress (for tests and the benchmark). */
+  idle(): Promise<void> {
+    if (!this.running && this.pending.size === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private checkIdle(): void {
+    if (!this.running && this.pending.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+  }
+
+  private async run(): Promise<void> {
+    if (!this.elector.isLeader || !this.state.synced) {
+      if (this.elector.isLeader) this.state.waitSynced().then(() => this.kick());
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        const view = this.state.config();
+        for (const p of view.problems.slice(0, 20))
+          this.opts.log?.warn("controller: object rejected", {
+            object: p.file,
+            field: p.field,
+            message: p.message,
+          });
+        if (view.config !== undefined) this.reconcile(view.config);
+        await Bun.sleep(0);
+      } while (this.again && this.elector.isLeader);
+    } finally {
+      this.running = false;
+      this.checkIdle();
+    }
+  }
+
+  private reconcile(config: Config): void {
+    this.stats.reconciles++;
+    const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    if (this.allocator === undefined)
+      this.allocator = new Allocator({
+        loadBalancerClass: this.opts.loadBalancerClass,
+        namespaceLabels: (ns) => nsLabels.get(ns),
+      });
+    const a = this.allocator;
+    a.setNamespaceLabels((ns) => nsLabels.get(ns));
+    const sp = a.setPools(config.pools);
+    if (!sp.ok) this.opts.log?.warn("controller: pools refused", { errors: sp.errors });
+    const r = a.reconcile(config.services);
+
+    for (const res of r.results) {
+      const obj = this.state.service(res.key);
+      if (obj === undefined) continue;
+      const ips = res.ok ? [...res.ips] : res.kept ? [...res.kept.ips] : [];
+      const pool = res.ok ? res.pool : (res.kept?.pool ?? "");
+      const had = ingressIps(obj);
+      if (had.join(",") !== ips.join(",")) {
+        this.write(
+          `status:${res.key}`,
+          `${svcPath(res.key)}/status`,
+          {
+            status: { loadBalancer: { ingress: ips.length > 0 ? ips.map((ip) => ({ ip })) : null } },
+          },
+          obj,
+        );
+      }
+      const ann = obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM];
+      if (pool !== "" && ann !== pool)
+        this.write(
+          `meta:${res.key}`,
+          svcPath(res.key),
+          { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: pool } } },
+          obj,
+        );
+      if (res.ok) {
+        if (had.join(",") !== ips.join(","))
+          void this.events.emit(
+            obj,
+            "Normal",
+            "IPAllocated",
+            "Allocate",
+            `Assigned IP ${JSON.stringify(ips)} from pool "${res.pool}"`,
+          );
+      } else
+        void this.events.emit(
+          obj,
+          "Warning",
+          "AllocationFailed",
+          "Allocate",
+          `Failed to allocate IP for "${res.key}": ${reasonMessage(res.reason)}`,
+        );
+      for (const w of res.warnings)
+        void this.events.emit(obj, "Warning", w.kind, "Allocate", warningMessage(w));
+    }
+    for (const key of r.released) {
+      const obj = this.state.service(key);
+      if (obj === undefined) {
+        this.events.forget(key);
+        this.done.delete(`status:${key}`);
+        this.done.delete(`meta:${key}`);
+        continue;
+      }
+      // The Service still exists but is no longer vipd's (type or class changed): clear what vipd wrote.
+      if (ingressIps(obj).length > 0)
+        this.write(
+          `status:${key}`,
+          `${svcPath(key)}/status`,
+          { status: { loadBalancer: { ingress: null } } },
+          obj,
+        );
+      if (obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] !== undefined)
+        this.write(
+          `meta:${key}`,
+          svcPath(key),
+          { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
+          obj,
+        );
+      void this.events.emit(
+        obj,
+        "Normal",
+        "IPReleased",
+        "Release",
+        "Released its load-balancer addresses: the Service is no longer vipd's",
+      );
+    }
+    // Pool status counts.
+    for (const p of config.pools) {
+      const u = a.usage(p.metadata.name);
+      if (u === undefined) continue;
+      const status = {
+        assignedIPv4: Number(u[4].assigned),
+        assignedIPv6: Number(u[6].assigned),
+        availableIPv4: Number(u[4].available),
+        availableIPv6: Number(
+          u[6].available > BigInt(Number.MAX_SAFE_INTEGER) ? BigInt(Number.MAX_SAFE_INTEGER) : u[6].available,
+        ),
+      };
+      const cur = this.state.pool(p.metadata.name);
+      if (cur === undefined) continue;
+      if (JSON.stringify(cur.status ?? {}) === JSON.stringify(status)) continue;
+      const ns = p.metadata.namespace ?? cur.metadata.namespace ?? "default";
+      this.write(
+        `pool:${ns}/${p.metadata.name}`,
+        `${PATHS.metallb("ipaddresspools", ns)}/${p.metadata.name}/status`,
+        { status },
+        cur,
+      );
+    }
+  }
+
+  /** A merge patch, unless the same one is already in flight. Failures retry by reconciling later. */
+  private write(target: string, path: string, patch: unknown, basis: KubeObject): void {
+    const body = JSON.stringify(patch);
+    if (this.pending.get(target) === body) return;
+    // Written already, and the informer has not seen the result yet: do not write it again.
+    const d = this.done.get(target);
+    if (d !== undefined && d.body === body && d.basis === basis.metadata.resourceVersion) return;
+    this.pending.set(target, body);
+    this.stats.writes++;
+    this.kube
+      .mergePatch(path, patch)
+      .then(() => this.done.set(target, { body, basis: basis.metadata.resourceVersion ?? "" }))
+      .catch((e: unknown) => {
+        if (e instanceof KubeError && e.status === 404) return; // deleted meanwhile
+        this.stats.writeErrors++;
+        this.opts.log?.warn("controller: write failed", { target, error: (e as Error).message });
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.kick(), 1000);
+      })
+      .finally(() => {
+        if (this.pending.get(target) === body) this.pending.delete(target);
+        this.checkIdle();
+      });
+  }
+}

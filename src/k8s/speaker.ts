@@ -1,0 +1,260 @@
+/**
+ * The speaker role (every node): the appliance's planner and drivers fed by the cluster.
+ *
+ * Assignments are what the controller wrote (Service status.loadBalancer.ingress); members are
+ * the Ready Nodes; externalTrafficPolicy: Local Services are announced only from nodes with a
+ * ready endpoint (EndpointSlices). The plan goes to the drivers (XDP, BGP, ...) only when it
+ * changed. Who announces what is published as ServiceL2Status / ServiceBGPStatus objects
+ * (metallb.io/v1beta1, in vipd's namespace) and a `NodeAssigned` Event on the Service.
+ *
+ * With the API server unreachable the informers keep the last known objects, so the plan and
+ * everything announced stay as they were; nothing is withdrawn because a watch broke.
+ */
+
+import { createHash } from "node:crypto";
+import type { Config } from "../config/index.ts";
+import type { Driver } from "../daemon/driver.ts";
+import { computePlan, EMPTY_PLAN, type NodeInfo, type Plan, type PlannedAssignment } from "../daemon/plan.ts";
+import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+import type { Logger } from "../util/log.ts";
+import { type Kube, KubeError, PATHS } from "./client.ts";
+import { EventRecorder } from "./events.ts";
+import type { ClusterState } from "./state.ts";
+
+export interface SpeakerOptions {
+  node: string;
+  /** vipd's namespace: where ServiceL2Status / ServiceBGPStatus objects live. */
+  namespace: string;
+  drivers: Driver[];
+  loadBalancerClass?: string | undefined;
+  log?: Logger | undefined;
+  debounceMs?: number;
+  now?: () => number;
+}
+
+interface StatusObject {
+  plural: "servicel2statuses" | "servicebgpstatuses";
+  kind: "ServiceL2Status" | "ServiceBGPStatus";
+  name: string;
+  service: string;
+  status: Record<string, unknown>;
+}
+
+/** Assignments as the controller published them (Services vipd handles that hold addresses). */
+export function assignmentsFromServices(config: Config, cls: string | undefined): PlannedAssignment[] {
+  const out: PlannedAssignment[] = [];
+  for (const s of config.services) {
+    if (s.spec.type !== "LoadBalancer" || (s.spec.loadBalancerClass ?? undefined) !== cls) continue;
+    const ips = (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter((ip) => ip !== "");
+    if (ips.length === 0) continue;
+    out.push({
+      key: `${s.metadata.namespace ?? "default"}/${s.metadata.name}`,
+      pool: s.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] ?? "",
+      ips,
+    });
+  }
+  return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+const short = (s: string): string => createHash("sha256").update(s).digest("hex").slice(0, 10);
+
+export class Speaker {
+  private plan: Plan = EMPTY_PLAN;
+  private planText = "";
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private running = false;
+  private again = false;
+  private stopped = false;
+  private readonly statuses = new Map<string, StatusObject>();
+  private readonly events: EventRecorder;
+  private announced = new Set<string>();
+  readonly stats = { plans: 0, applies: 0, statusWrites: 0, statusErrors: 0 };
+  private idleWaiters: (() => void)[] = [];
+
+  constructor(
+    private readonly kube: Kube,
+    private readonly state: ClusterState,
+    private readonly opts: SpeakerOptions,
+  ) {
+    this.events = new EventRecorder(kube, "vipd.io/speaker", opts.node, opts.now);
+  }
+
+  get currentPlan(): Plan {
+    return this.plan;
+  }
+
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.run(), this.opts.debounceMs ?? 20);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+  }
+
+  idle(): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  private async run(): Promise<void> {
+    if (!this.state.synced) {
+      this.state.waitSynced().then(() => this.kick());
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        await this.reconcile();
+      } while (this.again && !this.stopped);
+    } finally {
+      this.running = false;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async reconcile(): Promise<void> {
+    const view = this.state.config();
+    if (view.config === undefined) return;
+    const config = view.config;
+    this.stats.plans++;
+    const nodes = this.state.nodes();
+    const self: NodeInfo = nodes.find((n) => n.name === this.opts.node) ?? {
+      name: this.opts.node,
+      labels: {},
+    };
+    const plan = computePlan(
+      config,
+      assignmentsFromServices(config, this.opts.loadBalancerClass),
+      self,
+      this.state.readyNodes(),
+      {
+        known: nodes,
+        networkUnavailable: this.state.networkUnavailable(),
+        localEndpoints: this.state.localEndpoints(),
+      },
+    );
+    const text = JSON.stringify({ ...plan, elections: undefined });
+    if (text !== this.planText) {
+      this.plan = plan;
+      this.planText = text;
+      this.stats.applies++;
+      for (const d of this.opts.drivers) {
+        try {
+          await d.apply(plan);
+        } catch (e) {
+          this.opts.log?.error("speaker: driver apply failed", {
+            driver: d.name,
+            error: (e as Error).message,
+          });
+        }
+      }
+    }
+    await this.publish(plan);
+  }
+
+  /** ServiceL2Status / ServiceBGPStatus objects and NodeAssigned events for what this node announces. */
+  private async publish(plan: Plan): Promise<void> {
+    const node = this.opts.node;
+    const want = new Map<string, StatusObject>();
+    const now = new Set<string>();
+    for (const e of plan.l2) {
+      for (const svc of e.services) {
+        const [ns, name] = svc.split("/") as [string, string];
+        const o: StatusObject = {
+          plural: "servicel2statuses",
+          kind: "ServiceL2Status",
+          name: `l2-${short(`${node}/${svc}`)}`,
+          service: svc,
+          status: {
+            node,
+            serviceName: name,
+            serviceNamespace: ns,
+            interfaces: e.interfaces.map((i) => ({ name: i })),
+          },
+        };
+        want.set(o.name, o);
+        now.add(`layer2 ${svc}`);
+      }
+    }
+    const bgp = new Map<string, Set<string>>();
+    for (const r of plan.routes)
+      for (const svc of r.services) bgp.set(svc, (bgp.get(svc) ?? new Set()).add(r.peer));
+    for (const [svc, peers] of bgp) {
+      const [ns, name] = svc.split("/") as [string, string];
+      const o: StatusObject = {
+        plural: "servicebgpstatuses",
+        kind: "ServiceBGPStatus",
+        name: `bgp-${short(`${node}/${svc}`)}`,
+        service: svc,
+        status: { node, serviceName: name, serviceNamespace: ns, peers: [...peers].sort() },
+      };
+      want.set(o.name, o);
+      now.add(`bgp ${svc}`);
+    }
+    for (const [name, o] of want) {
+      const had = this.statuses.get(name);
+      if (had !== undefined && JSON.stringify(had) === JSON.stringify(o)) continue;
+      try {
+        const path = PATHS.metallb(o.plural, this.opts.namespace);
+        if (had === undefined) {
+          try {
+            await this.kube.create(path, {
+              apiVersion: "metallb.io/v1beta1",
+              kind: o.kind,
+              metadata: {
+                name,
+                namespace: this.opts.namespace,
+                labels: {
+                  "metallb.io/node": node,
+                  "metallb.io/service-name": o.status.serviceName as string,
+                  "metallb.io/service-namespace": o.status.serviceNamespace as string,
+                },
+              },
+              spec: {},
+            });
+          } catch (e) {
+            if (!(e instanceof KubeError && e.status === 409)) throw e;
+          }
+        }
+        await this.kube.mergePatch(`${path}/${name}/status`, { status: o.status });
+        this.statuses.set(name, o);
+        this.stats.statusWrites++;
+      } catch (e) {
+        this.stats.statusErrors++;
+        this.opts.log?.warn("speaker: status write failed", { name, error: (e as Error).message });
+      }
+    }
+    for (const [name, o] of [...this.statuses]) {
+      if (want.has(name)) continue;
+      try {
+        await this.kube.delete(`${PATHS.metallb(o.plural, this.opts.namespace)}/${name}`);
+        this.statuses.delete(name);
+      } catch (e) {
+        if (e instanceof KubeError && e.status === 404) this.statuses.delete(name);
+        else this.stats.statusErrors++;
+      }
+    }
+    for (const what of now) {
+      if (this.announced.has(what)) continue;
+      const [proto, svc] = what.split(" ") as [string, string];
+      const obj = this.state.service(svc);
+      if (obj !== undefined)
+        void this.events.emit(
+          obj,
+          "Normal",
+          "NodeAssigned",
+          "Announce",
+          `announcing from node "${node}" with protocol "${proto}"`,
+        );
+    }
+    this.announced = now;
+  }
+}

@@ -1,0 +1,274 @@
+/**
+ * The k8s tier's clusters: the faithful in-process API server (`fakeCluster`) or a real
+ * kube-apiserver v1.20.2 with etcd on loopback (`realCluster`), behind one interface so the same
+ * scenario suite runs against both. Each cluster has its own PKI, token and ports, and removes
+ * every file and process it made (by PID) in `close()`.
+ */
+
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join } from "node:path";
+import { parse } from "yaml";
+import type { Driver } from "../../src/daemon/driver.ts";
+import type { Plan } from "../../src/daemon/plan.ts";
+import { Kube, KubeError, loadKubeConfig } from "../../src/k8s/client.ts";
+import { FakeApiServer } from "./apiserver.ts";
+import { makePki, type Pki, writeKubeconfig } from "./certs.ts";
+
+export const KAS_BIN = "/var/cache/vipd/kube-apiserver-1.20.2";
+export const NAMESPACE = "vipd-system";
+
+export interface TestCluster {
+  name: "fake" | "real";
+  kubeconfig: string;
+  /** An admin client for the test itself. */
+  admin: Kube;
+  endpointSliceVersion: "v1" | "v1beta1";
+  dualStack: boolean;
+  /** The API server goes away (connections refused) until `up()`. */
+  down(): Promise<void>;
+  up(): Promise<void>;
+  close(): Promise<void>;
+}
+
+let counter = 0;
+export const uniq = (p: string): string => `${p}-${process.pid}-${++counter}`;
+
+export async function waitFor<T>(
+  what: string,
+  f: () => T | undefined | false | Promise<T | undefined | false>,
+  timeoutMs = 20_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await f();
+      if (v !== undefined && v !== false) return v;
+    } catch (e) {
+      last = e;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+    await Bun.sleep(50);
+  }
+}
+
+/** A driver that records every plan it is given (the drivers themselves are tested elsewhere). */
+export class RecordingDriver implements Driver {
+  readonly name = "recording";
+  readonly plans: Plan[] = [];
+  async apply(plan: Plan): Promise<void> {
+    this.plans.push(plan);
+  }
+  health() {
+    return { name: this.name, healthy: true };
+  }
+  async close(): Promise<void> {}
+  get last(): Plan | undefined {
+    return this.plans[this.plans.length - 1];
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const a = s.address();
+      s.close(() => (typeof a === "object" && a ? resolve(a.port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** CRDs vipd needs: the generated metallb.io ones and the status kinds from the k3s addon. */
+export function crdDocuments(): Record<string, unknown>[] {
+  const root = join(import.meta.dir, "../../deploy");
+  const docs: Record<string, unknown>[] = [];
+  for (const f of readdirSync(join(root, "crds"))
+    .filter((f) => f.endsWith(".yaml"))
+    .sort())
+    docs.push(parse(readFileSync(join(root, "crds", f), "utf8")) as Record<string, unknown>);
+  for (const f of ["status-crds.yaml"]) {
+    const text = readFileSync(join(root, f), "utf8");
+    for (const part of text.split(/^---$/m)) {
+      const d = parse(part) as Record<string, unknown> | null;
+      if (d) docs.push(d);
+    }
+  }
+  return docs;
+}
+
+async function ensureNamespace(admin: Kube, name: string): Promise<void> {
+  try {
+    await admin.create("/api/v1/namespaces", { apiVersion: "v1", kind: "Namespace", metadata: { name } });
+  } catch (e) {
+    if (!(e instanceof KubeError && e.status === 409)) throw e;
+  }
+}
+
+export async function fakeCluster(
+  opts: { bookmarkMs?: number } = {},
+): Promise<TestCluster & { server: FakeApiServer; pki: Pki }> {
+  const pki = makePki();
+  const token = `tok-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const server = new FakeApiServer({ pki, token, dualStack: true, bookmarkMs: opts.bookmarkMs ?? 1000 });
+  server.start();
+  const kubeconfig = writeKubeconfig(pki, server.url, token);
+  const admin = new Kube(loadKubeConfig(kubeconfig));
+  await ensureNamespace(admin, NAMESPACE);
+  return {
+    name: "fake",
+    server,
+    pki,
+    kubeconfig,
+    admin,
+    endpointSliceVersion: "v1",
+    dualStack: true,
+    down: () => server.stop(),
+    up: async () => server.start(),
+    close: async () => {
+      await server.stop();
+      pki.cleanup();
+    },
+  };
+}
+
+/** A real kube-apiserver v1.20.2 with etcd on loopback. Throws (the test fails) if either is missing. */
+export async function realCluster(): Promise<TestCluster> {
+  if (!existsSync(KAS_BIN))
+    throw new Error(
+      `${KAS_BIN} is missing: run scripts/build-kube-apiserver.sh (the real-API-server tier cannot run)`,
+    );
+  const etcdBin = Bun.which("etcd");
+  if (etcdBin === null)
+    throw new Error("etcd is missing: run scripts/build-kube-apiserver.sh (installs etcd-server)");
+  const pki = makePki();
+  const dir = pki.dir;
+  const token = `tok-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin,"system:masters"\n`);
+  const sa = Bun.spawnSync(["openssl", "genrsa", "-out", join(dir, "sa.key"), "2048"], { stderr: "pipe" });
+  if (sa.exitCode !== 0) throw new Error("openssl genrsa failed");
+  const [clientPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
+  mkdirSync(join(dir, "etcd"));
+  const procs: { proc: ReturnType<typeof Bun.spawn> }[] = [];
+  const etcd = Bun.spawn(
+    [
+      etcdBin,
+      "--data-dir",
+      join(dir, "etcd"),
+      "--listen-client-urls",
+      `http://127.0.0.1:${clientPort}`,
+      "--advertise-client-urls",
+      `http://127.0.0.1:${clientPort}`,
+      "--listen-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-advertise-peer-urls",
+      `http://127.0.0.1:${peerPort}`,
+      "--initial-cluster",
+      `default=http://127.0.0.1:${peerPort}`,
+    ],
+    { stdout: Bun.file(join(dir, "etcd.log")), stderr: Bun.file(join(dir, "etcd.err")) },
+  );
+  procs.push({ proc: etcd });
+  const kasArgs = [
+    KAS_BIN,
+    `--etcd-servers=http://127.0.0.1:${clientPort}`,
+    "--bind-address=127.0.0.1",
+    `--secure-port=${apiPort}`,
+    `--tls-cert-file=${pki.serverCert}`,
+    `--tls-private-key-file=${pki.serverKey}`,
+    "--insecure-port=0",
+    `--token-auth-file=${join(dir, "tokens.csv")}`,
+    "--authorization-mode=AlwaysAllow",
+    `--service-account-key-file=${join(dir, "sa.key")}`,
+    "--service-cluster-ip-range=10.96.0.0/16,fd00:96::/108",
+    "--feature-gates=IPv6DualStack=true",
+    "--enable-priority-and-fairness=false",
+  ];
+  let kas: ReturnType<typeof Bun.spawn> | undefined;
+  const startKas = () => {
+    kas = Bun.spawn(kasArgs, {
+      stdout: Bun.file(join(dir, "kas.log")),
+      stderr: Bun.file(join(dir, "kas.err")),
+    });
+  };
+  const kill = async (p: ReturnType<typeof Bun.spawn> | undefined) => {
+    if (p === undefined || p.exitCode !== null) return;
+    p.kill("SIGTERM");
+    const t = setTimeout(() => p.kill("SIGKILL"), 5000);
+    await p.exited;
+    clearTimeout(t);
+  };
+  const close = async () => {
+    await kill(kas);
+    await kill(etcd);
+    pki.cleanup();
+  };
+  try {
+    startKas();
+    const kubeconfig = writeKubeconfig(pki, `https://127.0.0.1:${apiPort}`, token);
+    const admin = new Kube(loadKubeConfig(kubeconfig));
+    const ready = async () => {
+      await waitFor(
+        "kube-apiserver ready",
+        async () => {
+          if (kas?.exitCode !== null)
+            throw new Error(
+              `kube-apiserver exited: ${readFileSync(join(dir, "kas.err"), "utf8").slice(-2000)}`,
+            );
+          await admin.get("/api/v1/namespaces/default");
+          return true;
+        },
+        60_000,
+      );
+    };
+    await ready();
+    await ensureNamespace(admin, NAMESPACE);
+    for (const crd of crdDocuments()) {
+      try {
+        await admin.create("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd);
+      } catch (e) {
+        if (!(e instanceof KubeError && e.status === 409)) throw e;
+      }
+    }
+    for (const crd of crdDocuments()) {
+      const name = (crd.metadata as { name: string }).name;
+      await waitFor(
+        `CRD ${name} established`,
+        async () => {
+          const c = await admin.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
+          return ((c.status as { conditions?: { type: string; status: string }[] }).conditions ?? []).some(
+            (x) => x.type === "Established" && x.status === "True",
+          );
+        },
+        30_000,
+      );
+    }
+    // Discovery of new CRDs takes a moment: wait until each serves a list.
+    await waitFor(
+      "metallb.io served",
+      async () => {
+        await admin.get("/apis/metallb.io/v1beta1/ipaddresspools");
+        await admin.get("/apis/metallb.io/v1beta2/bgppeers");
+        await admin.get("/apis/metallb.io/v1beta1/servicel2statuses");
+        return true;
+      },
+      30_000,
+    );
+    return {
+      name: "real",
+      kubeconfig,
+      admin,
+      endpointSliceVersion: "v1beta1",
+      dualStack: true,
+      down: () => kill(kas),
+      up: async () => {
+        startKas();
+        await ready();
+      },
+      close,
+    };
+  } catch (e) {
+    await close();
+    throw e;
+  }
+}
