@@ -8,11 +8,13 @@
  */
 import pkg from "../package.json" with { type: "json" };
 import { configFromPaths, formatProblem } from "./config/index.ts";
+import { LocalDeliveryDriver } from "./daemon/local-delivery.ts";
 import { run } from "./daemon/run.ts";
 
 export const VERSION: string = pkg.version;
 
 const USAGE = `usage: vipd <command>
+  detach [--pin-dir DIR]   remove the XDP program, its pins and maps, and vipd's local routes
   run --config PATH  run: allocate VIPs, announce them, serve the API (see vipd run --help)
   validate PATH...   check manifests (files or directories) without touching the network
   version            print the version`;
@@ -39,6 +41,30 @@ function validate(paths: string[]): number {
   return 0;
 }
 
+/** `vipd detach`: removes everything vipd put into the kernel (for uninstalling or a layout change). */
+async function detach(argv: string[]): Promise<number> {
+  const i = argv.indexOf("--pin-dir");
+  // The data path is loaded only here, so that validate and version need no libbpf.
+  const { DEFAULT_PIN_DIR } = await import("./xdp/maps.ts");
+  const pinDir = i >= 0 ? argv[i + 1] : (process.env.VIPD_BPF_PIN_DIR ?? DEFAULT_PIN_DIR);
+  if (pinDir === undefined || argv.some((a, j) => a !== "--pin-dir" && j !== i + 1)) {
+    console.error("usage: vipd detach [--pin-dir DIR]");
+    return 2;
+  }
+  try {
+    const { detachAll } = await import("./xdp/driver.ts");
+    const r = await detachAll(pinDir);
+    await LocalDeliveryDriver.removeAll();
+    console.log(
+      `detached from ${r.detached.length > 0 ? r.detached.join(", ") : "no interface"}; removed ${pinDir} and vipd's local routes`,
+    );
+    return 0;
+  } catch (e) {
+    console.error(`vipd detach: ${(e as Error).message}`);
+    return 1;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -48,6 +74,8 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "validate":
       return validate(rest);
+    case "detach":
+      return detach(rest);
     case "run":
       return run(rest, VERSION);
     case "help":

@@ -205,7 +205,6 @@ export async function run(argv: string[], version: string): Promise<number> {
         await XdpL2Driver.open(settings.interfaces, {
           mode: settings.xdp.mode,
           livenessWindowMs: window,
-          ...(process.env.VIPD_XDP_OBJ ? { objPath: process.env.VIPD_XDP_OBJ } : {}),
           ...(process.env.VIPD_BPF_PIN_DIR ? { pinDir: process.env.VIPD_BPF_PIN_DIR } : {}),
         }),
       );

@@ -7,6 +7,7 @@
 
 import type { L2View, MetricFamily, XdpView } from "../api/runtime.ts";
 import { type DesiredEntry, XdpDriver, type XdpDriverOptions } from "../xdp/driver.ts";
+import { xdpMetricFamilies } from "../xdp/metrics.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
 import type { Plan } from "./plan.ts";
 
@@ -74,37 +75,14 @@ export class XdpL2Driver implements Driver {
       interfaces: s.attachments.map((a) => ({
         name: a.ifname,
         mode: a.error !== undefined ? "none" : a.mode,
+        ...(s.programId > 0 ? { programId: s.programId } : {}),
         counters,
       })),
     };
   }
 
   metrics(): MetricFamily[] {
-    const s = this.responder.status();
-    const packets: MetricFamily = {
-      name: "vipd_xdp_packets_total",
-      help: "Packets seen by the XDP responder, by outcome (replies sent, or why passed to the kernel)",
-      type: "counter",
-      samples: Object.entries(s.counters)
-        .filter(([k]) => !k.startsWith("announcements_"))
-        .map(([k, v]) => ({ labels: { outcome: k }, value: Number(v) })),
-    };
-    const ann: MetricFamily = {
-      name: "vipd_l2_announcements_total",
-      help: "Gratuitous ARP / unsolicited NA frames, by result",
-      type: "counter",
-      samples: [
-        { labels: { result: "sent" }, value: Number(s.counters.announcements_sent) },
-        { labels: { result: "failed" }, value: Number(s.counters.announcements_failed) },
-      ],
-    };
-    const entries: MetricFamily = {
-      name: "vipd_xdp_entries",
-      help: "VIP entries in the XDP responder's map",
-      type: "gauge",
-      samples: [{ value: s.entries }],
-    };
-    return [packets, ann, entries];
+    return xdpMetricFamilies(this.responder.status());
   }
 
   async close(): Promise<void> {
