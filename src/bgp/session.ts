@@ -10,12 +10,10 @@
  * close drops the TCP connection without a NOTIFICATION, so the peer keeps our routes as stale
  * until we come back and send End-of-RIB.
  */
-import type { FdSocketOptions, Socket } from "bun";
+import type { Socket } from "bun";
 import {
-  Afi,
   type BgpDecodeError,
   type BgpMessage,
-  type Capability,
   CeaseSub,
   decodeMessage,
   ErrCode,
@@ -26,11 +24,20 @@ import {
   formatPrefix,
   KEEPALIVE_BYTES,
   type OpenMessage,
-  Safi,
-  twoOctetAs,
   worstAction,
 } from "./codec/index.ts";
 import { normalizeAddress, type PeerConfig, routerIdValue } from "./config.ts";
+import {
+  type Conn,
+  type ConnOwner,
+  connectFd,
+  flushNow,
+  type SocketData,
+  send,
+  sendMany,
+  socketFd,
+  socketHandlers,
+} from "./conn.ts";
 import {
   collisionWinner,
   type Fsm,
@@ -42,6 +49,7 @@ import {
   nextDeadline,
   step,
 } from "./fsm.ts";
+import { buildOpen, sessionView } from "./negotiate.ts";
 import { diffRib, encodeDiff, type Route, type SessionView } from "./ribout.ts";
 import { closeFd, connectStatus, setMinTtl, setTtl, startConnect } from "./sock.ts";
 
@@ -50,23 +58,6 @@ export type Log = (
   msg: string,
   fields?: Record<string, unknown>,
 ) => void;
-
-export interface SocketData {
-  conn: Conn | null;
-}
-
-/** One TCP connection (a session has one, plus at most one collision candidate). */
-export interface Conn {
-  readonly owner: Session;
-  readonly dir: "out" | "in";
-  socket: Socket<SocketData> | null;
-  fd: number | null;
-  framer: Framer;
-  queue: Uint8Array[];
-  closed: boolean;
-  /** The OPEN received on this connection (for a collision candidate). */
-  open?: OpenMessage;
-}
 
 export interface SessionStatus {
   name: string;
@@ -99,9 +90,8 @@ export interface SessionDeps {
 }
 
 const CONNECT_POLL_MS = 5;
-const WRITE_CHUNK = 64 * 1024;
 
-export class Session {
+export class Session implements ConnOwner {
   readonly cfg: PeerConfig;
   private readonly fsmCfg: FsmConfig;
   private fsm: Fsm = initialFsm();
@@ -166,7 +156,7 @@ export class Session {
     this.stopped = true;
     if (graceful && this.conn && this.fsm.state === "Established" && this.gracefulNegotiated()) {
       const c = this.conn;
-      this.flushNow(c);
+      flushNow(c);
       this.teardown(c);
       this.conn = null;
       this.fsm = { ...initialFsm() };
@@ -266,16 +256,16 @@ export class Session {
         this.conn = null;
         break;
       case "sendOpen":
-        if (this.conn) this.send(this.conn, encodeMessage(this.buildOpen()));
+        if (this.conn) send(this.conn, encodeMessage(this.buildOpen()));
         break;
       case "sendKeepalive":
-        if (this.conn) this.send(this.conn, KEEPALIVE_BYTES);
+        if (this.conn) send(this.conn, KEEPALIVE_BYTES);
         break;
       case "sendNotification":
         if (this.conn) {
           this.counters.notificationsSent++;
           this.lastError = `sent NOTIFICATION ${a.code}/${a.subcode}`;
-          this.send(
+          send(
             this.conn,
             encodeMessage({
               type: "notification",
@@ -441,7 +431,7 @@ export class Session {
       c.fd = null;
     }
     if (c.socket) {
-      this.flushNow(c);
+      flushNow(c);
       c.socket.end();
     }
   }
@@ -471,7 +461,7 @@ export class Session {
   }
 
   onDrain(c: Conn): void {
-    this.flushNow(c);
+    flushNow(c);
   }
 
   private onDecodeError(c: Conn, e: BgpDecodeError): void {
@@ -568,7 +558,7 @@ export class Session {
     const keepExisting = st === "Established" || (winner === "local-initiated") === (this.conn.dir === "out");
     this.bump("collision");
     if (keepExisting) {
-      this.send(
+      send(
         c,
         encodeMessage({
           type: "notification",
@@ -592,41 +582,11 @@ export class Session {
   // ---------------------------------------------------------------- output
 
   private buildOpen(): OpenMessage {
-    const fams = this.cfg.families ?? [4, 6];
-    const caps: Capability[] = fams.map((f) => ({
-      kind: "multiprotocol",
-      afi: f === 4 ? Afi.IPV4 : Afi.IPV6,
-      safi: Safi.UNICAST,
-    }));
-    caps.push({ kind: "route-refresh" });
-    if (fams.includes(4) && this.cfg.peerAddress.includes(":")) {
-      caps.push({
-        kind: "extended-next-hop",
-        entries: [{ afi: Afi.IPV4, safi: Safi.UNICAST, nextHopAfi: Afi.IPV6 }],
-      });
-    }
-    if (this.cfg.enableGracefulRestart) {
-      caps.push({
-        kind: "graceful-restart",
-        restarting: this.deps.restarted && !this.eorSent,
-        notification: false,
-        time: this.cfg.gracefulRestartTime ?? 120,
-        families: fams.map((f) => ({
-          afi: f === 4 ? Afi.IPV4 : Afi.IPV6,
-          safi: Safi.UNICAST,
-          forwardingPreserved: true,
-        })),
-      });
-    }
-    caps.push({ kind: "as4", asn: this.cfg.myASN });
-    return {
-      type: "open",
-      version: 4,
-      myAs: twoOctetAs(this.cfg.myASN),
-      holdTime: this.fsmCfg.holdTime,
+    return buildOpen(this.cfg, {
       bgpId: this.bgpId,
-      capabilities: caps,
-    };
+      holdTime: this.fsmCfg.holdTime,
+      restarting: this.deps.restarted && !this.eorSent,
+    });
   }
 
   private gracefulNegotiated(): boolean {
@@ -642,25 +602,11 @@ export class Session {
     const peer = this.fsm.peerOpen;
     const sock = this.conn?.socket;
     if (!peer || !sock || this.fsm.peerAsn === undefined) return null;
-    const ours = new Set<4 | 6>(this.cfg.families ?? [4, 6]);
-    const mp = peer.capabilities.filter((c) => c.kind === "multiprotocol");
-    const theirs = new Set<4 | 6>();
-    if (mp.length === 0) theirs.add(4);
-    for (const c of mp) {
-      if (c.kind !== "multiprotocol" || c.safi !== Safi.UNICAST) continue;
-      if (c.afi === Afi.IPV4) theirs.add(4);
-      if (c.afi === Afi.IPV6) theirs.add(6);
-    }
-    const families = new Set<4 | 6>([...ours].filter((f) => theirs.has(f)));
-    const enh = findCap(peer.capabilities, "extended-next-hop");
-    return {
-      localAsn: this.cfg.myASN,
+    return sessionView(this.cfg, peer, {
       peerAsn: this.fsm.peerAsn,
       as4: this.fsm.as4 ?? false,
-      families,
       localAddress: normalizeAddress(sock.localAddress),
-      extendedNextHop: enh?.entries.some((e) => e.afi === Afi.IPV4 && e.nextHopAfi === Afi.IPV6) ?? false,
-    };
+    });
   }
 
   private scheduleFlush(): void {
@@ -693,79 +639,6 @@ export class Session {
       this.eorSent = true;
     }
     this.counters.updatesSent += out.length;
-    this.sendMany(this.conn, out);
-  }
-
-  private send(c: Conn, b: Uint8Array): void {
-    c.queue.push(b);
-    this.flushNow(c);
-  }
-
-  private sendMany(c: Conn, bs: Uint8Array[]): void {
-    // Coalesce into large writes: fewer syscalls, and the kernel fills segments fully.
-    let i = 0;
-    while (i < bs.length) {
-      let n = 0;
-      let j = i;
-      while (j < bs.length && n + bs[j]!.length <= WRITE_CHUNK) n += bs[j++]!.length;
-      if (j === i) j++;
-      if (j - i === 1) c.queue.push(bs[i]!);
-      else {
-        const buf = new Uint8Array(n);
-        let off = 0;
-        for (let k = i; k < j; k++) {
-          buf.set(bs[k]!, off);
-          off += bs[k]!.length;
-        }
-        c.queue.push(buf);
-      }
-      i = j;
-    }
-    this.flushNow(c);
-  }
-
-  private flushNow(c: Conn): void {
-    const s = c.socket;
-    if (!s) return;
-    while (c.queue.length > 0) {
-      const b = c.queue[0]!;
-      const n = s.write(b);
-      if (n <= 0) return;
-      if (n < b.length) {
-        c.queue[0] = b.subarray(n);
-        return;
-      }
-      c.queue.shift();
-    }
+    sendMany(this.conn, out);
   }
 }
-
-/** Bun's Socket has `fd` at runtime on Linux; the type does not declare it. */
-export function socketFd(s: object): number {
-  const fd = (s as { fd?: unknown }).fd;
-  if (typeof fd !== "number") throw new Error("socket has no fd");
-  return fd;
-}
-
-/** One handler table for every BGP socket; the Conn is found through socket.data. */
-export const socketHandlers = {
-  data(s: Socket<SocketData>, chunk: Uint8Array) {
-    const c = s.data?.conn;
-    if (c) c.owner.onData(c, chunk);
-  },
-  drain(s: Socket<SocketData>) {
-    const c = s.data?.conn;
-    if (c) c.owner.onDrain(c);
-  },
-  close(s: Socket<SocketData>) {
-    const c = s.data?.conn;
-    if (c) c.owner.onClose(c);
-  },
-  error(s: Socket<SocketData>) {
-    const c = s.data?.conn;
-    if (c) c.owner.onClose(c);
-  },
-};
-
-/** Bun.connect accepts { fd } at runtime (FdSocketOptions); its declared overloads omit it. */
-const connectFd = Bun.connect as unknown as (o: FdSocketOptions<SocketData>) => Promise<Socket<SocketData>>;

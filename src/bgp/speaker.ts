@@ -13,16 +13,10 @@
  */
 import type { Socket, TCPSocketListener } from "bun";
 import { normalizeAddress, type PeerConfig, routerIdValue, validatePeer } from "./config.ts";
+import { type SocketData, socketFd, socketHandlers } from "./conn.ts";
 import type { FsmState } from "./fsm.ts";
 import { parseRoutes, type Route, type RouteSpec } from "./ribout.ts";
-import {
-  type Log,
-  Session,
-  type SessionStatus,
-  type SocketData,
-  socketFd,
-  socketHandlers,
-} from "./session.ts";
+import { type Log, Session, type SessionStatus } from "./session.ts";
 import { setMd5Key } from "./sock.ts";
 
 export type { Log, PeerConfig, RouteSpec, SessionStatus };

@@ -1,0 +1,109 @@
+/**
+ * One BGP TCP connection as the session sees it: the Bun socket (or the fd of a connect still in
+ * progress), its framer, and an output queue drained on the socket's `drain` event, so a session
+ * never blocks on backpressure. Outgoing UPDATEs are coalesced into 64 KB writes.
+ */
+import type { FdSocketOptions, Socket } from "bun";
+import type { Framer, OpenMessage } from "./codec/index.ts";
+
+export interface SocketData {
+  conn: Conn | null;
+}
+
+/** What a connection reports to (its session). */
+export interface ConnOwner {
+  onData(c: Conn, chunk: Uint8Array): void;
+  onDrain(c: Conn): void;
+  onClose(c: Conn): void;
+}
+
+/** One TCP connection (a session has one, plus at most one collision candidate). */
+export interface Conn {
+  readonly owner: ConnOwner;
+  readonly dir: "out" | "in";
+  socket: Socket<SocketData> | null;
+  fd: number | null;
+  framer: Framer;
+  queue: Uint8Array[];
+  closed: boolean;
+  /** The OPEN received on this connection (for a collision candidate). */
+  open?: OpenMessage;
+}
+
+const WRITE_CHUNK = 64 * 1024;
+
+export function send(c: Conn, b: Uint8Array): void {
+  c.queue.push(b);
+  flushNow(c);
+}
+
+/** Queues many messages, coalesced into large writes (fewer syscalls, full TCP segments). */
+export function sendMany(c: Conn, bs: Uint8Array[]): void {
+  let i = 0;
+  while (i < bs.length) {
+    let n = 0;
+    let j = i;
+    while (j < bs.length && n + bs[j]!.length <= WRITE_CHUNK) n += bs[j++]!.length;
+    if (j === i) j++;
+    if (j - i === 1) c.queue.push(bs[i]!);
+    else {
+      const buf = new Uint8Array(n);
+      let off = 0;
+      for (let k = i; k < j; k++) {
+        buf.set(bs[k]!, off);
+        off += bs[k]!.length;
+      }
+      c.queue.push(buf);
+    }
+    i = j;
+  }
+  flushNow(c);
+}
+
+/** Writes as much of the queue as the socket takes now; the rest waits for `drain`. */
+export function flushNow(c: Conn): void {
+  const s = c.socket;
+  if (!s) return;
+  while (c.queue.length > 0) {
+    const b = c.queue[0]!;
+    const n = s.write(b);
+    if (n <= 0) return;
+    if (n < b.length) {
+      c.queue[0] = b.subarray(n);
+      return;
+    }
+    c.queue.shift();
+  }
+}
+
+/** Bun's Socket has `fd` at runtime on Linux; the type does not declare it. */
+export function socketFd(s: object): number {
+  const fd = (s as { fd?: unknown }).fd;
+  if (typeof fd !== "number") throw new Error("socket has no fd");
+  return fd;
+}
+
+/** One handler table for every BGP socket; the Conn is found through socket.data. */
+export const socketHandlers = {
+  data(s: Socket<SocketData>, chunk: Uint8Array) {
+    const c = s.data?.conn;
+    if (c) c.owner.onData(c, chunk);
+  },
+  drain(s: Socket<SocketData>) {
+    const c = s.data?.conn;
+    if (c) c.owner.onDrain(c);
+  },
+  close(s: Socket<SocketData>) {
+    const c = s.data?.conn;
+    if (c) c.owner.onClose(c);
+  },
+  error(s: Socket<SocketData>) {
+    const c = s.data?.conn;
+    if (c) c.owner.onClose(c);
+  },
+};
+
+/** Bun.connect accepts { fd } at runtime (FdSocketOptions); its declared overloads omit it. */
+export const connectFd = Bun.connect as unknown as (
+  o: FdSocketOptions<SocketData>,
+) => Promise<Socket<SocketData>>;
