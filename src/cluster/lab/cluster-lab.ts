@@ -353,16 +353,23 @@ ${o.extra ?? ""}`;
 
   /** Waits until every running node agrees on the owner, and only the owner holds the VIP. */
   async settled(ms = 20_000): Promise<string> {
-    return until(
-      "the nodes to agree on one owner holding the VIP",
-      async () => {
-        const owner = await this.agreedOwner();
-        if (owner === undefined) return undefined;
-        const h = await this.holders();
-        return h.length === 1 && h[0] === owner ? owner : undefined;
-      },
-      ms,
-    );
+    let seen = "";
+    try {
+      return await until(
+        "the nodes to agree on one owner holding the VIP",
+        async () => {
+          const owner = await this.agreedOwner();
+          const h = await this.holders();
+          seen = `owner ${owner ?? "(no agreement)"}, holders [${h.join(", ")}]`;
+          if (owner === undefined) return undefined;
+          return h.length === 1 && h[0] === owner ? owner : undefined;
+        },
+        ms,
+      );
+    } catch (e) {
+      const tails = this.nodes.map((n) => `${n.name}: ${n.logs.slice(-6).join("\n  ")}`).join("\n");
+      throw new Error(`${(e as Error).message}; last seen: ${seen}\n${tails}`);
+    }
   }
 
   /** Starts the client's probe: one datagram to the VIP every intervalMs, for at most durationMs. */
