@@ -80,7 +80,12 @@ test("a SIGSTOPped BIRD is detected and recovery brings the session back", async
   const mark = agent.events.length;
   bird.proc.kill("SIGSTOP");
   try {
-    const down = await agent.waitFor((e) => e.ev === "down" && e.key === "bird", 5_000, "vipd down", mark);
+    const down = await agent.waitFor(
+      (e) => e.ev === "down" && e.key === "bird" && e.diag === "ControlDetectionTimeExpired",
+      5_000,
+      "vipd detects",
+      mark,
+    );
     expect(down.diag).toBe("ControlDetectionTimeExpired");
   } finally {
     bird.proc.kill("SIGCONT");
@@ -92,7 +97,12 @@ test("a SIGSTOPped BIRD is detected and recovery brings the session back", async
 test("with the wrong key the session goes down and stays down; the drops are counted", async () => {
   const mark = agent.events.length;
   agent.reconfigure([{ ...session, auth: { ...auth, secret: "wrong-secret" } }]);
-  await agent.waitFor((e) => e.ev === "down" && e.key === "bird", 5_000, "vipd down", mark);
+  await agent.waitFor(
+    (e) => e.ev === "down" && e.key === "bird" && e.diag === "ControlDetectionTimeExpired",
+    5_000,
+    "vipd detects",
+    mark,
+  );
   await Bun.sleep(1500);
   const st = (await agent.status()) as unknown as {
     sessions: { state: string }[];

@@ -101,7 +101,12 @@ test("a SIGSTOPped bfdd is detected (Control Detection Time Expired) and recover
   const t0 = performance.timeOrigin + performance.now();
   frr.bfdd.kill("SIGSTOP");
   try {
-    const down = await agent.waitFor((e) => e.ev === "down" && e.key === "frr", 5_000, "vipd down", mark);
+    const down = await agent.waitFor(
+      (e) => e.ev === "down" && e.key === "frr" && e.diag === "ControlDetectionTimeExpired",
+      5_000,
+      "vipd detects",
+      mark,
+    );
     expect(down.diag).toBe("ControlDetectionTimeExpired");
     // Detection time is 150 ms; allow for a loaded machine, but far below a BGP hold time.
     expect(down.t! - t0).toBeLessThan(1_000);
@@ -117,7 +122,12 @@ test("BFD dropped by a tc bpf filter while the link stays up is detected on both
   const mark = agent.events.length;
   await dropBfd(lab, "v", "eth0", obj);
   try {
-    const down = await agent.waitFor((e) => e.ev === "down" && e.key === "frr", 5_000, "vipd down", mark);
+    const down = await agent.waitFor(
+      (e) => e.ev === "down" && e.key === "frr" && e.diag === "ControlDetectionTimeExpired",
+      5_000,
+      "vipd detects",
+      mark,
+    );
     expect(down.diag).toBe("ControlDetectionTimeExpired");
     await waitFor(async () => !(await frrUp()), 5_000, "FRR down");
     // The link itself is still up: plain IP traffic passes.

@@ -72,7 +72,12 @@ test("a SIGSTOPped bfdd is detected over IPv6 and recovery brings it back", asyn
   const mark = agent.events.length;
   frr.bfdd.kill("SIGSTOP");
   try {
-    const down = await agent.waitFor((e) => e.ev === "down", 5_000, "vipd down", mark);
+    const down = await agent.waitFor(
+      (e) => e.ev === "down" && e.diag === "ControlDetectionTimeExpired",
+      5_000,
+      "vipd detects",
+      mark,
+    );
     expect(down.diag).toBe("ControlDetectionTimeExpired");
   } finally {
     frr.bfdd.kill("SIGCONT");

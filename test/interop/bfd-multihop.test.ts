@@ -80,7 +80,12 @@ test("a multihop session through two routers comes Up at 50 ms x 3", async () =>
 test("minimumTtl 254 drops the peer's TTL-253 packets: detected down; 253 again recovers", async () => {
   const mark = agent.events.length;
   agent.reconfigure([{ ...session, profile: { ...profile, minimumTtl: 254 } }]);
-  const down = await agent.waitFor((e) => e.ev === "down" && e.key === "mh", 5_000, "vipd down", mark);
+  const down = await agent.waitFor(
+    (e) => e.ev === "down" && e.key === "mh" && e.diag === "ControlDetectionTimeExpired",
+    5_000,
+    "vipd detects",
+    mark,
+  );
   expect(down.diag).toBe("ControlDetectionTimeExpired");
   agent.reconfigure([session]);
   await agent.waitFor((e) => e.ev === "up" && e.key === "mh", 20_000, "vipd up again", mark);

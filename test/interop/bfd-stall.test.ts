@@ -2,7 +2,8 @@
  * A descheduled vipd must not declare a peer down whose packets reached the kernel in time: after
  * SIGSTOP/SIGCONT, Bun runs due timers before pending socket I/O, so the manager reads the sockets
  * before any detection verdict. FRR is configured to detect us slowly (receive-interval 300 ms →
- * 900 ms) while we detect it at 150 ms; vipd is stopped for 400 ms while FRR keeps sending.
+ * 900 ms) while we detect it at 300 ms (it transmits every 100 ms); vipd is stopped for 400 ms
+ * while FRR keeps sending.
  */
 
 import { afterAll, beforeAll, expect, test } from "bun:test";
@@ -40,7 +41,7 @@ beforeAll(async () => {
       "bfd",
       " profile lenient",
       "  receive-interval 300",
-      "  transmit-interval 50",
+      "  transmit-interval 100",
       "  detect-multiplier 3",
       " !",
       " peer 10.82.0.1 local-address 10.82.0.2",
@@ -64,10 +65,10 @@ test("after a 400 ms stop, packets queued in the kernel keep the session Up", as
   await waitFor(
     async () => {
       const s = ((await agent.status()) as unknown as St).sessions[0]!;
-      return s.state === "Up" && s.detectionTimeMs === 150;
+      return s.state === "Up" && s.detectionTimeMs === 300;
     },
     10_000,
-    "150 ms detection time",
+    "300 ms detection time",
   );
   for (let round = 0; round < 3; round++) {
     const mark = agent.events.length;
