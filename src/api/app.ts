@@ -40,11 +40,15 @@ import { FailoverRequest } from "./schemas.ts";
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
 export interface AppOptions {
-  tokens: TokenConfig[];
+  /**
+   * The accepted tokens; a function is read on every request, so a configuration reload can
+   * rotate tokens without a restart (malformed entries then throw at the first request).
+   */
+  tokens: TokenConfig[] | (() => TokenConfig[]);
   /** Serve /metrics without a token. */
   metricsOpen: boolean;
   /** Serve the read-only routes without a token (mutations and config still need admin). */
-  readOpen?: boolean;
+  readOpen?: boolean | (() => boolean);
   /** Largest request body in bytes; default 1 MiB. */
   bodyLimit?: number;
   log?: Logger;
@@ -114,7 +118,21 @@ function createLock() {
 }
 
 export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<Env> {
-  const tokens = compileTokens(opts.tokens);
+  const tokenSource = typeof opts.tokens === "function" ? opts.tokens : () => opts.tokens as TokenConfig[];
+  let tokenKey = "";
+  let compiled = compileTokens([]);
+  /** The compiled tokens, recompiled only when the configured list changes. */
+  const currentTokens = () => {
+    const list = tokenSource();
+    const key = JSON.stringify(list);
+    if (key !== tokenKey) {
+      compiled = compileTokens(list);
+      tokenKey = key;
+    }
+    return compiled;
+  };
+  const tokens = currentTokens();
+  const readOpen = () => (typeof opts.readOpen === "function" ? opts.readOpen() : opts.readOpen === true);
   const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   if (!Number.isInteger(limit) || limit <= 0) throw new Error("bodyLimit: must be a positive integer");
   const log = opts.log ?? createLogger("api");
@@ -177,11 +195,11 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
       const open =
         rule.access === "open" ||
         (rule.access === "metrics" && opts.metricsOpen) ||
-        (rule.access === "read" && opts.readOpen === true);
+        (rule.access === "read" && readOpen());
       c.set("role", null);
       c.set("principal", "anonymous");
       if (!open) {
-        const auth = authenticate(c.req.header("authorization"), tokens);
+        const auth = authenticate(c.req.header("authorization"), currentTokens());
         if (!auth.ok) {
           metrics.authFailure(auth.reason);
           log.warn("authentication failed", { reason: auth.reason, method: c.req.method, path: c.req.path });

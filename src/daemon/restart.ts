@@ -1,8 +1,8 @@
 /**
  * Which configuration changes a running `vipd run` cannot apply on reload. Most of the config
  * (pools, advertisements, Services, peers' details, node labels) flows through the daemon on
- * every reload; what `run` reads once when it composes the process — the API listener and its
- * tokens, the XDP interfaces, local delivery, membership, the load-balancer class the allocator
+ * every reload (API tokens too); what `run` reads once when it composes the process — the API
+ * listener, TLS and metrics access, the XDP interfaces, local delivery, membership, the load-balancer class the allocator
  * was created with, whether a BGP speaker or BFD runs at all, the router ID — only takes effect
  * after a restart. The daemon logs these so that an operator is never left guessing.
  *
@@ -16,7 +16,6 @@ const START_ONLY_SETTINGS = [
   "nodeName",
   "interfaces",
   "xdp",
-  "api",
   "localDelivery",
   "loadBalancerClass",
   "cluster",
@@ -33,6 +32,10 @@ export function startOnlyChanges(prev: Config, next: Config): string[] {
   const b = next.nodeSettings?.spec;
   for (const k of START_ONLY_SETTINGS) {
     if (!same(a?.[k], b?.[k])) out.push(`NodeSettings.spec.${k}`);
+  }
+  // API tokens are read on every request; the listener, TLS and metrics access are not.
+  for (const k of ["listen", "tls", "metricsOpen"] as const) {
+    if (!same(a?.api[k], b?.api[k])) out.push(`NodeSettings.spec.api.${k}`);
   }
   // With live membership (a cluster key), the membership service gets the members at start;
   // without it they are read on every plan.

@@ -216,15 +216,18 @@ export async function run(argv: string[], version: string): Promise<number> {
   await daemon.replan("drivers ready");
   await membership?.start();
 
-  const tokens: TokenConfig[] = (settings?.api.tokens ?? []).map((t) => ({
-    name: t.name,
-    role: t.role,
-    hash: t.hash,
-  }));
+  // Tokens are read from the current configuration on every request: a reload rotates them.
+  const tokens = (): TokenConfig[] =>
+    (daemon.currentConfig?.nodeSettings?.spec.api.tokens ?? []).map((t) => ({
+      name: t.name,
+      role: t.role,
+      hash: t.hash,
+    }));
   const app = createApp(daemon, {
     tokens,
     metricsOpen: settings?.api.metricsOpen ?? true,
-    readOpen: tokens.length === 0,
+    // With no token configured at all, reads are open (on 127.0.0.1 by default); writes never are.
+    readOpen: () => tokens().length === 0,
     log: createLogger("api"),
   });
   const tls = settings?.api.tls;

@@ -58,11 +58,19 @@ describe("startOnlyChanges", () => {
       "NodeSettings.spec.nodeName",
       "NodeSettings.spec.interfaces",
       "NodeSettings.spec.xdp",
-      "NodeSettings.spec.api",
       "NodeSettings.spec.localDelivery",
       "NodeSettings.spec.loadBalancerClass",
       "NodeSettings.spec.cluster",
+      "NodeSettings.spec.api.listen",
     ]);
+  });
+
+  test("API tokens are not start-only: a reload rotates them", () => {
+    const tok = (h: string) =>
+      `  api: { tokens: [{ name: ops, role: admin, hash: "sha256:${h.repeat(64)}" }] }\n`;
+    expect(startOnlyChanges(config(POOL + settings(tok("a"))), config(POOL + settings(tok("b"))))).toEqual(
+      [],
+    );
   });
 
   test("members matter only with live membership (a cluster key)", () => {
