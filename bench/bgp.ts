@@ -13,7 +13,7 @@
 import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { Lab } from "../src/lab/netns.ts";
-import { startBird, startVipd, tmpDir, waitFor } from "../test/fixtures/bgp/harness.ts";
+import { removeTmpDirs, startBird, startVipd, tmpDir, waitFor } from "../test/fixtures/bgp/harness.ts";
 
 // ------------------------------------------------------------------ gobgpd feeder (runs in ns g)
 
@@ -270,7 +270,10 @@ async function main(): Promise<void> {
   const runs = Number(process.argv[2] ?? 3);
   const n = Number(process.argv[3] ?? 100_000);
   const lab = await Lab.create("bgpbch");
-  const cleanup = () => lab.destroy();
+  const cleanup = async () => {
+    await lab.destroy();
+    removeTmpDirs();
+  };
   process.on("SIGINT", async () => {
     await cleanup();
     process.exit(130);

@@ -15,6 +15,7 @@ import {
   type Bird,
   kernelRoutes,
   peerState,
+  removeTmpDirs,
   startBird,
   startVipd,
   type Vipd,
@@ -118,6 +119,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await lab?.destroy();
+  removeTmpDirs();
 }, 30_000);
 
 const routeAll = (p: string) => bird.cmd(`show route for ${p} all`);

@@ -11,6 +11,7 @@ import {
   type Frr,
   kernelRoutes,
   peerState,
+  removeTmpDirs,
   startFrr,
   startVipd,
   type Vipd,
@@ -106,6 +107,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await lab?.destroy();
+  removeTmpDirs();
 }, 30_000);
 
 const neighborUp = async (a: string) =>
