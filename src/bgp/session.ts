@@ -372,24 +372,25 @@ export class Session implements ConnOwner {
         this.dispatch({ type: "TcpConnectionFails" });
         return;
       }
-      connectFd({ fd, data: { conn }, socket: socketHandlers })
-        .then((s) => {
-          conn.fd = null;
-          conn.socket = s;
-          if (conn.closed || this.conn !== conn) {
-            s.end();
-            return;
-          }
-          s.setNoDelay(true);
-          this.dispatch({ type: "TcpConnectionConfirmed" });
-        })
-        .catch((e: unknown) => {
-          this.lastError = `connect: ${e instanceof Error ? e.message : String(e)}`;
-          if (this.conn === conn) {
-            this.conn = null;
-            this.dispatch({ type: "TcpConnectionFails" });
-          }
-        });
+      // Confirm in the socket's own open callback, so the peer's OPEN (which BIRD and FRR send at
+      // once) can never reach the FSM before TcpConnectionConfirmed does.
+      const open = (s: Socket<SocketData>) => {
+        conn.fd = null;
+        conn.socket = s;
+        if (conn.closed || this.conn !== conn) {
+          s.end();
+          return;
+        }
+        s.setNoDelay(true);
+        this.dispatch({ type: "TcpConnectionConfirmed" });
+      };
+      connectFd({ fd, data: { conn }, socket: { ...socketHandlers, open } }).catch((e: unknown) => {
+        this.lastError = `connect: ${e instanceof Error ? e.message : String(e)}`;
+        if (this.conn === conn) {
+          this.conn = null;
+          this.dispatch({ type: "TcpConnectionFails" });
+        }
+      });
     }, CONNECT_POLL_MS);
   }
 
