@@ -122,7 +122,7 @@ export function onHeartbeat(
     changed:
       next.state !== p.state ||
       (declinesChanged && next.state === "Alive") ||
-      (ready !== p.ready && next.state === "Rising"),
+      (ready !== p.ready && (next.state === "Rising" || next.state === "Alive")),
   };
 }
 
@@ -190,9 +190,13 @@ export function notReadyReason(m: Membership, now: number): "start" | "pause" | 
   return yieldsToPartition(m) ? "partition" : undefined;
 }
 
-/** Nodes that count for the election: self (when ready) and every Alive peer. */
+/**
+ * Nodes that count for the election: self (when ready) and every Alive peer that says it is
+ * ready. A peer still holding back (start, pause, partition) is not a candidate yet, so the node
+ * covering for it hands its VIPs back exactly when it starts answering, not riseMs earlier.
+ */
 export function aliveNodes(m: Membership, now: number): string[] {
-  const out = [...m.peers.values()].filter((p) => p.state === "Alive").map((p) => p.name);
+  const out = [...m.peers.values()].filter((p) => p.state === "Alive" && p.ready).map((p) => p.name);
   if (isReady(m, now)) out.push(m.cfg.self);
   return out.sort();
 }

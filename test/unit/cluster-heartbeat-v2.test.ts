@@ -251,6 +251,25 @@ describe("membership: declines and the ready flag", () => {
     expect(yieldsToPartition(b)).toBe(true);
   });
 
+  test("an Alive peer counts for the election only once it says it is ready (seamless hand-back)", () => {
+    const seq = { n: 1n };
+    const m = run(
+      createMembership(cfg, 0),
+      [
+        { from: "b", ready: true },
+        { from: "c", ready: false },
+      ],
+      0,
+      1500,
+      seq,
+    );
+    expect(m.peers.get("c")?.state).toBe("Alive");
+    expect(aliveNodes(m, 1500)).toEqual(["a", "b"]);
+    const r = onHeartbeat(m, { node: "c", seq: seq.n++, intervalMs: 50, leaving: false, ready: true }, 1510);
+    expect(r.changed).toBe(true);
+    expect(aliveNodes(r.m, 1510)).toEqual(["a", "b", "c"]);
+  });
+
   test("a peer that is restarting or resuming (not ready) never makes anyone step back", () => {
     const seq = { n: 1n };
     let m = run(createMembership(cfg, 0), [], 0, 1300, seq);

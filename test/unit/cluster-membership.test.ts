@@ -18,7 +18,8 @@ const cfg = { self: "a", members: ["a", "b", "c"], intervalMs: 50, deadAfterMs: 
 function beat(m: Membership, from: string[], start: number, until: number, seq0 = 1n): Membership {
   let s = seq0;
   for (let t = start; t <= until; t += 50) {
-    for (const n of from) m = onHeartbeat(m, { node: n, seq: s, intervalMs: 50, leaving: false }, t).m;
+    for (const n of from)
+      m = onHeartbeat(m, { node: n, seq: s, intervalMs: 50, leaving: false, ready: true }, t).m;
     s++;
     m = tick(m, t).m;
   }
