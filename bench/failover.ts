@@ -4,7 +4,8 @@
  * Three real `vipd run` nodes and a client on one bridge (src/cluster/lab/cluster-lab.ts),
  * default timers (heartbeat 50 ms, dead after 200 ms, rise 1 s). The client sends a UDP probe to
  * the VIP every 10 ms; each node's responder answers with its name. Per round the VIP's owner
- * is killed (-9), stopped (SIGSTOP) or loses its link; the failover gap is the longest silence
+ * is killed (-9: vipd only, the node's service keeps running), crashes (vipd and the service
+ * killed together), is stopped (SIGSTOP) or loses its link; the failover gap is the longest silence
  * between answers from just before the event to the first answer from the new owner. Then the old
  * owner returns (restart, SIGCONT, link up) and takes its VIP back: that hand-back gap is
  * reported too. The kinds are interleaved, `--rounds` of each.
@@ -21,7 +22,7 @@ function arg(name: string, def: number): number {
   return i > 0 ? Number(process.argv[i + 1]) : def;
 }
 const ROUNDS = Math.min(100, Math.max(1, arg("rounds", 10)));
-const KINDS = ["kill -9", "SIGSTOP", "link down"] as const;
+const KINDS = ["kill -9", "crash", "SIGSTOP", "link down"] as const;
 type Kind = (typeof KINDS)[number];
 const WINDOW_MS = 1500;
 
@@ -43,8 +44,8 @@ async function stopProbe(c: ClusterLab, p: Probe): Promise<void> {
 
 async function main(): Promise<number> {
   const c = await ClusterLab.create({ tag: "l2b" });
-  const failover: Record<Kind, number[]> = { "kill -9": [], SIGSTOP: [], "link down": [] };
-  const handback: Record<Kind, number[]> = { "kill -9": [], SIGSTOP: [], "link down": [] };
+  const failover: Record<Kind, number[]> = { "kill -9": [], crash: [], SIGSTOP: [], "link down": [] };
+  const handback: Record<Kind, number[]> = { "kill -9": [], crash: [], SIGSTOP: [], "link down": [] };
   const baseline: number[] = [];
   const deadline = Date.now() + 30 * 60_000;
   try {
@@ -65,6 +66,8 @@ async function main(): Promise<number> {
             owner.proc?.kill("SIGKILL");
             await owner.proc?.exited;
             owner.proc = undefined;
+          } else if (kind === "crash") {
+            await c.crash(owner);
           } else if (kind === "SIGSTOP") {
             owner.proc?.kill("SIGSTOP");
             owner.stopped = true;
@@ -83,7 +86,10 @@ async function main(): Promise<number> {
           // The old owner returns and takes its VIP back once.
           const r = absNow();
           if (kind === "kill -9") c.start(owner);
-          else if (kind === "SIGSTOP") {
+          else if (kind === "crash") {
+            c.startResponder(owner);
+            c.start(owner);
+          } else if (kind === "SIGSTOP") {
             owner.proc?.kill("SIGCONT");
             owner.stopped = false;
           } else await c.lab.run(owner.ns, ["ip", "link", "set", "eth0", "up"]);

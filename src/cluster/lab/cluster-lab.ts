@@ -35,6 +35,8 @@ export interface LabNode {
   dir: string;
   pins: TempPins;
   proc: Subprocess | undefined;
+  /** The node's UDP responder (its "service"). */
+  responder: Subprocess | undefined;
   logs: string[];
   stopped: boolean;
 }
@@ -115,8 +117,6 @@ export class ClusterLab {
   readonly nodes: LabNode[] = [];
   readonly work: string;
   readonly keyFile: string;
-  private readonly responders: Subprocess[] = [];
-
   private constructor(
     readonly lab: Lab,
     readonly opts: ClusterLabOptions,
@@ -177,23 +177,32 @@ export class ClusterLab {
         dir,
         pins: await tempPins(`l2c-${name}`),
         proc: undefined,
+        responder: undefined,
         logs: [],
         stopped: false,
       });
     }
     for (const node of this.nodes) {
       this.writeConfig(node);
-      this.responders.push(
-        lab.spawn(
-          node.ns,
-          [process.execPath, join(import.meta.dir, "responder.ts"), node.name, String(RESPONDER_PORT)],
-          {
-            stdout: "ignore",
-            stderr: "ignore",
-          },
-        ),
-      );
+      this.startResponder(node);
     }
+  }
+
+  /** Starts the node's UDP responder (the service the VIP leads to). */
+  startResponder(node: LabNode): void {
+    node.responder = this.lab.spawn(
+      node.ns,
+      [process.execPath, join(import.meta.dir, "responder.ts"), node.name, String(RESPONDER_PORT)],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+  }
+
+  /** kill -9 of vipd and of the node's service together: the node is gone, only its kernel remains. */
+  async crash(node: LabNode): Promise<void> {
+    for (const p of [node.proc, node.responder]) p?.kill("SIGKILL");
+    await Promise.all([node.proc?.exited, node.responder?.exited]);
+    node.proc = undefined;
+    node.responder = undefined;
   }
 
   /** The node's manifests: NodeSettings (cluster), one pool, one L2Advertisement, one Service. */
