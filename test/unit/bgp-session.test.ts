@@ -301,3 +301,102 @@ describe("speaker on the wire", () => {
     expect(speaker.status().peers[0]!.state).toBe("Established");
   });
 });
+
+describe("connection collision (RFC 4271 §6.8)", () => {
+  /** A peer that accepts the speaker's connection (A) and also connects to the speaker (B). */
+  async function collide(peerBgpId: number) {
+    const got: { a: BgpMessage[]; b: BgpMessage[] } = { a: [], b: [] };
+    const closed = { a: false, b: false };
+    const reader = (k: "a" | "b") => {
+      const f = new Framer();
+      return (d: Uint8Array) => {
+        for (const m of f.push(new Uint8Array(d)).messages) {
+          const r = decodeMessage(m);
+          if (r.ok) got[k].push(r.msg);
+        }
+      };
+    };
+    const readA = reader("a");
+    let a: Socket<undefined> | null = null;
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        open: (s) => {
+          a = s;
+        },
+        data: (_s, d) => readA(d),
+        close: () => {
+          closed.a = true;
+        },
+      },
+    });
+    const speaker = new BgpSpeaker({ routerId: "127.0.0.5", listen: { host: "127.0.0.1", port: 0 } });
+    cleanups.push(
+      () => speaker.close(),
+      () => listener.stop(true),
+    );
+    speaker.setPeers([
+      {
+        name: "p",
+        myASN: 64512,
+        peerASN: 64500,
+        peerAddress: "127.0.0.1",
+        peerPort: listener.port,
+        holdTime: 30,
+      },
+    ]);
+    const until = async (what: string, f: () => boolean) => {
+      for (let i = 0; i < 400 && !f(); i++) await Bun.sleep(5);
+      if (!f())
+        throw new Error(`timed out: ${what}; a=${got.a.map((m) => m.type)} b=${got.b.map((m) => m.type)}`);
+    };
+    await until("speaker's OPEN on A", () => got.a.some((m) => m.type === "open"));
+    const readB = reader("b");
+    const b = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: speaker.port!,
+      socket: {
+        data: (_s, d) => readB(d),
+        close: () => {
+          closed.b = true;
+        },
+      },
+    });
+    cleanups.push(() => {
+      b.end();
+    });
+    const open: BgpMessage = {
+      type: "open",
+      version: 4,
+      myAs: 64500,
+      holdTime: 30,
+      bgpId: peerBgpId,
+      capabilities: [{ kind: "as4", asn: 64500 }],
+    };
+    b.write(encodeMessage(open));
+    return { got, closed, a: () => a!, b, open, speaker, until };
+  }
+  const cease7 = (m: BgpMessage) => m.type === "notification" && m.code === 6 && m.subcode === 7;
+
+  test("the peer has the higher BGP identifier: its connection wins, ours gets Cease/Connection Collision", async () => {
+    const c = await collide(0x7f000009);
+    await c.until("Cease/7 on A", () => c.got.a.some(cease7));
+    await c.until(
+      "OPEN and KEEPALIVE on B",
+      () => c.got.b.some((m) => m.type === "open") && c.got.b.some((m) => m.type === "keepalive"),
+    );
+    c.b.write(encodeMessage({ type: "keepalive" }));
+    await c.until("Established", () => c.speaker.status().peers[0]?.state === "Established");
+    expect(c.speaker.status().peers[0]!.drops["collision"]).toBe(1);
+  });
+
+  test("we have the higher BGP identifier: our connection wins, the peer's gets Cease/Connection Collision", async () => {
+    const c = await collide(0x7f000001);
+    await c.until("Cease/7 on B", () => c.got.b.some(cease7));
+    expect(c.got.a.some(cease7)).toBe(false);
+    c.a().write(encodeMessage(c.open));
+    c.a().write(encodeMessage({ type: "keepalive" }));
+    await c.until("Established", () => c.speaker.status().peers[0]?.state === "Established");
+  });
+});
