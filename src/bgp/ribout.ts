@@ -29,7 +29,7 @@ export interface RouteSpec {
   prefix: string;
   nextHop?: string;
   localPref?: number;
-  /** Standard communities "65000:100" or well-known names ("no-export"). */
+  /** Standard communities "65000:100", well-known names ("no-export"), or "large:A:B:C" (MetalLB's form). */
   communities?: string[];
   /** Large communities "a:b:c". */
   largeCommunities?: string[];
@@ -73,9 +73,18 @@ export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Rou
     if (s.med !== undefined && !u32(s.med))
       errors.push(`${where()}: med ${s.med} is not a 32-bit unsigned integer`);
     let communities: number[] = NONE;
+    const extraLarge: [number, number, number][] = [];
     if (s.communities !== undefined && s.communities.length > 0) {
       const cs: number[] = [];
       for (const c of s.communities) {
+        // MetalLB writes large communities among the communities as "large:A:B:C".
+        if (c.startsWith("large:")) {
+          const v = parseLargeCommunity(c.slice(6));
+          if (v === null)
+            errors.push(`${where()}: large community "${c}" is not "large:A:B:C" of 32-bit numbers`);
+          else extraLarge.push(v);
+          continue;
+        }
         const v = parseCommunity(c);
         if (v === null) errors.push(`${where()}: community "${c}" is not "A:B" with A, B < 65536`);
         else cs.push(v);
@@ -83,9 +92,9 @@ export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Rou
       communities = [...new Set(cs)].sort((x, y) => x - y);
     }
     let large: [number, number, number][] = NONE_LARGE;
-    if (s.largeCommunities !== undefined && s.largeCommunities.length > 0) {
-      large = [];
-      for (const c of s.largeCommunities) {
+    if ((s.largeCommunities !== undefined && s.largeCommunities.length > 0) || extraLarge.length > 0) {
+      large = extraLarge;
+      for (const c of s.largeCommunities ?? []) {
         const v = parseLargeCommunity(c);
         if (v === null) errors.push(`${where()}: large community "${c}" is not "A:B:C" of 32-bit numbers`);
         else large.push(v);

@@ -57,6 +57,19 @@ describe("parseRoutes", () => {
       expect(r.errors.at(-1)).toContain("given twice");
     }
   });
+  test('MetalLB\'s "large:A:B:C" among the communities is a large community', () => {
+    const v = [
+      ...routes([
+        { prefix: "192.0.2.1/32", communities: ["large:64512:1:2", "64512:5"], largeCommunities: ["1:1:1"] },
+      ]).values(),
+    ][0]!;
+    expect(v.communities.map(formatCommunity)).toEqual(["64512:5"]);
+    expect(v.largeCommunities).toEqual([
+      [1, 1, 1],
+      [64512, 1, 2],
+    ]);
+    expect(parseRoutes([{ prefix: "192.0.2.1/32", communities: ["large:1:2"] }]).ok).toBe(false);
+  });
   test("a bare address is a host route; communities are sorted and deduplicated", () => {
     const r = routes([{ prefix: "2001:db8::1", communities: ["65000:2", "65000:1", "65000:2"] }]);
     const v = [...r.values()][0]!;
