@@ -443,7 +443,7 @@ describe("packing", () => {
       return u.nlri;
     });
     expect(got).toEqual(ps);
-  });
+  }, 30_000);
   test("IPv6 goes in MP_REACH_NLRI with global + link-local next hops", () => {
     const ps = hosts(2000, 6);
     const msgs = packReach(

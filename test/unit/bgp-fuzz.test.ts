@@ -73,7 +73,7 @@ describe("fuzzing (fixed seed)", () => {
       }),
       { numRuns: 5000, seed: 7 },
     );
-  });
+  }, 30_000);
 });
 
 describe("generated UPDATEs round-trip (fast-check)", () => {
@@ -126,6 +126,6 @@ describe("generated UPDATEs round-trip (fast-check)", () => {
         ),
         { numRuns: 500, seed: 11 },
       );
-    });
+    }, 30_000);
   }
 });
