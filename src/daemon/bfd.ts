@@ -6,7 +6,9 @@
  */
 
 import type { BfdSessionView, MetricFamily } from "../api/runtime.ts";
+import { bfdSessionsFor } from "../bfd/desired.ts";
 import { BfdManager, type DesiredSession } from "../bfd/manager.ts";
+import { bfdMetricFamilies } from "../bfd/metrics.ts";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
@@ -16,31 +18,10 @@ export interface BfdVerdictSink {
   setBfdUp(peer: string, up: boolean): void;
 }
 
-/** The sessions the plan asks for: planned peers with a bfdProfile. */
+/** The sessions the plan asks for: the planned peers that name a BFDProfile. */
 export function desiredBfd(plan: Plan, config: Config | undefined): DesiredSession[] {
-  const profiles = new Map((config?.bfdProfiles ?? []).map((p) => [p.metadata.name, p.spec]));
-  const out: DesiredSession[] = [];
-  for (const p of config?.peers ?? []) {
-    if (!plan.peers.includes(p.metadata.name) || p.spec.bfdProfile === undefined) continue;
-    const prof = profiles.get(p.spec.bfdProfile);
-    if (prof === undefined || p.spec.peerAddress === undefined) continue;
-    out.push({
-      key: p.metadata.name,
-      peer: p.spec.peerAddress,
-      ...(p.spec.sourceAddress !== undefined ? { local: p.spec.sourceAddress } : {}),
-      multihop: p.spec.ebgpMultiHop === true,
-      profile: {
-        receiveInterval: prof.receiveInterval,
-        transmitInterval: prof.transmitInterval,
-        detectMultiplier: prof.detectMultiplier,
-        echoMode: prof.echoMode,
-        echoInterval: prof.echoInterval,
-        passiveMode: prof.passiveMode,
-        minimumTtl: prof.minimumTtl,
-      },
-    });
-  }
-  return out;
+  const peers = (config?.peers ?? []).filter((p) => plan.peers.includes(p.metadata.name));
+  return bfdSessionsFor(peers, config?.bfdProfiles ?? []).sessions;
 }
 
 export class BfdDriver implements Driver {
@@ -97,29 +78,7 @@ export class BfdDriver implements Driver {
   }
 
   metrics(): MetricFamily[] {
-    const s = this.manager.status().sessions;
-    const per = (f: (x: (typeof s)[number]) => number) =>
-      s.map((x) => ({ labels: { peer: x.key }, value: f(x) }));
-    return [
-      {
-        name: "vipd_bfd_session_up",
-        help: "1 when the BFD session is Up",
-        type: "gauge",
-        samples: per((x) => (x.state === "Up" ? 1 : 0)),
-      },
-      {
-        name: "vipd_bfd_session_flaps_total",
-        help: "Times the session left Up",
-        type: "counter",
-        samples: per((x) => x.flaps),
-      },
-      {
-        name: "vipd_bfd_detection_time_seconds",
-        help: "Negotiated detection time",
-        type: "gauge",
-        samples: per((x) => x.detectionTimeMs / 1000),
-      },
-    ];
+    return bfdMetricFamilies(this.manager.status());
   }
 
   async close(): Promise<void> {
