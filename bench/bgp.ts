@@ -94,6 +94,8 @@ interface Sample {
   exact: boolean;
   /** Resident memory before the routes were handed over (idle speaker with one session). */
   idleRssMB?: number;
+  /** Resident memory after a full GC with the routes announced (what the speaker keeps). */
+  retainedRssMB?: number;
   seconds: number;
   afterFirst: number;
   cpu?: number;
@@ -220,12 +222,15 @@ async function runVipd(lab: Lab, n: number): Promise<Sample> {
   await v.generate("r", "10.0.0.0", n);
   const { at: t1, exact } = await routesIn(lab, mon, "10.0.0.2", n);
   const after = procStats(v.proc.pid);
+  await v.gc();
+  const retained = procStats(v.proc.pid);
   await lab.stop(mon.proc);
   await v.close(false);
   await kernelEmpty(lab);
   return {
     exact,
     idleRssMB: before.rssMB,
+    retainedRssMB: retained.rssMB,
     seconds: (t1 - t0) / 1000,
     afterFirst: (t1 - mon.first) / 1000,
     cpu: after.cpu - before.cpu,
@@ -324,7 +329,7 @@ protocol bgp gobgp { local 10.0.0.1 as 64500; neighbor 10.0.0.3 as 64513; connec
     const vm = median(vs.map((s) => s.seconds));
     const gm = median(gs.map((s) => s.seconds));
     console.log(
-      `median vipd : ${vm.toFixed(3)} s (after first route ${median(vs.map((s) => s.afterFirst)).toFixed(3)} s), cpu ${median(vs.map((s) => s.cpu ?? 0)).toFixed(2)} s, rss ${median(vs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB (idle ${median(vs.map((s) => s.idleRssMB ?? 0)).toFixed(0)} MB before the routes), peak ${median(vs.map((s) => s.hwmMB ?? 0)).toFixed(0)} MB`,
+      `median vipd : ${vm.toFixed(3)} s (after first route ${median(vs.map((s) => s.afterFirst)).toFixed(3)} s), cpu ${median(vs.map((s) => s.cpu ?? 0)).toFixed(2)} s, rss ${median(vs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB (idle ${median(vs.map((s) => s.idleRssMB ?? 0)).toFixed(0)} MB before the routes, ${median(vs.map((s) => s.retainedRssMB ?? 0)).toFixed(0)} MB after a full GC), peak ${median(vs.map((s) => s.hwmMB ?? 0)).toFixed(0)} MB`,
     );
     console.log(
       `median gobgp: ${gm.toFixed(3)} s (after first route ${median(gs.map((s) => s.afterFirst)).toFixed(3)} s), gobgpd cpu ${median(gs.map((s) => s.cpu ?? 0)).toFixed(2)} s (whole life), rss ${median(gs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB`,

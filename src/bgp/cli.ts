@@ -6,6 +6,7 @@
  *   POST /routes/:peer  {routes} | {generate: {first, count, len?}}   (whole desired set)
  *   POST /peers         {peers}
  *   POST /enable/:peer  {up}
+ *   POST /gc                          → full garbage collection (so memory can be measured)
  *   POST /close         {graceful}    → closes and exits
  * CONFIG is JSON: { routerId, listen, peers, routes?: { peer: RouteSpec[] }, restarted? }.
  */
@@ -87,6 +88,10 @@ async function main(): Promise<void> {
         }
         if (parts[0] === "enable" && parts[1]) {
           speaker.setPeerEnabled(decodeURIComponent(parts[1]), body["up"] === true);
+          return json({ ok: true });
+        }
+        if (parts[0] === "gc") {
+          Bun.gc(true);
           return json({ ok: true });
         }
         if (parts[0] === "close") {
