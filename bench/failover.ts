@@ -42,11 +42,25 @@ async function stopProbe(c: ClusterLab, p: Probe): Promise<void> {
   await p.done.catch(() => {});
 }
 
+/** Brings every node back: link up, SIGCONT, restart what is not running. */
+async function restore(c: ClusterLab): Promise<void> {
+  for (const n of c.nodes) {
+    await c.lab.run(n.ns, ["ip", "link", "set", "eth0", "up"], { allowFail: true });
+    if (n.stopped) {
+      n.proc?.kill("SIGCONT");
+      n.stopped = false;
+    }
+    if (n.responder === undefined) c.startResponder(n);
+    if (n.proc === undefined) c.start(n);
+  }
+}
+
 async function main(): Promise<number> {
   const c = await ClusterLab.create({ tag: "l2b" });
   const failover: Record<Kind, number[]> = { "kill -9": [], crash: [], SIGSTOP: [], "link down": [] };
   const handback: Record<Kind, number[]> = { "kill -9": [], crash: [], SIGSTOP: [], "link down": [] };
   const baseline: number[] = [];
+  const failures: string[] = [];
   const deadline = Date.now() + 30 * 60_000;
   try {
     await c.startAll();
@@ -103,6 +117,19 @@ async function main(): Promise<number> {
           console.log(
             `round ${round + 1} ${kind.padEnd(9)} owner ${owner.name}: failover gap ${fmt(gap)} ms (to ${first.node}), hand-back gap ${fmt(handback[kind].at(-1) as number)} ms`,
           );
+        } catch (e) {
+          // Reported, counted, and the cluster restored; the run goes on.
+          failures.push(`round ${round + 1} ${kind}: ${(e as Error).message.split("\n")[0]}`);
+          console.log(`round ${round + 1} ${kind.padEnd(9)} owner ${owner.name}: FAILED: ${failures.at(-1)}`);
+          console.log(`  probe: ${p.answers.length} answers, last ${JSON.stringify(p.answers.at(-1))}`);
+          for (const n of c.nodes)
+            console.log(
+              `  ${n.name} log tail:\n    ${n.logs
+                .filter((l) => !l.includes('"request"'))
+                .slice(-5)
+                .join("\n    ")}`,
+            );
+          await restore(c);
         } finally {
           await stopProbe(c, p);
         }
@@ -127,6 +154,8 @@ async function main(): Promise<number> {
       `${k.padEnd(9)} ${String(xs.length).padStart(3)}  ${fmt(median(xs))}  ${fmt(w)}   ${(median(xs) / base).toFixed(1).padStart(8)}x          ${fmt(median(handback[k]))}  ${fmt(Math.max(...handback[k]))}`,
     );
   }
+  for (const f of failures) console.log(`failed: ${f}`);
+  console.log(`rounds failed: ${failures.length}`);
   console.log(`max failover ms: ${Math.round(worst)}`);
   return 0;
 }
