@@ -57,6 +57,7 @@ const u32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
 export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Route>> {
   const errors: string[] = [];
   const out = new Map<string, Route>();
+  const akeys = new Map<string, string>();
   // Hot loop (100k routes at once): no per-route closures or strings unless there is a problem.
   for (let i = 0; i < specs.length; i++) {
     const s = specs[i]!;
@@ -107,7 +108,15 @@ export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Rou
     if (s.nextHop !== undefined) r.nextHop = s.nextHop;
     if (s.localPref !== undefined) r.localPref = s.localPref;
     if (s.med !== undefined) r.med = s.med;
-    r.akey = attrKeyOf(r);
+    // Interned: 100k routes usually share one attribute set, and each concatenated key would
+    // otherwise cost ~200 bytes.
+    const ak = attrKeyOf(r);
+    let shared = akeys.get(ak);
+    if (shared === undefined) {
+      akeys.set(ak, ak);
+      shared = ak;
+    }
+    r.akey = shared;
     out.set(key, r);
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, value: out };
