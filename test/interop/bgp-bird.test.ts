@@ -35,7 +35,8 @@ protocol kernel k4 { ipv4 { export all; import none; }; merge paths on; }
 protocol kernel k6 { ipv6 { export all; import none; }; merge paths on; }
 template bgp node { local 10.0.0.1 as 64500; hold time 9; connect retry time 1; error wait time 1,3; }
 protocol bgp n1 from node { neighbor 10.0.0.2 as 64512; ipv4 { import all; export none; }; }
-protocol bgp n1v6 from node { local fd00::1 as 64500; neighbor fd00::2 as 64512; ipv6 { import all; export none; }; }
+protocol bgp n1v6 from node { local fd00::1 as 64500; neighbor fd00::2 as 64512; ipv6 { import all; export none; };
+  ipv4 { import all; export none; extended next hop on; }; }
 protocol bgp n2 from node { neighbor 10.0.0.3 as 64512; ipv4 { import all; export none; }; }
 protocol bgp n3 from node { neighbor 10.0.0.4 as 4200000001; ipv4 { import all; export none; }; }
 protocol bgp n4 from node { neighbor 10.0.0.5 as 64500; enable as4 off; ipv4 { import all; export none; }; }
@@ -213,6 +214,22 @@ describe("vipd ↔ BIRD 2", () => {
       (await kernelRoutes(lab, "r", true)).includes(`${VIP6} via fd00::2`),
     );
   }, 20_000);
+
+  test("extended next hop (RFC 8950): an IPv4 VIP over the IPv6 session, with an IPv6 next hop", async () => {
+    await vipd["n1"]!.setRoutes("r6", [
+      { prefix: `${VIP6}/128` },
+      { prefix: "192.0.2.60/32", nextHop: "fd00::2" },
+    ]);
+    const out = await waitFor("IPv4 route with IPv6 next hop", async () => {
+      const o = await routeAll("192.0.2.60");
+      return o.includes("BGP.next_hop") ? o : "";
+    });
+    expect(out).toContain("fd00::2");
+    await waitFor("kernel route via inet6", async () =>
+      (await kernelRoutes(lab, "r")).includes("192.0.2.60 via inet6 fd00::2"),
+    );
+    expect(await routeAll(VIP6)).toContain("fd00::2");
+  }, 30_000);
 
   test("4-octet ASN: the AS path shows 4200000001", async () => {
     await vipd["n3"]!.setRoutes("r", [{ prefix: "192.0.2.30/32" }]);
