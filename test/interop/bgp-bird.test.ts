@@ -1,8 +1,8 @@
 /**
  * vipd's BGP speaker against a real BIRD 2 router, in namespaces made here: router `r` (BIRD, with
- * a bridge) and vipd nodes n1..n6, each a separate speaker process (src/bgp/cli.ts).
+ * a bridge) and vipd nodes n1..n8, each a separate speaker process (src/bgp/cli.ts).
  *   n1, n2  eBGP AS 64512 over IPv4 (both announce the same VIP → ECMP in r's kernel table),
- *           n1 also over IPv6; n1 advertises graceful restart
+ *           n1 also over IPv6 (with extended next hop for IPv4); n1 advertises graceful restart
  *   n3      eBGP from a 4-octet ASN (4200000001)
  *   n4      iBGP AS 64500 with a 2-octet-only BIRD session (enable as4 off), LOCAL_PREF 250
  *   n5, n6  TCP-MD5: n5 with the right key, n6 with a wrong one
