@@ -134,6 +134,13 @@ export function stopAll(): void {
   running.clear();
 }
 
+/** Kills every VM still running (a test that failed half-way) and waits until each has exited. */
+export async function stopAllAndWait(): Promise<void> {
+  const procs = [...running];
+  stopAll();
+  await Promise.all(procs.map((p) => p.exited));
+}
+
 // A test run stopped from outside (Ctrl-C, a CI timeout) must not leave a VM behind.
 process.on("exit", stopAll);
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
