@@ -421,6 +421,16 @@ export class Session implements ConnOwner {
     }
     if (this.candidate) this.teardown(this.candidate);
     this.candidate = conn;
+    if (this.fsm.state === "Established" && this.gracefulNegotiated()) {
+      // RFC 4724 §4.2: a new connection from a peer that negotiated graceful restart while we are
+      // Established means it restarted without us noticing. The old session is dead: drop it
+      // and take the new connection at once (no idle hold), instead of refusing the peer until
+      // our hold timer runs out.
+      this.bump("peer-restarted");
+      this.dispatch({ type: "TcpConnectionFails" });
+      if (this.candidate !== conn || !this.fsm.enabled) return;
+      this.fsm = { ...this.fsm, state: "Active", timers: {} };
+    }
     this.dispatch({ type: "TcpConnectionIncoming" });
   }
 

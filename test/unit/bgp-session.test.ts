@@ -400,3 +400,80 @@ describe("connection collision (RFC 4271 §6.8)", () => {
     await c.until("Established", () => c.speaker.status().peers[0]?.state === "Established");
   }, 30_000);
 });
+
+describe("graceful restart, receiving side (RFC 4724 §4.2)", () => {
+  test("a peer with graceful restart that reconnects while we think it is Established gets the session at once", async () => {
+    const peer = new FakePeer({
+      capabilities: [
+        { kind: "multiprotocol", afi: 1, safi: 1 },
+        { kind: "graceful-restart", restarting: false, notification: false, time: 120, families: [] },
+        { kind: "as4", asn: 64500 },
+      ],
+    });
+    const speaker = new BgpSpeaker({ routerId: "127.0.0.2", listen: { host: "127.0.0.1", port: 0 } });
+    cleanups.push(
+      () => speaker.close(),
+      () => peer.stop(),
+    );
+    speaker.setPeers([
+      {
+        name: "p",
+        myASN: 64512,
+        peerASN: 64500,
+        peerAddress: "127.0.0.1",
+        peerPort: peer.listener.port,
+        holdTime: 90,
+        enableGracefulRestart: true,
+      },
+    ]);
+    speaker.setRoutes("p", [{ prefix: "192.0.2.1/32" }]);
+    await peer.establish();
+    await peer.updates(2); // the route, End-of-RIB (IPv4 only: the peer offered only IPv4)
+    // The peer "restarts": a new connection while the old one is still open.
+    const got: BgpMessage[] = [];
+    const f = new Framer();
+    const b = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: speaker.port!,
+      socket: {
+        data: (_s, d) => {
+          for (const m of f.push(new Uint8Array(d)).messages) {
+            const r = decodeMessage(m);
+            if (r.ok) got.push(r.msg);
+          }
+        },
+      },
+    });
+    cleanups.push(() => {
+      b.end();
+    });
+    b.write(
+      encodeMessage({
+        type: "open",
+        version: 4,
+        myAs: 64500,
+        holdTime: 90,
+        bgpId: 0x7f000001,
+        capabilities: [
+          { kind: "multiprotocol", afi: 1, safi: 1 },
+          { kind: "graceful-restart", restarting: true, notification: false, time: 120, families: [] },
+          { kind: "as4", asn: 64500 },
+        ],
+      }),
+    );
+    const until = async (what: string, fn: () => boolean) => {
+      for (let i = 0; i < 2000 && !fn(); i++) await Bun.sleep(5);
+      if (!fn()) throw new Error(`timed out: ${what}; got ${got.map((m) => m.type)}`);
+    };
+    await until(
+      "OPEN and KEEPALIVE on the new connection",
+      () => got.some((m) => m.type === "open") && got.some((m) => m.type === "keepalive"),
+    );
+    b.write(encodeMessage({ type: "keepalive" }));
+    // Established again on the new connection, and the whole table is sent again.
+    await until("the route again", () => got.some((m) => m.type === "update" && m.nlri.length === 1));
+    const st = speaker.status().peers[0]!;
+    expect([st.state, st.drops["peer-restarted"]]).toEqual(["Established", 1]);
+    await until("old connection closed", () => peer.sock === null);
+  }, 30_000);
+});
