@@ -267,6 +267,9 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
   app.openapi(routes.l2Elections, async (c) =>
     c.json({ items: (await runtime.l2Elections?.()) ?? [] }, 200, JSON_HEADERS),
   );
+  app.openapi(routes.clusterMembers, async (c) =>
+    c.json({ items: (await runtime.clusterMembers?.()) ?? [] }, 200, JSON_HEADERS),
+  );
   // Documented from the route (request schema included) but parsed here, so a wrong media type or
   // size is refused with this API's own errors before the body is read.
   app.openAPIRegistry.registerPath(routes.l2Failover);

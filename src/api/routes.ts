@@ -11,6 +11,7 @@ import {
   ApplyResult,
   BfdSessionList,
   BgpPeerList,
+  ClusterMemberList,
   ConfigView,
   ErrorBody,
   FailoverRequest,
@@ -121,6 +122,11 @@ export const routes = {
     "/l2/elections",
     L2ElectionList,
     "Layer-2 elections: per VIP the owner, the candidates in order, and why each other node is not the owner",
+  ),
+  clusterMembers: listRoute(
+    "/cluster/members",
+    ClusterMemberList,
+    "Live membership: each vipd node of the site with its state, readiness, flaps and declines",
   ),
   l2Failover: createRoute({
     method: "post",
@@ -249,6 +255,7 @@ export const RULES: readonly RouteRule[] = [
   rule(routes.pools, "read", "json"),
   rule(routes.l2, "read", "json"),
   rule(routes.l2Elections, "read", "json"),
+  rule(routes.clusterMembers, "read", "json"),
   rule(routes.bgpPeers, "read", "json"),
   rule(routes.bfdSessions, "read", "json"),
   rule(routes.xdp, "read", "json"),

@@ -12,6 +12,7 @@ import type { ErrorCode } from "./http.ts";
 import type {
   BfdSessionViewT,
   BgpPeerViewT,
+  ClusterMemberViewT,
   FailoverRequestT,
   FailoverResultT,
   L2ElectionViewT,
@@ -34,6 +35,7 @@ export type BfdSessionView = BfdSessionViewT;
 export type XdpView = XdpViewT;
 export type Problem = ProblemT;
 export type L2ElectionView = L2ElectionViewT;
+export type ClusterMemberView = ClusterMemberViewT;
 export type FailoverRequest = FailoverRequestT;
 export type FailoverResult = FailoverResultT;
 export type FailoverRefusal = { ok: false; status: 404 | 409 | 422; error: ErrorCode; message: string };
@@ -70,6 +72,8 @@ export interface ApiRuntime {
   applyConfig(yaml: string): MaybePromise<ApplyOutcome>;
   /** Per layer-2 VIP: owner, candidates, why every other member is not the owner (none: []). */
   l2Elections?(): MaybePromise<L2ElectionView[]>;
+  /** Live membership as this node sees it, this node included (none without a cluster key: []). */
+  clusterMembers?(): MaybePromise<ClusterMemberView[]>;
   /** Forced failover (admin): this node declines a VIP it owns, or withdraws that decline. */
   l2Failover?(req: FailoverRequest): MaybePromise<({ ok: true } & FailoverResult) | FailoverRefusal>;
   /** Extra metric families (driver counters, session states...), read on every scrape. */

@@ -198,6 +198,28 @@ export const L2ElectionView = z
   })
   .openapi("L2Election");
 
+export const ClusterMemberView = z
+  .object({
+    name: z.string(),
+    self: z.boolean().openapi({ description: "This node" }),
+    state: z.enum(["Unknown", "Rising", "Alive", "Dead"]).openapi({
+      description: "Membership state as this node sees it (self: Alive)",
+    }),
+    ready: z.boolean().openapi({
+      description: "Takes part in elections (said so in its heartbeats; self: not holding back)",
+    }),
+    holdReason: z
+      .enum(["start", "pause", "partition"])
+      .optional()
+      .openapi({ description: "Self only, when not ready: why it holds back" }),
+    lastHeardMsAgo: z.number().nonnegative().optional(),
+    flaps: z.number().int().nonnegative().openapi({ description: "Times it went from Alive to Dead" }),
+    declines: z.array(z.object({ ip: z.string(), to: z.string().optional() })).openapi({
+      description: "VIPs it declines (forced failover)",
+    }),
+  })
+  .openapi("ClusterMember");
+
 export const FailoverRequest = z
   .object({
     ip: z.string().min(1).max(64).openapi({ description: "A VIP this node owns", example: "10.77.0.100" }),
@@ -239,6 +261,7 @@ export const L2List = listOf(L2View, "L2AnnouncementList");
 export const BgpPeerList = listOf(BgpPeerView, "BgpPeerList");
 export const BfdSessionList = listOf(BfdSessionView, "BfdSessionList");
 export const L2ElectionList = listOf(L2ElectionView, "L2ElectionList");
+export const ClusterMemberList = listOf(ClusterMemberView, "ClusterMemberList");
 
 export type ProblemT = z.infer<typeof Problem>;
 export type StatusSummaryT = z.infer<typeof StatusSummary>;
@@ -249,5 +272,6 @@ export type BgpPeerViewT = z.infer<typeof BgpPeerView>;
 export type BfdSessionViewT = z.infer<typeof BfdSessionView>;
 export type XdpViewT = z.infer<typeof XdpView>;
 export type L2ElectionViewT = z.infer<typeof L2ElectionView>;
+export type ClusterMemberViewT = z.infer<typeof ClusterMemberView>;
 export type FailoverRequestT = z.infer<typeof FailoverRequest>;
 export type FailoverResultT = z.infer<typeof FailoverResult>;

@@ -5,7 +5,7 @@
  */
 
 import type { udp } from "bun";
-import type { MetricFamily } from "../api/runtime.ts";
+import type { ClusterMemberView, MetricFamily } from "../api/runtime.ts";
 import {
   type Decline,
   decodeHeartbeat,
@@ -157,6 +157,33 @@ export class MembershipService {
 
   peers(): PeerView[] {
     return [...this.m.peers.values()];
+  }
+
+  /** Every member as this node sees it, this node first (for GET /api/v1/cluster/members). */
+  members(): ClusterMemberView[] {
+    const now = this.now();
+    const reason = notReadyReason(this.m, now);
+    const self: ClusterMemberView = {
+      name: this.opts.self,
+      self: true,
+      state: "Alive",
+      ready: reason === undefined,
+      ...(reason !== undefined ? { holdReason: reason } : {}),
+      flaps: 0,
+      declines: this.own.map((d) => ({ ...d })),
+    };
+    return [
+      self,
+      ...[...this.m.peers.values()].map((p) => ({
+        name: p.name,
+        self: false,
+        state: p.state,
+        ready: p.ready,
+        ...(p.lastHeard > 0 ? { lastHeardMsAgo: Math.max(0, Math.round(now - p.lastHeard)) } : {}),
+        flaps: p.flaps,
+        declines: p.declines.map((d) => ({ ...d })),
+      })),
+    ];
   }
 
   /** Per node, this one included, the VIPs it declines; only Alive peers' declines count. */

@@ -17,6 +17,7 @@ import type {
   ApplyOutcome,
   BfdSessionView,
   BgpPeerView,
+  ClusterMemberView,
   FailoverRefusal,
   FailoverRequest,
   FailoverResult,
@@ -80,6 +81,8 @@ export interface MembershipView {
   setDeclines?(declines: readonly Decline[]): void;
   /** Heartbeat and member-state metric families. */
   metrics?(): MetricFamily[];
+  /** Every member as this node sees it (GET /api/v1/cluster/members). */
+  members?(): ClusterMemberView[];
 }
 
 /** The result of a forced-failover request (`POST /api/v1/l2/failover`). */
@@ -468,6 +471,11 @@ export class Daemon implements ApiRuntime {
       await this.applyConfigObject(r.config, "api");
       return { ok: true, etag: etagOf(yaml) };
     });
+  }
+
+  /** Live membership as this node sees it ([] without a cluster key). */
+  clusterMembers(): ClusterMemberView[] {
+    return this.membership?.members?.() ?? [];
   }
 
   /** Per VIP: owner, candidates, and why each other member is not the owner. */

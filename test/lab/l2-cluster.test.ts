@@ -103,6 +103,19 @@ describe("three vipd nodes share a VIP on layer 2", () => {
         c.nodes.map((x) => x.name).filter((x) => x !== owner),
       );
     }
+    // Each node sees itself ready and the two others Alive and ready.
+    for (const n of c.nodes) {
+      const m = await c.api<{ items: { name: string; self: boolean; state: string; ready: boolean }[] }>(
+        n,
+        "/api/v1/cluster/members",
+      );
+      expect(m?.items.map((x) => [x.name, x.self, x.state, x.ready])).toEqual(
+        c.nodes
+          .map((x) => x.name)
+          .sort((a, b) => (a === n.name ? -1 : b === n.name ? 1 : a < b ? -1 : 1))
+          .map((x) => [x, x === n.name, "Alive", true]),
+      );
+    }
     // Only the owner answers ARP, and the client reaches the owner's responder.
     expect((await c.arpAnswerers()).map((m) => c.nodeByMac(m))).toEqual([owner]);
     const p = c.probe(10, 1500);
@@ -111,14 +124,13 @@ describe("three vipd nodes share a VIP on layer 2", () => {
     expect(new Set(p.answers.map((a) => a.node))).toEqual(new Set([owner]));
   });
 
-  test("kill -9 of the owner: another node answers, the neighbour entry moves; the dead node's leftovers stay silent", async () => {
+  test("kill -9 of the owner (vipd and the node's service): another node answers, the neighbour entry moves; the dead node's leftovers stay silent", async () => {
     const old = c.node(await c.settled());
     const p = c.probe(10, 8000);
     await until("probe answers", async () => p.answers.length > 20);
     const t = absNow();
-    old.proc?.kill("SIGKILL");
-    await old.proc?.exited;
-    old.proc = undefined;
+    // Both die: the client is answered again only if another node takes over.
+    await c.crash(old);
     const by = await expectTakenOver(p, t, old.name);
     // The killed node's XDP entry and local route are still installed, but its liveness stamp
     // went stale (2 × deadAfterMs), and the kernel does not answer ARP for a VIP held only as a
@@ -131,10 +143,12 @@ describe("three vipd nodes share a VIP on layer 2", () => {
 
     // The killed node comes back: it owns nothing until it is ready and Alive to the others;
     // then, as the natural owner, it takes the VIP back once. Never two owners for long.
+    c.startResponder(old);
     c.start(old);
     const watch = await worstDoubleOwnership(4000);
     expect(watch.samples).toBeGreaterThan(10);
     expect(watch.run).toBeLessThanOrEqual(1);
+    await c.allReady();
     expect(await c.settled()).toBe(old.name);
     expect(c.nodeByMac(await until("neighbour entry", () => c.clientNeigh()))).toBeDefined();
   });
@@ -156,6 +170,7 @@ describe("three vipd nodes share a VIP on layer 2", () => {
     // Resumed, it sees it was paused, owns nothing until ready, then takes its VIP back once.
     const watch = await worstDoubleOwnership(4000);
     expect(watch.run).toBeLessThanOrEqual(1);
+    await c.allReady();
     const owner = await c.settled();
     await p.done;
     // The client's neighbour entry ends on the owner's MAC, and the owner answers.
@@ -180,6 +195,7 @@ describe("three vipd nodes share a VIP on layer 2", () => {
     // Healed, the smaller side steps back at once; the VIP goes home once, after riseMs.
     const watch = await worstDoubleOwnership(4000);
     expect(watch.run).toBeLessThanOrEqual(1);
+    await c.allReady();
     const owner = await c.settled();
     await p.done;
     await until(
@@ -290,8 +306,14 @@ describe("three vipd nodes share a VIP on layer 2", () => {
     expect(await metric(other, up)).toBe(0);
     const [x] = await elections(other);
     expect(x?.notOwner.find((r) => r.node === victim.name)?.reason).toBe("NotAlive");
+    const members = await c.api<{ items: { name: string; state: string }[] }>(
+      other,
+      "/api/v1/cluster/members",
+    );
+    expect(members?.items.find((m) => m.name === victim.name)?.state).toBe("Dead");
 
     c.start(victim);
+    await c.allReady();
     await c.settled();
   });
 });

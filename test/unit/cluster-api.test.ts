@@ -142,11 +142,11 @@ class FakeMembership implements MembershipView {
   readonly sent: Decline[][] = [];
   constructor(
     private readonly self: string,
-    private readonly members: string[],
+    private readonly names: string[],
     readonly peerDeclines = new Map<string, Decline[]>(),
   ) {}
   alive() {
-    return this.members;
+    return this.names;
   }
   ready() {
     return true;

@@ -357,7 +357,29 @@ ${o.extra ?? ""}`;
   /** Starts every node and waits until all are ready and agree on one owner that holds the VIP. */
   async startAll(): Promise<string> {
     for (const n of this.nodes) this.start(n);
+    await this.allReady();
     return this.settled();
+  }
+
+  /** Waits until every running node sees itself and every other running node Alive and ready. */
+  async allReady(ms = 20_000): Promise<void> {
+    const live = () => this.nodes.filter((n) => n.proc !== undefined && !n.stopped);
+    await until(
+      "every node to see every other one Alive and ready",
+      async () => {
+        const names = new Set(live().map((n) => n.name));
+        for (const n of live()) {
+          const m = await this.api<{ items: { name: string; state: string; ready: boolean }[] }>(
+            n,
+            "/api/v1/cluster/members",
+          );
+          const ok = m?.items.filter((x) => names.has(x.name) && x.state === "Alive" && x.ready).length;
+          if (ok !== names.size) return false;
+        }
+        return true;
+      },
+      ms,
+    );
   }
 
   /** Waits until every running node agrees on the owner, and only the owner holds the VIP. */
