@@ -4,6 +4,7 @@
  *   n1, n2  eBGP AS 64512 over IPv4 (ECMP), n1 also over IPv6; n1 advertises graceful restart
  *   n3, n4  TCP-MD5: n3 with the right key, n4 with a wrong one
  *   n5      iBGP AS 64500 with LOCAL_PREF
+ *   n6      4-octet local ASN on a session FRR keeps 2-octet (dont-capability-negotiate): AS_TRANS
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Lab } from "../../src/lab/netns.ts";
@@ -20,7 +21,7 @@ import {
 
 const VIP = "192.0.2.10";
 const VIP6 = "2001:db8:10::10";
-const nodes = ["n1", "n2", "n3", "n4", "n5"] as const;
+const nodes = ["n1", "n2", "n3", "n4", "n5", "n6"] as const;
 const addr = (i: number) => `10.0.0.${i + 2}`;
 
 const bgpdConf = `hostname r
@@ -39,6 +40,8 @@ router bgp 64500
  neighbor 10.0.0.5 password vipd-secret
  neighbor 10.0.0.6 remote-as 64500
  neighbor fd00::2 remote-as 64512
+ neighbor 10.0.0.7 remote-as 4200000009
+ neighbor 10.0.0.7 dont-capability-negotiate
  address-family ipv4 unicast
   maximum-paths 8
   maximum-paths ibgp 8
@@ -103,6 +106,11 @@ beforeAll(async () => {
     peers: [peer(3, { password: "wrong-secret" })],
   });
   vipd["n5"] = await startVipd(lab, "n5", { routerId: addr(4), listen, peers: [peer(4, { myASN: 64500 })] });
+  vipd["n6"] = await startVipd(lab, "n6", {
+    routerId: addr(5),
+    listen,
+    peers: [peer(5, { myASN: 4200000009 })],
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -118,6 +126,19 @@ describe("vipd ↔ FRR 8", () => {
     for (const a of ["10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.6", "fd00::2"])
       await waitFor(`FRR neighbor ${a}`, () => neighborUp(a), 30_000);
     for (const n of ["n1", "n2", "n3", "n5"]) expect(await peerState(vipd[n]!, "r")).toBe("Established");
+  }, 40_000);
+
+  test("4-octet local ASN on a 2-octet session: AS_TRANS (23456) in the AS path FRR sees", async () => {
+    await waitFor("FRR neighbor 10.0.0.7", () => neighborUp("10.0.0.7"), 30_000);
+    await vipd["n6"]!.setRoutes("r", [{ prefix: "192.0.2.60/32" }]);
+    const out = await waitFor("route from n6", async () => {
+      const o = await frr.vtysh("show bgp ipv4 unicast 192.0.2.60/32");
+      return o.includes("10.0.0.7") ? o : "";
+    });
+    expect(out).toMatch(/^\s+23456\s*$/m);
+    expect(await frr.vtysh("show bgp neighbors 10.0.0.7")).not.toContain(
+      "4 Byte AS: advertised and received",
+    );
   }, 40_000);
 
   test("a wrong TCP-MD5 key gets no session", async () => {
