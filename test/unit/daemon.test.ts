@@ -289,8 +289,8 @@ metadata: { name: fast }
         "warn",
         3,
         [
-          "NodeSettings.spec.api",
           "NodeSettings.spec.loadBalancerClass",
+          "NodeSettings.spec.api.listen",
           "BGPPeer: the first peer (the BGP speaker starts only when vipd starts with peers)",
           "BGPPeer.spec.bfdProfile: the first peer with BFD (BFD starts only when vipd starts with one)",
         ],
