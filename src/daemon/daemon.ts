@@ -85,6 +85,16 @@ export interface MembershipView {
   members?(): ClusterMemberView[];
 }
 
+/** Kubernetes mode's input to the layer-2 election (see Daemon.setClusterView). */
+export interface ClusterView {
+  /** Every node of the cluster with its labels (replaces NodeSettings.spec.members). */
+  nodes?: NodeInfo[] | undefined;
+  /** Nodes whose NetworkUnavailable condition is True. */
+  networkUnavailable?: ReadonlySet<string> | undefined;
+  /** Per Service key ("ns/name"), the nodes with a ready local endpoint. */
+  localEndpoints?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
+}
+
 /** The result of a forced-failover request (`POST /api/v1/l2/failover`). */
 export type FailoverOutcome =
   | { ok: true; ip: string; from: string; to: string | undefined; declined: string[] }
@@ -134,6 +144,7 @@ export class Daemon implements ApiRuntime {
   private readonly now: () => number;
   private heldText = "";
   private membership: MembershipView | undefined;
+  private clusterView: ClusterView = {};
   /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
   private readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
 
@@ -259,6 +270,11 @@ export class Daemon implements ApiRuntime {
   /** Every configured member of the site, this node first (its labels from NodeSettings). */
   private knownMembers(): NodeInfo[] {
     const self = this.node;
+    const fromK8s = this.clusterView.nodes;
+    if (fromK8s !== undefined) {
+      const me = fromK8s.find((n) => n.name === self.name) ?? self;
+      return [me, ...fromK8s.filter((n) => n.name !== self.name)];
+    }
     const others = (this.cfg?.nodeSettings?.spec.members ?? [])
       .filter((m) => m.name !== self.name)
       .map((m) => ({ name: m.name, labels: m.labels }));
@@ -280,10 +296,14 @@ export class Daemon implements ApiRuntime {
   private makePlan(config: Config): Plan {
     const m = this.membership;
     const notReady = m !== undefined && !m.ready() ? new Set([this.node.name]) : undefined;
-    const plan = computePlan(config, this.alloc.assignments, this.node, this.members(), {
-      known: this.knownMembers(),
+    const known = this.knownMembers();
+    const self = known[0] ?? this.node;
+    const plan = computePlan(config, this.alloc.assignments, self, this.members(), {
+      known,
       notReady,
       declines: m?.declines?.(),
+      networkUnavailable: this.clusterView.networkUnavailable,
+      localEndpoints: this.clusterView.localEndpoints,
     });
     return { ...plan, holdL2: false };
   }
@@ -301,6 +321,17 @@ export class Daemon implements ApiRuntime {
       this.opts.log.info("layer-2 owner changed", { ip: e.ip, from: was ?? null, to: e.owner ?? null });
     }
     this.plan = next;
+  }
+
+  /**
+   * Kubernetes mode: what the cluster says about nodes (the Node list with its labels, the
+   * NetworkUnavailable condition) and endpoints (per Service, the nodes with a ready local
+   * endpoint, for externalTrafficPolicy: Local). Replaces the previous view and replans.
+   * Appliance mode never calls it: members and labels come from NodeSettings.
+   */
+  setClusterView(view: ClusterView): Promise<void> {
+    this.clusterView = view;
+    return this.replan("cluster view changed");
   }
 
   /** Live membership: who counts for the layer-2 election. Set before the first plan is applied. */

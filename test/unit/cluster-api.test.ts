@@ -15,7 +15,7 @@ import { createApp } from "../../src/api/app.ts";
 import { hashToken } from "../../src/api/auth.ts";
 import type { FailoverRequest } from "../../src/api/runtime.ts";
 import { ErrorBody, FailoverResult, L2ElectionList } from "../../src/api/schemas.ts";
-import { electionHash } from "../../src/cluster/election.ts";
+import { EXCLUDE_LABEL, electionHash } from "../../src/cluster/election.ts";
 import type { Decline } from "../../src/cluster/heartbeat.ts";
 import { Daemon, type MembershipView } from "../../src/daemon/daemon.ts";
 import type { Driver } from "../../src/daemon/driver.ts";
@@ -279,5 +279,27 @@ describe("Daemon: forced failover", () => {
     await daemon.replan(`member ${FIRST} declines`);
     expect(plans.at(-1)?.l2.map((e) => e.ip)).toEqual([VIP]);
     expect(changes(daemon, "acquired")).toBe(1);
+  });
+});
+
+describe("Daemon: the Kubernetes view feeds the election", () => {
+  test("node labels, NetworkUnavailable and local endpoints from the cluster replace NodeSettings members", async () => {
+    const { daemon, plans } = await daemonAs(SECOND);
+    // Appliance view: the natural owner is FIRST.
+    expect(daemon.l2Elections()[0]?.owner).toBe(FIRST);
+    const labelled = (n: string): Record<string, string> => (n === FIRST ? { [EXCLUDE_LABEL]: "" } : {});
+    await daemon.setClusterView({ nodes: NODES.map((n) => ({ name: n, labels: labelled(n) })) });
+    expect(daemon.l2Elections()[0]?.owner).toBe(SECOND);
+    expect(daemon.l2Elections()[0]?.notOwner.find((x) => x.node === FIRST)?.reason).toBe("ExcludedByLabel");
+    expect(plans.at(-1)?.l2.map((e) => e.ip)).toEqual([VIP]);
+    await daemon.setClusterView({
+      nodes: NODES.map((n) => ({ name: n, labels: labelled(n) })),
+      networkUnavailable: new Set([SECOND]),
+    });
+    expect(daemon.l2Elections()[0]?.owner).toBe(THIRD);
+    expect(plans.at(-1)?.l2).toEqual([]);
+    // A node the cluster does not list is not a member any more.
+    await daemon.setClusterView({ nodes: [{ name: SECOND, labels: {} }] });
+    expect(daemon.l2Elections()[0]?.candidates).toEqual([SECOND]);
   });
 });
