@@ -40,12 +40,17 @@ export function peerConfig(p: BGPPeer): PeerConfig {
   return c;
 }
 
-/** The first global IPv4 address of this host (namespace), for the default BGP identifier. */
-export async function defaultRouterId(): Promise<string | undefined> {
-  const r = await sh(["ip", "-j", "-4", "addr", "show", "scope", "global"], { allowFail: true });
+/** The first global address of a family on this host (namespace). */
+export async function firstGlobalAddress(family: 4 | 6): Promise<string | undefined> {
+  const r = await sh(["ip", "-j", `-${family}`, "addr", "show", "scope", "global"], { allowFail: true });
   if (r.code !== 0) return undefined;
   const links = JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string }[] }[];
   return links.flatMap((l) => l.addr_info ?? []).find((a) => a.local)?.local;
+}
+
+/** The first global IPv4 address of this host (namespace), for the default BGP identifier. */
+export function defaultRouterId(): Promise<string | undefined> {
+  return firstGlobalAddress(4);
 }
 
 export class BgpDriver implements Driver {
@@ -53,10 +58,15 @@ export class BgpDriver implements Driver {
   private lastError: string | undefined;
   private readonly bfdDown = new Set<string>();
 
+  /**
+   * @param nextHops this node's addresses: an IPv6 VIP announced over an IPv4 session (and the
+   * reverse) needs a next hop of its own family (RFC 4760 / RFC 8950).
+   */
   constructor(
     readonly speaker: BgpSpeaker,
     private readonly config: () => Config | undefined,
     private readonly log: Logger,
+    private readonly nextHops: { 4?: string | undefined; 6?: string | undefined } = {},
   ) {}
 
   async apply(plan: Plan): Promise<void> {
@@ -69,15 +79,22 @@ export class BgpDriver implements Driver {
       this.log.warn("BGPPeer skipped: unnumbered (interface) peers and passwordSecret need Kubernetes mode", {
         peer: p.metadata.name,
       });
-    const usable = peers.filter((p) => !unsupported.includes(p));
+    const usable = peers.filter((p) => !unsupported.includes(p) && p.spec.peerAddress !== undefined);
     try {
       this.speaker.setPeers(usable.map(peerConfig));
       for (const p of usable) {
         const name = p.metadata.name;
+        const sessionV6 = (p.spec.peerAddress ?? "").includes(":");
         const routes: RouteSpec[] = plan.routes
           .filter((r) => r.peer === name)
+          .map((r) => {
+            const v6 = r.prefix.includes(":");
+            const nh = v6 !== sessionV6 ? this.nextHops[v6 ? 6 : 4] : undefined;
+            return { ...r, nextHop: nh };
+          })
           .map((r) => ({
             prefix: r.prefix,
+            ...(r.nextHop !== undefined ? { nextHop: r.nextHop } : {}),
             ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
             ...(r.communities.length > 0 ? { communities: r.communities } : {}),
             ...(r.largeCommunities.length > 0 ? { largeCommunities: r.largeCommunities } : {}),

@@ -13,7 +13,7 @@ import { BgpSpeaker } from "../bgp/speaker.ts";
 import { MembershipService } from "../cluster/service.ts";
 import { createLogger } from "../util/log.ts";
 import { BfdDriver } from "./bfd.ts";
-import { BgpDriver, defaultRouterId } from "./bgp.ts";
+import { BgpDriver, defaultRouterId, firstGlobalAddress } from "./bgp.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
 import { failedDriver } from "./driver.ts";
 import { LocalDeliveryDriver } from "./local-delivery.ts";
@@ -160,7 +160,10 @@ export async function run(argv: string[], version: string): Promise<number> {
           restarted: args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE)),
           log: (level, msg, fields) => bgpLog[level](msg, fields),
         });
-        bgp = new BgpDriver(speaker, () => daemon.currentConfig, bgpLog);
+        bgp = new BgpDriver(speaker, () => daemon.currentConfig, bgpLog, {
+          4: await firstGlobalAddress(4),
+          6: await firstGlobalAddress(6),
+        });
         daemon.addDriver(bgp);
       } catch (e) {
         log.error("cannot start the BGP speaker", { error: (e as Error).message });
