@@ -117,6 +117,22 @@ afterAll(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
+test("the API and /metrics show the session, its prefixes and BFD", async () => {
+  const peers = (
+    await api<{ items: { name?: string; state: string; prefixesSent: number; asn: number }[] }>(
+      "/api/v1/bgp/peers",
+    )
+  )?.items;
+  expect(peers?.map((p) => [p.name, p.state, p.prefixesSent, p.asn])).toEqual([
+    ["router", "Established", 1, 64500],
+  ]);
+  const m = await lab.run("node", ["curl", "-sf", "--max-time", "2", "http://127.0.0.1:7473/metrics"]);
+  expect(m.stdout).toContain('vipd_bgp_session_up{peer="router"} 1');
+  expect(m.stdout).toContain('vipd_bgp_prefixes_sent{peer="router"} 1');
+  expect(m.stdout).toMatch(/vipd_bgp_updates_sent_total\{peer="router"\} [1-9]/);
+  expect(m.stdout).toContain('vipd_bfd_session_up{session="router"} 1');
+});
+
 test("BFD down takes the BGP session down at once and holds it down; BFD up lets it come back", async () => {
   const obj = await buildDropFilter(dir);
   await dropBfd(lab, "node", "eth0", obj);
