@@ -1,7 +1,8 @@
 /**
  * zod schemas for every manifest vipd reads: MetalLB's `metallb.io` objects (IPAddressPool,
  * L2Advertisement, BGPAdvertisement, BGPPeer v1beta1/v1beta2, BFDProfile, Community), the subset of
- * core/v1 Service and Namespace that vipd reads, and vipd's own NodeSettings.
+ * core/v1 Service and Namespace that vipd reads; vipd's own NodeSettings is in ./node-settings.ts,
+ * and the pieces all kinds share in ./common.ts.
  *
  * The schemas are the single source of truth: the loader validates with them, the CRDs in
  * deploy/crds are generated from them, and the API documents them. Defaults and ranges follow
@@ -13,114 +14,23 @@
 
 import { z } from "zod";
 import { parseIp, parseRange } from "../util/ip.ts";
+import {
+  apiVersion,
+  asn,
+  DURATION,
+  Duration,
+  durationMs,
+  IpString,
+  LabelMap,
+  LabelSelector,
+  Name,
+  ObjectMeta,
+  uint32,
+} from "./common.ts";
+import { NodeSettings } from "./node-settings.ts";
 
-// ---------------------------------------------------------------------------------------------
-// Shared pieces
-
-const DNS1123 = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
-export const Name = z
-  .string()
-  .min(1, { message: "must not be empty", abort: true })
-  .max(253, { message: "must be at most 253 characters", abort: true })
-  .regex(DNS1123, "must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.')");
-
-const LabelMap = z.record(z.string(), z.string());
-
-/** A label or annotation key as the API server accepts it: an optional DNS prefix and "/", then a name. */
-const QUALIFIED_NAME =
-  /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const MetaKey = z
-  .string()
-  .max(317)
-  .regex(
-    QUALIFIED_NAME,
-    "must be a key such as \"app\" or \"example.com/app\": a name of 1-63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
-  );
-/** A label value as the API server accepts it (empty, or up to 63 characters of a name). */
-const LabelValue = z
-  .string()
-  .regex(
-    /^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$/,
-    "must be a label value: at most 63 letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
-  );
-
-export const ObjectMeta = z
-  .object({
-    name: Name,
-    namespace: Name.optional(),
-    labels: z.record(MetaKey, LabelValue).optional(),
-    annotations: z.record(MetaKey, z.string()).optional(),
-    // Present in objects exported from a cluster (`kubectl get -o yaml`); accepted and ignored.
-    uid: z.string().optional(),
-    resourceVersion: z.string().optional(),
-    generation: z.number().optional(),
-    creationTimestamp: z.union([z.string(), z.null()]).optional(),
-    generateName: z.string().optional(),
-    finalizers: z.array(z.string()).optional(),
-    ownerReferences: z.array(z.record(z.string(), z.unknown())).optional(),
-    managedFields: z.array(z.record(z.string(), z.unknown())).optional(),
-    deletionTimestamp: z.string().optional(),
-  })
-  .strict();
-
-export const SelectorRequirement = z
-  .object({
-    key: z.string().min(1, "must not be empty"),
-    operator: z.enum(["In", "NotIn", "Exists", "DoesNotExist"]),
-    values: z.array(z.string()).optional(),
-  })
-  .strict()
-  .superRefine((r, ctx) => {
-    const n = r.values?.length ?? 0;
-    if ((r.operator === "In" || r.operator === "NotIn") && n === 0)
-      ctx.addIssue({
-        code: "custom",
-        path: ["values"],
-        message: `must be non-empty for operator ${r.operator}`,
-      });
-    if ((r.operator === "Exists" || r.operator === "DoesNotExist") && n > 0)
-      ctx.addIssue({ code: "custom", path: ["values"], message: `must be empty for operator ${r.operator}` });
-  });
-
-export const LabelSelector = z
-  .object({
-    matchLabels: LabelMap.optional(),
-    matchExpressions: z.array(SelectorRequirement).optional(),
-  })
-  .strict();
-
-const uint32 = z.number().int("must be an integer").min(0).max(4294967295);
-const asn = z
-  .number()
-  .int("must be an integer")
-  .min(1, "must be an AS number from 1 to 4294967295")
-  .max(4294967295);
-
-/** Go `time.ParseDuration` syntax as used by metav1.Duration ("90s", "1m30s", "500ms"). */
-const DURATION = /^(0|(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+)$/;
-export const Duration = z.string().regex(DURATION, 'must be a duration such as "90s", "1m30s" or "500ms"');
-
-const UNIT_MS: Record<string, number> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
-/** Milliseconds in a Go duration string (already validated by `Duration`). */
-export function durationMs(s: string): number {
-  let total = 0;
-  for (const m of s.matchAll(/(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/g))
-    total += Number(m[1]) * (UNIT_MS[m[2] as string] ?? 0);
-  return total;
-}
-
-const apiVersion = <const V extends string>(...versions: [V, ...V[]]) =>
-  z.enum(versions, { error: () => `must be one of ${versions.join(", ")}` });
+export { Duration, durationMs, LabelSelector, Name, ObjectMeta, SelectorRequirement } from "./common.ts";
+export { ApiToken, NodeSettings, NodeSettingsSpec } from "./node-settings.ts";
 
 // ---------------------------------------------------------------------------------------------
 // metallb.io objects
@@ -274,8 +184,6 @@ export const Community = z
     status: AnyStatus,
   })
   .strict();
-
-const IpString = z.string().refine((s) => parseIp(s) !== null, { message: "must be an IP address" });
 
 export const SecretReference = z.object({ name: Name, namespace: Name.optional() }).strict();
 
@@ -506,127 +414,6 @@ export const Namespace = z
   .strict();
 
 // ---------------------------------------------------------------------------------------------
-// vipd's own: NodeSettings
-
-export const ApiToken = z
-  .object({
-    name: z.string().min(1),
-    role: z.enum(["admin", "read"]),
-    /** `sha256:<64 hex>` of the bearer token; the token itself is never stored. */
-    hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be "sha256:" followed by 64 lowercase hex digits'),
-  })
-  .strict();
-
-export const NodeSettingsSpec = z
-  .object({
-    nodeName: Name.optional(),
-    labels: LabelMap.default({}),
-    interfaces: z.array(z.string().regex(/^[^\s/]{1,15}$/, "must be a network interface name")).default([]),
-    api: z
-      .object({
-        listen: z
-          .string()
-          .regex(/^(\[[0-9a-fA-F:.]+\]|[0-9.]+|[A-Za-z0-9.-]+):\d{1,5}$/, "must be HOST:PORT")
-          .default("127.0.0.1:7473"),
-        tls: z
-          .object({
-            certFile: z.string().min(1),
-            keyFile: z.string().min(1),
-            clientCAFile: z.string().min(1).optional(),
-          })
-          .strict()
-          .optional(),
-        tokens: z.array(ApiToken).default([]),
-        metricsOpen: z.boolean().default(true),
-      })
-      .strict()
-      .default({ listen: "127.0.0.1:7473", tokens: [], metricsOpen: true }),
-    /** Install each owned VIP as a local address so services on this node receive its traffic. */
-    localDelivery: z.boolean().default(false),
-    /** Handle only Services with this loadBalancerClass (unset: classless Services). */
-    loadBalancerClass: z.string().min(1).optional(),
-    /**
-     * The other vipd nodes of this site (appliance mode), for the per-VIP layer-2 election. This
-     * node is always a member; with no members listed it owns every VIP it is eligible for.
-     */
-    members: z
-      .array(
-        z
-          .object({
-            name: Name,
-            labels: LabelMap.default({}),
-            /** Where this member's heartbeats are sent (needed with `cluster.keyFile`). */
-            address: IpString.optional(),
-          })
-          .strict(),
-      )
-      .default([]),
-    /**
-     * Live membership among `members`: authenticated heartbeats (HMAC-SHA256 with the key in
-     * keyFile) every intervalMs; a member silent for deadAfterMs is dead; a returning one must be
-     * heard for riseMs before it counts again. Without keyFile, every listed member counts as alive.
-     */
-    cluster: z
-      .object({
-        keyFile: z.string().min(1).optional(),
-        port: z.number().int().min(1).max(65535).default(7946),
-        intervalMs: z.number().int().min(10).max(10_000).default(50),
-        deadAfterMs: z.number().int().min(30).max(60_000).default(200),
-        riseMs: z.number().int().min(0).max(600_000).default(1000),
-      })
-      .strict()
-      .default({ port: 7946, intervalMs: 50, deadAfterMs: 200, riseMs: 1000 }),
-    /** The XDP responder on `interfaces`. */
-    xdp: z
-      .object({
-        mode: z.enum(["auto", "native", "generic"]).default("auto"),
-        /**
-         * Replies stop this long after vipd stops refreshing its liveness stamp (0: never).
-         * Default: 30 s alone (covers a restart), 2 × cluster.deadAfterMs with live membership
-         * (a dead or stopped owner must stop answering about when the others take over).
-         */
-        livenessWindowMs: z.number().int().min(0).max(3_600_000).optional(),
-      })
-      .strict()
-      .default({ mode: "auto" }),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.cluster.deadAfterMs < 2 * s.cluster.intervalMs)
-      ctx.addIssue({
-        code: "custom",
-        path: ["cluster", "deadAfterMs"],
-        message: `must be at least twice cluster.intervalMs (${2 * s.cluster.intervalMs})`,
-      });
-    if (s.cluster.keyFile !== undefined)
-      s.members.forEach((m, i) => {
-        if (m.address === undefined && m.name !== s.nodeName)
-          ctx.addIssue({
-            code: "custom",
-            path: ["members", i, "address"],
-            message: "is required when cluster.keyFile is set (heartbeats are sent there)",
-          });
-      });
-  });
-
-export const NodeSettings = z
-  .object({
-    apiVersion: apiVersion("vipd.io/v1alpha1"),
-    kind: z.literal("NodeSettings"),
-    metadata: ObjectMeta,
-    spec: NodeSettingsSpec.default({
-      labels: {},
-      interfaces: [],
-      api: { listen: "127.0.0.1:7473", tokens: [], metricsOpen: true },
-      localDelivery: false,
-      members: [],
-      cluster: { port: 7946, intervalMs: 50, deadAfterMs: 200, riseMs: 1000 },
-      xdp: { mode: "auto" },
-    }),
-  })
-  .strict();
-
-// ---------------------------------------------------------------------------------------------
 
 /** Every kind vipd reads, by `kind`. */
 export const SCHEMAS = {
@@ -652,7 +439,6 @@ export type BFDProfile = z.infer<typeof BFDProfile>;
 export type Community = z.infer<typeof Community>;
 export type Service = z.infer<typeof Service>;
 export type Namespace = z.infer<typeof Namespace>;
-export type NodeSettings = z.infer<typeof NodeSettings>;
 export type LabelSelectorT = z.infer<typeof LabelSelector>;
 
 export type AnyObject =
