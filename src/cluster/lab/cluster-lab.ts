@@ -21,6 +21,9 @@ const ROOT = join(import.meta.dir, "../../..");
 const MAIN = join(ROOT, "src/main.ts");
 export const SUBNET = "10.88.0";
 export const VIP = `${SUBNET}.100`;
+export const SUBNET6 = "fd88::";
+/** The IPv6 address of the same (dual-stack) Service: it follows VIP's owner. */
+export const VIP6 = `${SUBNET6}100`;
 export const RESPONDER_PORT = 9000;
 const API = "127.0.0.1:7473";
 /** The admin bearer token of every lab node's API. */
@@ -150,11 +153,13 @@ export class ClusterLab {
     }
     await lab.bridge("lan", "br0", ports);
     await lab.addr("client", "eth0", `${SUBNET}.2/24`);
+    await lab.addr("client", "eth0", `${SUBNET6}2/64`);
     writeFileSync(this.keyFile, crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
     for (let i = 1; i <= n; i++) {
       const name = `n${i}`;
       const ip = `${SUBNET}.${10 + i}`;
       await lab.addr(name, "eth0", `${ip}/24`);
+      await lab.addr(name, "eth0", `${SUBNET6}${10 + i}/64`);
       // veth drops XDP_TX frames unless the peer end runs an XDP program too (LAB.md).
       await lab.run("lan", [
         "ip",
@@ -232,7 +237,7 @@ export class ClusterLab {
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: { name: lan, namespace: metallb-system }
-spec: { addresses: ["${VIP}-${SUBNET}.110"] }
+spec: { addresses: ["${VIP}-${SUBNET}.110", "${VIP6}-${SUBNET6}110"] }
 ---
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
@@ -242,7 +247,7 @@ spec: { ipAddressPools: [lan] }
 apiVersion: v1
 kind: Service
 metadata: { name: web, namespace: shop }
-spec: { type: LoadBalancer, ports: [{ port: 80 }] }
+spec: { type: LoadBalancer, ipFamilyPolicy: RequireDualStack, ports: [{ port: 80 }] }
 ${o.extra ?? ""}`;
     Bun.spawnSync(["mkdir", "-p", join(node.dir, "config"), join(node.dir, "state")]);
     writeFileSync(join(node.dir, "config", "vipd.yaml"), manifests);
@@ -443,6 +448,14 @@ ${o.extra ?? ""}`;
         [...r.stdout.matchAll(/bytes from ([0-9a-f:]{17})/gi)].map((m) => (m[1] as string).toLowerCase()),
       ),
     ];
+  }
+
+  /** The MAC that answers a Neighbor Solicitation for the IPv6 VIP (undefined: none). */
+  async ndpAnswerer(ip = VIP6): Promise<string | undefined> {
+    const r = await this.lab.run("client", ["ndisc6", "-q", "-1", "-r", "3", "-w", "500", ip, "eth0"], {
+      allowFail: true,
+    });
+    return r.code === 0 ? r.stdout.trim().toLowerCase() : undefined;
   }
 
   nodeByMac(mac: string | undefined): string | undefined {
