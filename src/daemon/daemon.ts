@@ -145,6 +145,9 @@ export class Daemon implements ApiRuntime {
   private heldText = "";
   private membership: MembershipView | undefined;
   private clusterView: ClusterView = {};
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryMs = 0;
+  private closing = false;
   /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
   private readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
 
@@ -357,16 +360,38 @@ export class Daemon implements ApiRuntime {
 
   /** Hands the current plan to every driver; a failing driver is logged and marked unhealthy. */
   private async applyPlan(): Promise<void> {
+    let failed = false;
     for (const d of this.drivers) {
       try {
         await d.apply(this.plan);
       } catch (e) {
+        failed = true;
         this.opts.log.error("driver failed to apply the plan", {
           driver: d.name,
           error: (e as Error).message,
         });
       }
     }
+    this.scheduleRetry(failed);
+  }
+
+  /**
+   * A driver that failed (a link that was down, a busy netlink) gets the plan again later, with
+   * backoff (0.5 s doubling to 30 s), so the kernel converges to the plan without waiting for the
+   * next change — a stale layer-2 entry would otherwise answer for a VIP another node owns.
+   */
+  private scheduleRetry(failed: boolean): void {
+    if (!failed) {
+      this.retryMs = 0;
+      return;
+    }
+    if (this.closing || this.retryTimer !== undefined) return;
+    this.retryMs = Math.min(30_000, this.retryMs === 0 ? 500 : this.retryMs * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.replan("retry after a driver failure").catch(() => {});
+    }, this.retryMs);
+    this.retryTimer.unref?.();
   }
 
   /** Hands the current plan to the drivers again (after drivers were added). */
@@ -375,6 +400,9 @@ export class Daemon implements ApiRuntime {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     await this.serial(async () => {
       for (const d of this.drivers) {
         try {

@@ -74,7 +74,7 @@ async function worstDoubleOwnership(ms: number): Promise<{ run: number; samples:
     const decisions = c.nodes.map(
       (n) =>
         `${n.name}:\n  ${n.logs
-          .filter((l) => l.includes("owner changed") || l.includes("plan recomputed"))
+          .filter((l) => /owner changed|plan recomputed|driver failed/.test(l))
           .slice(-12)
           .join("\n  ")}`,
     );

@@ -303,3 +303,26 @@ describe("Daemon: the Kubernetes view feeds the election", () => {
     expect(daemon.l2Elections()[0]?.candidates).toEqual([SECOND]);
   });
 });
+
+describe("Daemon: a driver that failed gets the plan again", () => {
+  test("after a failed apply the plan is retried (0.5 s backoff) until the driver takes it", async () => {
+    const { daemon } = await daemonAs(FIRST);
+    let fails = 1;
+    const got: Plan[] = [];
+    daemon.addDriver({
+      name: "flaky",
+      apply: async (p) => {
+        if (fails-- > 0) throw new Error("link is down");
+        got.push(p);
+      },
+      health: () => ({ name: "flaky", healthy: true }),
+      close: async () => {},
+    });
+    await daemon.applyCurrentPlan();
+    expect(got).toEqual([]);
+    const end = Date.now() + 5000;
+    while (got.length === 0 && Date.now() < end) await Bun.sleep(50);
+    expect(got.at(-1)?.l2.map((e) => e.ip)).toEqual([VIP]);
+    await daemon.close();
+  });
+});
