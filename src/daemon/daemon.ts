@@ -28,7 +28,7 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
-import type { Decline } from "../cluster/heartbeat.ts";
+import { type Decline, MAX_DECLINES } from "../cluster/heartbeat.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
@@ -588,6 +588,13 @@ export class Daemon implements ApiRuntime {
       // One decline per Service: its first address is the election key; the others follow it.
       const key = e.services.length > 0 ? (this.firstIpOf(e.services[0] as string) ?? ip) : ip;
       const mine = (m.declines().get(self) ?? []).filter((d) => d.ip !== key);
+      if (mine.length >= MAX_DECLINES)
+        return {
+          ok: false,
+          status: 409,
+          error: "Conflict",
+          message: `this node already declines ${mine.length} VIPs (at most ${MAX_DECLINES}); cancel one first`,
+        };
       m.setDeclines([...mine, to === undefined ? { ip: key } : { ip: key, to }]);
       this.setPlan(this.makePlan(this.cfg as Config));
       await this.applyPlan();
