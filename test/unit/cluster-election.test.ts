@@ -7,9 +7,9 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import {
+  type ElectionAdvertisement,
   type ElectionNode,
   EXCLUDE_LABEL,
-  type ElectionAdvertisement,
   elect,
   electionHash,
   orderCandidates,
