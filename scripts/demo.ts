@@ -137,7 +137,10 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
       Bun.spawnSync(["mkdir", "-p", join(dir, "config"), join(dir, "state")]);
       writeFileSync(join(dir, "config", "node.yaml"), JSON.stringify(settings, null, 2));
       for (const f of ["appliance/pools.yaml", "appliance/services.yaml", "bgp/bgp.yaml"])
-        writeFileSync(join(dir, "config", f.replace("/", "-")), await Bun.file(join(ROOT, "examples", f)).text());
+        writeFileSync(
+          join(dir, "config", f.replace("/", "-")),
+          await Bun.file(join(ROOT, "examples", f)).text(),
+        );
       const pin = await tempPins(`demo-${n.name}`);
       pins.push(pin);
       lab.spawn(

@@ -8,9 +8,7 @@
  */
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { join } from "node:path";
 import type {
   Problem as ApiProblem,
   ApiRuntime,
@@ -33,17 +31,13 @@ import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { Logger } from "../util/log.ts";
-import { type AllocationState, allocate, emptyAllocation, type Held, heldState } from "./allocate.ts";
+import { type AllocationState, allocate, emptyAllocation, heldState } from "./allocate.ts";
 import type { Driver } from "./driver.ts";
+import { daemonMetrics } from "./metrics.ts";
 import { computePlan, EMPTY_PLAN, type L2Election, type NodeInfo, type Plan } from "./plan.ts";
 import { startOnlyChanges } from "./restart.ts";
-import {
-  joinSources,
-  type ManifestSource,
-  readManifestSources,
-  writableTarget,
-  writeAtomic,
-} from "./store.ts";
+import { readHeld, writeHeld } from "./state-file.ts";
+import { joinSources, readManifestSources, writableTarget, writeAtomic } from "./store.ts";
 
 export interface DaemonOptions {
   configPaths: string[];
@@ -68,7 +62,7 @@ export function toApiProblem(p: Problem): ApiProblem {
   };
 }
 
-export const ASSIGNMENTS_FILE = "assignments.json";
+export { ASSIGNMENTS_FILE } from "./state-file.ts";
 
 /** What the daemon needs of live membership (src/cluster/service.ts provides it). */
 export interface MembershipView {
@@ -100,30 +94,6 @@ export type FailoverOutcome =
   | { ok: true; ip: string; from: string; to: string | undefined; declined: string[] }
   | { ok: false; status: 404 | 409 | 422; error: FailoverRefusal["error"]; message: string };
 
-/**
- * What Services held before a restart: `{ "ns/name": { "ips": [...], "pool": "..." } }` (or the
- * older `{ "ns/name": ["ip", ...] }`); entries of another shape are skipped; empty when unknown.
- */
-function readHeld(stateDir: string | undefined): Record<string, Held> {
-  if (stateDir === undefined) return {};
-  try {
-    const v: unknown = JSON.parse(readFileSync(join(stateDir, ASSIGNMENTS_FILE), "utf8"));
-    if (typeof v !== "object" || v === null || Array.isArray(v)) return {};
-    const out: Record<string, Held> = {};
-    const strings = (x: unknown): x is string[] => Array.isArray(x) && x.every((y) => typeof y === "string");
-    for (const [k, e] of Object.entries(v)) {
-      if (strings(e)) out[k] = { ips: e };
-      else if (typeof e === "object" && e !== null && strings((e as { ips?: unknown }).ips)) {
-        const pool = (e as { pool?: unknown }).pool;
-        out[k] = { ips: (e as { ips: string[] }).ips, pool: typeof pool === "string" ? pool : undefined };
-      }
-    }
-    return out;
-  } catch {
-    return {};
-  }
-}
-
 function etagOf(text: string): string {
   return createHash("sha256").update(text).digest("hex").slice(0, 32);
 }
@@ -131,7 +101,6 @@ function etagOf(text: string): string {
 export class Daemon implements ApiRuntime {
   readonly drivers: Driver[] = [];
   private cfg: Config | undefined;
-  private sources: ManifestSource[] = [];
   private text = "";
   private generation = 0;
   private alloc: AllocationState = emptyAllocation();
@@ -224,7 +193,6 @@ export class Daemon implements ApiRuntime {
         return { ok: true, problems: [] };
       }
       this.reloads.applied++;
-      this.sources = sources;
       this.text = text;
       await this.applyConfigObject(built.config, reason);
       return { ok: true, problems: [] };
@@ -262,8 +230,7 @@ export class Daemon implements ApiRuntime {
     const text = `${JSON.stringify(heldState(this.alloc), null, 1)}\n`;
     if (text === this.heldText) return;
     try {
-      mkdirSync(this.opts.stateDir, { recursive: true });
-      writeAtomic(join(this.opts.stateDir, ASSIGNMENTS_FILE), text);
+      writeHeld(this.opts.stateDir, text);
       this.heldText = text;
     } catch (e) {
       this.opts.log.warn("cannot persist assignments", { error: (e as Error).message });
@@ -469,36 +436,9 @@ export class Daemon implements ApiRuntime {
   }
 
   metrics(): MetricFamily[] {
-    const reloads: MetricFamily[] = [
-      {
-        name: "vipd_config_reloads_total",
-        help: "Reads of the manifests on disk (start, SIGHUP, file change), by result",
-        type: "counter",
-        samples: (["applied", "unchanged", "rejected"] as const).map((result) => ({
-          labels: { result },
-          value: this.reloads[result],
-        })),
-      },
-      {
-        name: "vipd_config_last_reload_successful",
-        help: "1 when the last read of the manifests on disk was valid, 0 when it was rejected",
-        type: "gauge",
-        samples: [{ value: this.lastReloadOk ? 1 : 0 }],
-      },
-    ];
-    const owners: MetricFamily = {
-      name: "vipd_l2_ownership_changes_total",
-      help: "Layer-2 VIP owner changes seen by this node: acquired (this node became the owner), released (it stopped), moved (between other nodes)",
-      type: "counter",
-      samples: (["acquired", "released", "moved"] as const).map((change) => ({
-        labels: { change },
-        value: this.ownerChanges[change],
-      })),
-    };
     return [
       ...this.alloc.metrics,
-      ...reloads,
-      owners,
+      ...daemonMetrics(this.reloads, this.lastReloadOk, this.ownerChanges),
       ...(this.membership?.metrics?.() ?? []),
       ...this.drivers.flatMap((d) => d.metrics?.() ?? []),
     ];
@@ -525,7 +465,6 @@ export class Daemon implements ApiRuntime {
         };
       writeAtomic(target.file, yaml);
       this.lastReloadOk = true;
-      this.sources = [{ file: target.file, text: yaml }];
       this.text = yaml;
       await this.applyConfigObject(r.config, "api");
       return { ok: true, etag: etagOf(yaml) };
@@ -643,15 +582,5 @@ export class Daemon implements ApiRuntime {
 
   private firstIpOf(service: string): string | undefined {
     return this.alloc.assignments.find((a) => a.key === service)?.ips[0];
-  }
-
-  /** The plan as JSON (for `GET /api/v1/plan` and the demo). */
-  planView(): Plan {
-    return this.plan;
-  }
-
-  /** The sources currently applied. */
-  get appliedSources(): readonly ManifestSource[] {
-    return this.sources;
   }
 }
