@@ -22,6 +22,7 @@ export interface Forward {
 export interface Vm {
   proc: Bun.Subprocess;
   serialLog: string;
+  console: string;
   monitor: string;
   startedAt: number;
   serial(): string;
@@ -49,34 +50,18 @@ export function boot(dir: string, disk: string, name: string, forwards: Forward[
   const fwd = forwards
     .map((f) => `hostfwd=tcp:127.0.0.1:${f.hostPort}-${f.guestAddr}:${f.guestPort}`)
     .join(",");
-  // prettier-ignore
+  const consoleSock = join(dir, `${name}.console`);
   const args = [
     "qemu-system-x86_64",
-    "-accel",
-    "tcg",
-    "-cpu",
-    "max",
-    "-smp",
-    "2",
-    "-m",
-    "1024",
-    "-display",
-    "none",
-    "-no-reboot",
-    "-drive",
-    `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`,
-    "-drive",
-    `if=pflash,format=raw,file=${vars}`,
-    "-drive",
-    `file=${disk},format=raw,if=virtio,cache=unsafe`,
-    "-netdev",
-    `user,id=n0,${fwd}`,
-    "-device",
-    "virtio-net-pci,netdev=n0",
-    "-serial",
-    `file:${serialLog}`,
-    "-monitor",
-    `unix:${monitor},server,nowait`,
+    ..."-accel tcg -cpu max -smp 2 -m 1024 -display none -no-reboot".split(" "),
+    ...["-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`],
+    ...["-drive", `if=pflash,format=raw,file=${vars}`],
+    ...["-drive", `file=${disk},format=raw,if=virtio,cache=unsafe`],
+    ...["-netdev", fwd ? `user,id=n0,${fwd}` : "user,id=n0", "-device", "virtio-net-pci,netdev=n0"],
+    // The serial console: a socket to type into; everything it prints also goes to serialLog.
+    ...["-chardev", `socket,id=ser0,path=${consoleSock},server=on,wait=off,logfile=${serialLog}`],
+    ...["-serial", "chardev:ser0"],
+    ...["-monitor", `unix:${monitor},server,nowait`],
   ];
   const proc = Bun.spawn(args, {
     stdout: Bun.file(join(dir, `${name}.qemu.log`)),
@@ -87,6 +72,7 @@ export function boot(dir: string, disk: string, name: string, forwards: Forward[
   return {
     proc,
     serialLog,
+    console: consoleSock,
     monitor,
     startedAt: Date.now(),
     serial: () => (existsSync(serialLog) ? readFileSync(serialLog, "latin1").replace(ANSI_SGR, "") : ""),
@@ -115,6 +101,27 @@ export async function monitorCommand(vm: Vm, cmd: string): Promise<void> {
       });
     });
   });
+}
+
+/** Types on the serial console ("\r" is Enter). */
+export async function type(vm: Vm, text: string): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    const s = connect(vm.console);
+    s.once("error", reject);
+    s.once("connect", () =>
+      s.write(text, () =>
+        setTimeout(() => {
+          s.end();
+          resolve();
+        }, 200),
+      ),
+    );
+  });
+}
+
+/** Waits until the console has printed a match of `re` after its first `from` characters. */
+export async function waitConsole(vm: Vm, re: RegExp, ms: number, from = 0): Promise<string> {
+  return until(vm, `console shows ${re}`, ms, async () => re.exec(vm.serial().slice(from))?.[0]);
 }
 
 /** Pulls the plug: SIGKILL, no shutdown of any kind. */
