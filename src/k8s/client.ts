@@ -93,7 +93,12 @@ export class Kube {
   private tokens: number;
   private last: number;
   private inFlight = 0;
-  private readonly waiters: (() => void)[] = [];
+  private conn:
+    | { at: number; value: { agent: RequestInit["agent"]; headers: Record<string, string> } }
+    | undefined;
+  private readonly queue: (() => void)[] = [];
+  private readonly lowQueue: (() => void)[] = [];
+  private pumpTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly qps: number;
   private readonly burst: number;
   private readonly maxInflight: number;
@@ -114,28 +119,68 @@ export class Kube {
     this.last = Date.now();
   }
 
+  /**
+   * The client's connection settings (TLS agent, auth headers), made once a minute rather than
+   * per request: the client builds a new agent on every call, which costs a TLS handshake per
+   * request. Refreshed periodically so rotated service-account tokens are picked up.
+   */
+  private async connection(): Promise<{ agent: RequestInit["agent"]; headers: Record<string, string> }> {
+    const now = Date.now();
+    if (this.conn === undefined || now - this.conn.at > 60_000) {
+      const init = (await this.kc.applyToFetchOptions({})) as RequestInit;
+      // The client returns a Headers object (spreading it would drop the Authorization header).
+      const headers: Record<string, string> = { Accept: "application/json" };
+      (init.headers as unknown as Headers | undefined)?.forEach((v, k) => {
+        headers[k] = v;
+      });
+      const agent = init.agent as { keepAlive?: boolean } | undefined;
+      if (agent !== undefined && typeof agent === "object") agent.keepAlive = true;
+      this.conn = { at: now, value: { agent: init.agent, headers } };
+    }
+    return this.conn.value;
+  }
+
   get requestCount(): number {
     return Object.values(this.requests).reduce((a, b) => a + b, 0);
   }
 
-  private async slot(): Promise<void> {
-    for (;;) {
+  /**
+   * Waits for a token and an in-flight slot, in order. Low-priority requests (Events) go only
+   * when no normal request is waiting, so a burst of Events never delays the statuses.
+   */
+  private slot(low: boolean): Promise<void> {
+    return new Promise((resolve) => {
+      (low ? this.lowQueue : this.queue).push(resolve);
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInflight && (this.queue.length > 0 || this.lowQueue.length > 0)) {
       const now = Date.now();
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
       this.last = now;
-      if (this.inFlight < this.maxInflight && this.tokens >= 1) {
-        this.tokens -= 1;
-        this.inFlight++;
+      if (this.tokens < 1) {
+        if (this.pumpTimer === undefined)
+          this.pumpTimer = setTimeout(
+            () => {
+              this.pumpTimer = undefined;
+              this.pump();
+            },
+            Math.max(1, Math.ceil(((1 - this.tokens) * 1000) / this.qps)),
+          );
         return;
       }
-      if (this.inFlight >= this.maxInflight) await new Promise<void>((r) => this.waiters.push(r));
-      else await Bun.sleep(Math.ceil((1 - this.tokens) * (1000 / this.qps)));
+      this.tokens -= 1;
+      this.inFlight++;
+      const next = this.queue.length > 0 ? this.queue : this.lowQueue;
+      next.shift()?.();
     }
   }
 
   private release(): void {
     this.inFlight--;
-    this.waiters.shift()?.();
+    this.pump();
   }
 
   /** One request; resolves with the parsed body, rejects with KubeError (or a network Error). */
@@ -144,17 +189,14 @@ export class Kube {
     path: string,
     body?: unknown,
     contentType = "application/json",
+    priority: "normal" | "low" = "normal",
   ): Promise<T> {
-    await this.slot();
+    await this.slot(priority === "low");
     this.requests[method] = (this.requests[method] ?? 0) + 1;
     try {
-      const init = (await this.kc.applyToFetchOptions({})) as RequestInit;
-      init.method = method;
-      // The client returns a Headers object (spreading it would drop the Authorization header).
-      const headers: Record<string, string> = { Accept: "application/json" };
-      (init.headers as unknown as Headers | undefined)?.forEach((v, k) => {
-        headers[k] = v;
-      });
+      const base = await this.connection();
+      const init: RequestInit = { agent: base.agent, method };
+      const headers: Record<string, string> = { ...base.headers };
       if (body !== undefined) {
         init.body = JSON.stringify(body);
         headers["Content-Type"] = contentType;
@@ -202,8 +244,8 @@ export class Kube {
     }
   }
 
-  create<T = KubeObject>(path: string, obj: unknown): Promise<T> {
-    return this.request<T>("POST", path, obj);
+  create<T = KubeObject>(path: string, obj: unknown, priority: "normal" | "low" = "normal"): Promise<T> {
+    return this.request<T>("POST", path, obj, "application/json", priority);
   }
 
   replace<T = KubeObject>(path: string, obj: unknown): Promise<T> {

@@ -14,9 +14,9 @@
  */
 
 import type { Config } from "../config/index.ts";
-import { Allocator } from "../ipam/allocator.ts";
+import { Allocator, type AllocResult } from "../ipam/allocator.ts";
 import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
-import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+import { ANNOTATION_ALLOCATED_FROM, serviceKey } from "../ipam/request.ts";
 import type { Logger } from "../util/log.ts";
 import { type Kube, KubeError, type KubeObject, PATHS } from "./client.ts";
 import { EventRecorder } from "./events.ts";
@@ -61,8 +61,14 @@ export class Controller {
   private readonly events: EventRecorder;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Reconciles run, writes made, writes failed. */
-  readonly stats = { reconciles: 0, writes: 0, writeErrors: 0 };
+  readonly stats = { reconciles: 0, writes: 0, writeErrors: 0, configMs: 0, reconcileMs: 0 };
   private idleWaiters: (() => void)[] = [];
+  /** Pools and namespace labels of the last full pass. */
+  private crKey = "";
+  /** Service key → resourceVersion the allocator last saw. */
+  private seen = new Map<string, string>();
+  /** Services that have no address yet (retried when an address is released). */
+  private readonly waiting = new Set<string>();
 
   constructor(
     private readonly kube: Kube,
@@ -81,6 +87,8 @@ export class Controller {
       onStartedLeading: () => {
         opts.log?.info("controller: became leader", { identity: opts.identity });
         this.allocator = undefined;
+        this.seen = new Map();
+        this.waiting.clear();
         this.kick();
       },
       onStoppedLeading: () => {
@@ -135,7 +143,10 @@ export class Controller {
     try {
       do {
         this.again = false;
+        const t0 = performance.now();
         const view = this.state.config();
+        const t1 = performance.now();
+        this.stats.configMs += t1 - t0;
         for (const p of view.problems.slice(0, 20))
           this.opts.log?.warn("controller: object rejected", {
             object: p.file,
@@ -143,7 +154,10 @@ export class Controller {
             message: p.message,
           });
         if (view.config !== undefined) this.reconcile(view.config);
-        await Bun.sleep(0);
+        this.stats.reconcileMs += performance.now() - t1;
+        // A reconcile covers every Service; under a burst of changes, pausing as long as it took
+        // keeps vipd's CPU use at most half and lets the changes gather.
+        await Bun.sleep(Math.min(1000, performance.now() - t0));
       } while (this.again && this.elector.isLeader);
     } finally {
       this.running = false;
@@ -151,19 +165,55 @@ export class Controller {
     }
   }
 
+  /**
+   * One pass. A full pass (first after taking the lead, or after pools or namespace labels
+   * changed) hands every Service to the allocator, which adopts what they hold first. Otherwise
+   * only Services whose resourceVersion changed are allocated, deleted ones released, and —
+   * after a release — the ones still waiting for an address retried.
+   */
   private reconcile(config: Config): void {
     this.stats.reconciles++;
     const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+    const crKey = JSON.stringify([config.pools, [...nsLabels]]);
+    const full = this.allocator === undefined || crKey !== this.crKey;
     if (this.allocator === undefined)
       this.allocator = new Allocator({
         loadBalancerClass: this.opts.loadBalancerClass,
         namespaceLabels: (ns) => nsLabels.get(ns),
       });
     const a = this.allocator;
-    a.setNamespaceLabels((ns) => nsLabels.get(ns));
-    const sp = a.setPools(config.pools);
-    if (!sp.ok) this.opts.log?.warn("controller: pools refused", { errors: sp.errors });
-    const r = a.reconcile(config.services);
+    if (full) {
+      a.setNamespaceLabels((ns) => nsLabels.get(ns));
+      const sp = a.setPools(config.pools);
+      if (!sp.ok) this.opts.log?.warn("controller: pools refused", { errors: sp.errors });
+      this.crKey = crKey;
+    }
+    const current = new Map(config.services.map((s) => [serviceKey(s), s]));
+    let r: { results: readonly AllocResult[]; released: string[] };
+    if (full) {
+      const all = a.reconcile(config.services);
+      r = { results: all.results, released: [...all.released] };
+    } else {
+      const released = [...this.seen.keys()].filter((k) => !current.has(k) && a.release(k));
+      const changed = config.services.filter(
+        (s) =>
+          this.seen.get(serviceKey(s)) !== (s.metadata.resourceVersion ?? "") ||
+          (released.length > 0 && this.waiting.has(serviceKey(s))),
+      );
+      a.restore(changed);
+      const results = changed
+        .map((s) => ({ key: serviceKey(s), s, held: a.assignment(serviceKey(s)) ? 0 : 1 }))
+        .sort((x, y) => x.held - y.held || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
+        .map(({ s }) => a.allocate(s));
+      r = { results: results.filter((x) => x.ok || !x.notOurs), released };
+      for (const x of results) if (!x.ok && x.notOurs) released.push(x.key);
+    }
+    this.seen = new Map(config.services.map((s) => [serviceKey(s), s.metadata.resourceVersion ?? ""]));
+    for (const res of r.results) {
+      if (res.ok) this.waiting.delete(res.key);
+      else this.waiting.add(res.key);
+    }
+    for (const k of r.released) this.waiting.delete(k);
 
     for (const res of r.results) {
       const obj = this.state.service(res.key);

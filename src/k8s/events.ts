@@ -35,28 +35,32 @@ export class EventRecorder {
     this.last.set(key, said);
     const t = this.now();
     try {
-      await this.kube.create(PATHS.events(ns), {
-        apiVersion: "events.k8s.io/v1",
-        kind: "Event",
-        metadata: {
-          name: `${obj.metadata.name}.${t.toString(16)}${(this.seq++ % 4096).toString(16).padStart(3, "0")}`,
-          namespace: ns,
+      await this.kube.create(
+        PATHS.events(ns),
+        {
+          apiVersion: "events.k8s.io/v1",
+          kind: "Event",
+          metadata: {
+            name: `${obj.metadata.name}.${t.toString(16)}${(this.seq++ % 4096).toString(16).padStart(3, "0")}`,
+            namespace: ns,
+          },
+          eventTime: microTime(t),
+          reportingController: this.controller,
+          reportingInstance: this.instance,
+          action,
+          reason,
+          note: note.slice(0, 1024),
+          type,
+          regarding: {
+            apiVersion: obj.apiVersion ?? "v1",
+            kind: obj.kind ?? "Service",
+            namespace: ns,
+            name: obj.metadata.name,
+            uid: obj.metadata.uid,
+          },
         },
-        eventTime: microTime(t),
-        reportingController: this.controller,
-        reportingInstance: this.instance,
-        action,
-        reason,
-        note: note.slice(0, 1024),
-        type,
-        regarding: {
-          apiVersion: obj.apiVersion ?? "v1",
-          kind: obj.kind ?? "Service",
-          namespace: ns,
-          name: obj.metadata.name,
-          uid: obj.metadata.uid,
-        },
-      });
+        "low",
+      );
       this.stats.written++;
     } catch {
       this.stats.failed++;

@@ -85,6 +85,7 @@ const decode = (b64: unknown): string | undefined =>
 export class ClusterState {
   readonly informers: Record<string, Informer>;
   private lastGoodCrs: Loaded[] | undefined;
+  private readonly validated = new Map<string, { rv: string; result: Loaded | Problem[] }>();
 
   constructor(
     kube: Kube,
@@ -182,16 +183,23 @@ export class ClusterState {
       if (this.lastGoodCrs !== undefined) crsInForce = this.lastGoodCrs;
     } else this.lastGoodCrs = crs;
     const services: Loaded[] = [];
+    const seen = new Set<string>();
     for (const o of this.objects("services")) {
       if ((o.spec as { type?: string } | undefined)?.type !== "LoadBalancer") continue;
-      const l = loaded(
-        "Service",
-        toManifest("Service", o),
-        `Service/${o.metadata.namespace}/${o.metadata.name}`,
-      );
-      if (Array.isArray(l)) problems.push(...l);
-      else services.push(l);
+      // Validation is cached per object version: 10,000 Services are not re-validated per change.
+      const file = `Service/${o.metadata.namespace}/${o.metadata.name}`;
+      const rv = o.metadata.resourceVersion ?? "";
+      let l = this.validated.get(file);
+      if (l === undefined || l.rv !== rv) {
+        l = { rv, result: loaded("Service", toManifest("Service", o), file) };
+        this.validated.set(file, l);
+      }
+      seen.add(file);
+      const r = l.result;
+      if (Array.isArray(r)) problems.push(...r);
+      else services.push(r);
     }
+    for (const k of this.validated.keys()) if (!seen.has(k)) this.validated.delete(k);
     let built = buildConfig([...crsInForce, ...namespaces, ...services]);
     const bad = new Set(built.problems.filter((p) => p.kind === "Service").map((p) => p.file));
     if (bad.size > 0) {
