@@ -280,9 +280,13 @@ static __always_inline int handle_ns(struct xdp_md *ctx, __u32 l2len)
 	if (ip6->hop_limit != 255)
 		return pass(C_PASS_NS_BAD_HOPLIMIT);
 	__u32 len = bpf_ntohs(ip6->payload_len);
+	/* Bound len before any pointer math with it: older verifiers (Linux 6.1) refuse
+	 * "math between pkt pointer and register with unbounded min value". */
+	if (len > MAX_ND_LEN)
+		return pass(C_PASS_NS_BAD_LENGTH);
 	if ((void *)nd + len > end)
 		return pass(C_PASS_TRUNCATED);
-	if (len < sizeof(struct nd_msg) || (len & 7) || len > MAX_ND_LEN)
+	if (len < sizeof(struct nd_msg) || (len & 7))
 		return pass(C_PASS_NS_BAD_LENGTH);
 	if ((void *)(nd + 1) > end)
 		return pass(C_PASS_TRUNCATED);

@@ -33,7 +33,9 @@ export function objectCandidates(): string[] {
   return [
     process.env.VIPD_XDP_OBJECT ?? "",
     `${dirname(process.execPath)}/arp_responder.o`, // next to a `bun build --compile` executable
+    `${dirname(process.execPath)}/xdp/arp_responder.o`,
     "/usr/lib/vipd/arp_responder.o",
+    "/usr/lib/vipd/xdp/arp_responder.o",
     new URL("../../build/xdp/arp_responder.o", import.meta.url).pathname, // a source checkout
   ].filter((p) => p !== "");
 }

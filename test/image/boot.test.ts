@@ -46,17 +46,6 @@ import {
   waitExit,
 } from "./qemu.ts";
 
-/**
- * FLIP TO true when src/xdp/arp_responder.o loads on the image's kernel (Debian 12's 6.1). Today
- * the 6.1 verifier rejects it (EINVAL, "math between pkt pointer and register with unbounded min
- * value": the NS payload length is added to a packet pointer before it is bounded; 6.1 keeps no
- * bounds through the be16 byte swap). Checking `len > MAX_ND_LEN` before `(void *)nd + len` fixes
- * it: measured in this image, the program then attaches natively to eth0 (virtio-net) and
- * /api/v1/xdp reports it. While false, the test site lists no XDP interface (a failed XDP driver
- * keeps /readyz at 503) and the kernel answers ARP for the VIP through its local route.
- */
-const XDP_LOADS_ON_IMAGE_KERNEL = false;
-
 /** The VIP the site configuration asks for (inside QEMU's user-mode network 10.0.2.0/24). */
 const VIP = "10.0.2.100";
 const REPO = join(import.meta.dir, "..", "..");
@@ -179,7 +168,7 @@ kind: NodeSettings
 metadata: { name: edge1 }
 spec:
   nodeName: edge1
-  interfaces: [${XDP_LOADS_ON_IMAGE_KERNEL ? "eth0" : ""}]
+  interfaces: [eth0]
   localDelivery: true
   api:
     listen: 0.0.0.0:7473
@@ -215,19 +204,12 @@ spec:
     });
 
     const xdp = await json<Xdp>(`${p.api}/api/v1/xdp`);
-    if (XDP_LOADS_ON_IMAGE_KERNEL) {
-      const eth0 = xdp.interfaces.find((i) => i.name === "eth0");
-      expect(eth0?.mode).toBe("native");
-      // The program sees the interface's traffic; the new owner announced the VIP (gratuitous
-      // ARP), which is also why QEMU's network knew the VIP's MAC without asking.
-      expect(Number(eth0?.counters.seen ?? "0")).toBeGreaterThan(0);
-      expect(Number(eth0?.counters.announcements_sent ?? "0")).toBeGreaterThanOrEqual(1);
-    } else {
-      console.warn(
-        "XDP assertions are off (XDP_LOADS_ON_IMAGE_KERNEL = false); /api/v1/xdp:",
-        JSON.stringify(xdp),
-      );
-    }
+    const eth0 = xdp.interfaces.find((i) => i.name === "eth0");
+    expect(eth0?.mode).toBe("native");
+    // The program sees the interface's traffic; the new owner announced the VIP (gratuitous
+    // ARP), which is also why QEMU's network knew the VIP's MAC without asking.
+    expect(Number(eth0?.counters.seen ?? "0")).toBeGreaterThan(0);
+    expect(Number(eth0?.counters.announcements_sent ?? "0")).toBeGreaterThanOrEqual(1);
 
     await powerCut(vm);
     // The data partition is not read here: after a power cut its latest metadata is still in the
@@ -244,10 +226,8 @@ spec:
     expect(seedLines(vm)).toMatch(/vipd-seed: seed [0-9a-f]{12} already applied/);
     const services = await json<Services>(`${p.api}/api/v1/services`);
     expect(services.items.find((s) => s.name === "web")?.ips).toEqual([VIP]);
-    if (XDP_LOADS_ON_IMAGE_KERNEL) {
-      const xdp = await json<Xdp>(`${p.api}/api/v1/xdp`);
-      expect(xdp.interfaces.find((i) => i.name === "eth0")?.mode).toBe("native");
-    }
+    const xdp = await json<Xdp>(`${p.api}/api/v1/xdp`);
+    expect(xdp.interfaces.find((i) => i.name === "eth0")?.mode).toBe("native");
 
     // The console offers a login prompt, but no password works: root is locked, no other account.
     const mark = vm.serial().length;

@@ -34,7 +34,7 @@ test("the object is looked for in $VIPD_XDP_OBJECT first, then next to the execu
   try {
     const c = objectCandidates();
     expect(c[0]).toBe(obj);
-    expect(c.slice(2, 3)).toEqual(["/usr/lib/vipd/arp_responder.o"]);
+    expect(c.slice(3, 5)).toEqual(["/usr/lib/vipd/arp_responder.o", "/usr/lib/vipd/xdp/arp_responder.o"]);
     expect(c[c.length - 1]).toEndWith("/build/xdp/arp_responder.o");
     expect(defaultObjPath()).toBe(obj);
   } finally {
