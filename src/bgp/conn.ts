@@ -5,6 +5,7 @@
  */
 import type { FdSocketOptions, Socket } from "bun";
 import type { Framer, OpenMessage } from "./codec/index.ts";
+import { closeFd, connectStatus } from "./sock.ts";
 
 export interface SocketData {
   conn: Conn | null;
@@ -107,3 +108,55 @@ export const socketHandlers = {
 export const connectFd = Bun.connect as unknown as (
   o: FdSocketOptions<SocketData>,
 ) => Promise<Socket<SocketData>>;
+
+export interface ConnectHooks {
+  /** Whether the session still wants this connection (it may have moved on). */
+  current(): boolean;
+  /** The handshake completed and Bun owns the socket (before any data callback). */
+  confirmed(socket: Socket<SocketData>): void;
+  /** The connection failed; the fd is already closed. */
+  failed(error: string): void;
+}
+
+const CONNECT_POLL_MS = 5;
+
+/**
+ * Waits for a non-blocking connect() on `fd` to finish, then hands the fd to Bun.
+ * Bun.connect({ fd }) reports "open" at once, so the kernel's SO_ERROR is polled first.
+ * Returns a function that stops waiting.
+ */
+export function awaitConnect(fd: number, conn: Conn, hooks: ConnectHooks): () => void {
+  let timer: ReturnType<typeof setInterval> | null = setInterval(() => {
+    if (conn.closed || !hooks.current()) return stop();
+    const st = connectStatus(fd);
+    if (st === "pending") return;
+    stop();
+    if (st !== "connected") {
+      conn.closed = true;
+      conn.fd = null;
+      closeFd(fd);
+      hooks.failed(`connect: ${st.error}`);
+      return;
+    }
+    // Confirm in the socket's own open callback, so the peer's OPEN (which BIRD and FRR send at
+    // once) can never reach the FSM before the confirmation does.
+    const open = (s: Socket<SocketData>) => {
+      conn.fd = null;
+      conn.socket = s;
+      if (conn.closed || !hooks.current()) {
+        s.end();
+        return;
+      }
+      s.setNoDelay(true);
+      hooks.confirmed(s);
+    };
+    connectFd({ fd, data: { conn }, socket: { ...socketHandlers, open } }).catch((e: unknown) => {
+      if (hooks.current()) hooks.failed(`connect: ${e instanceof Error ? e.message : String(e)}`);
+    });
+  }, CONNECT_POLL_MS);
+  function stop(): void {
+    if (timer) clearInterval(timer);
+    timer = null;
+  }
+  return stop;
+}

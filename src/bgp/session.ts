@@ -28,15 +28,14 @@ import {
 } from "./codec/index.ts";
 import { normalizeAddress, type PeerConfig, routerIdValue } from "./config.ts";
 import {
+  awaitConnect,
   type Conn,
   type ConnOwner,
-  connectFd,
   flushNow,
   type SocketData,
   send,
   sendMany,
   socketFd,
-  socketHandlers,
 } from "./conn.ts";
 import {
   collisionWinner,
@@ -51,7 +50,7 @@ import {
 } from "./fsm.ts";
 import { buildOpen, sessionView } from "./negotiate.ts";
 import { diffRib, encodeDiff, type Route, type SessionView } from "./ribout.ts";
-import { closeFd, connectStatus, setMinTtl, setTtl, startConnect } from "./sock.ts";
+import { closeFd, setMinTtl, setTtl, startConnect } from "./sock.ts";
 
 export type Log = (
   level: "debug" | "info" | "warn" | "error",
@@ -89,8 +88,6 @@ export interface SessionDeps {
   onStateChange?: (name: string, state: FsmState) => void;
 }
 
-const CONNECT_POLL_MS = 5;
-
 export class Session implements ConnOwner {
   readonly cfg: PeerConfig;
   private readonly fsmCfg: FsmConfig;
@@ -99,7 +96,7 @@ export class Session implements ConnOwner {
   private candidate: Conn | null = null;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private timerAt = 0;
-  private pollTimer: ReturnType<typeof setInterval> | null = null;
+  private stopPoll: (() => void) | null = null;
   private desired = new Map<string, Route>();
   private sent = new Map<string, string>();
   private received = new Set<string>();
@@ -242,8 +239,8 @@ export class Session implements ConnOwner {
   private clearTimers(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    if (this.pollTimer) clearInterval(this.pollTimer);
-    this.pollTimer = null;
+    this.stopPoll?.();
+    this.stopPoll = null;
   }
 
   private act(a: FsmAction): void {
@@ -327,7 +324,7 @@ export class Session implements ConnOwner {
   }
 
   private connect(): void {
-    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.stopPoll?.();
     let fd: number;
     try {
       fd = startConnect({
@@ -352,46 +349,15 @@ export class Session implements ConnOwner {
       closed: false,
     };
     this.conn = conn;
-    // Bun.connect({ fd }) reports "open" at once, so wait for the kernel to finish the handshake.
-    this.pollTimer = setInterval(() => {
-      if (conn.closed || this.conn !== conn) {
-        if (this.pollTimer) clearInterval(this.pollTimer);
-        this.pollTimer = null;
-        return;
-      }
-      const st = connectStatus(fd);
-      if (st === "pending") return;
-      if (this.pollTimer) clearInterval(this.pollTimer);
-      this.pollTimer = null;
-      if (st !== "connected") {
-        this.lastError = `connect: ${st.error}`;
-        conn.closed = true;
-        conn.fd = null;
-        closeFd(fd);
+    this.stopPoll = awaitConnect(fd, conn, {
+      current: () => this.conn === conn,
+      confirmed: () => this.dispatch({ type: "TcpConnectionConfirmed" }),
+      failed: (error) => {
+        this.lastError = error;
         if (this.conn === conn) this.conn = null;
         this.dispatch({ type: "TcpConnectionFails" });
-        return;
-      }
-      // Confirm in the socket's own open callback, so the peer's OPEN (which BIRD and FRR send at
-      // once) can never reach the FSM before TcpConnectionConfirmed does.
-      const open = (s: Socket<SocketData>) => {
-        conn.fd = null;
-        conn.socket = s;
-        if (conn.closed || this.conn !== conn) {
-          s.end();
-          return;
-        }
-        s.setNoDelay(true);
-        this.dispatch({ type: "TcpConnectionConfirmed" });
-      };
-      connectFd({ fd, data: { conn }, socket: { ...socketHandlers, open } }).catch((e: unknown) => {
-        this.lastError = `connect: ${e instanceof Error ? e.message : String(e)}`;
-        if (this.conn === conn) {
-          this.conn = null;
-          this.dispatch({ type: "TcpConnectionFails" });
-        }
-      });
-    }, CONNECT_POLL_MS);
+      },
+    });
   }
 
   /** The speaker's listener accepted a connection from this peer's address. */
