@@ -79,14 +79,24 @@ async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * The generated CRDs write the duration pattern with a JavaScript escape (\u00B5) that Go's RE2
+ * (the API server) rejects with 422; until scripts/gen-crds.ts emits \x{00B5}, the real tier
+ * installs them with that one escape rewritten, and says so (reported to the lead).
+ */
+export const re2Fix = (text: string): string => text.replaceAll(String.raw`\u00B5`, String.raw`\x{00B5}`);
+
 /** CRDs vipd needs: the generated metallb.io ones and the status kinds from the k3s addon. */
 export function crdDocuments(): Record<string, unknown>[] {
   const root = join(import.meta.dir, "../../deploy");
   const docs: Record<string, unknown>[] = [];
   for (const f of readdirSync(join(root, "crds"))
     .filter((f) => f.endsWith(".yaml"))
-    .sort())
-    docs.push(parse(readFileSync(join(root, "crds", f), "utf8")) as Record<string, unknown>);
+    .sort()) {
+    const text = readFileSync(join(root, "crds", f), "utf8");
+    if (re2Fix(text) !== text) console.warn(`k8s tier: ${f}: pattern escape rewritten for RE2 (see re2Fix)`);
+    docs.push(parse(re2Fix(text)) as Record<string, unknown>);
+  }
   for (const f of ["status-crds.yaml"]) {
     const text = readFileSync(join(root, f), "utf8");
     for (const part of text.split(/^---$/m)) {
@@ -180,6 +190,9 @@ export async function realCluster(): Promise<TestCluster> {
     `--token-auth-file=${join(dir, "tokens.csv")}`,
     "--authorization-mode=AlwaysAllow",
     `--service-account-key-file=${join(dir, "sa.key")}`,
+    `--service-account-signing-key-file=${join(dir, "sa.key")}`,
+    "--service-account-issuer=https://kubernetes.default.svc",
+    "--advertise-address=127.0.0.1",
     "--service-cluster-ip-range=10.96.0.0/16,fd00:96::/108",
     "--feature-gates=IPv6DualStack=true",
     "--enable-priority-and-fairness=false",
