@@ -3,6 +3,7 @@
  * vipd command line, the composition root.
  *
  *   vipd run --config PATH  run the appliance: allocate, plan, announce, serve the API
+ *   vipd k8s                Kubernetes mode: controller (Lease-elected) and speaker from the cluster
  *   vipd validate PATH...   check manifests without touching the network
  *   vipd version            print the version
  */
@@ -16,6 +17,7 @@ export const VERSION: string = pkg.version;
 const USAGE = `usage: vipd <command>
   detach [--pin-dir DIR]   remove the XDP program, its pins and maps, and vipd's local routes
   run --config PATH  run: allocate VIPs, announce them, serve the API (see vipd run --help)
+  k8s                Kubernetes mode: controller and speaker from the cluster (see vipd k8s --help)
   validate PATH...   check manifests (files or directories) without touching the network
   version            print the version`;
 
@@ -78,6 +80,8 @@ export async function main(argv: string[]): Promise<number> {
       return detach(rest);
     case "run":
       return run(rest, VERSION);
+    case "k8s":
+      return (await import("./k8s/run.ts")).runK8s(rest, VERSION);
     case "help":
     case "--help":
     case "-h":

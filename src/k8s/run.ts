@@ -1,0 +1,213 @@
+/**
+ * `vipd k8s`: Kubernetes mode, the composition of the cluster informers, the controller role
+ * (Lease-elected, one active per cluster) and the speaker role (every node) with its drivers
+ * (XDP layer-2 responder on the given interfaces; the BGP speaker when the cluster declares
+ * BGPPeers at start). Runs until SIGTERM/SIGINT; on the way out the controller hands its Lease
+ * back so a successor takes over at once, and kernel state (pinned XDP maps) is left in place.
+ */
+
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { BgpSpeaker } from "../bgp/speaker.ts";
+import type { Config } from "../config/index.ts";
+import { BgpDriver, defaultRouterId, firstGlobalAddress } from "../daemon/bgp.ts";
+import { type Driver, failedDriver } from "../daemon/driver.ts";
+import { XdpL2Driver } from "../daemon/xdp.ts";
+import { createLogger } from "../util/log.ts";
+import { Kube, loadKubeConfig } from "./client.ts";
+import { Controller } from "./controller.ts";
+import { Speaker } from "./speaker.ts";
+import { ClusterState } from "./state.ts";
+
+export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME] [--namespace NS] [--interface IF...]
+  --kubeconfig PATH          kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)
+  --node-name NAME           this node (default: $NODE_NAME, then the host name)
+  --namespace NS             vipd's namespace: Lease, Secrets, status objects (default: $POD_NAMESPACE, then vipd-system)
+  --interface IF             answer ARP/NDP with XDP on IF (repeatable; none: no layer-2 driver)
+  --xdp-mode MODE            native | generic (default native)
+  --endpointslice-version V  v1 (default) | v1beta1 (Kubernetes 1.20 and older)
+  --load-balancer-class C    handle only Services of this class (default: classless Services)
+  --no-controller            never run the controller role on this node
+  --no-speaker               do not announce from this node`;
+
+export interface K8sArgs {
+  kubeconfig: string | undefined;
+  nodeName: string;
+  namespace: string;
+  interfaces: string[];
+  xdpMode: "native" | "generic";
+  endpointSliceVersion: "v1" | "v1beta1";
+  loadBalancerClass: string | undefined;
+  controller: boolean;
+  speaker: boolean;
+}
+
+export function parseK8sArgs(
+  argv: string[],
+  env: Record<string, string | undefined> = process.env,
+): K8sArgs | { error: string } {
+  try {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        kubeconfig: { type: "string" },
+        "node-name": { type: "string" },
+        namespace: { type: "string" },
+        interface: { type: "string", multiple: true },
+        "xdp-mode": { type: "string", default: "native" },
+        "endpointslice-version": { type: "string", default: "v1" },
+        "load-balancer-class": { type: "string" },
+        "no-controller": { type: "boolean", default: false },
+        "no-speaker": { type: "boolean", default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    });
+    const mode = values["xdp-mode"];
+    if (mode !== "native" && mode !== "generic")
+      return { error: `--xdp-mode must be native or generic, not "${mode}"` };
+    const esv = values["endpointslice-version"];
+    if (esv !== "v1" && esv !== "v1beta1")
+      return { error: `--endpointslice-version must be v1 or v1beta1, not "${esv}"` };
+    return {
+      kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
+      nodeName: values["node-name"] ?? env.NODE_NAME ?? hostname(),
+      namespace: values.namespace ?? env.POD_NAMESPACE ?? "vipd-system",
+      interfaces: values.interface ?? [],
+      xdpMode: mode,
+      endpointSliceVersion: esv,
+      loadBalancerClass: values["load-balancer-class"],
+      controller: !values["no-controller"],
+      speaker: !values["no-speaker"],
+    };
+  } catch (e) {
+    return { error: (e as Error).message };
+  }
+}
+
+/** Runs until SIGTERM/SIGINT. Returns the exit code. */
+export async function runK8s(argv: string[], version: string): Promise<number> {
+  if (argv.includes("--help") || argv.includes("-h")) {
+    console.log(K8S_USAGE);
+    return 0;
+  }
+  const args = parseK8sArgs(argv);
+  if ("error" in args) {
+    console.error(`vipd k8s: ${args.error}\n${K8S_USAGE}`);
+    return 2;
+  }
+  const log = createLogger("k8s");
+  let kube: Kube;
+  try {
+    kube = new Kube(loadKubeConfig(args.kubeconfig));
+  } catch (e) {
+    log.error("cannot load the Kubernetes client configuration", {
+      kubeconfig: args.kubeconfig ?? "in-cluster",
+      error: (e as Error).message,
+    });
+    return 1;
+  }
+  log.info("starting", { version, node: args.nodeName, namespace: args.namespace, server: kube.server });
+  const stopped = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+
+  let controller: Controller | undefined;
+  let speaker: Speaker | undefined;
+  let lastConfig: Config | undefined;
+  const errorsLogged = new Map<string, number>();
+  const state = new ClusterState(kube, {
+    namespace: args.namespace,
+    endpointSliceVersion: args.endpointSliceVersion,
+    onChange: () => {
+      controller?.kick();
+      speaker?.kick();
+    },
+    onError: (collection, e) => {
+      // One line per collection per minute while the API server is unreachable.
+      const now = Date.now();
+      if (now - (errorsLogged.get(collection) ?? 0) < 60_000) return;
+      errorsLogged.set(collection, now);
+      log.warn("watch failed; keeping the last known state and retrying", {
+        collection,
+        error: (e as Error).message,
+      });
+    },
+  });
+  state.start();
+  const synced = await Promise.race([state.waitSynced().then(() => "synced"), stopped]);
+  if (synced !== "synced") {
+    state.stop();
+    return 0;
+  }
+  lastConfig = state.config().config;
+
+  const drivers: Driver[] = [];
+  if (args.speaker && args.interfaces.length > 0) {
+    try {
+      drivers.push(await XdpL2Driver.open(args.interfaces, { mode: args.xdpMode, livenessWindowMs: 30_000 }));
+    } catch (e) {
+      log.error("cannot load the XDP responder; layer-2 answers are off", { error: (e as Error).message });
+      drivers.push(failedDriver("xdp", (e as Error).message));
+    }
+  }
+  const peers = lastConfig?.peers ?? [];
+  if (args.speaker && peers.length > 0) {
+    const routerId = peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await defaultRouterId());
+    if (routerId === undefined) drivers.push(failedDriver("bgp", "no router ID"));
+    else {
+      const bgpLog = createLogger("bgp");
+      try {
+        const bgpSpeaker = new BgpSpeaker({
+          routerId,
+          listen: { host: "::", port: Number(process.env.VIPD_BGP_PORT ?? 179) },
+          restarted: false,
+          log: (level, msg, fields) => bgpLog[level](msg, fields),
+        });
+        drivers.push(
+          new BgpDriver(bgpSpeaker, () => lastConfig, bgpLog, {
+            4: await firstGlobalAddress(4),
+            6: await firstGlobalAddress(6),
+          }),
+        );
+      } catch (e) {
+        drivers.push(failedDriver("bgp", (e as Error).message));
+      }
+    }
+  }
+  if (args.controller)
+    controller = new Controller(kube, state, {
+      identity: `${args.nodeName}_${process.pid}`,
+      namespace: args.namespace,
+      loadBalancerClass: args.loadBalancerClass,
+      log,
+    });
+  if (args.speaker)
+    speaker = new Speaker(kube, state, {
+      node: args.nodeName,
+      namespace: args.namespace,
+      drivers: [
+        {
+          name: "config",
+          apply: async () => {
+            lastConfig = state.config().config ?? lastConfig;
+          },
+          health: () => ({ name: "config", healthy: true }),
+          close: async () => {},
+        },
+        ...drivers,
+      ],
+      loadBalancerClass: args.loadBalancerClass,
+      log,
+    });
+  controller?.start();
+  speaker?.kick();
+  const why = await stopped;
+  log.info("stopping", { signal: why });
+  await controller?.stop();
+  await speaker?.stop();
+  state.stop();
+  for (const d of drivers) await d.close().catch(() => {});
+  return 0;
+}
