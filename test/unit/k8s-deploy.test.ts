@@ -1,0 +1,209 @@
+/**
+ * The deploy artifacts (issue 9): the k3s addon and the chart's CRD sub-chart are what
+ * deploy/gen.ts makes from their sources (no drift); values.yaml satisfies values.schema.json and
+ * bad values are refused; the chart's RBAC equals deploy/base/rbac.yaml; RBAC grants every
+ * resource vipd's code reads or writes; the DaemonSet's arguments are ones `vipd k8s` accepts.
+ * (No helm binary exists here: templates are not rendered; see deploy/README.md.)
+ */
+import { describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { parse, parseAllDocuments } from "yaml";
+import { outputs } from "../../deploy/gen.ts";
+import { METALLB_PLURALS } from "../../src/k8s/client.ts";
+import { parseK8sArgs } from "../../src/k8s/run.ts";
+
+const DEPLOY = join(import.meta.dir, "../../deploy");
+const read = (p: string) => readFileSync(join(DEPLOY, p), "utf8");
+type Json = Record<string, unknown>;
+type Schema = {
+  type?: string;
+  enum?: unknown[];
+  required?: string[];
+  properties?: Record<string, Schema>;
+  additionalProperties?: boolean | Schema;
+  items?: Schema;
+  minLength?: number;
+  maxLength?: number;
+  pattern?: string;
+};
+
+/** The subset of JSON Schema draft-07 values.schema.json uses; returns the problems. */
+function validate(v: unknown, s: Schema, at = "$"): string[] {
+  const out: string[] = [];
+  const t = Array.isArray(v) ? "array" : v === null ? "null" : typeof v === "number" ? "number" : typeof v;
+  if (s.type !== undefined && s.type !== t) return [`${at}: must be ${s.type}, is ${t}`];
+  if (s.enum !== undefined && !s.enum.includes(v))
+    out.push(`${at}: must be one of ${JSON.stringify(s.enum)}`);
+  if (typeof v === "string") {
+    if (s.minLength !== undefined && v.length < s.minLength) out.push(`${at}: too short`);
+    if (s.maxLength !== undefined && v.length > s.maxLength) out.push(`${at}: too long`);
+    if (s.pattern !== undefined && !new RegExp(s.pattern).test(v)) out.push(`${at}: must match ${s.pattern}`);
+  }
+  if (Array.isArray(v) && s.items)
+    v.forEach((x, i) => {
+      out.push(...validate(x, s.items as Schema, `${at}[${i}]`));
+    });
+  if (t === "object") {
+    const o = v as Json;
+    for (const r of s.required ?? []) if (!(r in o)) out.push(`${at}.${r}: required`);
+    for (const [k, x] of Object.entries(o)) {
+      const ps = s.properties?.[k];
+      if (ps) out.push(...validate(x, ps, `${at}.${k}`));
+      else if (s.additionalProperties === false) out.push(`${at}.${k}: unknown`);
+      else if (typeof s.additionalProperties === "object")
+        out.push(...validate(x, s.additionalProperties, `${at}.${k}`));
+    }
+  }
+  return out;
+}
+
+describe("generated deploy files", () => {
+  test("the k3s addon and the CRD sub-chart are up to date with their sources (bun deploy/gen.ts)", () => {
+    for (const [path, text] of Object.entries(outputs()))
+      expect({ path, text: read(path) }).toEqual({ path, text });
+  });
+
+  test("the k3s addon is one manifest of valid objects: namespace first, every CRD, RBAC, DaemonSet", () => {
+    const docs = parseAllDocuments(read("k3s/vipd.yaml")).map((d) => d.toJS() as Json);
+    for (const d of docs) {
+      expect(typeof d.apiVersion).toBe("string");
+      expect(typeof d.kind).toBe("string");
+      expect(typeof (d.metadata as Json).name).toBe("string");
+    }
+    expect(docs[0]?.kind).toBe("Namespace");
+    const crds = docs
+      .filter((d) => d.kind === "CustomResourceDefinition")
+      .map((d) => (d.metadata as Json).name);
+    for (const plural of [...Object.keys(METALLB_PLURALS), "servicel2statuses", "servicebgpstatuses"])
+      expect(crds).toContain(`${plural}.metallb.io`);
+    expect(docs.map((d) => d.kind)).toEqual(
+      expect.arrayContaining([
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "DaemonSet",
+      ]),
+    );
+    expect(read("k3s/vipd.yaml")).not.toContain(String.raw`\u00B5`);
+  });
+});
+
+describe("Helm chart", () => {
+  const schema = JSON.parse(read("helm/vipd/values.schema.json")) as Schema;
+  const values = parse(read("helm/vipd/values.yaml")) as Json;
+
+  test("values.yaml satisfies values.schema.json", () => {
+    expect(validate(values, schema)).toEqual([]);
+  });
+
+  test("values.schema.json refuses bad values with a path", () => {
+    expect(validate({ ...values, xdpMode: "fast" }, schema)).toEqual([
+      '$.xdpMode: must be one of ["native","generic"]',
+    ]);
+    expect(validate({ ...values, endpointSliceVersion: "v2" }, schema)[0]).toContain(
+      "$.endpointSliceVersion",
+    );
+    expect(validate({ ...values, interfaces: ["a-very-long-interface-name"] }, schema)).toEqual([
+      "$.interfaces[0]: too long",
+    ]);
+    expect(validate({ ...values, typo: 1 }, schema)).toEqual(["$.typo: unknown"]);
+    expect(
+      validate({ ...values, prometheus: { serviceMonitor: { interval: "soon" } } }, schema)[0],
+    ).toContain("interval");
+  });
+
+  test("Chart.yaml declares the crds sub-chart, which exists with every CRD", () => {
+    const chart = parse(read("helm/vipd/Chart.yaml")) as Json;
+    expect(chart.apiVersion).toBe("v2");
+    expect(chart.dependencies).toEqual([{ name: "crds", version: "0.1.0", condition: "crds.enabled" }]);
+    expect((parse(read("helm/vipd/charts/crds/Chart.yaml")) as Json).name).toBe("crds");
+  });
+
+  test("the chart's RBAC rules are exactly deploy/base/rbac.yaml's", () => {
+    const rules = (text: string, kind: string) =>
+      parseAllDocuments(text.replace(/\{\{[^}]*\}\}/g, "x"))
+        .map((d) => d.toJS() as Json | null)
+        .filter((d): d is Json => d !== null && d.kind === kind)
+        .map((d) => d.rules);
+    const tpl = read("helm/vipd/templates/rbac.yaml").replace(/^\{\{-? (if|end).*\}\}$/gm, "");
+    for (const kind of ["ClusterRole", "Role"])
+      expect(rules(tpl, kind)).toEqual(rules(read("base/rbac.yaml"), kind));
+  });
+});
+
+describe("RBAC and DaemonSet", () => {
+  const docs = parseAllDocuments(read("base/rbac.yaml")).map((d) => d.toJS() as Json);
+  const grants = (kind: string) =>
+    (
+      (docs.find((d) => d.kind === kind)?.rules ?? []) as {
+        apiGroups: string[];
+        resources: string[];
+        verbs: string[];
+      }[]
+    ).flatMap((r) =>
+      r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))),
+    );
+
+  test("the ClusterRole grants what the informers and the controller use, and no wildcard", () => {
+    const cr = grants("ClusterRole");
+    for (const r of [
+      "/services",
+      "/nodes",
+      "/namespaces",
+      "discovery.k8s.io/endpointslices",
+      ...Object.keys(METALLB_PLURALS).map((p) => `metallb.io/${p}`),
+    ])
+      for (const v of ["list", "watch"]) expect(cr).toContain(`${r}:${v}`);
+    for (const g of [
+      "/services/status:patch",
+      "/services:patch",
+      "metallb.io/ipaddresspools/status:patch",
+      "events.k8s.io/events:create",
+    ])
+      expect(cr).toContain(g);
+    expect(cr.filter((g) => g.includes("*"))).toEqual([]);
+    // Secrets are never readable cluster-wide.
+    expect(cr.filter((g) => g.startsWith("/secrets"))).toEqual([]);
+  });
+
+  test("the namespaced Role grants the Lease, Secrets and the status objects", () => {
+    const r = grants("Role");
+    for (const g of [
+      "coordination.k8s.io/leases:get",
+      "coordination.k8s.io/leases:create",
+      "coordination.k8s.io/leases:update",
+      "/secrets:watch",
+      "metallb.io/servicel2statuses:create",
+      "metallb.io/servicel2statuses/status:patch",
+      "metallb.io/servicebgpstatuses:delete",
+    ])
+      expect(r).toContain(g);
+  });
+
+  test("the DaemonSet runs `vipd k8s` with arguments it accepts, host network, bpffs and no privileged mode", () => {
+    const ds = parse(read("base/daemonset.yaml")) as Json;
+    const pod = (ds.spec as Json).template as Json;
+    const spec = pod.spec as Json;
+    const c = (spec.containers as Json[])[0] as Json;
+    const args = (c.args as string[]).map((a) =>
+      a
+        .replace("$(NODE_NAME)", "n1")
+        .replace("$(POD_NAMESPACE)", "vipd-system")
+        .replace("$(VIPD_INTERFACE)", "eth0"),
+    );
+    expect(args[0]).toBe("k8s");
+    expect(parseK8sArgs(args.slice(1), {})).toMatchObject({
+      nodeName: "n1",
+      namespace: "vipd-system",
+      interfaces: ["eth0"],
+    });
+    expect(spec.hostNetwork).toBe(true);
+    const sc = c.securityContext as Json;
+    expect(sc.privileged).toBeUndefined();
+    expect((sc.capabilities as Json).drop).toEqual(["ALL"]);
+    expect((spec.volumes as { hostPath?: { path?: string } }[])[0]?.hostPath?.path).toBe("/sys/fs/bpf");
+  });
+});
