@@ -5,6 +5,7 @@
  *   vipd run --config PATH  run the appliance: allocate, plan, announce, serve the API
  *   vipd k8s                Kubernetes mode: controller (Lease-elected) and speaker from the cluster
  *   vipd validate PATH...   check manifests without touching the network
+ *   vipd token-check FILE --config PATH   exit 0 when FILE holds an admin token of the NodeSettings
  *   vipd version            print the version
  */
 import pkg from "../package.json" with { type: "json" };
@@ -19,6 +20,7 @@ const USAGE = `usage: vipd <command>
   run --config PATH  run: allocate VIPs, announce them, serve the API (see vipd run --help)
   k8s                Kubernetes mode: controller and speaker from the cluster (see vipd k8s --help)
   validate PATH...   check manifests (files or directories) without touching the network
+  token-check FILE --config PATH   exit 0 when FILE holds an admin token of the configuration
   version            print the version`;
 
 function validate(paths: string[]): number {
@@ -41,6 +43,41 @@ function validate(paths: string[]): number {
       (c.nodeSettings ? ", NodeSettings" : ""),
   );
   return 0;
+}
+
+/**
+ * `vipd token-check FILE --config PATH`: whether FILE (surrounding whitespace ignored) is one of
+ * the NodeSettings' admin tokens, compared as the API compares a bearer token. Used by the image's
+ * removable-media upgrade to authorize a stick. Exit 0 yes, 1 no, 2 usage or unreadable input.
+ */
+async function tokenCheck(argv: string[]): Promise<number> {
+  const i = argv.indexOf("--config");
+  const file = argv.find((_a, j) => j !== i && j !== i + 1);
+  const config = i >= 0 ? argv[i + 1] : undefined;
+  if (file === undefined || config === undefined || argv.length !== 3) {
+    console.error("usage: vipd token-check FILE --config PATH");
+    return 2;
+  }
+  const r = configFromPaths([config]);
+  if (!r.ok) {
+    console.error(`vipd token-check: the configuration in ${config} is invalid`);
+    return 2;
+  }
+  let token: string;
+  try {
+    token = (await Bun.file(file).text()).trim();
+  } catch (e) {
+    console.error(`vipd token-check: cannot read ${file}: ${(e as Error).message}`);
+    return 2;
+  }
+  const { authenticate, compileTokens } = await import("./api/auth.ts");
+  const a = authenticate(`Bearer ${token}`, compileTokens(r.config.nodeSettings?.spec.api.tokens ?? []));
+  if (a.ok && a.role === "admin") {
+    console.log(`ok: admin token "${a.name}"`);
+    return 0;
+  }
+  console.log(a.ok ? `refused: token "${a.name}" is not an admin token` : `refused: ${a.reason}`);
+  return 1;
 }
 
 /** `vipd detach`: removes everything vipd put into the kernel (for uninstalling or a layout change). */
@@ -78,6 +115,8 @@ export async function main(argv: string[]): Promise<number> {
       return validate(rest);
     case "detach":
       return detach(rest);
+    case "token-check":
+      return tokenCheck(rest);
     case "run":
       return run(rest, VERSION);
     case "k8s":
