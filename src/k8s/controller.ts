@@ -324,8 +324,20 @@ export class Controller {
     if (d !== undefined && d.body === body && d.basis === basis.metadata.resourceVersion) return;
     this.pending.set(target, body);
     this.stats.writes++;
-    this.kube
-      .mergePatch(path, patch)
+    // A merge patch carries no resourceVersion, yet the API server answers 409 when another
+    // write to the same object (our status and annotation patches) lands at the same moment:
+    // such a patch is safe to send again.
+    const send = async (): Promise<unknown> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await this.kube.mergePatch(path, patch);
+        } catch (e) {
+          if (!(e instanceof KubeError && e.status === 409) || attempt >= 4) throw e;
+          await Bun.sleep(10 * (attempt + 1));
+        }
+      }
+    };
+    send()
       .then(() => this.done.set(target, { body, basis: basis.metadata.resourceVersion ?? "" }))
       .catch((e: unknown) => {
         if (e instanceof KubeError && e.status === 404) return; // deleted meanwhile

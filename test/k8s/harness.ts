@@ -21,6 +21,8 @@ export const NAMESPACE = "vipd-system";
 export interface TestCluster {
   name: "fake" | "real";
   kubeconfig: string;
+  /** The kubeconfig vipd runs with (a ServiceAccount under RBAC), when not the admin's. */
+  vipdKubeconfig?: string;
   /** An admin client for the test itself. */
   admin: Kube;
   endpointSliceVersion: "v1" | "v1beta1";
@@ -143,7 +145,41 @@ export async function fakeCluster(
 }
 
 /** A real kube-apiserver v1.20.2 with etcd on loopback. Throws (the test fails) if either is missing. */
-export async function realCluster(): Promise<TestCluster> {
+/** Objects of a multi-document manifest, created in order through their REST paths (409 is fine). */
+export async function applyManifest(admin: Kube, text: string): Promise<string[]> {
+  const kinds: Record<string, (ns: string) => string> = {
+    Namespace: () => "/api/v1/namespaces",
+    ServiceAccount: (ns) => `/api/v1/namespaces/${ns}/serviceaccounts`,
+    CustomResourceDefinition: () => "/apis/apiextensions.k8s.io/v1/customresourcedefinitions",
+    ClusterRole: () => "/apis/rbac.authorization.k8s.io/v1/clusterroles",
+    ClusterRoleBinding: () => "/apis/rbac.authorization.k8s.io/v1/clusterrolebindings",
+    Role: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`,
+    RoleBinding: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
+    DaemonSet: (ns) => `/apis/apps/v1/namespaces/${ns}/daemonsets`,
+  };
+  const created: string[] = [];
+  for (const part of text.split(/^---$/m)) {
+    const d = parse(part) as { kind: string; metadata: { name: string; namespace?: string } } | null;
+    if (d === null) continue;
+    const path = kinds[d.kind];
+    if (path === undefined) throw new Error(`applyManifest: no path for ${d.kind}`);
+    try {
+      await admin.create(path(d.metadata.namespace ?? "default"), d);
+      created.push(`${d.kind}/${d.metadata.name}`);
+    } catch (e) {
+      if (!(e instanceof KubeError && e.status === 409)) throw e;
+      created.push(`${d.kind}/${d.metadata.name} (existed)`);
+    }
+  }
+  return created;
+}
+
+/**
+ * With `rbac`, the server authorizes with RBAC, the k3s addon (deploy/k3s/vipd.yaml: RBAC,
+ * DaemonSet, ...) is applied, and `vipdKubeconfig` authenticates as the addon's ServiceAccount,
+ * so vipd runs with exactly the permissions the addon grants.
+ */
+export async function realCluster(opts: { rbac?: boolean } = {}): Promise<TestCluster> {
   if (!existsSync(KAS_BIN))
     throw new Error(
       `${KAS_BIN} is missing: run scripts/build-kube-apiserver.sh (the real-API-server tier cannot run)`,
@@ -154,7 +190,11 @@ export async function realCluster(): Promise<TestCluster> {
   const pki = makePki();
   const dir = pki.dir;
   const token = `tok-${process.pid}-${Math.random().toString(36).slice(2)}`;
-  writeFileSync(join(dir, "tokens.csv"), `${token},admin,admin,"system:masters"\n`);
+  const saToken = `sa-${process.pid}-${Math.random().toString(36).slice(2)}`;
+  writeFileSync(
+    join(dir, "tokens.csv"),
+    `${token},admin,admin,"system:masters"\n${saToken},system:serviceaccount:${NAMESPACE}:vipd,vipd-sa,"system:serviceaccounts,system:serviceaccounts:${NAMESPACE}"\n`,
+  );
   const sa = Bun.spawnSync(["openssl", "genrsa", "-out", join(dir, "sa.key"), "2048"], { stderr: "pipe" });
   if (sa.exitCode !== 0) throw new Error("openssl genrsa failed");
   const [clientPort, peerPort, apiPort] = [await freePort(), await freePort(), await freePort()];
@@ -188,7 +228,7 @@ export async function realCluster(): Promise<TestCluster> {
     `--tls-private-key-file=${pki.serverKey}`,
     "--insecure-port=0",
     `--token-auth-file=${join(dir, "tokens.csv")}`,
-    "--authorization-mode=AlwaysAllow",
+    `--authorization-mode=${opts.rbac ? "RBAC" : "AlwaysAllow"}`,
     `--service-account-key-file=${join(dir, "sa.key")}`,
     `--service-account-signing-key-file=${join(dir, "sa.key")}`,
     "--service-account-issuer=https://kubernetes.default.svc",
@@ -267,9 +307,18 @@ export async function realCluster(): Promise<TestCluster> {
       },
       30_000,
     );
+    let vipdKubeconfig: string | undefined;
+    if (opts.rbac) {
+      await applyManifest(
+        admin,
+        re2Fix(readFileSync(join(import.meta.dir, "../../deploy/k3s/vipd.yaml"), "utf8")),
+      );
+      vipdKubeconfig = writeKubeconfig(pki, `https://127.0.0.1:${apiPort}`, saToken, "vipd-kubeconfig");
+    }
     return {
       name: "real",
       kubeconfig,
+      ...(vipdKubeconfig ? { vipdKubeconfig } : {}),
       admin,
       endpointSliceVersion: "v1beta1",
       dualStack: true,

@@ -15,3 +15,11 @@ console.log(
   "k8s real tier: kube-apiserver v1.20.2 — EndpointSlice via discovery.k8s.io/v1beta1 (v1 is 1.21+); dual-stack via --feature-gates=IPv6DualStack=true; no scenario skipped",
 );
 defineScenarios("kube-apiserver 1.20.2", () => realCluster());
+
+defineScenarios(
+  "kube-apiserver 1.20.2 + RBAC, vipd as the k3s addon's ServiceAccount",
+  () => realCluster({ rbac: true }),
+  {
+    only: ["pools and Services", "externalTrafficPolicy Local", "controller restarted"],
+  },
+);

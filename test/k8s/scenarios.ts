@@ -4,7 +4,7 @@
  * scenario gets a fresh cluster and removes it (and vipd's roles) even when it fails.
  */
 
-import { expect, test } from "bun:test";
+import { test as bunTest, expect } from "bun:test";
 import { ANNOTATION_ALLOCATED_FROM } from "../../src/ipam/request.ts";
 import { PATHS } from "../../src/k8s/client.ts";
 import { NAMESPACE, type TestCluster, waitFor } from "./harness.ts";
@@ -41,8 +41,13 @@ async function withCluster(
   }
 }
 
-export function defineScenarios(tier: string, make: Make): void {
+/** Defines the scenarios (with `only`: just those whose names start with one of these). */
+export function defineScenarios(tier: string, make: Make, opts: { only?: string[] } = {}): void {
   const T = 60_000;
+  const test = (name: string, body: () => Promise<void>, timeout: number) => {
+    const title = name.slice(tier.length + 2);
+    if (opts.only === undefined || opts.only.some((p) => title.startsWith(p))) bunTest(name, body, timeout);
+  };
 
   test(
     `${tier}: pools and Services → status, pool annotation, IPAllocated event, pool status counts`,

@@ -7,6 +7,7 @@ import { Kube, type KubeObject, loadKubeConfig, PATHS } from "../../src/k8s/clie
 import { Controller } from "../../src/k8s/controller.ts";
 import { Speaker } from "../../src/k8s/speaker.ts";
 import { ClusterState } from "../../src/k8s/state.ts";
+import { createLogger } from "../../src/util/log.ts";
 import { NAMESPACE, RecordingDriver, type TestCluster } from "./harness.ts";
 
 export interface Vipd {
@@ -22,7 +23,7 @@ export function startVipd(
   c: TestCluster,
   opts: { node: string; controller?: boolean; speaker?: boolean; identity?: string; leaseDurationS?: number },
 ): Vipd {
-  const kube = new Kube(loadKubeConfig(c.kubeconfig));
+  const kube = new Kube(loadKubeConfig(c.vipdKubeconfig ?? c.kubeconfig));
   const driver = new RecordingDriver();
   let controller: Controller | undefined;
   let speaker: Speaker | undefined;
@@ -42,6 +43,7 @@ export function startVipd(
       leaseDurationS: opts.leaseDurationS ?? 3,
       renewDeadlineMs: 2000,
       retryMs: 300,
+      ...(process.env.VIPD_TEST_LOG ? { log: createLogger(`controller-${opts.node}`) } : {}),
     });
   if (opts.speaker !== false)
     speaker = new Speaker(kube, state, { node: opts.node, namespace: NAMESPACE, drivers: [driver] });
