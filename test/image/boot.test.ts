@@ -45,6 +45,16 @@ import {
   waitConsole,
   waitExit,
 } from "./qemu.ts";
+import {
+  dumpExt4,
+  establishedSince,
+  fileSha256,
+  freeLowPort,
+  pollRoute,
+  type RoutePoll,
+  startBird,
+  upgradeStick,
+} from "./upgrade.ts";
 
 /** The VIP the site configuration asks for (inside QEMU's user-mode network 10.0.2.0/24). */
 const VIP = "10.0.2.100";
@@ -63,6 +73,23 @@ afterAll(() => {
   stopAll();
   if (!process.env.VIPD_IMAGE_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
 });
+
+/** The site's NodeSettings: XDP on eth0, the API on every address, one admin token (its hash). */
+function nodeYaml(): string {
+  return `apiVersion: vipd.io/v1alpha1
+kind: NodeSettings
+metadata: { name: edge1 }
+spec:
+  nodeName: edge1
+  interfaces: [eth0]
+  localDelivery: true
+  api:
+    listen: 0.0.0.0:7473
+    metricsOpen: false
+    tokens:
+      - { name: fleet, role: admin, hash: "sha256:${tokenHash}" }
+`;
+}
 
 function part(name: string): Partition {
   const p = parts.get(name);
@@ -161,22 +188,7 @@ describe("the edge-node image", () => {
     const site = join(dir, "site");
     mkdirSync(site);
     cpSync(join(import.meta.dir, "site", "pools.yaml"), join(site, "pools.yaml"));
-    writeFileSync(
-      join(site, "node.yaml"),
-      `apiVersion: vipd.io/v1alpha1
-kind: NodeSettings
-metadata: { name: edge1 }
-spec:
-  nodeName: edge1
-  interfaces: [eth0]
-  localDelivery: true
-  api:
-    listen: 0.0.0.0:7473
-    metricsOpen: false
-    tokens:
-      - { name: fleet, role: admin, hash: "sha256:${tokenHash}" }
-`,
-    );
+    writeFileSync(join(site, "node.yaml"), nodeYaml());
     const s = sh(["bash", "image/seed.sh", disk, site], 60_000);
     if (s.code !== 0) throw new Error(`image/seed.sh failed:\n${s.out}`);
   }, 600_000);
@@ -249,6 +261,136 @@ spec:
     expect(readExt4(disk, part("vipd-data"), "/lib/vipd/admin-token")).toBeNull();
   }, 520_000);
 
+  test("upgrade from a VIPDUPGRADE stick: vipd restarts from the new executable, XDP and BGP routes never stop", async () => {
+    await stopAllAndWait();
+    // The site now also peers over BGP with a BIRD on the host's loopback (through QEMU's NAT:
+    // the guest dials 10.0.2.2, which slirp connects to 127.0.0.1) with graceful restart.
+    const bird = await startBird(dir, freeLowPort());
+    let vm: Vm | undefined;
+    try {
+      const site = join(dir, "site-bgp");
+      mkdirSync(site);
+      cpSync(join(import.meta.dir, "site", "pools.yaml"), join(site, "pools.yaml"));
+      writeFileSync(join(site, "node.yaml"), nodeYaml());
+      writeFileSync(join(site, "bgp.yaml"), bgpYaml(bird.port));
+      const s = sh(["bash", "image/seed.sh", disk, site], 60_000);
+      if (s.code !== 0) throw new Error(`image/seed.sh failed:\n${s.out}`);
+
+      // "The new binary": the image's own executable, taken out of the root partition.
+      const newVipd = join(dir, "new-vipd");
+      dumpExt4(disk, part("vipd-root").startBytes, "/usr/lib/vipd/vipd", newVipd);
+      const sum = await fileSha256(newVipd);
+      writeFileSync(join(dir, "vipd.sha256"), `${sum}  vipd\n`);
+      writeFileSync(join(dir, "admin-token"), `${token}\n`);
+      const wrong = Buffer.from(crypto.getRandomValues(new Uint8Array(32))).toString("hex");
+      writeFileSync(join(dir, "wrong-token"), `${wrong}\n`);
+      writeFileSync(join(dir, "fake-vipd"), "#!/bin/sh\necho pwned\n");
+      writeFileSync(join(dir, "fake.sha256"), `${await fileSha256(join(dir, "fake-vipd"))}  vipd\n`);
+      // A stranger's stick: the right layout, a token this node does not know.
+      const bad = join(dir, "stick-bad.img");
+      upgradeStick(
+        bad,
+        {
+          vipd: join(dir, "fake-vipd"),
+          "vipd.sha256": join(dir, "fake.sha256"),
+          "admin-token": join(dir, "wrong-token"),
+        },
+        4,
+      );
+      const good = join(dir, "stick-good.img");
+      const mib = Math.ceil(Bun.file(newVipd).size / 2 ** 20) + 32;
+      upgradeStick(
+        good,
+        { vipd: newVipd, "vipd.sha256": join(dir, "vipd.sha256"), "admin-token": join(dir, "admin-token") },
+        mib,
+      );
+
+      const p = ports();
+      vm = boot(dir, disk, "upgrade", p.forwards);
+      const v = vm;
+      await ready(v, p.api);
+      console.log(`upgrade boot: /readyz after ${((Date.now() - v.startedAt) / 1000).toFixed(0)} s`);
+      expect(seedLines(v)).toContain("vipd-seed: applying seed");
+      await until(v, `BIRD learns ${VIP}/32 from the node`, 120_000, async () =>
+        (await bird.cmd(["show", "route", `${VIP}/32`])).out.includes(`${VIP}/32`) ? true : undefined,
+      );
+      const since0 = await establishedSince(bird);
+      expect(since0).toBeDefined();
+      const status0 = await json<{ startedAt: string }>(`${p.api}/api/v1/status`);
+      const xdp0 = (await json<Xdp>(`${p.api}/api/v1/xdp`)).interfaces.find((i) => i.name === "eth0");
+      expect(xdp0?.mode).toBe("native");
+      expect(xdp0?.programId).toBeGreaterThan(0);
+
+      // From here to the end of the upgrade, BIRD is asked for the VIP's route every 100 ms.
+      const poll = pollRoute(bird, `${VIP}/32`);
+      let polled: RoutePoll | undefined;
+      try {
+        // The stranger's stick is refused: vipd is not restarted.
+        let mark = v.serial().length;
+        expect(await plug(v, "upbad", bad)).toBe("OK");
+        await waitConsole(v, /vipd-media-upgrade: refused: admin-token not accepted/, 180_000, mark);
+        expect((await json<{ startedAt: string }>(`${p.api}/api/v1/status`)).startedAt).toBe(
+          status0.startedAt,
+        );
+
+        // The fleet's stick: the executable is installed and vipd restarts from it.
+        mark = v.serial().length;
+        const t0 = Date.now();
+        expect(await plug(v, "upgood", good)).toBe("OK");
+        await waitConsole(v, /vipd-media-upgrade: (upgraded|failed|refused)[^\r\n]*/, 300_000, mark);
+        expect(v.serial().slice(mark)).toMatch(
+          /vipd-media-upgrade: upgraded: vipd-upgrade: now running vipd /,
+        );
+        await until(v, "vipd answers again after the upgrade", 180_000, async () => {
+          const r = await get(`${p.api}/api/v1/status`, token);
+          if (r?.status !== 200) return undefined;
+          const st = JSON.parse(r.body) as { startedAt: string; ready: boolean };
+          return st.startedAt !== status0.startedAt && st.ready ? st : undefined;
+        });
+        const upgradeS = (Date.now() - t0) / 1000;
+        // The new process has its BGP session back (a new one: the old one really went down).
+        const since1 = await until(v, "BIRD's session with the node is re-established", 180_000, async () => {
+          const since = await establishedSince(bird);
+          return since !== undefined && since !== since0 ? since : undefined;
+        });
+        await Bun.sleep(2_000); // End-of-RIB: BIRD drops what the new process did not re-announce
+        polled = await poll.stop();
+        console.log(
+          `upgrade: stick plugged → API up from the new executable in ${upgradeS.toFixed(0)} s; ` +
+            `BGP session re-established at ${since1}; ${polled.polls} BIRD polls over ` +
+            `${(polled.durationMs / 1000).toFixed(0)} s, ${polled.misses.length} without the route`,
+        );
+      } finally {
+        polled ??= await poll.stop();
+      }
+      expect(polled.misses).toEqual([]);
+      expect(polled.polls).toBeGreaterThan(50);
+
+      // XDP: the same program (never detached) and the counters went on from where they were.
+      const xdp1 = (await json<Xdp>(`${p.api}/api/v1/xdp`)).interfaces.find((i) => i.name === "eth0");
+      expect(xdp1?.mode).toBe("native");
+      expect(xdp1?.programId).toBe(xdp0?.programId);
+      expect(BigInt(xdp1?.counters.seen ?? "0")).toBeGreaterThanOrEqual(BigInt(xdp0?.counters.seen ?? "1"));
+      await until(v, `GET /readyz through the VIP ${VIP}`, 60_000, async () => {
+        const r = await get(`${p.vip}/readyz`);
+        return r?.status === 200 ? true : undefined;
+      });
+
+      await monitorCommand(v, "system_powerdown");
+      expect(await waitExit(v, 150_000)).toBe(true);
+    } finally {
+      await bird.stop();
+    }
+    expect(await rangeDigest(disk, part("vipd-root"))).toBe(rootDigest);
+    // On the data partition: the installed executable and both outcomes in the upgrade log.
+    const installed = join(dir, "installed-vipd");
+    dumpExt4(disk, part("vipd-data").startBytes, "/lib/vipd/bin/vipd", installed);
+    expect(await fileSha256(installed)).toBe(await fileSha256(join(dir, "new-vipd")));
+    const log = readExt4(disk, part("vipd-data"), "/lib/vipd/upgrade.log") ?? "";
+    expect(log).toMatch(/\/dev\/vd[b-z]: refused: admin-token not accepted/);
+    expect(log).toMatch(/\/dev\/vd[b-z]: upgraded: vipd-upgrade: now running vipd /);
+  }, 720_000);
+
   test("recovery: the console's recovery entry gives a root shell; the root stays read-only", async () => {
     await stopAllAndWait();
     const esp = `${disk}@@${part("esp").startBytes}`;
@@ -277,6 +419,35 @@ spec:
     expect(await rangeDigest(disk, part("vipd-root"))).toBe(rootDigest);
   }, 420_000);
 });
+
+/** A BGP peer (BIRD on the host's loopback, through QEMU's NAT) with graceful restart. */
+function bgpYaml(port: number): string {
+  return `apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: fleet, namespace: metallb-system }
+spec:
+  myASN: 64512
+  peerASN: 64500
+  peerAddress: 10.0.2.2
+  peerPort: ${port}
+  ebgpMultiHop: true
+  enableGracefulRestart: true
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: { name: site-bgp, namespace: metallb-system }
+spec:
+  ipAddressPools: [site]
+`;
+}
+
+/** Hot-plugs a raw disk image as a virtio disk (QEMU monitor); returns drive_add's answer. */
+async function plug(vm: Vm, id: string, file: string): Promise<string> {
+  const answer = await monitorCommand(vm, `drive_add 0 if=none,id=${id},file=${file},format=raw,readonly=on`);
+  const dev = await monitorCommand(vm, `device_add virtio-blk-pci,drive=${id},id=${id}-dev`);
+  if (dev !== "") throw new Error(`device_add ${id}: ${dev}`);
+  return answer;
+}
 
 function mtools(cmd: string[]): string {
   const r = Bun.spawnSync(cmd, { env: { ...process.env, MTOOLS_SKIP_CHECK: "1" } });

@@ -79,10 +79,12 @@ export function boot(dir: string, disk: string, name: string, forwards: Forward[
   };
 }
 
-/** Sends one command to the QEMU monitor. */
-export async function monitorCommand(vm: Vm, cmd: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
+/** Sends one command to the QEMU monitor; returns what the monitor printed in answer. */
+export async function monitorCommand(vm: Vm, cmd: string): Promise<string> {
+  return await new Promise<string>((resolve, reject) => {
     const s = connect(vm.monitor);
+    let answer = "";
+    let sent = false;
     const t = setTimeout(() => {
       s.destroy();
       reject(new Error(`monitor: no answer to ${cmd}`));
@@ -91,13 +93,26 @@ export async function monitorCommand(vm: Vm, cmd: string): Promise<void> {
       clearTimeout(t);
       reject(e);
     });
-    s.once("data", () => {
+    s.on("data", (d: Buffer) => {
+      if (sent) {
+        answer += d.toString();
+        return;
+      }
+      sent = true; // the greeting and first prompt came; now the command
       s.write(`${cmd}\n`, () => {
         setTimeout(() => {
           clearTimeout(t);
           s.end();
-          resolve();
-        }, 300);
+          // Drop the echoed command line, the prompts and the terminal's escape sequences.
+          resolve(
+            answer
+              .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g"), "")
+              .split(/\r?\n/)
+              .map((l) => l.trim())
+              .filter((l) => !l.startsWith("(qemu)") && l !== "" && l !== cmd.trim())
+              .join("\n"),
+          );
+        }, 500);
       });
     });
   });
