@@ -103,13 +103,15 @@ export async function monitorCommand(vm: Vm, cmd: string): Promise<string> {
         setTimeout(() => {
           clearTimeout(t);
           s.end();
-          // Drop the echoed command line, the prompts and the terminal's escape sequences.
+          // The monitor echoes (and redraws) the command as it is typed: the answer is what
+          // follows its last full echo, without prompts and the terminal's escape sequences.
+          const text = answer.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g"), "");
+          const at = text.lastIndexOf(cmd);
           resolve(
-            answer
-              .replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*[A-Za-z]`, "g"), "")
+            (at >= 0 ? text.slice(at + cmd.length) : text)
               .split(/\r?\n/)
               .map((l) => l.trim())
-              .filter((l) => !l.startsWith("(qemu)") && l !== "" && l !== cmd.trim())
+              .filter((l) => !l.startsWith("(qemu)") && l !== "")
               .join("\n"),
           );
         }, 500);
