@@ -66,6 +66,7 @@ export class Speaker {
   private again = false;
   private stopped = false;
   private readonly statuses = new Map<string, StatusObject>();
+  private adopted = false;
   private readonly events: EventRecorder;
   private announced = new Set<string>();
   readonly stats = { plans: 0, applies: 0, statusWrites: 0, statusErrors: 0 };
@@ -161,8 +162,42 @@ export class Speaker {
   }
 
   /** ServiceL2Status / ServiceBGPStatus objects and NodeAssigned events for what this node announces. */
+  /**
+   * Status objects a previous run of this node left behind: adopted (so the diff below updates
+   * or deletes them) instead of being orphaned.
+   */
+  private async adoptLeftovers(): Promise<void> {
+    for (const [plural, kind] of [
+      ["servicel2statuses", "ServiceL2Status"],
+      ["servicebgpstatuses", "ServiceBGPStatus"],
+    ] as const) {
+      const l = await this.kube.list(
+        `${PATHS.metallb(plural, this.opts.namespace)}?labelSelector=${encodeURIComponent(`metallb.io/node=${this.opts.node}`)}`,
+      );
+      for (const o of l.items) {
+        if (this.statuses.has(o.metadata.name)) continue;
+        const st = (o.status ?? {}) as Record<string, unknown>;
+        this.statuses.set(o.metadata.name, {
+          plural,
+          kind,
+          name: o.metadata.name,
+          service: `${String(st.serviceNamespace)}/${String(st.serviceName)}`,
+          status: st,
+        });
+      }
+    }
+  }
+
   private async publish(plan: Plan): Promise<void> {
     const node = this.opts.node;
+    if (!this.adopted) {
+      try {
+        await this.adoptLeftovers();
+        this.adopted = true;
+      } catch (e) {
+        this.opts.log?.warn("speaker: cannot list earlier status objects", { error: (e as Error).message });
+      }
+    }
     const want = new Map<string, StatusObject>();
     const now = new Set<string>();
     for (const e of plan.l2) {

@@ -120,6 +120,24 @@ class HttpError extends Error {
 
 const clone = <T>(x: T): T => structuredClone(x);
 
+/** Equality-based label selectors: `k=v`, `k==v`, `k!=v`, `k`, `!k`, comma-separated. */
+function labelMatcher(selector: string | null): (o: Obj) => boolean {
+  if (!selector) return () => true;
+  const reqs = selector.split(",").map((r) => {
+    const m = /^(!?)([^=!]+)(?:(!=|==|=)(.*))?$/.exec(r.trim());
+    if (!m) throw new HttpError(400, "BadRequest", `unable to parse requirement: ${r}`);
+    return { not: m[1] === "!", key: m[2] as string, op: m[3], value: m[4] };
+  });
+  return (o) => {
+    const labels = (o.metadata.labels ?? {}) as Record<string, string>;
+    return reqs.every((r) => {
+      const has = r.key in labels;
+      if (r.op === undefined) return r.not ? !has : has;
+      return r.op === "!=" ? labels[r.key] !== r.value : labels[r.key] === r.value;
+    });
+  };
+}
+
 function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return clone(patch);
   const out: Record<string, unknown> =
@@ -309,6 +327,7 @@ export class FakeApiServer {
   private async route(req: Request, url: URL, isWatch: boolean): Promise<Response> {
     if (req.headers.get("authorization") !== `Bearer ${this.opts.token}`)
       throw new HttpError(401, "Unauthorized", "Unauthorized");
+    if (url.pathname.startsWith("/_test/")) return this.control(url);
     const segs = url.pathname.split("/").filter((s) => s !== "");
     let group: string;
     let version: string;
@@ -401,6 +420,40 @@ export class FakeApiServer {
     )
       return Response.json(this.view(t, cur));
     return Response.json(this.view(t, this.put(t, next, "MODIFIED")));
+  }
+
+  /**
+   * Test controls, for the benchmark (which runs the server in its own process): create N
+   * LoadBalancer Services in one go (as N creates would, watch events included), and count the
+   * Services whose status holds an address.
+   */
+  private control(url: URL): Response {
+    const services = TYPES.find((x) => x.plural === "services") as ResourceType;
+    if (url.pathname === "/_test/create-services") {
+      const n = Number(url.searchParams.get("n") ?? "0");
+      const ns = url.searchParams.get("namespace") ?? "default";
+      for (let i = 0; i < n; i++)
+        this.create(services, ns, {
+          metadata: { name: `svc-${i}` },
+          spec: {
+            type: "LoadBalancer",
+            ports: [{ port: 80, protocol: "TCP" }],
+            selector: { app: `svc-${i}` },
+          },
+        });
+      return Response.json({ created: n });
+    }
+    if (url.pathname === "/_test/count-ingress") {
+      let n = 0;
+      for (const o of this.store(services).values())
+        if (
+          ((o.status as { loadBalancer?: { ingress?: unknown[] } } | undefined)?.loadBalancer?.ingress ?? [])
+            .length > 0
+        )
+          n++;
+      return Response.json({ withIngress: n, counts: this.counts });
+    }
+    throw new HttpError(404, "NotFound", url.pathname);
   }
 
   private same(a: Obj, b: Obj): boolean {
@@ -536,7 +589,10 @@ export class FakeApiServer {
   }
 
   private list(t: ResourceType, ns: string | undefined, url: URL): Response {
-    const all = [...this.store(t).values()].filter((o) => ns === undefined || o.metadata.namespace === ns);
+    const sel = labelMatcher(url.searchParams.get("labelSelector"));
+    const all = [...this.store(t).values()].filter(
+      (o) => (ns === undefined || o.metadata.namespace === ns) && sel(o),
+    );
     all.sort((a, b) =>
       String(a.metadata.namespace) + String(a.metadata.name) <
       String(b.metadata.namespace) + String(b.metadata.name)

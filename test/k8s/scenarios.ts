@@ -225,6 +225,13 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await create(c, l2adv("l2"));
         await create(c, service("local", { externalTrafficPolicy: "Local" }));
         await create(c, endpointSlice(c, "local-abc", "local", ["n1"]));
+        // What an earlier run of n2 left behind: n2 must clean it up, not orphan it.
+        await c.admin.create(PATHS.metallb("servicel2statuses", NAMESPACE), {
+          apiVersion: "metallb.io/v1beta1",
+          kind: "ServiceL2Status",
+          metadata: { name: "l2-leftover", namespace: NAMESPACE, labels: { "metallb.io/node": "n2" } },
+          spec: {},
+        });
         const v1 = run(startVipd(c, { node: "n1" }));
         const v2 = run(startVipd(c, { node: "n2", controller: false }));
         const owns = (v: Vipd) => (v.speaker?.currentPlan.l2 ?? []).some((e) => e.ip === "192.0.2.60");
