@@ -35,7 +35,9 @@ export function structural(s: Json): Json {
   const out: JsonObject = {};
   for (const [k, v] of Object.entries(s)) {
     if (DROP.has(k)) continue;
-    out[k] = structural(v);
+    // The API server evaluates patterns with Go's RE2, which has no \uXXXX escape: use \x{XXXX}.
+    out[k] =
+      k === "pattern" && typeof v === "string" ? v.replace(/\\u([0-9A-Fa-f]{4})/g, "\\x{$1}") : structural(v);
   }
   // number|string unions (e.g. targetPort) → int-or-string.
   const variants = out.anyOf ?? out.oneOf;

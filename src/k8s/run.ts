@@ -6,14 +6,22 @@
  * back so a successor takes over at once, and kernel state (pinned XDP maps) is left in place.
  */
 
+import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
+import { parse as parseYaml } from "yaml";
+import { z } from "zod";
+import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
+import type { TokenConfig } from "../api/auth.ts";
+import { type ApiServer, serveApi } from "../api/serve.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
 import type { Config } from "../config/index.ts";
+import { ApiToken } from "../config/node-settings.ts";
 import { BgpDriver, defaultRouterId, firstGlobalAddress } from "../daemon/bgp.ts";
 import { type Driver, failedDriver } from "../daemon/driver.ts";
 import { XdpL2Driver } from "../daemon/xdp.ts";
 import { createLogger } from "../util/log.ts";
+import { K8sRuntime } from "./api.ts";
 import { Kube, loadKubeConfig } from "./client.ts";
 import { Controller } from "./controller.ts";
 import { Speaker } from "./speaker.ts";
@@ -28,7 +36,10 @@ export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME]
   --endpointslice-version V  v1 (default) | v1beta1 (Kubernetes 1.20 and older)
   --load-balancer-class C    handle only Services of this class (default: classless Services)
   --no-controller            never run the controller role on this node
-  --no-speaker               do not announce from this node`;
+  --no-speaker               do not announce from this node
+  --api-listen HOST:PORT     the HTTP API (default 127.0.0.1:7473; "" for none)
+  --api-tokens-file PATH     API tokens, YAML: [{name, role: admin|read, hash: "sha256:<hex>"}]
+                             (without tokens only /livez, /readyz, /healthz and /metrics answer)`;
 
 export interface K8sArgs {
   kubeconfig: string | undefined;
@@ -40,6 +51,8 @@ export interface K8sArgs {
   loadBalancerClass: string | undefined;
   controller: boolean;
   speaker: boolean;
+  apiListen: string;
+  apiTokensFile: string | undefined;
 }
 
 export function parseK8sArgs(
@@ -59,6 +72,8 @@ export function parseK8sArgs(
         "load-balancer-class": { type: "string" },
         "no-controller": { type: "boolean", default: false },
         "no-speaker": { type: "boolean", default: false },
+        "api-listen": { type: "string", default: "127.0.0.1:7473" },
+        "api-tokens-file": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -79,10 +94,21 @@ export function parseK8sArgs(
       loadBalancerClass: values["load-balancer-class"],
       controller: !values["no-controller"],
       speaker: !values["no-speaker"],
+      apiListen: values["api-listen"] ?? "127.0.0.1:7473",
+      apiTokensFile: values["api-tokens-file"],
     };
   } catch (e) {
     return { error: (e as Error).message };
   }
+}
+
+/** API tokens from a YAML file (the NodeSettings `api.tokens` shape); throws with a clear message. */
+function readTokens(path: string): TokenConfig[] {
+  const list: unknown = parseYaml(readFileSync(path, "utf8"));
+  const r = z.array(ApiToken).safeParse(list);
+  if (!r.success)
+    throw new Error(`${path}: ${r.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}`);
+  return r.data.map((t) => ({ name: t.name, role: t.role, hash: t.hash }));
 }
 
 /** Runs until SIGTERM/SIGINT. Returns the exit code. */
@@ -203,8 +229,34 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     });
   controller?.start();
   speaker?.kick();
+
+  // The HTTP API: health for the kubelet's probes, metrics, and the node's state for people.
+  let server: ApiServer | undefined;
+  if (args.apiListen !== "") {
+    try {
+      const tokens = args.apiTokensFile ? readTokens(args.apiTokensFile) : [];
+      const runtime = new K8sRuntime({
+        node: args.nodeName,
+        version,
+        config: () => state.config().config ?? lastConfig,
+        drivers: () => drivers,
+        loadBalancerClass: args.loadBalancerClass,
+      });
+      const app = createApp(runtime, {
+        tokens,
+        metricsOpen: true,
+        readOpen: false,
+        log: createLogger("api"),
+      });
+      server = serveApi(app, { listen: args.apiListen, bodyLimit: DEFAULT_BODY_LIMIT });
+      log.info("API listening", { url: server.url.href });
+    } catch (e) {
+      log.error("cannot serve the API", { listen: args.apiListen, error: (e as Error).message });
+    }
+  }
   const why = await stopped;
   log.info("stopping", { signal: why });
+  await server?.stop();
   await controller?.stop();
   await speaker?.stop();
   state.stop();

@@ -3,7 +3,10 @@
  * through a kubeconfig, and on SIGTERM exits 0 and hands its Lease back.
  */
 import { expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hashToken } from "../../src/api/auth.ts";
 import { PATHS } from "../../src/k8s/client.ts";
 import { fakeCluster, NAMESPACE, waitFor } from "./harness.ts";
 import { create, getService, ingress, pool, service } from "./vipd.ts";
@@ -39,6 +42,96 @@ test("vipd k8s: writes statuses through the kubeconfig; SIGTERM exits 0 and rele
     await c.close();
   }
 }, 60_000);
+
+test("vipd k8s serves the HTTP API: probes and metrics open, state with a read token, config changes refused", async () => {
+  const c = await fakeCluster();
+  const dir = mkdtempSync(join(tmpdir(), "vipd-k8s-api-"));
+  const tokens = join(dir, "tokens.yaml");
+  writeFileSync(
+    tokens,
+    `- { name: dash, role: read, hash: "${hashToken("k8s-read-token")}" }\n- { name: ops, role: admin, hash: "${hashToken("k8s-admin-token")}" }\n`,
+  );
+  const port = freePort();
+  const base = `http://127.0.0.1:${port}`;
+  let proc: ReturnType<typeof Bun.spawn> | undefined;
+  try {
+    await create(c, pool("lan", ["192.0.2.94/31"]));
+    await create(c, service("api"));
+    proc = Bun.spawn(
+      [
+        "bun",
+        MAIN,
+        "k8s",
+        "--kubeconfig",
+        c.kubeconfig,
+        "--node-name",
+        "api-node",
+        "--namespace",
+        NAMESPACE,
+        "--api-listen",
+        `127.0.0.1:${port}`,
+        "--api-tokens-file",
+        tokens,
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    await waitFor(
+      "status written",
+      async () => ingress(await getService(c, "api"))[0] === "192.0.2.94",
+      30_000,
+    );
+    await waitFor(
+      "readyz",
+      async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
+      30_000,
+    );
+    expect((await fetch(`${base}/metrics`)).status).toBe(200);
+    expect((await fetch(`${base}/api/v1/services`)).status).toBe(401);
+    const read = { authorization: "Bearer k8s-read-token" };
+    await waitFor(
+      "the API to show the Service's IP",
+      async () => {
+        const r = (await (await fetch(`${base}/api/v1/services`, { headers: read })).json()) as {
+          items: { name: string; ips: string[] }[];
+        };
+        return r.items.some((i) => i.name === "api" && i.ips[0] === "192.0.2.94");
+      },
+      30_000,
+    );
+    const pools = (await (await fetch(`${base}/api/v1/pools`, { headers: read })).json()) as {
+      items: { name: string; families: { family: string; assigned: string; available: string }[] }[];
+    };
+    expect(pools.items.find((p) => p.name === "lan")?.families).toEqual([
+      { family: "IPv4", assigned: "1", available: "1" },
+    ]);
+    const admin = { authorization: "Bearer k8s-admin-token" };
+    const got = await fetch(`${base}/api/v1/config`, { headers: { ...admin, accept: "application/yaml" } });
+    expect(got.status).toBe(200);
+    expect(await got.text()).toContain("192.0.2.94/31");
+    const put = await fetch(`${base}/api/v1/config`, {
+      method: "PUT",
+      headers: { ...admin, "content-type": "application/yaml", "if-match": got.headers.get("etag") ?? "" },
+      body: "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: { name: x }\nspec: { addresses: [10.1.0.0/24] }\n",
+    });
+    expect(put.status).toBe(400);
+    expect(JSON.stringify(await put.json())).toContain("the configuration lives in the cluster");
+  } finally {
+    if (proc !== undefined && proc.exitCode === null) {
+      proc.kill("SIGTERM");
+      await Promise.race([proc.exited, Bun.sleep(5000)]);
+      if (proc.exitCode === null) proc.kill("SIGKILL");
+    }
+    rmSync(dir, { recursive: true, force: true });
+    await c.close();
+  }
+}, 90_000);
+
+function freePort(): number {
+  const s = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const p = s.port;
+  s.stop(true);
+  return p;
+}
 
 test("vipd k8s: bad arguments exit 2 with usage; an unreadable kubeconfig exits 1", async () => {
   const bad = Bun.spawnSync(["bun", MAIN, "k8s", "--xdp-mode", "fast"], { stderr: "pipe" });

@@ -81,13 +81,6 @@ async function freePort(): Promise<number> {
   });
 }
 
-/**
- * The generated CRDs write the duration pattern with a JavaScript escape (\u00B5) that Go's RE2
- * (the API server) rejects with 422; until scripts/gen-crds.ts emits \x{00B5}, the real tier
- * installs them with that one escape rewritten, and says so (reported to the lead).
- */
-export const re2Fix = (text: string): string => text.replaceAll(String.raw`\u00B5`, String.raw`\x{00B5}`);
-
 /** CRDs vipd needs: the generated metallb.io ones and the status kinds from the k3s addon. */
 export function crdDocuments(): Record<string, unknown>[] {
   const root = join(import.meta.dir, "../../deploy");
@@ -96,8 +89,7 @@ export function crdDocuments(): Record<string, unknown>[] {
     .filter((f) => f.endsWith(".yaml"))
     .sort()) {
     const text = readFileSync(join(root, "crds", f), "utf8");
-    if (re2Fix(text) !== text) console.warn(`k8s tier: ${f}: pattern escape rewritten for RE2 (see re2Fix)`);
-    docs.push(parse(re2Fix(text)) as Record<string, unknown>);
+    docs.push(parse(text) as Record<string, unknown>);
   }
   for (const f of ["status-crds.yaml"]) {
     const text = readFileSync(join(root, f), "utf8");
@@ -309,10 +301,7 @@ export async function realCluster(opts: { rbac?: boolean } = {}): Promise<TestCl
     );
     let vipdKubeconfig: string | undefined;
     if (opts.rbac) {
-      await applyManifest(
-        admin,
-        re2Fix(readFileSync(join(import.meta.dir, "../../deploy/k3s/vipd.yaml"), "utf8")),
-      );
+      await applyManifest(admin, readFileSync(join(import.meta.dir, "../../deploy/k3s/vipd.yaml"), "utf8"));
       vipdKubeconfig = writeKubeconfig(pki, `https://127.0.0.1:${apiPort}`, saToken, "vipd-kubeconfig");
     }
     return {

@@ -128,6 +128,8 @@ describe("parseK8sArgs", () => {
       loadBalancerClass: undefined,
       controller: true,
       speaker: true,
+      apiListen: "127.0.0.1:7473",
+      apiTokensFile: undefined,
     });
   });
 
