@@ -21,6 +21,11 @@ check() { # name, command...
 check "lint and format (biome)" bunx biome check .
 check "typecheck (tsc --noEmit)" bunx tsc --noEmit -p .
 
+# Kubernetes mode is tested against a real kube-apiserver too: built once from Debian's source
+# package and cached (about 8 minutes cold). Without it the real-server tests fail, not skip.
+check "kube-apiserver for the Kubernetes tier (scripts/build-kube-apiserver.sh)" \
+  bash -c 'bash scripts/build-kube-apiserver.sh >/dev/null'
+
 out=$(mktemp)
 tier_out=$(mktemp)
 trap 'rm -f "$out" "$tier_out"' EXIT
