@@ -1,8 +1,8 @@
 /**
  * `vipd k8s`: Kubernetes mode, the composition of the cluster informers, the controller role
  * (Lease-elected, one active per cluster) and the speaker role (every node) with its drivers
- * (XDP layer-2 responder on the given interfaces; the BGP speaker when the cluster declares
- * BGPPeers at start). Runs until SIGTERM/SIGINT; on the way out the controller hands its Lease
+ * (XDP layer-2 responder on the given interfaces; the BGP speaker, and BFD for peers with a
+ * BFDProfile, when the cluster declares BGPPeers at start). Runs until SIGTERM/SIGINT; on the way out the controller hands its Lease
  * back so a successor takes over at once, and kernel state (pinned XDP maps) is left in place.
  */
 
@@ -17,6 +17,7 @@ import { type ApiServer, serveApi } from "../api/serve.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
 import type { Config } from "../config/index.ts";
 import { ApiToken } from "../config/node-settings.ts";
+import { BfdDriver } from "../daemon/bfd.ts";
 import { BgpDriver, defaultRouterId, firstGlobalAddress } from "../daemon/bgp.ts";
 import { type Driver, failedDriver } from "../daemon/driver.ts";
 import { XdpL2Driver } from "../daemon/xdp.ts";
@@ -191,12 +192,15 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
           restarted: false,
           log: (level, msg, fields) => bgpLog[level](msg, fields),
         });
-        drivers.push(
-          new BgpDriver(bgpSpeaker, () => lastConfig, bgpLog, {
-            4: await firstGlobalAddress(4),
-            6: await firstGlobalAddress(6),
-          }),
-        );
+        const bgp = new BgpDriver(bgpSpeaker, () => lastConfig, bgpLog, {
+          4: await firstGlobalAddress(4),
+          6: await firstGlobalAddress(6),
+        });
+        drivers.push(bgp);
+        // BFD for the peers that name a BFDProfile (the same driver as the appliance's): a BFD
+        // down holds the BGP session down until BFD is up again.
+        if (peers.some((p) => p.spec.bfdProfile !== undefined))
+          drivers.push(new BfdDriver(() => lastConfig, bgp, createLogger("bfd")));
       } catch (e) {
         drivers.push(failedDriver("bgp", (e as Error).message));
       }
