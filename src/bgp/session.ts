@@ -50,43 +50,10 @@ import {
 } from "./fsm.ts";
 import { buildOpen, sessionView } from "./negotiate.ts";
 import { diffRib, encodeDiff, type Route, type SessionView } from "./ribout.ts";
+import type { SessionDeps, SessionStatus } from "./session-types.ts";
 import { closeFd, setMinTtl, setTtl, startConnect } from "./sock.ts";
 
-export type Log = (
-  level: "debug" | "info" | "warn" | "error",
-  msg: string,
-  fields?: Record<string, unknown>,
-) => void;
-
-export interface SessionStatus {
-  name: string;
-  address: string;
-  state: FsmState;
-  uptimeSeconds?: number;
-  prefixesSent: number;
-  prefixesReceived: number;
-  updatesSent: number;
-  updatesReceived: number;
-  notificationsSent: number;
-  notificationsReceived: number;
-  /** Counts of decode problems by RFC 7606 action and of dropped connections by reason. */
-  drops: Record<string, number>;
-  lastError?: string;
-  peerRouterId?: string;
-  negotiatedHoldTime?: number;
-  enabled: boolean;
-}
-
-export interface SessionDeps {
-  routerId: string;
-  now: () => number;
-  random: () => number;
-  log: Log;
-  /** The speaker was restarted (RFC 4724 R bit in our first OPENs). */
-  restarted: boolean;
-  /** Called when the session enters or leaves Established. */
-  onStateChange?: (name: string, state: FsmState) => void;
-}
+export type { Log, SessionDeps, SessionStatus } from "./session-types.ts";
 
 export class Session implements ConnOwner {
   readonly cfg: PeerConfig;

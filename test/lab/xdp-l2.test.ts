@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import { Lab } from "../../src/lab/netns.ts";
+import { arping as probeArping, ndisc as probeNdisc } from "../../src/lab/probes.ts";
 import { parseIp } from "../../src/util/ip.ts";
 import { NA_FLAG_O, NA_FLAG_S, neighborAdvertisement, neighborSolicitation } from "../../src/xdp/frames.ts";
 import { parseMac } from "../../src/xdp/layout.ts";
@@ -101,25 +102,11 @@ function setDesired(ips: string[]): void {
 }
 
 /** arping from the client: [sent, received, MACs that answered]. */
-async function arping(ip: string, count: number, intervalS = 0.1): Promise<[number, number, string[]]> {
-  const r = await lab.run(
-    "client",
-    ["arping", "-c", String(count), "-W", String(intervalS), "-i", "eth0", ip],
-    { allowFail: true, timeoutMs: 30_000 },
-  );
-  const m = r.stdout.match(/(\d+) packets transmitted, (\d+) packets received/);
-  if (m === null) throw new Error(`arping printed no statistics:\n${r.stdout}\n${r.stderr}`);
-  const macs = [...r.stdout.matchAll(/bytes from ([0-9a-f:]{17}) /g)].map((x) => x[1]!);
-  return [Number(m[1]), Number(m[2]), [...new Set(macs)]];
-}
+const arping = (ip: string, count: number, intervalS = 0.1) =>
+  probeArping(lab, "client", ip, count, intervalS);
 
 /** ndisc6 from the client: the MAC that answered, or null. */
-async function ndisc(ip: string): Promise<string | null> {
-  const r = await lab.run("client", ["ndisc6", "-1", "-q", "-r", "2", "-w", "300", ip, "eth0"], {
-    allowFail: true,
-  });
-  return r.code === 0 ? r.stdout.trim().toLowerCase() : null;
-}
+const ndisc = (ip: string) => probeNdisc(lab, "client", ip);
 
 async function clientNeigh(ip: string): Promise<string> {
   return (await lab.run("client", ["ip", "neigh", "show", ip, "dev", "eth0"])).stdout.trim();
