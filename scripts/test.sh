@@ -33,7 +33,11 @@ trap 'rm -f "$out" "$tier_out"' EXIT
 for tier in test/unit test/lab test/interop test/k8s test/image; do
   if compgen -G "$tier/*.test.ts" >/dev/null; then
     echo "== bun test $tier"
-    bun test "$tier" 2>&1 | tee "$tier_out"
+    # A hard limit per tier, so a hung VM or server cannot eat CI's time (the image tier — a
+    # cold image build and three QEMU boots — must finish in 10 minutes).
+    limit=1800
+    [[ "$tier" == test/image ]] && limit=600
+    timeout -k 10 "$limit" bun test "$tier" 2>&1 | tee "$tier_out"
     rc=${PIPESTATUS[0]}
     cat "$tier_out" >>"$out"
     if ((rc != 0)) && ! grep -qE '^ *[0-9]+ fail$' "$tier_out"; then
