@@ -8,6 +8,7 @@ bash scripts/setup.sh || { echo "setup failed"; echo "0 passed, 1 failed"; exit 
 
 passed=0
 failed=0
+failures=()
 check() { # name, command...
   local name=$1
   shift
@@ -15,6 +16,7 @@ check() { # name, command...
   if "$@"; then passed=$((passed + 1)); else
     failed=$((failed + 1))
     echo "!! $name failed"
+    failures+=("$name")
   fi
 }
 
@@ -42,6 +44,7 @@ for tier in test/unit test/lab test/interop test/k8s test/image; do
     cat "$tier_out" >>"$out"
     if ((rc != 0)) && ! grep -qE '^ *[0-9]+ fail$' "$tier_out"; then
       echo "!! bun test $tier exited $rc without a summary"
+      failures+=("bun test $tier exited $rc without a summary")
       failed=$((failed + 1))
     fi
   fi
@@ -72,6 +75,7 @@ bench() { # timeout-seconds, closing-line regex, script, args...
   else
     failed=$((failed + 1))
     echo "!! bench $* failed (exit $rc, last line: $last)"
+    failures+=("bench $* (exit $rc, last line: $last)")
   fi
 }
 bench_lines=()
@@ -89,6 +93,14 @@ if [[ "${VIPD_SKIP_BENCH:-}" != 1 ]]; then
   echo
   echo "== benchmark figures"
   for l in "${bench_lines[@]}"; do echo "  $l"; done
+fi
+
+# CI shows only the tail of the log: repeat what failed here, next to the counts.
+if ((failed > 0)); then
+  echo
+  echo "== what failed"
+  grep -E '^\(fail\) ' "$out" | head -50
+  for l in "${failures[@]}"; do echo "$l"; done
 fi
 
 echo
