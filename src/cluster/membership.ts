@@ -80,6 +80,35 @@ export function createMembership(cfg: MembershipConfig, now: number): Membership
   return { cfg, peers, readyAt: now + cfg.riseMs + cfg.deadAfterMs, lastTick: now, holdReason: "start" };
 }
 
+/**
+ * Replaces the member list (Kubernetes mode: Nodes come and go). Peers still listed keep their
+ * state; new ones start Unknown (they must rise like any returning node); dropped ones are
+ * forgotten. Self's readiness is not touched.
+ */
+export function setMembers(m: Membership, members: readonly string[], now: number): Membership {
+  const want = new Set(members.filter((n) => n !== m.cfg.self));
+  const same = want.size === m.peers.size && [...want].every((n) => m.peers.has(n));
+  if (same) return m;
+  const peers = new Map<string, PeerView>();
+  for (const name of [...want].sort()) {
+    peers.set(
+      name,
+      m.peers.get(name) ?? {
+        name,
+        state: "Unknown",
+        lastSeq: -1n,
+        lastHeard: 0,
+        risingSince: 0,
+        since: now,
+        flaps: 0,
+        declines: [],
+        ready: false,
+      },
+    );
+  }
+  return { ...m, cfg: { ...m.cfg, members: [...members] }, peers };
+}
+
 function setPeer(m: Membership, p: PeerView): Membership {
   const peers = new Map(m.peers);
   peers.set(p.name, p);

@@ -23,6 +23,7 @@ import {
   onHeartbeat,
   type PeerView,
   peerDeclines,
+  setMembers,
   tick,
 } from "./membership.ts";
 
@@ -50,6 +51,7 @@ function seqSource(): () => bigint {
 
 export class MembershipService {
   private m: Membership;
+  private targets: readonly { name: string; address?: string | undefined }[];
   private sock: udp.Socket<"uint8array"> | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly nextSeq = seqSource();
@@ -62,6 +64,7 @@ export class MembershipService {
 
   constructor(private readonly opts: MembershipOptions) {
     this.now = opts.now ?? (() => performance.now());
+    this.targets = opts.members;
     this.m = createMembership(
       {
         self: opts.self,
@@ -124,7 +127,7 @@ export class MembershipService {
       },
       this.opts.key,
     );
-    for (const mem of this.opts.members) {
+    for (const mem of this.targets) {
       if (mem.name === this.opts.self || mem.address === undefined) continue;
       try {
         if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
@@ -134,6 +137,22 @@ export class MembershipService {
         this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
       }
     }
+  }
+
+  /**
+   * Replaces the member list and their addresses (Kubernetes mode follows the Node list). New
+   * members start Unknown and must rise; removed ones are forgotten; tells onChange when the set
+   * of names changed.
+   */
+  setMembers(members: readonly { name: string; address?: string | undefined }[]): void {
+    this.targets = [...members];
+    const before = this.m;
+    this.m = setMembers(
+      this.m,
+      members.map((x) => x.name),
+      this.now(),
+    );
+    if (this.m !== before) this.opts.onChange("member list changed");
   }
 
   private beat(): void {

@@ -13,6 +13,8 @@ import type {
   ApplyOutcome,
   BfdSessionView,
   BgpPeerView,
+  ClusterMemberView,
+  L2ElectionView,
   L2View,
   MetricFamily,
   PoolView,
@@ -34,6 +36,12 @@ export interface K8sRuntimeDeps {
   config: () => Config | undefined;
   drivers: () => readonly Driver[];
   loadBalancerClass: string | undefined;
+  /** Per VIP: owner, candidates, why not the others (and the Lease state with fencing). */
+  elections?: (() => L2ElectionView[]) | undefined;
+  /** Live membership as this node sees it (none without a cluster key). */
+  members?: (() => ClusterMemberView[]) | undefined;
+  /** Metric families beyond the drivers' (membership, Lease fencing). */
+  metrics?: (() => MetricFamily[]) | undefined;
 }
 
 export class K8sRuntime implements ApiRuntime {
@@ -143,7 +151,15 @@ export class K8sRuntime implements ApiRuntime {
   }
 
   metrics(): MetricFamily[] {
-    return this.deps.drivers().flatMap((d) => d.metrics?.() ?? []);
+    return [...this.deps.drivers().flatMap((d) => d.metrics?.() ?? []), ...(this.deps.metrics?.() ?? [])];
+  }
+
+  l2Elections(): L2ElectionView[] {
+    return this.deps.elections?.() ?? [];
+  }
+
+  clusterMembers(): ClusterMemberView[] {
+    return this.deps.members?.() ?? [];
   }
 
   config(): { etag: string; yaml: string } {

@@ -4,9 +4,15 @@
  * (XDP layer-2 responder on the given interfaces; the BGP speaker, and BFD for peers with a
  * BFDProfile, when the cluster declares BGPPeers at start). Runs until SIGTERM/SIGINT; on the way out the controller hands its Lease
  * back so a successor takes over at once, and kernel state (pinned XDP maps) is left in place.
+ *
+ * With a cluster key (--cluster-key-file), the speakers also run the appliance's live membership
+ * (src/cluster/: HMAC-authenticated UDP heartbeats, sub-second failure detection) among the
+ * Nodes, each reached at its InternalIP; a node owns layer-2 VIPs only when Kubernetes allows it
+ * AND the heartbeats say it is alive. With --l2-lease-fencing, a won VIP is announced only while
+ * this node holds its coordination.k8s.io Lease (src/k8s/fence.ts). Both are off by default.
  */
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
@@ -15,6 +21,7 @@ import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
 import { type ApiServer, serveApi } from "../api/serve.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
+import { MembershipService } from "../cluster/service.ts";
 import type { Config } from "../config/index.ts";
 import { ApiToken } from "../config/node-settings.ts";
 import { BfdDriver } from "../daemon/bfd.ts";
@@ -25,6 +32,8 @@ import { createLogger } from "../util/log.ts";
 import { K8sRuntime } from "./api.ts";
 import { Kube, loadKubeConfig } from "./client.ts";
 import { Controller } from "./controller.ts";
+import { LeaseFence } from "./lease-fence.ts";
+import { type AddressFamily, type Member, membersFromNodes, sameMembers } from "./members.ts";
 import { Speaker } from "./speaker.ts";
 import { ClusterState } from "./state.ts";
 
@@ -40,7 +49,18 @@ export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME]
   --no-speaker               do not announce from this node
   --api-listen HOST:PORT     the HTTP API (default 127.0.0.1:7473; "" for none)
   --api-tokens-file PATH     API tokens, YAML: [{name, role: admin|read, hash: "sha256:<hex>"}]
-                             (without tokens only /livez, /readyz, /healthz and /metrics answer)`;
+                             (without tokens only /livez, /readyz, /healthz and /metrics answer)
+  --cluster-key-file PATH    live layer-2 membership among the Nodes: heartbeats authenticated with
+                             this shared key (at least 16 bytes; default: $VIPD_CLUSTER_KEY_FILE,
+                             where a missing file means membership off); without it a node counts
+                             as alive while its Node is Ready
+  --cluster-port N           heartbeat UDP port (default 7946)
+  --cluster-interval-ms N    heartbeat interval (default 50)
+  --cluster-dead-after-ms N  a silent member is dead after this (default 200, at least 2 intervals)
+  --cluster-rise-ms N        a returning member must be heard this long (default 1000)
+  --cluster-address-family F ipv4 (default) | ipv6: which InternalIP of a Node heartbeats go to
+  --l2-lease-fencing         announce a won VIP only while holding its Lease (one per VIP)
+  --l2-lease-duration S      the Lease duration in seconds (default 10; failover waits up to this)`;
 
 export interface K8sArgs {
   kubeconfig: string | undefined;
@@ -54,6 +74,29 @@ export interface K8sArgs {
   speaker: boolean;
   apiListen: string;
   apiTokensFile: string | undefined;
+  cluster: ClusterArgs;
+  /** Per-VIP Lease fencing: the Lease duration in seconds, or undefined when off. */
+  leaseFencingS: number | undefined;
+}
+
+export interface ClusterArgs {
+  /** The shared key's file; undefined: membership off. */
+  keyFile: string | undefined;
+  /** The key file came from the environment: a missing file turns membership off (with a warning). */
+  keyFileOptional: boolean;
+  port: number;
+  intervalMs: number;
+  deadAfterMs: number;
+  riseMs: number;
+  addressFamily: AddressFamily;
+}
+
+function intArg(name: string, v: string | undefined, def: number, min: number, max: number): number {
+  if (v === undefined) return def;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || !Number.isSafeInteger(n) || n < min || n > max)
+    throw new Error(`--${name} must be an integer from ${min} to ${max}, not "${v}"`);
+  return n;
 }
 
 export function parseK8sArgs(
@@ -75,6 +118,14 @@ export function parseK8sArgs(
         "no-speaker": { type: "boolean", default: false },
         "api-listen": { type: "string", default: "127.0.0.1:7473" },
         "api-tokens-file": { type: "string" },
+        "cluster-key-file": { type: "string" },
+        "cluster-port": { type: "string" },
+        "cluster-interval-ms": { type: "string" },
+        "cluster-dead-after-ms": { type: "string" },
+        "cluster-rise-ms": { type: "string" },
+        "cluster-address-family": { type: "string", default: "ipv4" },
+        "l2-lease-fencing": { type: "boolean", default: false },
+        "l2-lease-duration": { type: "string" },
       },
       strict: true,
       allowPositionals: false,
@@ -85,7 +136,29 @@ export function parseK8sArgs(
     const esv = values["endpointslice-version"];
     if (esv !== "v1" && esv !== "v1beta1")
       return { error: `--endpointslice-version must be v1 or v1beta1, not "${esv}"` };
+    const fam = values["cluster-address-family"];
+    if (fam !== "ipv4" && fam !== "ipv6")
+      return { error: `--cluster-address-family must be ipv4 or ipv6, not "${fam}"` };
+    const intervalMs = intArg("cluster-interval-ms", values["cluster-interval-ms"], 50, 10, 10_000);
+    const deadAfterMs = intArg("cluster-dead-after-ms", values["cluster-dead-after-ms"], 200, 30, 60_000);
+    if (deadAfterMs < 2 * intervalMs)
+      return { error: `--cluster-dead-after-ms must be at least twice the interval (${2 * intervalMs})` };
+    const envKey = env.VIPD_CLUSTER_KEY_FILE === "" ? undefined : env.VIPD_CLUSTER_KEY_FILE;
+    const cluster: ClusterArgs = {
+      keyFile: values["cluster-key-file"] ?? envKey,
+      keyFileOptional: values["cluster-key-file"] === undefined,
+      port: intArg("cluster-port", values["cluster-port"], 7946, 1, 65535),
+      intervalMs,
+      deadAfterMs,
+      riseMs: intArg("cluster-rise-ms", values["cluster-rise-ms"], 1000, 0, 600_000),
+      addressFamily: fam,
+    };
+    const duration = intArg("l2-lease-duration", values["l2-lease-duration"], 10, 2, 3600);
+    if (values["l2-lease-duration"] !== undefined && !values["l2-lease-fencing"])
+      return { error: "--l2-lease-duration needs --l2-lease-fencing" };
     return {
+      cluster,
+      leaseFencingS: values["l2-lease-fencing"] ? duration : undefined,
       kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
       nodeName: values["node-name"] ?? env.NODE_NAME ?? hostname(),
       namespace: values.namespace ?? env.POD_NAMESPACE ?? "vipd-system",
@@ -140,14 +213,46 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     process.once("SIGINT", () => resolve("SIGINT"));
   });
 
+  // The cluster key is read before anything starts, so a bad key changes nothing.
+  let key: Uint8Array | undefined;
+  const cl = args.cluster;
+  if (args.speaker && cl.keyFile !== undefined) {
+    if (cl.keyFileOptional && !existsSync(cl.keyFile)) {
+      log.warn(
+        "no cluster key file: live membership is off (a node counts as alive while its Node is Ready)",
+        {
+          keyFile: cl.keyFile,
+        },
+      );
+    } else {
+      try {
+        key = new Uint8Array(readFileSync(cl.keyFile));
+        if (key.length < 16) throw new Error("the key must be at least 16 bytes");
+      } catch (e) {
+        log.error("cannot read the cluster key", { keyFile: cl.keyFile, error: (e as Error).message });
+        return 1;
+      }
+    }
+  }
+
   let controller: Controller | undefined;
   let speaker: Speaker | undefined;
+  let membership: MembershipService | undefined;
+  let members: Member[] = [];
   let lastConfig: Config | undefined;
   const errorsLogged = new Map<string, number>();
   const state = new ClusterState(kube, {
     namespace: args.namespace,
     endpointSliceVersion: args.endpointSliceVersion,
-    onChange: () => {
+    onChange: (collection) => {
+      // Membership follows the Node list (additions, removals, address changes) while running.
+      if (collection === "nodes" && membership !== undefined) {
+        const next = membersFromNodes(state.nodeObjects(), cl.addressFamily);
+        if (!sameMembers(members, next)) {
+          members = next;
+          membership.setMembers(next);
+        }
+      }
       controller?.kick();
       speaker?.kick();
     },
@@ -170,10 +275,48 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   }
   lastConfig = state.config().config;
 
+  if (key !== undefined) {
+    members = membersFromNodes(state.nodeObjects(), cl.addressFamily);
+    membership = new MembershipService({
+      self: args.nodeName,
+      members,
+      key,
+      port: cl.port,
+      intervalMs: cl.intervalMs,
+      deadAfterMs: cl.deadAfterMs,
+      riseMs: cl.riseMs,
+      onChange: () => speaker?.kick(),
+    });
+    log.info("live membership on", {
+      members: members.map((m) => `${m.name}@${m.address ?? "?"}`),
+      port: cl.port,
+    });
+  }
+  const fence =
+    args.leaseFencingS === undefined
+      ? undefined
+      : new LeaseFence(kube, {
+          namespace: args.namespace,
+          identity: args.nodeName,
+          durationS: args.leaseFencingS,
+          onChange: () => speaker?.kick(),
+          log,
+        });
+
+  // A stopped or dead owner's XDP entries stop answering about when the others take over: within
+  // 2 × dead-after with membership; with fencing within the margin, before its Lease can expire.
+  let window = membership !== undefined ? 2 * cl.deadAfterMs : 30_000;
+  if (fence !== undefined) window = Math.min(window, fence.timing.marginMs);
   const drivers: Driver[] = [];
   if (args.speaker && args.interfaces.length > 0) {
     try {
-      drivers.push(await XdpL2Driver.open(args.interfaces, { mode: args.xdpMode, livenessWindowMs: 30_000 }));
+      drivers.push(
+        await XdpL2Driver.open(args.interfaces, {
+          mode: args.xdpMode,
+          livenessWindowMs: window,
+          ...(process.env.VIPD_BPF_PIN_DIR ? { pinDir: process.env.VIPD_BPF_PIN_DIR } : {}),
+        }),
+      );
     } catch (e) {
       log.error("cannot load the XDP responder; layer-2 answers are off", { error: (e as Error).message });
       drivers.push(failedDriver("xdp", (e as Error).message));
@@ -230,8 +373,22 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
       ],
       loadBalancerClass: args.loadBalancerClass,
       log,
+      membership,
+      fence,
     });
   controller?.start();
+  fence?.start();
+  try {
+    await membership?.start();
+  } catch (e) {
+    log.error("cannot start live membership", { port: cl.port, error: (e as Error).message });
+    await controller?.stop();
+    await speaker?.stop();
+    await fence?.stop(false);
+    state.stop();
+    for (const d of drivers) await d.close().catch(() => {});
+    return 1;
+  }
   speaker?.kick();
 
   // The HTTP API: health for the kubelet's probes, metrics, and the node's state for people.
@@ -245,6 +402,9 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
         config: () => state.config().config ?? lastConfig,
         drivers: () => drivers,
         loadBalancerClass: args.loadBalancerClass,
+        elections: () => speaker?.elections() ?? [],
+        members: () => membership?.members() ?? [],
+        metrics: () => [...(membership?.metrics() ?? []), ...(fence?.metrics() ?? [])],
       });
       const app = createApp(runtime, {
         tokens,
@@ -262,7 +422,16 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   log.info("stopping", { signal: why });
   await server?.stop();
   await controller?.stop();
-  await speaker?.stop();
+  if (membership !== undefined) {
+    // Tell the others we are leaving (they take over at once), stop answering, then hand back
+    // the VIPs' Leases so a fenced successor need not wait them out.
+    membership.stop(true);
+    await speaker?.releaseL2();
+    await fence?.stop(true);
+  } else {
+    await speaker?.stop();
+    await fence?.stop(false);
+  }
   state.stop();
   for (const d of drivers) await d.close().catch(() => {});
   return 0;

@@ -2,8 +2,10 @@
  * The speaker role (every node): the appliance's planner and drivers fed by the cluster.
  *
  * Assignments are what the controller wrote (Service status.loadBalancer.ingress); members are
- * the Ready Nodes; externalTrafficPolicy: Local Services are announced only from nodes with a
- * ready endpoint (EndpointSlices). The plan goes to the drivers (XDP, BGP, ...) only when it
+ * the Ready Nodes — and, with live membership (a cluster key), only those the authenticated
+ * heartbeats say are alive (src/k8s/members.ts); externalTrafficPolicy: Local Services are
+ * announced only from nodes with a ready endpoint (EndpointSlices). With Lease fencing, a VIP
+ * this node wins is announced only while it holds that VIP's Lease (src/k8s/fence.ts). The plan goes to the drivers (XDP, BGP, ...) only when it
  * changed. Who announces what is published as ServiceL2Status / ServiceBGPStatus objects
  * (metallb.io/v1beta1, in vipd's namespace) and a `NodeAssigned` Event on the Service.
  *
@@ -12,13 +14,23 @@
  */
 
 import { createHash } from "node:crypto";
+import type { Decline } from "../cluster/heartbeat.ts";
 import type { Config } from "../config/index.ts";
 import type { Driver } from "../daemon/driver.ts";
-import { computePlan, EMPTY_PLAN, type NodeInfo, type Plan, type PlannedAssignment } from "../daemon/plan.ts";
+import {
+  computePlan,
+  EMPTY_PLAN,
+  type L2Election,
+  type NodeInfo,
+  type Plan,
+  type PlannedAssignment,
+} from "../daemon/plan.ts";
 import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
 import type { Logger } from "../util/log.ts";
 import { type Kube, KubeError, PATHS } from "./client.ts";
 import { EventRecorder } from "./events.ts";
+import type { FenceVerdict } from "./fence.ts";
+import { electionMembers, type LiveMembership } from "./members.ts";
 import type { ClusterState } from "./state.ts";
 
 export interface SpeakerOptions {
@@ -30,6 +42,27 @@ export interface SpeakerOptions {
   log?: Logger | undefined;
   debounceMs?: number;
   now?: () => number;
+  /** Live membership (a cluster key given): a node must also be alive to own layer-2 VIPs. */
+  membership?: (LiveMembership & { declines?(): ReadonlyMap<string, readonly Decline[]> }) | undefined;
+  /** Per-VIP Lease fencing: a won VIP is announced only while its Lease is held. */
+  fence?: SpeakerFence | undefined;
+}
+
+/** What the speaker needs of the Lease fencing driver (src/k8s/lease-fence.ts). */
+export interface SpeakerFence {
+  setElected(ips: Iterable<string>): void;
+  mayAnnounce(): ReadonlySet<string>;
+  verdicts(): FenceVerdict[];
+}
+
+/** One VIP's election as the API shows it, with its Lease state when fencing is on. */
+export type SpeakerElection = L2Election & { lease?: FenceVerdictView | undefined };
+
+/** A fencing verdict for people: times as RFC 3339. */
+export interface FenceVerdictView {
+  state: FenceVerdict["state"];
+  holder?: string | undefined;
+  until?: string | undefined;
 }
 
 interface StatusObject {
@@ -60,6 +93,7 @@ const short = (s: string): string => createHash("sha256").update(s).digest("hex"
 
 export class Speaker {
   private plan: Plan = EMPTY_PLAN;
+  private elected: L2Election[] = [];
   private planText = "";
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
@@ -82,6 +116,35 @@ export class Speaker {
 
   get currentPlan(): Plan {
     return this.plan;
+  }
+
+  /**
+   * Per VIP: owner, candidates, why each other node is not the owner, and — with fencing — the
+   * state of this node's claim on the VIP's Lease (Waiting: who holds it, until when).
+   */
+  elections(): SpeakerElection[] {
+    const verdicts = new Map((this.opts.fence?.verdicts() ?? []).map((v) => [v.ip, v]));
+    return this.elected.map((e) => {
+      const v = verdicts.get(e.ip);
+      if (v === undefined) return e;
+      return {
+        ...e,
+        lease: {
+          state: v.state,
+          ...(v.holder !== undefined ? { holder: v.holder } : {}),
+          ...(v.until !== undefined ? { until: new Date(v.until).toISOString() } : {}),
+        },
+      };
+    });
+  }
+
+  /** Withdraws every layer-2 entry at once (a clean shutdown with live membership). */
+  async releaseL2(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    const plan = { ...this.plan, l2: [], holdL2: false };
+    this.plan = plan;
+    for (const d of this.opts.drivers) await d.apply(plan).catch(() => {});
   }
 
   kick(): void {
@@ -131,17 +194,33 @@ export class Speaker {
       name: this.opts.node,
       labels: {},
     };
-    const plan = computePlan(
+    const m = this.opts.membership;
+    const { members, notReady } = electionMembers(
+      this.state.readyNodes(),
+      this.opts.node,
+      m === undefined ? undefined : { alive: m.alive(), ready: m.ready() },
+    );
+    let plan = computePlan(
       config,
       assignmentsFromServices(config, this.opts.loadBalancerClass),
       self,
-      this.state.readyNodes(),
+      members,
       {
         known: nodes,
+        notReady,
+        declines: m?.declines?.(),
         networkUnavailable: this.state.networkUnavailable(),
         localEndpoints: this.state.localEndpoints(),
       },
     );
+    this.elected = plan.elections ?? [];
+    const fence = this.opts.fence;
+    if (fence !== undefined) {
+      // Won is not enough: announced only while this node holds the VIP's Lease.
+      fence.setElected(plan.l2.map((e) => e.ip));
+      const ok = fence.mayAnnounce();
+      plan = { ...plan, l2: plan.l2.filter((e) => ok.has(e.ip)) };
+    }
     const text = JSON.stringify({ ...plan, elections: undefined });
     if (text !== this.planText) {
       this.plan = plan;

@@ -210,6 +210,11 @@ export class ClusterState {
     return { config: built.config, problems };
   }
 
+  /** Every Node object as the API server has it (addresses, conditions). */
+  nodeObjects(): KubeObject[] {
+    return this.objects("nodes");
+  }
+
   /** Every Node, with its labels. */
   nodes(): NodeInfo[] {
     return this.objects("nodes")
