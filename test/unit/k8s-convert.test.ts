@@ -130,6 +130,16 @@ describe("parseK8sArgs", () => {
       speaker: true,
       apiListen: "127.0.0.1:7473",
       apiTokensFile: undefined,
+      cluster: {
+        keyFile: undefined,
+        keyFileOptional: true,
+        port: 7946,
+        intervalMs: 50,
+        deadAfterMs: 200,
+        riseMs: 1000,
+        addressFamily: "ipv4",
+      },
+      leaseFencingS: undefined,
     });
   });
 
