@@ -27,6 +27,7 @@ import { ApiToken } from "../config/node-settings.ts";
 import { BfdDriver } from "../daemon/bfd.ts";
 import { BgpDriver, defaultRouterId, firstGlobalAddress } from "../daemon/bgp.ts";
 import { type Driver, failedDriver } from "../daemon/driver.ts";
+import { daemonMetrics } from "../daemon/metrics.ts";
 import { XdpL2Driver } from "../daemon/xdp.ts";
 import { createLogger } from "../util/log.ts";
 import { K8sRuntime } from "./api.ts";
@@ -285,7 +286,10 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
       intervalMs: cl.intervalMs,
       deadAfterMs: cl.deadAfterMs,
       riseMs: cl.riseMs,
-      onChange: () => speaker?.kick(),
+      onChange: (why) => {
+        log.info("membership changed", { why, alive: membership?.alive() ?? [] });
+        speaker?.kick();
+      },
     });
     log.info("live membership on", {
       members: members.map((m) => `${m.name}@${m.address ?? "?"}`),
@@ -404,7 +408,16 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
         loadBalancerClass: args.loadBalancerClass,
         elections: () => speaker?.elections() ?? [],
         members: () => membership?.members() ?? [],
-        metrics: () => [...(membership?.metrics() ?? []), ...(fence?.metrics() ?? [])],
+        metrics: () => [
+          // The appliance's owner-change counter (its reload counters do not apply here).
+          ...(speaker
+            ? daemonMetrics({ applied: 0, unchanged: 0, rejected: 0 }, true, speaker.ownerChanges).filter(
+                (f) => f.name === "vipd_l2_ownership_changes_total",
+              )
+            : []),
+          ...(membership?.metrics() ?? []),
+          ...(fence?.metrics() ?? []),
+        ],
       });
       const app = createApp(runtime, {
         tokens,

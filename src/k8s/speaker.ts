@@ -104,6 +104,8 @@ export class Speaker {
   private readonly events: EventRecorder;
   private announced = new Set<string>();
   readonly stats = { plans: 0, applies: 0, statusWrites: 0, statusErrors: 0 };
+  /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
+  readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -136,6 +138,21 @@ export class Speaker {
         },
       };
     });
+  }
+
+  /** Counts and logs the layer-2 owner changes a new election brings (as the appliance does). */
+  private noteOwners(next: L2Election[]): void {
+    const before = new Map(this.elected.map((e) => [e.ip, e.owner]));
+    const first = this.stats.plans === 1;
+    const self = this.opts.node;
+    for (const e of next) {
+      const was = before.get(e.ip);
+      if (first || was === e.owner) continue;
+      const kind = e.owner === self ? "acquired" : was === self ? "released" : "moved";
+      this.ownerChanges[kind]++;
+      this.opts.log?.info("layer-2 owner changed", { ip: e.ip, from: was ?? null, to: e.owner ?? null });
+    }
+    this.elected = next;
   }
 
   /** Withdraws every layer-2 entry at once (a clean shutdown with live membership). */
@@ -213,7 +230,7 @@ export class Speaker {
         localEndpoints: this.state.localEndpoints(),
       },
     );
-    this.elected = plan.elections ?? [];
+    this.noteOwners(plan.elections ?? []);
     const fence = this.opts.fence;
     if (fence !== undefined) {
       // Won is not enough: announced only while this node holds the VIP's Lease.

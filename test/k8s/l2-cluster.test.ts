@@ -123,6 +123,18 @@ describe("vipd k8s with a cluster key: heartbeat membership among the Nodes", ()
     // Usually `by` itself; another node when a loaded machine paused one of them for a moment
     // (a paused node holds back for riseMs + deadAfterMs by design, and then takes its VIPs back).
     const now = await settled();
+    if (process.env.VIPD_TEST_LOG)
+      console.log(
+        lab.nodes
+          .map(
+            (n) =>
+              `${n.name}:\n  ${n.logs
+                .filter((l) => /membership changed|owner changed/.test(l))
+                .slice(-10)
+                .join("\n  ")}`,
+          )
+          .join("\n"),
+      );
     expect(now).not.toBe(owner);
     for (const n of lab.live()) {
       const e = await lab.election(n);
