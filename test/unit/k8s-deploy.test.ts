@@ -26,13 +26,21 @@ type Schema = {
   minLength?: number;
   maxLength?: number;
   pattern?: string;
+  minimum?: number;
+  maximum?: number;
 };
 
 /** The subset of JSON Schema draft-07 values.schema.json uses; returns the problems. */
 function validate(v: unknown, s: Schema, at = "$"): string[] {
   const out: string[] = [];
   const t = Array.isArray(v) ? "array" : v === null ? "null" : typeof v === "number" ? "number" : typeof v;
-  if (s.type !== undefined && s.type !== t) return [`${at}: must be ${s.type}, is ${t}`];
+  const isInt = typeof v === "number" && Number.isInteger(v);
+  if (s.type !== undefined && s.type !== t && !(s.type === "integer" && isInt))
+    return [`${at}: must be ${s.type}, is ${t}`];
+  if (typeof v === "number") {
+    if (s.minimum !== undefined && v < s.minimum) out.push(`${at}: must be at least ${s.minimum}`);
+    if (s.maximum !== undefined && v > s.maximum) out.push(`${at}: must be at most ${s.maximum}`);
+  }
   if (s.enum !== undefined && !s.enum.includes(v))
     out.push(`${at}: must be one of ${JSON.stringify(s.enum)}`);
   if (typeof v === "string") {
@@ -97,6 +105,21 @@ describe("Helm chart", () => {
 
   test("values.yaml satisfies values.schema.json", () => {
     expect(validate(values, schema)).toEqual([]);
+  });
+
+  test("values.schema.json: membership and Lease fencing settings are checked", () => {
+    const cluster = values.cluster as Json;
+    const fencing = values.l2LeaseFencing as Json;
+    expect(fencing.enabled).toBe(false);
+    expect(validate({ ...values, cluster: { ...cluster, port: 1.5 } }, schema)).toEqual([
+      "$.cluster.port: must be integer, is number",
+    ]);
+    expect(validate({ ...values, cluster: { ...cluster, addressFamily: "ipx" } }, schema)).toEqual([
+      '$.cluster.addressFamily: must be one of ["ipv4","ipv6"]',
+    ]);
+    expect(validate({ ...values, l2LeaseFencing: { ...fencing, durationSeconds: 1 } }, schema)).toEqual([
+      "$.l2LeaseFencing.durationSeconds: must be at least 2",
+    ]);
   });
 
   test("values.schema.json refuses bad values with a path", () => {
@@ -201,6 +224,21 @@ describe("RBAC and DaemonSet", () => {
       interfaces: ["eth0"],
     });
     expect(spec.hostNetwork).toBe(true);
+    // Live membership: the key comes from an optional Secret, so the addon works without it.
+    const env = c.env as { name: string; value?: string }[];
+    const keyFile = env.find((e) => e.name === "VIPD_CLUSTER_KEY_FILE")?.value as string;
+    const parsed = parseK8sArgs(args.slice(1), { VIPD_CLUSTER_KEY_FILE: keyFile });
+    expect("error" in parsed ? parsed.error : parsed.cluster).toMatchObject({
+      keyFile,
+      keyFileOptional: true,
+    });
+    const mount = (c.volumeMounts as { name: string; mountPath: string }[]).find((m) =>
+      keyFile.startsWith(`${m.mountPath}/`),
+    );
+    const vol = (spec.volumes as { name: string; secret?: { optional?: boolean } }[]).find(
+      (v) => v.name === mount?.name,
+    );
+    expect(vol?.secret?.optional).toBe(true);
     const sc = c.securityContext as Json;
     expect(sc.privileged).toBeUndefined();
     expect((sc.capabilities as Json).drop).toEqual(["ALL"]);
