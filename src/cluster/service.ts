@@ -129,12 +129,20 @@ export class MembershipService {
     );
     for (const mem of this.targets) {
       if (mem.name === this.opts.self || mem.address === undefined) continue;
-      try {
-        if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
-      } catch (e) {
-        // Our own link is down, or the route is gone: count it and keep going.
-        const code = (e as { code?: string } | undefined)?.code ?? "error";
-        this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+      for (let attempt = 0; attempt < 2; attempt++) {
+        try {
+          if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
+          break;
+        } catch (e) {
+          // Our own link is down, or the route is gone: count it and keep going.
+          const code = (e as { code?: string } | undefined)?.code ?? "error";
+          this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+          // ECONNREFUSED here is the ICMP port-unreachable of an EARLIER datagram (to a member
+          // whose vipd is down but whose host is up), reported by the next send on the socket,
+          // which is then not sent: send this one again, or the member after a dead one would
+          // go unheard (measured: every heartbeat lost until ICMP rate limiting kicks in).
+          if (code !== "ECONNREFUSED") break;
+        }
       }
     }
   }
