@@ -11,6 +11,7 @@
  * fails (never skips) when the API server, XDP or namespaces are unavailable.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { writeFileSync } from "node:fs";
 import { PATHS, parseKubeTime } from "../../src/k8s/client.ts";
 import { leaseName } from "../../src/k8s/fence.ts";
 import { NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
@@ -258,5 +259,92 @@ describe("vipd k8s with Lease fencing (--l2-lease-fencing)", () => {
     expect(holder).not.toBe(cur);
     const next = await settled();
     expect(next).not.toBe(cur);
+  });
+});
+
+describe("membership partitioned (one speaker with another key), the segment shared", () => {
+  const DURATION = 3;
+  const wrongKey = () => {
+    const path = `${lab.work}/other.key`;
+    writeFileSync(path, crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
+    return path;
+  };
+
+  /** Starts n2 and n3 with the shared key and n1 with another one; waits until each side is settled. */
+  async function partition(extra: string[]): Promise<void> {
+    for (const n of lab.live()) await lab.stop(n);
+    const other = wrongKey();
+    lab.start(lab.node("n1"), ["--cluster-key-file", other, ...extra]);
+    for (const n of ["n2", "n3"]) lab.start(lab.node(n), [...KEY_ARGS(lab), ...extra]);
+    await waitFor(
+      "n2 and n3 Alive to each other, n1 alone",
+      async () => {
+        const m1 = await lab.members(lab.node("n1"));
+        const m2 = await lab.members(lab.node("n2"));
+        const m3 = await lab.members(lab.node("n3"));
+        const alive = (m: typeof m1, n: string) => m.find((x) => x.name === n)?.state === "Alive";
+        return alive(m2, "n3") && alive(m3, "n2") && m1.length === 3 && !alive(m1, "n2") && !alive(m1, "n3")
+          ? true
+          : undefined;
+      },
+      30_000,
+    );
+  }
+
+  test("without fencing each side elects its own owner: two nodes answer ARP for the VIP", async () => {
+    await partition([]);
+    const both = await waitFor(
+      "both sides to answer",
+      async () => {
+        const a = await lab.arpAnswerers(VIP, 3);
+        return a.length === 2 ? a : undefined;
+      },
+      30_000,
+    );
+    expect(both).toContain("n1");
+  });
+
+  test("with Lease fencing only the Lease holder answers; the other side says whom it waits for", async () => {
+    await partition(["--l2-lease-fencing", "--l2-lease-duration", String(DURATION)]);
+    // n1 elects itself (it hears nobody); the n2/n3 side elects one of them. One holds the Lease.
+    const holder = await waitFor(
+      "one node answering, holding the Lease",
+      async () => {
+        const lease = await c.admin
+          .get(`${PATHS.leases(NAMESPACE)}/${leaseName(VIP)}`)
+          .catch(() => undefined);
+        const h = (lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
+        const a = await lab.arpAnswerers(VIP, 2);
+        return h !== undefined && h !== "" && a.length === 1 && a[0] === h ? h : undefined;
+      },
+      30_000,
+    );
+    // Two elections disagree (n1 picks itself), which is what fencing is for.
+    const owners = await waitFor(
+      "n1 to elect itself and the other side one of its own",
+      async () => {
+        const o = await Promise.all(lab.nodes.map(async (n) => (await lab.election(n))?.owner));
+        return o[0] === "n1" && o[1] !== undefined && o[1] === o[2] && o[1] !== "n1" ? o : undefined;
+      },
+      20_000,
+    );
+    expect(new Set(owners).size).toBe(2);
+    // For two Lease durations: never two answers, never two holders, and the elected node without
+    // the Lease reports Waiting for the holder.
+    let worst = 0;
+    const waiting = new Set<string>();
+    const end = Date.now() + 2 * DURATION * 1000;
+    while (Date.now() < end) {
+      const [h, a] = await Promise.all([lab.holders(), lab.arpAnswerers(VIP, 1)]);
+      worst = Math.max(worst, h.length, a.length);
+      for (const n of lab.nodes) {
+        const e = await lab.election(n);
+        if (e?.owner === n.name && e.lease?.state === "Waiting" && e.lease.holder === holder)
+          waiting.add(n.name);
+      }
+    }
+    expect(worst).toBe(1);
+    expect(waiting.size).toBe(1);
+    expect(waiting.has(holder)).toBe(false);
   });
 });
