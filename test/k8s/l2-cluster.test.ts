@@ -7,8 +7,10 @@
  * addresses from the Node objects): kill -9 of the owner moves the VIP to another node within a
  * couple of seconds although the dead node's Node object still says Ready; forged heartbeats
  * (wrong key) do not make the dead node alive. With Lease fencing the new owner answers only
- * after the old owner's Lease expired, and at no moment do two nodes hold the VIP. Needs root;
- * fails (never skips) when the API server, XDP or namespaces are unavailable.
+ * after the old owner's Lease expired, and at no moment do two nodes hold the VIP. Last, a
+ * membership partition on a shared segment (one speaker with another key): without fencing two
+ * nodes answer ARP for the VIP; with fencing only the Lease holder does. Needs root; fails (never
+ * skips) when the API server, XDP or namespaces are unavailable.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
