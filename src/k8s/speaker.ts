@@ -5,8 +5,8 @@
  * the Ready Nodes — and, with live membership (a cluster key), only those the authenticated
  * heartbeats say are alive (src/k8s/members.ts); externalTrafficPolicy: Local Services are
  * announced only from nodes with a ready endpoint (EndpointSlices). With Lease fencing, a VIP
- * this node wins is announced only while it holds that VIP's Lease (src/k8s/fence.ts). The plan goes to the drivers (XDP, BGP, ...) only when it
- * changed. Who announces what is published as ServiceL2Status / ServiceBGPStatus objects
+ * this node wins is announced only while it holds that VIP's Lease (src/k8s/fence.ts). The plan
+ * goes to the drivers (XDP, BGP, ...) only when it changed. Who announces what is published as ServiceL2Status / ServiceBGPStatus objects
  * (metallb.io/v1beta1, in vipd's namespace) and a `NodeAssigned` Event on the Service.
  *
  * With the API server unreachable the informers keep the last known objects, so the plan and
@@ -232,9 +232,9 @@ export class Speaker {
     );
     this.noteOwners(plan.elections ?? []);
     const fence = this.opts.fence;
+    const won = plan.l2.map((e) => e.ip);
     if (fence !== undefined) {
       // Won is not enough: announced only while this node holds the VIP's Lease.
-      fence.setElected(plan.l2.map((e) => e.ip));
       const ok = fence.mayAnnounce();
       plan = { ...plan, l2: plan.l2.filter((e) => ok.has(e.ip)) };
     }
@@ -254,6 +254,9 @@ export class Speaker {
         }
       }
     }
+    // Only now, with the entries of lost VIPs gone from the drivers, may their Leases be handed
+    // back (and Leases of newly won VIPs be acquired; they are announced once held).
+    fence?.setElected(won);
     await this.publish(plan);
   }
 
