@@ -143,3 +143,60 @@ test("vipd k8s: bad arguments exit 2 with usage; an unreadable kubeconfig exits 
   });
   expect(missing.exitCode).toBe(1);
 }, 60_000);
+
+test("vipd k8s: a missing or short cluster key exits 1 before anything is watched; from the environment a missing file only turns membership off", async () => {
+  const c = await fakeCluster();
+  const dir = mkdtempSync(join(tmpdir(), "vipd-k8s-key-"));
+  let proc: ReturnType<typeof Bun.spawn> | undefined;
+  try {
+    const short = join(dir, "short.key");
+    writeFileSync(short, "too-short");
+    const base = [
+      "bun",
+      MAIN,
+      "k8s",
+      "--kubeconfig",
+      c.kubeconfig,
+      "--node-name",
+      "k",
+      "--namespace",
+      NAMESPACE,
+    ];
+    const watchesBefore = c.server.counts.WATCH ?? 0;
+    for (const [file, why] of [
+      [join(dir, "absent.key"), "no such file"],
+      [short, "at least 16 bytes"],
+    ] as const) {
+      const r = Bun.spawnSync([...base, "--cluster-key-file", file, "--api-listen", ""], { stderr: "pipe" });
+      expect(r.exitCode).toBe(1);
+      const err = r.stderr.toString().toLowerCase();
+      expect(err).toContain("cannot read the cluster key");
+      expect(err).toContain(why);
+    }
+    expect(c.server.counts.WATCH ?? 0).toBe(watchesBefore);
+    // The DaemonSet's way: VIPD_CLUSTER_KEY_FILE naming a file that is not there (no Secret).
+    proc = Bun.spawn([...base, "--api-listen", ""], {
+      env: { ...process.env, VIPD_CLUSTER_KEY_FILE: join(dir, "absent.key") },
+      stderr: "pipe",
+      stdout: "ignore",
+    });
+    const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
+    let text = "";
+    const deadline = Date.now() + 30_000;
+    while (!text.includes("live membership is off") && Date.now() < deadline) {
+      const r = await Promise.race([reader.read(), Bun.sleep(1000).then(() => undefined)]);
+      if (r?.done) break;
+      if (r?.value) text += new TextDecoder().decode(r.value);
+    }
+    reader.releaseLock();
+    expect(text).toContain("no cluster key file");
+    expect(proc.exitCode).toBeNull();
+  } finally {
+    if (proc !== undefined && proc.exitCode === null) {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+    await c.close();
+  }
+}, 60_000);
