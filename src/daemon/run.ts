@@ -9,14 +9,12 @@ import { parseArgs } from "node:util";
 import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
 import { type ApiServer, serveApi, tlsFromFiles } from "../api/serve.ts";
-import { BgpSpeaker } from "../bgp/speaker.ts";
 import { MembershipService } from "../cluster/service.ts";
 import { createLogger } from "../util/log.ts";
-import { BfdDriver } from "./bfd.ts";
-import { BgpDriver, defaultRouterId, firstGlobalAddress } from "./bgp.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
 import { failedDriver } from "./driver.ts";
 import { LocalDeliveryDriver } from "./local-delivery.ts";
+import { routingDrivers } from "./routing.ts";
 import { XdpL2Driver } from "./xdp.ts";
 
 export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
@@ -142,40 +140,16 @@ export async function run(argv: string[], version: string): Promise<number> {
   if (args.localDelivery || settings?.localDelivery) {
     daemon.addDriver(new LocalDeliveryDriver());
   }
-  // The BGP speaker, when the configuration has BGP peers.
-  let bgp: BgpDriver | undefined;
-  const peers = daemon.currentConfig?.peers ?? [];
-  if (peers.length > 0) {
-    const routerId = peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await defaultRouterId());
-    if (routerId === undefined) {
-      log.error("no BGP router ID: set routerID on a BGPPeer, or give this host an IPv4 address");
-      daemon.addDriver(failedDriver("bgp", "no router ID"));
-    } else {
-      const bgpLog = createLogger("bgp");
-      const port = Number(process.env.VIPD_BGP_PORT ?? 179);
-      try {
-        const speaker = new BgpSpeaker({
-          routerId,
-          listen: { host: "::", port },
-          restarted: args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE)),
-          log: (level, msg, fields) => bgpLog[level](msg, fields),
-        });
-        bgp = new BgpDriver(speaker, () => daemon.currentConfig, bgpLog, {
-          4: await firstGlobalAddress(4),
-          6: await firstGlobalAddress(6),
-        });
-        daemon.addDriver(bgp);
-      } catch (e) {
-        log.error("cannot start the BGP speaker", { error: (e as Error).message });
-        daemon.addDriver(failedDriver("bgp", (e as Error).message));
-      }
-    }
-  }
-
-  // BFD for the peers that name a BFDProfile: a BFD down holds the BGP session down.
-  if (bgp !== undefined && peers.some((p) => p.spec.bfdProfile !== undefined)) {
-    daemon.addDriver(new BfdDriver(() => daemon.currentConfig, bgp, createLogger("bfd")));
-  }
+  // BGP and BFD: the speaker starts with the first BGPPeer (now or at a later reload); BFD
+  // sessions follow the peers that name a BFDProfile and hold their BGP sessions down.
+  for (const d of routingDrivers({
+    config: () => daemon.currentConfig,
+    log: createLogger("bgp"),
+    bfdLog: createLogger("bfd"),
+    port: Number(process.env.VIPD_BGP_PORT ?? 179),
+    restarted: args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE)),
+  }))
+    daemon.addDriver(d);
 
   // Live membership among the site's nodes (layer-2 election), when a shared key is configured.
   let membership: MembershipService | undefined;
