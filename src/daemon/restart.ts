@@ -3,7 +3,7 @@
  * (pools, advertisements, Services, peers' details, node labels) flows through the daemon on
  * every reload (API tokens too); what `run` reads once when it composes the process — the API
  * listener, TLS and metrics access, the XDP interfaces, local delivery, membership, the load-balancer class the allocator
- * was created with, whether a BGP speaker or BFD runs at all, the router ID — only takes effect
+ * was created with, the router ID of a running BGP speaker — only takes effect
  * after a restart. The daemon logs these so that an operator is never left guessing.
  *
  * Pure: two configs in, a list of human-readable change descriptions out.
@@ -42,11 +42,7 @@ export function startOnlyChanges(prev: Config, next: Config): string[] {
   const live = a?.cluster.keyFile !== undefined || b?.cluster.keyFile !== undefined;
   if (live && !same(a?.members, b?.members))
     out.push("NodeSettings.spec.members (with cluster: heartbeat destinations)");
-  if (prev.peers.length === 0 && next.peers.length > 0)
-    out.push("BGPPeer: the first peer (the BGP speaker starts only when vipd starts with peers)");
-  const bfd = (c: Config) => c.peers.some((p) => p.spec.bfdProfile !== undefined);
-  if (!bfd(prev) && bfd(next))
-    out.push("BGPPeer.spec.bfdProfile: the first peer with BFD (BFD starts only when vipd starts with one)");
+  // The BGP speaker starts with the first peer (src/daemon/routing.ts) and keeps its identifier.
   const routerId = (c: Config) => c.peers.find((p) => p.spec.routerID)?.spec.routerID;
   if (prev.peers.length > 0 && routerId(prev) !== routerId(next)) out.push("BGPPeer.spec.routerID");
   return out;
