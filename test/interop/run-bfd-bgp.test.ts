@@ -8,17 +8,12 @@
  */
 
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { buildDropFilter, dropBfd, undropBfd } from "../../src/bfd/testdata/peers.ts";
-import { Lab } from "../../src/lab/netns.ts";
+import { RunAndRouter, until } from "./run-router.ts";
 
 setDefaultTimeout(120_000);
 
-const ROOT = join(import.meta.dir, "..", "..");
-let lab: Lab;
-let dir: string;
+let t: RunAndRouter;
 
 const CONFIG = `apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -55,78 +50,29 @@ protocol bgp vipd {
 }
 `;
 
-async function api<T>(path: string): Promise<T | undefined> {
-  const r = await lab.run("node", ["curl", "-sf", "--max-time", "2", `http://127.0.0.1:7473${path}`], {
-    allowFail: true,
-  });
-  return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
-}
-
-type Peers = { items: { name?: string; state: string }[] };
-type Bfd = { items: { peer: string; state: string }[] };
-const bgpState = async () => (await api<Peers>("/api/v1/bgp/peers"))?.items[0]?.state;
-const bfdState = async () => (await api<Bfd>("/api/v1/bfd/sessions"))?.items[0]?.state;
-const birdRoutes = async () =>
-  (await lab.run("router", ["birdc", "-s", join(dir, "bird.ctl"), "show", "route"], { allowFail: true }))
-    .stdout;
-
-async function until(what: string, f: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
-
 beforeAll(async () => {
-  lab = await Lab.create("runbfd");
-  dir = mkdtempSync(join(tmpdir(), "vipd-run-bfd-"));
-  await lab.addNs("node");
-  await lab.addNs("router");
-  await lab.veth("node", "eth0", "router", "eth0");
-  await lab.addr("node", "eth0", "10.88.1.2/24");
-  await lab.addr("router", "eth0", "10.88.1.1/24");
-  mkdirSync(join(dir, "config"));
-  writeFileSync(join(dir, "config", "site.yaml"), CONFIG);
-  writeFileSync(join(dir, "bird.conf"), BIRD);
-  lab.spawn("router", ["bird", "-f", "-c", join(dir, "bird.conf"), "-s", join(dir, "bird.ctl")]);
-  lab.spawn(
-    "node",
-    [
-      "bun",
-      join(ROOT, "src", "main.ts"),
-      "run",
-      "--config",
-      join(dir, "config"),
-      "--state-dir",
-      join(dir, "state"),
-    ],
-    {
-      stderr: "ignore",
-    },
-  );
+  t = await RunAndRouter.start("runbfd", { "site.yaml": CONFIG }, BIRD);
   await until(
     "BGP Established and BFD Up",
-    async () => (await bgpState()) === "Established" && (await bfdState()) === "Up",
+    async () => (await t.bgpState()) === "Established" && (await t.bfdState()) === "Up",
   );
-  await until("the router to learn the VIP", async () => (await birdRoutes()).includes("10.88.0.100/32"));
+  await until("the router to learn the VIP", async () => (await t.birdRoutes()).includes("10.88.0.100/32"));
 });
 
 afterAll(async () => {
-  await lab?.destroy();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await t?.destroy();
 });
 
 test("the API and /metrics show the session, its prefixes and BFD", async () => {
   const peers = (
-    await api<{ items: { name?: string; state: string; prefixesSent: number; asn: number }[] }>(
+    await t.api<{ items: { name?: string; state: string; prefixesSent: number; asn: number }[] }>(
       "/api/v1/bgp/peers",
     )
   )?.items;
   expect(peers?.map((p) => [p.name, p.state, p.prefixesSent, p.asn])).toEqual([
     ["router", "Established", 1, 64500],
   ]);
-  const m = await lab.run("node", ["curl", "-sf", "--max-time", "2", "http://127.0.0.1:7473/metrics"]);
+  const m = await t.lab.run("node", ["curl", "-sf", "--max-time", "2", "http://127.0.0.1:7473/metrics"]);
   expect(m.stdout).toContain('vipd_bgp_session_up{peer="router"} 1');
   expect(m.stdout).toContain('vipd_bgp_prefixes_sent{peer="router"} 1');
   expect(m.stdout).toMatch(/vipd_bgp_updates_sent_total\{peer="router"\} [1-9]/);
@@ -134,31 +80,31 @@ test("the API and /metrics show the session, its prefixes and BFD", async () => 
 });
 
 test("BFD down takes the BGP session down at once and holds it down; BFD up lets it come back", async () => {
-  const obj = await buildDropFilter(dir);
-  await dropBfd(lab, "node", "eth0", obj);
+  const obj = await buildDropFilter(t.dir);
+  await dropBfd(t.lab, "node", "eth0", obj);
   try {
-    await until("vipd's BFD session down", async () => (await bfdState()) === "Down", 5_000);
-    await until("vipd's BGP session held down", async () => (await bgpState()) !== "Established", 2_000);
+    await until("vipd's BFD session down", async () => (await t.bfdState()) === "Down", 5_000);
+    await until("vipd's BGP session held down", async () => (await t.bgpState()) !== "Established", 2_000);
     await until(
       "the router to withdraw the VIP",
-      async () => !(await birdRoutes()).includes("10.88.0.100/32"),
+      async () => !(await t.birdRoutes()).includes("10.88.0.100/32"),
       10_000,
     );
     // The link is up (plain IP passes), yet BGP stays down while BFD is down.
     expect(
-      (await lab.run("node", ["ping", "-c", "1", "-W", "2", "10.88.1.1"], { allowFail: true })).code,
+      (await t.lab.run("node", ["ping", "-c", "1", "-W", "2", "10.88.1.1"], { allowFail: true })).code,
     ).toBe(0);
     await Bun.sleep(3000);
-    expect(await bgpState()).not.toBe("Established");
-    expect(await bfdState()).not.toBe("Up");
+    expect(await t.bgpState()).not.toBe("Established");
+    expect(await t.bfdState()).not.toBe("Up");
   } finally {
-    await undropBfd(lab, "node", "eth0");
+    await undropBfd(t.lab, "node", "eth0");
   }
-  await until("BFD Up again", async () => (await bfdState()) === "Up", 20_000);
-  await until("BGP Established again", async () => (await bgpState()) === "Established", 30_000);
+  await until("BFD Up again", async () => (await t.bfdState()) === "Up", 20_000);
+  await until("BGP Established again", async () => (await t.bgpState()) === "Established", 30_000);
   await until(
     "the router to learn the VIP again",
-    async () => (await birdRoutes()).includes("10.88.0.100/32"),
+    async () => (await t.birdRoutes()).includes("10.88.0.100/32"),
     20_000,
   );
 });

@@ -6,16 +6,13 @@
  */
 
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab } from "../../src/lab/netns.ts";
+import { RunAndRouter, until } from "./run-router.ts";
 
 setDefaultTimeout(120_000);
 
-const ROOT = join(import.meta.dir, "..", "..");
-let lab: Lab;
-let dir: string;
+let t: RunAndRouter;
 
 const SITE = `apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -53,86 +50,52 @@ protocol bgp vipd {
 }
 `;
 
-async function api<T>(path: string): Promise<T | undefined> {
-  const r = await lab.run("node", ["curl", "-sf", "--max-time", "2", `http://127.0.0.1:7473${path}`], {
-    allowFail: true,
-  });
-  return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
-}
-
 type Status = { drivers: { name: string; healthy: boolean; detail?: string }[] };
 type Peers = { items: { name?: string; state: string }[] };
 type Bfd = { items: { peer: string; state: string }[] };
-const bgpState = async () => (await api<Peers>("/api/v1/bgp/peers"))?.items[0]?.state;
-const bfdState = async () => (await api<Bfd>("/api/v1/bfd/sessions"))?.items[0]?.state;
-const birdRoutes = async () =>
-  (await lab.run("router", ["birdc", "-s", join(dir, "bird.ctl"), "show", "route"], { allowFail: true }))
-    .stdout;
 const listening179 = async () =>
-  (await lab.run("node", ["ss", "-Htln", "sport", "= :179"], { allowFail: true })).stdout.trim() !== "";
-
-async function until(what: string, f: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+  (await t.lab.run("node", ["ss", "-Htln", "sport", "= :179"], { allowFail: true })).stdout.trim() !== "";
 
 beforeAll(async () => {
-  lab = await Lab.create("bgplater");
-  dir = mkdtempSync(join(tmpdir(), "vipd-bgp-later-"));
-  await lab.addNs("node");
-  await lab.addNs("router");
-  await lab.veth("node", "eth0", "router", "eth0");
-  await lab.addr("node", "eth0", "10.88.1.2/24");
-  await lab.addr("router", "eth0", "10.88.1.1/24");
-  mkdirSync(join(dir, "config"));
-  writeFileSync(join(dir, "config", "site.yaml"), SITE);
-  writeFileSync(join(dir, "bird.conf"), BIRD);
-  lab.spawn("router", ["bird", "-f", "-c", join(dir, "bird.conf"), "-s", join(dir, "bird.ctl")]);
-  lab.spawn("node", ["bun", join(ROOT, "src", "main.ts"), "run", "--config", join(dir, "config")], {
-    stderr: "ignore",
-  });
-  await until("the API", async () => (await api<Status>("/api/v1/status")) !== undefined);
+  t = await RunAndRouter.start("bgplater", { "site.yaml": SITE }, BIRD);
+  await until("the API", async () => (await t.api<Status>("/api/v1/status")) !== undefined);
 });
 
 afterAll(async () => {
-  await lab?.destroy();
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await t?.destroy();
 });
 
 test("without a BGPPeer the node does not listen on 179 and says BGP is idle", async () => {
-  const s = await api<Status>("/api/v1/status");
+  const s = await t.api<Status>("/api/v1/status");
   expect(s?.drivers.find((d) => d.name === "bgp")).toEqual({
     name: "bgp",
     healthy: true,
     detail: "idle: no BGPPeer configured",
   });
   expect(await listening179()).toBe(false);
-  expect((await api<Peers>("/api/v1/bgp/peers"))?.items).toEqual([]);
+  expect((await t.api<Peers>("/api/v1/bgp/peers"))?.items).toEqual([]);
 });
 
 test("adding the first BGPPeer to the running node brings BGP and BFD up and the route to the router", async () => {
-  writeFileSync(join(dir, "config", "peer.yaml"), PEER);
-  await until("BGP Established", async () => (await bgpState()) === "Established", 30_000);
-  await until("BFD Up", async () => (await bfdState()) === "Up", 20_000);
-  await until("the router to learn the VIP", async () => (await birdRoutes()).includes("10.88.0.100/32"));
+  writeFileSync(join(t.configDir, "peer.yaml"), PEER);
+  await until("BGP Established", async () => (await t.bgpState()) === "Established", 30_000);
+  await until("BFD Up", async () => (await t.bfdState()) === "Up", 20_000);
+  await until("the router to learn the VIP", async () => (await t.birdRoutes()).includes("10.88.0.100/32"));
   expect(await listening179()).toBe(true);
-  const s = await api<Status>("/api/v1/status");
+  const s = await t.api<Status>("/api/v1/status");
   expect(s?.drivers.find((d) => d.name === "bgp")?.detail).toBe("1/1 session(s) established");
 });
 
 test("removing the peer again closes the session and the router withdraws the VIP", async () => {
-  rmSync(join(dir, "config", "peer.yaml"));
+  rmSync(join(t.configDir, "peer.yaml"));
   await until(
     "no BGP peer in the API",
-    async () => (await api<Peers>("/api/v1/bgp/peers"))?.items.length === 0,
+    async () => (await t.api<Peers>("/api/v1/bgp/peers"))?.items.length === 0,
   );
   await until(
     "the router to withdraw the VIP",
-    async () => !(await birdRoutes()).includes("10.88.0.100/32"),
+    async () => !(await t.birdRoutes()).includes("10.88.0.100/32"),
     20_000,
   );
-  expect((await api<Bfd>("/api/v1/bfd/sessions"))?.items).toEqual([]);
+  expect((await t.api<Bfd>("/api/v1/bfd/sessions"))?.items).toEqual([]);
 });
