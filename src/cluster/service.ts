@@ -78,18 +78,28 @@ export class MembershipService {
   }
 
   async start(): Promise<void> {
-    this.sock = await Bun.udpSocket({
-      port: this.opts.port,
-      binaryType: "uint8array",
-      socket: {
-        data: (_s, buf) => this.receive(buf),
-        // ICMP errors (port unreachable while a member is down) arrive here; they are expected.
-        error: (_s, err) => {
-          const code = (err as { code?: string } | undefined)?.code ?? "error";
-          this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+    const open = (hostname: string) =>
+      Bun.udpSocket({
+        hostname,
+        port: this.opts.port,
+        binaryType: "uint8array",
+        socket: {
+          data: (_s, buf) => this.receive(buf),
+          // ICMP errors (port unreachable while a member is down) arrive here; they are expected.
+          error: (_s, err) => {
+            const code = (err as { code?: string } | undefined)?.code ?? "error";
+            this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
+          },
         },
-      },
-    });
+      });
+    // Dual-stack ("::"), so members may have IPv4 or IPv6 addresses (a socket bound to 0.0.0.0
+    // cannot send to IPv6: EAFNOSUPPORT); IPv4 only on a host without IPv6. The source address
+    // of a heartbeat does not matter: the HMAC says who sent it.
+    try {
+      this.sock = await open("::");
+    } catch {
+      this.sock = await open("0.0.0.0");
+    }
     this.timer = setInterval(() => this.beat(), this.opts.intervalMs);
     this.beat();
   }

@@ -189,6 +189,18 @@ describe("vipd k8s with a cluster key: heartbeat membership among the Nodes", ()
     await allAlive();
     await settled();
   });
+
+  test("heartbeats over the Nodes' IPv6 InternalIPs (--cluster-address-family ipv6)", async () => {
+    for (const n of lab.live()) await lab.stop(n);
+    for (const n of lab.nodes) lab.start(n, [...KEY_ARGS(lab), "--cluster-address-family", "ipv6"]);
+    await allAlive();
+    await settled();
+    const sent = await Promise.all(lab.nodes.map((n) => metric(n, "vipd_cluster_heartbeats_sent_total")));
+    expect(sent.every((x) => x > 0)).toBe(true);
+    // Members are reached at their v6 address: the log of the start names them.
+    const started = lab.nodes[0]?.logs.find((l) => l.includes("live membership on")) ?? "";
+    for (const n of lab.nodes) expect(started).toContain(`${n.name}@${n.ip6}`);
+  });
 });
 
 describe("vipd k8s with Lease fencing (--l2-lease-fencing)", () => {

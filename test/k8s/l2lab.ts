@@ -28,6 +28,7 @@ const MAIN = join(ROOT, "src/main.ts");
 const FORWARD = join(import.meta.dir, "forward.ts");
 export const SUBNET = "10.87.0";
 export const VIP = `${SUBNET}.100`;
+export const SUBNET6 = "fd87::";
 const API = "127.0.0.1:7473";
 export const READ_TOKEN = "k8s-l2-lab-read-token-0123456789";
 
@@ -35,6 +36,7 @@ export interface K8sNode {
   name: string;
   ns: string;
   ip: string;
+  ip6: string;
   mac: string;
   pins: TempPins;
   proc: Subprocess | undefined;
@@ -143,6 +145,7 @@ export class K8sL2Lab {
       const name = `n${i}`;
       const ip = `${SUBNET}.${10 + i}`;
       await lab.addr(name, "eth0", `${ip}/24`);
+      await lab.addr(name, "eth0", `${SUBNET6}${10 + i}/64`);
       // veth drops XDP_TX frames unless the peer end runs an XDP program too (LAB.md).
       await lab.run("lan", [
         "ip",
@@ -168,6 +171,7 @@ export class K8sL2Lab {
         name,
         ns: name,
         ip,
+        ip6: `${SUBNET6}${10 + i}`,
         mac: (await lab.mac(name, "eth0")).toLowerCase(),
         pins: await tempPins(`k8l2-${name}`),
         proc: undefined,
@@ -176,7 +180,7 @@ export class K8sL2Lab {
     }
   }
 
-  /** Creates each lab node's Node object: Ready, with its eth0 address as InternalIP. */
+  /** Creates each lab node's Node object: Ready, with its eth0 addresses (v4, v6) as InternalIPs. */
   async createNodes(): Promise<void> {
     for (const n of this.nodes) {
       const path = `${PATHS.nodes()}/${n.name}`;
@@ -190,6 +194,7 @@ export class K8sL2Lab {
         status: {
           addresses: [
             { type: "InternalIP", address: n.ip },
+            { type: "InternalIP", address: n.ip6 },
             { type: "Hostname", address: n.name },
           ],
           conditions: [
