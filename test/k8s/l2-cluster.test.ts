@@ -1,7 +1,8 @@
 /**
  * Layer-2 failover in Kubernetes mode, for real: three `vipd k8s` speakers, each in its own
  * network namespace on one bridge with XDP on its eth0, against a real kube-apiserver v1.20.2
- * (test/k8s/l2lab.ts explains how the namespaces reach it), and a client that arpings the VIP.
+ * under RBAC, as the k3s addon's ServiceAccount (test/k8s/l2lab.ts explains how the namespaces
+ * reach it), and a client that arpings the VIP.
  *
  * With a cluster key the speakers run authenticated heartbeats among the Nodes (members and
  * addresses from the Node objects): kill -9 of the owner moves the VIP to another node within a
@@ -27,7 +28,8 @@ let lab: K8sL2Lab;
 const KEY_ARGS = (l: K8sL2Lab) => ["--cluster-key-file", l.keyFile];
 
 beforeAll(async () => {
-  c = await realCluster();
+  // RBAC on, the k3s addon applied: the speakers run with its ServiceAccount's rights only.
+  c = await realCluster({ rbac: true });
   lab = await K8sL2Lab.create(c, { tag: "k8l2", nodes: 3 });
   await lab.createNodes();
   await create(c, pool("lan", [`${VIP}/32`]));

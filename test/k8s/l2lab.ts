@@ -236,7 +236,8 @@ export class K8sL2Lab {
         MAIN,
         "k8s",
         "--kubeconfig",
-        this.cluster.kubeconfig,
+        // Under RBAC, vipd runs as the k3s addon's ServiceAccount: exactly the rights it ships with.
+        this.cluster.vipdKubeconfig ?? this.cluster.kubeconfig,
         "--node-name",
         node.name,
         "--namespace",
