@@ -195,6 +195,18 @@ export const L2ElectionView = z
     notOwner: z
       .array(z.object({ node: z.string(), reason: NotOwnerReason, message: z.string() }))
       .openapi({ description: "Every other member, with why it is not the owner" }),
+    lease: z
+      .object({
+        state: z.enum(["Held", "Acquiring", "Waiting"]),
+        holder: z.string().optional(),
+        until: z.string().optional(),
+      })
+      .optional()
+      .openapi({
+        description:
+          "Kubernetes mode with --l2-lease-fencing, on the elected node: this node's claim on the VIP's " +
+          "Lease (Waiting: who holds it, until when); it announces the VIP only while Held",
+      }),
   })
   .openapi("L2Election");
 

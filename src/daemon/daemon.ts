@@ -26,7 +26,8 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
-import { type Decline, MAX_DECLINES } from "../cluster/heartbeat.ts";
+import { declineVip, withdrawDecline } from "../cluster/failover.ts";
+import type { Decline } from "../cluster/heartbeat.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
@@ -490,56 +491,25 @@ export class Daemon implements ApiRuntime {
   failover(ip: string, to?: string): Promise<FailoverOutcome> {
     return this.serial(async () => {
       const m = this.membership;
-      if (m?.setDeclines === undefined || m.declines === undefined)
-        return {
-          ok: false,
-          status: 409,
-          error: "NoCluster",
-          message:
-            "live membership is off (NodeSettings.spec.cluster.keyFile): there is no other node to move to",
-        };
-      const e = this.l2Elections().find((x) => x.ip === ip);
       const self = this.node.name;
-      if (e === undefined)
-        return { ok: false, status: 404, error: "UnknownVip", message: `${ip} is not a layer-2 VIP here` };
-      if (e.owner !== self)
-        return {
-          ok: false,
-          status: 409,
-          error: "NotOwner",
-          message: `this node (${self}) does not own ${ip}; its owner is ${e.owner ?? "nobody"}: ask it`,
-        };
-      if (to !== undefined && (to === self || !e.candidates.includes(to)))
-        return {
-          ok: false,
-          status: 422,
-          error: "NotEligible",
-          message: `${to} is not an eligible candidate for ${ip} (candidates: ${e.candidates.join(", ")})`,
-        };
-      const others = e.candidates.filter((c) => c !== self);
-      if (others.length === 0)
-        return {
-          ok: false,
-          status: 409,
-          error: "NoCandidate",
-          message: `no other eligible node for ${ip}: it stays here`,
-        };
-      // One decline per Service: its first address is the election key; the others follow it.
-      const key = e.services.length > 0 ? (this.firstIpOf(e.services[0] as string) ?? ip) : ip;
-      const mine = (m.declines().get(self) ?? []).filter((d) => d.ip !== key);
-      if (mine.length >= MAX_DECLINES)
-        return {
-          ok: false,
-          status: 409,
-          error: "Conflict",
-          message: `this node already declines ${mine.length} VIPs (at most ${MAX_DECLINES}); cancel one first`,
-        };
-      m.setDeclines([...mine, to === undefined ? { ip: key } : { ip: key, to }]);
+      const e = this.l2Elections().find((x) => x.ip === ip);
+      const key = this.declineKey(e, ip);
+      const r = declineVip({
+        ip,
+        to,
+        self,
+        live: m?.setDeclines !== undefined && m.declines !== undefined,
+        election: e,
+        key,
+        mine: m?.declines?.().get(self) ?? [],
+      });
+      if (!r.ok) return r;
+      m?.setDeclines?.(r.declines);
       this.setPlan(this.makePlan(this.cfg as Config));
       await this.applyPlan();
       const now = this.l2Elections().find((x) => x.ip === ip);
       this.opts.log.info("forced failover", { ip, from: self, to: now?.owner ?? null });
-      return { ok: true, ip, from: self, to: now?.owner, declined: [...mine, { ip: key }].map((d) => d.ip) };
+      return { ok: true, ip, from: self, to: now?.owner, declined: r.declines.map((d) => d.ip) };
     });
   }
 
@@ -549,10 +519,8 @@ export class Daemon implements ApiRuntime {
       const m = this.membership;
       if (m?.setDeclines === undefined || m.declines === undefined) return false;
       const e = this.l2Elections().find((x) => x.ip === ip);
-      const key = e?.services[0] !== undefined ? (this.firstIpOf(e.services[0]) ?? ip) : ip;
-      const mine = m.declines().get(this.node.name) ?? [];
-      const rest = mine.filter((d) => d.ip !== key);
-      if (rest.length === mine.length) return false;
+      const rest = withdrawDecline(m.declines().get(this.node.name) ?? [], this.declineKey(e, ip));
+      if (rest === undefined) return false;
       m.setDeclines(rest);
       if (this.cfg !== undefined) {
         this.setPlan(this.makePlan(this.cfg));
@@ -560,6 +528,12 @@ export class Daemon implements ApiRuntime {
       }
       return true;
     });
+  }
+
+  /** The election key of a VIP's addresses: its Service's first address. */
+  private declineKey(e: L2Election | undefined, ip: string): string {
+    const svc = e?.services[0];
+    return svc !== undefined ? (this.alloc.assignments.find((a) => a.key === svc)?.ips[0] ?? ip) : ip;
   }
 
   /** `POST /api/v1/l2/failover`. */
@@ -578,9 +552,5 @@ export class Daemon implements ApiRuntime {
       ...(r.to !== undefined ? { to: r.to } : {}),
       declined: r.declined,
     };
-  }
-
-  private firstIpOf(service: string): string | undefined {
-    return this.alloc.assignments.find((a) => a.key === service)?.ips[0];
   }
 }

@@ -14,6 +14,9 @@ import type {
   BfdSessionView,
   BgpPeerView,
   ClusterMemberView,
+  FailoverRefusal,
+  FailoverRequest,
+  FailoverResult,
   L2ElectionView,
   L2View,
   MetricFamily,
@@ -42,6 +45,10 @@ export interface K8sRuntimeDeps {
   members?: (() => ClusterMemberView[]) | undefined;
   /** Metric families beyond the drivers' (membership, Lease fencing). */
   metrics?: (() => MetricFamily[]) | undefined;
+  /** Forced failover (the speaker's); none on a node that runs no speaker. */
+  failover?:
+    | ((req: FailoverRequest) => Promise<({ ok: true } & FailoverResult) | FailoverRefusal>)
+    | undefined;
 }
 
 export class K8sRuntime implements ApiRuntime {
@@ -49,7 +56,11 @@ export class K8sRuntime implements ApiRuntime {
   private generation = 0;
   private lastText = "";
 
-  constructor(private readonly deps: K8sRuntimeDeps) {}
+  readonly l2Failover?: (req: FailoverRequest) => Promise<({ ok: true } & FailoverResult) | FailoverRefusal>;
+
+  constructor(private readonly deps: K8sRuntimeDeps) {
+    if (deps.failover !== undefined) this.l2Failover = deps.failover;
+  }
 
   /** The configuration as YAML; the generation counts its changes. */
   private text(): string {

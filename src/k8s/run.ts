@@ -408,6 +408,7 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
         loadBalancerClass: args.loadBalancerClass,
         elections: () => speaker?.elections() ?? [],
         members: () => membership?.members() ?? [],
+        failover: speaker?.l2Failover.bind(speaker),
         metrics: () => [
           // The appliance's owner-change counter (its reload counters do not apply here).
           ...(speaker

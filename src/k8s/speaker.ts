@@ -14,6 +14,8 @@
  */
 
 import { createHash } from "node:crypto";
+import type { FailoverRefusal, FailoverRequest, FailoverResult } from "../api/runtime.ts";
+import { declineVip, withdrawDecline } from "../cluster/failover.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
 import type { Config } from "../config/index.ts";
 import type { Driver } from "../daemon/driver.ts";
@@ -43,7 +45,13 @@ export interface SpeakerOptions {
   debounceMs?: number;
   now?: () => number;
   /** Live membership (a cluster key given): a node must also be alive to own layer-2 VIPs. */
-  membership?: (LiveMembership & { declines?(): ReadonlyMap<string, readonly Decline[]> }) | undefined;
+  membership?:
+    | (LiveMembership & {
+        declines?(): ReadonlyMap<string, readonly Decline[]>;
+        /** Replaces this node's declines (forced failover); they travel with its heartbeats. */
+        setDeclines?(declines: readonly Decline[]): void;
+      })
+    | undefined;
   /** Per-VIP Lease fencing: a won VIP is announced only while its Lease is held. */
   fence?: SpeakerFence | undefined;
 }
@@ -164,6 +172,76 @@ export class Speaker {
     for (const d of this.opts.drivers) await d.apply(plan).catch(() => {});
   }
 
+  /**
+   * Forced failover (admin, `POST /api/v1/l2/failover`): this node, the VIP's owner, declines it
+   * so the next candidate (or the named one) takes it; `cancel` withdraws the decline. The
+   * decline travels with this node's heartbeats (src/cluster/failover.ts); with fencing the new
+   * owner announces once this node, having removed its entry, hands the VIP's Lease back.
+   */
+  async l2Failover(req: FailoverRequest): Promise<({ ok: true } & FailoverResult) | FailoverRefusal> {
+    const m = this.opts.membership;
+    const self = this.opts.node;
+    const election = this.elected.find((e) => e.ip === req.ip);
+    const key = this.declineKey(election, req.ip);
+    const mine = m?.declines?.().get(self) ?? [];
+    if (req.cancel === true) {
+      const rest = m?.setDeclines !== undefined ? withdrawDecline(mine, key) : undefined;
+      if (rest !== undefined) {
+        m?.setDeclines?.(rest);
+        await this.replanNow();
+      }
+      return {
+        ok: true,
+        ip: req.ip,
+        cancelled: rest !== undefined,
+        declined: (rest ?? mine).map((d) => d.ip),
+      };
+    }
+    const r = declineVip({
+      ip: req.ip,
+      to: req.node,
+      self,
+      live: m?.setDeclines !== undefined && m.declines !== undefined,
+      election,
+      key,
+      mine,
+    });
+    if (!r.ok) return r;
+    m?.setDeclines?.(r.declines);
+    await this.replanNow();
+    const to = this.elected.find((e) => e.ip === req.ip)?.owner;
+    this.opts.log?.info("forced failover", { ip: req.ip, from: self, to: to ?? null });
+    return {
+      ok: true,
+      ip: req.ip,
+      from: self,
+      ...(to !== undefined ? { to } : {}),
+      declined: r.declines.map((d) => d.ip),
+    };
+  }
+
+  /** The election key of a VIP's addresses: its Service's first address (as the controller wrote). */
+  private declineKey(e: L2Election | undefined, ip: string): string {
+    const svc = e?.services[0];
+    const config = this.state.config().config;
+    if (svc === undefined || config === undefined) return ip;
+    return (
+      assignmentsFromServices(config, this.opts.loadBalancerClass).find((a) => a.key === svc)?.ips[0] ?? ip
+    );
+  }
+
+  /** Plans and applies now (not after the debounce), and returns when done. */
+  private async replanNow(): Promise<void> {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      await this.idle();
+      return;
+    }
+    clearTimeout(this.timer);
+    await this.run();
+  }
+
   kick(): void {
     if (this.stopped) return;
     if (this.running) {
@@ -260,7 +338,6 @@ export class Speaker {
     await this.publish(plan);
   }
 
-  /** ServiceL2Status / ServiceBGPStatus objects and NodeAssigned events for what this node announces. */
   /**
    * Status objects a previous run of this node left behind: adopted (so the diff below updates
    * or deletes them) instead of being orphaned.
@@ -287,6 +364,7 @@ export class Speaker {
     }
   }
 
+  /** ServiceL2Status / ServiceBGPStatus objects and NodeAssigned events for what this node announces. */
   private async publish(plan: Plan): Promise<void> {
     const node = this.opts.node;
     if (!this.adopted) {

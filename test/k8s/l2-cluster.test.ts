@@ -192,6 +192,35 @@ describe("vipd k8s with a cluster key: heartbeat membership among the Nodes", ()
     await settled();
   });
 
+  test("forced failover: only the owner may decline; the VIP moves to the named node, and back on cancel", async () => {
+    owner = await settled();
+    const other = lab.nodes.find((n) => n.name !== owner) as K8sNode;
+    const refused = await lab.post(other, "/api/v1/l2/failover", { ip: VIP });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({ error: "NotOwner" });
+    const unknown = await lab.post(lab.node(owner), "/api/v1/l2/failover", { ip: "10.87.0.222" });
+    expect(unknown.status).toBe(404);
+
+    const r = await lab.post(lab.node(owner), "/api/v1/l2/failover", { ip: VIP, node: other.name });
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ ip: VIP, from: owner, to: other.name, declined: [VIP] });
+    expect(await settled()).toBe(other.name);
+    // Every node agrees (the decline travels with the owner's heartbeats) and says why.
+    for (const n of lab.live()) {
+      const e = await lab.election(n);
+      expect(e?.owner).toBe(other.name);
+      expect(e?.notOwner.find((x) => x.node === owner)?.reason).toBe("Declined");
+    }
+    expect(
+      await metric(lab.node(owner), 'vipd_l2_ownership_changes_total{change="released"}'),
+    ).toBeGreaterThan(0);
+
+    const back = await lab.post(lab.node(owner), "/api/v1/l2/failover", { ip: VIP, cancel: true });
+    expect(back.status).toBe(200);
+    expect(back.body).toMatchObject({ ip: VIP, cancelled: true, declined: [] });
+    expect(await settled()).toBe(owner);
+  });
+
   test("heartbeats over the Nodes' IPv6 InternalIPs (--cluster-address-family ipv6)", async () => {
     for (const n of lab.live()) await lab.stop(n);
     for (const n of lab.nodes) lab.start(n, [...KEY_ARGS(lab), "--cluster-address-family", "ipv6"]);
@@ -219,6 +248,33 @@ describe("vipd k8s with Lease fencing (--l2-lease-fencing)", () => {
     expect((lease.spec as { holderIdentity?: string }).holderIdentity).toBe(owner);
     expect((lease.spec as { leaseDurationSeconds?: number }).leaseDurationSeconds).toBe(DURATION);
     expect((await lab.election(lab.node(owner)))?.lease?.state).toBe("Held");
+  });
+
+  test("forced failover with fencing: the owner hands the Lease over at once; never two holders", async () => {
+    const path = `${PATHS.leases(NAMESPACE)}/${leaseName(VIP)}`;
+    const to = lab.nodes.find((n) => n.name !== owner) as K8sNode;
+    const before = await c.admin.get(path);
+    const renewed = parseKubeTime((before.spec as { renewTime?: string }).renewTime);
+    const r = await lab.post(lab.node(owner), "/api/v1/l2/failover", { ip: VIP, node: to.name });
+    expect(r.status).toBe(200);
+    let worst = 0;
+    const t0 = Date.now();
+    let spec: { holderIdentity?: string; acquireTime?: string } = {};
+    while (Date.now() - t0 < 20_000) {
+      const [h, arp, lease] = await Promise.all([lab.holders(), lab.arpAnswerers(VIP, 1), c.admin.get(path)]);
+      worst = Math.max(worst, h.length, arp.length);
+      spec = lease.spec as typeof spec;
+      if (spec.holderIdentity === to.name && h.length === 1 && h[0] === to.name) break;
+      await Bun.sleep(30);
+    }
+    expect(spec.holderIdentity).toBe(to.name);
+    expect(worst).toBe(1);
+    // Handed over, not waited out: taken before the old holder's last renewal could expire.
+    expect(parseKubeTime(spec.acquireTime)).toBeLessThan(renewed + DURATION * 1000);
+    expect(await settled()).toBe(to.name);
+    const back = await lab.post(lab.node(owner), "/api/v1/l2/failover", { ip: VIP, cancel: true });
+    expect(back.status).toBe(200);
+    expect(await settled()).toBe(owner);
   });
 
   test("kill -9 of the owner: the new owner waits for the Lease to expire; never two holders", async () => {

@@ -31,6 +31,7 @@ export const VIP = `${SUBNET}.100`;
 export const SUBNET6 = "fd87::";
 const API = "127.0.0.1:7473";
 export const READ_TOKEN = "k8s-l2-lab-read-token-0123456789";
+export const ADMIN_TOKEN = "k8s-l2-lab-admin-token-0123456789";
 
 export interface K8sNode {
   name: string;
@@ -53,7 +54,7 @@ export interface ElectionItem {
   ip: string;
   owner?: string;
   candidates: string[];
-  notOwner: { node: string; reason: string }[];
+  notOwner: { node: string; reason: string; message: string }[];
   lease?: { state: string; holder?: string; until?: string };
 }
 
@@ -118,7 +119,11 @@ export class K8sL2Lab {
   private async build(n: number): Promise<void> {
     const { lab } = this;
     writeFileSync(this.keyFile, this.key, { mode: 0o600 });
-    writeFileSync(this.tokensFile, `- { name: lab, role: read, hash: "${hashToken(READ_TOKEN)}" }\n`);
+    writeFileSync(
+      this.tokensFile,
+      `- { name: lab, role: read, hash: "${hashToken(READ_TOKEN)}" }\n` +
+        `- { name: fleet, role: admin, hash: "${hashToken(ADMIN_TOKEN)}" }\n`,
+    );
     const host = Bun.spawn(
       [process.execPath, FORWARD, `unix:${this.sock}`, `tcp:127.0.0.1:${this.apiPort}`],
       {
@@ -288,6 +293,32 @@ export class K8sL2Lab {
       { allowFail: true, timeoutMs: 5000 },
     );
     return r.code === 0 ? (JSON.parse(r.stdout) as T) : undefined;
+  }
+
+  /** POST of a JSON body to a node's API as the admin, from inside its namespace. */
+  async post(node: K8sNode, path: string, body: unknown): Promise<{ status: number; body: unknown }> {
+    const r = await this.lab.run(
+      node.ns,
+      [
+        "curl",
+        "-s",
+        "-w",
+        "\n%{http_code}",
+        "-H",
+        `authorization: Bearer ${ADMIN_TOKEN}`,
+        "-H",
+        "content-type: application/json",
+        "--max-time",
+        "5",
+        "--data-binary",
+        JSON.stringify(body),
+        `http://${API}${path}`,
+      ],
+      { allowFail: true, timeoutMs: 8000 },
+    );
+    const nl = r.stdout.lastIndexOf("\n");
+    const text = r.stdout.slice(0, nl);
+    return { status: Number(r.stdout.slice(nl + 1)), body: text === "" ? undefined : JSON.parse(text) };
   }
 
   async metrics(node: K8sNode): Promise<string> {
