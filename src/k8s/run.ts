@@ -1,9 +1,10 @@
 /**
  * `vipd k8s`: Kubernetes mode, the composition of the cluster informers, the controller role
  * (Lease-elected, one active per cluster) and the speaker role (every node) with its drivers
- * (XDP layer-2 responder on the given interfaces; the BGP speaker, and BFD for peers with a
- * BFDProfile, when the cluster declares BGPPeers at start). Runs until SIGTERM/SIGINT; on the way out the controller hands its Lease
- * back so a successor takes over at once, and kernel state (pinned XDP maps) is left in place.
+ * (XDP layer-2 responder on the given interfaces; the BGP speaker from the first BGPPeer the
+ * cluster declares, and BFD for peers with a BFDProfile). Runs until SIGTERM/SIGINT; on the way
+ * out the controller hands its Lease back so a successor takes over at once, and kernel state
+ * (pinned XDP maps) is left in place.
  *
  * With a cluster key (--cluster-key-file), the speakers also run the appliance's live membership
  * (src/cluster/: HMAC-authenticated UDP heartbeats, sub-second failure detection) among the
@@ -20,14 +21,12 @@ import { z } from "zod";
 import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
 import { type ApiServer, serveApi } from "../api/serve.ts";
-import { BgpSpeaker } from "../bgp/speaker.ts";
 import { MembershipService } from "../cluster/service.ts";
 import type { Config } from "../config/index.ts";
 import { ApiToken } from "../config/node-settings.ts";
-import { BfdDriver } from "../daemon/bfd.ts";
-import { BgpDriver, defaultRouterId, firstGlobalAddress } from "../daemon/bgp.ts";
 import { type Driver, failedDriver } from "../daemon/driver.ts";
 import { daemonMetrics } from "../daemon/metrics.ts";
+import { routingDrivers } from "../daemon/routing.ts";
 import { XdpL2Driver } from "../daemon/xdp.ts";
 import { createLogger } from "../util/log.ts";
 import { K8sRuntime } from "./api.ts";
@@ -326,33 +325,18 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
       drivers.push(failedDriver("xdp", (e as Error).message));
     }
   }
-  const peers = lastConfig?.peers ?? [];
-  if (args.speaker && peers.length > 0) {
-    const routerId = peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await defaultRouterId());
-    if (routerId === undefined) drivers.push(failedDriver("bgp", "no router ID"));
-    else {
-      const bgpLog = createLogger("bgp");
-      try {
-        const bgpSpeaker = new BgpSpeaker({
-          routerId,
-          listen: { host: "::", port: Number(process.env.VIPD_BGP_PORT ?? 179) },
-          restarted: false,
-          log: (level, msg, fields) => bgpLog[level](msg, fields),
-        });
-        const bgp = new BgpDriver(bgpSpeaker, () => lastConfig, bgpLog, {
-          4: await firstGlobalAddress(4),
-          6: await firstGlobalAddress(6),
-        });
-        drivers.push(bgp);
-        // BFD for the peers that name a BFDProfile (the same driver as the appliance's): a BFD
-        // down holds the BGP session down until BFD is up again.
-        if (peers.some((p) => p.spec.bfdProfile !== undefined))
-          drivers.push(new BfdDriver(() => lastConfig, bgp, createLogger("bfd")));
-      } catch (e) {
-        drivers.push(failedDriver("bgp", (e as Error).message));
-      }
-    }
-  }
+  // BGP and BFD as in the appliance: the speaker starts with the first BGPPeer the cluster
+  // declares, now or later; BFD follows the peers that name a BFDProfile.
+  if (args.speaker)
+    drivers.push(
+      ...routingDrivers({
+        config: () => lastConfig,
+        log: createLogger("bgp"),
+        bfdLog: createLogger("bfd"),
+        port: Number(process.env.VIPD_BGP_PORT ?? 179),
+        restarted: false,
+      }),
+    );
   if (args.controller)
     controller = new Controller(kube, state, {
       identity: `${args.nodeName}_${process.pid}`,
