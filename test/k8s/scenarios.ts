@@ -236,9 +236,11 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         const v2 = run(startVipd(c, { node: "n2", controller: false }));
         const owns = (v: Vipd) => (v.speaker?.currentPlan.l2 ?? []).some((e) => e.ip === "192.0.2.60");
         await waitFor("n1 announces", () => owns(v1) && !owns(v2));
-        const l2s = await waitFor("ServiceL2Status for n1", async () => {
+        // Only n1's: n2's leftover deleted (until then, it alone may be the one object listed).
+        const l2s = await waitFor("ServiceL2Status for n1, and n2's leftover gone", async () => {
           const l = await c.admin.list(PATHS.metallb("servicel2statuses", NAMESPACE));
-          return l.items.length === 1 && l.items;
+          const only = l.items.length === 1 ? l.items[0] : undefined;
+          return (only?.status as { node?: string } | undefined)?.node === "n1" && l.items;
         });
         expect(l2s[0]?.status).toMatchObject({
           node: "n1",
