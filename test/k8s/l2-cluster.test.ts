@@ -402,21 +402,38 @@ describe("membership partitioned (one speaker with another key), the segment sha
     );
     expect(new Set(owners).size).toBe(2);
     // For two Lease durations: never two answers, never two holders, and the elected node without
-    // the Lease reports Waiting for the holder.
+    // the Lease reports Waiting for the holder. (On a loaded machine a holder may miss a renewal
+    // and the Lease pass to the other side: allowed, as long as there is never more than one.)
+    const path = `${PATHS.leases(NAMESPACE)}/${leaseName(VIP)}`;
     let worst = 0;
-    const waiting = new Set<string>();
-    const end = Date.now() + 2 * DURATION * 1000;
-    while (Date.now() < end) {
-      const [h, a] = await Promise.all([lab.holders(), lab.arpAnswerers(VIP, 1)]);
+    const holdersSeen = new Set<string>([holder]);
+    const waiting: [string, string][] = [];
+    const trace: string[] = [];
+    const t0 = Date.now();
+    while (Date.now() - t0 < 2 * DURATION * 1000) {
+      const [h, a, lease] = await Promise.all([
+        lab.holders(),
+        lab.arpAnswerers(VIP, 1),
+        c.admin.get(path).catch(() => undefined),
+      ]);
+      const cur = (lease?.spec as { holderIdentity?: string } | undefined)?.holderIdentity;
+      if (cur) holdersSeen.add(cur);
       worst = Math.max(worst, h.length, a.length);
+      const views: string[] = [];
       for (const n of lab.nodes) {
         const e = await lab.election(n);
-        if (e?.owner === n.name && e.lease?.state === "Waiting" && e.lease.holder === holder)
-          waiting.add(n.name);
+        views.push(`${n.name}:${e?.owner}/${e?.lease?.state ?? "-"}/${e?.lease?.holder ?? "-"}`);
+        if (e?.owner === n.name && e.lease?.state === "Waiting" && e.lease.holder !== undefined)
+          waiting.push([n.name, e.lease.holder]);
       }
+      trace.push(`${Date.now() - t0}ms lease ${cur} xdp [${h}] arp [${a}] ${views.join(" ")}`);
     }
+    if (worst > 1 || waiting.length === 0 || holdersSeen.size > 1) console.error(trace.join("\n"));
     expect(worst).toBe(1);
-    expect(waiting.size).toBe(1);
-    expect(waiting.has(holder)).toBe(false);
+    expect(waiting.length).toBeGreaterThan(0);
+    for (const [n, h] of waiting) {
+      expect(n).not.toBe(h);
+      expect(holdersSeen.has(h)).toBe(true);
+    }
   });
 });
