@@ -22,9 +22,6 @@ export interface OnDemandBgpOptions {
   port: number;
   /** This process restarted with peers that may hold our routes (graceful restart, RFC 4724). */
   restarted: boolean;
-  /** Overrides for tests: the router ID and next hops otherwise come from this host's addresses. */
-  routerId?: () => Promise<string | undefined>;
-  nextHops?: () => Promise<{ 4?: string | undefined; 6?: string | undefined }>;
 }
 
 /** The BGP driver, started by the first plan whose configuration has a BGPPeer. */
@@ -52,14 +49,16 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
   }
 
   private async start(peers: NonNullable<Config["peers"]>, first: boolean): Promise<void> {
-    const routerId =
-      peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await (this.opts.routerId ?? defaultRouterId)());
+    const routerId = peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await defaultRouterId());
     if (routerId === undefined) {
       this.startError = "no router ID: set routerID on a BGPPeer, or give this host an IPv4 address";
       throw new Error(this.startError);
     }
     const log = this.opts.log;
     try {
+      // This node's addresses: the next hop of a VIP of the other family than the session's.
+      // Read before the speaker exists, so a failure here leaves no listener behind.
+      const nextHops = { 4: await firstGlobalAddress(4), 6: await firstGlobalAddress(6) };
       const speaker = new BgpSpeaker({
         routerId,
         listen: { host: "::", port: this.opts.port },
@@ -67,9 +66,6 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
         restarted: this.opts.restarted && first,
         log: (level, msg, fields) => log[level](msg, fields),
       });
-      const nextHops = this.opts.nextHops
-        ? await this.opts.nextHops()
-        : { 4: await firstGlobalAddress(4), 6: await firstGlobalAddress(6) };
       this.inner = new BgpDriver(speaker, this.opts.config, log, nextHops);
       this.startError = undefined;
       log.info("BGP speaker started", { routerId, port: this.opts.port, peers: peers.length });
