@@ -61,21 +61,26 @@ export interface Membership {
 
 export type HeartbeatDrop = "Self" | "UnknownNode" | "Replay";
 
+/** A member not heard from yet: it must rise like any returning node. */
+function unknownPeer(name: string, now: number): PeerView {
+  return {
+    name,
+    state: "Unknown",
+    lastSeq: -1n,
+    lastHeard: 0,
+    risingSince: 0,
+    since: now,
+    flaps: 0,
+    declines: [],
+    ready: false,
+  };
+}
+
 export function createMembership(cfg: MembershipConfig, now: number): Membership {
   const peers = new Map<string, PeerView>();
   for (const name of cfg.members) {
     if (name === cfg.self) continue;
-    peers.set(name, {
-      name,
-      state: "Unknown",
-      lastSeq: -1n,
-      lastHeard: 0,
-      risingSince: 0,
-      since: now,
-      flaps: 0,
-      declines: [],
-      ready: false,
-    });
+    peers.set(name, unknownPeer(name, now));
   }
   return { cfg, peers, readyAt: now + cfg.riseMs + cfg.deadAfterMs, lastTick: now, holdReason: "start" };
 }
@@ -91,20 +96,7 @@ export function setMembers(m: Membership, members: readonly string[], now: numbe
   if (same) return m;
   const peers = new Map<string, PeerView>();
   for (const name of [...want].sort()) {
-    peers.set(
-      name,
-      m.peers.get(name) ?? {
-        name,
-        state: "Unknown",
-        lastSeq: -1n,
-        lastHeard: 0,
-        risingSince: 0,
-        since: now,
-        flaps: 0,
-        declines: [],
-        ready: false,
-      },
-    );
+    peers.set(name, m.peers.get(name) ?? unknownPeer(name, now));
   }
   return { ...m, cfg: { ...m.cfg, members: [...members] }, peers };
 }

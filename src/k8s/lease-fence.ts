@@ -21,6 +21,7 @@ import {
   type LeaseRecord,
   leaseName,
 } from "./fence.ts";
+import type { LeaseSpec } from "./lease.ts";
 
 export interface LeaseFenceOptions {
   namespace: string;
@@ -33,14 +34,6 @@ export interface LeaseFenceOptions {
   pollMs?: number;
   now?: () => number;
   log?: Logger | undefined;
-}
-
-interface LeaseSpec {
-  holderIdentity?: string;
-  leaseDurationSeconds?: number;
-  acquireTime?: string;
-  renewTime?: string;
-  leaseTransitions?: number;
 }
 
 function recordOf(o: KubeObject, fallbackS: number): LeaseRecord {

@@ -21,7 +21,8 @@ export interface LeaseOptions {
   onError?: (err: unknown) => void;
 }
 
-interface LeaseSpec {
+/** The spec of a coordination.k8s.io/v1 Lease, as vipd reads and writes it. */
+export interface LeaseSpec {
   holderIdentity?: string;
   leaseDurationSeconds?: number;
   acquireTime?: string;
