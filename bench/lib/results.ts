@@ -1,0 +1,137 @@
+/**
+ * Raw results of a benchmark run, written as JSON beside the printed figures so that
+ * `bun bench/report.ts` can draw them (docs/benchmarks.md). One file per benchmark:
+ * `bench/results/<name>.json` (override the folder with VIPD_BENCH_RESULTS).
+ *
+ * Usage:
+ *   const rec = startRecording("failover");   // at the start: machine facts, load before
+ *   ...                                         // the benchmark runs; load is sampled each second
+ *   await rec.finish({ samples, baseline, figures });   // before the closing line: it prints nothing
+ *
+ * `samples` and `baseline` hold named series: arrays of numbers (a distribution, e.g. gap ms per
+ * round) or arrays of [x, y] points (a curve, e.g. routes in table over time). `figures` are the
+ * headline numbers the benchmark prints (its closing line's figure among them). `goals` states what
+ * each figure is measured against, in words and numbers, so the report can say it next to a plot.
+ */
+
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { cpus, loadavg, release } from "node:os";
+import { dirname, join } from "node:path";
+
+export type Series = number[] | [number, number][];
+
+export interface Goal {
+  /** The figure's key in `figures`. */
+  figure: string;
+  /** "<=" or ">=": which side of `value` is good. */
+  op: "<=" | ">=";
+  value: number;
+  /** Words, e.g. "median failover ≤ 500 ms". */
+  text: string;
+}
+
+export interface BenchResultsInput {
+  /** Named series measured for vipd. */
+  samples: Record<string, Series>;
+  /** Named series measured for the baseline in the same run (kernel, BIRD, GoBGP, FRR...). */
+  baseline: Record<string, Series>;
+  /** Headline figures, as printed. */
+  figures: Record<string, number>;
+  goals?: Goal[];
+  /** Units of the series and figures, e.g. { "gap.crash": "ms" }. */
+  units?: Record<string, string>;
+  /** Anything else worth keeping (parameters of the run). */
+  params?: Record<string, unknown>;
+}
+
+export interface MachineFacts {
+  cores: number;
+  cpuModel: string;
+  kernel: string;
+  bun: string;
+  gitRevision: string;
+  loadBefore: [number, number, number];
+  /** 1-minute load average sampled about once a second while the benchmark ran. */
+  loadDuring: number[];
+  /** True when the 1-minute load average went above the core count during the run. */
+  loaded: boolean;
+}
+
+export interface BenchResults extends BenchResultsInput {
+  name: string;
+  startedAt: string;
+  durationS: number;
+  machine: MachineFacts;
+}
+
+export const RESULTS_DIR = process.env.VIPD_BENCH_RESULTS ?? join(import.meta.dir, "..", "results");
+
+function gitRevision(): string {
+  try {
+    const r = Bun.spawnSync(["git", "rev-parse", "--short=12", "HEAD"], {
+      cwd: join(import.meta.dir, ".."),
+      stdout: "pipe",
+      stderr: "ignore",
+    });
+    const s = r.stdout.toString().trim();
+    return r.exitCode === 0 && s ? s : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+function cpuModel(): string {
+  try {
+    const m = /model name\s*:\s*(.+)/.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    return m?.[1]?.trim() ?? cpus()[0]?.model ?? "unknown";
+  } catch {
+    return cpus()[0]?.model ?? "unknown";
+  }
+}
+
+export interface Recording {
+  readonly name: string;
+  /** Writes bench/results/<name>.json atomically; returns its path. */
+  finish(input: BenchResultsInput): Promise<string>;
+}
+
+/** Starts recording a benchmark run: machine facts now, load average each second until finish. */
+export function startRecording(name: string): Recording {
+  const startedAt = new Date();
+  const t0 = performance.now();
+  const [l1, l5, l15] = loadavg();
+  const loadBefore: [number, number, number] = [l1 ?? 0, l5 ?? 0, l15 ?? 0];
+  const loadDuring: number[] = [];
+  const sampler = setInterval(() => loadDuring.push(loadavg()[0] ?? 0), 1000);
+  sampler.unref?.();
+  return {
+    name,
+    async finish(input: BenchResultsInput): Promise<string> {
+      clearInterval(sampler);
+      loadDuring.push(loadavg()[0] ?? 0);
+      const cores = cpus().length;
+      const results: BenchResults = {
+        name,
+        startedAt: startedAt.toISOString(),
+        durationS: Math.round((performance.now() - t0) / 100) / 10,
+        machine: {
+          cores,
+          cpuModel: cpuModel(),
+          kernel: release(),
+          bun: Bun.version,
+          gitRevision: gitRevision(),
+          loadBefore,
+          loadDuring,
+          loaded: Math.max(loadBefore[0], ...loadDuring) > cores,
+        },
+        ...input,
+      };
+      const path = join(RESULTS_DIR, `${name}.json`);
+      mkdirSync(dirname(path), { recursive: true });
+      const tmp = `${path}.${process.pid}.tmp`;
+      writeFileSync(tmp, `${JSON.stringify(results, null, 1)}\n`);
+      renameSync(tmp, path);
+      return path;
+    },
+  };
+}
