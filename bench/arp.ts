@@ -30,6 +30,7 @@ import { parseMac } from "../src/xdp/layout.ts";
 import { monotonicNs } from "../src/xdp/libbpf.ts";
 import { XdpMaps } from "../src/xdp/maps.ts";
 import { buildXdp, objectPath, tempPins } from "../src/xdp/testkit.ts";
+import { startRecording } from "./lib/results.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CLI = `${ROOT}src/xdp/cli.ts`;
@@ -67,6 +68,7 @@ async function xdpPackets(lab: Lab, ns: string): Promise<number> {
 }
 
 async function main(): Promise<void> {
+  const recording = startRecording("arp");
   await buildXdp();
   await sh(["mkdir", "-p", `${ROOT}build/bench`]);
   await sh(["clang", "-O2", "-Wall", "-Werror", "-o", SENDER, `${ROOT}bench/lib/arpflood.c`]);
@@ -340,6 +342,44 @@ async function main(): Promise<void> {
         `removed one by one ${program.del.toFixed(1)} ms (goal < 20 ms); a daemon's first XdpDriver.apply of ` +
         `10,000 (interface listing, attach by ip(8), diff, map, first announcements) ${applyMs} ms`,
     );
+    await recording.finish({
+      samples: { "replies/s.xdp": res.xdp, "CPU per packet.xdp": cpu.xdp },
+      baseline: {
+        "replies/s.kernel": res.kernel,
+        "replies/s.reflect": res.reflect,
+        "replies/s.ceiling": res.ceiling,
+        "CPU per packet.kernel": cpu.kernel,
+        "CPU per packet.reflect": cpu.reflect,
+        "CPU per packet.ceiling": cpu.ceiling,
+      },
+      figures: {
+        "xdp/kernel": x / k,
+        "xdp/ceiling": x / c,
+        "xdp/reflect": x / rf,
+        "xdp replies/s": x,
+        "kernel replies/s": k,
+        "BPF_PROG_RUN ns (request stays a request)": cost.gatedMany,
+        "10,000 VIPs batch ms": program.batch,
+      },
+      goals: [
+        { figure: "xdp/kernel", op: ">=", value: 2, text: "XDP at least 2× the kernel's replies/s" },
+        { figure: "xdp/ceiling", op: ">=", value: 0.85, text: "at least 85% of the link's no-reply ceiling" },
+        {
+          figure: "BPF_PROG_RUN ns (request stays a request)",
+          op: "<=",
+          value: 30,
+          text: "≤ 30 ns per packet",
+        },
+        {
+          figure: "10,000 VIPs batch ms",
+          op: "<=",
+          value: 20,
+          text: "10,000 VIPs programmed in under 20 ms",
+        },
+      ],
+      units: { "replies/s": "replies/s", "CPU per packet": "ns" },
+      params: { senders, seconds: RUN_S, rounds: ROUNDS },
+    });
     console.log(`xdp/kernel: ${(x / k).toFixed(2)}`);
   } finally {
     if (stats !== "0") await sh(["sysctl", "-q", `kernel.bpf_stats_enabled=${stats}`]).catch(() => {});

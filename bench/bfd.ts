@@ -22,6 +22,7 @@ import type { DesiredSession } from "../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../src/bfd/profile.ts";
 import { Agent, Bird, FrrBfd, tempDir, waitFor } from "../src/bfd/testdata/peers.ts";
 import { destroyAllLabs, Lab } from "../src/lab/netns.ts";
+import { startRecording } from "./lib/results.ts";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -107,7 +108,17 @@ async function capture(proc: Subprocess<"ignore", "pipe", "inherit">, into: Wire
   flush();
 }
 
-async function detectionRun(): Promise<{ vipd: number[]; frr: number[] }> {
+interface Detection {
+  vipd: number[];
+  frr: number[];
+  vipdLast: number[];
+  frrLast: number[];
+  vipdEvent: number[];
+  gaps: number[];
+  frrGaps: number[];
+}
+
+async function detectionRun(): Promise<Detection> {
   const lab = await Lab.create("bfdbn");
   const tmp = tempDir("bench");
   try {
@@ -237,7 +248,7 @@ protocol bfd {
     console.log(
       `vipd timer lateness: p50 ${f1(st.timer["latenessP50Ms"]!)} p99 ${f1(st.timer["latenessP99Ms"]!)} max ${f1(st.timer["latenessMaxMs"]!)} ms`,
     );
-    return { vipd, frr };
+    return { vipd, frr, vipdLast, frrLast, vipdEvent, gaps, frrGaps };
   } finally {
     await lab.destroy();
     tmp.rm();
@@ -405,11 +416,49 @@ async function healthRun(peerKind: "frr" | "vipd"): Promise<number> {
 }
 
 process.on("SIGINT", () => void destroyAllLabs().then(() => process.exit(130)));
-const { vipd } = FAILURES > 0 ? await detectionRun() : { vipd: [] as number[] };
+const recording = startRecording("bfd");
+const det = FAILURES > 0 ? await detectionRun() : undefined;
+const vipd = det?.vipd ?? [];
 const peersArg = process.argv.indexOf("--health-peers");
 const healthPeers = (peersArg > 0 ? process.argv[peersArg + 1]! : "vipd,frr").split(",") as (
   | "frr"
   | "vipd"
 )[];
-if (HEALTH_S > 0) for (const k of healthPeers) await healthRun(k);
+const falseDowns: Record<string, number> = {};
+if (HEALTH_S > 0)
+  for (const k of healthPeers) falseDowns[`false downs, ${SESSIONS} sessions vs ${k}`] = await healthRun(k);
+const frr = det?.frr ?? [];
+await recording.finish({
+  samples: {
+    "detection.from SIGSTOP": vipd,
+    "detection.from last packet": det?.vipdLast ?? [],
+    "detection.in-process event": det?.vipdEvent ?? [],
+    "tx gap.while Up": det?.gaps ?? [],
+  },
+  baseline: {
+    "detection.from SIGSTOP": frr,
+    "detection.from last packet": det?.frrLast ?? [],
+    "tx gap.while Up": det?.frrGaps ?? [],
+  },
+  figures: {
+    "p99 detection ms": pct(vipd, 0.99),
+    "p50 detection ms": pct(vipd, 0.5),
+    "FRR p99 detection ms": pct(frr, 0.99),
+    "FRR p50 detection ms": pct(frr, 0.5),
+    "p99 vipd/FRR": pct(vipd, 0.99) / pct(frr, 0.99),
+    ...falseDowns,
+  },
+  goals: [
+    { figure: "p99 detection ms", op: "<=", value: 165, text: "p99 detection ≤ 165 ms at 50 ms × 3" },
+    { figure: "p99 vipd/FRR", op: "<=", value: 1, text: "p99 no worse than FRR's" },
+  ],
+  units: { detection: "ms", "tx gap": "ms" },
+  params: {
+    failures: FAILURES,
+    healthSeconds: HEALTH_S,
+    sessions: SESSIONS,
+    nice: NICE,
+    timers: "50 ms x 3",
+  },
+});
 console.log(`p99 detection ms: ${pct(vipd, 0.99).toFixed(1)}`);

@@ -14,6 +14,7 @@ import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
 import { Lab } from "../src/lab/netns.ts";
 import { removeTmpDirs, startBird, startVipd, tmpDir, waitFor } from "../test/fixtures/bgp/harness.ts";
+import { startRecording } from "./lib/results.ts";
 
 // ------------------------------------------------------------------ gobgpd feeder (runs in ns g)
 
@@ -101,6 +102,8 @@ interface Sample {
   cpu?: number;
   rssMB?: number;
   hwmMB?: number;
+  /** Routes in the kernel table over time: [seconds since the handover, routes], thinned. */
+  curve: [number, number][];
 }
 
 /** Streams `ip -o monitor route` in ns r and counts added routes via `nh`. */
@@ -113,6 +116,7 @@ function monitor(lab: Lab, nh: string) {
   let deleted = 0;
   let first = 0;
   let at = 0;
+  const points: [number, number][] = [];
   (async () => {
     const dec = new TextDecoder();
     let tail = "";
@@ -130,10 +134,12 @@ function monitor(lab: Lab, nh: string) {
         }
       }
       at = now;
+      if (points.at(-1)?.[1] !== added) points.push([now, added]);
     }
   })();
   return {
     proc,
+    points,
     get added() {
       return added;
     },
@@ -197,6 +203,19 @@ function procStats(pid: number): { cpu: number; rssMB: number; hwmMB: number } {
   return { cpu, rssMB: kb("VmRSS"), hwmMB: kb("VmHWM") };
 }
 
+/** The monitor's points as [seconds since t0, routes], at most ~200 of them (the last one kept). */
+function curve(points: [number, number][], t0: number): [number, number][] {
+  const step = Math.max(1, Math.ceil(points.length / 200));
+  const out: [number, number][] = [[0, 0]];
+  for (let i = 0; i < points.length; i++) {
+    if (i % step === 0 || i === points.length - 1) {
+      const [t, n] = points[i]!;
+      out.push([Math.round(t - t0) / 1000, n]);
+    }
+  }
+  return out;
+}
+
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) >> 1]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
@@ -236,6 +255,7 @@ async function runVipd(lab: Lab, n: number): Promise<Sample> {
     cpu: after.cpu - before.cpu,
     rssMB: after.rssMB,
     hwmMB: after.hwmMB,
+    curve: curve(mon.points, t0),
   };
 }
 
@@ -276,10 +296,12 @@ async function runGobgp(lab: Lab, n: number, dir: string): Promise<Sample> {
     cpu: stats.cpu,
     rssMB: stats.rssMB,
     hwmMB: stats.hwmMB,
+    curve: curve(mon.points, t0),
   };
 }
 
 async function main(): Promise<void> {
+  const recording = startRecording("bgp");
   const runs = Number(process.argv[2] ?? 3);
   const n = Number(process.argv[3] ?? 100_000);
   const lab = await Lab.create("bgpbch");
@@ -334,6 +356,36 @@ protocol bgp gobgp { local 10.0.0.1 as 64500; neighbor 10.0.0.3 as 64513; connec
     console.log(
       `median gobgp: ${gm.toFixed(3)} s (after first route ${median(gs.map((s) => s.afterFirst)).toFixed(3)} s), gobgpd cpu ${median(gs.map((s) => s.cpu ?? 0)).toFixed(2)} s (whole life), rss ${median(gs.map((s) => s.rssMB ?? 0)).toFixed(0)} MB`,
     );
+    const byRun = (ss: Sample[]) =>
+      Object.fromEntries(ss.map((s, i) => [`routes in table.run ${i + 1}`, s.curve]));
+    await recording.finish({
+      samples: {
+        "time to all routes.seconds": vs.map((s) => s.seconds),
+        "after the first route.seconds": vs.map((s) => s.afterFirst),
+        ...byRun(vs),
+      },
+      baseline: {
+        "time to all routes.seconds": gs.map((s) => s.seconds),
+        "after the first route.seconds": gs.map((s) => s.afterFirst),
+        ...byRun(gs),
+      },
+      figures: {
+        "vipd/gobgp time": vm / gm,
+        "vipd seconds": vm,
+        "gobgp seconds": gm,
+        "vipd CPU s": median(vs.map((s) => s.cpu ?? 0)),
+        "vipd RSS MB": median(vs.map((s) => s.rssMB ?? 0)),
+        "runs where the monitor lost events": [...vs, ...gs].filter((s) => !s.exact).length,
+      },
+      goals: [{ figure: "vipd/gobgp time", op: "<=", value: 0.2, text: "vipd at most 1/5 of GoBGP's time" }],
+      units: { "routes in table": "routes", "time to all routes": "s", "after the first route": "s" },
+      params: {
+        runs,
+        routes: n,
+        baseline: "gobgpd 3.10 via gRPC AddPathStream",
+        peer: "BIRD 2 kernel table",
+      },
+    });
     console.log(`vipd/gobgp time: ${(vm / gm).toFixed(3)}`);
   } finally {
     await cleanup();

@@ -15,6 +15,9 @@
 
 import { Allocator } from "../src/ipam/allocator.ts";
 import type { IPAddressPool, Service } from "../src/ipam/types.ts";
+import { startRecording } from "./lib/results.ts";
+
+const recording = startRecording("ipam");
 
 const REPEATS = 5;
 
@@ -253,4 +256,32 @@ console.log(`memory: 100k run heap growth ${f(heapGrowth / 1048576, 1)} MiB (${r
 console.log(
   `  20k allocations: /16 ${f(mem16 / 1048576, 1)} MiB, /8 ${f(mem8 / 1048576, 1)} MiB, /48 ${f(mem48 / 1048576, 1)} MiB (ratio /48 : /16 = ${f(mem48 / mem16, 2)})`,
 );
+await recording.finish({
+  samples: {
+    "throughput.100k": rates,
+    "throughput.100k-cpu": cpuRates,
+    "throughput.3k-v4": oursSmallRates,
+    "full16.one-allocation": oneCost,
+    "reconcile.100k": reconcileMs,
+  },
+  baseline: { "throughput.3k-v4": naiveRates, "full16.one-allocation": naiveCost },
+  figures: {
+    "allocations/s": Math.round(ours),
+    "allocations/s of CPU": Math.round(median(cpuRates)),
+    "3k v4 ours/naive": median(oursSmallRates) / median(naiveRates),
+    "99%-full /16 µs": median(oneCost),
+    "99%-full /16 naive/ours": median(naiveCost) / median(oneCost),
+    "heap MiB (100k)": heapGrowth / 1048576,
+    "memory /48 : /16": mem48 / mem16,
+  },
+  goals: [{ figure: "allocations/s", op: ">=", value: 100_000, text: "at least 100,000 allocations/s" }],
+  units: {
+    "throughput.100k": "allocations/s",
+    "throughput.100k-cpu": "allocations/s of CPU",
+    "throughput.3k-v4": "allocations/s",
+    "full16.one-allocation": "µs",
+    "reconcile.100k": "ms",
+  },
+  params: { services: N, repeats: REPEATS, full: FULL, small: SMALL },
+});
 console.log(`allocations/s: ${Math.round(ours)}`);

@@ -17,6 +17,9 @@
 import { Kube, loadKubeConfig, PATHS } from "../src/k8s/client.ts";
 import { NAMESPACE, type TestCluster } from "../test/k8s/harness.ts";
 import { pool, startVipd } from "../test/k8s/vipd.ts";
+import { startRecording } from "./lib/results.ts";
+
+const recording = startRecording("k8s");
 
 const N = Number(process.argv[2] ?? 10_000);
 const REPEATS = Number(process.env.REPEATS ?? 3);
@@ -81,8 +84,10 @@ async function runVipd() {
     const t0 = performance.now();
     await s.control(`/_test/create-services?n=${N}`);
     const deadline = Date.now() + 180_000;
+    const curve: [number, number][] = [[0, 0]];
     for (;;) {
       const { withIngress = 0 } = await s.control("/_test/count-ingress");
+      curve.push([Math.round(performance.now() - t0) / 1000, withIngress]);
       if (withIngress >= N) break;
       if (Date.now() > deadline) throw new Error(`only ${withIngress} of ${N} statuses after 180 s`);
       await Bun.sleep(50);
@@ -94,26 +99,38 @@ async function runVipd() {
     const heapMb = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
     const rssMb = process.memoryUsage().rss / 2 ** 20;
     await v.stop();
-    return { ms, perService, heapMb, rssMb, cpuS: (cpu.user + cpu.system) / 1e6 };
+    return { ms, perService, heapMb, rssMb, cpuS: (cpu.user + cpu.system) / 1e6, curve: thin(curve) };
   } finally {
     await s.close();
   }
 }
 
-async function runBaseline(): Promise<number> {
+/** At most ~200 points of a curve, the last one kept. */
+function thin(points: [number, number][]): [number, number][] {
+  const step = Math.max(1, Math.ceil(points.length / 200));
+  return points.filter((_, i) => i % step === 0 || i === points.length - 1);
+}
+
+async function runBaseline(): Promise<{ ms: number; curve: [number, number][] }> {
   const s = await startServer();
   try {
     await s.control(`/_test/create-services?n=${N}`);
     const kube = new Kube(loadKubeConfig(s.cluster.kubeconfig));
     const t0 = performance.now();
+    const curve: [number, number][] = [[0, 0]];
+    let done = 0;
     await Promise.all(
       Array.from({ length: N }, (_, i) =>
-        kube.mergePatch(`${PATHS.services("default")}/svc-${i}/status`, {
-          status: { loadBalancer: { ingress: [{ ip: `10.128.${i >> 8}.${i & 255}` }] } },
-        }),
+        kube
+          .mergePatch(`${PATHS.services("default")}/svc-${i}/status`, {
+            status: { loadBalancer: { ingress: [{ ip: `10.128.${i >> 8}.${i & 255}` }] } },
+          })
+          .then(() => {
+            curve.push([Math.round(performance.now() - t0) / 1000, ++done]);
+          }),
       ),
     );
-    return performance.now() - t0;
+    return { ms: performance.now() - t0, curve: thin(curve) };
   } finally {
     await s.close();
   }
@@ -121,8 +138,11 @@ async function runBaseline(): Promise<number> {
 
 const vipd: Awaited<ReturnType<typeof runVipd>>[] = [];
 const base: number[] = [];
+const baseCurves: [number, number][][] = [];
 for (let r = 0; r < REPEATS; r++) {
-  base.push(await runBaseline());
+  const bl = await runBaseline();
+  base.push(bl.ms);
+  baseCurves.push(bl.curve);
   const x = await runVipd();
   vipd.push(x);
   console.log(
@@ -142,4 +162,35 @@ console.log(
 console.log(
   `median vipd CPU: ${median(vipd.map((x) => x.cpuS)).toFixed(1)} s; heap growth: ${median(vipd.map((x) => x.heapMb)).toFixed(0)} MB; rss: ${median(vipd.map((x) => x.rssMb)).toFixed(0)} MB`,
 );
+const byRun = (cs: [number, number][][]) =>
+  Object.fromEntries(cs.map((c, i) => [`statuses written.run ${i + 1}`, c]));
+await recording.finish({
+  samples: {
+    "time to every status.seconds": vipd.map((x) => x.ms / 1000),
+    ...byRun(vipd.map((x) => x.curve)),
+  },
+  baseline: { "time to every status.seconds": base.map((x) => x / 1000), ...byRun(baseCurves) },
+  figures: {
+    "services/s": Math.round((N * 1000) / ms),
+    "seconds to every status": ms / 1000,
+    "baseline seconds": b / 1000,
+    "vipd/baseline time": ms / b,
+    "API requests per Service": median(vipd.map((x) => x.perService)),
+  },
+  goals: [
+    {
+      figure: "seconds to every status",
+      op: "<=",
+      value: 30,
+      text: `every status of ${N.toLocaleString("en-US")} Services written in under 30 s`,
+    },
+  ],
+  units: { "statuses written": "Services", "time to every status": "s" },
+  params: {
+    services: N,
+    repeats: REPEATS,
+    server: "test API server (test/k8s/serve.ts)",
+    baseline: "status PATCHes only, same rate limit",
+  },
+});
 console.log(`services/s: ${Math.round((N * 1000) / ms)}`);

@@ -95,19 +95,61 @@ export interface Recording {
   finish(input: BenchResultsInput): Promise<string>;
 }
 
+/** Most load samples kept (one a second: an hour). */
+const MAX_LOAD_SAMPLES = 3600;
+
+/**
+ * Samples the 1-minute load average once a second in a Worker writing into shared memory, so a
+ * benchmark that keeps the main thread busy (the allocator's loops) is sampled all the same.
+ * Falls back to a timer on the main thread if a Worker cannot start.
+ */
+function loadSampler(): { stop(): number[] } {
+  const shared = new SharedArrayBuffer(8 * (MAX_LOAD_SAMPLES + 1));
+  const code = `
+    const { loadavg } = require("node:os");
+    self.onmessage = (e) => {
+      const a = new Float64Array(e.data);
+      const tick = () => { const n = a[0]; if (n < a.length - 1) { a[n + 1] = loadavg()[0]; a[0] = n + 1; } };
+      tick();
+      setInterval(tick, 1000);
+    };`;
+  try {
+    const url = URL.createObjectURL(new Blob([code], { type: "application/javascript" }));
+    const worker = new Worker(url);
+    worker.postMessage(shared);
+    worker.unref();
+    return {
+      stop() {
+        worker.terminate();
+        URL.revokeObjectURL(url);
+        const a = new Float64Array(shared);
+        return Array.from(a.subarray(1, 1 + a[0]!));
+      },
+    };
+  } catch {
+    const out: number[] = [];
+    const timer = setInterval(() => out.length < MAX_LOAD_SAMPLES && out.push(loadavg()[0] ?? 0), 1000);
+    timer.unref?.();
+    return {
+      stop() {
+        clearInterval(timer);
+        return out;
+      },
+    };
+  }
+}
+
 /** Starts recording a benchmark run: machine facts now, load average each second until finish. */
 export function startRecording(name: string): Recording {
   const startedAt = new Date();
   const t0 = performance.now();
   const [l1, l5, l15] = loadavg();
   const loadBefore: [number, number, number] = [l1 ?? 0, l5 ?? 0, l15 ?? 0];
-  const loadDuring: number[] = [];
-  const sampler = setInterval(() => loadDuring.push(loadavg()[0] ?? 0), 1000);
-  sampler.unref?.();
+  const sampler = loadSampler();
   return {
     name,
     async finish(input: BenchResultsInput): Promise<string> {
-      clearInterval(sampler);
+      const loadDuring = sampler.stop().map((x) => Math.round(x * 100) / 100);
       loadDuring.push(loadavg()[0] ?? 0);
       const cores = cpus().length;
       const results: BenchResults = {
