@@ -6,10 +6,13 @@
  * status gauges are read from the runtime at scrape time; the runtime may add its own families
  * (`ApiRuntime.metrics`), checked against Prometheus naming rules: `vipd_` prefix, base units,
  * `_total` only on counters. A family breaking them is left out and logged, never half-exported.
+ * MetalLB's `metallb_*` series are derived from the same inputs (src/api/metallb-metrics.ts) and
+ * exported beside them under MetalLB's own names.
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "../util/log.ts";
+import { type MetallbFamily, metallbFamilies } from "./metallb-metrics.ts";
 import type { ApiRuntime, MetricFamily } from "./runtime.ts";
 
 export const API_METRIC_NAMES = [
@@ -154,7 +157,8 @@ export function createApiMetrics(log: Logger): ApiMetrics {
 
     assigned.reset();
     available.reset();
-    for (const p of await runtime.pools()) {
+    const pools = await runtime.pools();
+    for (const p of pools) {
       for (const f of p.families) {
         // Prometheus values are float64: a /64's count is exact to 53 bits, which is plenty.
         assigned.set({ pool: p.name, family: f.family }, Number(f.assigned));
@@ -163,16 +167,8 @@ export function createApiMetrics(log: Logger): ApiMetrics {
     }
 
     const seen = new Set<string>();
-    for (const f of (await runtime.metrics?.()) ?? []) {
-      const problem = seen.has(f.name) ? "family reported twice" : familyProblem(f, taken);
-      if (problem !== null) {
-        rejected.inc();
-        if (!warned.has(f.name)) {
-          warned.add(f.name);
-          log.warn("metric family left out", { family: f.name, problem });
-        }
-        continue;
-      }
+    const families = (await runtime.metrics?.()) ?? [];
+    const snapshot = (f: MetricFamily | MetallbFamily): void => {
       seen.add(f.name);
       let fam = dynamic.get(f.name);
       if (fam === undefined || fam.type !== f.type || fam.help !== f.help) {
@@ -182,7 +178,28 @@ export function createApiMetrics(log: Logger): ApiMetrics {
         registry.registerMetric(fam as unknown as Gauge);
       }
       fam.values = f.samples.map((s) => ({ labels: { ...(s.labels ?? {}) }, value: s.value }));
+    };
+    for (const f of families) {
+      const problem = seen.has(f.name) ? "family reported twice" : familyProblem(f, taken);
+      if (problem !== null) {
+        rejected.inc();
+        if (!warned.has(f.name)) {
+          warned.add(f.name);
+          log.warn("metric family left out", { family: f.name, problem });
+        }
+        continue;
+      }
+      snapshot(f);
     }
+    // MetalLB's names (they break the rules above on purpose), from the same state.
+    const accepted = families.filter((f) => seen.has(f.name));
+    for (const f of metallbFamilies({
+      status: st,
+      pools,
+      bgpPeers: await runtime.bgpPeers(),
+      families: accepted,
+    }))
+      snapshot(f);
     for (const name of [...dynamic.keys()]) {
       if (!seen.has(name)) {
         registry.removeSingleMetric(name);
