@@ -6,14 +6,17 @@
  * node list, and which nodes have ready endpoints of each Service.
  *
  * An object that fails its schema is left out and reported (one bad Service never blocks the
- * others); when the metallb.io objects fail the cross-object checks the last good Config is kept.
+ * others); a metallb.io object that fails validation is left out with what depends on it, and
+ * the rest applies (src/k8s/configset.ts). The metallb.io kinds and Secrets are read only from
+ * vipd's namespace.
  */
 
 import type { Config, Loaded, Problem } from "../config/index.ts";
-import { type Kind, ObjectMeta, SCHEMAS, ServiceSpec } from "../config/schemas.ts";
+import { type Kind, ObjectMeta, ServiceSpec } from "../config/schemas.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { NodeInfo } from "../daemon/plan.ts";
 import { type Kube, type KubeObject, METALLB_PLURALS, PATHS } from "./client.ts";
+import { type CrObject, contentKey, loadObject, type Rejected, selectCrs } from "./configset.ts";
 import { Informer, type InformerOptions } from "./informer.ts";
 
 export interface ClusterStateOptions {
@@ -31,6 +34,8 @@ export interface ConfigView {
   config: Config | undefined;
   /** Problems of the objects as they are now (the config may be an older, good one). */
   problems: Problem[];
+  /** metallb.io objects left out of the configuration, with their problems. */
+  rejected: Rejected[];
 }
 
 const META_KEYS = Object.keys(ObjectMeta.shape);
@@ -65,26 +70,15 @@ export function toManifest(kind: Kind, o: KubeObject): Record<string, unknown> {
   return { apiVersion: o.apiVersion, kind, metadata, spec: o.spec ?? {} };
 }
 
-function loaded(kind: Kind, obj: Record<string, unknown>, file: string): Loaded | Problem[] {
-  const r = SCHEMAS[kind].safeParse(obj);
-  if (r.success) return { kind, obj: r.data, file, doc: 0, line: 0, lineOf: () => 0 } as Loaded;
-  return r.error.issues.map((i) => ({
-    file,
-    line: 0,
-    kind,
-    name: String((obj.metadata as { name?: unknown }).name ?? ""),
-    field: i.path.join("."),
-    message: i.message,
-    pointer: `/${i.path.join("/")}`,
-  }));
-}
-
-const decode = (b64: unknown): string | undefined =>
-  typeof b64 === "string" ? Buffer.from(b64, "base64").toString("utf8") : undefined;
-
 export class ClusterState {
   readonly informers: Record<string, Informer>;
-  private lastGoodCrs: Loaded[] | undefined;
+  /** Content keys of the metallb.io objects in force (they keep their place when others change). */
+  private inForce: ReadonlySet<string> = new Set();
+  /**
+   * True while some metallb.io object the API server holds is not in force (it failed
+   * validation): the running configuration is older than the declared one (vipd_config_stale).
+   */
+  stale = false;
   private readonly validated = new Map<string, { rv: string; result: Loaded | Problem[] }>();
 
   constructor(
@@ -98,7 +92,8 @@ export class ClusterState {
       namespaces: PATHS.namespaces(),
       secrets: PATHS.secrets(opts.namespace),
     };
-    for (const plural of Object.keys(METALLB_PLURALS)) paths[plural] = PATHS.metallb(plural);
+    // The metallb.io objects only from vipd's namespace, as MetalLB reads only its own.
+    for (const plural of Object.keys(METALLB_PLURALS)) paths[plural] = PATHS.metallb(plural, opts.namespace);
     this.informers = Object.fromEntries(
       Object.entries(paths).map(([name, path]) => [
         name,
@@ -133,55 +128,24 @@ export class ClusterState {
 
   /**
    * The configuration the cluster declares. Services that fail validation are left out (and
-   * reported); invalid metallb.io objects keep the last good configuration in force.
+   * reported); metallb.io objects that fail validation are left out with everything that depends
+   * on them (src/k8s/configset.ts), and the rest applies.
    */
   config(): ConfigView {
     const problems: Problem[] = [];
-    const crs: Loaded[] = [];
     const secrets = new Map(this.objects("secrets").map((s) => [s.metadata.name, s]));
-    for (const [plural, kind] of Object.entries(METALLB_PLURALS)) {
-      for (const o of this.objects(plural)) {
-        const m = toManifest(kind, o);
-        const spec = m.spec as Record<string, unknown>;
-        // BGP passwords from Secrets (kubernetes.io/basic-auth, key "password") in vipd's namespace.
-        if (kind === "BGPPeer" && spec.passwordSecret !== undefined) {
-          const ref = spec.passwordSecret as { name?: string };
-          const pw = decode(
-            (secrets.get(ref.name ?? "")?.data as Record<string, unknown> | undefined)?.password,
-          );
-          if (pw === undefined) {
-            problems.push({
-              file: `BGPPeer/${o.metadata.namespace}/${o.metadata.name}`,
-              line: 0,
-              kind,
-              name: o.metadata.name,
-              field: "spec.passwordSecret",
-              message: `secret "${ref.name}" (key "password") not found in namespace ${this.opts.namespace}`,
-              pointer: "/spec/passwordSecret",
-            });
-            continue;
-          }
-          const { passwordSecret: _, ...rest } = spec;
-          m.spec = { ...rest, password: pw };
-        }
-        const l = loaded(kind, m, `${kind}/${o.metadata.namespace}/${o.metadata.name}`);
-        if (Array.isArray(l)) problems.push(...l);
-        else crs.push(l);
-      }
-    }
+    const objects: CrObject[] = [];
+    for (const [plural, kind] of Object.entries(METALLB_PLURALS))
+      for (const o of this.objects(plural)) objects.push({ kind, obj: o });
+    const sel = selectCrs(objects, secrets, this.opts.namespace, this.inForce);
+    this.inForce = new Set(sel.accepted.map(contentKey));
+    for (const r of sel.rejected) problems.push(...r.problems);
+    const crsInForce = sel.accepted;
     const namespaces: Loaded[] = [];
     for (const o of this.objects("namespaces")) {
-      const l = loaded("Namespace", toManifest("Namespace", o), `Namespace/${o.metadata.name}`);
+      const l = loadObject("Namespace", toManifest("Namespace", o), `Namespace/${o.metadata.name}`);
       if (!Array.isArray(l)) namespaces.push(l);
     }
-    // The metallb.io objects must pass the cross-object checks as a set; otherwise the last
-    // good set stays in force (the problems are still reported).
-    const crCheck = buildConfig(crs);
-    let crsInForce = crs;
-    if (problems.length > 0 || crCheck.problems.length > 0) {
-      problems.push(...crCheck.problems);
-      if (this.lastGoodCrs !== undefined) crsInForce = this.lastGoodCrs;
-    } else this.lastGoodCrs = crs;
     const services: Loaded[] = [];
     const seen = new Set<string>();
     for (const o of this.objects("services")) {
@@ -191,7 +155,7 @@ export class ClusterState {
       const rv = o.metadata.resourceVersion ?? "";
       let l = this.validated.get(file);
       if (l === undefined || l.rv !== rv) {
-        l = { rv, result: loaded("Service", toManifest("Service", o), file) };
+        l = { rv, result: loadObject("Service", toManifest("Service", o), file) };
         this.validated.set(file, l);
       }
       seen.add(file);
@@ -207,7 +171,8 @@ export class ClusterState {
       built = buildConfig([...crsInForce, ...namespaces, ...services.filter((s) => !bad.has(s.file))]);
     }
     for (const p of built.problems) if (!problems.includes(p)) problems.push(p);
-    return { config: built.config, problems };
+    this.stale = sel.rejected.length > 0;
+    return { config: built.config, problems, rejected: sel.rejected };
   }
 
   /** Every Node object as the API server has it (addresses, conditions). */
