@@ -20,6 +20,7 @@ import { parse as parseYaml } from "yaml";
 import { z } from "zod";
 import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { metricsOnly } from "../api/metrics-listener.ts";
 import { type ApiServer, serveApi } from "../api/serve.ts";
 import { MembershipService } from "../cluster/service.ts";
 import type { Config } from "../config/index.ts";
@@ -32,6 +33,7 @@ import { createLogger } from "../util/log.ts";
 import { K8sRuntime } from "./api.ts";
 import { Kube, loadKubeConfig } from "./client.ts";
 import { Controller } from "./controller.ts";
+import { localInterfaces, resolveAuto } from "./interface.ts";
 import { LeaseFence } from "./lease-fence.ts";
 import { type AddressFamily, type Member, membersFromNodes, sameMembers } from "./members.ts";
 import { Speaker } from "./speaker.ts";
@@ -41,13 +43,17 @@ export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME]
   --kubeconfig PATH          kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)
   --node-name NAME           this node (default: $NODE_NAME, then the host name)
   --namespace NS             vipd's namespace: Lease, Secrets, status objects (default: $POD_NAMESPACE, then vipd-system)
-  --interface IF             answer ARP/NDP with XDP on IF (repeatable; none: no layer-2 driver)
+  --interface IF             answer ARP/NDP with XDP on IF (repeatable; none: no layer-2 driver);
+                             "auto": $VIPD_INTERFACE (comma-separated) when set, else the interface
+                             holding this Node's InternalIP
   --xdp-mode MODE            native | generic (default native)
   --endpointslice-version V  v1 (default) | v1beta1 (Kubernetes 1.20 and older)
   --load-balancer-class C    handle only Services of this class (default: classless Services)
   --no-controller            never run the controller role on this node
   --no-speaker               do not announce from this node
   --api-listen HOST:PORT     the HTTP API (default 127.0.0.1:7473; "" for none)
+  --metrics-listen ADDR      a second listener serving only /metrics and /livez, for Prometheus
+                             (HOST:PORT or [IP]:PORT, e.g. [$(NODE_IP)]:7472; default "": none)
   --api-tokens-file PATH     API tokens, YAML: [{name, role: admin|read, hash: "sha256:<hex>"}]
                              (without tokens only /livez, /readyz, /healthz and /metrics answer)
   --cluster-key-file PATH    live layer-2 membership among the Nodes: heartbeats authenticated with
@@ -73,6 +79,8 @@ export interface K8sArgs {
   controller: boolean;
   speaker: boolean;
   apiListen: string;
+  /** The Prometheus listener (only /metrics and /livez); "" for none. */
+  metricsListen: string;
   apiTokensFile: string | undefined;
   cluster: ClusterArgs;
   /** Per-VIP Lease fencing: the Lease duration in seconds, or undefined when off. */
@@ -118,6 +126,7 @@ export function parseK8sArgs(
         "no-speaker": { type: "boolean", default: false },
         "api-listen": { type: "string", default: "127.0.0.1:7473" },
         "api-tokens-file": { type: "string" },
+        "metrics-listen": { type: "string", default: "" },
         "cluster-key-file": { type: "string" },
         "cluster-port": { type: "string" },
         "cluster-interval-ms": { type: "string" },
@@ -170,6 +179,7 @@ export function parseK8sArgs(
       speaker: !values["no-speaker"],
       apiListen: values["api-listen"] ?? "127.0.0.1:7473",
       apiTokensFile: values["api-tokens-file"],
+      metricsListen: values["metrics-listen"] ?? "",
     };
   } catch (e) {
     return { error: (e as Error).message };
@@ -311,6 +321,14 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   let window = membership !== undefined ? 2 * cl.deadAfterMs : 30_000;
   if (fence !== undefined) window = Math.min(window, fence.timing.marginMs);
   const drivers: Driver[] = [];
+  if (args.speaker && args.interfaces.includes("auto")) {
+    const node = state.nodeObjects().find((n) => n.metadata.name === args.nodeName);
+    const r = resolveAuto(process.env.VIPD_INTERFACE, node, localInterfaces());
+    if (r.ok) log.info("layer-2 interface", { interfaces: r.names, why: r.why });
+    else log.error("cannot choose the layer-2 interface; layer-2 answers are off", { error: r.message });
+    args.interfaces = [...args.interfaces.filter((i) => i !== "auto"), ...(r.ok ? r.names : [])];
+    if (!r.ok) drivers.push(failedDriver("xdp", r.message));
+  }
   if (args.speaker && args.interfaces.length > 0) {
     try {
       drivers.push(
@@ -381,7 +399,8 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
 
   // The HTTP API: health for the kubelet's probes, metrics, and the node's state for people.
   let server: ApiServer | undefined;
-  if (args.apiListen !== "") {
+  let metricsServer: ApiServer | undefined;
+  if (args.apiListen !== "" || args.metricsListen !== "") {
     try {
       const tokens = args.apiTokensFile ? readTokens(args.apiTokensFile) : [];
       const runtime = new K8sRuntime({
@@ -410,15 +429,26 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
         readOpen: false,
         log: createLogger("api"),
       });
-      server = serveApi(app, { listen: args.apiListen, bodyLimit: DEFAULT_BODY_LIMIT });
-      log.info("API listening", { url: server.url.href });
+      if (args.apiListen !== "") {
+        server = serveApi(app, { listen: args.apiListen, bodyLimit: DEFAULT_BODY_LIMIT });
+        log.info("API listening", { url: server.url.href });
+      }
+      if (args.metricsListen !== "") {
+        metricsServer = serveApi(metricsOnly(app), { listen: args.metricsListen, bodyLimit: 1024 });
+        log.info("metrics listening", { url: `${metricsServer.url.href}metrics` });
+      }
     } catch (e) {
-      log.error("cannot serve the API", { listen: args.apiListen, error: (e as Error).message });
+      log.error("cannot serve the API", {
+        listen: args.apiListen,
+        metricsListen: args.metricsListen,
+        error: (e as Error).message,
+      });
     }
   }
   const why = await stopped;
   log.info("stopping", { signal: why });
   await server?.stop();
+  await metricsServer?.stop();
   await controller?.stop();
   if (membership !== undefined) {
     // Tell the others we are leaving (they take over at once), stop answering, then hand back

@@ -130,6 +130,7 @@ describe("parseK8sArgs", () => {
       speaker: true,
       apiListen: "127.0.0.1:7473",
       apiTokensFile: undefined,
+      metricsListen: "",
       cluster: {
         keyFile: undefined,
         keyFileOptional: true,

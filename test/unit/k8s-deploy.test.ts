@@ -215,13 +215,14 @@ describe("RBAC and DaemonSet", () => {
       a
         .replace("$(NODE_NAME)", "n1")
         .replace("$(POD_NAMESPACE)", "vipd-system")
-        .replace("$(VIPD_INTERFACE)", "eth0"),
+        .replace("$(NODE_IP)", "10.0.0.5"),
     );
     expect(args[0]).toBe("k8s");
     expect(parseK8sArgs(args.slice(1), {})).toMatchObject({
       nodeName: "n1",
       namespace: "vipd-system",
-      interfaces: ["eth0"],
+      interfaces: ["auto"],
+      metricsListen: "[10.0.0.5]:7472",
     });
     expect(spec.hostNetwork).toBe(true);
     // Live membership: the key comes from an optional Secret, so the addon works without it.
