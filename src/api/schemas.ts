@@ -8,6 +8,8 @@
  */
 
 import { z } from "@hono/zod-openapi";
+import { DNS1123 } from "../config/common.ts";
+import { parseIp } from "../util/ip.ts";
 
 /** A non-negative integer written in decimal, of any size. */
 export const DecimalString = z
@@ -54,7 +56,11 @@ export const InvalidConfigBody = ErrorBody.extend({
   problems: z
     .array(Problem)
     .optional()
-    .openapi({ description: "Present when error is InvalidConfig: every problem found, in source order" }),
+    .openapi({
+      description:
+        "Present when error is InvalidConfig (at most 200, then one saying how many more) or a budget refusal (TooDeep, TooManyDocuments, TooManyNodes)",
+    }),
+  omitted: z.number().int().nonnegative().optional().openapi({ description: "Problems left out of the list" }),
 }).openapi("InvalidConfig");
 
 export const DriverHealth = z
@@ -72,6 +78,13 @@ export const StatusSummary = z
     }),
     ready: z.boolean().openapi({ description: "Configuration loaded (driver health is listed separately)" }),
     drivers: z.array(DriverHealth),
+    pendingRestart: z
+      .array(z.string())
+      .optional()
+      .openapi({
+        description:
+          "Settings applied as configuration since this process started that take effect only after a restart",
+      }),
   })
   .openapi("StatusSummary");
 
@@ -102,6 +115,10 @@ export const L2View = z
     node: z.string().openapi({ description: "The node that owns and answers for it" }),
     interface: z.string(),
     mac: z.string().openapi({ example: "02:00:00:00:00:01" }),
+    handingOver: z.boolean().optional().openapi({
+      description:
+        "True for a short hold after this node lost the VIP to another live node: it keeps answering until the new owner has announced (make before break)",
+    }),
   })
   .openapi("L2Announcement");
 
@@ -157,10 +174,30 @@ export const ConfigView = z
   })
   .openapi("Config");
 
-export const ApplyResult = z.object({ etag: z.string() }).openapi("ApplyResult");
+export const ApplyResult = z
+  .object({
+    etag: z.string(),
+    pendingRestart: z.array(z.string()).optional().openapi({
+      description:
+        "With 202: settings (since this process started) that take effect only after vipd restarts",
+      example: ["NodeSettings.spec.interfaces"],
+    }),
+  })
+  .openapi("ApplyResult");
 
 export const ValidateResult = z
-  .object({ valid: z.boolean(), problems: z.array(Problem) })
+  .object({
+    valid: z.boolean(),
+    problems: z.array(Problem).openapi({
+      description: "At most 200, in source order; when there are more, a last one says how many were left out",
+    }),
+    omitted: z
+      .number()
+      .int()
+      .nonnegative()
+      .optional()
+      .openapi({ description: "Problems left out of the list (present when > 0)" }),
+  })
   .openapi("ValidateResult");
 
 export const Liveness = z.object({ status: z.literal("ok") }).openapi("Liveness");
@@ -234,11 +271,17 @@ export const ClusterMemberView = z
 
 export const FailoverRequest = z
   .object({
-    ip: z.string().min(1).max(64).openapi({ description: "A VIP this node owns", example: "10.77.0.100" }),
+    ip: z
+      .string()
+      .min(1)
+      .max(64)
+      .refine((s) => parseIp(s) !== null, { message: "must be an IPv4 or IPv6 address" })
+      .openapi({ description: "A VIP this node owns", example: "10.77.0.100" }),
     node: z
       .string()
       .min(1)
       .max(253)
+      .regex(DNS1123, "must be a node name (lowercase RFC 1123: a-z, 0-9, '-', '.')")
       .optional()
       .openapi({ description: "Move it to this eligible node (default: the next candidate)" }),
     cancel: z

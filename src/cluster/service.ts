@@ -61,6 +61,8 @@ export class MembershipService {
   readonly socketErrors = new Map<string, number>();
   received = 0;
   sent = 0;
+  /** Times a member that was unknown or dead was heard again (see reheard()). */
+  private reheardCount = 0;
 
   constructor(private readonly opts: MembershipOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -120,7 +122,10 @@ export class MembershipService {
       return;
     }
     this.received++;
+    const was = this.m.peers.get(d.hb.node)?.state;
     this.m = r.m;
+    if ((was === "Unknown" || was === "Dead") && this.m.peers.get(d.hb.node)?.state === "Rising")
+      this.reheardCount++;
     if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);
   }
 
@@ -178,6 +183,15 @@ export class MembershipService {
     this.m = t.m;
     this.send(false);
     if (t.changed) this.opts.onChange(t.paused ? "this process was paused" : "membership changed");
+  }
+
+  /**
+   * How many times a member that was unknown or dead became audible again. The daemon announces
+   * its VIPs again when this grows: what it sent while the two could not hear each other (its
+   * own link down, a partition) may not have arrived.
+   */
+  reheard(): number {
+    return this.reheardCount;
   }
 
   alive(): string[] {

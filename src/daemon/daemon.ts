@@ -27,7 +27,9 @@ import type {
   XdpView,
 } from "../api/runtime.ts";
 import { declineVip, withdrawDecline } from "../cluster/failover.ts";
+import { type Held, handover } from "../cluster/handover.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
+import { boundProblems, FILE_LIMITS, prescanProblem, prescanYaml } from "../config/budget.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
@@ -35,7 +37,7 @@ import type { Logger } from "../util/log.ts";
 import { type AllocationState, allocate, emptyAllocation, heldState } from "./allocate.ts";
 import type { Driver } from "./driver.ts";
 import { daemonMetrics } from "./metrics.ts";
-import { computePlan, EMPTY_PLAN, type L2Election, type NodeInfo, type Plan } from "./plan.ts";
+import { computePlan, EMPTY_PLAN, type L2Election, type L2Entry, type NodeInfo, type Plan } from "./plan.ts";
 import { startOnlyChanges } from "./restart.ts";
 import { readHeld, writeHeld } from "./state-file.ts";
 import { joinSources, readManifestSources, writableTarget, writeAtomic } from "./store.ts";
@@ -76,6 +78,12 @@ export interface MembershipView {
   setDeclines?(declines: readonly Decline[]): void;
   /** Heartbeat and member-state metric families. */
   metrics?(): MetricFamily[];
+  /**
+   * How many times a member that could not be heard (unknown, dead) became audible again. When
+   * it grows, this node announces every VIP it owns once more: the frames it sent while the
+   * two could not hear each other (its own link down, a partition) may not have arrived.
+   */
+  reheard?(): number;
   /** Every member as this node sees it (GET /api/v1/cluster/members). */
   members?(): ClusterMemberView[];
 }
@@ -102,6 +110,8 @@ function etagOf(text: string): string {
 export class Daemon implements ApiRuntime {
   readonly drivers: Driver[] = [];
   private cfg: Config | undefined;
+  /** The first configuration applied: what the start-only settings were read from. */
+  private startCfg: Config | undefined;
   private text = "";
   private generation = 0;
   private alloc: AllocationState = emptyAllocation();
@@ -120,6 +130,12 @@ export class Daemon implements ApiRuntime {
   private closing = false;
   /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
   private readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
+  /** VIPs lost to another live node, still answered until the hold ends (make before break). */
+  private held = new Map<string, Held<L2Entry>>();
+  private holdTimer: ReturnType<typeof setTimeout> | undefined;
+  private holdWake = Number.POSITIVE_INFINITY;
+  /** membership.reheard() when the drivers last announced everything. */
+  private reheardSeen = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.now = opts.now ?? Date.now;
@@ -160,7 +176,12 @@ export class Daemon implements ApiRuntime {
       // A path that does not exist (or cannot be read) rejects the set, as `vipd validate` would:
       // applying the rest would release every Service the missing file declares.
       const { sources, problems: readProblems } = readManifestSources(this.opts.configPaths);
-      const loaded = sources.map((s) => loadText(s.text, s.file));
+      // The same budgets as a request body (scaled for files): a file that nests too deep or holds
+      // too many documents is refused before the YAML parser runs.
+      const loaded = sources.map((s) => {
+        const scan = prescanYaml(s.text, FILE_LIMITS);
+        return scan.ok ? loadText(s.text, s.file) : { objects: [], problems: [prescanProblem(scan, s.file)] };
+      });
       const built = buildConfig(loaded.flatMap((l) => l.objects));
       const problems = sortProblems([
         ...readProblems,
@@ -178,9 +199,10 @@ export class Daemon implements ApiRuntime {
       if (problems.length > 0) {
         this.reloads.rejected++;
         this.lastReloadOk = false;
+        const shown = boundProblems(problems);
         this.opts.log.error("configuration rejected", {
           reason,
-          problems: problems.map(
+          problems: shown.problems.map(
             (p) => `${p.file}:${p.line}: ${p.kind ? `${p.kind}/${p.name}: ` : ""}${p.field}: ${p.message}`,
           ),
           keptGeneration: this.generation,
@@ -202,6 +224,7 @@ export class Daemon implements ApiRuntime {
 
   private async applyConfigObject(config: Config, reason: string): Promise<void> {
     const prev = this.cfg;
+    this.startCfg ??= config;
     this.cfg = config;
     this.generation++;
     const held = this.alloc.allocator === undefined ? readHeld(this.opts.stateDir) : {};
@@ -276,7 +299,41 @@ export class Daemon implements ApiRuntime {
       networkUnavailable: this.clusterView.networkUnavailable,
       localEndpoints: this.clusterView.localEndpoints,
     });
-    return { ...plan, holdL2: false };
+    return this.withHandover({ ...plan, holdL2: false }, notReady === undefined);
+  }
+
+  /**
+   * Make before break (src/cluster/handover.ts): a VIP this node lost to another live node stays
+   * in the plan's `l2Handover` for HANDOVER_HOLD_MS, so it keeps answering until the new owner
+   * has announced; a replan at the hold's end lets it go.
+   */
+  private withHandover(plan: Plan, selfReady: boolean): Plan {
+    const owners = new Map((plan.elections ?? []).map((e) => [e.ip, e.owner]));
+    const r = handover<L2Entry>({
+      prevOwned: this.plan.l2,
+      held: this.held,
+      nextOwned: plan.l2,
+      ownerOf: (ip) => owners.get(ip),
+      self: plan.node,
+      selfReady,
+      now: this.now(),
+    });
+    this.held = r.held;
+    if (r.wakeAt !== undefined && r.wakeAt < this.holdWake && !this.closing) {
+      clearTimeout(this.holdTimer);
+      this.holdWake = r.wakeAt;
+      this.holdTimer = setTimeout(
+        () => {
+          this.holdTimer = undefined;
+          this.holdWake = Number.POSITIVE_INFINITY;
+          void this.replan("hand-over hold ended").catch(() => {});
+        },
+        Math.max(0, r.wakeAt - this.now()),
+      );
+      this.holdTimer.unref?.();
+    }
+    if (r.held.size === 0) return plan;
+    return { ...plan, l2Handover: [...r.held.values()].map((h) => ({ ...h.entry, owner: h.to })) };
   }
 
   /** Installs a new plan, counting and logging the layer-2 owner changes it brings. */
@@ -315,12 +372,14 @@ export class Daemon implements ApiRuntime {
     return this.serial(async () => {
       if (this.cfg === undefined) return;
       const next = this.makePlan(this.cfg);
-      this.setPlan(opts.releaseL2 ? { ...next, l2: [], holdL2: false } : next);
+      if (opts.releaseL2) this.held.clear();
+      this.setPlan(opts.releaseL2 ? { ...next, l2: [], l2Handover: undefined, holdL2: false } : next);
       this.opts.log.info("plan recomputed", {
         reason,
         members: this.members().map((n) => n.name),
         l2: this.plan.l2.map((e) => e.ip),
         hold: this.plan.holdL2,
+        ...(this.held.size > 0 ? { handingOver: [...this.held.keys()] } : {}),
       });
       await this.applyPlan();
     });
@@ -341,6 +400,11 @@ export class Daemon implements ApiRuntime {
       }
     }
     this.scheduleRetry(failed);
+    const reheard = this.membership?.reheard?.() ?? 0;
+    if (reheard !== this.reheardSeen) {
+      this.reheardSeen = reheard;
+      for (const d of this.drivers) d.reannounce?.("a member is audible again");
+    }
   }
 
   /**
@@ -370,6 +434,7 @@ export class Daemon implements ApiRuntime {
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.retryTimer);
+    clearTimeout(this.holdTimer);
     this.retryTimer = undefined;
     await this.serial(async () => {
       for (const d of this.drivers) {
@@ -394,8 +459,16 @@ export class Daemon implements ApiRuntime {
     return { ready: reasons.length === 0, reasons };
   }
 
+  /** Settings changed since this process started that wait for a restart (GET /status, PUT 202). */
+  pendingRestart(): string[] {
+    return this.startCfg !== undefined && this.cfg !== undefined
+      ? startOnlyChanges(this.startCfg, this.cfg)
+      : [];
+  }
+
   status(): StatusSummary {
     return {
+      pendingRestart: this.pendingRestart(),
       node: this.node.name,
       version: this.opts.version,
       startedAt: new Date(this.startedAt).toISOString(),
@@ -455,9 +528,19 @@ export class Daemon implements ApiRuntime {
   }
 
   applyConfig(yaml: string): Promise<ApplyOutcome> {
+    const r = configFromText(yaml, "<request>");
+    if (!r.ok) return Promise.resolve({ ok: false, problems: r.problems.map(toApiProblem) });
+    return this.applyChecked(yaml, r.config);
+  }
+
+  /** Admin API tokens in the current configuration (the API's lockout guard). */
+  configAdminTokens(): number {
+    return this.cfg?.nodeSettings?.spec.api.tokens.filter((t) => t.role === "admin").length ?? 0;
+  }
+
+  /** `PUT /api/v1/config` after the API validated `yaml` (to `config`) off the main thread. */
+  applyChecked(yaml: string, config: Config): Promise<ApplyOutcome> {
     return this.serial(async () => {
-      const r = configFromText(yaml, "<request>");
-      if (!r.ok) return { ok: false, problems: r.problems.map(toApiProblem) };
       const target = writableTarget(this.opts.configPaths);
       if ("reason" in target)
         return {
@@ -467,8 +550,9 @@ export class Daemon implements ApiRuntime {
       writeAtomic(target.file, yaml);
       this.lastReloadOk = true;
       this.text = yaml;
-      await this.applyConfigObject(r.config, "api");
-      return { ok: true, etag: etagOf(yaml) };
+      await this.applyConfigObject(config, "api");
+      const pendingRestart = this.pendingRestart();
+      return { ok: true, etag: etagOf(yaml), ...(pendingRestart.length > 0 ? { pendingRestart } : {}) };
     });
   }
 

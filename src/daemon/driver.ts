@@ -27,6 +27,12 @@ export interface Driver extends DriverViews {
   /** Applies the difference between the last applied plan and `plan`. May throw; the daemon logs it. */
   apply(plan: Plan): Promise<void>;
   health(): DriverHealth;
+  /**
+   * Announces again every VIP this node owns (gratuitous ARP / unsolicited NA on the takeover
+   * schedule): a member that could not be heard is audible again, so frames sent meanwhile may
+   * have been lost. Layer-2 drivers only.
+   */
+  reannounce?(reason: string): void;
   /** Stops timers and sockets. Leaves kernel state that must survive a restart in place. */
   close(): Promise<void>;
 }

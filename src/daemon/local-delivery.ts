@@ -28,7 +28,8 @@ export class LocalDeliveryDriver implements Driver {
     // During a start hold the previous run's layer-2 state keeps answering, so traffic for those
     // VIPs still arrives here: keep delivering it until the node owns (or gives up) them for real.
     if (plan.holdL2) return;
-    const want = new Set(plan.l2.map((e) => e.ip));
+    // VIPs being handed over (make before break) keep their route: traffic still arrives here.
+    const want = new Set([...plan.l2, ...(plan.l2Handover ?? [])].map((e) => e.ip));
     for (const fam of ["-4", "-6"] as const) {
       const have = await installed(fam);
       const mine = (ip: string) => ip.includes(":") === (fam === "-6");

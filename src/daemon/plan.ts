@@ -81,6 +81,12 @@ export interface Plan {
   node: string;
   /** VIPs this node answers for. */
   l2: L2Entry[];
+  /**
+   * VIPs this node lost to another live node a moment ago and keeps answering for until the new
+   * owner has announced (make before break, src/cluster/handover.ts): layer-2 and local-delivery
+   * drivers keep them programmed, and do not announce them.
+   */
+  l2Handover?: L2Entry[] | undefined;
   /** VIPs another node answers for (for visibility only). */
   l2Elsewhere: L2Entry[];
   /** BGPPeer names this node should have sessions with. */

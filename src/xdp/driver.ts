@@ -6,6 +6,15 @@
  * this process stops. Program, maps and attachments are pinned and outlive the process: a
  * restarted vipd finds them and carries on without a gap.
  *
+ * Every gain is announced, whatever happened meanwhile: an entry added or changed is announced;
+ * the first apply after a restart (or after the program went stale) announces every entry;
+ * `reannounce()` announces entries that were already in the map (a VIP regained during its
+ * hand-over hold, or a member audible again); and the driver watches the carrier of every
+ * interface it is attached to (sysfs `carrier` + `operstate`, polled every 100 ms): when a link
+ * comes back, every VIP on it is announced again on the takeover schedule, because the frames
+ * sent while it was down were lost (sends on a down link fail and are counted as
+ * announcements_failed).
+ *
  * @example
  * const xdp = await XdpDriver.open({ livenessWindowMs: 30_000 });
  * await xdp.apply([{ ifname: "eth0", ip: "192.0.2.10" }, { ifname: "eth0", ip: "2001:db8::10" }]);
@@ -13,6 +22,7 @@
  * await xdp.close(); // on SIGTERM; `await detachAll()` for `vipd detach`
  */
 
+import { readFileSync } from "node:fs";
 import { formatIp, type Ip, parseIp } from "../util/ip.ts";
 import { Announcer, packetSender } from "./announce.ts";
 import { type CounterName, formatMac, parseMac } from "./layout.ts";
@@ -52,6 +62,20 @@ export interface XdpDriverOptions {
   heartbeatMs?: number;
   /** Announcement schedule in ms after takeover (default 0, 500, 1000, 2000, 4000). */
   announceScheduleMs?: readonly number[];
+  /** How often the carrier of attached interfaces is read (default 100 ms; 0: not watched). */
+  carrierPollMs?: number;
+}
+
+/** The link can carry frames: carrier present and operstate up (or unknown, as on some drivers). */
+export function linkUp(ifname: string): boolean {
+  try {
+    const carrier = readFileSync(`/sys/class/net/${ifname}/carrier`, "utf8").trim();
+    const oper = readFileSync(`/sys/class/net/${ifname}/operstate`, "utf8").trim();
+    return carrier === "1" && (oper === "up" || oper === "unknown");
+  } catch {
+    // Reading carrier of an interface that is administratively down fails (EINVAL); gone: ENOENT.
+    return false;
+  }
 }
 
 /** Bad desired state: nothing was changed. */
@@ -132,6 +156,13 @@ export class XdpDriver {
   private programId = 0;
   private announceAll = false;
   private closed = false;
+  private carrierTimer: ReturnType<typeof setInterval> | null = null;
+  /** Per attached interface, whether its link was up at the last look. */
+  private readonly carrier = new Map<string, boolean>();
+  /** Times a link came back and its VIPs were announced again. */
+  carrierReturns = 0;
+  /** Times entries already in the map were announced again (reannounce()). */
+  reannounced = 0;
 
   private constructor(
     private readonly maps: XdpMaps,
@@ -175,6 +206,11 @@ export class XdpDriver {
       }
     }, period);
     d.heartbeatTimer.unref?.();
+    const poll = opts.carrierPollMs ?? 100;
+    if (poll > 0) {
+      d.carrierTimer = setInterval(() => d.watchCarrier(), poll);
+      d.carrierTimer.unref?.();
+    }
     if (reused) {
       const ours = pinnedProgId(pinDir);
       for (const [ifname, info] of await interfaces()) {
@@ -191,6 +227,56 @@ export class XdpDriver {
       }
     }
     return d;
+  }
+
+  /**
+   * One look at the carrier of every attached interface: a link that came back gets every VIP
+   * on it announced again (restarting the schedule). Two small sysfs reads per interface.
+   */
+  private watchCarrier(): void {
+    if (this.closed) return;
+    for (const [ifname, a] of this.attachments) {
+      if (a.error !== undefined) continue;
+      const up = linkUp(ifname);
+      const was = this.carrier.get(ifname);
+      this.carrier.set(ifname, up);
+      if (up && was === false) {
+        this.carrierReturns++;
+        this.announceWhere((e) => e.ifindex === a.ifindex);
+      }
+    }
+  }
+
+  /** Announces the map's entries that `pick` selects, now and on the schedule. */
+  private announceWhere(pick: (e: { ifindex: number; ip: Ip }) => boolean): number {
+    let n = 0;
+    for (const e of this.maps.listVips()) {
+      if (!pick(e)) continue;
+      this.announcer.announce(e.ifindex, e.ip, e.mac);
+      n++;
+    }
+    return n;
+  }
+
+  /**
+   * Announces again entries already in the map (all of them, or those whose address is in
+   * `ips`), on the takeover schedule. Returns how many. Serialised with apply().
+   */
+  async reannounce(ips?: readonly string[]): Promise<number> {
+    const run = this.queue.then(() => {
+      if (this.closed) return 0;
+      const want =
+        ips === undefined
+          ? undefined
+          : new Set(
+              ips.map((t) => parseIp(t)).flatMap((ip) => (ip === null ? [] : [`${ip.family}/${ip.value}`])),
+            );
+      const n = this.announceWhere((e) => want === undefined || want.has(`${e.ip.family}/${e.ip.value}`));
+      if (n > 0) this.reannounced++;
+      return n;
+    });
+    this.queue = run.catch(() => {});
+    return run;
   }
 
   /** Refreshes the liveness timestamp (CLOCK_MONOTONIC, the clock of bpf_ktime_get_ns). */
@@ -246,6 +332,7 @@ export class XdpDriver {
       }
       try {
         this.attachments.set(ifname, await attach(this.pinDir, ifname, this.mode));
+        if (!this.carrier.has(ifname)) this.carrier.set(ifname, linkUp(ifname));
       } catch (e) {
         const error = e instanceof Error ? e.message : String(e);
         errors.push({ ifname, error });
@@ -269,6 +356,7 @@ export class XdpDriver {
       if (wanted.has(ifname)) continue;
       if (a.error === undefined && ifs.has(ifname)) await detach(ifname, ours);
       this.attachments.delete(ifname);
+      this.carrier.delete(ifname);
     }
 
     const view = (e: { ifname: string; ip: Parameters<typeof formatIp>[0]; mac: Uint8Array }) => ({
@@ -324,6 +412,7 @@ export class XdpDriver {
     await this.queue;
     this.closed = true;
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    if (this.carrierTimer !== null) clearInterval(this.carrierTimer);
     this.announcer.stop();
     this.sender.close();
     this.maps.close();

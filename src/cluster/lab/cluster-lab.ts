@@ -5,6 +5,11 @@
  * cluster.keyFile; private bpffs pins), a UDP responder per node that names itself, and a probe
  * on the client that sends to the VIP every few ms.
  *
+ * With `router: true`, a Linux router namespace ("rtr", default neighbour sysctls, forwarding
+ * on) sits on the same bridge at .1 / ::1 and routes to a second segment where the "far" client
+ * lives (10.89.0.2, fd89::2); the nodes route back through it. Clients that trust their
+ * neighbour cache (ping, see ping.ts) can then be placed on the VIP's segment or behind the router.
+ *
  * Everything is made through src/lab/netns.ts (unique names, processes tracked by PID) and
  * removed by destroy(), also when a test fails.
  */
@@ -25,6 +30,12 @@ export const SUBNET6 = "fd88::";
 /** The IPv6 address of the same (dual-stack) Service: it follows VIP's owner. */
 export const VIP6 = `${SUBNET6}100`;
 export const RESPONDER_PORT = 9000;
+/** The router's addresses on the VIP's segment (with `router: true`). */
+export const ROUTER4 = `${SUBNET}.1`;
+export const ROUTER6 = `${SUBNET6}1`;
+/** The client behind the router (namespace "far"). */
+export const FAR4 = "10.89.0.2";
+export const FAR6 = "fd89::2";
 const API = "127.0.0.1:7473";
 /** The admin bearer token of every lab node's API. */
 export const ADMIN_TOKEN = "l2-lab-admin-token-0123456789";
@@ -52,6 +63,10 @@ export interface ClusterLabOptions {
   riseMs?: number;
   /** Extra manifests appended to every node's configuration. */
   extra?: string;
+  /** A router namespace on the segment and a client behind it (namespace "far"). */
+  router?: boolean;
+  /** Node names (default n1, n2, ...); they decide the election order (sha256 of name#ip). */
+  names?: string[];
 }
 
 export interface Answer {
@@ -142,10 +157,14 @@ export class ClusterLab {
 
   private async build(): Promise<void> {
     const { lab } = this;
-    const n = this.opts.nodes ?? 3;
+    const n = this.opts.names?.length ?? this.opts.nodes ?? 3;
     await lab.addNs("lan");
     const ports: string[] = [];
-    const hosts = ["client", ...Array.from({ length: n }, (_, i) => `n${i + 1}`)];
+    const hosts = [
+      "client",
+      ...(this.opts.router ? ["rtr"] : []),
+      ...this.names(n),
+    ];
     for (const h of hosts) {
       await lab.addNs(h);
       await lab.veth("lan", `p-${h}`, h, "eth0");
@@ -154,12 +173,18 @@ export class ClusterLab {
     await lab.bridge("lan", "br0", ports);
     await lab.addr("client", "eth0", `${SUBNET}.2/24`);
     await lab.addr("client", "eth0", `${SUBNET6}2/64`);
+    if (this.opts.router) await this.buildRouter();
     writeFileSync(this.keyFile, crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
     for (let i = 1; i <= n; i++) {
-      const name = `n${i}`;
+      const name = this.names(n)[i - 1] as string;
       const ip = `${SUBNET}.${10 + i}`;
       await lab.addr(name, "eth0", `${ip}/24`);
       await lab.addr(name, "eth0", `${SUBNET6}${10 + i}/64`);
+      if (this.opts.router) {
+        // Replies to the far client go back through the router.
+        await lab.run(name, ["ip", "route", "add", "default", "via", ROUTER4]);
+        await lab.run(name, ["ip", "-6", "route", "add", "default", "via", ROUTER6]);
+      }
       // veth drops XDP_TX frames unless the peer end runs an XDP program too (LAB.md).
       await lab.run("lan", [
         "ip",
@@ -191,6 +216,40 @@ export class ClusterLab {
       this.writeConfig(node);
       this.startResponder(node);
     }
+  }
+
+  /**
+   * The router (namespace "rtr": eth0 on the segment, eth1 to "far") and the far client. Only
+   * forwarding is turned on; every neighbour sysctl keeps its default (arp_accept=0,
+   * accept_untracked_na=0), as on a stock Linux router.
+   */
+  private async buildRouter(): Promise<void> {
+    const { lab } = this;
+    await lab.addr("rtr", "eth0", `${ROUTER4}/24`);
+    await lab.addr("rtr", "eth0", `${ROUTER6}/64`);
+    await lab.addNs("far");
+    await lab.veth("rtr", "eth1", "far", "eth0");
+    await lab.addr("rtr", "eth1", "10.89.0.1/24");
+    await lab.addr("rtr", "eth1", "fd89::1/64");
+    await lab.addr("far", "eth0", `${FAR4}/24`);
+    await lab.addr("far", "eth0", `${FAR6}/64`);
+    await lab.run("rtr", ["sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"]);
+    await lab.run("far", ["ip", "route", "add", "default", "via", "10.89.0.1"]);
+    await lab.run("far", ["ip", "-6", "route", "add", "default", "via", "fd89::1"]);
+  }
+
+  private names(n: number): string[] {
+    return this.opts.names ?? Array.from({ length: n }, (_, i) => `n${i + 1}`);
+  }
+
+  /**
+   * The node's link goes down or comes back at the switch (its bridge port): the node sees its
+   * carrier go and return, and keeps its addresses and routes, as when a cable or a switch port
+   * fails. (`ip link set eth0 down` inside the node is different: the kernel then removes the
+   * node's IPv6 addresses and every route through eth0, and nothing puts them back.)
+   */
+  async link(node: LabNode, up: boolean): Promise<void> {
+    await this.lab.run("lan", ["ip", "link", "set", `p-${node.name}`, up ? "up" : "down"]);
   }
 
   /** Starts the node's UDP responder (the service the VIP leads to). */

@@ -1,0 +1,81 @@
+/**
+ * Make-before-break hand-over of layer-2 VIPs. Pure: the previous and next ownership, the clock
+ * and this node's readiness in; the VIPs this node keeps answering for out.
+ *
+ * When a VIP moves by choice — failback to its natural owner, a forced failover or its cancel, a
+ * node joining the site — both nodes are alive, and the order matters: clients keep sending to
+ * the MAC in their neighbour cache until the new owner's gratuitous ARP / unsolicited NA reaches
+ * them. If the old owner stopped first, that traffic would fall into a hole. So:
+ *
+ *   1. the new owner programs its XDP entry (and local route) and announces at once;
+ *   2. the old owner, which lost the VIP to that live node, keeps its entry and route — it
+ *      keeps answering ARP/NDP and delivering traffic — for `holdMs` (HANDOVER_HOLD_MS);
+ *   3. then the old owner stops.
+ *
+ * Both nodes decide from the same heartbeats within one heartbeat interval; the hold covers that
+ * and the new owner's apply (a few tens of ms measured; 300 ms leaves room on a loaded machine)
+ * and ends before the new owner's second announcement (500 ms), which corrects any client that
+ * asked by ARP during the overlap and took the old owner's answer.
+ *
+ * No hold when the VIP is lost for any other reason: this node is not ready (starting, resumed
+ * after a pause, stepping back after a partition — its view is stale, it must let go at once),
+ * the VIP has no owner any more (Service deleted), or the new owner is this node's own guess of
+ * a dead node. A VIP regained during its hold is owned again (and announced: see
+ * src/daemon/xdp.ts); a held VIP is never held past its first deadline.
+ */
+
+/** How long the old owner keeps answering after losing a VIP to another live node (ms). */
+export const HANDOVER_HOLD_MS = 300;
+
+export interface Held<E> {
+  entry: E;
+  /** When the hold ends (same clock as `now`). */
+  until: number;
+  /** The node the VIP went to. */
+  to: string;
+}
+
+export interface HandoverInput<E extends { ip: string }> {
+  /** The VIPs this node owned in the previous plan (not counting held ones). */
+  prevOwned: readonly E[];
+  /** The holds in force. */
+  held: ReadonlyMap<string, Held<E>>;
+  /** The VIPs this node owns in the next plan. */
+  nextOwned: readonly E[];
+  /** The owner of each VIP by the next election (undefined: none). */
+  ownerOf: (ip: string) => string | undefined;
+  self: string;
+  /** This node takes part in elections now (not starting, paused or stepping back). */
+  selfReady: boolean;
+  now: number;
+  holdMs?: number;
+}
+
+export interface HandoverResult<E> {
+  /** The VIPs still held (keep answering, do not announce). */
+  held: Map<string, Held<E>>;
+  /** When to look again (the earliest hold's end); undefined when nothing is held. */
+  wakeAt: number | undefined;
+}
+
+/** The holds after one plan change. */
+export function handover<E extends { ip: string }>(x: HandoverInput<E>): HandoverResult<E> {
+  const holdMs = x.holdMs ?? HANDOVER_HOLD_MS;
+  const owned = new Set(x.nextOwned.map((e) => e.ip));
+  const out = new Map<string, Held<E>>();
+  if (x.selfReady) {
+    for (const [ip, h] of x.held) {
+      const to = x.ownerOf(ip);
+      if (!owned.has(ip) && h.until > x.now && to !== undefined && to !== x.self) out.set(ip, h);
+    }
+    for (const e of x.prevOwned) {
+      if (owned.has(e.ip) || out.has(e.ip)) continue;
+      const to = x.ownerOf(e.ip);
+      if (to === undefined || to === x.self || holdMs <= 0) continue;
+      out.set(e.ip, { entry: e, until: x.now + holdMs, to });
+    }
+  }
+  let wakeAt: number | undefined;
+  for (const h of out.values()) wakeAt = wakeAt === undefined ? h.until : Math.min(wakeAt, h.until);
+  return { held: out, wakeAt };
+}
