@@ -1,15 +1,18 @@
 /**
  * Runs the allocator over a validated config and shapes its results for the planner (who holds
- * which IPs), the API (per-Service results, per-pool usage) and the metrics. The Allocator
- * instance is kept across reloads so that assignments are stable; `held` (what Services held
- * before a restart, from the state file) is adopted before anything new is allocated.
+ * which IPs), the API (per-Service results, per-pool usage), the log and the metrics. The
+ * Allocator instance is kept across reloads so that assignments are stable; `held` (what
+ * Services held before a restart, from the state file) is adopted before anything new is
+ * allocated — when still valid. As in MetalLB, an address the configuration no longer allows
+ * (pool deleted or shrunk, avoidBuggyIPs, serviceAllocation, sharing, request) is released and
+ * the Service re-addressed or left without one: an `IPReleased` event with the reason, then
+ * `IPAllocated` or `AllocationFailed`, each logged and counted (vipd_allocation_events_total).
  */
 
 import type { MetricFamily, PoolView, ServiceView } from "../api/runtime.ts";
 import type { Config } from "../config/index.ts";
 import { Allocator } from "../ipam/allocator.ts";
-import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
-import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+import { reasonMessage, replacedMessage, warningMessage } from "../ipam/reasons.ts";
 import type { PlannedAssignment } from "./plan.ts";
 
 export interface AllocationEvent {
@@ -24,12 +27,22 @@ export interface AllocationState {
   services: ServiceView[];
   pools: PoolView[];
   metrics: MetricFamily[];
-  /** What changed in the last run, for logs and (in Kubernetes mode) Events. */
+  /** What changed in the last run, for logs. */
   events: AllocationEvent[];
+  /** Events of every run so far, by reason (Warning excluded). */
+  counts: Record<"IPAllocated" | "AllocationFailed" | "IPReleased", number>;
 }
 
 export function emptyAllocation(): AllocationState {
-  return { allocator: undefined, assignments: [], services: [], pools: [], metrics: [], events: [] };
+  return {
+    allocator: undefined,
+    assignments: [],
+    services: [],
+    pools: [],
+    metrics: [],
+    events: [],
+    counts: { IPAllocated: 0, AllocationFailed: 0, IPReleased: 0 },
+  };
 }
 
 /** Assignments as `{ "ns/name": ["ip", ...] }`. */
@@ -59,27 +72,18 @@ export function allocate(
     prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: (ns) => nsLabels.get(ns) });
   const events: AllocationEvent[] = [];
   allocator.setNamespaceLabels((ns) => nsLabels.get(ns));
-  const sp = allocator.setPools(config.pools);
-  if (sp.ok) {
-    for (const s of sp.stranded) events.push({ service: "", reason: "Warning", message: reasonMessage(s) });
-  }
+  // What the new pools no longer allow is released here and reported per Service below.
+  allocator.setPools(config.pools);
 
   // Services in manifests rarely carry a status; what they held before a restart comes from
-  // the state file and is adopted first, so a restart never re-addresses anything.
+  // the state file and is adopted first (when still valid), so a restart never re-addresses a
+  // valid assignment.
   const services = config.services.map((s) => {
     const key = `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
     const h = held[key];
     if (h === undefined || (s.status?.loadBalancer?.ingress ?? []).length > 0) return s;
     const ips = "ips" in h ? h.ips : h;
-    // The pool is remembered the way MetalLB does (an annotation), so an address the pools no
-    // longer have is reported as stranded from the pool it came from.
-    const pool = "ips" in h ? h.pool : undefined;
-    const annotations = s.metadata.annotations ?? {};
-    const metadata =
-      pool && annotations[ANNOTATION_ALLOCATED_FROM] === undefined
-        ? { ...s.metadata, annotations: { ...annotations, [ANNOTATION_ALLOCATED_FROM]: pool } }
-        : s.metadata;
-    return { ...s, metadata, status: { ...s.status, loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } };
+    return { ...s, status: { ...s.status, loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } };
   });
   const before = new Map((prev.assignments ?? []).map((a) => [a.key, a.ips.join(",")]));
   const r = allocator.reconcile(services);
@@ -88,6 +92,11 @@ export function allocate(
   for (const res of r.results) {
     const [namespace, name] = res.key.split("/") as [string, string];
     const warnings = res.warnings.map(warningMessage);
+    if (res.replaced !== null) {
+      const message = replacedMessage(res.replaced);
+      events.push({ service: res.key, reason: "IPReleased", message });
+      warnings.unshift(message);
+    }
     if (res.ok) {
       views.push({ namespace, name, ips: [...res.ips], pool: res.pool, warnings });
       if (before.get(res.key) !== res.ips.join(","))
@@ -108,10 +117,13 @@ export function allocate(
       });
       events.push({ service: res.key, reason: "AllocationFailed", message: reasonMessage(res.reason) });
     }
-    for (const w of warnings) events.push({ service: res.key, reason: "Warning", message: w });
+    for (const w of res.warnings)
+      events.push({ service: res.key, reason: "Warning", message: warningMessage(w) });
   }
   for (const key of r.released)
     events.push({ service: key, reason: "IPReleased", message: "released its addresses" });
+  const counts = { ...prev.counts };
+  for (const e of events) if (e.reason !== "Warning") counts[e.reason]++;
 
   const assignments: PlannedAssignment[] = allocator
     .assignments()
@@ -145,6 +157,15 @@ export function allocate(
       type: "gauge",
       samples: [{ value: views.filter((v) => v.ips.length === 0).length }],
     },
+    {
+      name: "vipd_allocation_events_total",
+      help: "Allocation events since start: IPAllocated, AllocationFailed, IPReleased (re-addressed, lost or deleted)",
+      type: "counter",
+      samples: (["IPAllocated", "AllocationFailed", "IPReleased"] as const).map((reason) => ({
+        labels: { reason },
+        value: counts[reason],
+      })),
+    },
   ];
-  return { allocator, assignments, services: views, pools, metrics, events };
+  return { allocator, assignments, services: views, pools, metrics, events, counts };
 }

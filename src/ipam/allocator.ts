@@ -1,23 +1,34 @@
 /**
  * The allocator: which external IPs each LoadBalancer Service gets. MetalLB-compatible semantics
- * (its `internal/allocator` and controller `service.go` are the reference for behaviour):
+ * (its `internal/allocator` and controller `service.go` `convergeBalancer` are the reference):
  *
  * - explicit requests (spec.loadBalancerIP, metallb.io/loadBalancerIPs) are honoured or refused
  *   with a reason, never substituted; metallb.io/address-pool pins the pool;
  * - otherwise the lowest address the Service may use, trying pools in order (serviceAllocation
- *   pools by priority first, then the rest, ties by name), autoAssign: false pools only on request;
+ *   pools by priority first, then pools without serviceAllocation, ties by name);
+ *   autoAssign: false pools only on request;
  * - dual-stack takes both families from one pool; PreferDualStack settles for one family and
  *   later adds the other from the same pool when it can;
- * - an existing assignment is kept as long as it is valid; a pool change that would take an
- *   in-use address away strands the assignment (kept, reported) instead of re-addressing it.
+ * - stability: an assignment (or an address adopted from a Service's status) is kept, across any
+ *   change and any restart, as long as it is still valid — in a pool that hands it out (not a
+ *   .0/.255 of an avoidBuggyIPs pool), a pool that serves the Service, shareable with its
+ *   co-holders, of the Service's families, and what the Service requests;
+ * - otherwise it is released (reported in `replaced`, with why) and the Service is allocated
+ *   anew, or left without addresses with the reason — as MetalLB clears and re-converges. A pool
+ *   change releases what the new pools no longer allow at once (`setPools` lists them), so the
+ *   addresses are free for the reconcile that follows.
  *
  * Pure: no I/O, no clock; state changes only through the methods below. Bad input changes nothing.
  *
- * Deliberate differences from MetalLB: pools of equal rank are tried by name (MetalLB: Go map
- * order, i.e. random); a pool whose serviceAllocation sets only a priority serves every Service
- * (MetalLB never auto-assigns from it); a pool change strands instead of re-addressing; a refused
- * request leaves the current assignment in place; without ClusterIPs (a bare appliance) families
- * come from spec.ipFamilies, the requested IPs or the policy; PreferDualStack may request one IP.
+ * Deliberate differences from MetalLB, none of which changes an outcome MetalLB could produce:
+ * - pools of equal rank are tried by name; MetalLB's order there is Go map order (random), so
+ *   vipd's choice is one of the choices MetalLB may make, made the same way every time;
+ * - without ClusterIPs (the bare appliance, which MetalLB does not have) families come from
+ *   spec.ipFamilies, the requested IPs or the policy; every Kubernetes LoadBalancer Service has
+ *   ClusterIPs, so in Kubernetes the families are MetalLB's;
+ * - a syntactically invalid request (bad loadBalancerIPs text, both loadBalancerIP and the
+ *   annotation) keeps what the Service holds and is reported — what MetalLB does too (it returns
+ *   before clearing); vipd says so in `kept`.
  *
  * @example
  * const a = new Allocator();
@@ -29,15 +40,8 @@ import { type Family, type Ip, parseIp } from "../util/ip.ts";
 import { AddressBook, type Claimant } from "./book.ts";
 import { ipText } from "./format.ts";
 import { type CompiledPool, compilePools, isBuggy, poolRefusal } from "./pools.ts";
-import type { AllocReason, AllocWarning, ReallocationCause } from "./reasons.ts";
-import {
-  ANNOTATION_ALLOCATED_FROM,
-  basics,
-  ownershipRefusal,
-  parseRequest,
-  type Request,
-  serviceKey,
-} from "./request.ts";
+import type { AllocReason, AllocWarning, ReallocationCause, Replaced } from "./reasons.ts";
+import { basics, ownershipRefusal, parseRequest, type Request, serviceKey } from "./request.ts";
 import { TombMap } from "./tombmap.ts";
 import type { Assignment, IPAddressPool, Labels, NamespaceLabels, PoolUsage, Service } from "./types.ts";
 
@@ -47,9 +51,11 @@ export type AllocResult =
       readonly key: string;
       readonly ips: readonly string[];
       readonly pool: string;
-      /** False when the Service already held exactly these IPs. */
+      /** False when the Service already held exactly these IPs (or adopted them from its status). */
       readonly changed: boolean;
       readonly warnings: readonly AllocWarning[];
+      /** What the Service held before and gave up in this call, with why; null if nothing. */
+      readonly replaced: Replaced | null;
     }
   | {
       readonly ok: false;
@@ -58,12 +64,24 @@ export type AllocResult =
       readonly warnings: readonly AllocWarning[];
       /** The Service is not vipd's (type or class); any assignment it had was released. */
       readonly notOurs: boolean;
-      /** What the Service still holds despite the refusal (nothing is taken away on failure). */
+      /**
+       * What the Service still holds despite the refusal: only after a syntactically invalid
+       * request (as MetalLB); a request that cannot be met releases what the Service held.
+       */
       readonly kept: Assignment | null;
+      /** What the Service held before and gave up in this call, with why; null if nothing. */
+      readonly replaced: Replaced | null;
     };
 
+/** An assignment the new pools (or namespace labels) no longer allow: released at once. */
+export interface Invalidated {
+  readonly key: string;
+  readonly ips: readonly string[];
+  readonly reason: AllocReason;
+}
+
 export type SetPoolsResult =
-  | { readonly ok: true; readonly stranded: readonly AllocReason[] }
+  | { readonly ok: true; readonly invalidated: readonly Invalidated[] }
   | { readonly ok: false; readonly errors: readonly string[] };
 
 export interface RestoreResult {
@@ -95,7 +113,6 @@ interface Allocation extends Claimant {
   readonly ips: readonly Ip[];
   readonly namespace: string;
   readonly labels: Labels;
-  stranded: AllocReason | null;
 }
 
 type PoolCheck =
@@ -122,6 +139,13 @@ const sameClaim = (a: Allocation, r: Request): boolean =>
 const byKey = (a: { key: string }, b: { key: string }): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
 
+/**
+ * Refusals after which MetalLB clears what the Service holds (its convergeBalancer clears on a
+ * RequireDualStack Service without two ClusterIPs, and on requested IPs of the wrong family);
+ * any other unreadable request returns before clearing, keeping the current addresses.
+ */
+const CLEARS: ReadonlySet<AllocReason["kind"]> = new Set(["DualStackUnavailable", "RequestedFamilyMismatch"]);
+
 export class Allocator {
   private readonly cls: string | null;
   private nsLabels: NamespaceLabels;
@@ -129,6 +153,11 @@ export class Allocator {
   private byName = new Map<string, CompiledPool>();
   private readonly allocs = new TombMap<string, Allocation>();
   private readonly book = new AddressBook();
+  /**
+   * What Services lost without a call about them (a pool change, a status not adopted), reported
+   * as `replaced` by their next `allocate`. Only ever for keys without an allocation.
+   */
+  private readonly lost = new Map<string, Replaced>();
 
   constructor(opts: AllocatorOptions = {}) {
     this.cls = opts.loadBalancerClass ?? null;
@@ -137,7 +166,8 @@ export class Allocator {
 
   /**
    * Replaces the pools. Invalid pools are refused as a whole (nothing changes). Assignments the
-   * new pools no longer allow are kept as they are and reported as stranded.
+   * new pools no longer allow are released at once and listed; each Service's next `allocate`
+   * re-addresses it (or says why it cannot) and reports the release in `replaced`.
    */
   setPools(pools: readonly IPAddressPool[]): SetPoolsResult {
     const c = compilePools(pools);
@@ -145,32 +175,29 @@ export class Allocator {
     this.pools = c.pools;
     this.byName = new Map(c.pools.map((p) => [p.name, p]));
     this.book.setPools(c.pools);
-    return { ok: true, stranded: this.restrand() };
+    return { ok: true, invalidated: this.recheck() };
   }
 
   /** Replaces the namespace label lookup (namespaceSelectors); re-checks assignments like setPools. */
   setNamespaceLabels(lookup: NamespaceLabels): SetPoolsResult {
     this.nsLabels = lookup;
-    return { ok: true, stranded: this.restrand() };
+    return { ok: true, invalidated: this.recheck() };
   }
 
-  private restrand(): AllocReason[] {
-    const out: AllocReason[] = [];
+  private recheck(): Invalidated[] {
+    const out: Invalidated[] = [];
     for (const a of [...this.allocs.values()].sort(byKey)) {
       const pc = this.poolCheck(a.ips, a);
       if (pc.ok) {
         a.pool = pc.pool.name;
-        a.stranded = null;
-      } else {
-        a.stranded = pc.reason;
-        out.push(this.strandedReason(a, pc.reason));
+        continue;
       }
+      this.remove(a);
+      const from = a.ips.map(ipText);
+      this.lost.set(a.key, { from, cause: { kind: "NoLongerValid", reason: pc.reason } });
+      out.push({ key: a.key, ips: from, reason: pc.reason });
     }
     return out;
-  }
-
-  private strandedReason(a: Allocation, cause: AllocReason): AllocReason {
-    return { kind: "Stranded", service: a.key, ips: a.ips.map(ipText), pool: a.pool, cause };
   }
 
   /** The one pool that hands out all of `ips` and serves the Service, or why there is none. */
@@ -208,9 +235,8 @@ export class Allocator {
 
   private insert(a: Allocation): void {
     this.allocs.set(a.key, a);
-    // A non-stranded allocation's addresses are handed out by its pool.
-    const hint = a.stranded === null ? a.pool : null;
-    for (const ip of a.ips) this.book.add(ip, a, hint);
+    // An allocation's addresses are always handed out by its pool.
+    for (const ip of a.ips) this.book.add(ip, a, a.pool);
   }
 
   private remove(a: Allocation): void {
@@ -226,12 +252,12 @@ export class Allocator {
       ports: a.ports,
       sharingKey: a.sharingKey,
       backendKey: a.backendKey,
-      stranded: a.stranded !== null,
     };
   }
 
-  /** Frees the Service's IPs. False if it held none. */
+  /** Frees the Service's IPs (it was deleted). False if it held none. */
   release(key: string): boolean {
+    this.lost.delete(key);
     const a = this.allocs.get(key);
     if (a === undefined) return false;
     this.remove(a);
@@ -239,40 +265,51 @@ export class Allocator {
   }
 
   /**
-   * Gives `svc` its IPs: keeps a valid existing assignment, or allocates anew. On refusal the
-   * Service keeps whatever it held (reported in `kept`), except when it is not vipd's at all.
+   * Gives `svc` its IPs: keeps a still-valid existing assignment, or releases it and allocates
+   * anew (`replaced` says what was released and why). A request that cannot be met leaves the
+   * Service without addresses; only a syntactically invalid one keeps them (`kept`).
    */
   allocate(svc: Service): AllocResult {
     const key = serviceKey(svc);
     const parsed = parseRequest(svc, this.cls);
+    const lost = this.lost.get(key) ?? null;
+    this.lost.delete(key);
+    const existing = this.allocs.get(key);
     if (!parsed.ok) {
-      if (parsed.notOurs) this.release(key);
-      const held = this.allocs.get(key);
-      return {
+      const fail = (kept: Assignment | null, replaced: Replaced | null): AllocResult => ({
         ok: false,
         key,
         reason: parsed.reason,
         warnings: parsed.warnings,
         notOurs: parsed.notOurs,
-        kept: held === undefined ? null : this.toAssignment(held),
-      };
+        kept,
+        replaced,
+      });
+      if (parsed.notOurs) {
+        this.release(key);
+        return fail(null, null);
+      }
+      if (existing !== undefined && CLEARS.has(parsed.reason.kind)) {
+        this.remove(existing);
+        return fail(null, {
+          from: existing.ips.map(ipText),
+          cause: { kind: "NoLongerValid", reason: parsed.reason },
+        });
+      }
+      return fail(existing === undefined ? null : this.toAssignment(existing), lost);
     }
     const req = parsed.request;
     const warnings = parsed.warnings;
-    const existing = this.allocs.get(key);
-    if (existing === undefined) return this.fresh(req, warnings, null);
+    if (existing === undefined) return this.fresh(req, warnings, lost);
     const cause = this.judge(existing, req);
     if (cause !== null) {
       this.remove(existing);
-      const r = this.fresh(req, warnings, { from: existing.ips.map(ipText), cause });
-      if (!r.ok) this.insert(existing);
-      return r.ok ? r : { ...r, kept: this.toAssignment(existing) };
+      return this.fresh(req, warnings, { from: existing.ips.map(ipText), cause });
     }
     // Keep: refresh what sharing depends on (ports, keys, labels) and maybe add a family.
     let ips = existing.ips;
     let changed = false;
     if (
-      existing.stranded === null &&
       req.policy === "PreferDualStack" &&
       req.families.length === 2 &&
       ips.length === 1 &&
@@ -290,14 +327,12 @@ export class Allocator {
     }
     if (changed || !sameClaim(existing, req)) {
       this.remove(existing);
-      this.insert({ ...this.claim(req), ips, pool: existing.pool, stranded: existing.stranded });
+      this.insert({ ...this.claim(req), ips, pool: existing.pool });
     }
-    if (existing.stranded !== null)
-      warnings.push({ kind: "KeptStranded", reason: this.strandedReason(existing, existing.stranded) });
-    return { ok: true, key, ips: ips.map(ipText), pool: existing.pool, changed, warnings };
+    return { ok: true, key, ips: ips.map(ipText), pool: existing.pool, changed, warnings, replaced: null };
   }
 
-  private claim(req: Request): Omit<Allocation, "ips" | "pool" | "stranded"> {
+  private claim(req: Request): Omit<Allocation, "ips" | "pool"> {
     return {
       key: req.key,
       ports: req.ports,
@@ -316,29 +351,16 @@ export class Allocator {
       a.ips.every((ip) => req.families.includes(ip.family)) &&
       (a.ips.length === req.families.length || req.policy === "PreferDualStack");
     if (!famOk) return { kind: "FamiliesChanged" };
-    const who = { ...this.claim(req) };
-    if (a.stranded === null) {
-      const pc = this.poolCheck(a.ips, who);
-      if (!pc.ok) return { kind: "NoLongerValid", reason: pc.reason };
-    } else {
-      // Still stranded unless the pools (or the Service's labels) now allow it again.
-      const pc = this.poolCheck(a.ips, who);
-      if (pc.ok) {
-        a.pool = pc.pool.name;
-        a.stranded = null;
-      }
-    }
+    const who = this.claim(req);
+    const pc = this.poolCheck(a.ips, who);
+    if (!pc.ok) return { kind: "NoLongerValid", reason: pc.reason };
     const sr = this.sharingReason(a.ips, who);
     if (sr !== null) return { kind: "NoLongerValid", reason: sr };
     return null;
   }
 
   /** Allocates for a Service holding nothing (its old assignment, if any, already removed). */
-  private fresh(
-    req: Request,
-    warnings: AllocWarning[],
-    replacing: { from: readonly string[]; cause: ReallocationCause } | null,
-  ): AllocResult {
+  private fresh(req: Request, warnings: AllocWarning[], replaced: Replaced | null): AllocResult {
     const fail = (reason: AllocReason): AllocResult => ({
       ok: false,
       key: req.key,
@@ -346,6 +368,7 @@ export class Allocator {
       warnings,
       notOurs: false,
       kept: null,
+      replaced,
     });
     if (this.pools.length === 0) return fail({ kind: "NoPools" });
     const who = this.claim(req);
@@ -388,10 +411,16 @@ export class Allocator {
       ips = best.ips;
       pool = best.pool;
     }
-    this.insert({ ...who, ips, pool: pool.name, stranded: null });
-    if (replacing !== null)
-      warnings.push({ kind: "Reallocated", from: replacing.from, cause: replacing.cause });
-    return { ok: true, key: req.key, ips: ips.map(ipText), pool: pool.name, changed: true, warnings };
+    this.insert({ ...who, ips, pool: pool.name });
+    return {
+      ok: true,
+      key: req.key,
+      ips: ips.map(ipText),
+      pool: pool.name,
+      changed: true,
+      warnings,
+      replaced,
+    };
   }
 
   /** IPs for `req` from one pool, per its families and policy, or null. */
@@ -434,10 +463,11 @@ export class Allocator {
   }
 
   /**
-   * Rebuilds assignments from what Services already hold (status.loadBalancer.ingress), for
-   * Services with no assignment yet. Addresses the current pools no longer allow are adopted as
-   * stranded (never re-addressed); addresses that conflict with an earlier (by key) holder are
-   * refused and left for `allocate` to replace.
+   * Adopts what Services already hold (status.loadBalancer.ingress) for Services with no
+   * assignment yet, in key order — MetalLB's "the status is the end state of convergence".
+   * Only a still-valid address is adopted (in a pool that hands it out and serves the Service,
+   * shareable with the holders adopted before it); any other is refused, and the Service's next
+   * `allocate` re-addresses it and reports the refusal in `replaced`.
    */
   restore(services: readonly Service[]): RestoreResult {
     const adopted: string[] = [];
@@ -452,16 +482,25 @@ export class Allocator {
       if (texts.length === 0) continue;
       const ips = texts.map(parseIp);
       const bad = texts.find((_, i) => ips[i] === null);
-      const refuse = (reason: AllocReason) => refused.push({ key, ips: texts, reason });
       if (bad !== undefined) {
-        refuse({
-          kind: "InvalidRequestedIPs",
+        refused.push({
+          key,
           ips: texts,
-          detail: `${JSON.stringify(bad)} in status is not an IP address`,
+          reason: {
+            kind: "InvalidRequestedIPs",
+            ips: texts,
+            detail: `${JSON.stringify(bad)} in status is not an IP address`,
+          },
         });
         continue;
       }
       const good = ips as Ip[];
+      const refuse = (reason: AllocReason) => {
+        refused.push({ key, ips: texts, reason });
+        // A pool change may have said why already; that is the better story.
+        if (!this.lost.has(key))
+          this.lost.set(key, { from: good.map(ipText), cause: { kind: "NoLongerValid", reason } });
+      };
       if (good.length > 2 || (good.length === 2 && good[0]!.family === good[1]!.family)) {
         refuse({
           kind: "InvalidRequestedIPs",
@@ -471,14 +510,17 @@ export class Allocator {
         continue;
       }
       const b = basics(s);
+      const pc = this.poolCheck(good, b);
+      if (!pc.ok) {
+        refuse(pc.reason);
+        continue;
+      }
       const sr = this.sharingReason(good, b);
       if (sr !== null) {
         refuse(sr);
         continue;
       }
-      const pc = this.poolCheck(good, b);
-      const pool = pc.ok ? pc.pool.name : (s.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] ?? "");
-      this.insert({ ...b, ips: good, pool, stranded: pc.ok ? null : pc.reason });
+      this.insert({ ...b, ips: good, pool: pc.pool.name });
       adopted.push(key);
     }
     return { adopted, refused };
@@ -505,23 +547,12 @@ export class Allocator {
         released.push(a.key);
       }
     }
-    const restored = this.restore([...ours.values()]);
-    const refusedByKey = new Map(restored.refused.map((r) => [r.key, r]));
+    for (const k of [...this.lost.keys()]) if (!ours.has(k)) this.lost.delete(k);
+    this.restore([...ours.values()]);
     const order = [...ours.entries()]
       .map(([key, s]) => ({ key, s, held: this.allocs.has(key) ? 0 : 1 }))
       .sort((a, b) => a.held - b.held || byKey(a, b));
-    const results = order.map(({ key, s }) => {
-      const r = this.allocate(s);
-      const refusal = refusedByKey.get(key);
-      if (refusal === undefined) return r;
-      return {
-        ...r,
-        warnings: [
-          ...r.warnings,
-          { kind: "StatusNotAdopted", ips: refusal.ips, reason: refusal.reason } as const,
-        ],
-      };
-    });
+    const results = order.map(({ s }) => this.allocate(s));
     return { results, released, ignored: ignored.sort(byKey) };
   }
 
@@ -533,13 +564,6 @@ export class Allocator {
   /** Every assignment, by key. */
   assignments(): Assignment[] {
     return [...this.allocs.values()].sort(byKey).map((a) => this.toAssignment(a));
-  }
-
-  /** Every stranded assignment with why (for the API and Events), by key. */
-  stranded(): AllocReason[] {
-    return [...this.allocs.values()]
-      .sort(byKey)
-      .flatMap((a) => (a.stranded === null ? [] : [this.strandedReason(a, a.stranded)]));
   }
 
   /** Services holding an address (more than one only when shared). */

@@ -4,24 +4,27 @@
  *
  * @example
  * const ipam = new Allocator({ loadBalancerClass: undefined, namespaceLabels: (ns) => nsLabels.get(ns) });
- * const set = ipam.setPools(pools);             // { ok, stranded } | { ok: false, errors }
+ * const set = ipam.setPools(pools);             // { ok, invalidated } | { ok: false, errors }
  * const { results, released } = ipam.reconcile(services);
- * for (const r of results)
+ * for (const r of results) {
+ *   if (r.replaced) event(r.key, "IPReleased", replacedMessage(r.replaced)); // re-addressed or lost
  *   if (r.ok) writeStatus(r.key, r.ips, r.pool); // also metallb.io/ip-allocated-from-pool = r.pool
- *   else event(r.key, r.reason.kind, reasonMessage(r.reason));
+ *   else event(r.key, "AllocationFailed", reasonMessage(r.reason));
+ * }
  * ipam.usage("lan"); // { 4: { assigned, available, capacity }, 6: { ... } } as bigints
  */
 
 export type {
   AllocatorOptions,
   AllocResult,
+  Invalidated,
   ReconcileResult,
   RestoreResult,
   SetPoolsResult,
 } from "./allocator.ts";
 export { Allocator } from "./allocator.ts";
-export type { AllocReason, AllocWarning, ReallocationCause, SharingConflict } from "./reasons.ts";
-export { reasonMessage, warningMessage } from "./reasons.ts";
+export type { AllocReason, AllocWarning, ReallocationCause, Replaced, SharingConflict } from "./reasons.ts";
+export { causeMessage, reasonMessage, replacedMessage, warningMessage } from "./reasons.ts";
 export {
   ANNOTATION_ALLOCATED_FROM,
   ANNOTATION_LB_IPS,

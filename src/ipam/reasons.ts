@@ -61,14 +61,7 @@ export type AllocReason =
       readonly conflict: SharingConflict;
     }
   | { readonly kind: "NoAvailableIPs"; readonly pool: string | null; readonly families: readonly Family[] }
-  | { readonly kind: "NoEligiblePool"; readonly service: string }
-  | {
-      readonly kind: "Stranded";
-      readonly service: string;
-      readonly ips: readonly string[];
-      readonly pool: string;
-      readonly cause: AllocReason;
-    };
+  | { readonly kind: "NoEligiblePool"; readonly service: string };
 
 /** Why an existing assignment was replaced (never silently: this rides on the result). */
 export type ReallocationCause =
@@ -77,6 +70,16 @@ export type ReallocationCause =
   | { readonly kind: "FamiliesChanged" }
   | { readonly kind: "NoLongerValid"; readonly reason: AllocReason };
 
+/**
+ * Addresses a Service held (in the allocator, or in its status when adopted) and no longer holds,
+ * with why. MetalLB clears such an assignment and allocates anew; the caller reports the release
+ * (an `IPReleased` Event in Kubernetes, a log line in the appliance) before the new outcome.
+ */
+export interface Replaced {
+  readonly from: readonly string[];
+  readonly cause: ReallocationCause;
+}
+
 export type AllocWarning =
   | {
       readonly kind: "DeprecatedAnnotation";
@@ -84,10 +87,7 @@ export type AllocWarning =
       readonly replacement: string;
       readonly ignored: boolean;
     }
-  | { readonly kind: "Reallocated"; readonly from: readonly string[]; readonly cause: ReallocationCause }
-  | { readonly kind: "KeptStranded"; readonly reason: AllocReason }
-  | { readonly kind: "AdditionalFamilyUnavailable"; readonly pool: string; readonly family: Family }
-  | { readonly kind: "StatusNotAdopted"; readonly ips: readonly string[]; readonly reason: AllocReason };
+  | { readonly kind: "AdditionalFamilyUnavailable"; readonly pool: string; readonly family: Family };
 
 const q = (s: string): string => JSON.stringify(s);
 const list = (xs: readonly string[]): string => xs.join(", ");
@@ -158,12 +158,10 @@ export function reasonMessage(r: AllocReason): string {
     }
     case "NoEligiblePool":
       return `no auto-assign pool serves ${r.service}`;
-    case "Stranded":
-      return `${r.service} keeps ${list(r.ips)} from pool ${q(r.pool)}, which the new configuration no longer allows: ${reasonMessage(r.cause)}`;
   }
 }
 
-function causeMessage(c: ReallocationCause): string {
+export function causeMessage(c: ReallocationCause): string {
   switch (c.kind) {
     case "RequestedIPsChanged":
       return "the Service requests other IPs";
@@ -180,13 +178,12 @@ export function warningMessage(w: AllocWarning): string {
   switch (w.kind) {
     case "DeprecatedAnnotation":
       return `${w.annotation} is deprecated, use ${w.replacement}${w.ignored ? ` (ignored: ${w.replacement} is also set)` : ""}`;
-    case "Reallocated":
-      return `previous IPs ${list(w.from)} were replaced: ${causeMessage(w.cause)}`;
-    case "KeptStranded":
-      return reasonMessage(w.reason);
     case "AdditionalFamilyUnavailable":
       return `PreferDualStack: no IPv${w.family} address available in pool ${q(w.pool)}`;
-    case "StatusNotAdopted":
-      return `the addresses in status (${list(w.ips)}) were not kept: ${reasonMessage(w.reason)}`;
   }
+}
+
+/** The sentence for a release, e.g. `released 192.0.2.5: 192.0.2.5 is not in any pool`. */
+export function replacedMessage(r: Replaced): string {
+  return `released ${list(r.from)}: ${causeMessage(r.cause)}`;
 }

@@ -15,7 +15,7 @@ export const DEPRECATED_PREFIX = "metallb.universe.tf/";
 export const ANNOTATION_LB_IPS = `${PREFIX}loadBalancerIPs`;
 export const ANNOTATION_POOL = `${PREFIX}address-pool`;
 export const ANNOTATION_SHARED = `${PREFIX}allow-shared-ip`;
-/** Written by MetalLB on allocated Services; read back when rebuilding stranded assignments. */
+/** Written on allocated Services (as MetalLB does): the pool the addresses came from. */
 export const ANNOTATION_ALLOCATED_FROM = `${PREFIX}ip-allocated-from-pool`;
 
 export interface Request {

@@ -77,8 +77,6 @@ export interface Assignment {
   readonly sharingKey: string;
   /** Under externalTrafficPolicy Local, the Service's selector as "k=v,..."; "" otherwise. */
   readonly backendKey: string;
-  /** Set when the current pools no longer allow this assignment and it was kept as it was. */
-  readonly stranded: boolean;
 }
 
 export interface FamilyUsage {

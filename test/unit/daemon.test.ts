@@ -378,7 +378,9 @@ describe("Daemon: the state file", () => {
     });
   });
 
-  test("an address the pools no longer have: kept, and reported as stranded from the pool it came from", async () => {
+  // Changed from "kept, and reported as stranded": as MetalLB, an address no pool allows is not
+  // adopted at a restart; the Service is re-addressed and the release is logged with the reason.
+  test("an address the pools no longer have: re-addressed at the restart, the release logged with why", async () => {
     const state = tempDir();
     const one = setup({ "c.yaml": POOL('"10.1.0.10-10.1.0.20"') + SVC("shop", "a") }, { stateDir: state });
     await one.daemon.reload("start");
@@ -386,12 +388,14 @@ describe("Daemon: the state file", () => {
     const two = setup({ "c.yaml": POOL('"10.1.0.11-10.1.0.20"') + SVC("shop", "a") }, { stateDir: state });
     await two.daemon.reload("start");
     const a = two.daemon.services()[0];
-    expect(a?.ips).toEqual(["10.1.0.10"]);
-    expect(a?.warnings).toEqual([
-      'shop/a keeps 10.1.0.10 from pool "lan", which the new configuration no longer allows: 10.1.0.10 is not in any pool',
-    ]);
-    // Nobody announces an address no pool contains.
-    expect(two.daemon.currentPlan.l2).toEqual([]);
+    expect(a?.ips).toEqual(["10.1.0.11"]);
+    expect(a?.warnings).toEqual(["released 10.1.0.10: 10.1.0.10 is not in any pool"]);
+    expect(two.lines.find((l) => l["event"] === "IPReleased")).toMatchObject({
+      service: "shop/a",
+      message: "released 10.1.0.10: 10.1.0.10 is not in any pool",
+    });
+    // Only the new address is announced.
+    expect(two.daemon.currentPlan.l2.map((e) => e.ip)).toEqual(["10.1.0.11"]);
   });
 });
 

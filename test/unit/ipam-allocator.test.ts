@@ -145,7 +145,7 @@ describe("pools", () => {
       expect(bad.errors).toContain('pool "z": "nonsense" is not an IP address, CIDR or range');
     }
     expect(a.poolNames()).toEqual(["lan"]);
-    expect(a.assignment("ns/a")).toMatchObject({ pool: "lan", ips: ["192.0.2.0"], stranded: false });
+    expect(a.assignment("ns/a")).toMatchObject({ pool: "lan", ips: ["192.0.2.0"] });
   });
 
   test("with no pools at all, the refusal says so", () => {

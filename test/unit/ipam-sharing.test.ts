@@ -116,21 +116,19 @@ describe("sharing", () => {
     const r = a.allocate(svc("b", { ports: [80], ann: share("k") }));
     expect(ips(r)).toEqual(["192.0.2.1"]);
     expect(r.ok && r.changed).toBe(true);
-    expect(r.warnings).toEqual([
-      {
-        kind: "Reallocated",
-        from: ["192.0.2.0"],
-        cause: {
-          kind: "NoLongerValid",
-          reason: {
-            kind: "NotShareable",
-            ip: "192.0.2.0",
-            holders: ["ns/a"],
-            conflict: { kind: "PortOverlap", ports: ["80/TCP"] },
-          },
+    expect(r.warnings).toEqual([]);
+    expect(r.replaced).toEqual({
+      from: ["192.0.2.0"],
+      cause: {
+        kind: "NoLongerValid",
+        reason: {
+          kind: "NotShareable",
+          ip: "192.0.2.0",
+          holders: ["ns/a"],
+          conflict: { kind: "PortOverlap", ports: ["80/TCP"] },
         },
       },
-    ]);
+    });
   });
 });
 

@@ -4,7 +4,7 @@
  */
 
 import { describe, expect, test } from "bun:test";
-import { Allocator, reasonMessage, warningMessage } from "../../src/ipam/index.ts";
+import { Allocator, reasonMessage, replacedMessage } from "../../src/ipam/index.ts";
 import { ips, pool, refusal, svc, withStatus } from "./ipam-fixtures.ts";
 
 const LAN = pool("lan", ["192.0.2.0/29"]);
@@ -43,105 +43,91 @@ describe("restarts", () => {
       ["ns/a", ["192.0.2.3"]],
       ["ns/b", ["192.0.2.0"]],
     ]);
-    expect(r.results[1]!.warnings.map(warningMessage)).toEqual([
-      "the addresses in status (192.0.2.3) were not kept: 192.0.2.3 is used by ns/a and cannot be shared: ns/a does not allow sharing",
-    ]);
+    expect(r.results[1]!.replaced && replacedMessage(r.results[1]!.replaced)).toBe(
+      "released 192.0.2.3: 192.0.2.3 is used by ns/a and cannot be shared: ns/a does not allow sharing",
+    );
   });
 
-  test("an address the pools no longer allow is adopted as stranded on restart, not re-addressed", () => {
+  // Changed from "adopted as stranded on restart, not re-addressed": MetalLB's convergeBalancer
+  // clears a status address no pool allows ("invalid IP assigned") and allocates anew.
+  test("an address the pools no longer allow is not adopted on restart: re-addressed, and told why", () => {
     const a = lan();
     const s = withStatus(svc("old", { ann: { "metallb.io/ip-allocated-from-pool": "gone" } }), [
       "198.51.100.1",
     ]);
     const r = a.reconcile([s]);
-    expect(ips(r.results[0]!)).toEqual(["198.51.100.1"]);
-    expect(r.results[0]!.warnings.map(warningMessage)).toEqual([
-      'ns/old keeps 198.51.100.1 from pool "gone", which the new configuration no longer allows: 198.51.100.1 is not in any pool',
-    ]);
-    expect(a.assignment("ns/old")).toMatchObject({ pool: "gone", stranded: true });
+    expect(ips(r.results[0]!)).toEqual(["192.0.2.0"]);
+    expect(r.results[0]!.replaced && replacedMessage(r.results[0]!.replaced)).toBe(
+      "released 198.51.100.1: 198.51.100.1 is not in any pool",
+    );
+    expect(a.assignment("ns/old")).toMatchObject({ pool: "lan", ips: ["192.0.2.0"] });
   });
 });
 
 describe("configuration changes", () => {
-  test("removing a pool in use strands its Services: reported, kept, never silently re-addressed", () => {
+  // Changed from "strands": MetalLB re-converges every Service after SetPools and clears an
+  // address no pool allows (allocator_test.go TestConfigReload "can't shrink further").
+  test("removing a pool in use re-addresses its Services; putting it back moves nothing again", () => {
     const a = new Allocator();
     a.setPools([pool("a-pool", ["192.0.2.0/30"]), pool("b-pool", ["198.51.100.0/30"])]);
     const s = svc("x", { ann: { "metallb.io/address-pool": "b-pool" } });
     expect(ips(a.allocate(s))).toEqual(["198.51.100.0"]);
     const res = a.setPools([pool("a-pool", ["192.0.2.0/30"])]);
-    expect(res.ok && res.stranded.map(reasonMessage)).toEqual([
-      'ns/x keeps 198.51.100.0 from pool "b-pool", which the new configuration no longer allows: 198.51.100.0 is not in any pool',
+    expect(res.ok && res.invalidated.map((x) => [x.key, x.ips, reasonMessage(x.reason)])).toEqual([
+      ["ns/x", ["198.51.100.0"], "198.51.100.0 is not in any pool"],
     ]);
-    const again = a.reconcile([s]);
-    expect(ips(again.results[0]!)).toEqual(["198.51.100.0"]);
-    expect(again.results[0]!.ok && again.results[0]!.changed).toBe(false);
-    expect(a.assignment("ns/x")?.stranded).toBe(true);
-    // Putting the pool back ends the stranding.
-    const back = a.setPools([pool("a-pool", ["192.0.2.0/30"]), pool("b-pool", ["198.51.100.0/30"])]);
-    expect(back.ok && back.stranded).toEqual([]);
-    expect(a.assignment("ns/x")).toMatchObject({ pool: "b-pool", stranded: false });
+    // Still pinned to the deleted pool: no address, and the reason.
+    const pinned = a.reconcile([s]).results[0]!;
+    expect(refusal(pinned)).toBe('unknown pool "b-pool"');
+    expect(pinned.replaced?.from).toEqual(["198.51.100.0"]);
+    // The pin removed: an address from what is left.
+    const free = svc("x");
+    expect(ips(a.reconcile([free]).results[0]!)).toEqual(["192.0.2.0"]);
+    a.setPools([pool("a-pool", ["192.0.2.0/30"]), pool("b-pool", ["198.51.100.0/30"])]);
+    const back = a.reconcile([free]).results[0]!;
+    expect(back).toMatchObject({ ok: true, ips: ["192.0.2.0"], changed: false, replaced: null });
   });
 
-  test("a stranded address stays taken: no other Service gets it", () => {
+  test("an address released by a pool change is free at once for a Service the pool does serve", () => {
     const a = new Allocator();
     a.setPools([pool("lan", ["192.0.2.0/30"], { serviceAllocation: { namespaces: ["ns"] } })]);
     ips(a.allocate(svc("x")));
-    // The pool now serves only "other"; ns/x is stranded on 192.0.2.0.
+    // The pool now serves only "other"; ns/x's 192.0.2.0 is released.
     const r = a.setPools([pool("lan", ["192.0.2.0/30"], { serviceAllocation: { namespaces: ["other"] } })]);
-    expect(r.ok && r.stranded.map(reasonMessage)).toEqual([
-      'ns/x keeps 192.0.2.0 from pool "lan", which the new configuration no longer allows: pool "lan" does not serve ns/x (namespace not in its serviceAllocation)',
+    expect(r.ok && r.invalidated.map((x) => reasonMessage(x.reason))).toEqual([
+      'pool "lan" does not serve ns/x (namespace not in its serviceAllocation)',
     ]);
-    expect(ips(a.allocate(svc("y", { ns: "other" })))).toEqual(["192.0.2.1"]);
-    expect(a.usage("lan")![4].assigned).toBe(2n);
+    expect(ips(a.allocate(svc("y", { ns: "other" })))).toEqual(["192.0.2.0"]);
+    expect(refusal(a.allocate(svc("x")))).toBe("no auto-assign pool serves ns/x");
+    expect(a.usage("lan")![4].assigned).toBe(1n);
   });
 
-  test("relabelling a namespace out of a pool's namespaceSelectors strands, relabelling back heals", () => {
-    let team = "web";
-    const a = new Allocator({ namespaceLabels: () => ({ team }) });
-    a.setPools([
-      pool("web", ["192.0.2.0/30"], {
-        serviceAllocation: { namespaceSelectors: [{ matchLabels: { team: "web" } }] },
-      }),
-    ]);
-    ips(a.allocate(svc("x")));
-    team = "db";
-    const r = a.setNamespaceLabels(() => ({ team }));
-    expect(r.ok && r.stranded.length).toBe(1);
-    expect(a.stranded().map(reasonMessage)).toEqual([
-      'ns/x keeps 192.0.2.0 from pool "web", which the new configuration no longer allows: pool "web" does not serve ns/x (namespace not in its serviceAllocation)',
-    ]);
-    expect(refusal(a.allocate(svc("y")))).toBe("no auto-assign pool serves ns/y");
-    team = "web";
-    const back = a.setNamespaceLabels(() => ({ team }));
-    expect(back.ok && back.stranded).toEqual([]);
-    expect(a.stranded()).toEqual([]);
-    expect(a.assignment("ns/x")).toMatchObject({ ips: ["192.0.2.0"], stranded: false });
-  });
-
-  test("turning avoidBuggyIPs on strands the .0 holder and keeps every taken address taken", () => {
+  test("turning avoidBuggyIPs on and off keeps every taken address taken and the dense numbering exact", () => {
     const a = new Allocator();
     a.setPools([pool("lan", ["10.0.0.0/24"])]);
     for (const n of ["a", "b", "c"]) ips(a.allocate(svc(n)));
     const on = a.setPools([pool("lan", ["10.0.0.0/24"], { avoidBuggyIPs: true })]);
-    expect(on.ok && on.stranded.map(reasonMessage)).toEqual([
-      'ns/a keeps 10.0.0.0 from pool "lan", which the new configuration no longer allows: 10.0.0.0 is skipped by pool "lan" (avoidBuggyIPs)',
+    expect(on.ok && on.invalidated.map((x) => reasonMessage(x.reason))).toEqual([
+      '10.0.0.0 is skipped by pool "lan" (avoidBuggyIPs)',
     ]);
-    expect(ips(a.allocate(svc("d")))).toEqual(["10.0.0.3"]);
+    expect(ips(a.allocate(svc("a")))).toEqual(["10.0.0.3"]);
+    expect(ips(a.allocate(svc("d")))).toEqual(["10.0.0.4"]);
     a.setPools([pool("lan", ["10.0.0.0/24"])]);
-    expect(ips(a.allocate(svc("e")))).toEqual(["10.0.0.4"]);
+    expect(ips(a.allocate(svc("e")))).toEqual(["10.0.0.0"]);
     a.release("ns/b");
     a.setPools([pool("lan", ["10.0.0.0/24"], { avoidBuggyIPs: true })]);
     expect(ips(a.allocate(svc("f")))).toEqual(["10.0.0.1"]);
     expect(ips(a.allocate(svc("g")))).toEqual(["10.0.0.5"]);
-    expect(a.usage("lan")![4]).toEqual({ assigned: 5n, available: 254n - 5n, capacity: 254n });
+    expect(ips(a.allocate(svc("e")))).toEqual(["10.0.0.6"]);
+    expect(a.usage("lan")![4]).toEqual({ assigned: 6n, available: 254n - 6n, capacity: 254n });
   });
 
   test("a range moved to a pool under another name is followed without re-addressing", () => {
     const a = lan();
     ips(a.allocate(svc("x")));
     const r = a.setPools([pool("renamed", ["192.0.2.0/29"])]);
-    expect(r.ok && r.stranded).toEqual([]);
-    expect(a.assignment("ns/x")).toMatchObject({ pool: "renamed", ips: ["192.0.2.0"], stranded: false });
+    expect(r.ok && r.invalidated).toEqual([]);
+    expect(a.assignment("ns/x")).toMatchObject({ pool: "renamed", ips: ["192.0.2.0"] });
   });
 
   test("a new higher-priority pool does not move existing Services", () => {
@@ -152,21 +138,24 @@ describe("configuration changes", () => {
     expect(r.results.map((x) => ips(x)[0])).toEqual(["192.0.2.0", "203.0.113.0"]);
   });
 
-  test("changing the requested address moves the Service and says why; an impossible one keeps the old", () => {
+  // Changed from "an impossible one keeps the old": MetalLB clears the state when the requested
+  // IPs differ from the current ones, then fails (controller_test.go "request infeasible IP").
+  test("changing the requested address moves the Service and says why; an impossible one leaves it without", () => {
     const a = lan();
     ips(a.allocate(svc("x", { ip: "192.0.2.1" })));
     ips(a.allocate(svc("y", { ip: "192.0.2.2" })));
     const moved = a.allocate(svc("x", { ip: "192.0.2.5" }));
     expect(ips(moved)).toEqual(["192.0.2.5"]);
-    expect(moved.warnings.map(warningMessage)).toEqual([
-      "previous IPs 192.0.2.1 were replaced: the Service requests other IPs",
-    ]);
+    expect(moved.replaced && replacedMessage(moved.replaced)).toBe(
+      "released 192.0.2.1: the Service requests other IPs",
+    );
     const blocked = a.allocate(svc("x", { ip: "192.0.2.2" }));
     expect(refusal(blocked)).toBe(
       "192.0.2.2 is used by ns/y and cannot be shared: ns/y does not allow sharing",
     );
-    expect(!blocked.ok && blocked.kept?.ips).toEqual(["192.0.2.5"]);
-    expect(a.assignment("ns/x")?.ips).toEqual(["192.0.2.5"]);
+    expect(!blocked.ok && blocked.kept).toBe(null);
+    expect(blocked.replaced?.from).toEqual(["192.0.2.5"]);
+    expect(a.assignment("ns/x")).toBeUndefined();
   });
 });
 
