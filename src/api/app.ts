@@ -19,8 +19,19 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
+import { Counter } from "prom-client";
+import { BODY_LIMITS } from "../config/budget.ts";
 import { createLogger, type Logger } from "../util/log.ts";
-import { allows, authenticate, compileTokens, type Role, type TokenConfig } from "./auth.ts";
+import {
+  allows,
+  authenticate,
+  compileTokens,
+  compileTokensLenient,
+  type Role,
+  type TokenConfig,
+} from "./auth.ts";
+import { BodyChecker, type BodyCheckerOptions, type CheckVerdict } from "./body-check.ts";
+import type { ConfigSummary } from "./body-protocol.ts";
 import {
   ApiError,
   acceptQuality,
@@ -34,7 +45,7 @@ import {
 import { createApiMetrics } from "./metrics.ts";
 import { DOCS_PAGE, STATUS_PAGE } from "./pages.ts";
 import { lookupRoute, routes, YAML_TYPES } from "./routes.ts";
-import type { ApiRuntime } from "./runtime.ts";
+import type { ApiRuntime, Problem } from "./runtime.ts";
 import { FailoverRequest } from "./schemas.ts";
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -51,6 +62,11 @@ export interface AppOptions {
   readOpen?: boolean | (() => boolean);
   /** Largest request body in bytes; default 1 MiB. */
   bodyLimit?: number;
+  /**
+   * Budgets of the worker that parses and validates manifest bodies off the main thread (time,
+   * queue, documents, depth, nodes; the size limit is `bodyLimit`). Or a checker to share.
+   */
+  bodyCheck?: BodyCheckerOptions | BodyChecker;
   log?: Logger;
 }
 
@@ -61,6 +77,9 @@ const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIO
 const methodLabel = (m: string): string => (METHODS.has(m) ? m : "other");
 
 const JSON_HEADERS = { "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff" };
+
+/** `Connection: close` on a 413: the rest of an oversized body is not read, so the connection ends. */
+const CLOSE = { Connection: "close" };
 
 function quote(etag: string): string {
   return `"${etag.replace(/["\\]/g, "")}"`;
@@ -99,11 +118,73 @@ function checkYamlContentType(header: string | undefined): void {
 
 async function readYaml(req: Request, limit: number): Promise<string> {
   const body = await readBodyLimited(req, limit);
-  if (!body.ok) throw new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`);
+  if (!body.ok)
+    throw new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`, CLOSE);
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body.bytes);
   } catch {
     throw new ApiError(400, "BadRequest", "the body is not valid UTF-8");
+  }
+}
+
+/** Reads `?name=true|false` (absent: false); anything else is a 400. */
+function flag(c: Context<Env>, name: string): boolean {
+  const v = c.req.query(name);
+  if (v === undefined || v === "false") return false;
+  if (v === "true") return true;
+  throw new ApiError(400, "BadRequest", `?${name} must be true or false`);
+}
+
+/**
+ * The guards against a change that locks the operator out: an empty set (every Service released,
+ * every token gone, reads open), or a set without an admin token when the running one has one.
+ * Each needs its explicit flag. Returns the refusal, or null.
+ */
+function lockoutRefusal(
+  summary: ConfigSummary,
+  hadAdmin: boolean,
+  flags: { allowEmpty: boolean; allowNoAdmin: boolean },
+): ApiError | null {
+  if (summary.objects === 0 && !flags.allowEmpty)
+    return new ApiError(
+      422,
+      "EmptyConfig",
+      "the manifest set is empty (no objects): it would release every Service and remove every API token; send ?allowEmpty=true if that is what you want",
+    );
+  if (hadAdmin && summary.adminTokens === 0 && !flags.allowNoAdmin)
+    return new ApiError(
+      422,
+      "NoAdminToken",
+      "the manifest set has no admin API token (NodeSettings.spec.api.tokens) while the running one has: nobody could change the configuration through the API afterwards; send ?allowNoAdmin=true if that is what you want",
+    );
+  return null;
+}
+
+/** A verdict of the body worker that is not "valid" or "invalid", as the refusal to send. */
+function budgetRefusal(v: CheckVerdict, limit: number): ApiError | null {
+  switch (v.kind) {
+    case "refused": {
+      const problems: Problem[] = [
+        { file: "<request>", line: v.line, field: "-", message: v.message, pointer: "" },
+      ];
+      if (v.reason === "TooLarge")
+        return new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`, CLOSE);
+      return new ApiError(422, v.reason, `<request>:${v.line}: ${v.message}`, {}, { problems });
+    }
+    case "timeout":
+      return new ApiError(
+        422,
+        "ValidationTimeout",
+        `validating the body took longer than its budget of ${Math.round(v.ms / 100) / 10} s; nothing was changed`,
+      );
+    case "busy":
+      return new ApiError(503, "Busy", `${v.waiting} validations are waiting already; retry later`, {
+        "Retry-After": "1",
+      });
+    case "failed":
+      return new ApiError(422, "ValidationFailed", `the body could not be validated: ${v.message}`);
+    default:
+      return null;
   }
 }
 
@@ -120,23 +201,44 @@ function createLock() {
 export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<Env> {
   const tokenSource = typeof opts.tokens === "function" ? opts.tokens : () => opts.tokens as TokenConfig[];
   let tokenKey = "";
-  let compiled = compileTokens([]);
-  /** The compiled tokens, recompiled only when the configured list changes. */
+  let compiled = compileTokensLenient([]).tokens;
+  /**
+   * The compiled tokens, recompiled only when the configured list changes. A bad entry (which
+   * validation refuses, so only a hand-built list can hold one) is left out and logged once,
+   * never turned into a 500 on every request.
+   */
   const currentTokens = () => {
     const list = tokenSource();
     const key = JSON.stringify(list);
     if (key !== tokenKey) {
-      compiled = compileTokens(list);
+      const c = compileTokensLenient(list);
+      for (const problem of c.problems) log.error("API token ignored", { problem });
+      compiled = c.tokens;
       tokenKey = key;
     }
     return compiled;
   };
-  const tokens = currentTokens();
   const readOpen = () => (typeof opts.readOpen === "function" ? opts.readOpen() : opts.readOpen === true);
   const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   if (!Number.isInteger(limit) || limit <= 0) throw new Error("bodyLimit: must be a positive integer");
   const log = opts.log ?? createLogger("api");
+  // A fixed list is checked strictly, at creation; a live one (read from the configuration) leniently.
+  if (Array.isArray(opts.tokens)) compileTokens(opts.tokens);
+  const tokens = currentTokens();
   const metrics = createApiMetrics(log);
+  const refusals = new Counter({
+    name: "vipd_api_refusals_total",
+    help: "Requests refused before any change: oversized bodies, budgets, lockout guards, bad requests, by reason",
+    labelNames: ["reason"],
+    registers: [metrics.registry],
+  });
+  const checker =
+    opts.bodyCheck instanceof BodyChecker
+      ? opts.bodyCheck
+      : new BodyChecker({
+          ...opts.bodyCheck,
+          limits: { ...BODY_LIMITS, ...opts.bodyCheck?.limits, maxBytes: limit },
+        });
   if (tokens.length === 0) {
     log.warn("no API tokens configured: only the probes, the pages and (if open) metrics and reads answer");
   }
@@ -159,6 +261,19 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     scheme: "bearer",
     description: "A token whose sha256 is configured with the role read or admin",
   });
+
+  /** Body refusals (4xx/5xx from the body checks and guards) are logged and counted by reason. */
+  const refuse = (e: ApiError, c: Context<Env>): ApiError => {
+    refusals.inc({ reason: e.code });
+    log.warn("request refused", {
+      method: c.req.method,
+      path: c.req.path,
+      status: e.status,
+      error: e.code,
+      message: e.message,
+    });
+    return e;
+  };
 
   app.onError((err, c) => {
     if (err instanceof ApiError) return errorResponse(c, err);
@@ -185,6 +300,18 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
       }
     };
     try {
+      const declared = c.req.header("content-length");
+      if (declared !== undefined && /^[0-9]+$/.test(declared.trim()) && Number(declared) > limit) {
+        throw refuse(
+          new ApiError(
+            413,
+            "PayloadTooLarge",
+            `the body (${declared} bytes) exceeds the limit of ${limit} bytes`,
+            CLOSE,
+          ),
+          c,
+        );
+      }
       if (found.kind === "notFound") throw new ApiError(404, "NotFound", `no route ${c.req.path}`);
       if (found.kind === "methodNotAllowed") {
         throw new ApiError(405, "MethodNotAllowed", `${c.req.method} is not allowed on ${c.req.path}`, {
@@ -278,7 +405,8 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     if (!mt || `${mt.type}/${mt.subtype}` !== "application/json")
       throw new ApiError(415, "UnsupportedMediaType", "send application/json");
     const body = await readBodyLimited(c.req.raw, limit);
-    if (!body.ok) throw new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`);
+    if (!body.ok)
+      throw new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`, CLOSE);
     let parsed: unknown;
     try {
       parsed = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body.bytes));
@@ -288,10 +416,13 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     const req = FailoverRequest.safeParse(parsed);
     if (!req.success) {
       const first = req.error.issues[0];
-      throw new ApiError(
-        400,
-        "BadRequest",
-        first ? `${first.path.join(".") || "body"}: ${first.message}` : "bad request",
+      throw refuse(
+        new ApiError(
+          400,
+          "BadRequest",
+          first ? `${first.path.join(".") || "body"}: ${first.message}` : "bad request",
+        ),
+        c,
       );
     }
     if (runtime.l2Failover === undefined)
@@ -339,8 +470,31 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     }
     const tags = parseEtagList(ifMatch);
     if (tags === null) throw new ApiError(400, "BadRequest", "If-Match is not a list of entity tags");
-    const yaml = await readYaml(c.req.raw, limit);
+    const flags = { allowEmpty: flag(c, "allowEmpty"), allowNoAdmin: flag(c, "allowNoAdmin") };
+    const yaml = await readYaml(c.req.raw, limit).catch((e) => {
+      throw e instanceof ApiError ? refuse(e, c) : e;
+    });
     const principal = c.get("principal");
+    // Parsed and validated off the main thread, within the budgets.
+    const verdict = await checker.check(yaml, { wantConfig: true });
+    const over = budgetRefusal(verdict, limit);
+    if (over !== null) throw refuse(over, c);
+    if (verdict.kind === "invalid") {
+      log.info("configuration rejected", {
+        token: principal,
+        problems: verdict.problems.length + verdict.omitted,
+      });
+      const total = verdict.problems.length - (verdict.omitted > 0 ? 1 : 0) + verdict.omitted;
+      throw new ApiError(
+        400,
+        "InvalidConfig",
+        `the manifest set has ${total} problem(s)`,
+        {},
+        { problems: verdict.problems, ...(verdict.omitted > 0 ? { omitted: verdict.omitted } : {}) },
+      );
+    }
+    if (verdict.kind !== "valid") throw new ApiError(500, "InternalError", "unexpected validation verdict");
+    const checked = verdict;
     const outcome = await withWriteLock(async () => {
       const current = quote((await runtime.config()).etag);
       if (tags !== "*" && !tags.some((t) => strongMatch(t, current))) {
@@ -353,7 +507,13 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
           },
         );
       }
-      return runtime.applyConfig(yaml);
+      // Checked under the lock, against the tokens in force at this moment.
+      const hadAdmin = (runtime.configAdminTokens?.() ?? 0) > 0;
+      const locked = lockoutRefusal(checked.summary, hadAdmin, flags);
+      if (locked !== null) throw refuse(locked, c);
+      return checked.config !== undefined && runtime.applyChecked !== undefined
+        ? runtime.applyChecked(yaml, checked.config)
+        : runtime.applyConfig(yaml);
     });
     if (!outcome.ok) {
       log.info("configuration rejected", { token: principal, problems: outcome.problems.length });
@@ -367,15 +527,54 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
         },
       );
     }
-    log.info("configuration applied", { token: principal, etag: outcome.etag });
-    return c.json({ etag: outcome.etag }, 200, { ...JSON_HEADERS, ETag: quote(outcome.etag) });
+    const pending = outcome.pendingRestart ?? [];
+    log.info("configuration applied", {
+      token: principal,
+      etag: outcome.etag,
+      ...(pending.length > 0 ? { pendingRestart: pending } : {}),
+    });
+    const headers = { ...JSON_HEADERS, ETag: quote(outcome.etag) };
+    // 202: applied as configuration, but part of it waits for a restart.
+    if (pending.length > 0) return c.json({ etag: outcome.etag, pendingRestart: pending }, 202, headers);
+    return c.json({ etag: outcome.etag }, 200, headers);
   });
 
   app.openapi(routes.validateConfig, async (c) => {
     checkYamlContentType(c.req.header("content-type"));
-    const yaml = await readYaml(c.req.raw, limit);
-    const problems = await runtime.validateConfig(yaml);
-    return c.json({ valid: problems.length === 0, problems }, 200, JSON_HEADERS);
+    const flags = { allowEmpty: flag(c, "allowEmpty"), allowNoAdmin: flag(c, "allowNoAdmin") };
+    const yaml = await readYaml(c.req.raw, limit).catch((e) => {
+      throw e instanceof ApiError ? refuse(e, c) : e;
+    });
+    // A read token may ask: the work is bounded (size, depth, documents, nodes, time, one at a
+    // time with a short queue) and runs off the main thread.
+    const verdict = await checker.check(yaml, { wantConfig: false });
+    const over = budgetRefusal(verdict, limit);
+    if (over !== null) throw refuse(over, c);
+    if (verdict.kind === "invalid") {
+      return c.json(
+        {
+          valid: false,
+          problems: verdict.problems,
+          ...(verdict.omitted > 0 ? { omitted: verdict.omitted } : {}),
+        },
+        200,
+        JSON_HEADERS,
+      );
+    }
+    if (verdict.kind !== "valid") throw new ApiError(500, "InternalError", "unexpected validation verdict");
+    // The dry run predicts PUT, lockout guards included.
+    const locked = lockoutRefusal(verdict.summary, (runtime.configAdminTokens?.() ?? 0) > 0, flags);
+    if (locked !== null) {
+      const problem: Problem = {
+        file: "<request>",
+        line: 0,
+        field: "-",
+        message: locked.message,
+        pointer: "",
+      };
+      return c.json({ valid: false, problems: [problem] }, 200, JSON_HEADERS);
+    }
+    return c.json({ valid: true, problems: [] }, 200, JSON_HEADERS);
   });
 
   // Documents and pages.

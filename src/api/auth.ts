@@ -77,6 +77,42 @@ export function compileTokens(tokens: readonly TokenConfig[]): CompiledToken[] {
   });
 }
 
+/**
+ * As compileTokens, but never throws: a malformed entry or a token listed twice is left out (the
+ * first of a duplicate is kept) and reported in `problems`. The running server reads its tokens
+ * this way, so a bad list can never turn every protected route into a 500.
+ */
+export function compileTokensLenient(tokens: readonly TokenConfig[]): {
+  tokens: CompiledToken[];
+  problems: string[];
+} {
+  const seen = new Map<string, number>();
+  const out: CompiledToken[] = [];
+  const problems: string[] = [];
+  tokens.forEach((t, i) => {
+    let checked: TokenConfig;
+    try {
+      checked = parseTokenConfig(t, i);
+    } catch (e) {
+      problems.push((e as Error).message);
+      return;
+    }
+    const hex = HASH_RE.exec(checked.hash)![1]!.toLowerCase();
+    const first = seen.get(hex);
+    if (first !== undefined) {
+      problems.push(`tokens[${i}].hash: same token as tokens[${first}]; ignored`);
+      return;
+    }
+    seen.set(hex, i);
+    out.push({
+      name: checked.name ?? `token${i}`,
+      role: checked.role,
+      digest: Uint8Array.from(Buffer.from(hex, "hex")),
+    });
+  });
+  return { tokens: out, problems };
+}
+
 /** Authenticates an `Authorization` header value against the compiled tokens. */
 export function authenticate(header: string | undefined, tokens: readonly CompiledToken[]): AuthResult {
   if (header === undefined || header.trim() === "") return { ok: false, reason: "MissingToken" };

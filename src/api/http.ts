@@ -23,7 +23,16 @@ export type ErrorCode =
   | "NotOwner"
   | "NotEligible"
   | "NoCandidate"
-  | "NoCluster";
+  | "NoCluster"
+  | "TooDeep"
+  | "TooManyDocuments"
+  | "TooManyNodes"
+  | "ValidationTimeout"
+  | "ValidationFailed"
+  | "Busy"
+  | "EmptyConfig"
+  | "NoAdminToken"
+  | "NotImplemented";
 
 export interface MediaType {
   type: string;
@@ -187,7 +196,7 @@ export async function readBodyLimited(req: Request, limit: number): Promise<Body
  */
 export class ApiError extends Error {
   constructor(
-    readonly status: 400 | 401 | 403 | 404 | 405 | 406 | 409 | 412 | 413 | 415 | 422 | 428 | 500 | 503,
+    readonly status: 400 | 401 | 403 | 404 | 405 | 406 | 409 | 412 | 413 | 415 | 422 | 428 | 500 | 501 | 503,
     readonly code: ErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},

@@ -47,6 +47,26 @@ const bodyErrors = {
   413: errorResponse("The body exceeds the size limit"),
   415: errorResponse("Content-Type is not application/yaml, text/yaml or application/x-yaml (UTF-8)"),
 };
+const budgetErrors = {
+  422: {
+    description:
+      "Refused before or while parsing, nothing changed: nesting too deep (TooDeep), too many documents " +
+      "(TooManyDocuments) or nodes (TooManyNodes) — checked before the YAML parser runs, with the line — or " +
+      "the time budget ran out (ValidationTimeout)",
+    content: { "application/json": { schema: InvalidConfigBody } },
+  },
+  503: errorResponse("Validations are queued already (Busy, with Retry-After); retry later"),
+};
+const guardQuery = z.object({
+  allowEmpty: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "Accept an empty manifest set (no objects: an empty body, whitespace, comments, `---`, `null`). Without it such a set is refused with 422 EmptyConfig: it would release every Service and remove every API token.",
+  }),
+  allowNoAdmin: z.enum(["true", "false"]).optional().openapi({
+    description:
+      "Accept a set without an admin API token while the running one has one. Without it such a set is refused with 422 NoAdminToken: nobody could change the configuration through the API afterwards.",
+  }),
+});
 const security = [{ bearerAuth: [] }];
 const etagHeader = {
   ETag: {
@@ -189,11 +209,15 @@ export const routes = {
     path: `${API_PREFIX}/config`,
     summary: "Replace the whole manifest set, atomically",
     description:
-      "Validated first; applied whole or not at all. If-Match with the current ETag is required " +
-      "(428 without it, 412 when stale).",
+      "Validated first (off the main thread, within size, depth, document, node and time budgets); " +
+      "applied whole or not at all. If-Match with the current ETag is required (428 without it, 412 " +
+      "when stale). An empty set, or one without an admin token while the running one has one, needs " +
+      "its explicit flag (422 otherwise). 202 instead of 200 when a setting applied waits for a restart " +
+      "(`pendingRestart`, also in GET /api/v1/status).",
     tags: ["config"],
     security,
     request: {
+      query: guardQuery,
       headers: z.object({
         "if-match": z
           .string()
@@ -204,8 +228,22 @@ export const routes = {
     },
     responses: {
       200: { ...jsonOk(ApplyResult, "Applied; the new ETag"), headers: etagHeader },
+      202: {
+        ...jsonOk(
+          ApplyResult,
+          "Applied and persisted, but settings listed in pendingRestart take effect only after vipd restarts",
+        ),
+        headers: etagHeader,
+      },
       ...adminErrors,
       ...bodyErrors,
+      ...budgetErrors,
+      422: {
+        description:
+          "Refused, nothing changed: a budget (TooDeep, TooManyDocuments, TooManyNodes, ValidationTimeout) or a " +
+          "lockout guard (EmptyConfig without ?allowEmpty=true, NoAdminToken without ?allowNoAdmin=true)",
+        content: { "application/json": { schema: InvalidConfigBody } },
+      },
       400: {
         description: "Invalid manifests (or not UTF-8)",
         content: { "application/json": { schema: InvalidConfigBody } },
@@ -218,11 +256,21 @@ export const routes = {
     method: "post",
     path: `${API_PREFIX}/config/validate`,
     summary: "Dry run: the problems a manifest set would be rejected for",
-    description: "200 whether or not the set is valid; `valid` and `problems` say which. Changes nothing.",
+    description:
+      "200 whether or not the set is valid; `valid` and `problems` (at most 200, then one saying how " +
+      "many more) say which. Changes nothing. It predicts PUT, the lockout guards and their flags " +
+      "included. Needs only a read token: the work is bounded — the body is parsed in a worker, off the " +
+      "main thread, after a pre-scan for size, nesting depth (64), documents and nodes, with a time " +
+      "budget and one validation at a time (a short queue, then 503).",
     tags: ["config"],
     security,
-    request: { body: yamlBody },
-    responses: { 200: jsonOk(ValidateResult, "Validation result"), ...readErrors, ...bodyErrors },
+    request: { query: guardQuery, body: yamlBody },
+    responses: {
+      200: jsonOk(ValidateResult, "Validation result"),
+      ...readErrors,
+      ...bodyErrors,
+      ...budgetErrors,
+    },
   }),
 } as const;
 

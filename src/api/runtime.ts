@@ -8,6 +8,7 @@
  * problems. The app calls `applyConfig` (and the preceding ETag check) one request at a time.
  */
 
+import type { Config } from "../config/index.ts";
 import type { ErrorCode } from "./http.ts";
 import type {
   BfdSessionViewT,
@@ -40,7 +41,13 @@ export type FailoverRequest = FailoverRequestT;
 export type FailoverResult = FailoverResultT;
 export type FailoverRefusal = { ok: false; status: 404 | 409 | 422; error: ErrorCode; message: string };
 
-export type ApplyOutcome = { ok: true; etag: string } | { ok: false; problems: Problem[] };
+/**
+ * `pendingRestart`: settings applied as configuration since the process started that take effect
+ * only after a restart (the API answers 202 with them).
+ */
+export type ApplyOutcome =
+  | { ok: true; etag: string; pendingRestart?: string[] }
+  | { ok: false; problems: Problem[] };
 
 /**
  * One metric family the runtime contributes to `/metrics`, as a snapshot taken at scrape time.
@@ -70,6 +77,16 @@ export interface ApiRuntime {
   validateConfig(yaml: string): MaybePromise<Problem[]>;
   /** Atomic: applies the whole set, or changes nothing and reports why. */
   applyConfig(yaml: string): MaybePromise<ApplyOutcome>;
+  /**
+   * As applyConfig, for a set the API has already parsed and validated off the main thread:
+   * `config` is what `yaml` validates to, so the runtime does not parse it again.
+   */
+  applyChecked?(yaml: string, config: Config): MaybePromise<ApplyOutcome>;
+  /**
+   * Admin API tokens the current configuration holds (when tokens come from it). A PUT that
+   * would take the count from above 0 to 0 needs `?allowNoAdmin=true`.
+   */
+  configAdminTokens?(): number;
   /** Per layer-2 VIP: owner, candidates, why every other member is not the owner (none: []). */
   l2Elections?(): MaybePromise<L2ElectionView[]>;
   /** Live membership as this node sees it, this node included (none without a cluster key: []). */

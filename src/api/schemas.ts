@@ -53,14 +53,16 @@ export const Problem = z
   .openapi("Problem");
 
 export const InvalidConfigBody = ErrorBody.extend({
-  problems: z
-    .array(Problem)
+  problems: z.array(Problem).optional().openapi({
+    description:
+      "Present when error is InvalidConfig (at most 200, then one saying how many more) or a budget refusal (TooDeep, TooManyDocuments, TooManyNodes)",
+  }),
+  omitted: z
+    .number()
+    .int()
+    .nonnegative()
     .optional()
-    .openapi({
-      description:
-        "Present when error is InvalidConfig (at most 200, then one saying how many more) or a budget refusal (TooDeep, TooManyDocuments, TooManyNodes)",
-    }),
-  omitted: z.number().int().nonnegative().optional().openapi({ description: "Problems left out of the list" }),
+    .openapi({ description: "Problems left out of the list" }),
 }).openapi("InvalidConfig");
 
 export const DriverHealth = z
@@ -78,13 +80,10 @@ export const StatusSummary = z
     }),
     ready: z.boolean().openapi({ description: "Configuration loaded (driver health is listed separately)" }),
     drivers: z.array(DriverHealth),
-    pendingRestart: z
-      .array(z.string())
-      .optional()
-      .openapi({
-        description:
-          "Settings applied as configuration since this process started that take effect only after a restart",
-      }),
+    pendingRestart: z.array(z.string()).optional().openapi({
+      description:
+        "Settings applied as configuration since this process started that take effect only after a restart",
+    }),
   })
   .openapi("StatusSummary");
 
@@ -177,11 +176,14 @@ export const ConfigView = z
 export const ApplyResult = z
   .object({
     etag: z.string(),
-    pendingRestart: z.array(z.string()).optional().openapi({
-      description:
-        "With 202: settings (since this process started) that take effect only after vipd restarts",
-      example: ["NodeSettings.spec.interfaces"],
-    }),
+    pendingRestart: z
+      .array(z.string())
+      .optional()
+      .openapi({
+        description:
+          "With 202: settings (since this process started) that take effect only after vipd restarts",
+        example: ["NodeSettings.spec.interfaces"],
+      }),
   })
   .openapi("ApplyResult");
 
@@ -189,7 +191,8 @@ export const ValidateResult = z
   .object({
     valid: z.boolean(),
     problems: z.array(Problem).openapi({
-      description: "At most 200, in source order; when there are more, a last one says how many were left out",
+      description:
+        "At most 200, in source order; when there are more, a last one says how many were left out",
     }),
     omitted: z
       .number()

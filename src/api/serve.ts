@@ -2,6 +2,18 @@
  * Serves the API app on a socket with Bun.serve: plain HTTP, TLS, or TLS with client
  * certificates required and verified against a CA (mutual TLS).
  *
+ * What reaches the app is made whole first, so every answer is the app's JSON:
+ * - a request without a Host header (HTTP/1.0 health checks, HAProxy's default) arrives with a
+ *   bare path as its URL; it is given this listener's origin, so it is routed by its path;
+ * - Bun's own body limit (a bare 413 without a body) is set far above the app's, which refuses
+ *   an oversized body itself, with JSON, and counts it;
+ * - an exception that escapes the app becomes a JSON 500.
+ * Bun 1.4.5 itself still closes the connection, without an answer, for a method name outside its
+ * method table (`FOO`, lower-case `get`; oven-sh/bun#6556) and answers a bare 400 to HTTP/1.1
+ * without Host (RFC 9112 §3.2 requires the 400); every method in its table reaches the app
+ * (405 JSON with Allow on a known path). It also verifies client certificates inside the TLS
+ * handshake and tells the application nothing of a refused one, so those cannot be counted here.
+ *
  * @example
  * const s = serveApi(app, { listen: "127.0.0.1:0" });
  * await fetch(`${s.url}livez`);
@@ -26,10 +38,7 @@ export interface ServeOptions {
   /** `host:port`, `[v6]:port`, or an object; port 0 picks a free one. */
   listen: string | { hostname: string; port: number };
   tls?: ServeTls;
-  /**
-   * The app's body limit. Bun itself refuses bodies well above it (the app answers a JSON 413
-   * for everything between), so a huge upload is cut off before it is buffered.
-   */
+  /** The app's body limit; the app refuses bigger bodies with a JSON 413 and closes the connection. */
   bodyLimit?: number;
 }
 
@@ -85,11 +94,23 @@ export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
   if (t?.requestClientCert && !t.ca)
     throw new Error("tls.requestClientCert needs tls.ca to verify clients against");
   const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  let origin = "";
   const server = Bun.serve({
     hostname,
     port,
-    fetch: (req) => app.fetch(req),
-    maxRequestBodySize: limit + 64 * 1024,
+    fetch: (req) => {
+      // Without Host, Bun's URL is the bare request target ("/readyz").
+      if (req.url.startsWith("/")) return app.fetch(new Request(`${origin}${req.url}`, req));
+      return app.fetch(req);
+    },
+    error: (e) =>
+      new Response(JSON.stringify({ error: "InternalError", message: `internal error: ${e.message}` }), {
+        status: 500,
+        headers: { "Content-Type": "application/json", "Cache-Control": "no-store" },
+      }),
+    // Far above the app's limit: the app answers 413 itself (JSON, logged, counted) as soon as the
+    // declared or streamed size passes its limit; this is only the last resort.
+    maxRequestBodySize: Math.max(limit * 64, 64 * 1024 * 1024),
     ...(t
       ? {
           tls: {
@@ -103,6 +124,7 @@ export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
   });
   const host = hostname.includes(":") ? `[${hostname}]` : hostname;
   const boundPort = server.port ?? port;
+  origin = `${t ? "https" : "http"}://${host}:${boundPort}`;
   return {
     url: new URL(`${t ? "https" : "http"}://${host}:${boundPort}/`),
     port: boundPort,

@@ -94,6 +94,19 @@ export const NodeSettingsSpec = z
   })
   .strict()
   .superRefine((s, ctx) => {
+    // The same token twice would give one credential two names (and roles): refuse it here, with
+    // its line, rather than at the first request.
+    const firstOf = new Map<string, number>();
+    s.api.tokens.forEach((t, i) => {
+      const first = firstOf.get(t.hash);
+      if (first === undefined) firstOf.set(t.hash, i);
+      else
+        ctx.addIssue({
+          code: "custom",
+          path: ["api", "tokens", i, "hash"],
+          message: `the same token as api.tokens[${first}] (${s.api.tokens[first]?.name}); each token must be listed once`,
+        });
+    });
     if (s.cluster.deadAfterMs < 2 * s.cluster.intervalMs)
       ctx.addIssue({
         code: "custom",

@@ -1,0 +1,179 @@
+/**
+ * Checks untrusted manifest text off the main thread, within a budget. The API's
+ * `POST /config/validate` and `PUT /config` hand their body here; a Bun Worker (body-worker.ts)
+ * pre-scans and parses it, so the main thread — heartbeats, BFD, XDP liveness, `/livez` — never
+ * waits for the YAML parser.
+ *
+ * Budgets:
+ * - size, documents, nesting depth and nodes: checked by the pre-scan before the parser runs
+ *   (src/config/budget.ts), so the parser's memory is bounded by the text;
+ * - time: a job that takes longer than `timeoutMs` terminates its worker (a fresh one is started);
+ * - concurrency: one job at a time, at most `maxWaiting` queued; more are refused (`busy`);
+ * - output: at most `maxProblems` problems, then "and K more".
+ *
+ * One worker is kept warm and reused while its jobs stay small; a worker that parsed a large text
+ * (its heap grew) or timed out is terminated and replaced, which gives its memory back.
+ *
+ * @example
+ * const checker = new BodyChecker();
+ * const v = await checker.check(yamlText, { wantConfig: true });
+ * if (v.kind === "valid") apply(v.config);
+ * checker.close();
+ */
+
+import { BODY_LIMITS, MAX_PROBLEMS, type PrescanReason, type TextLimits } from "../config/budget.ts";
+import type { Config, Problem } from "../config/index.ts";
+import type { CheckJob, CheckReply, ConfigSummary } from "./body-protocol.ts";
+
+export type CheckVerdict =
+  | { kind: "refused"; reason: PrescanReason; line: number; message: string }
+  | { kind: "invalid"; problems: Problem[]; omitted: number }
+  | { kind: "valid"; summary: ConfigSummary; config?: Config }
+  | { kind: "timeout"; ms: number }
+  | { kind: "busy"; waiting: number }
+  | { kind: "failed"; message: string };
+
+export interface BodyCheckerOptions {
+  limits?: TextLimits;
+  /** Time budget of one job, from the moment it starts (default 20 s). */
+  timeoutMs?: number;
+  /** Jobs queued behind the running one before new ones are refused (default 4). */
+  maxWaiting?: number;
+  maxProblems?: number;
+  /** A worker that parsed more than this many characters is replaced afterwards (64 KiB). */
+  recycleAbove?: number;
+}
+
+interface Pending {
+  job: CheckJob;
+  resolve(v: CheckVerdict): void;
+}
+
+const WORKER_URL = new URL("./body-worker.ts", import.meta.url).href;
+
+export class BodyChecker {
+  readonly limits: TextLimits;
+  readonly timeoutMs: number;
+  private readonly maxWaiting: number;
+  private readonly maxProblems: number;
+  private readonly recycleAbove: number;
+  private worker: Worker | undefined;
+  private running: Pending | undefined;
+  private readonly queue: Pending[] = [];
+  private nextId = 1;
+  private closed = false;
+  /** Jobs by outcome, for tests and metrics. */
+  readonly counts = { refused: 0, invalid: 0, valid: 0, timeout: 0, busy: 0, failed: 0 };
+
+  constructor(opts: BodyCheckerOptions = {}) {
+    this.limits = opts.limits ?? BODY_LIMITS;
+    this.timeoutMs = opts.timeoutMs ?? 20_000;
+    this.maxWaiting = opts.maxWaiting ?? 4;
+    this.maxProblems = opts.maxProblems ?? MAX_PROBLEMS;
+    this.recycleAbove = opts.recycleAbove ?? 64 * 1024;
+  }
+
+  /** Pre-scans, parses and validates `text` in the worker. Never throws. */
+  check(text: string, opts: { file?: string; wantConfig?: boolean } = {}): Promise<CheckVerdict> {
+    if (this.closed) return Promise.resolve({ kind: "failed", message: "the API is shutting down" });
+    const busy = this.running !== undefined;
+    if (busy && this.queue.length >= this.maxWaiting) {
+      this.counts.busy++;
+      return Promise.resolve({ kind: "busy", waiting: this.queue.length });
+    }
+    const job: CheckJob = {
+      id: this.nextId++,
+      text,
+      file: opts.file ?? "<request>",
+      limits: this.limits,
+      maxProblems: this.maxProblems,
+      wantConfig: opts.wantConfig === true,
+    };
+    return new Promise((resolve) => {
+      this.queue.push({ job, resolve });
+      this.pump();
+    });
+  }
+
+  /** Terminates the worker; queued jobs fail. */
+  close(): void {
+    this.closed = true;
+    this.worker?.terminate();
+    this.worker = undefined;
+    for (const p of this.queue.splice(0)) p.resolve({ kind: "failed", message: "the API is shutting down" });
+  }
+
+  /** Starts a worker ahead of the first request (its modules load on its own thread). */
+  warm(): void {
+    if (!this.closed && this.worker === undefined) this.worker = this.spawn();
+  }
+
+  private spawn(): Worker {
+    const w = new Worker(WORKER_URL);
+    w.unref();
+    return w;
+  }
+
+  private retire(): void {
+    this.worker?.terminate();
+    this.worker = undefined;
+  }
+
+  private pump(): void {
+    if (this.running !== undefined || this.closed) return;
+    const next = this.queue.shift();
+    if (next === undefined) return;
+    this.running = next;
+    this.worker ??= this.spawn();
+    const w = this.worker;
+    const t0 = performance.now();
+    let settled = false;
+    const finish = (v: CheckVerdict, keepWorker: boolean): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      w.removeEventListener("message", onMessage);
+      w.removeEventListener("error", onError);
+      if (!keepWorker && this.worker === w) this.retire();
+      this.counts[v.kind]++;
+      this.running = undefined;
+      next.resolve(v);
+      this.pump();
+    };
+    const onMessage = (ev: MessageEvent<CheckReply>) => {
+      const r = ev.data;
+      if (r.id !== next.job.id) return; // "ready", or a late answer from an earlier job
+      const big = next.job.text.length > this.recycleAbove && r.kind !== "refused";
+      switch (r.kind) {
+        case "refused":
+          finish(
+            { kind: "refused", reason: r.reason as PrescanReason, line: r.line, message: r.message },
+            true,
+          );
+          break;
+        case "invalid":
+          finish({ kind: "invalid", problems: r.problems, omitted: r.omitted }, !big);
+          break;
+        case "valid":
+          finish(
+            { kind: "valid", summary: r.summary, ...(r.config !== undefined ? { config: r.config } : {}) },
+            !big,
+          );
+          break;
+        case "error":
+          finish({ kind: "failed", message: r.message }, false);
+          break;
+      }
+    };
+    const onError = (ev: ErrorEvent) => {
+      finish({ kind: "failed", message: `the validation worker failed: ${ev.message}` }, false);
+    };
+    const timer = setTimeout(
+      () => finish({ kind: "timeout", ms: performance.now() - t0 }, false),
+      this.timeoutMs,
+    );
+    w.addEventListener("message", onMessage);
+    w.addEventListener("error", onError);
+    w.postMessage(next.job);
+  }
+}

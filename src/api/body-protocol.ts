@@ -1,0 +1,48 @@
+/**
+ * The messages between the API (body-check.ts, main thread) and its body worker
+ * (body-worker.ts), and the summary of a valid manifest set that the lockout checks read.
+ */
+
+import type { TextLimits } from "../config/budget.ts";
+import type { Config, Problem } from "../config/index.ts";
+
+export interface CheckJob {
+  id: number;
+  text: string;
+  /** Source name used in problems, e.g. `<request>`. */
+  file: string;
+  limits: TextLimits;
+  maxProblems: number;
+  /** Send the Config back (PUT); a dry run needs only the verdict. */
+  wantConfig: boolean;
+}
+
+/** What the lockout checks need to know of a valid set. */
+export interface ConfigSummary {
+  /** Objects in the set (0: an empty body, whitespace, comments, `---`, `null`...). */
+  objects: number;
+  /** API tokens with the admin role in NodeSettings. */
+  adminTokens: number;
+}
+
+export type CheckReply =
+  | { id: number; kind: "ready" }
+  | { id: number; kind: "refused"; reason: string; line: number; message: string }
+  | { id: number; kind: "invalid"; problems: Problem[]; omitted: number }
+  | { id: number; kind: "valid"; summary: ConfigSummary; config?: Config }
+  | { id: number; kind: "error"; message: string };
+
+export function summarize(c: Config): ConfigSummary {
+  const objects =
+    c.pools.length +
+    c.l2Advertisements.length +
+    c.bgpAdvertisements.length +
+    c.peers.length +
+    c.bfdProfiles.length +
+    c.communities.length +
+    c.services.length +
+    c.namespaces.length +
+    (c.nodeSettings === undefined ? 0 : 1);
+  const adminTokens = c.nodeSettings?.spec.api.tokens.filter((t) => t.role === "admin").length ?? 0;
+  return { objects, adminTokens };
+}
