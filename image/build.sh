@@ -22,7 +22,6 @@ cd "$(dirname "$0")/.."
 repo=$PWD
 out=${1:-build/image}
 CACHE=${VIPD_IMAGE_CACHE:-/var/cache/vipd-image}
-MIRROR=${VIPD_IMAGE_MIRROR:-http://deb.debian.org/debian}
 # Sizes in MiB.
 ESP_MB=64
 SEED_MB=32
@@ -33,6 +32,12 @@ die() {
   log "error: $*"
   exit 1
 }
+# The Debian mirror: this machine's own (its apt sources), or VIPD_IMAGE_MIRROR.
+# shellcheck source=image/mirror.sh
+source image/mirror.sh
+mirror=$(debian_mirror bookworm) || die "no Debian mirror (see above)"
+MIRROR=${mirror%%$'\t'*}
+log "Debian mirror: $MIRROR (from ${mirror#*$'\t'})"
 [[ $(id -u) == 0 ]] || die "run as root (debootstrap, chroot and file ownership need it)"
 for t in debootstrap mkfs.ext4 mkfs.vfat mcopy sfdisk zstd bun clang sha256sum; do
   command -v "$t" >/dev/null || die "missing $t: run scripts/setup.sh"

@@ -8,7 +8,6 @@
 # mirror, so build.sh caches it keyed by their hash. Every long step runs under `timeout`.
 set -euo pipefail
 out=${1:?usage: rootfs.sh OUT.tar}
-MIRROR=${VIPD_IMAGE_MIRROR:-http://deb.debian.org/debian}
 SUITE=bookworm
 # Packages installed into the image (no recommends). Change this list and the cache key changes.
 # dbus: systemd-logind needs it to turn the power button into a clean shutdown.
@@ -16,6 +15,12 @@ PACKAGES=(linux-image-amd64 systemd-sysv udev kmod dbus iproute2 libbpf1 bpftool
   e2fsprogs dosfstools systemd-boot-efi)
 
 log() { printf '[rootfs] %s\n' "$*" >&2; }
+# The Debian mirror: this machine's own (its apt sources), or VIPD_IMAGE_MIRROR (build.sh sets it).
+# shellcheck source=image/mirror.sh
+source "$(dirname "$0")/mirror.sh"
+mirror=$(debian_mirror "$SUITE") || exit 1
+MIRROR=${mirror%%$'\t'*}
+log "Debian mirror: $MIRROR (from ${mirror#*$'\t'})"
 work=$(mktemp -d /var/tmp/vipd-rootfs.XXXXXX)
 root=$work/root
 cleanup() {
