@@ -29,6 +29,8 @@ function validate(paths: string[]): number {
     return 2;
   }
   const r = configFromPaths(paths);
+  // Notes (e.g. MetalLB status objects in a dump, skipped) are printed but never fail.
+  for (const n of r.notes) console.log(formatProblem(n));
   if (!r.ok) {
     for (const p of r.problems) console.log(formatProblem(p));
     console.error(`vipd validate: ${r.problems.length} problem(s)`);

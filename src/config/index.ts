@@ -1,6 +1,7 @@
 /**
  * The configuration model: load manifests (files, directories or text), validate each object
  * against its schema and all of them against each other, and return the Config or the problems.
+ * Notes (MetalLB status objects skipped) come back either way; they never make a result fail.
  */
 
 import { type LoadResult, loadPaths, loadText, type Problem, sortProblems } from "./load.ts";
@@ -10,12 +11,19 @@ export type { Loaded, Problem } from "./load.ts";
 export { formatProblem } from "./load.ts";
 export type { Config } from "./validate.ts";
 
-export type ConfigResult = { ok: true; config: Config; problems: [] } | { ok: false; problems: Problem[] };
+export type ConfigResult =
+  | { ok: true; config: Config; problems: []; notes: Problem[] }
+  | { ok: false; problems: Problem[]; notes: Problem[] };
 
 function finish(r: LoadResult): ConfigResult {
-  const built = buildConfig(r.objects);
+  // Objects refused by their schema are passed on, so that references to them are not reported a
+  // second time as "does not exist".
+  const built = buildConfig(r.objects, { invalid: r.problems });
   const problems = sortProblems([...r.problems, ...built.problems]);
-  return problems.length === 0 ? { ok: true, config: built.config, problems: [] } : { ok: false, problems };
+  const notes = sortProblems([...r.notes]);
+  return problems.length === 0
+    ? { ok: true, config: built.config, problems: [], notes }
+    : { ok: false, problems, notes };
 }
 
 /** Validates files and directories of manifests. Reads files; changes nothing. */

@@ -7,7 +7,8 @@
  * Read the way kubectl and the API server read manifests: `kind: List` documents hold their
  * objects in `items`, `<<` merge keys apply, null fields are absent. Unknown kinds and fields are
  * problems, never ignored; malformed YAML (syntax, unknown anchors, alias bombs) is a problem,
- * never an exception.
+ * never an exception. The status kinds MetalLB writes (ConfigurationState, ServiceL2Status,
+ * ServiceBGPStatus), found in a dump of a cluster, are skipped with a note, not a problem.
  *
  * Pure apart from `loadPaths`, which only reads files and hands their text to `loadText`.
  */
@@ -51,7 +52,16 @@ export interface Loaded<T extends AnyObject = AnyObject> {
 export interface LoadResult {
   objects: Loaded[];
   problems: Problem[];
+  /** Not problems: what was read and deliberately left out (MetalLB's status objects). */
+  notes: Problem[];
 }
+
+/** Kinds MetalLB writes to report state, never configuration: skipped with a note. */
+export const METALLB_STATUS_KINDS: ReadonlySet<string> = new Set([
+  "ConfigurationState",
+  "ServiceL2Status",
+  "ServiceBGPStatus",
+]);
 
 export function fieldPath(path: readonly PathKey[]): string {
   if (path.length === 0) return "-";
@@ -196,7 +206,9 @@ function objectSchemaAt(schema: z.ZodType, path: readonly PathKey[]): z.ZodObjec
   const unwrap = (t: z.ZodType): z.ZodType =>
     t instanceof z.ZodOptional || t instanceof z.ZodDefault || t instanceof z.ZodNullable
       ? unwrap(t.unwrap() as z.ZodType)
-      : t;
+      : t instanceof z.ZodPipe
+        ? unwrap(t.in as z.ZodType)
+        : t;
   let cur: z.ZodType | undefined = schema;
   for (const k of path) {
     if (cur === undefined) return undefined;
@@ -313,6 +325,7 @@ export function loadText(text: string, file: string): LoadResult {
   });
   const objects: Loaded[] = [];
   const problems: Problem[] = [];
+  const notes: Problem[] = [];
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, di) => {
     const startLine = lineOfNode((doc.contents as Node | null) ?? null, lc, 1);
@@ -400,6 +413,23 @@ export function loadText(text: string, file: string): LoadResult {
         else for (const [i, item] of rec.items.entries()) validate(item, ["items", i]);
         return;
       }
+      if (
+        METALLB_STATUS_KINDS.has(kind) &&
+        typeof rec.apiVersion === "string" &&
+        rec.apiVersion.startsWith("metallb.io/")
+      ) {
+        notes.push({
+          file,
+          line: lineOf([]),
+          kind,
+          name,
+          field: "-",
+          message: `note: skipped; ${kind} is status that MetalLB writes, not configuration`,
+          pointer: jsonPointer(at),
+          doc: di,
+        });
+        return;
+      }
       if (!(KINDS as string[]).includes(kind)) {
         push(
           ["kind"],
@@ -432,7 +462,7 @@ export function loadText(text: string, file: string): LoadResult {
     };
     validate(data, []);
   });
-  return { objects, problems };
+  return { objects, problems, notes };
 }
 
 /** Lists manifest files: the files given, and *.yaml / *.yml / *.json under directories (sorted). */
@@ -480,6 +510,7 @@ export function manifestFiles(paths: readonly string[]): { files: string[]; prob
 export function loadPaths(paths: readonly string[]): LoadResult {
   const { files, problems } = manifestFiles(paths);
   const objects: Loaded[] = [];
+  const notes: Problem[] = [];
   for (const f of files) {
     let text: string;
     try {
@@ -497,6 +528,7 @@ export function loadPaths(paths: readonly string[]): LoadResult {
     const r = loadText(text, f);
     objects.push(...r.objects);
     problems.push(...r.problems);
+    notes.push(...r.notes);
   }
-  return { objects, problems };
+  return { objects, problems, notes };
 }

@@ -17,6 +17,7 @@ import { parseIp, parseRange } from "../util/ip.ts";
 import {
   apiVersion,
   asn,
+  DNS1123,
   DURATION,
   Duration,
   durationMs,
@@ -28,9 +29,63 @@ import {
   uint32,
 } from "./common.ts";
 import { NodeSettings } from "./node-settings.ts";
+import { requirementKey, selectorKey } from "./selector.ts";
 
 export { Duration, durationMs, LabelSelector, Name, ObjectMeta, SelectorRequirement } from "./common.ts";
 export { ApiToken, NodeSettings, NodeSettingsSpec } from "./node-settings.ts";
+
+// ---------------------------------------------------------------------------------------------
+// MetalLB's "duplicate definition" checks (internal/config/config.go: validateDuplicate,
+// validateLabelSelectorDuplicate): a list may not name the same thing twice, a selector list may
+// not hold the same selector twice, nor a selector the same match expression or value twice.
+
+type Path = (string | number)[];
+type Sel = z.infer<typeof LabelSelector>;
+
+/** Reports every repeated item of a list of names or values, at the repeat. */
+function uniqueItems(ctx: z.RefinementCtx, items: readonly string[] | undefined, path: Path, what: string) {
+  const first = new Map<string, number>();
+  items?.forEach((v, i) => {
+    const j = first.get(v);
+    if (j === undefined) first.set(v, i);
+    else
+      ctx.addIssue({
+        code: "custom",
+        path: [...path, i],
+        message: `duplicate definition of ${what} "${v}" (also at [${j}]); list it once`,
+      });
+  });
+}
+
+/** Reports repeated selectors in a list, repeated match expressions, and repeated values. */
+function uniqueSelectors(ctx: z.RefinementCtx, sels: readonly Sel[] | undefined, path: Path, what: string) {
+  const first = new Map<string, number>();
+  sels?.forEach((sel, i) => {
+    const exprs = new Map<string, number>();
+    (sel.matchExpressions ?? []).forEach((e, k) => {
+      const at = [...path, i, "matchExpressions", k];
+      uniqueItems(ctx, e.values, [...at, "values"], "match expression value");
+      const key = requirementKey(e);
+      const j = exprs.get(key);
+      if (j === undefined) exprs.set(key, k);
+      else
+        ctx.addIssue({
+          code: "custom",
+          path: at,
+          message: `duplicate definition of match expressions (the same as matchExpressions[${j}]); keep one`,
+        });
+    });
+    const key = selectorKey(sel);
+    const j = first.get(key);
+    if (j === undefined) first.set(key, i);
+    else
+      ctx.addIssue({
+        code: "custom",
+        path: [...path, i],
+        message: `duplicate definition of ${what} (the same selector as [${j}]); keep one`,
+      });
+  });
+}
 
 // ---------------------------------------------------------------------------------------------
 // metallb.io objects
@@ -47,7 +102,12 @@ export const ServiceAllocation = z
     namespaceSelectors: z.array(LabelSelector).optional(),
     serviceSelectors: z.array(LabelSelector).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    uniqueItems(ctx, s.namespaces, ["namespaces"], "namespaces");
+    uniqueSelectors(ctx, s.namespaceSelectors, ["namespaceSelectors"], "namespaceSelectors");
+    uniqueSelectors(ctx, s.serviceSelectors, ["serviceSelectors"], "serviceSelectors");
+  });
 
 export const IPAddressPoolSpec = z
   .object({
@@ -89,7 +149,13 @@ export const L2AdvertisementSpec = z
     serviceSelectors: z.array(LabelSelector).optional(),
     preferredNodeSelectors: z.array(PreferredNodeSelector).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    uniqueItems(ctx, s.ipAddressPools, ["ipAddressPools"], "ipAddressPools");
+    uniqueSelectors(ctx, s.ipAddressPoolSelectors, ["ipAddressPoolSelectors"], "ipAddressPoolSelectors");
+    uniqueSelectors(ctx, s.nodeSelectors, ["nodeSelectors"], "nodeSelectors");
+    uniqueSelectors(ctx, s.serviceSelectors, ["serviceSelectors"], "serviceSelectors");
+  });
 
 export const L2Advertisement = z
   .object({
@@ -132,9 +198,14 @@ const CommunityRef = z.string().superRefine((s, ctx) => {
   }
 });
 
+/** MetalLB's CRD rule (x-kubernetes-validations on BGPAdvertisement.spec), carried into ours. */
+const SELECTORS_WITHOUT_AGGREGATION =
+  "!has(self.serviceSelectors) || self.serviceSelectors.size() == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))";
+
 export const BGPAdvertisementSpec = z
   .object({
-    aggregationLength: z.number().int("must be an integer").min(0).max(32).default(32),
+    // MetalLB's CRD: minimum 1 (IPv4), no minimum for IPv6.
+    aggregationLength: z.number().int("must be an integer").min(1).max(32).default(32),
     aggregationLengthV6: z.number().int("must be an integer").min(0).max(128).default(128),
     localPref: uint32.optional(),
     communities: z.array(CommunityRef).optional(),
@@ -144,7 +215,40 @@ export const BGPAdvertisementSpec = z
     peers: z.array(Name).optional(),
     serviceSelectors: z.array(LabelSelector).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((s, ctx) => {
+    uniqueItems(ctx, s.ipAddressPools, ["ipAddressPools"], "ipAddressPools");
+    uniqueItems(ctx, s.communities, ["communities"], "community");
+    uniqueItems(ctx, s.peers, ["peers"], "peers");
+    uniqueSelectors(ctx, s.ipAddressPoolSelectors, ["ipAddressPoolSelectors"], "ipAddressPoolSelectors");
+    uniqueSelectors(ctx, s.nodeSelectors, ["nodeSelectors"], "nodeSelectors");
+    uniqueSelectors(ctx, s.serviceSelectors, ["serviceSelectors"], "serviceSelectors");
+    // An aggregate covers every Service of the block, not only those the selectors choose.
+    if ((s.serviceSelectors?.length ?? 0) > 0) {
+      if (s.aggregationLength !== 32)
+        ctx.addIssue({
+          code: "custom",
+          path: ["aggregationLength"],
+          message:
+            "serviceSelectors and aggregationLength are mutually exclusive: an aggregate would cover Services the selectors do not choose; keep 32 or use another BGPAdvertisement",
+        });
+      if (s.aggregationLengthV6 !== 128)
+        ctx.addIssue({
+          code: "custom",
+          path: ["aggregationLengthV6"],
+          message:
+            "serviceSelectors and aggregationLengthV6 are mutually exclusive: an aggregate would cover Services the selectors do not choose; keep 128 or use another BGPAdvertisement",
+        });
+    }
+  })
+  .meta({
+    "x-kubernetes-validations": [
+      {
+        rule: SELECTORS_WITHOUT_AGGREGATION,
+        message: "serviceSelectors and non-default aggregation lengths are mutually exclusive",
+      },
+    ],
+  });
 
 export const BGPAdvertisement = z
   .object({
@@ -185,7 +289,32 @@ export const Community = z
   })
   .strict();
 
-export const SecretReference = z.object({ name: Name, namespace: Name.optional() }).strict();
+/**
+ * corev1.SecretReference. MetalLB reads a secret only when `name` is not empty, and its own
+ * ConfigMap converter writes `passwordSecret: {}`: a reference without a name is no reference.
+ */
+export const SecretReference = z
+  .object({
+    name: z
+      .string()
+      .max(253, "must be at most 253 characters")
+      .refine((n) => n === "" || DNS1123.test(n), "must be a lowercase RFC 1123 name (a-z, 0-9, '-', '.')")
+      .optional(),
+    namespace: Name.optional(),
+  })
+  .strict();
+
+/** MetalLB's CRD rules on connectTime (x-kubernetes-validations), carried into ours. */
+const CONNECT_TIME_RULES = [
+  {
+    rule: "duration(self).getSeconds() >= 1 && duration(self).getSeconds() <= 65535",
+    message: "connect time should be between 1 seconds to 65535",
+  },
+  {
+    rule: "duration(self).getMilliseconds() % 1000 == 0",
+    message: "connect time should contain a whole number of seconds",
+  },
+];
 
 export const BGPPeerSpec = z
   .object({
@@ -201,7 +330,7 @@ export const BGPPeerSpec = z
     peerPort: z.number().int("must be an integer").min(1).max(16384).default(179),
     holdTime: Duration.optional(),
     keepaliveTime: Duration.optional(),
-    connectTime: Duration.optional(),
+    connectTime: Duration.meta({ "x-kubernetes-validations": CONNECT_TIME_RULES }).optional(),
     routerID: z
       .string()
       .refine((s) => parseIp(s)?.family === 4, { message: "must be an IPv4 address" })
@@ -215,9 +344,44 @@ export const BGPPeerSpec = z
     vrf: z.string().optional(),
     disableMP: z.boolean().optional(),
     dualStackAddressFamily: z.boolean().optional(),
+    // v1beta2: the AS this session presents to the peer instead of myASN (FRR's
+    // `neighbor X local-as ASN no-prepend replace-as`, which MetalLB configures from it). 0 = unset.
+    localASN: uint32.optional(),
   })
   .strict()
   .superRefine((s, ctx) => {
+    uniqueSelectors(ctx, s.nodeSelectors, ["nodeSelectors"], "nodeSelectors");
+    if (s.connectTime !== undefined && DURATION.test(s.connectTime)) {
+      // As CEL's duration getSeconds() / getMilliseconds(): whole units, truncated.
+      const ms = Math.trunc(durationMs(s.connectTime));
+      const secs = Math.trunc(ms / 1000);
+      if (secs < 1 || secs > 65535)
+        ctx.addIssue({ code: "custom", path: ["connectTime"], message: "must be between 1s and 65535s" });
+      else if (ms % 1000 !== 0)
+        ctx.addIssue({ code: "custom", path: ["connectTime"], message: "must be a whole number of seconds" });
+    }
+    if (s.localASN !== undefined && s.localASN !== 0) {
+      const ibgp = s.peerASN !== undefined ? s.peerASN === s.myASN : s.dynamicASN === "internal";
+      if (s.localASN === s.myASN)
+        ctx.addIssue({
+          code: "custom",
+          path: ["localASN"],
+          message: "must differ from myASN (it replaces myASN on this session; leave it out to use myASN)",
+        });
+      else if (ibgp)
+        ctx.addIssue({
+          code: "custom",
+          path: ["localASN"],
+          message:
+            "applies to eBGP peers only (FRR's local-as, which MetalLB configures from it, refuses iBGP peers)",
+        });
+      else if (s.peerASN !== undefined && s.localASN === s.peerASN)
+        ctx.addIssue({
+          code: "custom",
+          path: ["localASN"],
+          message: "must differ from peerASN: the peer would see an iBGP session where this side runs eBGP",
+        });
+    }
     if (s.peerASN !== undefined && s.dynamicASN !== undefined)
       ctx.addIssue({ code: "custom", path: ["dynamicASN"], message: "cannot be set together with peerASN" });
     if (s.peerASN === undefined && s.dynamicASN === undefined)
@@ -238,7 +402,7 @@ export const BGPPeerSpec = z
         path: ["peerAddress"],
         message: "one of peerAddress or interface is required",
       });
-    if (s.password !== undefined && s.passwordSecret !== undefined)
+    if (s.password !== undefined && s.passwordSecret?.name)
       ctx.addIssue({
         code: "custom",
         path: ["passwordSecret"],
@@ -281,6 +445,13 @@ export const BGPPeerSpec = z
         path: ["ebgpMultiHop"],
         message: 'cannot be set with dynamicASN "internal"',
       });
+  })
+  // A secret reference without a name is no reference (MetalLB reads only a non-empty name): it
+  // is dropped here, so the rest of vipd never sees it.
+  .overwrite((s) => {
+    if (s.passwordSecret === undefined || s.passwordSecret.name) return s;
+    const { passwordSecret: _, ...rest } = s;
+    return rest;
   });
 
 export const BGPPeer = z

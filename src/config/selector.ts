@@ -57,3 +57,17 @@ export function anySelectorMatches(sels: readonly LabelSelector[] | undefined, l
   if (sels === undefined || sels.length === 0) return true;
   return sels.some((s) => selectorMatches(s, labels));
 }
+
+/**
+ * A selector's identity as MetalLB compares selectors for "duplicate definition": matchLabels by
+ * key, the match expressions in their order, each expression's values sorted.
+ */
+export function selectorKey(sel: LabelSelector): string {
+  const labels = Object.entries(sel.matchLabels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return JSON.stringify([labels, (sel.matchExpressions ?? []).map(requirementKey)]);
+}
+
+/** A match expression's identity (key, operator, values sorted), as MetalLB compares them. */
+export function requirementKey(req: SelectorRequirement): string {
+  return JSON.stringify([req.key, req.operator, [...(req.values ?? [])].sort()]);
+}

@@ -1,10 +1,12 @@
 /**
  * Cross-object validation and the validated configuration (`Config`) the rest of vipd consumes.
  *
- * Checks what MetalLB's admission webhooks check, and more: duplicate names, overlapping pools,
- * references to pools / peers / BFD profiles / community aliases that do not exist,
- * aggregation lengths that cannot cover a pool, BFD echo mode with IPv6 pools, Services whose
- * annotations disagree with spec.loadBalancerIP. Pure: objects in, config and problems out.
+ * Checks what MetalLB's admission webhooks check (internal/config/config.go), and more: duplicate
+ * names, overlapping pools, references to pools / peers / BFD profiles / community aliases that do
+ * not exist, aggregation lengths shorter than a pool entry's widest block (MetalLB's rule), two
+ * advertisements giving one pool different LOCAL_PREFs on the same peers and nodes, BFD echo
+ * mode, Services whose annotations disagree with spec.loadBalancerIP. Pure: objects in, config
+ * and problems out.
  */
 
 import { formatIp, type IpRange, parseIp, parseRange, rangeToCidrs } from "../util/ip.ts";
@@ -21,7 +23,7 @@ import type {
   NodeSettings,
   Service,
 } from "./schemas.ts";
-import { anySelectorMatches } from "./selector.ts";
+import { anySelectorMatches, type Labels, selectorKey } from "./selector.ts";
 
 /** The validated configuration: every object, defaults applied, cross-checked. */
 export interface Config {
@@ -87,10 +89,89 @@ export function advertisedPools(
   );
 }
 
+/** A node as the LOCAL_PREF check sees it (when the caller knows the cluster's nodes). */
+export interface NodeLabels {
+  name: string;
+  labels?: Labels;
+}
+
+export interface BuildOptions {
+  /**
+   * Problems already found (schema errors): objects named in them were refused, so references to
+   * them are not reported again as "does not exist".
+   */
+  invalid?: readonly Problem[] | undefined;
+  /**
+   * The nodes, when known (Kubernetes mode): the LOCAL_PREF check then compares the nodes each
+   * advertisement selects, as MetalLB does. Without them it compares the selectors themselves.
+   */
+  nodes?: readonly NodeLabels[] | undefined;
+}
+
+type AdvSpec = BGPAdvertisement["spec"];
+
+/** The families a pool's addresses hold. */
+function poolFamilies(p: IPAddressPool): { v4: boolean; v6: boolean } {
+  let v4 = false;
+  let v6 = false;
+  for (const a of p.spec.addresses) {
+    const r = parseRange(a);
+    if (r.ok && r.value.family === 4) v4 = true;
+    if (r.ok && r.value.family === 6) v6 = true;
+  }
+  return { v4, v6 };
+}
+
+/**
+ * MetalLB's BGPAdvertisementsHaveCompatibleLocalPref: two advertisements of one pool may give it
+ * different LOCAL_PREFs only when they announce different prefixes (another aggregation length in
+ * every family the pool has), to no common peer (both name their peers), or from no common node.
+ */
+function compatibleLocalPref(
+  a: AdvSpec,
+  b: AdvSpec,
+  pool: IPAddressPool,
+  nodes?: readonly NodeLabels[],
+): boolean {
+  if ((a.localPref ?? 0) === (b.localPref ?? 0)) return true;
+  const f = poolFamilies(pool);
+  if (!f.v4 && !f.v6) return true;
+  const diff4 = a.aggregationLength !== b.aggregationLength;
+  const diff6 = a.aggregationLengthV6 !== b.aggregationLengthV6;
+  if (diff4 && !f.v6) return true;
+  if (diff6 && !f.v4) return true;
+  if (diff4 && diff6) return true;
+  const pa = a.peers ?? [];
+  const pb = b.peers ?? [];
+  if (pa.length > 0 && pb.length > 0 && !pa.some((p) => pb.includes(p))) return true;
+  if (nodes !== undefined) {
+    const sel = (s: AdvSpec) => nodes.filter((n) => anySelectorMatches(s.nodeSelectors, n.labels));
+    const nb = new Set(sel(b).map((n) => n.name));
+    return !sel(a).some((n) => nb.has(n.name));
+  }
+  // Without the nodes: the same nodes are certain when either selects every node or both select
+  // with the same selectors; other selectors are taken to select different nodes.
+  const sa = a.nodeSelectors ?? [];
+  const sb = b.nodeSelectors ?? [];
+  if (sa.length === 0 || sb.length === 0) return false;
+  const ka = new Set(sa.map(selectorKey));
+  const kb = new Set(sb.map(selectorKey));
+  return !(ka.size === kb.size && [...ka].every((k) => kb.has(k)));
+}
+
 /** Cross-checks loaded objects and assembles the Config. */
-export function buildConfig(objects: readonly Loaded[]): { config: Config; problems: Problem[] } {
+export function buildConfig(
+  objects: readonly Loaded[],
+  opts: BuildOptions = {},
+): { config: Config; problems: Problem[] } {
   const problems: Problem[] = [];
   const config = emptyConfig();
+  // Objects their schema refused: references to them are not reported again.
+  const refused = new Set(
+    (opts.invalid ?? []).filter((p) => p.kind && p.name).map((p) => `${p.kind}/${p.name}`),
+  );
+  const exists = (kind: string, names: ReadonlySet<string>, name: string) =>
+    names.has(name) || refused.has(`${kind}/${name}`);
   const at = (l: Loaded, path: PathKey[], message: string) => {
     const o = l.obj as AnyObject;
     problems.push({
@@ -169,7 +250,8 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
   // Advertisements name existing pools.
   for (const l of [...l2s, ...bgps]) {
     (l.obj.spec.ipAddressPools ?? []).forEach((p, i) => {
-      if (!poolNames.has(p)) at(l, ["spec", "ipAddressPools", i], `IPAddressPool "${p}" does not exist`);
+      if (!exists("IPAddressPool", poolNames, p))
+        at(l, ["spec", "ipAddressPools", i], `IPAddressPool "${p}" does not exist`);
     });
   }
 
@@ -188,39 +270,64 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
     });
   }
   const peerNames = new Set(peers.map((l) => l.obj.metadata.name));
+  // A refused Community object's aliases are unknown: do not call them undefined.
+  const communityRefused = [...refused].some((k) => k.startsWith("Community/"));
+  const poolObjs = pools.map((p) => p.obj);
+  // Per pool, the advertisements already attached to it (MetalLB's pool.BGPAdvertisements).
+  const attached = new Map<string, Loaded<BGPAdvertisement>[]>();
   for (const l of bgps) {
     const s = l.obj.spec;
     (s.communities ?? []).forEach((c, i) => {
       const literal = /^\d/.test(c) || c.startsWith("large:");
-      if (!literal && !aliases.has(c))
+      if (!literal && !aliases.has(c) && !communityRefused)
         at(l, ["spec", "communities", i], `community alias "${c}" is not defined in any Community object`);
     });
     (s.peers ?? []).forEach((p, i) => {
-      if (!peerNames.has(p)) at(l, ["spec", "peers", i], `BGPPeer "${p}" does not exist`);
+      if (!exists("BGPPeer", peerNames, p)) at(l, ["spec", "peers", i], `BGPPeer "${p}" does not exist`);
     });
-    // An aggregate must not be wider than any block of the pool, or it would announce addresses
-    // outside the pool (MetalLB rejects it too): the length must be at least every block's length.
-    for (const pl of advertisedPools(
-      s,
-      pools.map((p) => p.obj),
-    )) {
-      for (const family of [4, 6] as const) {
+    // MetalLB's rule (validateBGPAdvPerPool): the aggregation length may not be shorter than the
+    // widest CIDR block of any address entry of the pool (a range counts by its widest block).
+    const reported = new Set<number>();
+    for (const pl of advertisedPools(s, poolObjs)) {
+      for (const a of pl.spec.addresses) {
+        const r = parseRange(a);
+        if (!r.ok) continue;
+        const family = r.value.family;
         const agg = family === 4 ? s.aggregationLength : s.aggregationLengthV6;
-        let need: { prefixLen: number; base: bigint } | undefined;
-        for (const a of pl.spec.addresses) {
-          const r = parseRange(a);
-          if (!r.ok || r.value.family !== family) continue;
-          for (const c of rangeToCidrs(r.value))
-            if (need === undefined || c.prefixLen > need.prefixLen) need = c;
-        }
-        if (need === undefined || need.prefixLen <= agg) continue;
-        const block = `${formatIp({ family, value: need.base })}/${need.prefixLen}`;
+        let widest: { prefixLen: number; base: bigint } | undefined;
+        for (const c of rangeToCidrs(r.value))
+          if (widest === undefined || c.prefixLen < widest.prefixLen) widest = c;
+        if (widest === undefined || widest.prefixLen <= agg || reported.has(family)) continue;
+        reported.add(family);
+        const block = `${formatIp({ family, value: widest.base })}/${widest.prefixLen}`;
+        const entry = a.trim();
         at(
           l,
           ["spec", family === 4 ? "aggregationLength" : "aggregationLengthV6"],
-          `/${agg} is wider than block ${block} of pool "${pl.metadata.name}", so it would announce addresses outside the pool; use ${need.prefixLen} or more`,
+          entry.includes("-")
+            ? `/${agg} is wider than ${block}, the widest block of range ${entry.replace(/\s+/g, "")} in pool "${pl.metadata.name}"; use ${widest.prefixLen} or more`
+            : `/${agg} is wider than block ${block} of pool "${pl.metadata.name}", so it would announce addresses outside the pool; use ${widest.prefixLen} or more`,
         );
       }
+    }
+    // MetalLB's LOCAL_PREF rule: one route, one LOCAL_PREF. Advertisements with service selectors
+    // are not compared (which Services they cover is not known here).
+    const blamed = new Set<Loaded<BGPAdvertisement>>();
+    for (const pl of advertisedPools(s, poolObjs)) {
+      const earlier = attached.get(pl.metadata.name) ?? [];
+      if ((s.serviceSelectors?.length ?? 0) === 0) {
+        for (const o of earlier) {
+          if ((o.obj.spec.serviceSelectors?.length ?? 0) > 0 || blamed.has(o)) continue;
+          if (compatibleLocalPref(s, o.obj.spec, pl, opts.nodes)) continue;
+          blamed.add(o);
+          at(
+            l,
+            ["spec", "localPref"],
+            `localPref ${s.localPref ?? 0} conflicts with localPref ${o.obj.spec.localPref ?? 0} of BGPAdvertisement "${o.obj.metadata.name}": both announce pool "${pl.metadata.name}" with the same aggregation length to the same peers from the same nodes, and a route carries one LOCAL_PREF; make them equal, or give them different peers or nodeSelectors`,
+          );
+        }
+      }
+      attached.set(pl.metadata.name, [...earlier, l]);
     }
   }
 
@@ -228,7 +335,7 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
   const profileByName = new Map(profiles.map((l) => [l.obj.metadata.name, l]));
   for (const l of peers) {
     const bp = l.obj.spec.bfdProfile;
-    if (bp !== undefined && !profileByName.has(bp))
+    if (bp !== undefined && !profileByName.has(bp) && !refused.has(`BFDProfile/${bp}`))
       at(l, ["spec", "bfdProfile"], `BFDProfile "${bp}" does not exist`);
   }
   for (const l of profiles) {
@@ -271,7 +378,7 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
         );
     }
     const pool = annotation(svc, "address-pool");
-    if (pool !== undefined && !poolNames.has(pool.value))
+    if (pool !== undefined && !exists("IPAddressPool", poolNames, pool.value))
       at(
         l,
         ["metadata", "annotations", `${pool.prefix}address-pool`],
@@ -312,6 +419,16 @@ export function buildConfig(objects: readonly Loaded[]): { config: Config; probl
     }
   }
   return { config, problems };
+}
+
+/**
+ * The AS this node presents on a session: the peer's localASN when set (v1beta2; MetalLB's FRR
+ * `local-as ASN no-prepend replace-as`), otherwise myASN. The OPEN carries it, and the AS_PATH
+ * of routes sent to an eBGP peer is this AS alone.
+ */
+export function sessionAsn(p: BGPPeer): number {
+  const local = p.spec.localASN;
+  return local !== undefined && local !== 0 ? local : p.spec.myASN;
 }
 
 /** A peer is eBGP when its AS differs from ours (dynamicASN says which it will be). */

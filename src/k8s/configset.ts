@@ -96,8 +96,10 @@ export function crManifest(
     spec: o.spec ?? {},
   };
   const spec = m.spec as Record<string, unknown>;
-  if (c.kind === "BGPPeer" && spec.passwordSecret !== undefined) {
-    const ref = spec.passwordSecret as { name?: string };
+  // MetalLB reads a secret only when the reference has a name; `passwordSecret: {}` (its own
+  // converter writes it) is no reference, and the schema drops it.
+  const ref = spec.passwordSecret as { name?: string } | undefined;
+  if (c.kind === "BGPPeer" && ref?.name) {
     const pw = decode((secrets.get(ref.name ?? "")?.data as Record<string, unknown> | undefined)?.password);
     if (pw === undefined)
       return {

@@ -333,7 +333,7 @@ spec:
     expect(lines(text)).toEqual([
       'm.yaml:5: BGPPeer/r1: metadata.lables: unknown field; did you mean "labels"?',
       'm.yaml:13: BGPPeer/r1: spec.nodeSelectors[0].matchExpresions: unknown field; did you mean "matchExpressions"?',
-      "m.yaml:14: BGPPeer/r1: spec.bfd: unknown field (spec takes myASN, peerASN, dynamicASN, peerAddress, interface, sourceAddress, peerPort, holdTime, keepaliveTime, connectTime, routerID, nodeSelectors, password, passwordSecret, bfdProfile, enableGracefulRestart, ebgpMultiHop, vrf, disableMP, dualStackAddressFamily)",
+      "m.yaml:14: BGPPeer/r1: spec.bfd: unknown field (spec takes myASN, peerASN, dynamicASN, peerAddress, interface, sourceAddress, peerPort, holdTime, keepaliveTime, connectTime, routerID, nodeSelectors, password, passwordSecret, bfdProfile, enableGracefulRestart, ebgpMultiHop, vrf, disableMP, dualStackAddressFamily, localASN)",
     ]);
   });
 

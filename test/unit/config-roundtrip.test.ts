@@ -1,7 +1,8 @@
 /**
  * Property: any schema-valid configuration survives a YAML round trip. fast-check generates whole,
  * consistent sites (pools that do not overlap, advertisements and peers that name existing pools,
- * peers and BFD profiles, aliases that are defined), every kind vipd reads, with awkward label and
+ * peers and BFD profiles, aliases that are defined, no list naming a thing twice, one LOCAL_PREF
+ * for all advertisements as MetalLB requires), every kind vipd reads, with awkward label and
  * annotation values; each object is written with YAML.stringify, the documents are read back with
  * configFromText, and the result must equal the generated objects with MetalLB's defaults applied
  * (and v1beta1 BGPPeers converted to v1beta2).
@@ -12,6 +13,7 @@ import YAML from "yaml";
 import type { z } from "zod";
 import { configFromText, formatProblem } from "../../src/config/index.ts";
 import { type Kind, SCHEMAS } from "../../src/config/schemas.ts";
+import { requirementKey, selectorKey } from "../../src/config/selector.ts";
 
 type Obj = { apiVersion: string; kind: Kind; metadata: Record<string, unknown>; spec?: unknown };
 
@@ -58,11 +60,15 @@ const requirement = fc.oneof(
   }),
   fc.record({ key: fc.constantFrom("app", "tier"), operator: fc.constantFrom("Exists", "DoesNotExist") }),
 );
+// MetalLB refuses a selector, match expression or value listed twice ("duplicate definition").
 const selector = fc.record(
-  { matchLabels: labelMap, matchExpressions: fc.array(requirement, { maxLength: 2 }) },
+  {
+    matchLabels: labelMap,
+    matchExpressions: fc.uniqueArray(requirement, { maxLength: 2, selector: requirementKey }),
+  },
   { requiredKeys: [] },
 );
-const selectors = fc.array(selector, { maxLength: 2 });
+const selectors = fc.uniqueArray(selector, { maxLength: 2, selector: selectorKey });
 const byte = fc.integer({ min: 0, max: 255 });
 const hex = fc.integer({ min: 0, max: 0xffff }).map((n) => n.toString(16));
 const subset = (xs: string[]) => fc.subarray(xs);
@@ -170,7 +176,7 @@ const peer = (name: string, profiles: string[]): fc.Arbitrary<Obj> =>
       peerPort: optional(fc.integer({ min: 1, max: 16384 })),
       hold: optional(fc.constantFrom(...HOLD)),
       keepalivePick: fc.nat(),
-      connectTime: optional(fc.constantFrom("5s", "1m", "250ms")),
+      connectTime: optional(fc.constantFrom("5s", "1m", "1h30m")),
       routerID: optional(fc.tuple(byte, byte).map(([a, b]) => `10.${a}.${b}.1`)),
       nodeSelectors: optional(selectors),
       secret: fc.oneof(
@@ -253,6 +259,7 @@ const bgpAdvertisement = (
   pools: string[],
   peers: string[],
   aliases: string[],
+  localPref: number | undefined,
 ): fc.Arbitrary<Obj> =>
   fc
     .record(
@@ -260,8 +267,9 @@ const bgpAdvertisement = (
         // 32 and 128 cover any pool; shorter lengths are the cross-check tests' business.
         aggregationLength: fc.constant(32),
         aggregationLengthV6: fc.constant(128),
-        localPref: fc.nat(),
-        communities: fc.array(
+        // Different LOCAL_PREFs for one pool, peer and node are refused (MetalLB's rule).
+        localPref: fc.constant(localPref),
+        communities: fc.uniqueArray(
           fc.oneof(
             fc.tuple(fc.nat(65535), fc.nat(65535)).map(([a, b]) => `${a}:${b}`),
             fc.tuple(fc.nat(), fc.nat(), fc.nat()).map(([a, b, c]) => `large:${a}:${b}:${c}`),
@@ -376,6 +384,7 @@ const site: fc.Arbitrary<Obj[]> = fc
     aliases: names(0, 3),
     services: names(0, 3),
     withNode: fc.boolean(),
+    localPref: optional(fc.nat()),
   })
   .chain((n) =>
     fc.tuple(...n.pools.map((p, i) => pool(p, i + 1))).chain((pools) => {
@@ -385,7 +394,7 @@ const site: fc.Arbitrary<Obj[]> = fc
           fc.tuple(...n.peers.map((p) => peer(p, n.profiles))),
           n.aliases.length > 0 ? community(n.aliases).map((c) => [c]) : fc.constant([]),
           fc.tuple(...n.l2.map((a) => l2Advertisement(a, n.pools))),
-          fc.tuple(...n.bgp.map((a) => bgpAdvertisement(a, n.pools, n.peers, n.aliases))),
+          fc.tuple(...n.bgp.map((a) => bgpAdvertisement(a, n.pools, n.peers, n.aliases, n.localPref))),
           fc.tuple(...n.services.map((s) => service(s, n.pools))),
           n.withNode ? nodeSettings.map((x) => [x]) : fc.constant([]),
           fc.constant([

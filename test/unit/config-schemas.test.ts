@@ -217,7 +217,8 @@ describe("BGPAdvertisement", () => {
   });
 
   test.each([
-    [{ aggregationLength: -1 }, "spec.aggregationLength: must be at least 0"],
+    // MetalLB's CRD: aggregationLength minimum 1.
+    [{ aggregationLength: 0 }, "spec.aggregationLength: must be at least 1"],
     [{ aggregationLengthV6: 129 }, "spec.aggregationLengthV6: must be at most 128"],
     [{ localPref: 4294967296 }, "spec.localPref: must be at most 4294967295"],
     [

@@ -159,11 +159,14 @@ describe("aggregation lengths", () => {
     );
   });
 
-  test("a range is as specific as its most specific block", () => {
-    // 10.0.0.0-10.0.0.128 is 10.0.0.0/25 plus 10.0.0.128/32.
+  test("a range counts by its widest block, as MetalLB's lowestMask", () => {
+    // 10.0.0.0-10.0.0.128 is 10.0.0.0/25 plus 10.0.0.128/32: /25 is accepted, /24 is not.
+    ok(pool("edge", ["10.0.0.0-10.0.0.128"]), bgpAdv("agg", "  aggregationLength: 25\n"));
     expect(
-      problems(pool("edge", ["10.0.0.0-10.0.0.128"]), bgpAdv("agg", "  aggregationLength: 25\n"))[0],
-    ).toContain("block 10.0.0.128/32");
+      problems(pool("edge", ["10.0.0.0-10.0.0.128"]), bgpAdv("agg", "  aggregationLength: 24\n")),
+    ).toEqual([
+      'm.yaml:13: BGPAdvertisement/agg: spec.aggregationLength: /24 is wider than 10.0.0.0/25, the widest block of range 10.0.0.0-10.0.0.128 in pool "edge"; use 25 or more',
+    ]);
   });
 });
 
