@@ -21,7 +21,9 @@
  * `file: field: message` (the rest of the report is still written, and the exit code is 1).
  *
  * Options: --results DIR (default bench/results or $VIPD_BENCH_RESULTS), --out FILE (default
- * docs/benchmarks.md; plots go to <dir of FILE>/benchmarks/), --history FILE.
+ * docs/benchmarks.md; plots go to <dir of FILE>/benchmarks/), --history FILE (default
+ * docs/benchmarks/history.json, whatever --out is). CI writes to build/ (scripts/test.sh), so a
+ * test run does not touch the committed page.
  */
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
@@ -975,7 +977,7 @@ async function main(): Promise<number> {
   const resultsDir = argOf("results") ?? process.env.VIPD_BENCH_RESULTS ?? join(root, "bench", "results");
   const out = argOf("out") ?? join(root, "docs", "benchmarks.md");
   const assets = join(dirname(out), "benchmarks");
-  const historyPath = argOf("history") ?? join(assets, "history.json");
+  const historyPath = argOf("history") ?? join(root, "docs", "benchmarks", "history.json");
   const record = process.argv.includes("--record");
   const label = argOf("label");
 
@@ -995,6 +997,11 @@ async function main(): Promise<number> {
     if (l.status === "missing") console.log(`${l.name}: not run (no ${l.file})`);
     if (l.status === "ok")
       console.log(`${l.name}: ${isLoaded(l.results) ? "loaded machine" : "quiet machine"}`);
+  }
+  for (const row of headlineRows(loaded)) {
+    console.log(
+      `  ${row.key}: ${row.valueText}; goal ${row.goal}; baseline ${row.baseline}; ratio ${row.ratio}`,
+    );
   }
   for (const e of report.errors) console.error(`rejected ${e}`);
   console.log(

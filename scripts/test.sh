@@ -93,6 +93,10 @@ if [[ "${VIPD_SKIP_BENCH:-}" != 1 ]]; then
   echo
   echo "== benchmark figures"
   for l in "${bench_lines[@]}"; do echo "  $l"; done
+  # The report a person reads (plots, headline table, machine load) from bench/results/*.json:
+  # into build/ so a test run leaves the committed docs/benchmarks.md alone (a release refreshes
+  # that: see docs/benchmarks.md). A missing results file is "not run"; a malformed one fails.
+  check "benchmark report (build/benchmarks.md)" timeout -k 10 300 bun bench/report.ts --out build/benchmarks.md
 fi
 
 # CI shows only the tail of the log: repeat what failed here, next to the counts.

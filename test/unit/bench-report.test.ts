@@ -364,6 +364,8 @@ describe("bun bench/report.ts", () => {
         join(dir, "results"),
         "--out",
         join(dir, "docs", "benchmarks.md"),
+        "--history",
+        join(dir, "docs", "benchmarks", "history.json"),
         "--record",
         "--label",
         "v1",
@@ -395,7 +397,14 @@ describe("bun bench/report.ts", () => {
       const dir = join(tmp, "cli-bad");
       writeResults(join(dir, "results"), [fixture("bfd", 0.5)]);
       writeFileSync(join(dir, "results", "k8s.json"), '{"name": "k8s", "samples": ');
-      const r = run("--results", join(dir, "results"), "--out", join(dir, "benchmarks.md"));
+      const r = run(
+        "--results",
+        join(dir, "results"),
+        "--out",
+        join(dir, "benchmarks.md"),
+        "--history",
+        join(dir, "history.json"),
+      );
       expect(r.code).toBe(1);
       expect(r.err).toMatch(/rejected .*k8s\.json: not JSON/);
       expect(r.err).not.toContain("at ");
