@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUN_VERSION=1.4.5
 DEBS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool arping ndisc6 tcpdump bird2 frr
   netsniff-ng chromium procps psmisc iputils-ping curl openssl gobgpd
-  debootstrap qemu-system-x86 ovmf mtools dosfstools fdisk e2fsprogs zstd)
+  debootstrap qemu-system-x86 ovmf mtools dosfstools fdisk e2fsprogs zstd prometheus)
 
 log() { printf '[setup] %s\n' "$*" >&2; }
 
@@ -21,6 +21,13 @@ if ((${#missing[@]})); then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # The frr package starts its daemons through systemd when it can; tests run their own.
+fi
+# prometheus (server and promtool): the tests start their own, on loopback with their own data
+# directory; the package's system-wide service is not wanted.
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/prometheus ]]; then
+  /etc/init.d/prometheus stop >/dev/null 2>&1 || true
 fi
 
 if ! command -v bun >/dev/null 2>&1 || [[ "$(bun --version 2>/dev/null)" != "$BUN_VERSION" ]]; then
