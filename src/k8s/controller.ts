@@ -19,8 +19,10 @@ import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
 import { ANNOTATION_ALLOCATED_FROM, serviceKey } from "../ipam/request.ts";
 import type { Logger } from "../util/log.ts";
 import { type Kube, KubeError, type KubeObject, PATHS } from "./client.ts";
+import { ConfigReporter } from "./config-state.ts";
 import { EventRecorder } from "./events.ts";
 import { LeaseElector } from "./lease.ts";
+import { plainError, RateLimitedLog } from "./outage.ts";
 import type { ClusterState } from "./state.ts";
 
 export interface ControllerOptions {
@@ -59,6 +61,10 @@ export class Controller {
   /** Writes done, by target: the JSON written and the resourceVersion it was based on. */
   private readonly done = new Map<string, { body: string; basis: string }>();
   private readonly events: EventRecorder;
+  /** Objects left out of the configuration: Events, the ConfigurationState. */
+  private readonly reporter: ConfigReporter;
+  /** Lease and write failures, said once a minute while they last. */
+  private readonly outage: RateLimitedLog;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** Reconciles run, writes made, writes failed. */
   readonly stats = { reconciles: 0, writes: 0, writeErrors: 0, configMs: 0, reconcileMs: 0 };
@@ -76,6 +82,13 @@ export class Controller {
     private readonly opts: ControllerOptions,
   ) {
     this.events = new EventRecorder(kube, "vipd.io/controller", opts.identity, opts.now);
+    this.reporter = new ConfigReporter(kube, {
+      namespace: opts.namespace,
+      events: this.events,
+      log: opts.log,
+      now: opts.now,
+    });
+    this.outage = new RateLimitedLog({ log: opts.log, now: opts.now });
     this.elector = new LeaseElector(kube, {
       namespace: opts.namespace,
       name: opts.leaseName ?? "vipd-controller",
@@ -86,6 +99,7 @@ export class Controller {
       now: opts.now,
       onStartedLeading: () => {
         opts.log?.info("controller: became leader", { identity: opts.identity });
+        this.reporter.reset();
         this.allocator = undefined;
         this.seen = new Map();
         this.waiting.clear();
@@ -95,7 +109,11 @@ export class Controller {
         opts.log?.info("controller: stopped leading", { identity: opts.identity });
         this.allocator = undefined;
       },
-      onError: (e) => opts.log?.warn("controller: lease", { error: (e as Error).message }),
+      onError: (e) =>
+        this.outage.warn("lease", "controller: cannot renew or take the controller Lease", {
+          error: plainError(e, kube.server),
+        }),
+      onRenewed: () => this.outage.ok("lease", "controller: the API server answers again"),
     });
   }
 
@@ -147,12 +165,7 @@ export class Controller {
         const view = this.state.config();
         const t1 = performance.now();
         this.stats.configMs += t1 - t0;
-        for (const p of view.problems.slice(0, 20))
-          this.opts.log?.warn("controller: object rejected", {
-            object: p.file,
-            field: p.field,
-            message: p.message,
-          });
+        this.reporter.report(view.rejected);
         if (view.config !== undefined) this.reconcile(view.config);
         this.stats.reconcileMs += performance.now() - t1;
         // A pass looks at every Service; under a burst of changes, pausing half as long as it
@@ -342,7 +355,10 @@ export class Controller {
       .catch((e: unknown) => {
         if (e instanceof KubeError && e.status === 404) return; // deleted meanwhile
         this.stats.writeErrors++;
-        this.opts.log?.warn("controller: write failed", { target, error: (e as Error).message });
+        this.outage.warn("write", "controller: a write failed; retrying", {
+          target,
+          error: plainError(e, this.kube.server),
+        });
         clearTimeout(this.retryTimer);
         this.retryTimer = setTimeout(() => this.kick(), 1000);
       })

@@ -29,7 +29,9 @@ export class EventRecorder {
   /** Emits unless the same reason and message were the last said about `obj`. Never throws. */
   async emit(obj: KubeObject, type: EventType, reason: string, action: string, note: string): Promise<void> {
     const ns = obj.metadata.namespace ?? "default";
-    const key = `${ns}/${obj.metadata.name}`;
+    const kind = obj.kind ?? "Service";
+    // Services by "ns/name" (as the controller forgets them); other kinds by "Kind/ns/name".
+    const key = kind === "Service" ? `${ns}/${obj.metadata.name}` : `${kind}/${ns}/${obj.metadata.name}`;
     const said = `${reason}\n${note}`;
     if (this.last.get(key) === said) return;
     this.last.set(key, said);

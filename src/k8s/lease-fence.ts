@@ -22,6 +22,7 @@ import {
   leaseName,
 } from "./fence.ts";
 import type { LeaseSpec } from "./lease.ts";
+import { plainError } from "./outage.ts";
 
 export interface LeaseFenceOptions {
   namespace: string;
@@ -65,7 +66,8 @@ export class LeaseFence {
   private stopped = false;
   private lastAnnounce = "";
   private readonly now: () => number;
-  private lastErrorLog = 0;
+  private lastErrorLog = Number.NEGATIVE_INFINITY;
+  private errorsSinceLog = 0;
   readonly stats = { acquired: 0, renewed: 0, released: 0, conflicts: 0, errors: 0 };
 
   constructor(
@@ -168,9 +170,18 @@ export class LeaseFence {
   private error(what: string, ip: string, e: unknown): void {
     this.stats.errors++;
     const now = this.now();
-    if (now - this.lastErrorLog < 10_000) return;
+    if (now - this.lastErrorLog < 60_000) {
+      this.errorsSinceLog++;
+      return;
+    }
     this.lastErrorLog = now;
-    this.opts.log?.warn("lease fencing: request failed", { what, ip, error: (e as Error).message });
+    this.opts.log?.warn("lease fencing: request failed", {
+      what,
+      ip,
+      error: plainError(e, this.kube.server),
+      ...(this.errorsSinceLog > 0 ? { alsoFailedSinceLastLine: this.errorsSinceLog } : {}),
+    });
+    this.errorsSinceLog = 0;
   }
 
   private path(ip: string): string {

@@ -19,6 +19,8 @@ export interface LeaseOptions {
   onStartedLeading: () => void;
   onStoppedLeading: () => void;
   onError?: (err: unknown) => void;
+  /** The API server answered a campaign round (whoever holds the Lease). */
+  onRenewed?: () => void;
 }
 
 /** The spec of a coordination.k8s.io/v1 Lease, as vipd reads and writes it. */
@@ -94,6 +96,7 @@ export class LeaseElector {
     if (this.stopped) return;
     try {
       const ok = await this.tryAcquireOrRenew();
+      this.opts.onRenewed?.();
       if (ok) {
         this.lastRenew = this.now();
         this.setLeading(true);

@@ -35,6 +35,9 @@ import { Kube, loadKubeConfig } from "./client.ts";
 import { Controller } from "./controller.ts";
 import { localInterfaces, resolveAuto } from "./interface.ts";
 import { LeaseFence } from "./lease-fence.ts";
+import { plainError, RateLimitedLog } from "./outage.ts";
+import { startWebhook } from "./webhook-run.ts";
+import type { WebhookCerts } from "./webhook-certs.ts";
 import { type AddressFamily, type Member, membersFromNodes, sameMembers } from "./members.ts";
 import { Speaker } from "./speaker.ts";
 import { ClusterState } from "./state.ts";
@@ -66,7 +69,16 @@ export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME]
   --cluster-rise-ms N        a returning member must be heard this long (default 1000)
   --cluster-address-family F ipv4 (default) | ipv6: which InternalIP of a Node heartbeats go to
   --l2-lease-fencing         announce a won VIP only while holding its Lease (one per VIP)
-  --l2-lease-duration S      the Lease duration in seconds (default 10; failover waits up to this)`;
+  --l2-lease-duration S      the Lease duration in seconds (default 10; failover waits up to this)
+  --webhook-listen HOST:PORT serve the metallb.io validating admission webhook over HTTPS here
+                             (e.g. 0.0.0.0:9443; default: none). vipd makes and rotates its
+                             certificate (Secret --webhook-secret) and keeps the caBundle of the
+                             ValidatingWebhookConfiguration --webhook-config current
+  --webhook-service NAME     the webhook's Service, named in its certificate (default vipd-webhook)
+  --webhook-config NAME      the ValidatingWebhookConfiguration (default vipd-webhook)
+  --webhook-secret NAME      the Secret holding the webhook's CA and certificate (default vipd-webhook-cert)
+The controller's identity (its Lease holder) is $POD_NAME, else the host name: a restarted pod
+resumes its own Lease at once.`;
 
 export interface K8sArgs {
   kubeconfig: string | undefined;
@@ -85,6 +97,17 @@ export interface K8sArgs {
   cluster: ClusterArgs;
   /** Per-VIP Lease fencing: the Lease duration in seconds, or undefined when off. */
   leaseFencingS: number | undefined;
+  /** The controller's Lease identity: the pod name (stable across restarts of the pod). */
+  identity: string;
+  /** The admission webhook, or undefined when not served here. */
+  webhook: WebhookArgs | undefined;
+}
+
+export interface WebhookArgs {
+  listen: string;
+  service: string;
+  config: string;
+  secret: string;
 }
 
 export interface ClusterArgs {
@@ -135,6 +158,10 @@ export function parseK8sArgs(
         "cluster-address-family": { type: "string", default: "ipv4" },
         "l2-lease-fencing": { type: "boolean", default: false },
         "l2-lease-duration": { type: "string" },
+        "webhook-listen": { type: "string" },
+        "webhook-service": { type: "string", default: "vipd-webhook" },
+        "webhook-config": { type: "string", default: "vipd-webhook" },
+        "webhook-secret": { type: "string", default: "vipd-webhook-cert" },
       },
       strict: true,
       allowPositionals: false,
@@ -165,7 +192,20 @@ export function parseK8sArgs(
     const duration = intArg("l2-lease-duration", values["l2-lease-duration"], 10, 2, 3600);
     if (values["l2-lease-duration"] !== undefined && !values["l2-lease-fencing"])
       return { error: "--l2-lease-duration needs --l2-lease-fencing" };
+    const wl = values["webhook-listen"];
+    if (wl !== undefined && wl !== "" && !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(wl))
+      return { error: `--webhook-listen must be HOST:PORT or [IPv6]:PORT, not "${wl}"` };
     return {
+      identity: env.POD_NAME || hostname(),
+      webhook:
+        wl === undefined || wl === ""
+          ? undefined
+          : {
+              listen: wl,
+              service: values["webhook-service"] ?? "vipd-webhook",
+              config: values["webhook-config"] ?? "vipd-webhook",
+              secret: values["webhook-secret"] ?? "vipd-webhook-cert",
+            },
       cluster,
       leaseFencingS: values["l2-lease-fencing"] ? duration : undefined,
       kubeconfig: values.kubeconfig ?? env.KUBECONFIG,
@@ -250,7 +290,8 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   let membership: MembershipService | undefined;
   let members: Member[] = [];
   let lastConfig: Config | undefined;
-  const errorsLogged = new Map<string, number>();
+  const watchLog = new RateLimitedLog({ log });
+  let webhookCerts: WebhookCerts | undefined;
   const state = new ClusterState(kube, {
     namespace: args.namespace,
     endpointSliceVersion: args.endpointSliceVersion,
@@ -263,17 +304,15 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
           membership.setMembers(next);
         }
       }
+      if (collection === "secrets") webhookCerts?.kick();
       controller?.kick();
       speaker?.kick();
     },
     onError: (collection, e) => {
-      // One line per collection per minute while the API server is unreachable.
-      const now = Date.now();
-      if (now - (errorsLogged.get(collection) ?? 0) < 60_000) return;
-      errorsLogged.set(collection, now);
-      log.warn("watch failed; keeping the last known state and retrying", {
+      // The first at once, then one line per collection per minute while it lasts.
+      watchLog.warn(collection, "watch failed; keeping the last known state and retrying", {
         collection,
-        error: (e as Error).message,
+        error: plainError(e, kube.server),
       });
     },
   });
@@ -357,7 +396,7 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     );
   if (args.controller)
     controller = new Controller(kube, state, {
-      identity: `${args.nodeName}_${process.pid}`,
+      identity: args.identity,
       namespace: args.namespace,
       loadBalancerClass: args.loadBalancerClass,
       log,
@@ -384,6 +423,9 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     });
   controller?.start();
   fence?.start();
+  const webhook =
+    args.webhook === undefined ? undefined : startWebhook(kube, state, args.namespace, args.webhook, log);
+  webhookCerts = webhook?.certs;
   try {
     await membership?.start();
   } catch (e) {
@@ -421,6 +463,13 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
             : []),
           ...(membership?.metrics() ?? []),
           ...(fence?.metrics() ?? []),
+          {
+            name: "vipd_config_stale",
+            help: "1 while a metallb.io object the API server holds is not in force (it failed validation; see the ConfigurationState and its Warning Events)",
+            type: "gauge",
+            samples: [{ labels: {}, value: state.stale ? 1 : 0 }],
+          },
+          ...(webhook?.metrics() ?? []),
         ],
       });
       const app = createApp(runtime, {
@@ -447,6 +496,7 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   }
   const why = await stopped;
   log.info("stopping", { signal: why });
+  webhook?.stop();
   await server?.stop();
   await metricsServer?.stop();
   await controller?.stop();

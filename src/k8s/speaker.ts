@@ -33,6 +33,7 @@ import { type Kube, KubeError, PATHS } from "./client.ts";
 import { EventRecorder } from "./events.ts";
 import type { FenceVerdict } from "./fence.ts";
 import { electionMembers, type LiveMembership } from "./members.ts";
+import { plainError, RateLimitedLog } from "./outage.ts";
 import type { ClusterState } from "./state.ts";
 
 export interface SpeakerOptions {
@@ -111,6 +112,8 @@ export class Speaker {
   private adopted = false;
   private readonly events: EventRecorder;
   private announced = new Set<string>();
+  /** API failures, said once a minute while they last. */
+  private readonly outage: RateLimitedLog;
   readonly stats = { plans: 0, applies: 0, statusWrites: 0, statusErrors: 0 };
   /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
   readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
@@ -122,6 +125,7 @@ export class Speaker {
     private readonly opts: SpeakerOptions,
   ) {
     this.events = new EventRecorder(kube, "vipd.io/speaker", opts.node, opts.now);
+    this.outage = new RateLimitedLog({ log: opts.log, now: opts.now });
   }
 
   get currentPlan(): Plan {
@@ -353,6 +357,11 @@ export class Speaker {
       for (const o of l.items) {
         if (this.statuses.has(o.metadata.name)) continue;
         const st = (o.status ?? {}) as Record<string, unknown>;
+        // A previous run of this node announced it and said so (NodeAssigned): a restart does
+        // not say it again.
+        this.announced.add(
+          `${plural === "servicel2statuses" ? "layer2" : "bgp"} ${String(st.serviceNamespace)}/${String(st.serviceName)}`,
+        );
         this.statuses.set(o.metadata.name, {
           plural,
           kind,
@@ -372,7 +381,9 @@ export class Speaker {
         await this.adoptLeftovers();
         this.adopted = true;
       } catch (e) {
-        this.opts.log?.warn("speaker: cannot list earlier status objects", { error: (e as Error).message });
+        this.outage.warn("leftovers", "speaker: cannot list earlier status objects", {
+          error: plainError(e, this.kube.server),
+        });
       }
     }
     const want = new Map<string, StatusObject>();
@@ -441,7 +452,10 @@ export class Speaker {
         this.stats.statusWrites++;
       } catch (e) {
         this.stats.statusErrors++;
-        this.opts.log?.warn("speaker: status write failed", { name, error: (e as Error).message });
+        this.outage.warn("status", "speaker: a status write failed; retrying at the next change", {
+          name,
+          error: plainError(e, this.kube.server),
+        });
       }
     }
     for (const [name, o] of [...this.statuses]) {

@@ -133,11 +133,7 @@ export class ClusterState {
    */
   config(): ConfigView {
     const problems: Problem[] = [];
-    const secrets = new Map(this.objects("secrets").map((s) => [s.metadata.name, s]));
-    const objects: CrObject[] = [];
-    for (const [plural, kind] of Object.entries(METALLB_PLURALS))
-      for (const o of this.objects(plural)) objects.push({ kind, obj: o });
-    const sel = selectCrs(objects, secrets, this.opts.namespace, this.inForce);
+    const sel = selectCrs(this.crObjects(), this.secrets(), this.opts.namespace, this.inForce);
     this.inForce = new Set(sel.accepted.map(contentKey));
     for (const r of sel.rejected) problems.push(...r.problems);
     const crsInForce = sel.accepted;
@@ -173,6 +169,19 @@ export class ClusterState {
     for (const p of built.problems) if (!problems.includes(p)) problems.push(p);
     this.stale = sel.rejected.length > 0;
     return { config: built.config, problems, rejected: sel.rejected };
+  }
+
+  /** The metallb.io objects of vipd's namespace, as the API server holds them now. */
+  crObjects(): CrObject[] {
+    const out: CrObject[] = [];
+    for (const [plural, kind] of Object.entries(METALLB_PLURALS))
+      for (const o of this.objects(plural)) out.push({ kind, obj: o });
+    return out;
+  }
+
+  /** Secrets of vipd's namespace, by name. */
+  secrets(): Map<string, KubeObject> {
+    return new Map(this.objects("secrets").map((s) => [s.metadata.name, s]));
   }
 
   /** Every Node object as the API server has it (addresses, conditions). */

@@ -3,6 +3,7 @@
  * statuses → the planner's assignments, MicroTime, and `vipd k8s` argument parsing.
  */
 import { describe, expect, test } from "bun:test";
+import { hostname } from "node:os";
 import { configFromText } from "../../src/config/index.ts";
 import { kubeTime, microTime, parseKubeTime } from "../../src/k8s/client.ts";
 import { parseK8sArgs } from "../../src/k8s/run.ts";
@@ -141,6 +142,21 @@ describe("parseK8sArgs", () => {
         addressFamily: "ipv4",
       },
       leaseFencingS: undefined,
+      identity: hostname(),
+      webhook: undefined,
+    });
+    // The controller's identity is the pod name (downward API), stable across restarts.
+    expect(parseK8sArgs([], { POD_NAME: "vipd-x7k2p" })).toMatchObject({ identity: "vipd-x7k2p" });
+    expect(parseK8sArgs(["--webhook-listen", "0.0.0.0:9443"], {})).toMatchObject({
+      webhook: {
+        listen: "0.0.0.0:9443",
+        service: "vipd-webhook",
+        config: "vipd-webhook",
+        secret: "vipd-webhook-cert",
+      },
+    });
+    expect(parseK8sArgs(["--webhook-listen", "9443"], {})).toEqual({
+      error: '--webhook-listen must be HOST:PORT or [IPv6]:PORT, not "9443"',
     });
   });
 
