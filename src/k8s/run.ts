@@ -35,12 +35,12 @@ import { Kube, loadKubeConfig } from "./client.ts";
 import { Controller } from "./controller.ts";
 import { localInterfaces, resolveAuto } from "./interface.ts";
 import { LeaseFence } from "./lease-fence.ts";
-import { plainError, RateLimitedLog } from "./outage.ts";
-import { startWebhook } from "./webhook-run.ts";
-import type { WebhookCerts } from "./webhook-certs.ts";
 import { type AddressFamily, type Member, membersFromNodes, sameMembers } from "./members.ts";
+import { plainError, RateLimitedLog } from "./outage.ts";
 import { Speaker } from "./speaker.ts";
 import { ClusterState } from "./state.ts";
+import type { WebhookCerts } from "./webhook-certs.ts";
+import { startWebhook } from "./webhook-run.ts";
 
 export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME] [--namespace NS] [--interface IF...]
   --kubeconfig PATH          kubeconfig file (default: $KUBECONFIG, then the in-cluster service account)
