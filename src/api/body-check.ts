@@ -46,6 +46,7 @@ export interface BodyCheckerOptions {
 
 interface Pending {
   job: CheckJob;
+  timeoutMs: number;
   resolve(v: CheckVerdict): void;
 }
 
@@ -74,7 +75,10 @@ export class BodyChecker {
   }
 
   /** Pre-scans, parses and validates `text` in the worker. Never throws. */
-  check(text: string, opts: { file?: string; wantConfig?: boolean } = {}): Promise<CheckVerdict> {
+  check(
+    text: string,
+    opts: { file?: string; wantConfig?: boolean; timeoutMs?: number } = {},
+  ): Promise<CheckVerdict> {
     if (this.closed) return Promise.resolve({ kind: "failed", message: "the API is shutting down" });
     const busy = this.running !== undefined;
     if (busy && this.queue.length >= this.maxWaiting) {
@@ -90,7 +94,7 @@ export class BodyChecker {
       wantConfig: opts.wantConfig === true,
     };
     return new Promise((resolve) => {
-      this.queue.push({ job, resolve });
+      this.queue.push({ job, timeoutMs: opts.timeoutMs ?? this.timeoutMs, resolve });
       this.pump();
     });
   }
@@ -170,7 +174,7 @@ export class BodyChecker {
     };
     const timer = setTimeout(
       () => finish({ kind: "timeout", ms: performance.now() - t0 }, false),
-      this.timeoutMs,
+      next.timeoutMs,
     );
     w.addEventListener("message", onMessage);
     w.addEventListener("error", onError);
