@@ -9,8 +9,9 @@
  * validation (§6.2, via codec/open.ts), passive peers (§8.1.1 PassiveTcpEstablishment), idle hold
  * after errors (§8.1.1 DampPeerOscillations, backoff), and the connection-collision hook of §6.8
  * (the session holds the second connection until its OPEN arrives and calls `collisionWinner`).
+ * FSM errors carry the RFC 6608 subcode of the state they happened in.
  */
-import { CeaseSub, ErrCode } from "./codec/constants.ts";
+import { CeaseSub, ErrCode, FsmSub } from "./codec/constants.ts";
 import type { BgpDecodeError } from "./codec/errors.ts";
 import { type OpenExpectation, type OpenMessage, validateOpen } from "./codec/open.ts";
 
@@ -204,8 +205,31 @@ function start(f: Fsm, cfg: FsmConfig, ctx: StepContext): StepResult {
   };
 }
 
+/**
+ * RFC 6608 §3: the FSM Error subcode names the state the unexpected event arrived in (1 OpenSent,
+ * 2 OpenConfirm, 3 Established; 0 Unspecified otherwise).
+ */
+export function fsmErrorSubcode(state: FsmState): number {
+  switch (state) {
+    case "OpenSent":
+      return FsmSub.UNEXPECTED_IN_OPENSENT;
+    case "OpenConfirm":
+      return FsmSub.UNEXPECTED_IN_OPENCONFIRM;
+    case "Established":
+      return FsmSub.UNEXPECTED_IN_ESTABLISHED;
+    default:
+      return FsmSub.UNSPECIFIED;
+  }
+}
+
 function fsmError(f: Fsm, cfg: FsmConfig, ctx: StepContext, reason: string): StepResult {
-  return toIdleAfterError(f, cfg, ctx, [{ type: "sendNotification", code: ErrCode.FSM, subcode: 0 }], reason);
+  return toIdleAfterError(
+    f,
+    cfg,
+    ctx,
+    [{ type: "sendNotification", code: ErrCode.FSM, subcode: fsmErrorSubcode(f.state) }],
+    reason,
+  );
 }
 
 function afterOpenSent(f: Fsm, ctx: StepContext): Fsm {

@@ -137,6 +137,11 @@ export interface SessionView {
   localAddress: string;
   /** Extended next hop (RFC 8950) negotiated for IPv4 over IPv6 next hops. */
   extendedNextHop: boolean;
+  /**
+   * Next hops for routes of the other family than the session's, from the interface the session
+   * runs over (nexthop.ts): IPv4 for an IPv6 session; IPv6 global (+ link-local) for an IPv4 one.
+   */
+  otherFamilyNextHops?: { 4?: string; 6?: string[] };
 }
 
 /** The attributes of `r` towards one peer, and its next hop(s); null if it cannot be sent. */
@@ -146,10 +151,21 @@ export function outAttributes(
 ): { attrs: PathAttributes; nextHops: string[] } | { error: string } {
   const fam = r.prefix.family;
   if (!v.families.has(fam)) return { error: `IPv${fam} not negotiated` };
-  const nh = r.nextHop ?? (v.localAddress.includes(":") === (fam === 6) ? v.localAddress : undefined);
-  if (nh === undefined)
-    return { error: `no IPv${fam} next hop on an IPv${fam === 4 ? 6 : 4} session (set nextHop)` };
-  if (fam === 4 && nh.includes(":") && !v.extendedNextHop)
+  const sameFamily = v.localAddress.includes(":") === (fam === 6);
+  let nhs: string[] | undefined;
+  if (r.nextHop !== undefined) nhs = [r.nextHop];
+  else if (sameFamily) nhs = [v.localAddress];
+  else if (fam === 6) nhs = v.otherFamilyNextHops?.[6];
+  else {
+    const v4 = v.otherFamilyNextHops?.[4];
+    // No IPv4 address on the session's interface: RFC 8950 lets the IPv6 session address serve.
+    nhs = v4 !== undefined ? [v4] : v.extendedNextHop ? [v.localAddress] : undefined;
+  }
+  if (nhs === undefined || nhs.length === 0)
+    return {
+      error: `no IPv${fam} address on the interface of this IPv${fam === 4 ? 6 : 4} session to use as next hop`,
+    };
+  if (fam === 4 && nhs[0]!.includes(":") && !v.extendedNextHop)
     return { error: "IPv6 next hop for IPv4 needs extended next hop" };
   const ibgp = v.localAsn === v.peerAsn;
   const attrs: PathAttributes = { origin: Origin.IGP };
@@ -165,7 +181,7 @@ export function outAttributes(
   if (r.med !== undefined) attrs.med = r.med;
   if (r.communities.length > 0) attrs.communities = r.communities;
   if (r.largeCommunities.length > 0) attrs.largeCommunities = r.largeCommunities;
-  return { attrs, nextHops: [nh] };
+  return { attrs, nextHops: nhs };
 }
 
 /** A stable identity of everything but the prefix: routes with equal keys share an UPDATE. */

@@ -1,6 +1,7 @@
 /** The shapes a BGP session shows the speaker: its dependencies, its log, and its status. */
 
 import type { FsmState } from "./fsm.ts";
+import type { IfaceTable } from "./nexthop.ts";
 
 export type Log = (
   level: "debug" | "info" | "warn" | "error",
@@ -21,6 +22,8 @@ export interface SessionStatus {
   notificationsReceived: number;
   /** Counts of decode problems by RFC 7606 action and of dropped connections by reason. */
   drops: Record<string, number>;
+  /** UPDATE errors that kept the session (RFC 7606), by "action|reason" (e.g. "treat-as-withdraw|malformed-as-path"). */
+  updateErrors: Record<string, number>;
   lastError?: string;
   peerRouterId?: string;
   negotiatedHoldTime?: number;
@@ -34,6 +37,8 @@ export interface SessionDeps {
   log: Log;
   /** The speaker was restarted (RFC 4724 R bit in our first OPENs). */
   restarted: boolean;
+  /** The host's interfaces and addresses (default: os.networkInterfaces()), for next hops. */
+  interfaces?: () => IfaceTable;
   /** Called when the session enters or leaves Established. */
   onStateChange?: (name: string, state: FsmState) => void;
 }

@@ -8,8 +8,13 @@
  * Connection collisions (RFC 4271 §6.8) keep the second connection aside until its OPEN arrives.
  * Graceful restart (RFC 4724): the capability is advertised with the Forwarding bit; a graceful
  * close drops the TCP connection without a NOTIFICATION, so the peer keeps our routes as stale
- * until we come back and send End-of-RIB.
+ * until we come back and send End-of-RIB. A connection from a graceful-restart peer while
+ * Established is held until its OPEN shows the peer restarted (RFC 4724 §4.2); a bare connect
+ * changes nothing. ROUTE-REFRESH re-sends the one family asked for (RFC 2918 §4). RFC 7606 errors
+ * that keep the session are counted by action and reason and logged at a bounded rate. Routes of
+ * the other family than the session's get next hops from the session's own interface (nexthop.ts).
  */
+import { networkInterfaces } from "node:os";
 import type { Socket } from "bun";
 import {
   type BgpDecodeError,
@@ -24,6 +29,7 @@ import {
   formatPrefix,
   KEEPALIVE_BYTES,
   type OpenMessage,
+  UpdateSub,
   worstAction,
 } from "./codec/index.ts";
 import { normalizeAddress, type PeerConfig, routerIdValue } from "./config.ts";
@@ -49,11 +55,29 @@ import {
   step,
 } from "./fsm.ts";
 import { buildOpen, sessionView } from "./negotiate.ts";
+import { type IfaceTable, type OtherFamilyNextHops, otherFamilyNextHops } from "./nexthop.ts";
+import { LogRateLimiter } from "./ratelimit.ts";
 import { diffRib, encodeDiff, type Route, type SessionView } from "./ribout.ts";
 import type { SessionDeps, SessionStatus } from "./session-types.ts";
 import { closeFd, setMinTtl, setTtl, startConnect } from "./sock.ts";
 
 export type { Log, SessionDeps, SessionStatus } from "./session-types.ts";
+
+/** RFC 4271 §8.2.2: the large hold time while waiting for an OPEN on a held connection. */
+const CANDIDATE_OPEN_WAIT_MS = 240_000;
+
+function readInterfaces(): IfaceTable {
+  return networkInterfaces() as IfaceTable;
+}
+
+const UPDATE_SUB_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(UpdateSub).map(([k, v]) => [v, k.toLowerCase().replaceAll("_", "-")]),
+);
+
+/** A bounded metric label for an UPDATE Message Error subcode (RFC 4271 §6.3 names). */
+export function updateErrorReason(subcode: number): string {
+  return UPDATE_SUB_NAMES[subcode] ?? "other";
+}
 
 export class Session implements ConnOwner {
   readonly cfg: PeerConfig;
@@ -72,6 +96,12 @@ export class Session implements ConnOwner {
   private eorSent = false;
   private counters = { updatesSent: 0, updatesReceived: 0, notificationsSent: 0, notificationsReceived: 0 };
   private drops: Record<string, number> = {};
+  /** Non-fatal UPDATE errors (RFC 7606 treat-as-withdraw, attribute-discard) by "action|reason". */
+  private updateErrors: Record<string, number> = {};
+  private readonly updateErrorLog = new LogRateLimiter(60_000, 32);
+  /** The other family's next hops, read from the session's interface when it is established. */
+  private nextHops: OtherFamilyNextHops = {};
+  private candidateTimer: ReturnType<typeof setTimeout> | null = null;
   private lastError: string | undefined;
   private stopped = false;
   private readonly bgpId: number;
@@ -128,6 +158,7 @@ export class Session implements ConnOwner {
       this.dispatch({ type: "ManualStop" });
     }
     if (this.candidate) this.teardown(this.candidate);
+    this.candidate = null;
     this.clearTimers();
   }
 
@@ -150,6 +181,7 @@ export class Session implements ConnOwner {
       prefixesReceived: this.received.size,
       ...this.counters,
       drops: { ...this.drops },
+      updateErrors: { ...this.updateErrors },
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
       ...(open
         ? {
@@ -206,6 +238,8 @@ export class Session implements ConnOwner {
   private clearTimers(): void {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    if (this.candidateTimer) clearTimeout(this.candidateTimer);
+    this.candidateTimer = null;
     this.stopPoll?.();
     this.stopPoll = null;
   }
@@ -257,6 +291,7 @@ export class Session implements ConnOwner {
       case "holdIncoming":
         break;
       case "established":
+        this.readNextHops();
         this.establishedAt = this.deps.now();
         this.lastError = undefined;
         this.sent.clear();
@@ -354,17 +389,30 @@ export class Session implements ConnOwner {
     }
     if (this.candidate) this.teardown(this.candidate);
     this.candidate = conn;
+    this.armCandidateTimer(conn);
     if (this.fsm.state === "Established" && this.gracefulNegotiated()) {
-      // RFC 4724 §4.2: a new connection from a peer that negotiated graceful restart while we are
-      // Established means it restarted without us noticing. The old session is dead: drop it
-      // and take the new connection at once (no idle hold), instead of refusing the peer until
-      // our hold timer runs out.
-      this.bump("peer-restarted");
-      this.dispatch({ type: "TcpConnectionFails" });
-      if (this.candidate !== conn || !this.fsm.enabled) return;
-      this.fsm = { ...this.fsm, state: "Active", timers: {} };
+      // A peer that negotiated graceful restart may have restarted without us noticing (RFC 4724
+      // §4.2) — but a bare TCP connect from its address proves nothing. Keep the session and hold
+      // the new connection until its OPEN arrives; onCandidateMessage decides then.
+      return;
     }
     this.dispatch({ type: "TcpConnectionIncoming" });
+  }
+
+  /**
+   * A held connection that sends no OPEN is dropped after the RFC 4271 §8.2.2 large hold time
+   * (4 minutes), so a silent connect cannot pin a socket for ever.
+   */
+  private armCandidateTimer(c: Conn): void {
+    if (this.candidateTimer) clearTimeout(this.candidateTimer);
+    this.candidateTimer = setTimeout(() => {
+      this.candidateTimer = null;
+      if (this.candidate !== c) return;
+      this.bump("incoming-no-open");
+      this.teardown(c);
+      this.candidate = null;
+    }, CANDIDATE_OPEN_WAIT_MS);
+    (this.candidateTimer as { unref?: () => void }).unref?.();
   }
 
   private teardown(c: Conn): void {
@@ -448,18 +496,26 @@ export class Session implements ConnOwner {
         this.lastError = `NOTIFICATION ${m.code}/${m.subcode} from peer`;
         this.dispatch({ type: "NotifMsg", code: m.code, subcode: m.subcode });
         break;
-      case "route-refresh":
-        // RFC 2918 §4: re-advertise the Adj-RIB-Out.
+      case "route-refresh": {
         this.dispatch({ type: "RouteRefreshMsg" });
-        if (this.fsm.state === "Established") {
-          this.sent.clear();
-          this.scheduleFlush();
+        if (this.fsm.state !== "Established") break;
+        // RFC 2918 §4: re-advertise the Adj-RIB-Out of the <AFI, SAFI> asked for, and only that
+        // one; a family not negotiated on this session is ignored. RFC 7313 §4: BoRR/EoRR
+        // markers (subtypes 1, 2) are the peer's own demarcation, nothing to answer.
+        const fam = m.safi === 1 && m.subtype === 0 ? (m.afi === 1 ? 4 : m.afi === 2 ? 6 : null) : null;
+        if (fam === null || !this.view()?.families.has(fam)) {
+          this.bump("route-refresh-ignored");
+          break;
         }
+        for (const k of [...this.sent.keys()]) if (k.includes(":") === (fam === 6)) this.sent.delete(k);
+        this.scheduleFlush();
         break;
+      }
       case "update": {
         this.counters.updatesReceived++;
         const worst = m.errors ? worstAction(m.errors) : null;
         if (worst !== null) this.bump(`update-${worst}`);
+        if (worst !== null && worst !== "session-reset") this.noteUpdateErrors(m.errors!, m);
         if (worst === "session-reset") {
           const e = m.errors!.find((x) => x.action === "session-reset")!;
           this.dispatch({ type: "DecodeError", error: e });
@@ -475,6 +531,30 @@ export class Session implements ConnOwner {
         this.dispatch({ type: "UpdateMsg" });
         break;
       }
+    }
+  }
+
+  /**
+   * RFC 7606 errors that keep the session (treat-as-withdraw, attribute-discard): counted per
+   * action and reason, and logged at most once a minute per reason with the count held back.
+   */
+  private noteUpdateErrors(
+    errors: readonly BgpDecodeError[],
+    m: { nlri: unknown[]; withdrawn: unknown[] },
+  ): void {
+    for (const e of errors) {
+      if (e.action === "session-reset") continue;
+      const key = `${e.action}|${updateErrorReason(e.subcode)}`;
+      this.updateErrors[key] = (this.updateErrors[key] ?? 0) + 1;
+      const d = this.updateErrorLog.check(key, this.deps.now());
+      if (d.log)
+        this.deps.log("warn", `bgp UPDATE error handled as ${e.action} (RFC 7606)`, {
+          peer: this.cfg.name,
+          error: e.message,
+          reason: updateErrorReason(e.subcode),
+          prefixes: m.nlri.length,
+          ...(d.suppressed > 0 ? { suppressed: d.suppressed } : {}),
+        });
     }
   }
 
@@ -494,6 +574,25 @@ export class Session implements ConnOwner {
         return;
       }
       if (st === "Idle") this.fsm = { ...this.fsm, state: "Active", timers: {} };
+      this.dispatch({ type: "TcpConnectionIncoming" });
+      if (this.conn === c) this.dispatch({ type: "BGPOpen", open: m });
+      return;
+    }
+    if (st === "Established" && this.gracefulNegotiated() && findCap(m.capabilities, "graceful-restart")) {
+      // RFC 4724 §4.2: an OPEN with the graceful-restart capability from a peer we are Established
+      // with means the peer restarted. The old connection is dead: drop it (no NOTIFICATION) and
+      // run the new one at once (no idle hold), instead of refusing the peer until our hold timer
+      // runs out.
+      this.bump("peer-restarted");
+      this.candidate = null;
+      this.dispatch({ type: "TcpConnectionFails" });
+      this.candidate = c;
+      if (!this.fsm.enabled) {
+        this.teardown(c);
+        this.candidate = null;
+        return;
+      }
+      this.fsm = { ...this.fsm, state: "Active", timers: {} };
       this.dispatch({ type: "TcpConnectionIncoming" });
       if (this.conn === c) this.dispatch({ type: "BGPOpen", open: m });
       return;
@@ -546,10 +645,37 @@ export class Session implements ConnOwner {
     const peer = this.fsm.peerOpen;
     const sock = this.conn?.socket;
     if (!peer || !sock || this.fsm.peerAsn === undefined) return null;
-    return sessionView(this.cfg, peer, {
-      peerAsn: this.fsm.peerAsn,
-      as4: this.fsm.as4 ?? false,
-      localAddress: normalizeAddress(sock.localAddress),
+    return {
+      ...sessionView(this.cfg, peer, {
+        peerAsn: this.fsm.peerAsn,
+        as4: this.fsm.as4 ?? false,
+        localAddress: normalizeAddress(sock.localAddress),
+      }),
+      otherFamilyNextHops: this.nextHops,
+    };
+  }
+
+  /**
+   * The other family's next hops, from the interface that holds this session's local address
+   * (nexthop.ts), read afresh each time the session is established.
+   */
+  private readNextHops(): void {
+    const sock = this.conn?.socket;
+    if (!sock) return;
+    const local = normalizeAddress(sock.localAddress);
+    try {
+      this.nextHops = otherFamilyNextHops(this.deps.interfaces?.() ?? readInterfaces(), local, this.address);
+    } catch (e) {
+      this.nextHops = {};
+      this.deps.log("warn", "bgp cannot read the interface addresses", {
+        peer: this.cfg.name,
+        error: String(e),
+      });
+    }
+    this.deps.log("debug", "bgp next hops for the other family", {
+      peer: this.cfg.name,
+      local,
+      ...this.nextHops,
     });
   }
 

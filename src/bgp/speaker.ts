@@ -15,6 +15,8 @@ import type { Socket, TCPSocketListener } from "bun";
 import { normalizeAddress, type PeerConfig, routerIdValue, validatePeer } from "./config.ts";
 import { type SocketData, socketFd, socketHandlers } from "./conn.ts";
 import type { FsmState } from "./fsm.ts";
+import type { IfaceTable } from "./nexthop.ts";
+import { LogRateLimiter } from "./ratelimit.ts";
 import { parseRoutes, type Route, type RouteSpec } from "./ribout.ts";
 import { type Log, Session, type SessionStatus } from "./session.ts";
 import { setMd5Key } from "./sock.ts";
@@ -33,6 +35,8 @@ export interface SpeakerOptions {
   restarted?: boolean;
   /** Called on every session state change (for metrics and events). */
   onStateChange?: (peer: string, state: FsmState) => void;
+  /** The host's interfaces (default os.networkInterfaces()): next hops of the other family. */
+  interfaces?: () => IfaceTable;
 }
 
 export interface SpeakerStatus {
@@ -48,6 +52,7 @@ export class BgpSpeaker {
   private listener: TCPSocketListener<SocketData> | null = null;
   private readonly listenV6: boolean;
   private unknownConnections = 0;
+  private readonly unknownLog = new LogRateLimiter(60_000, 256);
   private readonly log: Log;
   private closed = false;
 
@@ -83,8 +88,15 @@ export class BgpSpeaker {
         return;
       }
     }
+    // A flood from unknown addresses costs a counter and at most one line per source a minute
+    // (plus the count held back since), never a line per connection.
     this.unknownConnections++;
-    this.log("warn", "bgp connection from unknown address", { address: addr });
+    const d = this.unknownLog.check(addr, (this.opts.now ?? Date.now)());
+    if (d.log)
+      this.log("warn", "bgp connection from unknown address", {
+        address: addr,
+        ...(d.suppressed > 0 ? { suppressed: d.suppressed } : {}),
+      });
     s.end();
   }
 
@@ -119,6 +131,7 @@ export class BgpSpeaker {
         random: this.opts.random ?? Math.random,
         log: this.log,
         restarted: this.opts.restarted ?? false,
+        ...(this.opts.interfaces ? { interfaces: this.opts.interfaces } : {}),
         ...(this.opts.onStateChange ? { onStateChange: this.opts.onStateChange } : {}),
       });
       this.sessions.set(p.name, s);

@@ -337,6 +337,13 @@ export function buildConfig(
     const bp = l.obj.spec.bfdProfile;
     if (bp !== undefined && !profileByName.has(bp) && !refused.has(`BFDProfile/${bp}`))
       at(l, ["spec", "bfdProfile"], `BFDProfile "${bp}" does not exist`);
+    // Refused, never ignored: a session meant for a VRF would otherwise run in the main table.
+    if (l.obj.spec.vrf)
+      at(
+        l,
+        ["spec", "vrf"],
+        `peering inside a VRF ("${l.obj.spec.vrf}") is not supported by vipd: the kernels it runs on have no VRF devices (CONFIG_NET_VRF); remove vrf to peer in the default VRF`,
+      );
   }
   for (const l of profiles) {
     if (!l.obj.spec.echoMode) continue;

@@ -37,11 +37,27 @@ export function peerConfig(p: BGPPeer): PeerConfig {
   if (s.password !== undefined) c.password = s.password;
   if (s.ebgpMultiHop !== undefined) c.ebgpMultiHop = s.ebgpMultiHop;
   if (s.enableGracefulRestart !== undefined) c.enableGracefulRestart = s.enableGracefulRestart;
+  const fams = peerFamilies(s);
+  if (fams !== undefined) c.families = fams;
   return c;
 }
 
-/** The first global address of a family on this host (namespace). */
-export async function firstGlobalAddress(family: 4 | 6): Promise<string | undefined> {
+/**
+ * The address families a BGPPeer's session carries (MetalLB v1beta2 BGPPeer):
+ * `dualStackAddressFamily: true` — both, IPv4 and IPv6 routes over the one session (MP-BGP,
+ * RFC 4760); `disableMP: true` — only the session's own family (IPv4 routes over an IPv4
+ * session, IPv6 over IPv6: one session per family). MetalLB deprecated disableMP in favour of
+ * dualStackAddressFamily, so when both are set dualStackAddressFamily wins. Neither: both
+ * families (vipd's default, MetalLB's before v0.14.9; see README, MetalLB compatibility).
+ */
+export function peerFamilies(s: BGPPeer["spec"]): (4 | 6)[] | undefined {
+  if (s.dualStackAddressFamily) return [4, 6];
+  if (s.disableMP) return [(s.peerAddress ?? "").includes(":") ? 6 : 4];
+  return undefined;
+}
+
+/** The first global address of a family on this host (namespace): the default router ID. */
+async function firstGlobalAddress(family: 4 | 6): Promise<string | undefined> {
   const r = await sh(["ip", "-j", `-${family}`, "addr", "show", "scope", "global"], { allowFail: true });
   if (r.code !== 0) return undefined;
   const links = JSON.parse(r.stdout || "[]") as { addr_info?: { local?: string }[] }[];
@@ -58,15 +74,12 @@ export class BgpDriver implements Driver {
   private lastError: string | undefined;
   private readonly bfdDown = new Set<string>();
 
-  /**
-   * @param nextHops this node's addresses: an IPv6 VIP announced over an IPv4 session (and the
-   * reverse) needs a next hop of its own family (RFC 4760 / RFC 8950).
-   */
+  // An IPv6 VIP announced over an IPv4 session (and the reverse) gets its next hop from the
+  // session's own interface, read by the session when it is established (src/bgp/nexthop.ts).
   constructor(
     readonly speaker: BgpSpeaker,
     private readonly config: () => Config | undefined,
     private readonly log: Logger,
-    private readonly nextHops: { 4?: string | undefined; 6?: string | undefined } = {},
   ) {}
 
   async apply(plan: Plan): Promise<void> {
@@ -84,17 +97,10 @@ export class BgpDriver implements Driver {
       this.speaker.setPeers(usable.map(peerConfig));
       for (const p of usable) {
         const name = p.metadata.name;
-        const sessionV6 = (p.spec.peerAddress ?? "").includes(":");
         const routes: RouteSpec[] = plan.routes
           .filter((r) => r.peer === name)
-          .map((r) => {
-            const v6 = r.prefix.includes(":");
-            const nh = v6 !== sessionV6 ? this.nextHops[v6 ? 6 : 4] : undefined;
-            return { ...r, nextHop: nh };
-          })
           .map((r) => ({
             prefix: r.prefix,
-            ...(r.nextHop !== undefined ? { nextHop: r.nextHop } : {}),
             ...(r.localPref !== undefined ? { localPref: r.localPref } : {}),
             ...(r.communities.length > 0 ? { communities: r.communities } : {}),
             ...(r.largeCommunities.length > 0 ? { largeCommunities: r.largeCommunities } : {}),
@@ -178,6 +184,23 @@ export class BgpDriver implements Driver {
         help: "UPDATE messages received",
         type: "counter",
         samples: per((p) => p.updatesReceived),
+      },
+      {
+        name: "vipd_bgp_update_errors_total",
+        help: "UPDATE errors handled without a session reset (RFC 7606 treat-as-withdraw, attribute-discard), by action and reason",
+        type: "counter",
+        samples: peers.flatMap((p) =>
+          Object.entries(p.updateErrors).map(([k, value]) => {
+            const [action = "", reason = ""] = k.split("|");
+            return { labels: { peer: p.name, action, reason }, value };
+          }),
+        ),
+      },
+      {
+        name: "vipd_bgp_unknown_connections_total",
+        help: "Incoming BGP connections from addresses that are no configured peer (closed at once)",
+        type: "counter",
+        samples: [{ labels: {}, value: this.speaker.status().unknownConnections }],
       },
     ];
   }

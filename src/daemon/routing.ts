@@ -11,7 +11,7 @@ import { BgpSpeaker } from "../bgp/speaker.ts";
 import type { Config } from "../config/index.ts";
 import type { Logger } from "../util/log.ts";
 import { BfdDriver, type BfdVerdictSink } from "./bfd.ts";
-import { BgpDriver, defaultRouterId, firstGlobalAddress } from "./bgp.ts";
+import { BgpDriver, defaultRouterId } from "./bgp.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
 import type { Plan } from "./plan.ts";
 
@@ -56,9 +56,8 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
     }
     const log = this.opts.log;
     try {
-      // This node's addresses: the next hop of a VIP of the other family than the session's.
-      // Read before the speaker exists, so a failure here leaves no listener behind.
-      const nextHops = { 4: await firstGlobalAddress(4), 6: await firstGlobalAddress(6) };
+      // The next hop of a VIP of the other family than a session's comes from that session's
+      // interface, read by the session itself when it is established (src/bgp/nexthop.ts).
       const speaker = new BgpSpeaker({
         routerId,
         listen: { host: "::", port: this.opts.port },
@@ -66,7 +65,7 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
         restarted: this.opts.restarted && first,
         log: (level, msg, fields) => log[level](msg, fields),
       });
-      this.inner = new BgpDriver(speaker, this.opts.config, log, nextHops);
+      this.inner = new BgpDriver(speaker, this.opts.config, log);
       this.startError = undefined;
       log.info("BGP speaker started", { routerId, port: this.opts.port, peers: peers.length });
       for (const p of this.bfdDown) this.inner.setBfdUp(p, false);

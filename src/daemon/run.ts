@@ -121,6 +121,9 @@ export async function run(argv: string[], version: string): Promise<number> {
     }
   }
 
+  // RFC 4724 §3: the Restart State bit says this speaker restarted. Whether a state file exists
+  // must be read before the first reload writes one, or the very first start looks like a restart.
+  const restarted = args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE));
   const first = await daemon.reload("start");
   if (!first.ok) {
     log.error("no valid configuration at start; exiting", { problems: first.problems.length });
@@ -147,7 +150,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     log: createLogger("bgp"),
     bfdLog: createLogger("bfd"),
     port: Number(process.env.VIPD_BGP_PORT ?? 179),
-    restarted: args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE)),
+    restarted,
   }))
     daemon.addDriver(d);
 

@@ -302,6 +302,25 @@ describe("RFC 7606 error handling", () => {
     const mp = [0x80, 14, 21, 0, 2, 1, 16, 0x20, 1, 0x0d, 0xb8, ...new Array(12).fill(0), 0];
     expect(actionOf(rawUpdate([...ORIGIN, ...ASPATH, ...mp, ...mp]))).toEqual(["session-reset", 3, 1]);
   });
+  // Issue 17, "BGP behaviour found with GoBGP and ExaBGP as peers": a malformed MP_REACH_NLRI got
+  // 3/1 or 3/5. RFC 4760 §7: UPDATE Message Error / Optional Attribute Error (3/9), and RFC 4271
+  // §6.3: the data is the attribute (type, length, value). RFC 7606 §7.11: a next hop length that
+  // does not fit the AFI cannot be treat-as-withdraw (the NLRI cannot be located).
+  test("MP_REACH_NLRI with an IPv6 next hop of length 5 → session reset, 3/9, the attribute as data (RFC 4760 §7, RFC 7606 §7.11)", () => {
+    const mp = [0x80, 14, 10, 0, 2, 1, 5, 0x20, 1, 0x0d, 0xb8, 0, 0];
+    const r = decode(rawUpdate([...ORIGIN, ...ASPATH, ...mp]));
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect([r.error.action, r.error.code, r.error.subcode]).toEqual(["session-reset", 3, 9]);
+    expect([...r.error.data]).toEqual(mp);
+  });
+  test("MP_REACH_NLRI whose NLRI has prefix length 129 → session reset, 3/9 (RFC 7606 §5.3)", () => {
+    const mp = [0x80, 14, 23, 0, 2, 1, 16, 0x20, 1, 0x0d, 0xb8, ...new Array(12).fill(0), 0, 129, 1, 2];
+    expect(actionOf(rawUpdate([...ORIGIN, ...ASPATH, ...mp]))).toEqual(["session-reset", 3, 9]);
+  });
+  test("MP_UNREACH_NLRI cut inside its AFI → session reset, 3/9", () => {
+    expect(actionOf(rawUpdate([...ORIGIN, ...ASPATH, 0x80, 15, 1, 0]))).toEqual(["session-reset", 3, 9]);
+  });
   test("attribute length overrunning the list → treat-as-withdraw", () => {
     expect(actionOf(rawUpdate([...ORIGIN, ...ASPATH, 0x40, 3, 9, 10, 0, 0, 1], NLRI))[0]).toBe(
       "treat-as-withdraw",

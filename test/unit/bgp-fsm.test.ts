@@ -12,6 +12,7 @@ import {
   type FsmConfig,
   type FsmEvent,
   type FsmState,
+  fsmErrorSubcode,
   initialFsm,
   nextDeadline,
   step,
@@ -118,17 +119,17 @@ OpenSent     ManualStart              OpenSent     —
 OpenSent     ManualStop               Idle         notify(6/2),disconnect
 OpenSent     ConnectRetryTimerExpires OpenSent     —
 OpenSent     HoldTimerExpires         Idle         notify(4/0),disconnect
-OpenSent     KeepaliveTimerExpires    Idle         notify(5/0),disconnect
+OpenSent     KeepaliveTimerExpires    Idle         notify(5/1),disconnect
 OpenSent     IdleHoldTimerExpires     OpenSent     —
-OpenSent     TcpConnectionConfirmed   Idle         notify(5/0),disconnect
+OpenSent     TcpConnectionConfirmed   Idle         notify(5/1),disconnect
 OpenSent     TcpConnectionIncoming    OpenSent     holdIncoming
 OpenSent     TcpConnectionFails       Active       disconnect
 OpenSent     BGPOpen                  OpenConfirm  sendKeepalive
 OpenSent     DecodeError              Idle         notify(3/1),disconnect
 OpenSent     NotifMsg                 Idle         disconnect
-OpenSent     KeepAliveMsg             Idle         notify(5/0),disconnect
-OpenSent     UpdateMsg                Idle         notify(5/0),disconnect
-OpenSent     RouteRefreshMsg          Idle         notify(5/0),disconnect
+OpenSent     KeepAliveMsg             Idle         notify(5/1),disconnect
+OpenSent     UpdateMsg                Idle         notify(5/1),disconnect
+OpenSent     RouteRefreshMsg          Idle         notify(5/1),disconnect
 OpenSent     OpenCollisionDump        Idle         notify(6/7),disconnect
 OpenConfirm  ManualStart              OpenConfirm  —
 OpenConfirm  ManualStop               Idle         notify(6/2),disconnect
@@ -136,15 +137,15 @@ OpenConfirm  ConnectRetryTimerExpires OpenConfirm  —
 OpenConfirm  HoldTimerExpires         Idle         notify(4/0),disconnect
 OpenConfirm  KeepaliveTimerExpires    OpenConfirm  sendKeepalive
 OpenConfirm  IdleHoldTimerExpires     OpenConfirm  —
-OpenConfirm  TcpConnectionConfirmed   Idle         notify(5/0),disconnect
+OpenConfirm  TcpConnectionConfirmed   Idle         notify(5/2),disconnect
 OpenConfirm  TcpConnectionIncoming    OpenConfirm  holdIncoming
 OpenConfirm  TcpConnectionFails       Idle         disconnect
-OpenConfirm  BGPOpen                  Idle         notify(5/0),disconnect
+OpenConfirm  BGPOpen                  Idle         notify(5/2),disconnect
 OpenConfirm  DecodeError              Idle         notify(3/1),disconnect
 OpenConfirm  NotifMsg                 Idle         disconnect
 OpenConfirm  KeepAliveMsg             Established  established
-OpenConfirm  UpdateMsg                Idle         notify(5/0),disconnect
-OpenConfirm  RouteRefreshMsg          Idle         notify(5/0),disconnect
+OpenConfirm  UpdateMsg                Idle         notify(5/2),disconnect
+OpenConfirm  RouteRefreshMsg          Idle         notify(5/2),disconnect
 OpenConfirm  OpenCollisionDump        Idle         notify(6/7),disconnect
 Established  ManualStart              Established  —
 Established  ManualStop               Idle         notify(6/2),down,disconnect
@@ -152,10 +153,10 @@ Established  ConnectRetryTimerExpires Established  —
 Established  HoldTimerExpires         Idle         notify(4/0),down,disconnect
 Established  KeepaliveTimerExpires    Established  sendKeepalive
 Established  IdleHoldTimerExpires     Established  —
-Established  TcpConnectionConfirmed   Idle         notify(5/0),down,disconnect
+Established  TcpConnectionConfirmed   Idle         notify(5/3),down,disconnect
 Established  TcpConnectionIncoming    Established  rejectIncoming
 Established  TcpConnectionFails       Idle         down,disconnect
-Established  BGPOpen                  Idle         notify(5/0),down,disconnect
+Established  BGPOpen                  Idle         notify(5/3),down,disconnect
 Established  DecodeError              Idle         notify(3/1),down,disconnect
 Established  NotifMsg                 Idle         down,disconnect
 Established  KeepAliveMsg             Established  —
@@ -178,6 +179,24 @@ describe("state × event table (active peer, started)", () => {
       const r = step(inState(from), EVENTS[ev]!, cfg, ctx());
       expect(r.fsm.state).toBe(to);
       expect(r.actions.map(fmt).join(",") || "—").toBe(acts);
+    });
+  }
+});
+
+describe("FSM errors name the state (RFC 6608 §3)", () => {
+  // Issue 17, "BGP behaviour found with GoBGP and ExaBGP as peers": unexpected messages in
+  // OpenSent got 5/0 (Unspecific); RFC 6608 gives each state its own subcode.
+  for (const [state, sub] of [
+    ["OpenSent", 1],
+    ["OpenConfirm", 2],
+    ["Established", 3],
+  ] as const) {
+    test(`an unexpected message in ${state} gets NOTIFICATION 5/${sub}`, () => {
+      const ev: FsmEvent =
+        state === "Established" ? { type: "BGPOpen", open: peerOpen } : { type: "UpdateMsg" };
+      const r = step(inState(state), ev, cfg, ctx());
+      expect(r.actions.map(fmt)[0]).toBe(`notify(5/${sub})`);
+      expect(fsmErrorSubcode(state)).toBe(sub);
     });
   }
 });

@@ -115,9 +115,26 @@ describe("attributes per session", () => {
       [{ type: 2, asns: [4200000001] }],
     ]);
   });
-  test("an IPv6 route on an IPv4 session needs an explicit next hop", () => {
+  // Issue 17, "BGP behaviour found with GoBGP and ExaBGP as peers": the next hop for the other
+  // family comes from the session's own interface (nexthop.ts), not from a host-wide address.
+  test("an IPv6 route on an IPv4 session takes the session interface's IPv6 next hops (RFC 2545 §3), or is not sent", () => {
     const v6 = [...routes([{ prefix: "2001:db8::1/128" }]).values()][0]!;
-    expect(outAttributes(v6, ebgp)).toEqual({ error: "no IPv6 next hop on an IPv4 session (set nextHop)" });
+    expect(outAttributes(v6, ebgp)).toEqual({
+      error: "no IPv6 address on the interface of this IPv4 session to use as next hop",
+    });
+    const o = outAttributes(v6, { ...ebgp, otherFamilyNextHops: { 6: ["fd00:2::2", "fe80::2"] } });
+    expect("nextHops" in o && o.nextHops).toEqual(["fd00:2::2", "fe80::2"]);
+  });
+  test("an IPv4 route on an IPv6 session takes the interface's IPv4 address, else (RFC 8950) the session address", () => {
+    const v4 = [...routes([{ prefix: "192.0.2.7/32" }]).values()][0]!;
+    const s6: SessionView = { ...ebgp, localAddress: "fd00::2" };
+    expect("error" in outAttributes(v4, s6)).toBe(true);
+    const a = outAttributes(v4, { ...s6, otherFamilyNextHops: { 4: "10.0.2.2" } });
+    expect("nextHops" in a && a.nextHops).toEqual(["10.0.2.2"]);
+    const b = outAttributes(v4, { ...s6, extendedNextHop: true });
+    expect("nextHops" in b && b.nextHops).toEqual(["fd00::2"]);
+  });
+  test("an explicit next hop wins", () => {
     const v6nh = [...routes([{ prefix: "2001:db8::1/128", nextHop: "fd00::2" }]).values()][0]!;
     expect("nextHops" in outAttributes(v6nh, ebgp)).toBe(true);
     expect(outAttributes(v6nh, { ...ebgp, families: new Set([4]) })).toEqual({

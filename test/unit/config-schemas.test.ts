@@ -255,7 +255,7 @@ describe("BGPPeer", () => {
       bfdProfile: "fast",
       enableGracefulRestart: true,
       ebgpMultiHop: true,
-      vrf: "red",
+      vrf: "", // the default VRF; a named one is refused (config/validate.ts)
       dualStackAddressFamily: true,
     };
     const c = valid(manifest("BFDProfile", {}).replace("name: x", "name: fast"), manifest("BGPPeer", spec));

@@ -548,8 +548,20 @@ export function decodeAttributes(r: Reader, ctx: AttrContext): DecodedAttributes
       spec.decode(body, ctx, attrs);
       if (body.remaining !== 0) throw lenErr(spec.name, len);
     } catch (err) {
-      if (err instanceof BgpDecodeError && action === "session-reset") throw err;
       const msg = err instanceof Error ? err.message : String(err);
+      if (type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI) {
+        // RFC 4760 §7: an incorrect MP_REACH_NLRI/MP_UNREACH_NLRI ends the session with UPDATE
+        // Message Error / Optional Attribute Error, the attribute as data (RFC 4271 §6.3). RFC 7606
+        // §7.11 and §5.3: a bad next hop length or NLRI cannot be treated as withdraw ("session
+        // reset" or "AFI/SAFI disable"; vipd resets).
+        throw updErr(
+          UpdateSub.OPTIONAL_ATTRIBUTE_ERROR,
+          `${spec.name}: ${msg}`,
+          "session-reset",
+          whole.slice(),
+        );
+      }
+      if (err instanceof BgpDecodeError && action === "session-reset") throw err;
       const sub =
         type === AttrType.AS_PATH
           ? UpdateSub.MALFORMED_AS_PATH

@@ -61,6 +61,14 @@ export const UpdateSub = {
   MALFORMED_AS_PATH: 11,
 } as const;
 
+/** RFC 6608 §3: Finite State Machine Error subcodes. */
+export const FsmSub = {
+  UNSPECIFIED: 0,
+  UNEXPECTED_IN_OPENSENT: 1,
+  UNEXPECTED_IN_OPENCONFIRM: 2,
+  UNEXPECTED_IN_ESTABLISHED: 3,
+} as const;
+
 /** RFC 4486 Cease subcodes. */
 export const CeaseSub = {
   MAX_PREFIXES: 1,
