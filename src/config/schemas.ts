@@ -319,7 +319,8 @@ const CONNECT_TIME_RULES = [
 export const BGPPeerSpec = z
   .object({
     myASN: asn,
-    peerASN: asn.optional(),
+    // 0 is "not set", as in MetalLB (its CRD allows 0; config.go reads 0 as no peer ASN).
+    peerASN: uint32.optional(),
     dynamicASN: z.enum(["internal", "external"]).optional(),
     peerAddress: IpString.optional(),
     interface: z
@@ -349,7 +350,8 @@ export const BGPPeerSpec = z
     localASN: uint32.optional(),
   })
   .strict()
-  .superRefine((s, ctx) => {
+  .superRefine((spec, ctx) => {
+    const s = { ...spec, peerASN: spec.peerASN === 0 ? undefined : spec.peerASN };
     uniqueSelectors(ctx, s.nodeSelectors, ["nodeSelectors"], "nodeSelectors");
     if (s.connectTime !== undefined && DURATION.test(s.connectTime)) {
       // As CEL's duration getSeconds() / getMilliseconds(): whole units, truncated.
@@ -388,7 +390,10 @@ export const BGPPeerSpec = z
       ctx.addIssue({
         code: "custom",
         path: ["peerASN"],
-        message: "one of peerASN or dynamicASN is required",
+        message:
+          spec.peerASN === 0
+            ? "0 means no peer AS: give the peer's AS (1 to 4294967295) or dynamicASN"
+            : "one of peerASN or dynamicASN is required",
       });
     if (s.peerAddress !== undefined && s.interface !== undefined)
       ctx.addIssue({
@@ -446,12 +451,15 @@ export const BGPPeerSpec = z
         message: 'cannot be set with dynamicASN "internal"',
       });
   })
-  // A secret reference without a name is no reference (MetalLB reads only a non-empty name): it
-  // is dropped here, so the rest of vipd never sees it.
+  // A secret reference without a name is no reference (MetalLB reads only a non-empty name), and
+  // peerASN 0 is no peer ASN: both are dropped here, so the rest of vipd never sees them.
   .overwrite((s) => {
-    if (s.passwordSecret === undefined || s.passwordSecret.name) return s;
-    const { passwordSecret: _, ...rest } = s;
-    return rest;
+    const { passwordSecret, peerASN, ...rest } = s;
+    return {
+      ...rest,
+      ...(peerASN !== undefined && peerASN !== 0 ? { peerASN } : {}),
+      ...(passwordSecret?.name ? { passwordSecret } : {}),
+    };
   });
 
 export const BGPPeer = z
