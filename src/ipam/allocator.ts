@@ -5,8 +5,9 @@
  * - explicit requests (spec.loadBalancerIP, metallb.io/loadBalancerIPs) are honoured or refused
  *   with a reason, never substituted; metallb.io/address-pool pins the pool;
  * - otherwise the lowest address the Service may use, trying pools in order (serviceAllocation
- *   pools by priority first, then pools without serviceAllocation, ties by name);
- *   autoAssign: false pools only on request;
+ *   pools that serve the Service by priority first, then pools without serviceAllocation, ties
+ *   by name); autoAssign: false pools, and pools whose serviceAllocation names no namespace and
+ *   no selector, only on request;
  * - dual-stack takes both families from one pool; PreferDualStack settles for one family and
  *   later adds the other from the same pool when it can;
  * - stability: an assignment (or an address adopted from a Service's status) is kept, across any
@@ -138,6 +139,21 @@ const sameClaim = (a: Allocation, r: Request): boolean =>
 
 const byKey = (a: { key: string }, b: { key: string }): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
+
+/**
+ * Whether automatic assignment may use `p`: MetalLB tries a pool with a serviceAllocation only
+ * for the namespaces and Service selectors it names, so one that names neither (a priority
+ * alone) serves explicit requests only.
+ */
+const scoped = (p: CompiledPool): boolean => {
+  const sa = p.allocation;
+  return (
+    sa === undefined ||
+    (sa.namespaces ?? []).length > 0 ||
+    (sa.namespaceSelectors ?? []).length > 0 ||
+    (sa.serviceSelectors ?? []).length > 0
+  );
+};
 
 /**
  * Refusals after which MetalLB clears what the Service holds (its convergeBalancer clears on a
@@ -442,7 +458,8 @@ export class Allocator {
     let eligible = false;
     const prefer = req.policy === "PreferDualStack" && req.families.length === 2;
     for (const p of this.pools) {
-      if (!p.autoAssign || poolRefusal(p, req.namespace, req.labels, this.nsLabels) !== null) continue;
+      if (!p.autoAssign || !scoped(p) || poolRefusal(p, req.namespace, req.labels, this.nsLabels) !== null)
+        continue;
       eligible = true;
       const a = this.book.lowestInPool(p, req.families[0]!, req);
       if (req.families.length === 1) {

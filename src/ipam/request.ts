@@ -179,8 +179,10 @@ export function parseRequest(svc: Service, ourClass: string | null): ParsedReque
   } else if (requested !== null && policy === "SingleStack") {
     families = [requested[0]!.family];
   } else if (requested !== null) {
+    // The requested IPs are the families (MetalLB compares the Service's family with theirs);
+    // RequireDualStack with one requested IP asks for the other family too, and is refused below.
     families = requested.map((r) => r.family);
-    if (families.length === 1) families.push(families[0] === 4 ? 6 : 4);
+    if (families.length === 1 && policy === "RequireDualStack") families.push(families[0] === 4 ? 6 : 4);
   } else {
     families = policy === "SingleStack" ? [4] : [4, 6];
   }
@@ -189,9 +191,9 @@ export function parseRequest(svc: Service, ourClass: string | null): ParsedReque
     return fail({ kind: "DualStackUnavailable", families });
 
   if (requested !== null) {
-    const fits =
-      requested.every((r) => families.includes(r.family)) &&
-      (requested.length === families.length || (policy === "PreferDualStack" && requested.length >= 1));
+    // As MetalLB: the requested IPs must cover exactly the Service's families, also under
+    // PreferDualStack (one requested IP for a dual-stack Service is refused there too).
+    const fits = requested.every((r) => families.includes(r.family)) && requested.length === families.length;
     if (!fits) return fail({ kind: "RequestedFamilyMismatch", ips: requested.map(formatIp), families });
     // Primary family first, whatever order the user wrote.
     requested.sort((x, y) => families.indexOf(x.family) - families.indexOf(y.family));

@@ -326,7 +326,9 @@ describe("vipd run: addresses survive a restart", () => {
     }
   });
 
-  test("a state file naming an address the pool no longer has: kept but reported as stranded, the others untouched", async () => {
+  // Changed from "kept but reported as stranded": as MetalLB, an address no pool allows is not
+  // adopted; the Service is re-addressed at the restart and the API and log say why.
+  test("a state file naming an address the pool no longer has: that Service re-addressed and told why, the others untouched", async () => {
     const d = tempDir();
     const f = join(d, "vipd.yaml");
     const state = join(d, "state");
@@ -335,24 +337,32 @@ describe("vipd run: addresses survive a restart", () => {
     try {
       expect(await v.ips()).toEqual({ "shop/a": ["10.9.6.10"], "shop/b": ["10.9.6.11"] });
       expect(await v.stop()).toBe(0);
-      // The pool shrinks while vipd is down; a's address is no longer in it. The allocator never
-      // re-addresses a Service behind its back: a keeps its address, and the API says why.
+      // The pool shrinks while vipd is down; a's address is no longer in it. b keeps its address
+      // (still valid); a gets a new one, before the newcomer c.
       writeFileSync(
         f,
         POOL(["10.9.6.11-10.9.6.20"]) + SVC("shop", "a") + SVC("shop", "b") + SVC("shop", "c"),
       );
       v = await Vipd.ready(["--config", f, "--state-dir", state]);
       expect(await v.ips()).toEqual({
-        "shop/a": ["10.9.6.10"],
+        "shop/a": ["10.9.6.12"],
         "shop/b": ["10.9.6.11"],
-        "shop/c": ["10.9.6.12"],
+        "shop/c": ["10.9.6.13"],
       });
       const items = (await v.json<{ items: { name: string; warnings: string[] }[] }>("/api/v1/services"))
         .items;
       expect(items.find((x) => x.name === "a")?.warnings).toEqual([
-        'shop/a keeps 10.9.6.10 from pool "lan", which the new configuration no longer allows: 10.9.6.10 is not in any pool',
+        "released 10.9.6.10: 10.9.6.10 is not in any pool",
       ]);
       expect(items.find((x) => x.name === "b")?.warnings).toEqual([]);
+      expect(
+        v.logs.some(
+          (l) =>
+            l["event"] === "IPReleased" &&
+            l["service"] === "shop/a" &&
+            l.message === "released 10.9.6.10: 10.9.6.10 is not in any pool",
+        ),
+      ).toBe(true);
     } finally {
       await v.kill();
     }

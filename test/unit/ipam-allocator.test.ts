@@ -89,8 +89,8 @@ describe("pools", () => {
     const a = alloc(
       ["plain", ["192.0.2.1"]],
       ["unprio", ["192.0.2.2"], { serviceAllocation: { namespaces: ["ns"] } }],
-      ["p10", ["192.0.2.3"], { serviceAllocation: { priority: 10 } }],
-      ["p5", ["192.0.2.4"], { serviceAllocation: { priority: 5 } }],
+      ["p10", ["192.0.2.3"], { serviceAllocation: { priority: 10, namespaces: ["ns"] } }],
+      ["p5", ["192.0.2.4"], { serviceAllocation: { priority: 5, namespaces: ["ns"] } }],
     );
     expect(a.poolNames()).toEqual(["p5", "p10", "unprio", "plain"]);
     expect(["a", "b", "c", "d"].map((n) => ips(a.allocate(svc(n)))[0])).toEqual([
@@ -99,6 +99,23 @@ describe("pools", () => {
       "192.0.2.2",
       "192.0.2.1",
     ]);
+  });
+
+  // Changed from "a pool whose serviceAllocation sets only a priority serves every Service": MetalLB's
+  // Allocate tries pools with a serviceAllocation only through the namespaces and selectors they
+  // name (pinnedPoolsForService), and skips them among the rest.
+  test("a pool whose serviceAllocation names only a priority serves explicit requests, never automatic ones", () => {
+    const a = alloc(
+      ["first", ["203.0.113.0/30"], { serviceAllocation: { priority: 1 } }],
+      ["lan", ["192.0.2.0/30"]],
+    );
+    expect(ips(a.allocate(svc("x")))).toEqual(["192.0.2.0"]);
+    expect(ips(a.allocate(svc("y", { ann: { "metallb.io/address-pool": "first" } })))).toEqual([
+      "203.0.113.0",
+    ]);
+    expect(ips(a.allocate(svc("z", { ip: "203.0.113.2" })))).toEqual(["203.0.113.2"]);
+    const only = alloc(["first", ["203.0.113.0/30"], { serviceAllocation: { priority: 1 } }]);
+    expect(refusal(only.allocate(svc("x")))).toBe("no auto-assign pool serves ns/x");
   });
 
   test("namespaces, namespaceSelectors and serviceSelectors decide who may use a pool", () => {
@@ -260,7 +277,7 @@ describe("IP families", () => {
 
   test("RequireDualStack takes both families from one pool, or fails with a reason", () => {
     const a = alloc(
-      ["v4only", ["192.0.2.0/30"], { serviceAllocation: { priority: 1 } }],
+      ["v4only", ["192.0.2.0/30"], { serviceAllocation: { priority: 1, namespaces: ["ns"] } }],
       ["both", ["198.51.100.0/30", "2001:db8::/126"]],
     );
     const dual = { cips: ["10.96.0.1", "fd00::1"], policy: "RequireDualStack" as const };
@@ -279,7 +296,7 @@ describe("IP families", () => {
 
   test("PreferDualStack prefers a pool with both families, else settles for the primary family", () => {
     const a = alloc(
-      ["v4first", ["192.0.2.0/30"], { serviceAllocation: { priority: 1 } }],
+      ["v4first", ["192.0.2.0/30"], { serviceAllocation: { priority: 1, namespaces: ["ns"] } }],
       ["both", ["198.51.100.0/30", "2001:db8::/126"]],
     );
     const prefer = { cips: ["10.96.0.1", "fd00::1"], policy: "PreferDualStack" as const };

@@ -314,6 +314,19 @@ describe("requests (MetalLB controller_test.go TestControllerMutation)", () => {
     expect(r.replaced).toBe(null);
   });
 
+  test("service.go allocateIPs 'does not match the ipFamily of the service': PreferDualStack on a dual-stack Service with one requested IP is refused", () => {
+    const a = new Allocator();
+    a.setPools([pool("ds", ["192.0.2.0/30", "2001:db8::/126"])]);
+    const dual = { policy: "PreferDualStack" as const, cips: ["10.96.0.1", "fd00::1"] };
+    expect(refusal(a.allocate(svc("x", { ...dual, ip: "192.0.2.1" })))).toBe(
+      "requested IPs 192.0.2.1 do not match the Service's IP families (IPv4 and IPv6)",
+    );
+    const both = { "metallb.io/loadBalancerIPs": "2001:db8::1,192.0.2.1" };
+    expect(ips(a.allocate(svc("x", { ...dual, ann: both })))).toEqual(["192.0.2.1", "2001:db8::1"]);
+    // On a single-stack cluster (one ClusterIP) the same request fits.
+    expect(ips(a.allocate(svc("y", { policy: "PreferDualStack", ip: "192.0.2.2" })))).toEqual(["192.0.2.2"]);
+  });
+
   test("'request IP from wrong ip-family': a held address is released (the requested family does not fit)", () => {
     const a = new Allocator();
     a.setPools([pool("lan", ["192.0.2.0/30", "2001:db8::/126"])]);

@@ -133,7 +133,10 @@ describe("configuration changes", () => {
   test("a new higher-priority pool does not move existing Services", () => {
     const a = lan();
     ips(a.allocate(svc("x")));
-    a.setPools([LAN, pool("first", ["203.0.113.0/30"], { serviceAllocation: { priority: 1 } })]);
+    a.setPools([
+      LAN,
+      pool("first", ["203.0.113.0/30"], { serviceAllocation: { priority: 1, namespaces: ["ns"] } }),
+    ]);
     const r = a.reconcile([svc("x"), svc("y")]);
     expect(r.results.map((x) => ips(x)[0])).toEqual(["192.0.2.0", "203.0.113.0"]);
   });
