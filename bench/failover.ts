@@ -1,30 +1,44 @@
 /**
- * Layer-2 failover benchmark (needs root): `bun bench/failover.ts [--rounds 10]`
+ * Layer-2 failover and failback benchmark (needs root): `bun bench/failover.ts [--rounds 5]`
  *
- * Three real `vipd run` nodes and a client on one bridge (src/cluster/lab/cluster-lab.ts),
- * default timers (heartbeat 50 ms, dead after 200 ms, rise 1 s). The client sends a UDP probe to
- * the VIP every 10 ms; each node's responder answers with its name. Per round the VIP's owner
- * is killed (-9: vipd only, the node's service keeps running), crashes (vipd and the service
- * killed together), is stopped (SIGSTOP) or loses its link; the failover gap is the longest silence
- * between answers from just before the event to the first answer from the new owner. Then the old
- * owner returns (restart, SIGCONT, link up) and takes its VIP back: that hand-back gap is
- * reported too. The kinds are interleaved, `--rounds` of each.
+ * Three real `vipd run` nodes, a client on the VIP's segment and a Linux router namespace (default
+ * neighbour sysctls) with a second client behind it (src/cluster/lab/cluster-lab.ts), default
+ * timers (heartbeat 50 ms, dead after 200 ms, rise 1 s). The clients are the real `ping`, IPv4 and
+ * IPv6, every 10 ms (src/cluster/lab/ping.ts): they send to whatever MAC their neighbour cache
+ * (or the router's) holds, as real clients do, so a node that takes a VIP without announcing it,
+ * or an old owner that stops before the new one announced, shows as a gap. (A probe that asks by
+ * ARP each time cannot see either.)
+ *
+ * Per round the VIP's owner is killed (-9: vipd only, the node's service keeps running), crashes
+ * (vipd and the service killed together), is stopped (SIGSTOP) or loses its link (at the switch
+ * port); the takeover gap is each client's longest silence from just before the event until the
+ * new owner has settled. Then the old owner returns (restart, SIGCONT, link up) and takes its VIP
+ * back: the failback gap is measured the same way, until it has settled and its hand-over hold
+ * ended. The kinds are interleaved, `--rounds` of each.
  *
  * Baseline, measured in the same run: the longest silence in a window of the same length with no
- * event (the noise floor of this shared machine and of the 10 ms probe). Medians, worst, ratios.
- * The last line is `max failover ms: N`. Every loop is bounded in count and time.
+ * event (the noise floor of this shared machine and of the 10 ms ping). Medians and worst per
+ * event kind, for takeover and failback. Raw gaps go to bench/results/failover.json
+ * (bench/lib/results.ts). The last line is `max failover ms: N`, the worst gap of any client in
+ * any takeover or failback. Every loop is bounded in count and time.
  */
 
-import { absNow, ClusterLab, type Probe, until } from "../src/cluster/lab/cluster-lab.ts";
+import { absNow, ClusterLab, type LabNode, until, VIP, VIP6 } from "../src/cluster/lab/cluster-lab.ts";
+import { Pinger } from "../src/cluster/lab/ping.ts";
+import { startRecording } from "./lib/results.ts";
 
 function arg(name: string, def: number): number {
   const i = process.argv.indexOf(`--${name}`);
   return i > 0 ? Number(process.argv[i + 1]) : def;
 }
-const ROUNDS = Math.min(100, Math.max(1, arg("rounds", 10)));
+const ROUNDS = Math.min(100, Math.max(1, arg("rounds", 5)));
 const KINDS = ["kill -9", "crash", "SIGSTOP", "link down"] as const;
 type Kind = (typeof KINDS)[number];
+const PLACEMENTS = ["segment", "router"] as const;
+type Placement = (typeof PLACEMENTS)[number];
 const WINDOW_MS = 1500;
+/** After the owner settled: the old owner's hand-over hold (300 ms) is over well before this. */
+const AFTER_MS = 700;
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -36,16 +50,12 @@ const median = (xs: number[]) => {
       : ((s[m - 1] as number) + (s[m] as number)) / 2;
 };
 const fmt = (x: number) => x.toFixed(0).padStart(5);
-
-async function stopProbe(c: ClusterLab, p: Probe): Promise<void> {
-  await c.lab.stop(p.proc, "SIGTERM", 1000);
-  await p.done.catch(() => {});
-}
+const slug = (k: Kind) => k.replace(/[^a-z0-9]+/gi, "").toLowerCase();
 
 /** Brings every node back: link up, SIGCONT, restart what is not running. */
 async function restore(c: ClusterLab): Promise<void> {
   for (const n of c.nodes) {
-    await c.lab.run(n.ns, ["ip", "link", "set", "eth0", "up"], { allowFail: true });
+    await c.link(n, true);
     if (n.stopped) {
       n.proc?.kill("SIGCONT");
       n.stopped = false;
@@ -55,10 +65,53 @@ async function restore(c: ClusterLab): Promise<void> {
   }
 }
 
+/** The node owning the VIP by its own account (election and XDP map), among running nodes but `not`. */
+async function newOwner(c: ClusterLab, not: LabNode): Promise<string> {
+  return until(
+    "another node to own the VIP",
+    async () => {
+      for (const n of c.nodes) {
+        if (n === not || n.proc === undefined || n.stopped) continue;
+        const e = await c.api<{ items: { ip: string; owner?: string }[] }>(n, "/api/v1/l2/elections");
+        if (e?.items.find((x) => x.ip === VIP)?.owner !== n.name) continue;
+        const l2 = await c.api<{ items: { ip: string; handingOver?: boolean }[] }>(
+          n,
+          "/api/v1/l2/announcements",
+        );
+        if (l2?.items.some((x) => x.ip === VIP && x.handingOver !== true)) return n.name;
+      }
+      return undefined;
+    },
+    10_000,
+  );
+}
+
+/** Each client's longest silence in [from, settled + AFTER_MS], waiting (≤ 10 s) until all answer again. */
+async function gaps(
+  pings: [Placement, Pinger][],
+  from: number,
+  settled: number,
+): Promise<[Placement, number][]> {
+  const end = settled + AFTER_MS;
+  while (absNow() < end) await Bun.sleep(50);
+  const t = absNow();
+  await until(
+    "every client to be answered again",
+    async () => pings.every(([, p]) => p.since(end).length > 0),
+    10_000,
+  ).catch(() => {});
+  return pings.map(([pl, p]) => {
+    const first = p.since(end)[0] ?? t + 10_000;
+    return [pl, p.maxGap(from, Math.max(end, first))];
+  });
+}
+
 async function main(): Promise<number> {
-  const c = await ClusterLab.create({ tag: "l2b" });
-  const failover: Record<Kind, number[]> = { "kill -9": [], crash: [], SIGSTOP: [], "link down": [] };
-  const handback: Record<Kind, number[]> = { "kill -9": [], crash: [], SIGSTOP: [], "link down": [] };
+  const rec = startRecording("failover");
+  const c = await ClusterLab.create({ tag: "l2b", router: true });
+  const takeover = new Map<string, number[]>();
+  const failback = new Map<string, number[]>();
+  const push = (m: Map<string, number[]>, key: string, v: number) => m.set(key, [...(m.get(key) ?? []), v]);
   const baseline: number[] = [];
   const failures: string[] = [];
   const deadline = Date.now() + 30 * 60_000;
@@ -67,13 +120,18 @@ async function main(): Promise<number> {
     for (let round = 0; round < ROUNDS && Date.now() < deadline; round++) {
       for (const kind of KINDS) {
         const owner = c.node(await c.settled(30_000));
-        const p = c.probe(10, 20_000);
+        const pings: [Placement, Pinger][] = [
+          ["segment", new Pinger(c.lab, "client", VIP, 25)],
+          ["segment", new Pinger(c.lab, "client", VIP6, 25)],
+          ["router", new Pinger(c.lab, "far", VIP, 25)],
+          ["router", new Pinger(c.lab, "far", VIP6, 25)],
+        ];
         try {
-          await until("probe answers", async () => p.answers.length > 30, 10_000);
+          await until("ping replies", async () => pings.every(([, p]) => p.replies.length > 20), 10_000);
           // Baseline: a quiet window of the same length, just before the event.
           const b0 = absNow();
           await Bun.sleep(WINDOW_MS);
-          baseline.push(p.maxGap(b0, b0 + WINDOW_MS));
+          for (const [, p] of pings) baseline.push(p.maxGap(b0, b0 + WINDOW_MS));
 
           const t = absNow();
           if (kind === "kill -9") {
@@ -86,16 +144,12 @@ async function main(): Promise<number> {
             owner.proc?.kill("SIGSTOP");
             owner.stopped = true;
           } else {
-            await c.lab.run(owner.ns, ["ip", "link", "set", "eth0", "down"]);
+            await c.link(owner, false);
           }
-          const first = await until(
-            "an answer from another node",
-            async () => p.since(t).find((a) => a.node !== owner.name),
-            10_000,
-          );
-          const gap = p.maxGap(t - 200, first.t);
-          failover[kind].push(gap);
-          await Bun.sleep(500);
+          const by = await newOwner(c, owner);
+          const tk = await gaps(pings, t - 100, absNow());
+          for (const [pl, g] of tk) push(takeover, `takeover.${slug(kind)}.${pl}`, g);
+          await Bun.sleep(300);
 
           // The old owner returns and takes its VIP back once.
           const r = absNow();
@@ -106,22 +160,25 @@ async function main(): Promise<number> {
           } else if (kind === "SIGSTOP") {
             owner.proc?.kill("SIGCONT");
             owner.stopped = false;
-          } else await c.lab.run(owner.ns, ["ip", "link", "set", "eth0", "up"]);
+          } else await c.link(owner, true);
           await until(
-            "the old owner to answer again",
-            async () => p.since(r).find((a) => a.node === owner.name),
-            15_000,
+            "the old owner to own the VIP again",
+            async () => (await c.settled(15_000)) === owner.name,
+            20_000,
           );
-          await Bun.sleep(300);
-          handback[kind].push(p.maxGap(r, absNow()));
+          const fb = await gaps(pings, r - 100, absNow());
+          for (const [pl, g] of fb) push(failback, `failback.${slug(kind)}.${pl}`, g);
+          const show = (xs: [Placement, number][]) =>
+            PLACEMENTS.map(
+              (pl) => `${pl} ${fmt(Math.max(...xs.filter(([p]) => p === pl).map(([, g]) => g)))}`,
+            ).join(" ");
           console.log(
-            `round ${round + 1} ${kind.padEnd(9)} owner ${owner.name}: failover gap ${fmt(gap)} ms (to ${first.node}), hand-back gap ${fmt(handback[kind].at(-1) as number)} ms`,
+            `round ${round + 1} ${kind.padEnd(9)} owner ${owner.name}: takeover (to ${by}) ${show(tk)} ms; failback ${show(fb)} ms`,
           );
         } catch (e) {
           // Reported, counted, and the cluster restored; the run goes on.
           failures.push(`round ${round + 1} ${kind}: ${(e as Error).message.split("\n")[0]}`);
           console.log(`round ${round + 1} ${kind.padEnd(9)} owner ${owner.name}: FAILED: ${failures.at(-1)}`);
-          console.log(`  probe: ${p.answers.length} answers, last ${JSON.stringify(p.answers.at(-1))}`);
           for (const n of c.nodes)
             console.log(
               `  ${n.name} log tail:\n    ${n.logs
@@ -131,7 +188,7 @@ async function main(): Promise<number> {
             );
           await restore(c);
         } finally {
-          await stopProbe(c, p);
+          for (const [, p] of pings) await p.stop();
         }
       }
     }
@@ -142,20 +199,50 @@ async function main(): Promise<number> {
   const base = median(baseline);
   console.log("");
   console.log(
-    `baseline (no event, ${WINDOW_MS} ms windows): median longest silence ${fmt(base)} ms, worst ${fmt(Math.max(...baseline))} ms (n=${baseline.length})`,
+    `baseline (no event, ${WINDOW_MS} ms windows, ping every 10 ms): median longest silence ${fmt(base)} ms, worst ${fmt(Math.max(...baseline))} ms (n=${baseline.length})`,
   );
-  console.log("kind       n   median  worst   median/baseline   hand-back median  worst");
+  console.log("gap ms per client (IPv4 and IPv6 ping)   n   median  worst   median/baseline");
   let worst = 0;
-  for (const k of KINDS) {
-    const xs = failover[k];
-    const w = Math.max(...xs);
-    worst = Math.max(worst, w);
-    console.log(
-      `${k.padEnd(9)} ${String(xs.length).padStart(3)}  ${fmt(median(xs))}  ${fmt(w)}   ${(median(xs) / base).toFixed(1).padStart(8)}x          ${fmt(median(handback[k]))}  ${fmt(Math.max(...handback[k]))}`,
-    );
+  const figures: Record<string, number> = {};
+  const allFailback: number[] = [];
+  for (const [phase, m] of [
+    ["takeover", takeover],
+    ["failback", failback],
+  ] as const) {
+    for (const k of KINDS)
+      for (const pl of PLACEMENTS) {
+        const key = `${phase}.${slug(k)}.${pl}`;
+        const xs = m.get(key) ?? [];
+        if (xs.length === 0) continue;
+        const w = Math.max(...xs);
+        worst = Math.max(worst, w);
+        if (phase === "failback") allFailback.push(...xs);
+        figures[`${key}.median`] = median(xs);
+        figures[`${key}.worst`] = w;
+        console.log(
+          `${`${phase} ${k} (${pl})`.padEnd(38)} ${String(xs.length).padStart(3)}  ${fmt(median(xs))}  ${fmt(w)}   ${(median(xs) / base).toFixed(1).padStart(8)}x`,
+        );
+      }
   }
   for (const f of failures) console.log(`failed: ${f}`);
   console.log(`rounds failed: ${failures.length}`);
+  figures["failback.median"] = median(allFailback);
+  figures["max failover ms"] = Math.round(worst);
+  figures["rounds failed"] = failures.length;
+  const units: Record<string, string> = {};
+  for (const k of [...takeover.keys(), ...failback.keys(), "silence"]) units[k] = "ms";
+  await rec.finish({
+    samples: Object.fromEntries([...takeover, ...failback]),
+    baseline: { silence: baseline },
+    figures,
+    goals: [
+      { figure: "max failover ms", op: "<=", value: 1000, text: "every takeover and failback gap < 1 s" },
+      { figure: "failback.median", op: "<=", value: 100, text: "failback median ≤ 100 ms" },
+    ],
+    units,
+    params: { rounds: ROUNDS, kinds: [...KINDS], placements: [...PLACEMENTS], pingIntervalMs: 10 },
+  });
+  console.log(`failback median ms: ${Math.round(median(allFailback))}`);
   console.log(`max failover ms: ${Math.round(worst)}`);
   return 0;
 }

@@ -160,11 +160,7 @@ export class ClusterLab {
     const n = this.opts.names?.length ?? this.opts.nodes ?? 3;
     await lab.addNs("lan");
     const ports: string[] = [];
-    const hosts = [
-      "client",
-      ...(this.opts.router ? ["rtr"] : []),
-      ...this.names(n),
-    ];
+    const hosts = ["client", ...(this.opts.router ? ["rtr"] : []), ...this.names(n)];
     for (const h of hosts) {
       await lab.addNs(h);
       await lab.veth("lan", `p-${h}`, h, "eth0");
@@ -406,13 +402,17 @@ ${o.extra ?? ""}`;
     return first !== undefined && seen.every((s) => s === first) ? first : undefined;
   }
 
-  /** Nodes whose XDP map (GET /api/v1/l2/announcements) holds the VIP now. */
+  /** Nodes whose XDP map (GET /api/v1/l2/announcements) holds the VIP now, as its owner. */
   async holders(ip = VIP): Promise<string[]> {
     const live = this.nodes.filter((n) => n.proc !== undefined && !n.stopped);
     const got = await Promise.all(
       live.map(async (n) => {
-        const a = await this.api<{ items: { ip: string }[] }>(n, "/api/v1/l2/announcements");
-        return a?.items.some((x) => x.ip === ip) ? n.name : undefined;
+        const a = await this.api<{ items: { ip: string; handingOver?: boolean }[] }>(
+          n,
+          "/api/v1/l2/announcements",
+        );
+        // A node handing the VIP over (make before break, a documented 300 ms) is not an owner.
+        return a?.items.some((x) => x.ip === ip && x.handingOver !== true) ? n.name : undefined;
       }),
     );
     return got.filter((x): x is string => x !== undefined);
