@@ -4,18 +4,23 @@
  *
  * - `status.loadBalancer.ingress` (merge patch on the status subresource);
  * - the `metallb.io/ip-allocated-from-pool` annotation;
- * - Events: IPAllocated, AllocationFailed, IPReleased (UpperCamelCase reasons);
+ * - Events: IPAllocated, AllocationFailed, IPReleased (UpperCamelCase reasons), each once per
+ *   change: an address the world no longer allows (pool deleted or shrunk, avoidBuggyIPs,
+ *   serviceAllocation, sharing, request, an adopted status in no pool) gets IPReleased with the
+ *   reason, then IPAllocated (re-addressed) or AllocationFailed (left without, status cleared) —
+ *   MetalLB's convergeBalancer; a failure or warning is said again only when it changes;
  * - IPAddressPool status counts (assignedIPv4/IPv6, availableIPv4/IPv6), as MetalLB writes them.
  *
- * On becoming leader it starts with a fresh allocator whose first reconcile adopts every address
- * Services already hold (their statuses) before it allocates anything, so a restart or a
- * failover never moves or duplicates an IP. Writes are diffs: only a Service whose status or
+ * On becoming leader it starts with a fresh allocator whose first reconcile adopts every
+ * still-valid address Services already hold (their statuses) before it allocates anything, so a
+ * restart or a failover never moves or duplicates a valid IP. Writes are diffs: only a Service whose status or
  * annotation differs from the decision is written, and a write already in flight is not repeated.
  */
 
 import type { Config } from "../config/index.ts";
+import type { Problem } from "../config/load.ts";
 import { Allocator, type AllocResult } from "../ipam/allocator.ts";
-import { reasonMessage, warningMessage } from "../ipam/reasons.ts";
+import { reasonMessage, replacedMessage, warningMessage } from "../ipam/reasons.ts";
 import { ANNOTATION_ALLOCATED_FROM, serviceKey } from "../ipam/request.ts";
 import type { Logger } from "../util/log.ts";
 import { type Kube, KubeError, type KubeObject, PATHS } from "./client.ts";
@@ -44,6 +49,9 @@ const ingressIps = (o: KubeObject | undefined): string[] =>
   ((o?.status as { loadBalancer?: { ingress?: { ip?: string }[] } } | undefined)?.loadBalancer?.ingress ?? [])
     .map((i) => i.ip ?? "")
     .filter((ip) => ip !== "");
+
+/** A Service as the configuration holds it (a raw API object has the same shape). */
+type Svc = Config["services"][number];
 
 const svcPath = (key: string): string => {
   const [ns, name] = key.split("/") as [string, string];
@@ -75,6 +83,12 @@ export class Controller {
   private seen = new Map<string, string>();
   /** Services that have no address yet (retried when an address is released). */
   private readonly waiting = new Set<string>();
+  /** An address was freed (re-addressed or lost) in the last pass: retry the waiting ones. */
+  private freed = false;
+  /** Per Service: the failure and warnings last told (said again only when they change). */
+  private readonly told = new Map<string, string>();
+  /** Per Service without addresses: the release last told (a stale status repeats it). */
+  private readonly releaseTold = new Map<string, string>();
 
   constructor(
     private readonly kube: Kube,
@@ -103,6 +117,8 @@ export class Controller {
         this.allocator = undefined;
         this.seen = new Map();
         this.waiting.clear();
+        this.told.clear();
+        this.releaseTold.clear();
         this.kick();
       },
       onStoppedLeading: () => {
@@ -166,7 +182,7 @@ export class Controller {
         const t1 = performance.now();
         this.stats.configMs += t1 - t0;
         this.reporter.report(view.rejected);
-        if (view.config !== undefined) this.reconcile(view.config);
+        if (view.config !== undefined) this.reconcile(view.config, this.invalidServices(view.problems));
         this.stats.reconcileMs += performance.now() - t1;
         // A pass looks at every Service; under a burst of changes, pausing half as long as it
         // took bounds vipd's CPU use (about two thirds) and lets the changes gather.
@@ -184,7 +200,7 @@ export class Controller {
    * only Services whose resourceVersion changed are allocated, deleted ones released, and —
    * after a release — the ones still waiting for an address retried.
    */
-  private reconcile(config: Config): void {
+  private reconcile(config: Config, invalid: readonly Svc[] = []): void {
     this.stats.reconciles++;
     const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
     const crKey = JSON.stringify([config.pools, [...nsLabels]]);
@@ -201,17 +217,20 @@ export class Controller {
       if (!sp.ok) this.opts.log?.warn("controller: pools refused", { errors: sp.errors });
       this.crKey = crKey;
     }
-    const current = new Map(config.services.map((s) => [serviceKey(s), s]));
+    const services: readonly Svc[] =
+      invalid.length === 0 ? config.services : [...config.services, ...invalid];
+    const current = new Map(services.map((s) => [serviceKey(s), s]));
     let r: { results: readonly AllocResult[]; released: string[] };
     if (full) {
-      const all = a.reconcile(config.services);
+      const all = a.reconcile(services);
       r = { results: all.results, released: [...all.released] };
     } else {
       const released = [...this.seen.keys()].filter((k) => !current.has(k) && a.release(k));
-      const changed = config.services.filter(
+      const retry = released.length > 0 || this.freed;
+      const changed = services.filter(
         (s) =>
           this.seen.get(serviceKey(s)) !== (s.metadata.resourceVersion ?? "") ||
-          (released.length > 0 && this.waiting.has(serviceKey(s))),
+          (retry && this.waiting.has(serviceKey(s))),
       );
       a.restore(changed);
       const results = changed
@@ -221,12 +240,18 @@ export class Controller {
       r = { results: results.filter((x) => x.ok || !x.notOurs), released };
       for (const x of results) if (!x.ok && x.notOurs) released.push(x.key);
     }
-    this.seen = new Map(config.services.map((s) => [serviceKey(s), s.metadata.resourceVersion ?? ""]));
+    this.seen = new Map(services.map((s) => [serviceKey(s), s.metadata.resourceVersion ?? ""]));
+    // Only a Service that held addresses frees some (a waiting one's release is a stale status).
+    const freed = r.results.some((x) => x.replaced !== null && !this.waiting.has(x.key));
     for (const res of r.results) {
       if (res.ok) this.waiting.delete(res.key);
       else this.waiting.add(res.key);
     }
     for (const k of r.released) this.waiting.delete(k);
+    // A Service that gave up addresses may have made room for one still waiting (MetalLB
+    // reprocesses all Services then): retry those in another pass.
+    this.freed = freed && this.waiting.size > 0;
+    if (this.freed) this.again = true;
 
     for (const res of r.results) {
       const obj = this.state.service(res.key);
@@ -252,30 +277,21 @@ export class Controller {
           { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: pool } } },
           obj,
         );
-      if (res.ok) {
-        if (had.join(",") !== ips.join(","))
-          void this.events.emit(
-            obj,
-            "Normal",
-            "IPAllocated",
-            "Allocate",
-            `Assigned IP ${JSON.stringify(ips)} from pool "${res.pool}"`,
-          );
-      } else
-        void this.events.emit(
+      else if (pool === "" && ann !== undefined)
+        this.write(
+          `meta:${res.key}`,
+          svcPath(res.key),
+          { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
           obj,
-          "Warning",
-          "AllocationFailed",
-          "Allocate",
-          `Failed to allocate IP for "${res.key}": ${reasonMessage(res.reason)}`,
         );
-      for (const w of res.warnings)
-        void this.events.emit(obj, "Warning", w.kind, "Allocate", warningMessage(w));
+      this.tell(obj, res);
     }
     for (const key of r.released) {
       const obj = this.state.service(key);
       if (obj === undefined) {
         this.events.forget(key);
+        this.told.delete(key);
+        this.releaseTold.delete(key);
         this.done.delete(`status:${key}`);
         this.done.delete(`meta:${key}`);
         continue;
@@ -326,6 +342,64 @@ export class Controller {
         cur,
       );
     }
+  }
+
+  /**
+   * LoadBalancer Services the configuration layer left out (an address-pool that does not exist,
+   * annotations it cannot read): MetalLB converges every Service, so the allocator still sees
+   * them — it refuses them with its own reason (an AllocationFailed Event) and releases or keeps
+   * what they hold exactly as MetalLB would.
+   */
+  private invalidServices(problems: readonly Problem[]): Svc[] {
+    const out: Svc[] = [];
+    const seen = new Set<string>();
+    for (const p of problems) {
+      if (p.kind !== "Service" || !p.file.startsWith("Service/")) continue;
+      const key = p.file.slice("Service/".length);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      const o = this.state.service(key);
+      if ((o?.spec as { type?: string } | undefined)?.type === "LoadBalancer") out.push(o as unknown as Svc);
+    }
+    return out;
+  }
+
+  /**
+   * The Events for one allocation result, each once per change: IPReleased when the Service
+   * gave up addresses (not again for the same release while it holds nothing: a stale status
+   * is refused again), IPAllocated when it got new ones, and AllocationFailed and warnings when
+   * they differ from what was last told about it.
+   */
+  private tell(obj: KubeObject, res: AllocResult): void {
+    if (res.replaced !== null) {
+      const note = `Released IP ${JSON.stringify(res.replaced.from)} of "${res.key}": ${replacedMessage(res.replaced)}`;
+      if (this.releaseTold.get(res.key) !== note) {
+        this.releaseTold.set(res.key, note);
+        void this.events.emit(obj, "Normal", "IPReleased", "Release", note);
+      }
+    }
+    if (res.ok) {
+      this.releaseTold.delete(res.key);
+      if (res.changed)
+        void this.events.emit(
+          obj,
+          "Normal",
+          "IPAllocated",
+          "Allocate",
+          `Assigned IP ${JSON.stringify(res.ips)} from pool "${res.pool}"`,
+        );
+    }
+    const state: [reason: string, note: string][] = [];
+    if (!res.ok)
+      state.push([
+        "AllocationFailed",
+        `Failed to allocate IP for "${res.key}": ${reasonMessage(res.reason)}`,
+      ]);
+    for (const w of res.warnings) state.push([w.kind, warningMessage(w)]);
+    const said = JSON.stringify(state);
+    if (this.told.get(res.key) === said) return;
+    this.told.set(res.key, said);
+    for (const [reason, note] of state) void this.events.emit(obj, "Warning", reason, "Allocate", note);
   }
 
   /** A merge patch, unless the same one is already in flight. Failures retry by reconciling later. */
