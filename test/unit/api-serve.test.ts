@@ -118,7 +118,7 @@ describe("serveApi", () => {
       expect(() => parseListen(s), s).toThrow(/listen/);
   });
 
-  test("plain HTTP on loopback, with JSON 413 from the app and a hard stop from Bun far above the limit", async () => {
+  test("plain HTTP on loopback, with JSON 413 from the app however large the body", async () => {
     const s = serveApi(app(), { listen: "127.0.0.1:0" });
     try {
       expect(s.url.protocol).toBe("http:");
@@ -132,11 +132,12 @@ describe("serveApi", () => {
       const res = await put(1024 * 1024 + 1);
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: string }).error).toBe("PayloadTooLarge");
+      // Bun's own limit (a bare 413) is set far above the app's, so the app answers this one too.
       const huge = await put(4 * 1024 * 1024).then(
-        (r) => r.status,
+        async (r) => [r.status, ((await r.json()) as { error: string }).error],
         (e: { code?: string }) => e.code ?? "error",
       );
-      expect([413, "ECONNRESET"]).toContain(huge);
+      expect([[413, "PayloadTooLarge"], "ECONNRESET"]).toContainEqual(huge);
     } finally {
       await s.stop();
     }
