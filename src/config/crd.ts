@@ -64,13 +64,34 @@ function assertNoRef(s: Json, where: string): void {
   if (text.includes('"$ref"')) throw new Error(`CRD schema for ${where} still has a $ref`);
 }
 
+/** A column of `kubectl get` (additionalPrinterColumns), as MetalLB's CRDs declare them. */
+interface PrinterColumn {
+  name: string;
+  jsonPath: string;
+  type: "string" | "boolean" | "integer";
+  priority?: number;
+}
+
 interface CrdSpec {
   kind: string;
   plural: string;
   spec: z.ZodType;
   versions: string[]; // first is the storage version
   specRequired: boolean;
+  columns: PrinterColumn[];
 }
+
+const col = (
+  name: string,
+  field: string,
+  type: PrinterColumn["type"] = "string",
+  priority?: number,
+): PrinterColumn => ({
+  name,
+  jsonPath: `.spec.${field}`,
+  type,
+  ...(priority !== undefined ? { priority } : {}),
+});
 
 export const CRDS: CrdSpec[] = [
   {
@@ -79,6 +100,11 @@ export const CRDS: CrdSpec[] = [
     spec: IPAddressPoolSpec,
     versions: ["v1beta1"],
     specRequired: true,
+    columns: [
+      col("Auto Assign", "autoAssign", "boolean"),
+      col("Avoid Buggy IPs", "avoidBuggyIPs", "boolean"),
+      col("Addresses", "addresses"),
+    ],
   },
   {
     kind: "L2Advertisement",
@@ -86,6 +112,12 @@ export const CRDS: CrdSpec[] = [
     spec: L2AdvertisementSpec,
     versions: ["v1beta1"],
     specRequired: false,
+    columns: [
+      col("IPAddressPools", "ipAddressPools"),
+      col("IPAddressPool Selectors", "ipAddressPoolSelectors"),
+      col("Interfaces", "interfaces"),
+      col("Node Selectors", "nodeSelectors", "string", 10),
+    ],
   },
   {
     kind: "BGPAdvertisement",
@@ -93,6 +125,12 @@ export const CRDS: CrdSpec[] = [
     spec: BGPAdvertisementSpec,
     versions: ["v1beta1"],
     specRequired: false,
+    columns: [
+      col("IPAddressPools", "ipAddressPools"),
+      col("IPAddressPool Selectors", "ipAddressPoolSelectors"),
+      col("Peers", "peers"),
+      col("Node Selectors", "nodeSelectors", "string", 10),
+    ],
   },
   {
     kind: "BGPPeer",
@@ -100,6 +138,12 @@ export const CRDS: CrdSpec[] = [
     spec: BGPPeerSpec,
     versions: ["v1beta2", "v1beta1"],
     specRequired: true,
+    columns: [
+      col("Address", "peerAddress"),
+      col("ASN", "peerASN"),
+      col("BFD Profile", "bfdProfile"),
+      col("Multi Hops", "ebgpMultiHop"),
+    ],
   },
   {
     kind: "BFDProfile",
@@ -107,6 +151,12 @@ export const CRDS: CrdSpec[] = [
     spec: BFDProfileSpec,
     versions: ["v1beta1"],
     specRequired: false,
+    columns: [
+      col("Passive Mode", "passiveMode", "boolean"),
+      col("Transmit Interval", "transmitInterval", "integer"),
+      col("Receive Interval", "receiveInterval", "integer"),
+      col("Multiplier", "detectMultiplier", "integer"),
+    ],
   },
   {
     kind: "Community",
@@ -114,6 +164,7 @@ export const CRDS: CrdSpec[] = [
     spec: CommunitySpec,
     versions: ["v1beta1"],
     specRequired: false,
+    columns: [], // MetalLB's Community CRD prints none either
   },
 ];
 
@@ -144,6 +195,7 @@ export function crdObject(c: CrdSpec): JsonObject {
         name: v,
         served: true,
         storage: i === 0,
+        ...(c.columns.length > 0 ? { additionalPrinterColumns: c.columns.map((x) => ({ ...x })) } : {}),
         schema: { openAPIV3Schema: schema },
         subresources: { status: {} },
       })),
