@@ -72,7 +72,8 @@ tar --numeric-owner --xattrs --acls -C "$root" -xf "$tarball"
 log "compiling vipd (bun build --compile) and the XDP object"
 bash scripts/build-xdp.sh
 [[ -f build/xdp/arp_responder.o ]] || die "build/xdp/arp_responder.o was not built"
-timeout 300 bun build --compile --minify src/main.ts --outfile "$work/vipd" >"$work/bun-build.log" 2>&1 ||
+# The body worker (src/api/body-worker.ts) is a second entry point: the executable must hold it.
+timeout 300 bun build --compile --minify src/main.ts src/api/body-worker.ts --outfile "$work/vipd" >"$work/bun-build.log" 2>&1 ||
   {
     cat "$work/bun-build.log" >&2
     die "bun build failed"

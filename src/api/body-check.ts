@@ -50,7 +50,14 @@ interface Pending {
   resolve(v: CheckVerdict): void;
 }
 
-const WORKER_URL = new URL("./body-worker.ts", import.meta.url).href;
+/**
+ * The worker's module. A `bun build --compile` executable holds it only when it is built as a
+ * second entry point (`bun build --compile src/main.ts src/api/body-worker.ts`, as image/build.sh
+ * does); Bun then names it after its path below the entry points' common folder (src/).
+ */
+const WORKER_URL = import.meta.url.includes("/$bunfs/")
+  ? new URL("./api/body-worker.js", import.meta.url).href
+  : new URL("./body-worker.ts", import.meta.url).href;
 
 export class BodyChecker {
   readonly limits: TextLimits;
