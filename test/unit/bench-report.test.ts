@@ -18,9 +18,12 @@ import {
   loadResults,
   parseResults,
   plotsFor,
+  README_BEGIN,
+  README_END,
   type Results,
   ResultsError,
   readHistory,
+  withReadmeTable,
   withRecord,
 } from "../../bench/report.ts";
 
@@ -343,6 +346,16 @@ describe("history", () => {
     },
     SLOW,
   );
+});
+
+test("--readme replaces only the table between the README's markers, and needs them", () => {
+  const readme = `# x\n\n## Status\n\nText before.\n\n${README_BEGIN}\n| old |\n${README_END}\n\nKnown gaps: y.\n`;
+  const out = withReadmeTable(readme, "| new |");
+  expect(out).toBe(
+    `# x\n\n## Status\n\nText before.\n\n${README_BEGIN}\n| new |\n${README_END}\n\nKnown gaps: y.\n`,
+  );
+  expect(withReadmeTable(out, "| new |")).toBe(out);
+  expect(() => withReadmeTable("# no markers\n", "| t |")).toThrow(/markers/);
 });
 
 describe("bun bench/report.ts", () => {
