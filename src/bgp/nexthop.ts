@@ -58,8 +58,11 @@ export function otherFamilyNextHops(
   localAddress: string,
   peerAddress: string,
 ): OtherFamilyNextHops {
-  const local = parseIp(localAddress);
+  let local = parseIp(localAddress);
   if (local === null) return {};
+  // An IPv4 session accepted on a dual-stack listener shows a v4-mapped local address.
+  if (local.family === 6 && local.value >> 32n === 0xffffn)
+    local = { family: 4, value: local.value & 0xffffffffn };
   for (const [name, addrs] of Object.entries(ifaces)) {
     if (!addrs) continue;
     const own = addrs.find((a) => {

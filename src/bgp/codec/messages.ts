@@ -114,9 +114,10 @@ function decodeUpdate(r: Reader, ctx: AttrContext): UpdateMessage {
   const { attrs, errors } = decodeAttributes(r.sub(alen), ctx);
   const nlri = readPrefixes(r, 4);
   // RFC 7606 §3d: a missing well-known mandatory attribute is treat-as-withdraw; RFC 4760 lets an
-  // UPDATE carrying only MP_REACH omit NEXT_HOP.
+  // UPDATE carrying only MP_REACH omit NEXT_HOP. An attribute that was present but malformed (and
+  // so is absent from `attrs`) already made the UPDATE treat-as-withdraw: it is not also "missing".
   const reach = nlri.length > 0 || (attrs.mpReach !== undefined && attrs.mpReach.nlri.length > 0);
-  if (reach) {
+  if (reach && !errors.some((e) => e.action === "treat-as-withdraw")) {
     const missing: number[] = [];
     if (attrs.origin === undefined) missing.push(AttrType.ORIGIN);
     if (attrs.asPath === undefined) missing.push(AttrType.AS_PATH);
