@@ -2,7 +2,7 @@
  * Builds the deploy artifacts that are assembled from other files, so they never drift:
  *
  * - `deploy/k3s/vipd.yaml`: the k3s addon, one manifest (namespace, CRDs, status CRDs, RBAC,
- *   DaemonSet) to drop into /var/lib/rancher/k3s/server/manifests/;
+ *   admission webhook, DaemonSet) to drop into /var/lib/rancher/k3s/server/manifests/;
  * - `deploy/helm/vipd/charts/crds/templates/*.yaml`: the CRDs sub-chart (as MetalLB's chart);
  * - `deploy/helm/vipd/dashboards/vipd.json`: the Grafana dashboard, from deploy/monitoring.
  *
@@ -31,6 +31,7 @@ export function outputs(): Record<string, string> {
     read("base/namespace.yaml"),
     ...crdFiles().map((f) => f.text),
     read("base/rbac.yaml"),
+    read("base/webhook.yaml"),
     read("base/daemonset.yaml"),
   ];
   const addon = `# vipd k3s addon: copy to /var/lib/rancher/k3s/server/manifests/vipd.yaml (see deploy/README.md).

@@ -57,6 +57,7 @@ export const TYPES: ResourceType[] = [
       ["communities", "Community", "v1beta1"],
       ["servicel2statuses", "ServiceL2Status", "v1beta1"],
       ["servicebgpstatuses", "ServiceBGPStatus", "v1beta1"],
+      ["configurationstates", "ConfigurationState", "v1beta1"],
     ] as const
   ).map(([plural, kind, version]) => ({
     group: "metallb.io",

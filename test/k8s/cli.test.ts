@@ -13,27 +13,48 @@ import { create, getService, ingress, pool, service } from "./vipd.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
 
-test("vipd k8s: writes statuses through the kubeconfig; SIGTERM exits 0 and releases the Lease", async () => {
+test("vipd k8s: writes statuses through the kubeconfig; after kill -9 the same pod resumes its own Lease; SIGTERM exits 0 and releases it", async () => {
   const c = await fakeCluster();
   let proc: ReturnType<typeof Bun.spawn> | undefined;
+  const start = () =>
+    Bun.spawn(
+      ["bun", MAIN, "k8s", "--kubeconfig", c.kubeconfig, "--node-name", "cli-node", "--namespace", NAMESPACE],
+      { stdout: "pipe", stderr: "pipe", env: { ...process.env, POD_NAME: "vipd-cli-7x2kq" } },
+    );
+  type Spec = { holderIdentity?: string; leaseTransitions?: number; acquireTime?: string };
+  const lease = async () => (await c.admin.get(`${PATHS.leases(NAMESPACE)}/vipd-controller`)).spec as Spec;
   try {
     await create(c, pool("lan", ["192.0.2.90/31"]));
     await create(c, service("cli"));
-    proc = Bun.spawn(
-      ["bun", MAIN, "k8s", "--kubeconfig", c.kubeconfig, "--node-name", "cli-node", "--namespace", NAMESPACE],
-      { stdout: "pipe", stderr: "pipe" },
-    );
+    proc = start();
     await waitFor(
       "status written by vipd k8s",
       async () => ingress(await getService(c, "cli"))[0] === "192.0.2.90",
       30_000,
     );
-    const lease = await c.admin.get(`${PATHS.leases(NAMESPACE)}/vipd-controller`);
-    expect((lease.spec as { holderIdentity?: string }).holderIdentity).toBe(`cli-node_${proc.pid}`);
+    // The identity is the pod's name (POD_NAME, from the downward API), not the PID.
+    const first = await lease();
+    expect(first.holderIdentity).toBe("vipd-cli-7x2kq");
+    // kill -9: the Lease stays held; the restarted pod renews it as its own (no takeover: the
+    // same acquireTime and transition count) and serves a new Service.
+    proc.kill("SIGKILL");
+    await proc.exited;
+    proc = start();
+    await create(c, service("cli2"));
+    await waitFor(
+      "the restarted process serves a new Service",
+      async () => ingress(await getService(c, "cli2"))[0] === "192.0.2.91",
+      30_000,
+    );
+    const resumed = await lease();
+    expect(resumed).toMatchObject({
+      holderIdentity: "vipd-cli-7x2kq",
+      leaseTransitions: first.leaseTransitions,
+      acquireTime: first.acquireTime,
+    });
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
-    const after = await c.admin.get(`${PATHS.leases(NAMESPACE)}/vipd-controller`);
-    expect((after.spec as { holderIdentity?: string }).holderIdentity).toBe("");
+    expect((await lease()).holderIdentity).toBe("");
   } finally {
     if (proc !== undefined && proc.exitCode === null) {
       proc.kill("SIGKILL");
@@ -41,7 +62,7 @@ test("vipd k8s: writes statuses through the kubeconfig; SIGTERM exits 0 and rele
     }
     await c.close();
   }
-}, 60_000);
+}, 90_000);
 
 test("vipd k8s serves the HTTP API: probes and metrics open, state with a read token, config changes refused", async () => {
   const c = await fakeCluster();
@@ -183,12 +204,16 @@ test("vipd k8s: a missing or short cluster key exits 1 before anything is watche
     const reader = (proc.stderr as ReadableStream<Uint8Array>).getReader();
     let text = "";
     const deadline = Date.now() + 30_000;
+    // One read outstanding at a time: a read abandoned to a timeout would swallow its chunk.
+    let pending = reader.read();
     while (!text.includes("live membership is off") && Date.now() < deadline) {
-      const r = await Promise.race([reader.read(), Bun.sleep(1000).then(() => undefined)]);
-      if (r?.done) break;
-      if (r?.value) text += new TextDecoder().decode(r.value);
+      const r = await Promise.race([pending, Bun.sleep(1000).then(() => undefined)]);
+      if (r === undefined) continue;
+      if (r.done) break;
+      text += new TextDecoder().decode(r.value);
+      pending = reader.read();
     }
-    reader.releaseLock();
+    void reader.cancel().catch(() => {});
     expect(text).toContain("no cluster key file");
     expect(proc.exitCode).toBeNull();
   } finally {

@@ -138,7 +138,11 @@ export async function fakeCluster(
 
 /** A real kube-apiserver v1.20.2 with etcd on loopback. Throws (the test fails) if either is missing. */
 /** Objects of a multi-document manifest, created in order through their REST paths (409 is fine). */
-export async function applyManifest(admin: Kube, text: string): Promise<string[]> {
+export async function applyManifest(
+  admin: Kube,
+  text: string,
+  opts: { skip?: (d: { kind: string; metadata: { name: string } }) => boolean } = {},
+): Promise<string[]> {
   const kinds: Record<string, (ns: string) => string> = {
     Namespace: () => "/api/v1/namespaces",
     ServiceAccount: (ns) => `/api/v1/namespaces/${ns}/serviceaccounts`,
@@ -148,11 +152,15 @@ export async function applyManifest(admin: Kube, text: string): Promise<string[]
     Role: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/roles`,
     RoleBinding: (ns) => `/apis/rbac.authorization.k8s.io/v1/namespaces/${ns}/rolebindings`,
     DaemonSet: (ns) => `/apis/apps/v1/namespaces/${ns}/daemonsets`,
+    Service: (ns) => `/api/v1/namespaces/${ns}/services`,
+    ValidatingWebhookConfiguration: () =>
+      "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations",
   };
   const created: string[] = [];
   for (const part of text.split(/^---$/m)) {
     const d = parse(part) as { kind: string; metadata: { name: string; namespace?: string } } | null;
     if (d === null) continue;
+    if (opts.skip?.(d)) continue;
     const path = kinds[d.kind];
     if (path === undefined) throw new Error(`applyManifest: no path for ${d.kind}`);
     try {
@@ -171,7 +179,7 @@ export async function applyManifest(admin: Kube, text: string): Promise<string[]
  * DaemonSet, ...) is applied, and `vipdKubeconfig` authenticates as the addon's ServiceAccount,
  * so vipd runs with exactly the permissions the addon grants.
  */
-export async function realCluster(opts: { rbac?: boolean } = {}): Promise<TestCluster> {
+export async function realCluster(opts: { rbac?: boolean; webhook?: boolean } = {}): Promise<TestCluster> {
   if (!existsSync(KAS_BIN))
     throw new Error(
       `${KAS_BIN} is missing: run scripts/build-kube-apiserver.sh (the real-API-server tier cannot run)`,
@@ -301,7 +309,11 @@ export async function realCluster(opts: { rbac?: boolean } = {}): Promise<TestCl
     );
     let vipdKubeconfig: string | undefined;
     if (opts.rbac) {
-      await applyManifest(admin, readFileSync(join(import.meta.dir, "../../deploy/k3s/vipd.yaml"), "utf8"));
+      // The addon's admission webhook only where a test serves it (test/k8s/webhook.test.ts):
+      // elsewhere nothing answers it, and its failurePolicy Fail would refuse every pool.
+      await applyManifest(admin, readFileSync(join(import.meta.dir, "../../deploy/k3s/vipd.yaml"), "utf8"), {
+        skip: (d) => !opts.webhook && d.kind === "ValidatingWebhookConfiguration",
+      });
       vipdKubeconfig = writeKubeconfig(pki, `https://127.0.0.1:${apiPort}`, saToken, "vipd-kubeconfig");
     }
     return {

@@ -151,9 +151,10 @@ describe("Helm chart", () => {
         .map((d) => d.toJS() as Json | null)
         .filter((d): d is Json => d !== null && d.kind === kind)
         .map((d) => d.rules);
-    const tpl = read("helm/vipd/templates/rbac.yaml").replace(/^\{\{-? (if|end).*\}\}$/gm, "");
-    for (const kind of ["ClusterRole", "Role"])
-      expect(rules(tpl, kind)).toEqual(rules(read("base/rbac.yaml"), kind));
+    const tpl = read("helm/vipd/templates/rbac.yaml").replace(/^\s*\{\{-? (if|end).*\}\}$/gm, "");
+    // The chart names the webhook's objects after the release (<fullname>-webhook...).
+    const base = read("base/rbac.yaml").replace(/\bvipd-webhook/g, "x-webhook");
+    for (const kind of ["ClusterRole", "Role"]) expect(rules(tpl, kind)).toEqual(rules(base, kind));
   });
 });
 
@@ -170,26 +171,29 @@ describe("RBAC and DaemonSet", () => {
       r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`))),
     );
 
+  const named = (kind: string) =>
+    ((docs.find((d) => d.kind === kind)?.rules ?? []) as { resources: string[]; resourceNames?: string[] }[])
+      .filter((r) => r.resourceNames !== undefined)
+      .map((r) => ({ resources: r.resources, resourceNames: r.resourceNames }));
+
   test("the ClusterRole grants what the informers and the controller use, and no wildcard", () => {
     const cr = grants("ClusterRole");
-    for (const r of [
-      "/services",
-      "/nodes",
-      "/namespaces",
-      "discovery.k8s.io/endpointslices",
-      ...Object.keys(METALLB_PLURALS).map((p) => `metallb.io/${p}`),
-    ])
+    for (const r of ["/services", "/nodes", "/namespaces", "discovery.k8s.io/endpointslices"])
       for (const v of ["list", "watch"]) expect(cr).toContain(`${r}:${v}`);
     for (const g of [
       "/services/status:patch",
       "/services:patch",
-      "metallb.io/ipaddresspools/status:patch",
       "events.k8s.io/events:create",
+      "admissionregistration.k8s.io/validatingwebhookconfigurations:patch",
     ])
       expect(cr).toContain(g);
     expect(cr.filter((g) => g.includes("*"))).toEqual([]);
-    // Secrets are never readable cluster-wide.
-    expect(cr.filter((g) => g.startsWith("/secrets"))).toEqual([]);
+    // Secrets are never readable cluster-wide; metallb.io objects are read only in vipd's namespace.
+    expect(cr.filter((g) => g.startsWith("/secrets") || g.startsWith("metallb.io/"))).toEqual([]);
+    // The webhook configuration: only vipd's own, by name.
+    expect(named("ClusterRole")).toEqual([
+      { resources: ["validatingwebhookconfigurations"], resourceNames: ["vipd-webhook"] },
+    ]);
   });
 
   test("the namespaced Role grants the Lease, Secrets and the status objects", () => {
@@ -202,8 +206,18 @@ describe("RBAC and DaemonSet", () => {
       "metallb.io/servicel2statuses:create",
       "metallb.io/servicel2statuses/status:patch",
       "metallb.io/servicebgpstatuses:delete",
+      ...Object.keys(METALLB_PLURALS).map((p) => `metallb.io/${p}:watch`),
+      "metallb.io/ipaddresspools/status:patch",
+      "metallb.io/configurationstates:create",
+      "metallb.io/configurationstates/status:patch",
+      "/secrets:create",
     ])
       expect(r).toContain(g);
+    // The webhook's certificate Secret is replaced only by name; no other Secret is writable.
+    expect(named("Role")).toEqual([{ resources: ["secrets"], resourceNames: ["vipd-webhook-cert"] }]);
+    expect(r.filter((g) => g.startsWith("/secrets:") && !/:(get|list|watch|create|update)$/.test(g))).toEqual(
+      [],
+    );
   });
 
   test("the DaemonSet runs `vipd k8s` with arguments it accepts, host network, bpffs and no privileged mode", () => {
@@ -223,7 +237,13 @@ describe("RBAC and DaemonSet", () => {
       namespace: "vipd-system",
       interfaces: ["auto"],
       metricsListen: "[10.0.0.5]:7472",
+      webhook: { listen: "[10.0.0.5]:9443", service: "vipd-webhook", config: "vipd-webhook" },
     });
+    // The controller's identity is the pod's name (downward API).
+    const podName = (c.env as { name: string; valueFrom?: { fieldRef?: { fieldPath?: string } } }[]).find(
+      (e) => e.name === "POD_NAME",
+    );
+    expect(podName?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
     expect(spec.hostNetwork).toBe(true);
     // Live membership: the key comes from an optional Secret, so the addon works without it.
     const env = c.env as { name: string; value?: string }[];
@@ -244,5 +264,75 @@ describe("RBAC and DaemonSet", () => {
     expect(sc.privileged).toBeUndefined();
     expect((sc.capabilities as Json).drop).toEqual(["ALL"]);
     expect((spec.volumes as { hostPath?: { path?: string } }[])[0]?.hostPath?.path).toBe("/sys/fs/bpf");
+  });
+});
+
+describe("admission webhook manifests", () => {
+  const docs = parseAllDocuments(read("base/webhook.yaml")).map((d) => d.toJS() as Json);
+  const vwc = docs.find((d) => d.kind === "ValidatingWebhookConfiguration") as Json;
+  const svc = docs.find((d) => d.kind === "Service") as Json;
+  type Hook = {
+    failurePolicy: string;
+    sideEffects: string;
+    admissionReviewVersions: string[];
+    clientConfig: { service: { name: string; namespace: string; path: string; port: number } };
+    rules: { apiGroups: string[]; operations: string[]; resources: string[] }[];
+  };
+  const hooks = vwc.webhooks as Hook[];
+
+  test("every metallb.io kind vipd reads goes through the webhook, on create and update, AdmissionReview v1", () => {
+    expect(hooks.length).toBe(1);
+    const h = hooks[0] as Hook;
+    expect(h.rules.flatMap((r) => r.resources).sort()).toEqual(Object.keys(METALLB_PLURALS).sort());
+    expect(
+      h.rules.every((r) => r.apiGroups.join() === "metallb.io" && r.operations.join() === "CREATE,UPDATE"),
+    ).toBe(true);
+    expect(h.admissionReviewVersions).toEqual(["v1"]);
+    expect([h.failurePolicy, h.sideEffects]).toEqual(["Fail", "None"]);
+  });
+
+  test("the service reference reaches the port the DaemonSet serves the webhook on, at the path vipd serves", () => {
+    const h = hooks[0] as Hook;
+    const meta = svc.metadata as Json;
+    expect(h.clientConfig.service).toEqual({
+      name: meta.name,
+      namespace: meta.namespace,
+      path: "/validate",
+      port: 443,
+    });
+    const port = ((svc.spec as Json).ports as { port: number; targetPort: number }[])[0];
+    expect(port?.port).toBe(443);
+    const ds = parse(read("base/daemonset.yaml")) as Json;
+    const c = ((((ds.spec as Json).template as Json).spec as Json).containers as Json[])[0] as Json;
+    expect((c.args as string[]).find((a) => a.startsWith("--webhook-listen="))).toBe(
+      `--webhook-listen=[$(NODE_IP)]:${port?.targetPort}`,
+    );
+    expect((vwc.metadata as Json).name).toBe("vipd-webhook");
+  });
+
+  test("the chart's webhook template has the same rules, and its values can turn it off", () => {
+    const tpl = parseAllDocuments(
+      read("helm/vipd/templates/webhook.yaml")
+        .replace(/^\{\{-? (if|end).*\}\}$/gm, "")
+        .replace(/\{\{[^}]*\}\}/g, "x"),
+    ).map((d) => d.toJS() as Json);
+    const t = tpl.find((d) => d.kind === "ValidatingWebhookConfiguration") as Json;
+    expect((t.webhooks as Hook[])[0]?.rules).toEqual((hooks[0] as Hook).rules);
+    const values = parse(read("helm/vipd/values.yaml")) as Json;
+    expect(values.webhook).toEqual({ enabled: true, port: 9443, failurePolicy: "Fail", timeoutSeconds: 10 });
+    expect(read("helm/vipd/templates/webhook.yaml").startsWith("{{- if .Values.webhook.enabled }}")).toBe(
+      true,
+    );
+  });
+
+  test("the addon holds the webhook, its Service and the ConfigurationState CRD", () => {
+    const addon = parseAllDocuments(read("k3s/vipd.yaml")).map((d) => d.toJS() as Json);
+    expect(addon.map((d) => `${d.kind}/${(d.metadata as Json).name}`)).toEqual(
+      expect.arrayContaining([
+        "ValidatingWebhookConfiguration/vipd-webhook",
+        "Service/vipd-webhook",
+        "CustomResourceDefinition/configurationstates.metallb.io",
+      ]),
+    );
   });
 });
