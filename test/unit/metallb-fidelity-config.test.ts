@@ -13,6 +13,7 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { renderCrds } from "../../src/config/crd.ts";
 import { configFromPaths, configFromText, formatProblem } from "../../src/config/index.ts";
 import { loadText } from "../../src/config/load.ts";
 import { type BGPPeer, SCHEMAS } from "../../src/config/schemas.ts";
@@ -122,6 +123,67 @@ describe("what the accepted objects become", () => {
   test("a dump with MetalLB's status kinds yields the configuration in it", () => {
     const c = fixture("status-kinds-skipped.yaml");
     expect(c.pools.map((p) => p.metadata.name)).toEqual(["dumped"]);
+  });
+});
+
+describe("one problem per mistake", () => {
+  test('config.go communitiesFromCrs refuses the Community itself: its aliases are not also "not defined"', () => {
+    const text = `apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: site}
+spec:
+  communities:
+    - {name: no-export-site, value: "65535:99999"}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: adv}
+spec: {communities: [no-export-site]}
+`;
+    expect(configFromText(text, "m.yaml").problems.map(formatProblem)).toEqual([
+      'm.yaml:6: Community/site: spec.communities[0].value: must be "a:b" (16-bit values) or "large:a:b:c" (32-bit values)',
+    ]);
+  });
+
+  test("a refused IPAddressPool or BFDProfile is not also reported missing where it is named", () => {
+    const text = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan}
+spec: {addresses: [10.0.0.0/33]}
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast}
+spec: {detectMultiplier: 1}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: tor}
+spec: {myASN: 1, peerASN: 2, peerAddress: 192.0.2.1, bfdProfile: fast}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2}
+spec: {ipAddressPools: [lan]}
+`;
+    expect(configFromText(text, "m.yaml").problems.map((p) => `${p.kind}/${p.name}: ${p.field}`)).toEqual([
+      "IPAddressPool/lan: spec.addresses[0]",
+      "BFDProfile/fast: spec.detectMultiplier",
+    ]);
+  });
+});
+
+describe("the generated CRDs carry MetalLB's CEL rules", () => {
+  const crds = renderCrds();
+  test("BGPPeer.spec.connectTime: 1 to 65535 seconds, whole seconds", () => {
+    const t = crds.get("metallb.io_bgppeers.yaml") ?? "";
+    expect(t).toContain("rule: duration(self).getSeconds() >= 1 && duration(self).getSeconds() <= 65535");
+    expect(t).toContain("rule: duration(self).getMilliseconds() % 1000 == 0");
+  });
+  test("BGPAdvertisement.spec: serviceSelectors only with aggregation lengths 32 and 128", () => {
+    expect(crds.get("metallb.io_bgpadvertisements.yaml") ?? "").toContain(
+      "(!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128)",
+    );
   });
 });
 
