@@ -8,8 +8,10 @@
  * deploy/crds are generated from them, and the API documents them. Defaults and ranges follow
  * MetalLB v0.14 (its `api/v1beta1`, `api/v1beta2` kubebuilder markers).
  *
- * Per-object checks that need only the object itself live here (refinements); checks across
- * objects live in ./validate.ts.
+ * Per-object checks that need only the object itself live here (refinements): among them
+ * MetalLB's "duplicate definition" checks (internal/config/config.go) and its CRDs' CEL rules,
+ * which the generated CRDs also carry as x-kubernetes-validations. Checks across objects live in
+ * ./validate.ts.
  */
 
 import { z } from "zod";
