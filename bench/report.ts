@@ -204,7 +204,13 @@ export const META: Record<string, Meta> = {
     baseline:
       "the longest silence in a window of the same length with no event (the noise floor of the machine and the probe)",
     baselineShort: "no event",
-    rules: { takeover: [{ value: 500, label: "goal: median ≤ 500 ms" }] },
+    rules: {
+      takeover: [
+        { value: 500, label: "median ≤ 500 ms" },
+        { value: 1000, label: "every gap < 1 s" },
+      ],
+      failback: [{ value: 100, label: "median ≤ 100 ms" }],
+    },
   },
   bfd: {
     title: "BFD detection time",
@@ -281,7 +287,33 @@ function goalsFor(r: Results, ...figures: string[]): string {
 
 type RowSpec = Omit<HeadlineRow, "bench" | "key" | "load">;
 
+/** All values of the distributions whose name starts with `prefix.` (e.g. every takeover gap). */
+function pooled(series: Results["samples"], prefix: string): number[] {
+  return Object.entries(series)
+    .filter(([k, v]) => k.startsWith(`${prefix}.`) && isDistribution(v))
+    .flatMap(([, v]) => finite(v as (number | null)[]));
+}
+
 const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
+  failover: (r) => {
+    const silence = finite(
+      (r.baseline["silence"] ?? []).filter((x) => !Array.isArray(x)) as (number | null)[],
+    );
+    const base = median(silence);
+    const baseline = `no event: longest silence median ${fmt(base, "ms")}, worst ${fmt(silence.length ? Math.max(...silence) : null, "ms")}`;
+    return (["takeover", "failback"] as const).map((phase) => {
+      const xs = pooled(r.samples, phase);
+      const m = median(xs);
+      return {
+        figure: `${phase} gap, median (worst) over every kind and client`,
+        value: m,
+        valueText: `${fmt(m, "ms")} (${fmt(xs.length ? Math.max(...xs) : null, "ms")})`,
+        goal: goalsFor(r, ...(phase === "takeover" ? ["max failover ms"] : ["failback.median"])),
+        baseline,
+        ratio: `${fmt(m / base)}× the silence`,
+      };
+    });
+  },
   ipam: (r) => [
     {
       figure: "allocations/s (100k Services)",

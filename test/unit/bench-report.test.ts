@@ -241,6 +241,9 @@ describe("plots", () => {
       expect(report.markdown).toContain(
         "| bfd | BFD detection p99 (50 ms × 3) | 151 ms | p99 ≤ 165 ms (met) | FRR 149 ms | 1.01 | quiet (0.5 / 2 cores) |",
       );
+      expect(report.markdown).toContain(
+        "| failover | takeover gap, median (worst) over every kind and client | 255 ms (270 ms) | worst < 1 s (met) | no event: longest silence median 15 ms, worst 30 ms | 17× the silence |",
+      );
       // A benchmark the report does not know: generic section and headline row from its first figure.
       expect(report.markdown).toContain("## stall (`bench/stall.ts`)");
       expect(report.markdown).toContain("| stall | worst stall ms | 5 |");
