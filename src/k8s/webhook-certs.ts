@@ -174,7 +174,19 @@ export class WebhookCerts {
     if (!this.stopped) this.timer = setTimeout(() => this.kick(), this.opts.checkEveryMs ?? 3_600_000);
   }
 
+  /** The caBundle patch, read again and retried when another pod patched in between (409). */
   private async patchCaBundle(caPem: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.patchCaBundleOnce(caPem);
+      } catch (e) {
+        if (!(e instanceof KubeError && e.status === 409) || attempt >= 4) throw e;
+        this.stats.conflicts++;
+      }
+    }
+  }
+
+  private async patchCaBundleOnce(caPem: string): Promise<void> {
     const want = b64(caPem);
     let vwc: KubeObject;
     try {

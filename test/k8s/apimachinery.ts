@@ -46,6 +46,14 @@ export const TYPES: ResourceType[] = [
     status: false,
   },
   { group: "events.k8s.io", version: "v1", plural: "events", kind: "Event", namespaced: true, status: false },
+  {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    plural: "validatingwebhookconfigurations",
+    kind: "ValidatingWebhookConfiguration",
+    namespaced: false,
+    status: false,
+  },
   ...(
     [
       ["ipaddresspools", "IPAddressPool", "v1beta1"],
