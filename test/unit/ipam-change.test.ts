@@ -262,6 +262,24 @@ describe("a Service's own change (MetalLB allocator_test.go TestAssignment)", ()
     expect(ips(dual)).toEqual(["192.0.2.0", "2001:db8::"]);
   });
 
+  test("controller_test.go 'IP from wrong ip-family assigned' via a policy change: a sharer turning RequireDualStack is released and allocated anew (both families, sharing rules applied again)", () => {
+    const a = new Allocator();
+    a.setPools([pool("ds", ["192.0.2.0/30", "2001:db8::/126"])]);
+    ips(a.allocate(svc("a", { ports: [80], ann: share("k") })));
+    ips(a.allocate(svc("b", { ports: [443], ann: share("k") })));
+    const dual = { policy: "RequireDualStack" as const, cips: ["10.96.0.1", "fd00::1"] };
+    const r = a.allocate(svc("b", { ...dual, ports: [443], ann: share("k") }));
+    // Allocated anew: the lowest IPv4 it may use is still the shared one (same key, other port).
+    expect(ips(r)).toEqual(["192.0.2.0", "2001:db8::"]);
+    expect(r.replaced && replacedMessage(r.replaced)).toBe(
+      "released 192.0.2.0: the Service's IP families changed",
+    );
+    // A newcomer on port 80 may not share a's IPv4 (port overlap) but may share b's IPv6.
+    const c = a.allocate(svc("c", { ...dual, ports: [80], ann: share("k") }));
+    expect(ips(c)).toEqual(["192.0.2.1", "2001:db8::"]);
+    expect(a.holders("192.0.2.0")).toEqual(["ns/a", "ns/b"]);
+  });
+
   test("SingleStack to PreferDualStack keeps the address and adds the other family from the same pool", () => {
     const a = new Allocator();
     a.setPools([pool("ds", ["192.0.2.0/30", "2001:db8::/126"])]);
