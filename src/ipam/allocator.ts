@@ -22,14 +22,18 @@
  * Pure: no I/O, no clock; state changes only through the methods below. Bad input changes nothing.
  *
  * Deliberate differences from MetalLB, none of which changes an outcome MetalLB could produce:
- * - pools of equal rank are tried by name; MetalLB's order there is Go map order (random), so
- *   vipd's choice is one of the choices MetalLB may make, made the same way every time;
+ * - pools of equal rank are tried by name, and a reconcile handles Services holding addresses
+ *   first, then by key; MetalLB's orders there are Go map and informer order (random), so vipd
+ *   gives one of the answers MetalLB may give, the same one every time;
+ * - a pool change releases at once every assignment the new pools do not allow (MetalLB: those
+ *   in no pool at once, the rest when each Service is reprocessed, in random order): the same as
+ *   MetalLB reprocessing those Services first;
  * - without ClusterIPs (the bare appliance, which MetalLB does not have) families come from
  *   spec.ipFamilies, the requested IPs or the policy; every Kubernetes LoadBalancer Service has
- *   ClusterIPs, so in Kubernetes the families are MetalLB's;
- * - a syntactically invalid request (bad loadBalancerIPs text, both loadBalancerIP and the
- *   annotation) keeps what the Service holds and is reported — what MetalLB does too (it returns
- *   before clearing); vipd says so in `kept`.
+ *   ClusterIPs, so in Kubernetes the families are MetalLB's.
+ * Not a difference: a syntactically invalid request (bad loadBalancerIPs text, both
+ * loadBalancerIP and the annotation) keeps what the Service holds, as MetalLB (it returns before
+ * clearing); vipd reports it in `kept`.
  *
  * @example
  * const a = new Allocator();
