@@ -2,7 +2,9 @@
  * The live demo: a throwaway lab of network namespaces — a client, two vipd nodes and a router on
  * one bridge — with vipd running on both nodes from examples/appliance and examples/bgp. It shows what a person
  * would want to see: the Services' assigned IPs, which node owns each VIP, the client's ARP and
- * NDP answered with the owner's MAC, and traffic reaching the VIP.
+ * NDP answered with the owner's MAC, traffic reaching the VIP, a failover when the owner's link
+ * goes down (at the switch port) and the failback when it comes back, with the client's
+ * longest gap between ping replies each time.
  *
  * Everything lives in namespaces this script creates, and everything is removed on exit or
  * Ctrl-C. The machine's own interfaces are never touched.
@@ -249,7 +251,16 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     const c = /BGP\.community: (.*)/.exec(comm.stdout)?.[1];
     if (c) say(`  10.77.0.100/32 carries community ${c.trim()} (the "no-export-site" alias)`);
 
-    step("Failover: the owner's link goes down while the client pings the VIP every 10 ms");
+    /** The longest gap between the replies of a `ping -D` run (ms). */
+    const longestGap = (out: string): { replies: number; gapMs: number } => {
+      const times = [...out.matchAll(/^\[(\d+\.\d+)\]/gm)].map((m) => Number(m[1]));
+      let gap = 0;
+      for (let i = 1; i < times.length; i++)
+        gap = Math.max(gap, (times[i] as number) - (times[i - 1] as number));
+      return { replies: times.length, gapMs: Math.round(gap * 1000) };
+    };
+
+    step("Failover: the owner's link goes down (its switch port) while the client pings the VIP every 10 ms");
     const owned = await ownerOf("10.77.0.100");
     const victim = NODES.find((n) => n.name === owned) ?? (NODES[0] as (typeof NODES)[number]);
     const survivor = NODES.find((n) => n !== victim) as (typeof NODES)[number];
@@ -262,7 +273,9 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     );
     await Bun.sleep(1000);
     const downAt = performance.now();
-    await lab.run(victim.ns, ["ip", "link", "set", "eth0", "down"]);
+    // The link fails at the switch (the node's bridge port): the node sees its carrier go, and
+    // keeps its addresses and routes, as when a cable or a switch port fails.
+    await lab.run("lan", ["ip", "link", "set", `p-${victim.ns}`.slice(0, 15), "down"]);
     // Meanwhile on the router: BFD notices the dead neighbour and BIRD drops its ECMP path.
     let withdrawnMs: number | undefined;
     while (performance.now() - downAt < 3000) {
@@ -275,18 +288,35 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     }
     const out = await new Response(probe.stdout as ReadableStream).text();
     await probe.exited;
-    const times = [...out.matchAll(/^\[(\d+\.\d+)\]/gm)].map((m) => Number(m[1]));
-    let gap = 0;
-    for (let i = 1; i < times.length; i++)
-      gap = Math.max(gap, (times[i] as number) - (times[i - 1] as number));
+    const down = longestGap(out);
     say(`  ${victim.name} owned 10.77.0.100; its link went down 1 s into the probe`);
     say(`  now answering: ${await ownerOf("10.77.0.100")} (expected ${survivor.name})`);
-    say(`  ${times.length} replies in 5 s; longest gap between replies: ${Math.round(gap * 1000)} ms`);
+    say(`  ${down.replies} replies in 5 s; longest gap between replies: ${down.gapMs} ms`);
     say(
       withdrawnMs !== undefined
         ? `  router: BFD took ${victim.name}'s path out of the ECMP route ${Math.round(withdrawnMs)} ms after the link went down`
         : `  router: ${victim.name}'s path was still in the ECMP route after 3 s`,
     );
+
+    step(`Failback: ${victim.name}'s link comes back while the client keeps pinging`);
+    // The client's ping trusts its neighbour cache, which now holds the survivor's MAC: the VIP
+    // returns without a gap only if the returning owner announces it (gratuitous ARP / NA) and
+    // the survivor keeps answering until it has (make before break).
+    const back = lab.spawn(
+      "client",
+      ["ping", "-D", "-n", "-i", "0.01", "-W", "0.2", "-w", "6", "10.77.0.100"],
+      {
+        stdout: "pipe",
+      },
+    );
+    await Bun.sleep(1000);
+    await lab.run("lan", ["ip", "link", "set", `p-${victim.ns}`.slice(0, 15), "up"]);
+    const backOut = await new Response(back.stdout as ReadableStream).text();
+    await back.exited;
+    const up = longestGap(backOut);
+    say(`  ${victim.name}'s link came back 1 s into the probe`);
+    say(`  now answering: ${await ownerOf("10.77.0.100")} (expected ${victim.name})`);
+    say(`  ${up.replies} replies in 6 s; longest gap between replies: ${up.gapMs} ms`);
 
     const hold =
       values.hold !== undefined ? Number(values.hold) : process.stdin.isTTY ? Number.POSITIVE_INFINITY : 0;
