@@ -194,6 +194,48 @@ function defineRealloc(tier: string, make: Make): void {
         async () => ingress(await getService(c, "pinned"))[0] === "192.0.2.41",
       );
     }));
+
+  test("MetalLB TestAssignment 'attempt to assign ip from pool pinned on different namespace', after the fact: a namespace relabelled out of a pool's namespaceSelectors: its Service moves to a pool that serves it; relabelled back, nothing moves again", () =>
+    withCluster(make, async (c, start) => {
+      await c.admin.create("/api/v1/namespaces", {
+        apiVersion: "v1",
+        kind: "Namespace",
+        metadata: { name: "shop", labels: { team: "web" } },
+      });
+      await create(
+        c,
+        pool("web", ["192.0.2.60/32"], {
+          serviceAllocation: { priority: 1, namespaceSelectors: [{ matchLabels: { team: "web" } }] },
+        }),
+      );
+      await create(c, pool("rest", ["192.0.2.70/32"]));
+      await create(c, service("cart", {}, {}, "shop"));
+      const v = start();
+      await waitFor(
+        "cart from web",
+        async () => ingress(await getService(c, "cart", "shop"))[0] === "192.0.2.60",
+      );
+      await settle(v);
+      await c.admin.mergePatch("/api/v1/namespaces/shop", { metadata: { labels: { team: "db" } } });
+      await waitFor(
+        "cart moved to rest",
+        async () => ingress(await getService(c, "cart", "shop"))[0] === "192.0.2.70",
+      );
+      await settle(v);
+      const evs = await eventsFor(c, "cart", "shop");
+      expect(evs.filter((e) => e.reason === "IPReleased").map((e) => e.note)).toEqual([
+        'Released IP ["192.0.2.60"] of "shop/cart": released 192.0.2.60: pool "web" does not serve shop/cart (namespace not in its serviceAllocation)',
+      ]);
+      expect((await getService(c, "cart", "shop")).metadata.annotations?.[ANNOTATION_ALLOCATED_FROM]).toBe(
+        "rest",
+      );
+      await c.admin.mergePatch("/api/v1/namespaces/shop", { metadata: { labels: { team: "web" } } });
+      await settle(v);
+      expect(ingress(await getService(c, "cart", "shop"))).toEqual(["192.0.2.70"]);
+      const counts: Record<string, number> = {};
+      for (const e of await eventsFor(c, "cart", "shop")) counts[e.reason] = (counts[e.reason] ?? 0) + 1;
+      expect(counts).toEqual({ IPAllocated: 2, IPReleased: 1 });
+    }));
 }
 
 defineRealloc("test API server", () => fakeCluster());
