@@ -167,7 +167,11 @@ export class BodyChecker {
           break;
         case "valid":
           finish(
-            { kind: "valid", summary: r.summary, ...(r.config !== undefined ? { config: r.config } : {}) },
+            {
+              kind: "valid",
+              summary: r.summary,
+              ...(r.configJson !== undefined ? { config: JSON.parse(r.configJson) as Config } : {}),
+            },
             !big,
           );
           break;

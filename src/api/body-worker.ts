@@ -4,14 +4,35 @@
  * thread's timers. One job at a time: pre-scan the text against its budget (size, documents,
  * depth, nodes; src/config/budget.ts), and only then parse and validate it (src/config). Answers
  * with a refusal, the problems (at most `maxProblems`, then "and K more"), or — valid — a summary
- * and, when asked for, the Config itself (plain data: it crosses by structured clone).
+ * and, when asked for, the Config itself (plain data: it crosses as JSON text).
  */
 
+import { dlopen, FFIType } from "bun:ffi";
 import { boundProblems, prescanYaml } from "../config/budget.ts";
 import { configFromText } from "../config/index.ts";
 import { type CheckJob, type CheckReply, summarize } from "./body-protocol.ts";
 
 declare const self: Worker;
+
+/**
+ * Lowers this thread's CPU priority (nice 10; Linux priorities are per thread), so that on a
+ * busy machine the scheduler runs the main thread's timers before the parser. Best effort: where
+ * it fails, the worker still keeps the parser off the main thread.
+ */
+function yieldCpuToMainThread(): void {
+  try {
+    const SYS_gettid = 186n; // x86_64
+    const libc = dlopen("libc.so.6", {
+      syscall: { args: [FFIType.i64], returns: FFIType.i64 },
+      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+    });
+    const tid = Number(libc.symbols.syscall(SYS_gettid));
+    if (process.arch === "x64" && tid > 0) libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, 10);
+  } catch {
+    // Not Linux/glibc: keep the default priority.
+  }
+}
+yieldCpuToMainThread();
 
 self.onmessage = (ev: MessageEvent<CheckJob>) => {
   const job = ev.data;
@@ -30,7 +51,7 @@ self.onmessage = (ev: MessageEvent<CheckJob>) => {
           id: job.id,
           kind: "valid",
           summary: summarize(r.config),
-          ...(job.wantConfig ? { config: r.config } : {}),
+          ...(job.wantConfig ? { configJson: JSON.stringify(r.config) } : {}),
         };
       }
     }
