@@ -588,9 +588,14 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
         '`{ "error": "<Code>", "message": "..." }`: 400 BadRequest / InvalidConfig, 401 Unauthorized ' +
         "(with WWW-Authenticate), 403 Forbidden, 404 NotFound (any unknown path), 405 " +
         "MethodNotAllowed (with Allow), 406 NotAcceptable, 412 PreconditionFailed, 413 " +
-        "PayloadTooLarge, 415 UnsupportedMediaType, 428 PreconditionRequired. A refused request " +
-        "changes nothing. Open without a token: /livez, /readyz, /healthz, / and /docs; /metrics " +
-        "as configured.",
+        "PayloadTooLarge (any route, declared or streamed; Connection: close), 415 " +
+        "UnsupportedMediaType, 422 (budgets: TooDeep, TooManyDocuments, TooManyNodes, " +
+        "ValidationTimeout; lockout guards: EmptyConfig, NoAdminToken), 428 PreconditionRequired, " +
+        "503 Busy (with Retry-After). A refused request changes nothing, and is logged and counted " +
+        "(vipd_api_refusals_total{reason}). Manifest bodies are parsed off the main thread, in a " +
+        "worker, after a pre-scan (1 MiB, 20,000 documents, depth 64, 200,000 nodes), within 30 s, " +
+        "one at a time. Open without a token: /livez, /readyz, /healthz, / and /docs; /metrics as " +
+        "configured.",
     },
   });
   for (const page of [STATUS_PAGE, DOCS_PAGE]) {
