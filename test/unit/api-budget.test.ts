@@ -380,3 +380,20 @@ describe("settings that wait for a restart", () => {
     expect(res.status).toBe(200);
   });
 });
+
+describe("the file reload path gets the same pre-scan", () => {
+  test("a file edited to nest too deep is refused with its line; the running set is kept", async () => {
+    const { daemon, file } = await daemonApp(settings(adminToken) + POOL);
+    const generation = daemon.status().configGeneration;
+    const text = `${settings(adminToken)}${POOL}---\nx: ${"[".repeat(100)}\n`;
+    writeFileSync(file, text);
+    const line = text.split("\n").findIndex((l) => l.startsWith("x: ")) + 1;
+    const r = await daemon.reload("SIGHUP");
+    expect(r.ok).toBe(false);
+    expect(r.problems).toEqual([
+      expect.objectContaining({ file, line, message: `nesting deeper than 64 levels at line ${line}` }),
+    ]);
+    expect(daemon.status().configGeneration).toBe(generation);
+    expect(daemon.currentConfig?.pools).toHaveLength(1);
+  });
+});
