@@ -1,8 +1,8 @@
 /**
  * `vipd k8s --metrics-listen`: the listener Prometheus scrapes (MetalLB's 7472 in the DaemonSet)
  * serves /metrics with the metallb_* series of the cluster's state, and /livez, and nothing else;
- * it works with the API listener off, so it is a separate socket. Against the faithful test API
- * server, as a process.
+ * it works with the API listener off, so it is a separate socket; an object vipd cannot apply
+ * turns MetalLB's stale-config series on. Against the faithful test API server, as a process.
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
@@ -66,6 +66,15 @@ test("vipd k8s --metrics-listen: /metrics with MetalLB's series and /livez only;
     for (const path of ["/api/v1/services", "/api/v1/config", "/readyz", "/"])
       expect({ path, status: (await fetch(`${base}${path}`)).status }).toEqual({ path, status: 404 });
     expect((await fetch(`${base}/metrics`, { method: "POST" })).status).toBe(405);
+    // An object the API server took but vipd cannot apply (a pool overlapping "lan"): vipd runs
+    // on its last good configuration, and says so in MetalLB's series (its stale-config alert).
+    await create(c, pool("overlap", ["192.0.2.97/32"]));
+    await waitFor(
+      "metallb_k8s_client_config_stale_bool 1",
+      async () => (await scrape())?.includes("metallb_k8s_client_config_stale_bool 1"),
+      30_000,
+    );
+    expect(await scrape()).toContain("vipd_config_stale 1");
   } finally {
     if (proc !== undefined && proc.exitCode === null) {
       proc.kill("SIGTERM");
