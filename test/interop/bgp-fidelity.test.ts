@@ -74,11 +74,22 @@ protocol bgp s6 {
 let lab: Lab;
 let dir: string;
 let vipd: Subprocess | undefined;
+/** vipd's log (stderr), kept whole across restarts. */
+let logText = "";
 
 const birdc = async (...args: string[]) =>
   (await lab.run("router", ["birdc", "-s", join(dir, "bird.ctl"), ...args], { allowFail: true })).stdout;
 
 function startVipd(): Subprocess {
+  const p = spawnVipd();
+  void (async () => {
+    const dec = new TextDecoder();
+    for await (const chunk of p.stderr as ReadableStream<Uint8Array>) logText += dec.decode(chunk);
+  })().catch(() => {});
+  return p;
+}
+
+function spawnVipd(): Subprocess {
   return lab.spawn(
     "node",
     [
@@ -90,9 +101,36 @@ function startVipd(): Subprocess {
       "--state-dir",
       join(dir, "state"),
     ],
-    { stderr: "ignore" },
+    { stderr: "pipe" },
   );
 }
+
+/** Opens `n` TCP connections to the node's port 179 from the router namespace, from `source`. */
+async function connectFrom(source: string, n: number, holdSeconds = 0): Promise<void> {
+  const py = `import socket, time
+ss = []
+for i in range(${n}):
+    s = socket.socket()
+    s.bind(("${source}", 0))
+    s.settimeout(5)
+    s.connect(("10.88.2.2", 179))
+    ss.append(s)
+time.sleep(${holdSeconds})
+`;
+  await lab.run("router", ["python3", "-c", py]);
+}
+
+/** One sample of vipd's Prometheus text, or undefined. */
+async function metric(name: string): Promise<number | undefined> {
+  const r = await lab.run("node", ["curl", "-sf", "--max-time", "2", "http://127.0.0.1:7473/metrics"], {
+    allowFail: true,
+  });
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(r.stdout);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** BIRD's "Since" time of protocol s4 (changes whenever the session goes down or up). */
+const since = async () => /^s4\s+BGP\s+\S+\s+\S+\s+(\S+)/m.exec(await birdc("show", "protocols", "s4"))?.[1];
 
 /** The VIPs vipd assigned (one IPv4, one IPv6). */
 async function vips(): Promise<{ v4: string; v6: string } | undefined> {
@@ -194,8 +232,6 @@ test("the first start's OPEN has no Restart State bit; a real restart's OPEN has
   expect(first).not.toContain("Restart recovery");
   // A real restart: the same state directory, so vipd knows it is restarting. The session's
   // "Since" time tells the new session from the old one.
-  const since = async () =>
-    /^s4\s+BGP\s+\S+\s+\S+\s+(\S+)/m.exec(await birdc("show", "protocols", "s4"))?.[1];
   const before = await since();
   expect(before).toBeDefined();
   await Bun.sleep(1100); // BIRD's "Since" has millisecond resolution; make sure it moves
@@ -211,4 +247,33 @@ test("the first start's OPEN has no Restart State bit; a real restart's OPEN has
     40_000,
   );
   expect(again).toContain("Restart recovery");
+});
+
+// Issue case: "with graceful restart on, a bare TCP connect from the peer's address (nothing sent)
+// tears down the Established session; wait for an OPEN and run collision handling".
+test("graceful restart on: a bare TCP connect from the router's address leaves the session up", async () => {
+  await until("s4 Established", () => established("s4"), 40_000);
+  const before = await since();
+  expect(before).toBeDefined();
+  await connectFrom("10.88.2.1", 1, 2);
+  await Bun.sleep(500);
+  expect(await established("s4")).toBe(true);
+  expect(await since()).toBe(before);
+});
+
+// Issue case: "connections from unknown addresses log without a rate limit (500 lines from a flood)".
+test("a flood of connections from an unknown address is counted, and logged once", async () => {
+  await lab.addr("router", "eth0", "10.88.2.9/24");
+  const N = 50;
+  await connectFrom("10.88.2.9", N);
+  await until(
+    "the connections counted",
+    async () => ((await metric("vipd_bgp_unknown_connections_total")) ?? 0) >= N,
+  );
+  expect(await metric("vipd_bgp_unknown_connections_total")).toBe(N);
+  await Bun.sleep(200);
+  const lines = logText.split("\n").filter((l) => l.includes("bgp connection from unknown address"));
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toContain("10.88.2.9");
+  expect(await established("s4")).toBe(true);
 });
