@@ -20,6 +20,7 @@ declare const self: Worker;
  * it fails, the worker still keeps the parser off the main thread.
  */
 function yieldCpuToMainThread(): void {
+  if (process.platform !== "linux" || process.arch !== "x64") return;
   try {
     const SYS_gettid = 186n; // x86_64
     const libc = dlopen("libc.so.6", {
@@ -27,7 +28,7 @@ function yieldCpuToMainThread(): void {
       setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
     });
     const tid = Number(libc.symbols.syscall(SYS_gettid));
-    if (process.arch === "x64" && tid > 0) libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, 10);
+    if (tid > 0) libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, 10);
   } catch {
     // Not Linux/glibc: keep the default priority.
   }
