@@ -270,6 +270,8 @@ export interface HeadlineRow {
   figure: string;
   value: number | null;
   valueText: string;
+  /** Unit of `value` (what the history records). */
+  unit: string;
   goal: string;
   baseline: string;
   ratio: string;
@@ -308,6 +310,7 @@ const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
         figure: `${phase} gap, median (worst) over every kind and client`,
         value: m,
         valueText: `${fmt(m, "ms")} (${fmt(xs.length ? Math.max(...xs) : null, "ms")})`,
+        unit: "ms",
         goal: goalsFor(r, ...(phase === "takeover" ? ["max failover ms"] : ["failback.median"])),
         baseline,
         ratio: `${fmt(m / base)}× the silence`,
@@ -319,6 +322,7 @@ const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
       figure: "allocations/s (100k Services)",
       value: fig(r, "allocations/s"),
       valueText: fmt(fig(r, "allocations/s"), "/s"),
+      unit: "allocations/s",
       goal: goalsFor(r, "allocations/s"),
       baseline: `naive ${fmt(median(finite((r.baseline["throughput.3k-v4"] ?? []) as (number | null)[])), "/s")} (3k v4 Services)`,
       ratio: `${fmt(fig(r, "3k v4 ours/naive"))}× (same 3k inputs)`,
@@ -333,14 +337,16 @@ const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
         figure: "ARP replies/s, XDP",
         value: fig(r, "xdp replies/s"),
         valueText: `${fmt((fig(r, "xdp replies/s") ?? Number.NaN) / 1e6)} M/s`,
+        unit: "replies/s",
         goal: goalsFor(r, "xdp/kernel"),
         baseline: `kernel ${fmt((fig(r, "kernel replies/s") ?? Number.NaN) / 1e6)} M/s`,
         ratio: `${fmt(fig(r, "xdp/kernel"))}×`,
       },
       {
         figure: "XDP replies / link ceiling",
-        value: xc,
+        value: xc === null ? null : 100 * xc,
         valueText: `${fmt(xc === null ? null : 100 * xc)}%`,
+        unit: "%",
         goal: goalsFor(r, "xdp/ceiling"),
         baseline: `reflect (cheapest reply) ${fmt(rc === null ? null : 100 * rc)}% of ceiling`,
         ratio: `xdp/reflect ${fmt(xr === null ? null : 100 * xr)}%`,
@@ -352,6 +358,7 @@ const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
       figure: `${fmt(Number(r.params?.["routes"] ?? Number.NaN))} routes into BIRD's kernel table`,
       value: fig(r, "vipd seconds"),
       valueText: fmt(fig(r, "vipd seconds"), "s"),
+      unit: "s",
       goal: goalsFor(r, "vipd/gobgp time"),
       baseline: `GoBGP ${fmt(fig(r, "gobgp seconds"), "s")}`,
       ratio: fmt(fig(r, "vipd/gobgp time")),
@@ -362,6 +369,7 @@ const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
       figure: "BFD detection p99 (50 ms × 3)",
       value: fig(r, "p99 detection ms"),
       valueText: fmt(fig(r, "p99 detection ms"), "ms"),
+      unit: "ms",
       goal: goalsFor(r, "p99 detection ms", "p99 vipd/FRR"),
       baseline: `FRR ${fmt(fig(r, "FRR p99 detection ms"), "ms")}`,
       ratio: fmt(fig(r, "p99 vipd/FRR")),
@@ -372,6 +380,7 @@ const HEADLINES: Record<string, (r: Results) => RowSpec[]> = {
       figure: `${fmt(Number(r.params?.["services"] ?? Number.NaN))} Service statuses written`,
       value: fig(r, "seconds to every status"),
       valueText: fmt(fig(r, "seconds to every status"), "s"),
+      unit: "s",
       goal: goalsFor(r, "seconds to every status"),
       baseline: `status-only ${fmt(fig(r, "baseline seconds"), "s")}`,
       ratio: fmt(fig(r, "vipd/baseline time")),
@@ -393,6 +402,7 @@ function genericRows(r: Results, meta: Meta): RowSpec[] {
     figure: k,
     value: fig(r, k),
     valueText: fmt(fig(r, k), unitOf(r, k)),
+    unit: unitOf(r, k),
     goal: goalsFor(r, k),
     baseline: base,
     ratio: "—",
@@ -408,7 +418,8 @@ export function headlineRows(loaded: Loaded[]): HeadlineRow[] {
     const load = isLoaded(r)
       ? `**loaded** (${fmt(peakLoad(r))} / ${r.machine.cores} cores)`
       : `quiet (${fmt(peakLoad(r))} / ${r.machine.cores} cores)`;
-    for (const s of specs) rows.push({ ...s, bench: l.name, key: `${l.name}: ${s.figure}`, load });
+    for (const s of specs)
+      rows.push({ ...s, bench: l.name, key: `${l.name}: ${s.figure}${s.unit ? ` (${s.unit})` : ""}`, load });
   }
   return rows;
 }
@@ -794,8 +805,9 @@ export function withRecord(
   if (ok.length === 0) throw new ResultsError("--record: no results to record (no benchmark has run)");
   const revisions = [...new Set(ok.map((r) => r.machine.gitRevision))];
   const figures: Record<string, number> = {};
-  for (const row of headlineRows(loaded))
-    if (row.value !== null && Number.isFinite(row.value)) figures[row.key] = row.value;
+  for (const row of headlineRows(loaded)) {
+    if (row.value !== null && Number.isFinite(row.value)) figures[row.key] = Number(row.value.toPrecision(4));
+  }
   const entry: HistoryEntry = {
     label: label ?? revisions.join("+"),
     revision: revisions.join("+"),
@@ -808,6 +820,14 @@ export function withRecord(
 
 function historyPlot(history: HistoryEntry[]): vl.TopLevelSpec {
   const labels = history.map((h) => h.label);
+  const HX = { field: "label", type: "ordinal" as const, sort: labels, title: null, axis: { labelAngle: 0 } };
+  const HY = {
+    field: "value",
+    type: "quantitative" as const,
+    title: null,
+    scale: { zero: true },
+    axis: { format: "~s", tickCount: 3 },
+  };
   const values = history.flatMap((h) =>
     Object.entries(h.figures).map(([figure, value]) => ({
       label: h.label,
@@ -828,7 +848,7 @@ function historyPlot(history: HistoryEntry[]): vl.TopLevelSpec {
         field: "figure",
         type: "nominal",
         title: null,
-        header: { labelAngle: 0, labelAlign: "left", labelLimit: 300 },
+        header: { labelAngle: 0, labelOrient: "top", labelAnchor: "start", labelLimit: 0, labelFontSize: 11 },
       },
     },
     spec: {
@@ -838,15 +858,15 @@ function historyPlot(history: HistoryEntry[]): vl.TopLevelSpec {
         {
           mark: { type: "line", color: COLORS.vipd },
           encoding: {
-            x: { field: "label", type: "ordinal", sort: labels, title: null },
-            y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
+            x: HX,
+            y: HY,
           },
         },
         {
           mark: { type: "point", color: COLORS.vipd, size: 40 },
           encoding: {
-            x: { field: "label", type: "ordinal", sort: labels, title: null },
-            y: { field: "value", type: "quantitative", title: null, scale: { zero: false } },
+            x: HX,
+            y: HY,
             fill: {
               field: "loaded",
               type: "nominal",
