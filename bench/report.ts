@@ -1060,7 +1060,7 @@ async function main(): Promise<number> {
   let history = readHistory(historyPath);
   if (record) {
     history = withRecord(history, loaded, label);
-    writeAtomic(historyPath, `${JSON.stringify(history, null, 1)}\n`);
+    writeAtomic(historyPath, `${JSON.stringify(history, null, 2)}\n`);
   }
   const report = await buildReport(loaded, history, { assetsRel: relative(dirname(out), assets) || "." });
   mkdirSync(assets, { recursive: true });
