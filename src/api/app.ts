@@ -2,15 +2,19 @@
  * The vipd HTTP API as a Hono app, built against an injected `ApiRuntime` (no driver knowledge).
  *
  * Every request passes one gate, in this order, before any handler runs:
- *   404 unknown path → 405 wrong method (+ Allow) → 401 no/unknown token → 403 role too low →
- *   406 Accept without JSON (JSON routes).
- * Body-carrying routes then check 415 (media type) → 428 (If-Match missing) → 413 (size) →
- * 400 (not UTF-8) → 412 (stale ETag, checked under the write lock) → 400 (invalid manifests).
+ *   413 declared body over the limit (any route; Connection: close) → 404 unknown path →
+ *   405 wrong method (+ Allow) → 401 no/unknown token → 403 role too low → 406 Accept without
+ *   JSON (JSON routes).
+ * Manifest routes then check 415 (media type) → 428 (If-Match missing) → 413 (size, streamed) →
+ * 400 (not UTF-8) → the body worker (body-check.ts: 422 budget refusals with the line, 503 Busy,
+ * 400 invalid manifests with at most 200 problems) → 412 (stale ETag, under the write lock) →
+ * 422 lockout guards (EmptyConfig, NoAdminToken; their `?allow...=true` flags) → apply (200, or
+ * 202 with `pendingRestart`).
  * Every refusal is `{ "error", "message" }` JSON and changes nothing. Open without a token:
  * /livez, /readyz, /healthz, and the static shells / and /docs (they carry no data); /metrics
  * is open or not as configured; reads need a read or admin token; writes, and reading the
  * configuration (manifests may hold BGP passwords), need admin. `POST /config/validate` is a dry
- * run and needs only a read token.
+ * run and needs only a read token: its work is bounded (pre-scan, worker, time, queue, output).
  *
  * @example
  * const app = createApp(runtime, { tokens: [{ role: "admin", hash: hashToken("t") }], metricsOpen: true });
