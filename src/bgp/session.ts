@@ -540,7 +540,7 @@ export class Session implements ConnOwner {
    */
   private noteUpdateErrors(
     errors: readonly BgpDecodeError[],
-    m: { nlri: unknown[]; withdrawn: unknown[] },
+    m: { nlri: unknown[]; attributes: { mpReach?: { nlri: unknown[] } } },
   ): void {
     for (const e of errors) {
       if (e.action === "session-reset") continue;
@@ -552,7 +552,7 @@ export class Session implements ConnOwner {
           peer: this.cfg.name,
           error: e.message,
           reason: updateErrorReason(e.subcode),
-          prefixes: m.nlri.length,
+          prefixes: m.nlri.length + (m.attributes.mpReach?.nlri.length ?? 0),
           ...(d.suppressed > 0 ? { suppressed: d.suppressed } : {}),
         });
     }
