@@ -648,7 +648,7 @@ function distributionPlot(
     config: CONFIG,
   };
   const table = [
-    `| ${group} (${unit || "value"}) | repeats | min | median | max |`,
+    `| ${group} (${unit || "value"}) | n | min | median | max |`,
     "| --- | ---: | ---: | ---: | ---: |",
     ...tableRows,
   ].join("\n");
