@@ -21,7 +21,8 @@ import { type IfaceTable, otherFamilyNextHops } from "../../src/bgp/nexthop.ts";
 import { LogRateLimiter, OVERFLOW_KEY } from "../../src/bgp/ratelimit.ts";
 import { BgpSpeaker, type PeerConfig } from "../../src/bgp/speaker.ts";
 import { configFromPaths, formatProblem } from "../../src/config/index.ts";
-import { peerConfig } from "../../src/daemon/bgp.ts";
+import { BgpDriver, peerConfig } from "../../src/daemon/bgp.ts";
+import { createLogger } from "../../src/util/log.ts";
 
 const FIX = join(import.meta.dir, "../fixtures/bgp/metallb");
 
@@ -324,6 +325,13 @@ describe("on the wire", () => {
     const logged = lines.filter((l) => l.msg.includes("treat-as-withdraw"));
     expect(logged).toHaveLength(1);
     expect(logged[0]!.fields).toMatchObject({ peer: "p", reason: "invalid-origin-attribute" });
+    // The driver's Prometheus family: a counter (`_total`) with action and reason labels.
+    const driver = new BgpDriver(speaker, () => undefined, createLogger("bgp", { sink: () => {} }));
+    const fam = driver.metrics().find((f) => f.name === "vipd_bgp_update_errors_total");
+    expect(fam?.type).toBe("counter");
+    expect(fam?.samples).toEqual([
+      { labels: { peer: "p", action: "treat-as-withdraw", reason: "invalid-origin-attribute" }, value: 3 },
+    ]);
   }, 20_000);
 
   // Issue case: "with graceful restart on, a bare TCP connect from the peer's address (nothing
