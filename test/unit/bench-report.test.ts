@@ -322,8 +322,8 @@ describe("history", () => {
     expect(h1).toHaveLength(1);
     expect(h1[0]!.loaded).toBe(true);
     expect(h1[0]!.figures).toEqual({
-      "bfd: BFD detection p99 (50 ms × 3)": 151,
-      "bgp: 10,000 routes into BIRD's kernel table": 0.65,
+      "bfd: BFD detection p99 (50 ms × 3) (ms)": 151,
+      "bgp: 10,000 routes into BIRD's kernel table (s)": 0.65,
     });
     const h2 = withRecord(h1, loaded, "v0.2.0");
     expect(h2.map((h) => h.label)).toEqual(["v0.1.0", "v0.2.0"]);
@@ -360,6 +360,44 @@ test("--readme replaces only the table between the README's markers, and needs t
   expect(withReadmeTable(out, "| new |")).toBe(out);
   expect(() => withReadmeTable("# no markers\n", "| t |")).toThrow(/markers/);
 });
+
+test(
+  "bench/lib/results.ts writes what the report reads; load is sampled while the main thread is busy",
+  () => {
+    const dir = join(tmp, "recorded");
+    const lib = join(import.meta.dir, "..", "..", "bench", "lib", "results.ts");
+    const code = `
+    const { startRecording } = await import(${JSON.stringify(lib)});
+    const rec = startRecording("selftest");
+    const t = Date.now();
+    while (Date.now() - t < 4000) {} // a benchmark's busy loop: no timer of this thread fires
+    console.log(await rec.finish({
+      samples: { "x.a": [1, 2, 3], "curve.run 1": [[0, 0], [1, 5]] },
+      baseline: { "x.a": [2, 3] },
+      figures: { f: 1, nan: Number.NaN },
+      goals: [{ figure: "f", op: ">=", value: 1, text: "f at least 1" }],
+    }));`;
+    const p = Bun.spawnSync(["bun", "-e", code], {
+      env: { ...process.env, VIPD_BENCH_RESULTS: dir },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    expect(p.stderr.toString()).toBe("");
+    expect(p.stdout.toString().trim()).toBe(join(dir, "selftest.json"));
+    const r = parseResults(readFileSync(join(dir, "selftest.json"), "utf8"), "selftest.json");
+    expect(r.figures["nan"]).toBeNull();
+    expect(r.machine.cores).toBeGreaterThan(0);
+    expect(r.machine.bun).toBe(Bun.version);
+    // One sample from the Worker at least, besides the one taken at finish.
+    expect(r.machine.loadDuring.length).toBeGreaterThanOrEqual(2);
+    expect(r.machine.loaded).toBe(isLoaded(r));
+    expect(plotsFor(r).map((p) => [p.group, p.kind])).toEqual([
+      ["x", "distribution"],
+      ["curve", "curve"],
+    ]);
+  },
+  SLOW,
+);
 
 describe("bun bench/report.ts", () => {
   const script = join(import.meta.dir, "..", "..", "bench", "report.ts");
