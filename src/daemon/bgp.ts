@@ -37,23 +37,20 @@ export function peerConfig(p: BGPPeer): PeerConfig {
   if (s.password !== undefined) c.password = s.password;
   if (s.ebgpMultiHop !== undefined) c.ebgpMultiHop = s.ebgpMultiHop;
   if (s.enableGracefulRestart !== undefined) c.enableGracefulRestart = s.enableGracefulRestart;
-  const fams = peerFamilies(s);
-  if (fams !== undefined) c.families = fams;
+  c.families = peerFamilies(s);
   return c;
 }
 
 /**
- * The address families a BGPPeer's session carries (MetalLB v1beta2 BGPPeer):
- * `dualStackAddressFamily: true` — both, IPv4 and IPv6 routes over the one session (MP-BGP,
- * RFC 4760); `disableMP: true` — only the session's own family (IPv4 routes over an IPv4
- * session, IPv6 over IPv6: one session per family). MetalLB deprecated disableMP in favour of
- * dualStackAddressFamily, so when both are set dualStackAddressFamily wins. Neither: both
- * families (vipd's default, MetalLB's before v0.14.9; see README, MetalLB compatibility).
+ * The address families a BGPPeer's session carries, as MetalLB (v0.14.9 on) decides them: the
+ * session's own family (IPv4 routes over an IPv4 session, IPv6 over IPv6), unless
+ * `dualStackAddressFamily: true` (or an unnumbered `interface` peer), which carries both over the
+ * one session (MP-BGP, RFC 4760). `disableMP: true` asks for one family per session — what the
+ * default already is; MetalLB deprecated it for dualStackAddressFamily, which wins when both are set.
  */
-export function peerFamilies(s: BGPPeer["spec"]): (4 | 6)[] | undefined {
-  if (s.dualStackAddressFamily) return [4, 6];
-  if (s.disableMP) return [(s.peerAddress ?? "").includes(":") ? 6 : 4];
-  return undefined;
+export function peerFamilies(s: BGPPeer["spec"]): (4 | 6)[] {
+  if (s.dualStackAddressFamily || s.interface !== undefined) return [4, 6];
+  return [(s.peerAddress ?? "").includes(":") ? 6 : 4];
 }
 
 /** The first global address of a family on this host (namespace): the default router ID. */

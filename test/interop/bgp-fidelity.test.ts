@@ -47,12 +47,12 @@ spec:
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: { name: s4 }
-spec: { myASN: 64512, peerASN: 64500, peerAddress: 10.88.2.1, holdTime: 9s, connectTime: 1s, enableGracefulRestart: true }
+spec: { myASN: 64512, peerASN: 64500, peerAddress: 10.88.2.1, holdTime: 9s, connectTime: 1s, enableGracefulRestart: true, dualStackAddressFamily: true }
 ---
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: { name: s6 }
-spec: { myASN: 64512, peerASN: 64500, peerAddress: "fd88:2::1", holdTime: 9s, connectTime: 1s }
+spec: { myASN: 64512, peerASN: 64500, peerAddress: "fd88:2::1", holdTime: 9s, connectTime: 1s, dualStackAddressFamily: true }
 `;
 
 const BIRD = `router id 10.88.2.1;

@@ -91,7 +91,7 @@ describe("log rate limiter", () => {
 
 describe("BGPPeer families: disableMP and dualStackAddressFamily", () => {
   // Issue case: "BGPPeer fields accepted and ignored: vrf, disableMP, dualStackAddressFamily".
-  test("disableMP: only the session's family; dualStackAddressFamily: both (and wins over disableMP); neither: both", () => {
+  test("disableMP or neither: only the session's family; dualStackAddressFamily: both (and wins over disableMP)", () => {
     const r = configFromPaths([join(FIX, "peer-families.yaml")]);
     if (!r.ok) throw new Error(r.problems.map(formatProblem).join("\n"));
     const fams = Object.fromEntries(r.config.peers.map((p) => [p.metadata.name, peerConfig(p).families]));
@@ -100,7 +100,7 @@ describe("BGPPeer families: disableMP and dualStackAddressFamily", () => {
       "v6-only": [6],
       dual: [4, 6],
       "both-set": [4, 6],
-      neither: undefined,
+      neither: [4],
     });
   });
   test("vrf: refused at validation with file:line and what to do", () => {
