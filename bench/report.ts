@@ -569,18 +569,23 @@ function distributionPlot(
 ): Plot {
   const unit = unitOf(r, members[0]!.name);
   const values: { row: string; role: string; value: number; repeat: number }[] = [];
+  const order: string[] = [];
   const tableRows: string[] = [];
   for (const m of members) {
     const xs = finite(data(m) as (number | null)[]);
-    const row = rowName(meta, m);
+    const name = rowName(meta, m);
+    // The spread, stated in the plot itself: median (min–max) over the n samples.
+    const row = xs.length
+      ? `${name} · ${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))}), n=${xs.length}`
+      : `${name} · no samples`;
+    order.push(row);
     xs.forEach((value, i) => {
       values.push({ row, role: m.role === "vipd" ? "vipd" : meta.baselineShort, value, repeat: i + 1 });
     });
     tableRows.push(
-      `| ${row} | ${xs.length} | ${fmt(Math.min(...xs))} | ${fmt(median(xs))} | ${fmt(Math.max(...xs))} |`,
+      `| ${name} | ${xs.length} | ${fmt(Math.min(...xs))} | ${fmt(median(xs))} | ${fmt(Math.max(...xs))} |`,
     );
   }
-  const order = members.map((m) => rowName(meta, m));
   const rules = (meta.rules?.[group] ?? []).map((x) => ({ ...x }));
   const color = {
     field: "role",
@@ -594,7 +599,7 @@ function distributionPlot(
     title: unit && unit !== group ? `${group} (${unit})` : group,
     scale: { zero: false, nice: true },
   };
-  const y = { field: "row", type: "nominal" as const, sort: order, title: null, axis: { labelLimit: 260 } };
+  const y = { field: "row", type: "nominal" as const, sort: order, title: null, axis: { labelLimit: 420 } };
   const spec: vl.TopLevelSpec = {
     width: 520,
     height: { step: 28 },
@@ -603,7 +608,7 @@ function distributionPlot(
       subtitle: subtitle(
         r,
         meta,
-        `${unit || "value"} per repeat: a tick each; box = middle half, black line = median, whiskers = min–max`,
+        `${unit || "value"}: a tick per sample; box = middle half, black line = median, whiskers = min–max; labels: median (min–max)`,
       ),
       anchor: "start",
       subtitleFontSize: 10,
@@ -662,6 +667,22 @@ function distributionPlot(
   };
 }
 
+/** "time to the final value: vipd median 10.9 s (8.99–18.8), GoBGP ..." over the repeats of each role. */
+function curveSpread(members: Member[], data: (m: Member) => Results["samples"][string], meta: Meta): string {
+  const parts: string[] = [];
+  for (const role of ["vipd", "baseline"] as const) {
+    const ends = members
+      .filter((m) => m.role === role)
+      .map((m) => (data(m) as [number, number | null][]).at(-1)?.[0])
+      .filter((t): t is number => typeof t === "number");
+    if (ends.length === 0) continue;
+    parts.push(
+      `${role === "vipd" ? "vipd" : meta.baselineShort} median ${fmt(median(ends), "s")} (${fmt(Math.min(...ends))}–${fmt(Math.max(...ends))})`,
+    );
+  }
+  return `time to the final value: ${parts.join(", ")}`;
+}
+
 function curvePlot(
   r: Results,
   meta: Meta,
@@ -695,7 +716,11 @@ function curvePlot(
     height: 260,
     title: {
       text: titleOf(r, meta, group),
-      subtitle: subtitle(r, meta, `${unit || "value"} over time, one line per repeat`),
+      subtitle: subtitle(
+        r,
+        meta,
+        `${unit || "value"} over time, one line per repeat; ${curveSpread(members, data, meta)}`,
+      ),
       anchor: "start",
       subtitleFontSize: 10,
     },
