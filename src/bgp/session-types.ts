@@ -39,6 +39,8 @@ export interface SessionDeps {
   restarted: boolean;
   /** The host's interfaces and addresses (default: os.networkInterfaces()), for next hops. */
   interfaces?: () => IfaceTable;
+  /** How often an Established session re-reads those addresses, ms (default 30 000). */
+  addressCheckMs?: number;
   /** Called when the session enters or leaves Established. */
   onStateChange?: (name: string, state: FsmState) => void;
 }

@@ -102,6 +102,7 @@ export class Session implements ConnOwner {
   /** The other family's next hops, read from the session's interface when it is established. */
   private nextHops: OtherFamilyNextHops = {};
   private candidateTimer: ReturnType<typeof setTimeout> | null = null;
+  private addressCheck: ReturnType<typeof setInterval> | null = null;
   private lastError: string | undefined;
   private stopped = false;
   private readonly bgpId: number;
@@ -240,6 +241,7 @@ export class Session implements ConnOwner {
     this.timer = null;
     if (this.candidateTimer) clearTimeout(this.candidateTimer);
     this.candidateTimer = null;
+    this.stopAddressCheck();
     this.stopPoll?.();
     this.stopPoll = null;
   }
@@ -291,7 +293,9 @@ export class Session implements ConnOwner {
       case "holdIncoming":
         break;
       case "established":
+        this.nextHops = {};
         this.readNextHops();
+        this.startAddressCheck();
         this.establishedAt = this.deps.now();
         this.lastError = undefined;
         this.sent.clear();
@@ -300,6 +304,7 @@ export class Session implements ConnOwner {
         this.flush();
         break;
       case "down":
+        this.stopAddressCheck();
         this.lastError = a.reason;
         this.establishedAt = null;
         this.sent.clear();
@@ -657,26 +662,47 @@ export class Session implements ConnOwner {
 
   /**
    * The other family's next hops, from the interface that holds this session's local address
-   * (nexthop.ts), read afresh each time the session is established.
+   * (nexthop.ts): read when the session is established, and again every `addressCheckMs` while it
+   * is (an IPv6 address that finishes DAD after the session came up, a renumbered interface).
+   * Returns whether they changed.
    */
-  private readNextHops(): void {
+  private readNextHops(): boolean {
     const sock = this.conn?.socket;
-    if (!sock) return;
+    if (!sock) return false;
     const local = normalizeAddress(sock.localAddress);
+    let next: OtherFamilyNextHops;
     try {
-      this.nextHops = otherFamilyNextHops(this.deps.interfaces?.() ?? readInterfaces(), local, this.address);
+      next = otherFamilyNextHops(this.deps.interfaces?.() ?? readInterfaces(), local, this.address);
     } catch (e) {
-      this.nextHops = {};
+      next = {};
       this.deps.log("warn", "bgp cannot read the interface addresses", {
         peer: this.cfg.name,
         error: String(e),
       });
     }
-    this.deps.log("debug", "bgp next hops for the other family", {
-      peer: this.cfg.name,
-      local,
-      ...this.nextHops,
-    });
+    if (JSON.stringify(next) === JSON.stringify(this.nextHops)) return false;
+    this.nextHops = next;
+    this.deps.log("info", "bgp next hops for the other family", { peer: this.cfg.name, local, ...next });
+    return true;
+  }
+
+  /** While Established: re-read the next hops; on a change, re-send (or withdraw) the other family. */
+  private startAddressCheck(): void {
+    this.stopAddressCheck();
+    this.addressCheck = setInterval(() => {
+      if (this.fsm.state !== "Established" || !this.readNextHops()) return;
+      const sessionV6 = this.view()?.localAddress.includes(":") ?? false;
+      // A sent route of the other family gets a stale attribute key: the next flush re-sends it with
+      // the new next hop, or withdraws it when there is none (encodeDiff's skipped path).
+      for (const k of this.sent.keys()) if (k.includes(":") !== sessionV6) this.sent.set(k, "");
+      this.scheduleFlush();
+    }, this.deps.addressCheckMs ?? 30_000);
+    (this.addressCheck as { unref?: () => void }).unref?.();
+  }
+
+  private stopAddressCheck(): void {
+    if (this.addressCheck) clearInterval(this.addressCheck);
+    this.addressCheck = null;
   }
 
   private scheduleFlush(): void {

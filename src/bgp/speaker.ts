@@ -37,6 +37,8 @@ export interface SpeakerOptions {
   onStateChange?: (peer: string, state: FsmState) => void;
   /** The host's interfaces (default os.networkInterfaces()): next hops of the other family. */
   interfaces?: () => IfaceTable;
+  /** How often Established sessions re-read the interface addresses, ms (default 30 000). */
+  addressCheckMs?: number;
 }
 
 export interface SpeakerStatus {
@@ -132,6 +134,7 @@ export class BgpSpeaker {
         log: this.log,
         restarted: this.opts.restarted ?? false,
         ...(this.opts.interfaces ? { interfaces: this.opts.interfaces } : {}),
+        ...(this.opts.addressCheckMs !== undefined ? { addressCheckMs: this.opts.addressCheckMs } : {}),
         ...(this.opts.onStateChange ? { onStateChange: this.opts.onStateChange } : {}),
       });
       this.sessions.set(p.name, s);

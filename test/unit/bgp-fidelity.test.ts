@@ -217,13 +217,14 @@ afterEach(async () => {
 
 type Line = { level: string; msg: string; fields?: Record<string, unknown> };
 
-function setup(extra: Partial<PeerConfig> = {}, listen = false) {
+function setup(extra: Partial<PeerConfig> = {}, listen = false, interfaces = () => LOOPBACK) {
   const peer = new Peer();
   const lines: Line[] = [];
   const speaker = new BgpSpeaker({
     routerId: "127.0.0.2",
     listen: listen ? { host: "127.0.0.1", port: 0 } : false,
-    interfaces: () => LOOPBACK,
+    interfaces,
+    addressCheckMs: 50,
     log: (level, msg, fields) => lines.push({ level, msg, ...(fields ? { fields } : {}) }),
   });
   cleanups.push(
@@ -266,6 +267,25 @@ describe("on the wire", () => {
     const [u] = await peer.updates(1);
     expect(prefixes(u!)).toEqual(["2001:db8::1/128"]);
     expect(u!.attributes.mpReach?.nextHops).toEqual(["fd00:9::2"]);
+  }, 20_000);
+
+  test("the next hop follows the interface's addresses while Established: added, changed, removed", async () => {
+    const v4only: IfaceTable = { lo: [LOOPBACK.lo![0]!] };
+    let table = v4only;
+    const { peer, speaker } = setup({ families: [4, 6] }, false, () => table);
+    speaker.setRoutes("p", [{ prefix: "2001:db8::1/128" }]);
+    await peer.establish();
+    await peer.updates(2); // the two End-of-RIBs: no IPv6 address on the interface yet
+    table = LOOPBACK; // e.g. the IPv6 address finished DAD after the session came up
+    const [a] = await peer.updates(1);
+    expect([prefixes(a!), a!.attributes.mpReach?.nextHops]).toEqual([["2001:db8::1/128"], ["fd00:9::2"]]);
+    table = { lo: [LOOPBACK.lo![0]!, { address: "fd00:9::3", cidr: "fd00:9::3/64", family: "IPv6" }] };
+    const [b] = await peer.updates(1);
+    expect([prefixes(b!), b!.attributes.mpReach?.nextHops]).toEqual([["2001:db8::1/128"], ["fd00:9::3"]]);
+    table = v4only;
+    const [c] = await peer.updates(1);
+    expect(c!.attributes.mpUnreach?.withdrawn.map(formatPrefix)).toEqual(["2001:db8::1/128"]);
+    expect(speaker.status().peers[0]!.prefixesSent).toBe(0);
   }, 20_000);
 
   // Issue case: "ROUTE-REFRESH for one AFI re-sends both" (RFC 2918 §4: the <AFI, SAFI> asked for).
