@@ -397,3 +397,28 @@ describe("the file reload path gets the same pre-scan", () => {
     expect(daemon.currentConfig?.pools).toHaveLength(1);
   });
 });
+
+describe("the OpenAPI document says all this", () => {
+  test("PUT lists 202 and 422 and both flags; validate lists 422 and 503; status has pendingRestart", async () => {
+    const { app } = fakeApp();
+    const doc = (await (await app.request("/openapi.json", { headers: auth(READER) })).json()) as {
+      paths: Record<
+        string,
+        Record<string, { parameters?: { name: string; in: string }[]; responses: object }>
+      >;
+      components: { schemas: Record<string, { properties: Record<string, unknown> }> };
+    };
+    const put = doc.paths["/api/v1/config"]?.["put"];
+    expect(Object.keys(put?.responses ?? {})).toEqual(expect.arrayContaining(["200", "202", "413", "422"]));
+    const names = (op: typeof put) =>
+      (op?.parameters ?? []).filter((p) => p.in === "query").map((p) => p.name);
+    expect(names(put).sort()).toEqual(["allowEmpty", "allowNoAdmin"]);
+    const validate = doc.paths["/api/v1/config/validate"]?.["post"];
+    expect(Object.keys(validate?.responses ?? {})).toEqual(
+      expect.arrayContaining(["200", "413", "422", "503"]),
+    );
+    expect(names(validate).sort()).toEqual(["allowEmpty", "allowNoAdmin"]);
+    expect(doc.components.schemas["StatusSummary"]?.properties).toHaveProperty("pendingRestart");
+    expect(doc.components.schemas["ApplyResult"]?.properties).toHaveProperty("pendingRestart");
+  });
+});
