@@ -560,6 +560,8 @@ function rowName(meta: Meta, m: Member): string {
   return `${m.role === "vipd" ? "vipd" : meta.baselineShort}: ${labelOf(m.name)}`;
 }
 
+const MAX_TICKS = 200;
+
 function distributionPlot(
   r: Results,
   meta: Meta,
@@ -568,7 +570,7 @@ function distributionPlot(
   data: (m: Member) => Results["samples"][string],
 ): Plot {
   const unit = unitOf(r, members[0]!.name);
-  const values: { row: string; role: string; value: number; repeat: number }[] = [];
+  const values: { row: string; role: string; value: number; repeat: number; tick: boolean }[] = [];
   const order: string[] = [];
   const tableRows: string[] = [];
   for (const m of members) {
@@ -580,7 +582,9 @@ function distributionPlot(
       : `${name} · no samples`;
     order.push(row);
     xs.forEach((value, i) => {
-      values.push({ row, role: m.role === "vipd" ? "vipd" : meta.baselineShort, value, repeat: i + 1 });
+      // Past MAX_TICKS samples a row is drawn as its box and whiskers only (the ticks would be a smear).
+      const tick = xs.length <= MAX_TICKS;
+      values.push({ row, role: m.role === "vipd" ? "vipd" : meta.baselineShort, value, repeat: i + 1, tick });
     });
     tableRows.push(
       `| ${name} | ${xs.length} | ${fmt(Math.min(...xs))} | ${fmt(median(xs))} | ${fmt(Math.max(...xs))} |`,
@@ -608,7 +612,7 @@ function distributionPlot(
       subtitle: subtitle(
         r,
         meta,
-        `${unit || "value"}: a tick per sample; box = middle half, black line = median, whiskers = min–max; labels: median (min–max)`,
+        `${unit || "value"}: a tick per sample (rows of at most ${MAX_TICKS}); box = middle half, black line = median, whiskers = min–max; labels: median (min–max)`,
       ),
       anchor: "start",
       subtitleFontSize: 10,
@@ -621,6 +625,7 @@ function distributionPlot(
       },
       {
         data: { values },
+        transform: [{ filter: "datum.tick" }],
         mark: { type: "tick", thickness: 2, size: 18, opacity: 0.9 },
         encoding: { x, y, color },
       },
@@ -774,7 +779,7 @@ function curvePlot(
 /** Compiles a Vega-Lite spec and renders it to an SVG string, headless. */
 export async function renderSvg(spec: vl.TopLevelSpec): Promise<string> {
   const compiled = vl.compile(spec).spec;
-  const view = new vega.View(vega.parse(compiled), { renderer: "none", logLevel: vega.Warn });
+  const view = new vega.View(vega.parse(compiled), { renderer: "none", logLevel: vega.Error });
   try {
     return await view.toSVG();
   } finally {
