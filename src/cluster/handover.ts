@@ -7,29 +7,36 @@
  * the MAC in their neighbour cache until the new owner's gratuitous ARP / unsolicited NA reaches
  * them. If the old owner stopped first, that traffic would fall into a hole. So:
  *
- *   1. the new owner programs its XDP entry (and local route) and announces at once;
+ *   1. the new owner programs its XDP entry (and local route) and announces at once; until it
+ *      has, its heartbeats say "not settled" (heartbeat flag bit 2, src/cluster/heartbeat.ts),
+ *      and the first one after that says "settled";
  *   2. the old owner, which lost the VIP to that live node, keeps its entry and route — it
- *      keeps answering ARP/NDP and delivering traffic — for `holdMs` (HANDOVER_HOLD_MS);
+ *      keeps answering ARP/NDP and delivering traffic — until it hears a settled heartbeat from
+ *      the new owner sent at least HANDOVER_ACK_MARGIN_MS after its own decision (so a heartbeat
+ *      already in flight, sent before the new owner learned of its gain, does not count), or at
+ *      most HANDOVER_HOLD_MS;
  *   3. then the old owner stops.
  *
- * Both nodes decide from the same heartbeats within one heartbeat interval; the hold covers that
- * and the new owner's apply (a few tens of ms measured; 300 ms leaves room on a loaded machine)
- * and ends before the new owner's second announcement (500 ms), which corrects any client that
- * asked by ARP during the overlap and took the old owner's answer.
+ * The overlap is about one heartbeat interval plus the new owner's apply, however slow that
+ * apply is (a loaded machine); meanwhile both answer ARP, and a client that asked then and took
+ * the old owner's answer is corrected by the new owner's repeated announcements (0.5, 1, 2, 4 s).
  *
  * No hold when the VIP is lost for any other reason: this node is not ready (starting, resumed
  * after a pause, stepping back after a partition — its view is stale, it must let go at once),
- * the VIP has no owner any more (Service deleted), or the new owner is this node's own guess of
- * a dead node. A VIP regained during its hold is owned again (and announced: see
+ * or the VIP has no owner any more (Service deleted). A VIP regained during its hold is owned again (and announced: see
  * src/daemon/xdp.ts); a held VIP is never held past its first deadline.
  */
 
-/** How long the old owner keeps answering after losing a VIP to another live node (ms). */
-export const HANDOVER_HOLD_MS = 300;
+/** At most this long the old owner keeps answering after losing a VIP to another live node (ms). */
+export const HANDOVER_HOLD_MS = 2000;
+/** A settled heartbeat counts as the new owner's acknowledgment only if sent this long after the loss. */
+export const HANDOVER_ACK_MARGIN_MS = 50;
 
 export interface Held<E> {
   entry: E;
-  /** When the hold ends (same clock as `now`). */
+  /** When the VIP was lost (same clock as `now`). */
+  since: number;
+  /** When the hold ends at the latest (same clock as `now`). */
   until: number;
   /** The node the VIP went to. */
   to: string;
@@ -48,6 +55,8 @@ export interface HandoverInput<E extends { ip: string }> {
   /** This node takes part in elections now (not starting, paused or stepping back). */
   selfReady: boolean;
   now: number;
+  /** The new owner has acknowledged (a settled heartbeat sent after `since` + margin). */
+  acknowledged?: (h: Held<E>) => boolean;
   holdMs?: number;
 }
 
@@ -66,13 +75,15 @@ export function handover<E extends { ip: string }>(x: HandoverInput<E>): Handove
   if (x.selfReady) {
     for (const [ip, h] of x.held) {
       const to = x.ownerOf(ip);
-      if (!owned.has(ip) && h.until > x.now && to !== undefined && to !== x.self) out.set(ip, h);
+      if (owned.has(ip) || h.until <= x.now || to !== h.to) continue;
+      if (x.acknowledged?.(h) === true) continue;
+      out.set(ip, h);
     }
     for (const e of x.prevOwned) {
       if (owned.has(e.ip) || out.has(e.ip)) continue;
       const to = x.ownerOf(e.ip);
       if (to === undefined || to === x.self || holdMs <= 0) continue;
-      out.set(e.ip, { entry: e, until: x.now + holdMs, to });
+      out.set(e.ip, { entry: e, since: x.now, until: x.now + holdMs, to });
     }
   }
   let wakeAt: number | undefined;

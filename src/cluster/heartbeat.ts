@@ -9,6 +9,10 @@
  *   5  u8  flags         bit 0: leaving (a clean shutdown: drop me at once)
  *                        bit 1: ready (the sender takes part in elections and owns VIPs; a
  *                               receiver ignores bits it does not know)
+ *                        bit 2: settled (the sender's data path matches its latest plan: every
+ *                               VIP it gained is programmed and announced; the old owner of a
+ *                               VIP handed over to it stops answering on seeing this, make
+ *                               before break — src/cluster/handover.ts)
  *   6  u16 interval      the sender's transmit interval, ms
  *   8  u64 seq           strictly increasing per sender, across restarts (µs wall clock based)
  *  16  u8  nameLen, name (UTF-8, 1..253 bytes)
@@ -48,6 +52,8 @@ export interface Heartbeat {
   leaving: boolean;
   /** The sender is ready: it owns the VIPs it wins (not holding back after a start or pause). */
   ready?: boolean | undefined;
+  /** The sender has applied its latest plan: every VIP it gained is programmed and announced. */
+  settled?: boolean | undefined;
   /** VIPs the sender declines; absent or empty in a version-1 heartbeat. */
   declines?: readonly Decline[] | undefined;
 }
@@ -98,7 +104,7 @@ export function encodeHeartbeat(hb: Heartbeat, key: Uint8Array): Uint8Array {
   const v = new DataView(body.buffer);
   v.setUint32(0, MAGIC);
   v.setUint8(4, v2 ? VERSION_DECLINES : VERSION);
-  v.setUint8(5, (hb.leaving ? 1 : 0) | (hb.ready ? 2 : 0));
+  v.setUint8(5, (hb.leaving ? 1 : 0) | (hb.ready ? 2 : 0) | (hb.settled ? 4 : 0));
   v.setUint16(6, Math.min(0xffff, Math.max(1, Math.round(hb.intervalMs))));
   v.setBigUint64(8, hb.seq);
   v.setUint8(16, name.length);
@@ -176,6 +182,7 @@ export function decodeHeartbeat(buf: Uint8Array, key: Uint8Array): Decoded {
     leaving: (v.getUint8(5) & 1) === 1,
   };
   if ((v.getUint8(5) & 2) === 2) hb.ready = true;
+  if ((v.getUint8(5) & 4) === 4) hb.settled = true;
   if (version === VERSION) return { ok: true, hb };
   const declines = parseDeclines(body.subarray(17 + nameLen));
   if (declines === null) return { ok: false, reason: "BadDecline" };

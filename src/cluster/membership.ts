@@ -47,6 +47,11 @@ export interface PeerView {
   readonly declines: readonly Decline[];
   /** The peer said it is ready (owns VIPs) in its latest heartbeat. */
   readonly ready: boolean;
+  /**
+   * The sender's clock (its seq, µs of wall clock) of the latest heartbeat in which the peer said
+   * it is settled (its data path matches its plan, gains announced); -1n: never.
+   */
+  readonly settledSeq: bigint;
 }
 
 export interface Membership {
@@ -73,6 +78,7 @@ function unknownPeer(name: string, now: number): PeerView {
     flaps: 0,
     declines: [],
     ready: false,
+    settledSeq: -1n,
   };
 }
 
@@ -133,7 +139,9 @@ export function onHeartbeat(
   const declines = hb.declines ?? [];
   const declinesChanged = !sameDeclines(p.declines, declines);
   const ready = hb.ready === true;
-  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines, ready };
+  const settledSeq = hb.settled === true ? hb.seq : p.settledSeq;
+  const becameSettled = hb.settled === true && p.settledSeq < p.lastSeq;
+  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines, ready, settledSeq };
   if (p.state === "Unknown" || p.state === "Dead")
     next = { ...next, state: "Rising", risingSince: now, since: now };
   else if (p.state === "Rising" && now - p.risingSince >= m.cfg.riseMs)
@@ -143,7 +151,8 @@ export function onHeartbeat(
     changed:
       next.state !== p.state ||
       (declinesChanged && next.state === "Alive") ||
-      (ready !== p.ready && (next.state === "Rising" || next.state === "Alive")),
+      (ready !== p.ready && (next.state === "Rising" || next.state === "Alive")) ||
+      (becameSettled && next.state === "Alive"),
   };
 }
 

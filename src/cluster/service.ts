@@ -63,6 +63,8 @@ export class MembershipService {
   sent = 0;
   /** Times a member that was unknown or dead was heard again (see reheard()). */
   private reheardCount = 0;
+  /** This node's data path matches its latest plan (sent in every heartbeat, see setSettled). */
+  private settled = false;
 
   constructor(private readonly opts: MembershipOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -138,6 +140,7 @@ export class MembershipService {
         intervalMs: this.opts.intervalMs,
         leaving,
         ready: !leaving && isReady(this.m, this.now()),
+        settled: !leaving && this.settled,
         declines: this.own,
       },
       this.opts.key,
@@ -183,6 +186,23 @@ export class MembershipService {
     this.m = t.m;
     this.send(false);
     if (t.changed) this.opts.onChange(t.paused ? "this process was paused" : "membership changed");
+  }
+
+  /**
+   * Whether this node's data path matches its latest plan (every VIP it gained is programmed and
+   * announced). Becoming settled is told to the members at once (not at the next beat): an old
+   * owner handing a VIP over to this node waits for it (make before break).
+   */
+  setSettled(settled: boolean): void {
+    const was = this.settled;
+    this.settled = settled;
+    if (settled && !was) this.send(false);
+  }
+
+  /** `node` said it is settled in a heartbeat it sent at or after `wallMs` (its wall clock, ms). */
+  settledSince(node: string, wallMs: number): boolean {
+    const p = this.m.peers.get(node);
+    return p !== undefined && p.settledSeq >= BigInt(Math.floor(wallMs)) * 1000n;
   }
 
   /**

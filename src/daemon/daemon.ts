@@ -27,7 +27,7 @@ import type {
   XdpView,
 } from "../api/runtime.ts";
 import { declineVip, withdrawDecline } from "../cluster/failover.ts";
-import { type Held, handover } from "../cluster/handover.ts";
+import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../cluster/handover.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
 import { boundProblems, FILE_LIMITS, prescanProblem, prescanYaml } from "../config/budget.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
@@ -84,6 +84,10 @@ export interface MembershipView {
    * two could not hear each other (its own link down, a partition) may not have arrived.
    */
   reheard?(): number;
+  /** Tells the members whether this node's data path matches its latest plan (make before break). */
+  setSettled?(settled: boolean): void;
+  /** `node` said it is settled in a heartbeat it sent at or after `wallMs` (wall clock, ms). */
+  settledSince?(node: string, wallMs: number): boolean;
   /** Every member as this node sees it (GET /api/v1/cluster/members). */
   members?(): ClusterMemberView[];
 }
@@ -136,6 +140,8 @@ export class Daemon implements ApiRuntime {
   private holdWake = Number.POSITIVE_INFINITY;
   /** membership.reheard() when the drivers last announced everything. */
   private reheardSeen = 0;
+  /** Replans asked for and not applied yet (this node is "settled" when none is, see replan). */
+  private unapplied = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.now = opts.now ?? Date.now;
@@ -317,6 +323,8 @@ export class Daemon implements ApiRuntime {
       self: plan.node,
       selfReady,
       now: this.now(),
+      // The new owner's settled heartbeat, sent after it could have learned of its gain.
+      acknowledged: (h) => this.membership?.settledSince?.(h.to, h.since + HANDOVER_ACK_MARGIN_MS) === true,
     });
     this.held = r.held;
     if (r.wakeAt !== undefined && r.wakeAt < this.holdWake && !this.closing) {
@@ -367,10 +375,27 @@ export class Daemon implements ApiRuntime {
     this.membership = m;
   }
 
-  /** Recomputes and applies the plan (membership changed, or a release before shutdown). */
+  /**
+   * Recomputes and applies the plan (membership changed, or a release before shutdown). Until it
+   * is applied this node's heartbeats say "not settled": marked here, synchronously, so the
+   * heartbeat sent right after the membership change that caused it already says so.
+   */
   replan(reason: string, opts: { releaseL2?: boolean } = {}): Promise<void> {
+    this.unapplied++;
+    this.membership?.setSettled?.(false);
     return this.serial(async () => {
-      if (this.cfg === undefined) return;
+      // This run applies what every replan asked for so far; one asked for later runs after it.
+      this.unapplied--;
+      await this.replanNow(reason, opts);
+    });
+  }
+
+  private async replanNow(reason: string, opts: { releaseL2?: boolean }): Promise<void> {
+    {
+      if (this.cfg === undefined) {
+        this.membership?.setSettled?.(this.unapplied === 0);
+        return;
+      }
       const next = this.makePlan(this.cfg);
       if (opts.releaseL2) this.held.clear();
       this.setPlan(opts.releaseL2 ? { ...next, l2: [], l2Handover: undefined, holdL2: false } : next);
@@ -382,7 +407,7 @@ export class Daemon implements ApiRuntime {
         ...(this.held.size > 0 ? { handingOver: [...this.held.keys()] } : {}),
       });
       await this.applyPlan();
-    });
+    }
   }
 
   /** Hands the current plan to every driver; a failing driver is logged and marked unhealthy. */
@@ -400,6 +425,8 @@ export class Daemon implements ApiRuntime {
       }
     }
     this.scheduleRetry(failed);
+    // Settled: nothing more to apply, and every driver took the plan (gains announced).
+    this.membership?.setSettled?.(!failed && this.unapplied === 0);
     const reheard = this.membership?.reheard?.() ?? 0;
     if (reheard !== this.reheardSeen) {
       this.reheardSeen = reheard;
@@ -605,6 +632,8 @@ export class Daemon implements ApiRuntime {
       const e = this.l2Elections().find((x) => x.ip === ip);
       const rest = withdrawDecline(m.declines().get(this.node.name) ?? [], this.declineKey(e, ip));
       if (rest === undefined) return false;
+      // This node regains the VIP: not settled until it has announced it (make before break).
+      m.setSettled?.(false);
       m.setDeclines(rest);
       if (this.cfg !== undefined) {
         this.setPlan(this.makePlan(this.cfg));

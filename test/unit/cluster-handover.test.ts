@@ -1,9 +1,13 @@
 /**
- * Make before break (src/cluster/handover.ts): a VIP lost to another live node is held for a
- * moment, never in any other case; a regained VIP is owned again; holds end on time.
+ * Make before break (src/cluster/handover.ts): a VIP lost to another live node is held until the
+ * new owner acknowledges (a settled heartbeat) or at most HANDOVER_HOLD_MS, never in any other
+ * case; a regained VIP is owned again. And the heartbeat's settled flag, from the wire to the
+ * membership's view of the peer.
  */
 import { describe, expect, test } from "bun:test";
 import { HANDOVER_HOLD_MS, type Held, handover } from "../../src/cluster/handover.ts";
+import { decodeHeartbeat, encodeHeartbeat } from "../../src/cluster/heartbeat.ts";
+import { createMembership, onHeartbeat } from "../../src/cluster/membership.ts";
 
 const e = (ip: string) => ({ ip });
 const none = new Map<string, Held<{ ip: string }>>();
@@ -22,6 +26,7 @@ describe("hand-over hold", () => {
     expect([...r.held.keys()]).toEqual(["192.0.2.10"]);
     expect(r.held.get("192.0.2.10")).toEqual({
       entry: e("192.0.2.10"),
+      since: 1000,
       until: 1000 + HANDOVER_HOLD_MS,
       to: "n2",
     });
@@ -65,7 +70,7 @@ describe("hand-over hold", () => {
   });
 
   test("regained during the hold (a cancelled forced failover): owned again, no longer held", () => {
-    const held = new Map([["192.0.2.10", { entry: e("192.0.2.10"), until: 500, to: "n2" }]]);
+    const held = new Map([["192.0.2.10", { entry: e("192.0.2.10"), since: 0, until: 500, to: "n2" }]]);
     const r = handover({
       prevOwned: [],
       held,
@@ -79,7 +84,7 @@ describe("hand-over hold", () => {
   });
 
   test("no hold when this node is not ready (start, pause, stepping back after a partition)", () => {
-    const held = new Map([["192.0.2.11", { entry: e("192.0.2.11"), until: 500, to: "n2" }]]);
+    const held = new Map([["192.0.2.11", { entry: e("192.0.2.11"), since: 0, until: 500, to: "n2" }]]);
     const r = handover({
       prevOwned: [e("192.0.2.10")],
       held,
@@ -103,5 +108,56 @@ describe("hand-over hold", () => {
       now: 0,
     });
     expect(r.held.size).toBe(0);
+  });
+
+  test("the new owner's acknowledgment ends the hold before its deadline; no acknowledgment, the hold goes on", () => {
+    const held = new Map([["192.0.2.10", { entry: e("192.0.2.10"), since: 0, until: 2000, to: "n2" }]]);
+    const base = {
+      prevOwned: [],
+      held,
+      nextOwned: [],
+      ownerOf: () => "n2",
+      self: "n1",
+      selfReady: true,
+      now: 120,
+    };
+    expect(handover({ ...base, acknowledged: () => false }).held.size).toBe(1);
+    expect(handover({ ...base, acknowledged: (h) => h.to === "n2" }).held.size).toBe(0);
+    // The VIP went on to a third node meanwhile: n2's word no longer matters, the hold ends.
+    expect(handover({ ...base, ownerOf: () => "n3", acknowledged: () => false }).held.size).toBe(0);
+  });
+});
+
+describe("the settled flag (heartbeat bit 2)", () => {
+  const key = new Uint8Array(32).fill(7);
+  test("round-trips, and a receiver records the sender's clock of its latest settled heartbeat", () => {
+    const beat = (seq: bigint, settled: boolean) => {
+      const d = decodeHeartbeat(
+        encodeHeartbeat({ node: "n2", seq, intervalMs: 50, leaving: false, ready: true, settled }, key),
+        key,
+      );
+      if (!d.ok) throw new Error(d.reason);
+      return d.hb;
+    };
+    expect(beat(1n, true).settled).toBe(true);
+    expect(beat(2n, false).settled).toBeUndefined();
+    let m = createMembership(
+      { self: "n1", members: ["n1", "n2"], intervalMs: 50, deadAfterMs: 200, riseMs: 0 },
+      0,
+    );
+    m = onHeartbeat(m, beat(1_000n, false), 1).m;
+    m = onHeartbeat(m, beat(2_000n, false), 2).m;
+    expect(m.peers.get("n2")?.state).toBe("Alive");
+    expect(m.peers.get("n2")?.settledSeq).toBe(-1n);
+    // Becoming settled is a change (the old owner replans and lets go); staying settled is not.
+    const r = onHeartbeat(m, beat(3_000n, true), 3);
+    expect(r.changed).toBe(true);
+    expect(r.m.peers.get("n2")?.settledSeq).toBe(3_000n);
+    const again = onHeartbeat(r.m, beat(4_000n, true), 4);
+    expect(again.changed).toBe(false);
+    expect(again.m.peers.get("n2")?.settledSeq).toBe(4_000n);
+    // A later unsettled heartbeat keeps the last settled clock (the old owner compares it with
+    // the moment it lost the VIP).
+    expect(onHeartbeat(again.m, beat(5_000n, false), 5).m.peers.get("n2")?.settledSeq).toBe(4_000n);
   });
 });
