@@ -68,7 +68,8 @@ export interface AppOptions {
   bodyLimit?: number;
   /**
    * Budgets of the worker that parses and validates manifest bodies off the main thread (time,
-   * queue, documents, depth, nodes; the size limit is `bodyLimit`). Or a checker to share.
+   * queue, documents, depth, nodes; the size limit is `bodyLimit`); dry runs and PUTs get a worker
+   * and queue each. Or one checker to share (tests).
    */
   bodyCheck?: BodyCheckerOptions | BodyChecker;
   log?: Logger;
@@ -236,13 +237,17 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     labelNames: ["reason"],
     registers: [metrics.registry],
   });
-  const checker =
+  // Two checkers, each with its own worker and queue: a flood of dry runs (read role) cannot
+  // keep an admin's PUT waiting or refuse it as Busy.
+  const newChecker = () =>
     opts.bodyCheck instanceof BodyChecker
       ? opts.bodyCheck
       : new BodyChecker({
           ...opts.bodyCheck,
           limits: { ...BODY_LIMITS, ...opts.bodyCheck?.limits, maxBytes: limit },
         });
+  const checker = newChecker();
+  const applyChecker = newChecker();
   if (tokens.length === 0) {
     log.warn("no API tokens configured: only the probes, the pages and (if open) metrics and reads answer");
   }
@@ -480,7 +485,7 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     });
     const principal = c.get("principal");
     // Parsed and validated off the main thread, within the budgets.
-    const verdict = await checker.check(yaml, { wantConfig: true });
+    const verdict = await applyChecker.check(yaml, { wantConfig: true });
     const over = budgetRefusal(verdict, limit);
     if (over !== null) throw refuse(over, c);
     if (verdict.kind === "invalid") {

@@ -422,3 +422,23 @@ describe("the OpenAPI document says all this", () => {
     expect(doc.components.schemas["ApplyResult"]?.properties).toHaveProperty("pendingRestart");
   });
 });
+
+describe("dry runs cannot crowd out an admin's PUT", () => {
+  test("with the validate queue full (503 Busy), a PUT still goes through", async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger("api", { sink: (l) => lines.push(JSON.parse(l)) });
+    const rt = new FakeRuntime();
+    const app = createApp(rt, { tokens: TOKENS, metricsOpen: true, log, bodyCheck: { maxWaiting: 0 } });
+    const slow = "--- {}\n".repeat(2_000);
+    const validate = () =>
+      app.request("/api/v1/config/validate", { method: "POST", headers: yamlHeaders(READER), body: slow });
+    const running = Promise.all([validate(), validate()]);
+    const put = await app.request("/api/v1/config", {
+      method: "PUT",
+      headers: { ...yamlHeaders(ADMIN), "If-Match": "*" },
+      body: VALID_YAML,
+    });
+    expect(put.status).toBe(200);
+    expect((await running).map((r) => r.status).sort()).toEqual([200, 503]);
+  }, 60_000);
+});
