@@ -16,6 +16,7 @@ import type { Logger } from "../util/log.ts";
 import { type Kube, KubeError, type KubeObject, kubeTime, PATHS } from "./client.ts";
 import { describeProblems, type Rejected } from "./configset.ts";
 import type { EventRecorder } from "./events.ts";
+import { plainError, RateLimitedLog } from "./outage.ts";
 
 export const CONFIG_STATE_PLURAL = "configurationstates";
 
@@ -52,6 +53,7 @@ export class ConfigReporter {
   private written: string | undefined;
   private inFlight: string | undefined;
   private readonly name: string;
+  private readonly outage: RateLimitedLog;
   readonly stats = { writes: 0, writeErrors: 0 };
 
   constructor(
@@ -59,6 +61,7 @@ export class ConfigReporter {
     private readonly opts: ConfigReporterOptions,
   ) {
     this.name = opts.name ?? "controller";
+    this.outage = new RateLimitedLog({ log: opts.log, now: opts.now });
   }
 
   /** Resolves once what an earlier controller wrote has been read (see `reset`). */
@@ -138,11 +141,16 @@ export class ConfigReporter {
       }
       this.written = body;
       this.stats.writes++;
+      this.outage.ok("write", "configuration: the ConfigurationState is written again");
     } catch (e) {
       this.stats.writeErrors++;
-      this.opts.log?.warn("configuration: cannot write the ConfigurationState", {
-        error: (e as Error).message,
-      });
+      this.outage.warn(
+        "write",
+        "configuration: cannot write the ConfigurationState; retrying at the next pass",
+        {
+          error: plainError(e, this.kube.server),
+        },
+      );
     } finally {
       if (this.inFlight === body) this.inFlight = undefined;
     }
