@@ -6,8 +6,9 @@
  *   405 wrong method (+ Allow) → 401 no/unknown token → 403 role too low → 406 Accept without
  *   JSON (JSON routes).
  * Manifest routes then check 415 (media type) → 428 (If-Match missing) → 413 (size, streamed) →
- * 400 (not UTF-8) → the body worker (body-check.ts: 422 budget refusals with the line, 503 Busy,
- * 400 invalid manifests with at most 200 problems) → 412 (stale ETag, under the write lock) →
+ * 400 (not UTF-8) → 412 (stale ETag, before any parsing) → the body worker (body-check.ts: 422
+ * budget refusals with the line, 503 Busy, 400 invalid manifests with at most 200 problems) →
+ * 412 again under the write lock →
  * 422 lockout guards (EmptyConfig, NoAdminToken; their `?allow...=true` flags) → apply (200, or
  * 202 with `pendingRestart`).
  * Every refusal is `{ "error", "message" }` JSON and changes nothing. Open without a token:
@@ -484,6 +485,21 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
       throw e instanceof ApiError ? refuse(e, c) : e;
     });
     const principal = c.get("principal");
+    const checkEtag = async (): Promise<void> => {
+      const current = quote((await runtime.config()).etag);
+      if (tags !== "*" && !tags.some((t) => strongMatch(t, current))) {
+        throw new ApiError(
+          412,
+          "PreconditionFailed",
+          "the configuration changed since that ETag; GET it again",
+          {
+            ETag: current,
+          },
+        );
+      }
+    };
+    // A stale ETag is refused before any parsing (and checked again under the write lock).
+    await checkEtag();
     // Parsed and validated off the main thread, within the budgets.
     const verdict = await applyChecker.check(yaml, { wantConfig: true });
     const over = budgetRefusal(verdict, limit);
@@ -505,17 +521,7 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
     if (verdict.kind !== "valid") throw new ApiError(500, "InternalError", "unexpected validation verdict");
     const checked = verdict;
     const outcome = await withWriteLock(async () => {
-      const current = quote((await runtime.config()).etag);
-      if (tags !== "*" && !tags.some((t) => strongMatch(t, current))) {
-        throw new ApiError(
-          412,
-          "PreconditionFailed",
-          "the configuration changed since that ETag; GET it again",
-          {
-            ETag: current,
-          },
-        );
-      }
+      await checkEtag();
       // Checked under the lock, against the tokens in force at this moment.
       const hadAdmin = (runtime.configAdminTokens?.() ?? 0) > 0;
       const locked = lockoutRefusal(checked.summary, hadAdmin, flags);
