@@ -309,3 +309,90 @@ test("test API server: pods racing make one certificate Secret; a CA near its en
     await c.close();
   }
 }, 90_000);
+
+test("test API server: `vipd k8s --webhook-listen` makes its certificate, serves the webhook, and exports vipd_config_stale and vipd_webhook_serving", async () => {
+  const c = await fakeCluster();
+  let proc: ReturnType<typeof Bun.spawn> | undefined;
+  try {
+    const [port, apiPort] = [await freePort(), await freePort()];
+    proc = Bun.spawn(
+      [
+        "bun",
+        join(import.meta.dir, "../../src/main.ts"),
+        "k8s",
+        "--kubeconfig",
+        c.kubeconfig,
+        "--node-name",
+        "wh-node",
+        "--namespace",
+        NAMESPACE,
+        "--webhook-listen",
+        `127.0.0.1:${port}`,
+        "--api-listen",
+        `127.0.0.1:${apiPort}`,
+      ],
+      { stdout: "ignore", stderr: "ignore" },
+    );
+    const secret = await waitFor(
+      "the certificate Secret",
+      async () => ((await c.admin.get(SECRET)).data as Record<string, string> | undefined) ?? false,
+      30_000,
+    );
+    const metrics = await waitFor(
+      "metrics with the webhook serving",
+      async () => {
+        const t = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();
+        return t.includes("vipd_webhook_serving 1") && t;
+      },
+      30_000,
+    );
+    expect(metrics).toContain("vipd_config_stale 0");
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = request(
+        {
+          host: "127.0.0.1",
+          port,
+          path: "/validate",
+          method: "POST",
+          servername: "vipd-webhook.vipd-system.svc",
+          ca: unb64(secret["ca.crt"]),
+          headers: { "content-type": "application/json" },
+        },
+        (res) => {
+          let t = "";
+          res.on("data", (d) => {
+            t += d;
+          });
+          res.on("end", () => resolve(t));
+        },
+      );
+      req.on("error", reject);
+      req.end(
+        JSON.stringify({
+          apiVersion: "admission.k8s.io/v1",
+          kind: "AdmissionReview",
+          request: {
+            uid: "u",
+            kind: { group: "metallb.io", version: "v1beta1", kind: "IPAddressPool" },
+            namespace: NAMESPACE,
+            operation: "CREATE",
+            object: pool("ok", ["10.20.0.0/24"]),
+          },
+        }),
+      );
+    });
+    expect(JSON.parse(answer)).toEqual({
+      apiVersion: "admission.k8s.io/v1",
+      kind: "AdmissionReview",
+      response: { uid: "u", allowed: true },
+    });
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  } finally {
+    if (proc !== undefined && proc.exitCode === null) {
+      proc.kill("SIGKILL");
+      await proc.exited;
+    }
+    await c.close();
+  }
+}, 90_000);
