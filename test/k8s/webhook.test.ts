@@ -28,6 +28,7 @@ import { join } from "node:path";
 import { DEFAULT_POLICY, decide, pemBlocks, serviceDnsNames } from "../../src/k8s/certs.ts";
 import { Kube, KubeError, type KubeObject, loadKubeConfig, PATHS } from "../../src/k8s/client.ts";
 import { ClusterState } from "../../src/k8s/state.ts";
+import { WebhookServer } from "../../src/k8s/webhook.ts";
 import { VWC_PATH, WebhookCerts } from "../../src/k8s/webhook-certs.ts";
 import { type RunningWebhook, startWebhook } from "../../src/k8s/webhook-run.ts";
 import { createLogger } from "../../src/util/log.ts";
@@ -396,3 +397,37 @@ test("test API server: `vipd k8s --webhook-listen` makes its certificate, serves
     await c.close();
   }
 }, 90_000);
+
+test("the webhook server takes a new certificate on the same port: clients trusting only the new CA connect", async () => {
+  const policy = { ...DEFAULT_POLICY, dnsNames: serviceDnsNames("vipd-webhook", NAMESPACE) };
+  const a = decide(undefined, policy, Date.now());
+  const b = decide(undefined, policy, Date.now());
+  if (a.action === "keep" || b.action === "keep") throw new Error("expected certificates");
+  const port = await freePort();
+  const server = new WebhookServer({
+    listen: `127.0.0.1:${port}`,
+    ctx: { namespace: NAMESPACE, current: () => [], secrets: () => new Map() },
+  });
+  const get = (ca: string) =>
+    new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: "127.0.0.1", port, path: "/validate", method: "GET", servername: policy.dnsNames[0], ca },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on("error", reject);
+      req.end();
+    });
+  try {
+    server.setCertificate(a.bundle["tls.crt"], a.bundle["tls.key"]);
+    expect(await get(a.bundle["ca.crt"])).toBe(405);
+    server.setCertificate(b.bundle["tls.crt"], b.bundle["tls.key"]);
+    expect(server.port).toBe(port);
+    expect(await get(b.bundle["ca.crt"])).toBe(405);
+    await expect(get(a.bundle["ca.crt"])).rejects.toThrow();
+  } finally {
+    server.stop();
+  }
+});
