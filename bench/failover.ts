@@ -3,11 +3,13 @@
  *
  * Three real `vipd run` nodes, a client on the VIP's segment and a Linux router namespace (default
  * neighbour sysctls) with a second client behind it (src/cluster/lab/cluster-lab.ts), default
- * timers (heartbeat 50 ms, dead after 200 ms, rise 1 s). The clients are the real `ping`, IPv4 and
- * IPv6, every 10 ms (src/cluster/lab/ping.ts): they send to whatever MAC their neighbour cache
- * (or the router's) holds, as real clients do, so a node that takes a VIP without announcing it,
- * or an old owner that stops before the new one announced, shows as a gap. (A probe that asks by
- * ARP each time cannot see either.)
+ * timers (heartbeat 50 ms, dead after 200 ms, rise 1 s). The clients, in both placements, every
+ * 10 ms: the real `ping`, IPv4 and IPv6 (src/cluster/lab/ping.ts), answered by the owner's
+ * kernel, and a UDP probe of the VIP's service (src/cluster/lab/probe.ts), answered by the node's
+ * service (which a crash kills with vipd: only the probe sees a crash as such). All of them send
+ * to whatever MAC their neighbour cache (or the router's) holds, as real clients do, so a node
+ * that takes a VIP without announcing it, or an old owner that stops before the new one
+ * announced, shows as a gap.
  *
  * Per round the VIP's owner is killed (-9: vipd only, the node's service keeps running), crashes
  * (vipd and the service killed together), is stopped (SIGSTOP) or loses its link (at the switch
@@ -23,7 +25,15 @@
  * any takeover or failback. Every loop is bounded in count and time.
  */
 
-import { absNow, ClusterLab, type LabNode, until, VIP, VIP6 } from "../src/cluster/lab/cluster-lab.ts";
+import {
+  absNow,
+  ClusterLab,
+  type LabNode,
+  type Probe,
+  until,
+  VIP,
+  VIP6,
+} from "../src/cluster/lab/cluster-lab.ts";
 import { Pinger } from "../src/cluster/lab/ping.ts";
 import { startRecording } from "./lib/results.ts";
 
@@ -51,6 +61,37 @@ const median = (xs: number[]) => {
 };
 const fmt = (x: number) => x.toFixed(0).padStart(5);
 const slug = (k: Kind) => k.replace(/[^a-z0-9]+/gi, "").toLowerCase();
+
+/** What the benchmark needs of a client: reply times (ms) and its longest silence. */
+interface Client {
+  since(t: number): number[];
+  maxGap(from: number, to: number): number;
+  count(): number;
+  stop(): Promise<void>;
+}
+
+const pingClient = (p: Pinger): Client => ({
+  since: (t) => p.since(t),
+  maxGap: (a, b) => p.maxGap(a, b),
+  count: () => p.replies.length,
+  stop: () => p.stop(),
+});
+
+/** The UDP probe of the service, with the edges of the window counted as answers (as Pinger does). */
+const probeClient = (c: ClusterLab, p: Probe): Client => ({
+  since: (t) => p.since(t).map((x) => x.t),
+  maxGap: (from, to) => {
+    const xs = [from, ...p.answers.filter((a) => a.t > from && a.t < to).map((a) => a.t), to];
+    let g = 0;
+    for (let i = 1; i < xs.length; i++) g = Math.max(g, (xs[i] as number) - (xs[i - 1] as number));
+    return g;
+  },
+  count: () => p.answers.length,
+  stop: async () => {
+    await c.lab.stop(p.proc, "SIGTERM", 1000);
+    await p.done.catch(() => {});
+  },
+});
 
 /** Brings every node back: link up, SIGCONT, restart what is not running. */
 async function restore(c: ClusterLab): Promise<void> {
@@ -88,7 +129,7 @@ async function newOwner(c: ClusterLab, not: LabNode): Promise<string> {
 
 /** Each client's longest silence in [from, settled + AFTER_MS], waiting (≤ 10 s) until all answer again. */
 async function gaps(
-  pings: [Placement, Pinger][],
+  pings: [Placement, Client][],
   from: number,
   settled: number,
 ): Promise<[Placement, number][]> {
@@ -120,14 +161,16 @@ async function main(): Promise<number> {
     for (let round = 0; round < ROUNDS && Date.now() < deadline; round++) {
       for (const kind of KINDS) {
         const owner = c.node(await c.settled(30_000));
-        const pings: [Placement, Pinger][] = [
-          ["segment", new Pinger(c.lab, "client", VIP, 25)],
-          ["segment", new Pinger(c.lab, "client", VIP6, 25)],
-          ["router", new Pinger(c.lab, "far", VIP, 25)],
-          ["router", new Pinger(c.lab, "far", VIP6, 25)],
+        const pings: [Placement, Client][] = [
+          ["segment", pingClient(new Pinger(c.lab, "client", VIP, 25))],
+          ["segment", pingClient(new Pinger(c.lab, "client", VIP6, 25))],
+          ["segment", probeClient(c, c.probe(10, 25_000, "client"))],
+          ["router", pingClient(new Pinger(c.lab, "far", VIP, 25))],
+          ["router", pingClient(new Pinger(c.lab, "far", VIP6, 25))],
+          ["router", probeClient(c, c.probe(10, 25_000, "far"))],
         ];
         try {
-          await until("ping replies", async () => pings.every(([, p]) => p.replies.length > 20), 10_000);
+          await until("client answers", async () => pings.every(([, p]) => p.count() > 20), 10_000);
           // Baseline: a quiet window of the same length, just before the event.
           const b0 = absNow();
           await Bun.sleep(WINDOW_MS);
@@ -201,7 +244,7 @@ async function main(): Promise<number> {
   console.log(
     `baseline (no event, ${WINDOW_MS} ms windows, ping every 10 ms): median longest silence ${fmt(base)} ms, worst ${fmt(Math.max(...baseline))} ms (n=${baseline.length})`,
   );
-  console.log("gap ms per client (IPv4 and IPv6 ping)   n   median  worst   median/baseline");
+  console.log("gap ms per client (ping v4, v6, UDP)     n   median  worst   median/baseline");
   let worst = 0;
   const figures: Record<string, number> = {};
   const allFailback: number[] = [];

@@ -139,8 +139,9 @@ export function onHeartbeat(
   const declines = hb.declines ?? [];
   const declinesChanged = !sameDeclines(p.declines, declines);
   const ready = hb.ready === true;
+  // Not a change by itself (every node replans on changes, and replanning flips its own flag):
+  // the service tells the daemon only when it waits for this peer (MembershipService.awaitSettled).
   const settledSeq = hb.settled === true ? hb.seq : p.settledSeq;
-  const becameSettled = hb.settled === true && p.settledSeq < p.lastSeq;
   let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines, ready, settledSeq };
   if (p.state === "Unknown" || p.state === "Dead")
     next = { ...next, state: "Rising", risingSince: now, since: now };
@@ -151,8 +152,7 @@ export function onHeartbeat(
     changed:
       next.state !== p.state ||
       (declinesChanged && next.state === "Alive") ||
-      (ready !== p.ready && (next.state === "Rising" || next.state === "Alive")) ||
-      (becameSettled && next.state === "Alive"),
+      (ready !== p.ready && (next.state === "Rising" || next.state === "Alive")),
   };
 }
 

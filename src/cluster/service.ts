@@ -65,6 +65,8 @@ export class MembershipService {
   private reheardCount = 0;
   /** This node's data path matches its latest plan (sent in every heartbeat, see setSettled). */
   private settled = false;
+  /** Peers whose next settled heartbeat the daemon waits for (hand-over holds). */
+  private awaiting = new Set<string>();
 
   constructor(private readonly opts: MembershipOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -118,14 +120,22 @@ export class MembershipService {
       this.drop(d.reason);
       return;
     }
+    // Resumed from a pause (SIGSTOP, a stalled VM): the heartbeats queued meanwhile are read
+    // before the next tick. Notice the pause first, so nothing stale is planned (or announced)
+    // from them.
+    if (this.now() - this.m.lastTick > this.opts.deadAfterMs) this.beat();
     const r = onHeartbeat(this.m, d.hb, this.now());
     if (r.drop) {
       this.drop(r.drop);
       return;
     }
     this.received++;
-    const was = this.m.peers.get(d.hb.node)?.state;
+    const before = this.m.peers.get(d.hb.node);
+    const was = before?.state;
     this.m = r.m;
+    const becameSettled = d.hb.settled === true && before !== undefined && before.settledSeq < before.lastSeq;
+    if (becameSettled && !r.changed && this.awaiting.has(d.hb.node))
+      this.opts.onChange(`member ${d.hb.node} is settled`);
     if ((was === "Unknown" || was === "Dead") && this.m.peers.get(d.hb.node)?.state === "Rising")
       this.reheardCount++;
     if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);
@@ -197,6 +207,11 @@ export class MembershipService {
     const was = this.settled;
     this.settled = settled;
     if (settled && !was) this.send(false);
+  }
+
+  /** The members whose becoming settled should be told to onChange (the daemon's hand-over holds). */
+  awaitSettled(nodes: ReadonlySet<string>): void {
+    this.awaiting = new Set(nodes);
   }
 
   /** `node` said it is settled in a heartbeat it sent at or after `wallMs` (its wall clock, ms). */

@@ -88,6 +88,8 @@ export interface MembershipView {
   setSettled?(settled: boolean): void;
   /** `node` said it is settled in a heartbeat it sent at or after `wallMs` (wall clock, ms). */
   settledSince?(node: string, wallMs: number): boolean;
+  /** Replan (onChange) when one of these members becomes settled. */
+  awaitSettled?(nodes: ReadonlySet<string>): void;
   /** Every member as this node sees it (GET /api/v1/cluster/members). */
   members?(): ClusterMemberView[];
 }
@@ -327,6 +329,7 @@ export class Daemon implements ApiRuntime {
       acknowledged: (h) => this.membership?.settledSince?.(h.to, h.since + HANDOVER_ACK_MARGIN_MS) === true,
     });
     this.held = r.held;
+    this.membership?.awaitSettled?.(new Set([...r.held.values()].map((h) => h.to)));
     if (r.wakeAt !== undefined && r.wakeAt < this.holdWake && !this.closing) {
       clearTimeout(this.holdTimer);
       this.holdWake = r.wakeAt;

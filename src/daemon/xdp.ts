@@ -37,7 +37,10 @@ export class XdpL2Driver implements Driver {
   private constructor(
     private readonly responder: XdpDriver,
     private readonly defaultInterfaces: readonly string[],
-  ) {}
+  ) {
+    // A link that comes back announces only what this node owns (not what it is handing over).
+    responder.carrierFilter = (ip) => this.owned.has(ip);
+  }
 
   static async open(interfaces: readonly string[], opts: XdpDriverOptions = {}): Promise<XdpL2Driver> {
     return new XdpL2Driver(await XdpDriver.open(opts), interfaces);

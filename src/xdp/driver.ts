@@ -11,9 +11,12 @@
  * `reannounce()` announces entries that were already in the map (a VIP regained during its
  * hand-over hold, or a member audible again); and the driver watches the carrier of every
  * interface it is attached to (sysfs `carrier` + `operstate`, polled every 100 ms): when a link
- * comes back, every VIP on it is announced again on the takeover schedule, because the frames
- * sent while it was down were lost (sends on a down link fail and are counted as
- * announcements_failed).
+ * comes back, every VIP still owned on it `carrierSettleMs` later is announced again on the
+ * takeover schedule, because the frames sent while it was down were lost (sends on a down link
+ * fail and are counted as announcements_failed). The short wait lets a cluster node hear its
+ * members first: if it steps back (a healed partition), it must not pull clients to a VIP it is
+ * about to drop; if it keeps the VIP, the daemon announces at once anyway (a member audible
+ * again, see src/daemon/daemon.ts).
  *
  * @example
  * const xdp = await XdpDriver.open({ livenessWindowMs: 30_000 });
@@ -64,6 +67,8 @@ export interface XdpDriverOptions {
   announceScheduleMs?: readonly number[];
   /** How often the carrier of attached interfaces is read (default 100 ms; 0: not watched). */
   carrierPollMs?: number;
+  /** How long after a link came back its VIPs are announced again (default 500 ms). */
+  carrierSettleMs?: number;
 }
 
 /** The link can carry frames: carrier present and operstate up (or unknown, as on some drivers). */
@@ -163,6 +168,13 @@ export class XdpDriver {
   carrierReturns = 0;
   /** Times entries already in the map were announced again (reannounce()). */
   reannounced = 0;
+  private carrierSettleMs = 500;
+  private readonly carrierTimers = new Set<ReturnType<typeof setTimeout>>();
+  /**
+   * Which entries a returning link announces (default all): the layer-2 driver passes the VIPs
+   * this node owns, so one it is handing over is not announced.
+   */
+  carrierFilter: ((ip: string) => boolean) | undefined;
 
   private constructor(
     private readonly maps: XdpMaps,
@@ -206,6 +218,7 @@ export class XdpDriver {
       }
     }, period);
     d.heartbeatTimer.unref?.();
+    d.carrierSettleMs = opts.carrierSettleMs ?? 500;
     const poll = opts.carrierPollMs ?? 100;
     if (poll > 0) {
       d.carrierTimer = setInterval(() => d.watchCarrier(), poll);
@@ -242,7 +255,15 @@ export class XdpDriver {
       this.carrier.set(ifname, up);
       if (up && was === false) {
         this.carrierReturns++;
-        this.announceWhere((e) => e.ifindex === a.ifindex);
+        const ifindex = a.ifindex;
+        const timer = setTimeout(() => {
+          this.carrierTimers.delete(timer);
+          if (this.closed || !linkUp(ifname)) return;
+          const keep = this.carrierFilter;
+          this.announceWhere((e) => e.ifindex === ifindex && (keep === undefined || keep(formatIp(e.ip))));
+        }, this.carrierSettleMs);
+        timer.unref?.();
+        this.carrierTimers.add(timer);
       }
     }
   }
@@ -413,6 +434,8 @@ export class XdpDriver {
     this.closed = true;
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
     if (this.carrierTimer !== null) clearInterval(this.carrierTimer);
+    for (const t of this.carrierTimers) clearTimeout(t);
+    this.carrierTimers.clear();
     this.announcer.stop();
     this.sender.close();
     this.maps.close();

@@ -149,9 +149,11 @@ describe("the settled flag (heartbeat bit 2)", () => {
     m = onHeartbeat(m, beat(2_000n, false), 2).m;
     expect(m.peers.get("n2")?.state).toBe("Alive");
     expect(m.peers.get("n2")?.settledSeq).toBe(-1n);
-    // Becoming settled is a change (the old owner replans and lets go); staying settled is not.
+    // Not a membership change by itself (every node replans on changes, and a replan flips its
+    // own flag: two nodes would wake each other forever); the service tells the daemon only when
+    // it waits for that member (awaitSettled).
     const r = onHeartbeat(m, beat(3_000n, true), 3);
-    expect(r.changed).toBe(true);
+    expect(r.changed).toBe(false);
     expect(r.m.peers.get("n2")?.settledSeq).toBe(3_000n);
     const again = onHeartbeat(r.m, beat(4_000n, true), 4);
     expect(again.changed).toBe(false);

@@ -467,10 +467,13 @@ ${o.extra ?? ""}`;
     }
   }
 
-  /** Starts the client's probe: one datagram to the VIP every intervalMs, for at most durationMs. */
-  probe(intervalMs: number, durationMs: number): Probe {
+  /**
+   * Starts a probe (default: on the client; "far": behind the router): one datagram to the VIP's
+   * service every intervalMs, for at most durationMs.
+   */
+  probe(intervalMs: number, durationMs: number, ns = "client"): Probe {
     const proc = this.lab.spawn(
-      "client",
+      ns,
       [
         process.execPath,
         join(import.meta.dir, "probe.ts"),
