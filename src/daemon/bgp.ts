@@ -9,6 +9,7 @@ import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
 import type { BgpSpeaker, PeerConfig, RouteSpec } from "../bgp/speaker.ts";
 import type { Config } from "../config/index.ts";
 import { type BGPPeer, durationMs } from "../config/schemas.ts";
+import { sessionAsn } from "../config/validate.ts";
 import { sh } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
@@ -20,7 +21,9 @@ export function peerConfig(p: BGPPeer): PeerConfig {
   const secs = (d: string | undefined) => (d === undefined ? undefined : Math.round(durationMs(d) / 1000));
   const c: PeerConfig = {
     name: p.metadata.name,
-    myASN: s.myASN,
+    // localASN (v1beta2) replaces myASN on this session, as MetalLB's FRR `local-as ASN
+    // no-prepend replace-as`: the OPEN carries it and the AS_PATH to this eBGP peer is it alone.
+    myASN: sessionAsn(p),
     peerAddress: s.peerAddress ?? "",
     peerPort: s.peerPort,
   };
@@ -137,7 +140,7 @@ export class BgpDriver implements Driver {
         name: s.name,
         address: s.address,
         asn: p?.spec.peerASN ?? 0,
-        ...(p ? { localAsn: p.spec.myASN } : {}),
+        ...(p ? { localAsn: sessionAsn(p) } : {}),
         state: s.state,
         ...(s.uptimeSeconds !== undefined ? { uptimeSeconds: s.uptimeSeconds } : {}),
         prefixesSent: s.prefixesSent,

@@ -17,6 +17,7 @@ import {
   type OpenMessage,
   type UpdateMessage,
 } from "../../src/bgp/codec/index.ts";
+import { buildOpen } from "../../src/bgp/negotiate.ts";
 import { type IfaceTable, otherFamilyNextHops } from "../../src/bgp/nexthop.ts";
 import { LogRateLimiter, OVERFLOW_KEY } from "../../src/bgp/ratelimit.ts";
 import { BgpSpeaker, type PeerConfig } from "../../src/bgp/speaker.ts";
@@ -102,6 +103,21 @@ describe("BGPPeer families: disableMP and dualStackAddressFamily", () => {
       "both-set": [4, 6],
       neither: [4],
     });
+  });
+  test("localASN (v1beta2): the session's OPEN carries it (My AS = AS_TRANS, 4-octet AS capability), myASN otherwise", () => {
+    // MetalLB: `local-as ASN no-prepend replace-as` in its FRR configuration.
+    const r = configFromPaths([join(FIX, "peer-local-asn.yaml")]);
+    if (!r.ok) throw new Error(r.problems.map(formatProblem).join("\n"));
+    const open = (name: string) => {
+      const p = r.config.peers.find((x) => x.metadata.name === name);
+      if (!p) throw new Error(`no peer ${name}`);
+      return buildOpen(peerConfig(p), { bgpId: 1, holdTime: 90, restarting: false });
+    };
+    const as4 = (o: ReturnType<typeof open>) => o.capabilities.find((c) => c.kind === "as4");
+    expect(open("with-local").myAs).toBe(23456); // AS_TRANS: 4200000001 does not fit two octets
+    expect(as4(open("with-local"))).toEqual({ kind: "as4", asn: 4200000001 });
+    expect(open("without-local").myAs).toBe(64512);
+    expect(as4(open("without-local"))).toEqual({ kind: "as4", asn: 64512 });
   });
   test("vrf: refused at validation with file:line and what to do", () => {
     const path = join(FIX, "peer-vrf.yaml");
