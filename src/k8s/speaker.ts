@@ -51,6 +51,8 @@ export interface SpeakerOptions {
         declines?(): ReadonlyMap<string, readonly Decline[]>;
         /** Replaces this node's declines (forced failover); they travel with its heartbeats. */
         setDeclines?(declines: readonly Decline[]): void;
+        /** Times a member that could not be heard became audible again (src/cluster/service.ts). */
+        reheard?(): number;
       })
     | undefined;
   /** Per-VIP Lease fencing: a won VIP is announced only while its Lease is held. */
@@ -104,6 +106,8 @@ export class Speaker {
   private plan: Plan = EMPTY_PLAN;
   private elected: L2Election[] = [];
   private planText = "";
+  /** membership.reheard() when the drivers last announced every owned VIP again. */
+  private reheardSeen = 0;
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
   private again = false;
@@ -335,6 +339,13 @@ export class Speaker {
           });
         }
       }
+    }
+    // A member that could not be heard is audible again: what was announced meanwhile may have
+    // been lost (a link down, a partition), so every owned VIP is announced once more.
+    const heard = m?.reheard?.() ?? 0;
+    if (heard !== this.reheardSeen) {
+      this.reheardSeen = heard;
+      for (const d of this.opts.drivers) d.reannounce?.("a member is audible again");
     }
     // Only now, with the entries of lost VIPs gone from the drivers, may their Leases be handed
     // back (and Leases of newly won VIPs be acquired; they are announced once held).
