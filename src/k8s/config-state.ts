@@ -108,14 +108,17 @@ export class ConfigReporter {
     this.inFlight = body;
     try {
       const t = kubeTime((this.opts.now ?? Date.now)());
+      // An empty text is left out (null removes it in a merge patch): kube-apiserver 1.20 refuses
+      // an empty string in a CRD's status here ("Invalid value: null ... must be of type string").
       const status = {
-        ...st,
+        result: st.result,
+        errorSummary: st.errorSummary === "" ? null : st.errorSummary,
         conditions: [
           {
             type: "Valid",
             status: st.result === "Valid" ? "True" : "False",
             reason: st.result === "Valid" ? "ConfigurationValid" : "InvalidConfiguration",
-            message: st.errorSummary.slice(0, 1024),
+            ...(st.errorSummary === "" ? {} : { message: st.errorSummary.slice(0, 1024) }),
             lastTransitionTime: t,
           },
         ],
