@@ -20,6 +20,8 @@ const configState = async (c: TestCluster) =>
 for (const [tier, make] of [
   ["test API server", () => fakeCluster()],
   ["kube-apiserver 1.20.2", () => realCluster()],
+  // vipd as the k3s addon's ServiceAccount: its Role lets it write the ConfigurationState and Events.
+  ["kube-apiserver 1.20.2 + RBAC", () => realCluster({ rbac: true })],
 ] as const) {
   test(`${tier}: a bad pool stays out and says why; a new good pool and its Service still get served; a restart says nothing twice`, async () => {
     const c = await make();
