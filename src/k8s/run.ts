@@ -77,7 +77,7 @@ export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME]
   --webhook-service NAME     the webhook's Service, named in its certificate (default vipd-webhook)
   --webhook-config NAME      the ValidatingWebhookConfiguration (default vipd-webhook)
   --webhook-secret NAME      the Secret holding the webhook's CA and certificate (default vipd-webhook-cert)
-The controller's identity (its Lease holder) is $POD_NAME, else the host name: a restarted pod
+The controller's identity (its Lease holder) is $POD_NAME, else the node name: a restarted pod
 resumes its own Lease at once.`;
 
 export interface K8sArgs {
@@ -196,7 +196,8 @@ export function parseK8sArgs(
     if (wl !== undefined && wl !== "" && !/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(wl))
       return { error: `--webhook-listen must be HOST:PORT or [IPv6]:PORT, not "${wl}"` };
     return {
-      identity: env.POD_NAME || hostname(),
+      // The pod name; without one (not in a pod), the node name: unique per node either way.
+      identity: env.POD_NAME || (values["node-name"] ?? env.NODE_NAME ?? hostname()),
       webhook:
         wl === undefined || wl === ""
           ? undefined

@@ -3,7 +3,6 @@
  * statuses → the planner's assignments, MicroTime, and `vipd k8s` argument parsing.
  */
 import { describe, expect, test } from "bun:test";
-import { hostname } from "node:os";
 import { configFromText } from "../../src/config/index.ts";
 import { kubeTime, microTime, parseKubeTime } from "../../src/k8s/client.ts";
 import { parseK8sArgs } from "../../src/k8s/run.ts";
@@ -142,7 +141,7 @@ describe("parseK8sArgs", () => {
         addressFamily: "ipv4",
       },
       leaseFencingS: undefined,
-      identity: hostname(),
+      identity: "n7",
       webhook: undefined,
     });
     // The controller's identity is the pod name (downward API), stable across restarts.

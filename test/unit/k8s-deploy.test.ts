@@ -294,7 +294,7 @@ describe("admission webhook manifests", () => {
   test("the service reference reaches the port the DaemonSet serves the webhook on, at the path vipd serves", () => {
     const h = hooks[0] as Hook;
     const meta = svc.metadata as Json;
-    expect(h.clientConfig.service).toEqual({
+    expect(h.clientConfig.service as Json).toEqual({
       name: meta.name,
       namespace: meta.namespace,
       path: "/validate",
