@@ -177,3 +177,50 @@ describe("helm template, as Helm's engine renders it", () => {
     );
   });
 });
+
+describe("the admission webhook, rendered", () => {
+  type Hook = {
+    failurePolicy: string;
+    clientConfig: { service: { name: string; namespace: string; path: string; port: number } };
+  };
+  test("default values: the configuration reaches the release's webhook Service and the pods' port; RBAC names the same objects", () => {
+    const objs = render();
+    const vwc = one(objs, "ValidatingWebhookConfiguration");
+    const hook = (vwc.webhooks as Hook[])[0] as Hook;
+    const svc = objs.find(
+      (o) => o.kind === "Service" && o.metadata.name === hook.clientConfig.service.name,
+    ) as Obj;
+    expect(svc).toBeDefined();
+    expect(hook.clientConfig.service.namespace).toBe("lb-system");
+    expect(hook.failurePolicy).toBe("Fail");
+    const port = ((svc.spec as Json).ports as { port: number; targetPort: number }[])[0];
+    expect(port?.port).toBe(hook.clientConfig.service.port);
+    const args = vipdArgs(container(one(objs, "DaemonSet")));
+    expect(args.webhook).toEqual({
+      listen: `[10.0.0.5]:${port?.targetPort}`,
+      service: svc.metadata.name,
+      config: vwc.metadata.name,
+      secret: `${svc.metadata.name}-cert`,
+    });
+    const names = objs
+      .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
+      .flatMap((o) => (o.rules as { resourceNames?: string[] }[]).flatMap((r) => r.resourceNames ?? []));
+    expect(names.sort()).toEqual([vwc.metadata.name, `${svc.metadata.name}-cert`].sort());
+  });
+
+  test("webhook.enabled=false: no configuration, no Service, no flag, no webhook rights", () => {
+    const objs = render({ webhook: { enabled: false } });
+    expect(objs.filter((o) => o.kind === "ValidatingWebhookConfiguration")).toEqual([]);
+    expect(objs.filter((o) => o.metadata.name.endsWith("-webhook"))).toEqual([]);
+    expect(vipdArgs(container(one(objs, "DaemonSet"))).webhook).toBeUndefined();
+    const rules = objs
+      .filter((o) => o.kind === "ClusterRole" || o.kind === "Role")
+      .flatMap((o) => o.rules as { resources: string[]; resourceNames?: string[] }[]);
+    expect(rules.filter((r) => r.resourceNames !== undefined)).toEqual([]);
+    expect(
+      render({ webhook: { failurePolicy: "Ignore" } }).some((o) =>
+        JSON.stringify(o).includes('"failurePolicy":"Ignore"'),
+      ),
+    ).toBe(true);
+  });
+});
