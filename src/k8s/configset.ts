@@ -44,9 +44,10 @@ export interface CrSelection {
   rejected: Rejected[];
 }
 
-const META_KEYS = Object.keys(ObjectMeta.shape);
+export const META_KEYS = Object.keys(ObjectMeta.shape);
 
-const pick = (o: unknown, keys: readonly string[]): Record<string, unknown> => {
+/** The keys of `o` named in `keys` that hold a value (the API server adds fields vipd does not read). */
+export const pick = (o: unknown, keys: readonly string[]): Record<string, unknown> => {
   const out: Record<string, unknown> = {};
   if (o === null || typeof o !== "object") return out;
   for (const k of keys) {

@@ -12,11 +12,19 @@
  */
 
 import type { Config, Loaded, Problem } from "../config/index.ts";
-import { type Kind, ObjectMeta, ServiceSpec } from "../config/schemas.ts";
+import { type Kind, ServiceSpec } from "../config/schemas.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { NodeInfo } from "../daemon/plan.ts";
 import { type Kube, type KubeObject, METALLB_PLURALS, PATHS } from "./client.ts";
-import { type CrObject, contentKey, loadObject, type Rejected, selectCrs } from "./configset.ts";
+import {
+  type CrObject,
+  contentKey,
+  loadObject,
+  META_KEYS,
+  pick,
+  type Rejected,
+  selectCrs,
+} from "./configset.ts";
 import { Informer, type InformerOptions } from "./informer.ts";
 
 export interface ClusterStateOptions {
@@ -38,18 +46,7 @@ export interface ConfigView {
   rejected: Rejected[];
 }
 
-const META_KEYS = Object.keys(ObjectMeta.shape);
 const SERVICE_SPEC_KEYS = Object.keys(ServiceSpec.shape);
-
-const pick = (o: unknown, keys: readonly string[]): Record<string, unknown> => {
-  const out: Record<string, unknown> = {};
-  if (o === null || typeof o !== "object") return out;
-  for (const k of keys) {
-    const v = (o as Record<string, unknown>)[k];
-    if (v !== undefined && v !== null) out[k] = v;
-  }
-  return out;
-};
 
 /** The parts of an API object the schemas know (the API server adds fields vipd does not read). */
 export function toManifest(kind: Kind, o: KubeObject): Record<string, unknown> {
