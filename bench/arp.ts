@@ -23,7 +23,7 @@
  *   bun bench/arp.ts [--seconds 3] [--rounds 3]
  */
 
-import { Lab } from "../src/lab/netns.ts";
+import { destroyLabsOnSignal, Lab } from "../src/lab/netns.ts";
 import { parseIp } from "../src/util/ip.ts";
 import { arpRequest, ETH_P_IP, ethHeader } from "../src/xdp/frames.ts";
 import { parseMac } from "../src/xdp/layout.ts";
@@ -75,6 +75,7 @@ async function main(): Promise<void> {
   const cpus = Number((await sh(["nproc"])).trim());
   const senders = Math.min(2, cpus);
 
+  destroyLabsOnSignal();
   const lab = await Lab.create("arpb");
   const pins = await tempPins("bench");
   const stats = (await sh(["sysctl", "-n", "kernel.bpf_stats_enabled"])).trim();

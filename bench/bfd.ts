@@ -21,7 +21,7 @@ import type { Subprocess } from "bun";
 import type { DesiredSession } from "../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../src/bfd/profile.ts";
 import { Agent, Bird, FrrBfd, tempDir, waitFor } from "../src/bfd/testdata/peers.ts";
-import { destroyAllLabs, Lab } from "../src/lab/netns.ts";
+import { destroyLabsOnSignal, Lab } from "../src/lab/netns.ts";
 import { startRecording } from "./lib/results.ts";
 
 function arg(name: string, def: number): number {
@@ -415,7 +415,7 @@ async function healthRun(peerKind: "frr" | "vipd"): Promise<number> {
   }
 }
 
-process.on("SIGINT", () => void destroyAllLabs().then(() => process.exit(130)));
+destroyLabsOnSignal();
 const recording = startRecording("bfd");
 const det = FAILURES > 0 ? await detectionRun() : undefined;
 const vipd = det?.vipd ?? [];

@@ -35,6 +35,7 @@ import {
   VIP6,
 } from "../src/cluster/lab/cluster-lab.ts";
 import { Pinger } from "../src/cluster/lab/ping.ts";
+import { destroyLabsOnSignal } from "../src/lab/netns.ts";
 import { startRecording } from "./lib/results.ts";
 
 function arg(name: string, def: number): number {
@@ -149,6 +150,7 @@ async function gaps(
 
 async function main(): Promise<number> {
   const rec = startRecording("failover");
+  destroyLabsOnSignal();
   const c = await ClusterLab.create({ tag: "l2b", router: true });
   const takeover = new Map<string, number[]>();
   const failback = new Map<string, number[]>();

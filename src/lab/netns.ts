@@ -165,3 +165,20 @@ export class Lab {
 export async function destroyAllLabs(): Promise<void> {
   await Promise.all([...live].map((l) => l.destroy()));
 }
+
+let signalsHooked = false;
+/**
+ * For benchmarks and scripts (not tests: bun test has its own afterAll): on SIGINT or SIGTERM
+ * (Ctrl-C, or CI's `timeout`), destroy every live lab — processes by PID, then namespaces — and
+ * exit 130 / 143, so an interrupted run leaves nothing behind.
+ */
+export function destroyLabsOnSignal(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.on(sig, () => void destroyAllLabs().finally(() => process.exit(code)));
+  }
+}
