@@ -21,19 +21,8 @@
  *
  * Pure: no I/O, no clock; state changes only through the methods below. Bad input changes nothing.
  *
- * Deliberate differences from MetalLB, none of which changes an outcome MetalLB could produce:
- * - pools of equal rank are tried by name, and a reconcile handles Services holding addresses
- *   first, then by key; MetalLB's orders there are Go map and informer order (random), so vipd
- *   gives one of the answers MetalLB may give, the same one every time;
- * - a pool change releases at once every assignment the new pools do not allow (MetalLB: those
- *   in no pool at once, the rest when each Service is reprocessed, in random order): the same as
- *   MetalLB reprocessing those Services first;
- * - without ClusterIPs (the bare appliance, which MetalLB does not have) families come from
- *   spec.ipFamilies, the requested IPs or the policy; every Kubernetes LoadBalancer Service has
- *   ClusterIPs, so in Kubernetes the families are MetalLB's.
- * Not a difference: a syntactically invalid request (bad loadBalancerIPs text, both
- * loadBalancerIP and the annotation) keeps what the Service holds, as MetalLB (it returns before
- * clearing); vipd reports it in `kept`.
+ * Deliberate differences from MetalLB (none changes an outcome MetalLB could produce) are listed,
+ * with why, in README.md under "MetalLB compatibility" → Allocation.
  *
  * @example
  * const a = new Allocator();
