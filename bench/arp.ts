@@ -10,7 +10,7 @@
  *   xdp      the responder attached to the node's veth, answering the VIP (the node also has the
  *            VIP as an address, but the kernel never sees the requests);
  *   kernel   no XDP on the node: its stack answers the same VIP;
- *   reflect  XDP_TX of every frame unchanged on the node (src/xdp/lab_reflect.c): the cheapest
+ *   reflect  XDP_TX of every frame unchanged on the node (test/support/bpf/lab_reflect.c): the cheapest
  *            reply there is, so the with-replies ceiling of the link (counted on the client);
  *   ceiling  XDP_DROP on the node: requests/s the link carries with no replies at all (counted on
  *            the node).
@@ -23,13 +23,13 @@
  *   bun bench/arp.ts [--seconds 3] [--rounds 3]
  */
 
-import { destroyLabsOnSignal, Lab } from "../src/lab/netns.ts";
 import { parseIp } from "../src/util/ip.ts";
 import { arpRequest, ETH_P_IP, ethHeader } from "../src/xdp/frames.ts";
 import { parseMac } from "../src/xdp/layout.ts";
 import { monotonicNs } from "../src/xdp/libbpf.ts";
 import { XdpMaps } from "../src/xdp/maps.ts";
-import { buildXdp, objectPath, tempPins } from "../src/xdp/testkit.ts";
+import { destroyLabsOnSignal, Lab } from "../test/support/netns.ts";
+import { buildXdp, objectPath, tempPins } from "../test/support/xdp-testkit.ts";
 import { startRecording } from "./lib/results.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;

@@ -20,8 +20,8 @@ import { readFileSync } from "node:fs";
 import type { Subprocess } from "bun";
 import type { DesiredSession } from "../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../src/bfd/profile.ts";
-import { Agent, Bird, FrrBfd, tempDir, waitFor } from "../src/bfd/testdata/peers.ts";
-import { destroyLabsOnSignal, Lab } from "../src/lab/netns.ts";
+import { Agent, Bird, FrrBfd, tempDir, waitFor } from "../test/support/bfd/peers.ts";
+import { destroyLabsOnSignal, Lab } from "../test/support/netns.ts";
 import { startRecording } from "./lib/results.ts";
 
 function arg(name: string, def: number): number {

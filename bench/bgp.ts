@@ -12,8 +12,8 @@
  */
 import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
-import { Lab } from "../src/lab/netns.ts";
 import { removeTmpDirs, startBird, startVipd, tmpDir, waitFor } from "../test/fixtures/bgp/harness.ts";
+import { Lab } from "../test/support/netns.ts";
 import { startRecording } from "./lib/results.ts";
 
 // ------------------------------------------------------------------ gobgpd feeder (runs in ns g)

@@ -2,10 +2,10 @@
  * Layer-2 failover and failback benchmark (needs root): `bun bench/failover.ts [--rounds 5]`
  *
  * Three real `vipd run` nodes, a client on the VIP's segment and a Linux router namespace (default
- * neighbour sysctls) with a second client behind it (src/cluster/lab/cluster-lab.ts), default
+ * neighbour sysctls) with a second client behind it (test/support/cluster-lab/cluster-lab.ts), default
  * timers (heartbeat 50 ms, dead after 200 ms, rise 1 s). The clients, in both placements, every
- * 10 ms: the real `ping`, IPv4 and IPv6 (src/cluster/lab/ping.ts), answered by the owner's
- * kernel, and a UDP probe of the VIP's service (src/cluster/lab/probe.ts), answered by the node's
+ * 10 ms: the real `ping`, IPv4 and IPv6 (test/support/cluster-lab/ping.ts), answered by the owner's
+ * kernel, and a UDP probe of the VIP's service (test/support/cluster-lab/probe.ts), answered by the node's
  * service (which a crash kills with vipd: only the probe sees a crash as such). All of them send
  * to whatever MAC their neighbour cache (or the router's) holds, as real clients do, so a node
  * that takes a VIP without announcing it, or an old owner that stops before the new one
@@ -33,9 +33,9 @@ import {
   until,
   VIP,
   VIP6,
-} from "../src/cluster/lab/cluster-lab.ts";
-import { Pinger } from "../src/cluster/lab/ping.ts";
-import { destroyLabsOnSignal } from "../src/lab/netns.ts";
+} from "../test/support/cluster-lab/cluster-lab.ts";
+import { Pinger } from "../test/support/cluster-lab/ping.ts";
+import { destroyLabsOnSignal } from "../test/support/netns.ts";
 import { startRecording } from "./lib/results.ts";
 
 function arg(name: string, def: number): number {

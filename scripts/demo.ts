@@ -17,8 +17,8 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { Lab } from "../src/lab/netns.ts";
-import { type TempPins, tempPins } from "../src/xdp/testkit.ts";
+import { Lab } from "../test/support/netns.ts";
+import { type TempPins, tempPins } from "../test/support/xdp-testkit.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const { values } = parseArgs({

@@ -4,7 +4,7 @@
  * Properties: decoding arbitrary (biased) bytes never throws; whatever decodes re-encodes to the
  * same packet; every generated packet round-trips; verifyAuth and the FSM never throw on any
  * decodable packet in any session state. A failing input is saved under
- * src/bfd/testdata/crashers/ (hex), which test/unit/bfd-crashers.test.ts replays forever.
+ * test/fixtures/bfd/crashers/ (hex), which test/unit/bfd-crashers.test.ts replays forever.
  */
 
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -13,11 +13,11 @@ import fc from "fast-check";
 import { type AuthConfig, encodeSigned, verifyAuth } from "../src/bfd/auth.ts";
 import { decodeControl, encodeControl } from "../src/bfd/codec.ts";
 import { newSession, onPacket, onTimer, type Session, type SessionParams } from "../src/bfd/fsm.ts";
-import { arbControlPacket } from "../src/bfd/testdata/arbitraries.ts";
+import { arbControlPacket } from "../test/support/bfd/arbitraries.ts";
 
 const cases = Number(process.argv[2] ?? 1_000_000);
 const seed = Number(process.argv[3] ?? Date.now() % 0x7fffffff);
-const crashDir = join(import.meta.dir, "../src/bfd/testdata/crashers");
+const crashDir = join(import.meta.dir, "../test/fixtures/bfd/crashers");
 
 const auths: (AuthConfig | undefined)[] = [
   undefined,

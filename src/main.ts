@@ -9,9 +9,9 @@
  *   vipd version            print the version
  */
 import pkg from "../package.json" with { type: "json" };
+import { run } from "./appliance/run.ts";
 import { configFromPaths, formatProblem } from "./config/index.ts";
-import { LocalDeliveryDriver } from "./daemon/local-delivery.ts";
-import { run } from "./daemon/run.ts";
+import { LocalDeliveryDriver } from "./drivers/local-delivery.ts";
 
 export const VERSION: string = pkg.version;
 

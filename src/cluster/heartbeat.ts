@@ -12,7 +12,7 @@
  *                        bit 2: settled (the sender's data path matches its latest plan: every
  *                               VIP it gained is programmed and announced; the old owner of a
  *                               VIP handed over to it stops answering on seeing this, make
- *                               before break — src/cluster/handover.ts)
+ *                               before break — src/plan/handover.ts)
  *   6  u16 interval      the sender's transmit interval, ms
  *   8  u64 seq           strictly increasing per sender, across restarts (µs wall clock based)
  *  16  u8  nameLen, name (UTF-8, 1..253 bytes)

@@ -26,9 +26,9 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
+import { toApiProblem } from "../appliance/daemon.ts";
 import { type Config, configFromText } from "../config/index.ts";
-import { toApiProblem } from "../daemon/daemon.ts";
-import type { Driver } from "../daemon/driver.ts";
+import type { Driver } from "../drivers/driver.ts";
 import { Allocator } from "../ipam/allocator.ts";
 import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
 

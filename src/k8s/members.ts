@@ -6,7 +6,7 @@
  * The heartbeat protocol itself is src/cluster/ (HMAC-SHA256 authenticated, see heartbeat.ts).
  */
 
-import type { NodeInfo } from "../daemon/plan.ts";
+import type { NodeInfo } from "../plan/plan.ts";
 import { formatIp, parseIp } from "../util/ip.ts";
 import type { KubeObject } from "./client.ts";
 

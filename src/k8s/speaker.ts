@@ -15,10 +15,11 @@
 
 import { createHash } from "node:crypto";
 import type { FailoverRefusal, FailoverRequest, FailoverResult } from "../api/runtime.ts";
-import { declineVip, withdrawDecline } from "../cluster/failover.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
 import type { Config } from "../config/index.ts";
-import type { Driver } from "../daemon/driver.ts";
+import type { Driver } from "../drivers/driver.ts";
+import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+import { declineVip, withdrawDecline } from "../plan/failover.ts";
 import {
   computePlan,
   EMPTY_PLAN,
@@ -26,8 +27,7 @@ import {
   type NodeInfo,
   type Plan,
   type PlannedAssignment,
-} from "../daemon/plan.ts";
-import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+} from "../plan/plan.ts";
 import type { Logger } from "../util/log.ts";
 import { type Kube, KubeError, PATHS } from "./client.ts";
 import { EventRecorder } from "./events.ts";
@@ -183,7 +183,7 @@ export class Speaker {
   /**
    * Forced failover (admin, `POST /api/v1/l2/failover`): this node, the VIP's owner, declines it
    * so the next candidate (or the named one) takes it; `cancel` withdraws the decline. The
-   * decline travels with this node's heartbeats (src/cluster/failover.ts); with fencing the new
+   * decline travels with this node's heartbeats (src/plan/failover.ts); with fencing the new
    * owner announces once this node, having removed its entry, hands the VIP's Lease back.
    */
   async l2Failover(req: FailoverRequest): Promise<({ ok: true } & FailoverResult) | FailoverRefusal> {

@@ -14,7 +14,7 @@
 import type { Config, Loaded, Problem } from "../config/index.ts";
 import { type Kind, ServiceSpec } from "../config/schemas.ts";
 import { buildConfig } from "../config/validate.ts";
-import type { NodeInfo } from "../daemon/plan.ts";
+import type { NodeInfo } from "../plan/plan.ts";
 import { type Kube, type KubeObject, METALLB_PLURALS, PATHS } from "./client.ts";
 import {
   type CrObject,

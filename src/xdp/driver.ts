@@ -16,7 +16,7 @@
  * fail and are counted as announcements_failed). The short wait lets a cluster node hear its
  * members first: if it steps back (a healed partition), it must not pull clients to a VIP it is
  * about to drop; if it keeps the VIP, the daemon announces at once anyway (a member audible
- * again, see src/daemon/daemon.ts).
+ * again, see src/appliance/daemon.ts).
  *
  * @example
  * const xdp = await XdpDriver.open({ livenessWindowMs: 30_000 });

@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { DesiredSession } from "../../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../../src/bfd/profile.ts";
-import { Agent, Bird, tempDir, waitFor } from "../../src/bfd/testdata/peers.ts";
-import { Lab } from "../../src/lab/netns.ts";
+import { Agent, Bird, tempDir, waitFor } from "../support/bfd/peers.ts";
+import { Lab } from "../support/netns.ts";
 
 const fast = { ...DEFAULT_PROFILE, receiveInterval: 50, transmitInterval: 50, detectMultiplier: 3 };
 const auth = { type: "MeticulousKeyedSha1" as const, keyId: 7, secret: "vipd-bfd-sha1" };

@@ -17,8 +17,8 @@ import {
   tempDir,
   undropBfd,
   waitFor,
-} from "../../src/bfd/testdata/peers.ts";
-import { Lab } from "../../src/lab/netns.ts";
+} from "../support/bfd/peers.ts";
+import { Lab } from "../support/netns.ts";
 
 const fast = { ...DEFAULT_PROFILE, receiveInterval: 50, transmitInterval: 50, detectMultiplier: 3 };
 const session: DesiredSession = {
@@ -162,7 +162,7 @@ test("wrong-TTL packets are ignored; the same packet at TTL 255 is obeyed", asyn
   const hex = Buffer.from(forged).toString("hex");
   const inject = [
     process.execPath,
-    `${import.meta.dir}/../../src/bfd/testdata/inject.ts`,
+    `${import.meta.dir}/../../test/support/bfd/inject.ts`,
     "10.77.0.1",
     "3784",
   ];
@@ -209,7 +209,7 @@ test("a valid discriminator from another address (TTL 255, on link) is dropped a
   ).toString("hex");
   const inject = [
     process.execPath,
-    `${import.meta.dir}/../../src/bfd/testdata/inject.ts`,
+    `${import.meta.dir}/../../test/support/bfd/inject.ts`,
     "10.79.0.1",
     "3784",
   ];

@@ -8,8 +8,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { controlPacket, encodeControl } from "../../src/bfd/codec.ts";
 import type { DesiredSession } from "../../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../../src/bfd/profile.ts";
-import { Agent, FrrBfd, tempDir, waitFor } from "../../src/bfd/testdata/peers.ts";
-import { Lab } from "../../src/lab/netns.ts";
+import { Agent, FrrBfd, tempDir, waitFor } from "../support/bfd/peers.ts";
+import { Lab } from "../support/netns.ts";
 
 const fast = { ...DEFAULT_PROFILE, receiveInterval: 50, transmitInterval: 50, detectMultiplier: 3 };
 const session: DesiredSession = {
@@ -103,7 +103,7 @@ test("hop limit 64 is ignored; the same packet at hop limit 255 is obeyed", asyn
   ).toString("hex");
   const inject = [
     process.execPath,
-    `${import.meta.dir}/../../src/bfd/testdata/inject.ts`,
+    `${import.meta.dir}/../../test/support/bfd/inject.ts`,
     "fd00:77::1",
     "3784",
   ];

@@ -9,8 +9,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import type { DesiredSession } from "../../src/bfd/manager.ts";
 import { DEFAULT_PROFILE } from "../../src/bfd/profile.ts";
-import { Agent, FrrBfd, tempDir, waitFor } from "../../src/bfd/testdata/peers.ts";
-import { Lab } from "../../src/lab/netns.ts";
+import { Agent, FrrBfd, tempDir, waitFor } from "../support/bfd/peers.ts";
+import { Lab } from "../support/netns.ts";
 
 const session: DesiredSession = {
   key: "frr",

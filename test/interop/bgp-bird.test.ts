@@ -10,7 +10,6 @@
  *   n8      dual-stack over one IPv4 session (IPv6 NLRI in MP_REACH_NLRI with an IPv6 next hop)
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Lab } from "../../src/lab/netns.ts";
 import {
   type Bird,
   kernelRoutes,
@@ -21,6 +20,7 @@ import {
   type Vipd,
   waitFor,
 } from "../fixtures/bgp/harness.ts";
+import { Lab } from "../support/netns.ts";
 
 const VIP = "192.0.2.10";
 const VIP6 = "2001:db8:10::10";

@@ -20,7 +20,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { Lab } from "../../src/lab/netns.ts";
+import { Lab } from "../support/netns.ts";
 import { until } from "./run-router.ts";
 
 setDefaultTimeout(120_000);

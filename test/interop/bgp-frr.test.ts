@@ -7,7 +7,6 @@
  *   n6      4-octet local ASN on a session FRR keeps 2-octet (dont-capability-negotiate): AS_TRANS
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Lab } from "../../src/lab/netns.ts";
 import {
   type Frr,
   kernelRoutes,
@@ -18,6 +17,7 @@ import {
   type Vipd,
   waitFor,
 } from "../fixtures/bgp/harness.ts";
+import { Lab } from "../support/netns.ts";
 
 const VIP = "192.0.2.10";
 const VIP6 = "2001:db8:10::10";

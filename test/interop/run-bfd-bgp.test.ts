@@ -8,7 +8,7 @@
  */
 
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
-import { buildDropFilter, dropBfd, undropBfd } from "../../src/bfd/testdata/peers.ts";
+import { buildDropFilter, dropBfd, undropBfd } from "../support/bfd/peers.ts";
 import { RunAndRouter, until } from "./run-router.ts";
 
 setDefaultTimeout(120_000);

@@ -7,7 +7,7 @@
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Lab } from "../../src/lab/netns.ts";
+import { Lab } from "../support/netns.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 

@@ -9,9 +9,9 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { createServer } from "node:net";
 import { join } from "node:path";
 import { parse } from "yaml";
-import type { Driver } from "../../src/daemon/driver.ts";
-import type { Plan } from "../../src/daemon/plan.ts";
+import type { Driver } from "../../src/drivers/driver.ts";
 import { Kube, KubeError, loadKubeConfig } from "../../src/k8s/client.ts";
+import type { Plan } from "../../src/plan/plan.ts";
 import { FakeApiServer } from "./apiserver.ts";
 import { makePki, type Pki, writeKubeconfig } from "./certs.ts";
 

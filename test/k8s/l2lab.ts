@@ -9,7 +9,7 @@
  * port>. vipd runs with the unchanged kubeconfig (TLS end to end); only heartbeats, ARP and the
  * client's traffic use the bridge. Heartbeats go to each Node's InternalIP (its eth0 address).
  *
- * Everything is made through src/lab/netns.ts (unique names, processes by PID) or tracked here,
+ * Everything is made through test/support/netns.ts (unique names, processes by PID) or tracked here,
  * and removed by destroy(), also when a test fails.
  */
 
@@ -19,8 +19,8 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { hashToken } from "../../src/api/auth.ts";
 import { PATHS } from "../../src/k8s/client.ts";
-import { Lab } from "../../src/lab/netns.ts";
-import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
+import { Lab } from "../support/netns.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 import { NAMESPACE, type TestCluster } from "./harness.ts";
 
 const ROOT = join(import.meta.dir, "../..");

@@ -5,7 +5,7 @@
  * whatever MAC their (or the router's) neighbour entry holds, so a node that takes a VIP
  * without announcing it is not found until that entry times out.
  *
- * The site: nodes a, b and h (src/cluster/lab/cluster-lab.ts). a and b run first; a owns the VIP
+ * The site: nodes a, b and h (test/support/cluster-lab/cluster-lab.ts). a and b run first; a owns the VIP
  * (it sorts first for it) and is the lower name, so when its link comes back it keeps the VIP
  * through the partition's heal while b steps back — the case that black-holed every client
  * before (a's announcements had all been sent while its link was down). Then: a crash (kill -9
@@ -18,8 +18,8 @@
  * "resumed" rather than "hung". Needs root.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { ClusterLab, type LabNode, until, VIP, VIP6 } from "../../src/cluster/lab/cluster-lab.ts";
-import { Announcements, Pinger } from "../../src/cluster/lab/ping.ts";
+import { ClusterLab, type LabNode, until, VIP, VIP6 } from "../support/cluster-lab/cluster-lab.ts";
+import { Announcements, Pinger } from "../support/cluster-lab/ping.ts";
 
 setDefaultTimeout(90_000);
 const RUN_S = 300;

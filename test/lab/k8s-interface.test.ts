@@ -7,7 +7,7 @@
 
 import { afterAll, describe, expect, test } from "bun:test";
 import { join } from "node:path";
-import { Lab } from "../../src/lab/netns.ts";
+import { Lab } from "../support/netns.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 let lab: Lab | undefined;

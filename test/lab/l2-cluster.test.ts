@@ -1,6 +1,6 @@
 /**
  * Layer-2 ownership across three real `vipd run` nodes in network namespaces on one bridge, plus
- * a client (src/cluster/lab/cluster-lab.ts). Each node serves a UDP responder that names itself,
+ * a client (test/support/cluster-lab/cluster-lab.ts). Each node serves a UDP responder that names itself,
  * reached through local delivery, so the client sees WHO answers the VIP. The story: the nodes
  * agree on one owner; the owner is killed (-9), stopped (SIGSTOP) or loses its link, and another
  * node answers, the client's neighbour entry moves and traffic continues; the old owner
@@ -19,7 +19,7 @@ import {
   until,
   VIP,
   VIP6,
-} from "../../src/cluster/lab/cluster-lab.ts";
+} from "../support/cluster-lab/cluster-lab.ts";
 
 setDefaultTimeout(120_000);
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { hashToken } from "../../src/api/auth.ts";
-import { destroyAllLabs, type Lab } from "../../src/lab/netns.ts";
+import { destroyAllLabs, type Lab } from "../support/netns.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 const MAIN = join(ROOT, "src/main.ts");

@@ -1,5 +1,5 @@
 /**
- * `vipd run --local-delivery` inside a network namespace the test makes (src/lab/netns.ts): owned
+ * `vipd run --local-delivery` inside a network namespace the test makes (test/support/netns.ts): owned
  * VIPs become `local` routes (proto 201) that deliver traffic to the node itself, leave when their
  * Service leaves, converge after a restart, and VIPs another member owns are not installed.
  * Needs root.
@@ -7,7 +7,7 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { Lab } from "../../src/lab/netns.ts";
+import { Lab } from "../support/netns.ts";
 import { apiUrl, cleanup, POOL, ROOT, SVC, tempDir, until, Vipd } from "./run-harness.ts";
 
 setDefaultTimeout(90_000);
@@ -180,8 +180,8 @@ describe("LocalDeliveryDriver on its own (in a network namespace)", () => {
       writeFileSync(
         script,
         `
-import { LocalDeliveryDriver } from ${JSON.stringify(join(ROOT, "src/daemon/local-delivery.ts"))};
-import { EMPTY_PLAN } from ${JSON.stringify(join(ROOT, "src/daemon/plan.ts"))};
+import { LocalDeliveryDriver } from ${JSON.stringify(join(ROOT, "src/drivers/local-delivery.ts"))};
+import { EMPTY_PLAN } from ${JSON.stringify(join(ROOT, "src/plan/plan.ts"))};
 import { sh } from ${JSON.stringify(join(ROOT, "src/util/exec.ts"))};
 const entry = (ip: string) => ({ ip, interfaces: [], services: ["a/b"], owner: "n1", candidates: ["n1"] });
 const plan = (ips: string[], holdL2 = false) => ({ ...EMPTY_PLAN, node: "n1", l2: ips.map(entry), holdL2 });

@@ -13,7 +13,7 @@ import { COUNTERS, type CounterName, formatMac, parseMac } from "../../src/xdp/l
 import { monotonicNs } from "../../src/xdp/libbpf.ts";
 import { loadPinned } from "../../src/xdp/loader.ts";
 import { XdpMaps } from "../../src/xdp/maps.ts";
-import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 
 const OWNER = parseMac("02:00:5e:00:00:aa")!;
 const CLIENT = parseMac("02:00:00:00:00:01")!;

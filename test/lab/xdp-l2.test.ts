@@ -13,12 +13,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, rmSync, writeFileSync } from "node:fs";
 import type { Subprocess } from "bun";
-import { Lab } from "../../src/lab/netns.ts";
-import { arping as probeArping, ndisc as probeNdisc } from "../../src/lab/probes.ts";
 import { parseIp } from "../../src/util/ip.ts";
 import { NA_FLAG_O, NA_FLAG_S, neighborAdvertisement, neighborSolicitation } from "../../src/xdp/frames.ts";
 import { parseMac } from "../../src/xdp/layout.ts";
-import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
+import { Lab } from "../support/netns.ts";
+import { arping as probeArping, ndisc as probeNdisc } from "../support/probes.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 
 const CLI = new URL("../../src/xdp/cli.ts", import.meta.url).pathname;
 const VIP4 = "10.77.0.100";

@@ -34,7 +34,7 @@ import { COUNTERS, type CounterName, type PassReason } from "../../src/xdp/layou
 import { BpfError, monotonicNs } from "../../src/xdp/libbpf.ts";
 import { loadPinned } from "../../src/xdp/loader.ts";
 import { XdpMaps } from "../../src/xdp/maps.ts";
-import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 
 const ip = (s: string): Ip => parseIp(s)!;
 const mac = (s: string) => Uint8Array.from(s.split(":").map((x) => Number.parseInt(x, 16)));

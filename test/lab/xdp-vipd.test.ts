@@ -13,9 +13,9 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { Lab } from "../../src/lab/netns.ts";
-import { arping as probeArping, ndisc as probeNdisc } from "../../src/lab/probes.ts";
-import { buildXdp, objectPath, type TempPins, tempPins } from "../../src/xdp/testkit.ts";
+import { Lab } from "../support/netns.ts";
+import { arping as probeArping, ndisc as probeNdisc } from "../support/probes.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 
 setDefaultTimeout(90_000);
 

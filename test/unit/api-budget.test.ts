@@ -14,7 +14,7 @@ import { join } from "node:path";
 import { createApp } from "../../src/api/app.ts";
 import { hashToken, type TokenConfig } from "../../src/api/auth.ts";
 import { BodyChecker } from "../../src/api/body-check.ts";
-import { Daemon } from "../../src/daemon/daemon.ts";
+import { Daemon } from "../../src/appliance/daemon.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { FakeRuntime, VALID_YAML } from "./api-runtime-fake.ts";
 

@@ -15,7 +15,7 @@ import {
   diagName,
   encodeControl,
 } from "../../src/bfd/codec.ts";
-import { arbControlPacket, FUZZ_SEED } from "../../src/bfd/testdata/arbitraries.ts";
+import { arbControlPacket, FUZZ_SEED } from "../support/bfd/arbitraries.ts";
 
 const hex = (s: string) =>
   Uint8Array.from(

@@ -1,5 +1,5 @@
 /**
- * Replays every saved BFD input under src/bfd/testdata/crashers/ (written by scripts/fuzz-bfd.ts,
+ * Replays every saved BFD input under test/fixtures/bfd/crashers/ (written by scripts/fuzz-bfd.ts,
  * plus hand-written seeds): decoding must not throw, must give a named reason or a packet that
  * re-encodes identically, and feeding it to sessions in several states must not throw.
  */
@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { DROP_REASONS, decodeControl, encodeControl } from "../../src/bfd/codec.ts";
 import { newSession, onPacket, onTimer } from "../../src/bfd/fsm.ts";
 
-const dir = join(import.meta.dir, "../../src/bfd/testdata/crashers");
+const dir = join(import.meta.dir, "../../test/fixtures/bfd/crashers");
 const files = readdirSync(dir).filter((f) => f.endsWith(".hex"));
 
 test("the crasher folder is not empty", () => {

@@ -22,7 +22,7 @@ import { type IfaceTable, otherFamilyNextHops } from "../../src/bgp/nexthop.ts";
 import { LogRateLimiter, OVERFLOW_KEY } from "../../src/bgp/ratelimit.ts";
 import { BgpSpeaker, type PeerConfig } from "../../src/bgp/speaker.ts";
 import { configFromPaths, formatProblem } from "../../src/config/index.ts";
-import { BgpDriver, peerConfig } from "../../src/daemon/bgp.ts";
+import { BgpDriver, peerConfig } from "../../src/drivers/bgp.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 const FIX = join(import.meta.dir, "../fixtures/bgp/metallb");

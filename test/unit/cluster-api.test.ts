@@ -3,7 +3,7 @@
  * - the HTTP routes (`GET /api/v1/l2/elections`, `POST /api/v1/l2/failover`) through
  *   `app.request()`: the gate (401/403/415/413/400), refusals passed through as JSON, the
  *   OpenAPI document;
- * - the Daemon behind them (src/daemon/daemon.ts) with real manifests in a temp directory and an
+ * - the Daemon behind them (src/appliance/daemon.ts) with real manifests in a temp directory and an
  *   in-memory membership: only the owner may decline, the decline moves the VIP in the plan, the
  *   ownership-change counter counts it, cancel brings it back.
  */
@@ -15,11 +15,11 @@ import { createApp } from "../../src/api/app.ts";
 import { hashToken } from "../../src/api/auth.ts";
 import type { FailoverRequest } from "../../src/api/runtime.ts";
 import { ErrorBody, FailoverResult, L2ElectionList } from "../../src/api/schemas.ts";
-import { EXCLUDE_LABEL, electionHash } from "../../src/cluster/election.ts";
+import { Daemon, type MembershipView } from "../../src/appliance/daemon.ts";
 import type { Decline } from "../../src/cluster/heartbeat.ts";
-import { Daemon, type MembershipView } from "../../src/daemon/daemon.ts";
-import type { Driver } from "../../src/daemon/driver.ts";
-import type { Plan } from "../../src/daemon/plan.ts";
+import type { Driver } from "../../src/drivers/driver.ts";
+import { EXCLUDE_LABEL, electionHash } from "../../src/plan/election.ts";
+import type { Plan } from "../../src/plan/plan.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { FakeRuntime } from "./api-runtime-fake.ts";
 

@@ -1,11 +1,12 @@
 /**
- * The per-VIP layer-2 election (src/cluster/election.ts) as table tests: who is eligible and why
+ * The per-VIP layer-2 election (src/plan/election.ts) as table tests: who is eligible and why
  * not, the MetalLB order (preference weight, then sha256(node#ip)), ties, dual-stack, and forced
- * failover declines. Then the planner feeding it (src/daemon/plan.ts computePlan with
+ * failover declines. Then the planner feeding it (src/plan/plan.ts computePlan with
  * ElectionInputs): labels, readiness, externalTrafficPolicy: Local, the per-VIP view.
  */
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { configFromText } from "../../src/config/index.ts";
 import {
   type ElectionAdvertisement,
   type ElectionNode,
@@ -13,9 +14,8 @@ import {
   elect,
   electionHash,
   orderCandidates,
-} from "../../src/cluster/election.ts";
-import { configFromText } from "../../src/config/index.ts";
-import { computePlan } from "../../src/daemon/plan.ts";
+} from "../../src/plan/election.ts";
+import { computePlan } from "../../src/plan/plan.ts";
 
 const IP = "10.0.0.5";
 const alive = (name: string, labels: Record<string, string> = {}): ElectionNode => ({

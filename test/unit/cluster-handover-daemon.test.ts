@@ -1,5 +1,5 @@
 /**
- * Make before break in the Daemon (src/daemon/daemon.ts + src/cluster/handover.ts), without root:
+ * Make before break in the Daemon (src/appliance/daemon.ts + src/plan/handover.ts), without root:
  * real manifests in a temp directory, a membership in memory, a driver that records every plan.
  *
  * The story: the owner hands its VIP to another node (a forced failover). Its plan no longer owns
@@ -13,12 +13,12 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { electionHash } from "../../src/cluster/election.ts";
-import { HANDOVER_ACK_MARGIN_MS, HANDOVER_HOLD_MS } from "../../src/cluster/handover.ts";
+import { Daemon, type MembershipView } from "../../src/appliance/daemon.ts";
 import type { Decline } from "../../src/cluster/heartbeat.ts";
-import { Daemon, type MembershipView } from "../../src/daemon/daemon.ts";
-import type { Driver } from "../../src/daemon/driver.ts";
-import type { Plan } from "../../src/daemon/plan.ts";
+import type { Driver } from "../../src/drivers/driver.ts";
+import { electionHash } from "../../src/plan/election.ts";
+import { HANDOVER_ACK_MARGIN_MS, HANDOVER_HOLD_MS } from "../../src/plan/handover.ts";
+import type { Plan } from "../../src/plan/plan.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 const dirs: string[] = [];

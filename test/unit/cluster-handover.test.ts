@@ -1,13 +1,13 @@
 /**
- * Make before break (src/cluster/handover.ts): a VIP lost to another live node is held until the
+ * Make before break (src/plan/handover.ts): a VIP lost to another live node is held until the
  * new owner acknowledges (a settled heartbeat) or at most HANDOVER_HOLD_MS, never in any other
  * case; a regained VIP is owned again. And the heartbeat's settled flag, from the wire to the
  * membership's view of the peer.
  */
 import { describe, expect, test } from "bun:test";
-import { HANDOVER_HOLD_MS, type Held, handover } from "../../src/cluster/handover.ts";
 import { decodeHeartbeat, encodeHeartbeat } from "../../src/cluster/heartbeat.ts";
 import { createMembership, onHeartbeat } from "../../src/cluster/membership.ts";
+import { HANDOVER_HOLD_MS, type Held, handover } from "../../src/plan/handover.ts";
 
 const e = (ip: string) => ({ ip });
 const none = new Map<string, Held<{ ip: string }>>();

@@ -1,5 +1,5 @@
 /**
- * Allocation on change in the appliance (src/daemon/allocate.ts through the Daemon): a reload
+ * Allocation on change in the appliance (src/plan/allocate.ts through the Daemon): a reload
  * that makes an address invalid re-addresses the Service or leaves it without one, as MetalLB
  * does, and says so — an IPReleased log line with the reason, then IPAllocated or
  * AllocationFailed, counted in vipd_allocation_events_total — and the plan follows. Nothing
@@ -9,9 +9,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Daemon } from "../../src/daemon/daemon.ts";
-import type { Driver, DriverHealth } from "../../src/daemon/driver.ts";
-import type { Plan } from "../../src/daemon/plan.ts";
+import { Daemon } from "../../src/appliance/daemon.ts";
+import type { Driver, DriverHealth } from "../../src/drivers/driver.ts";
+import type { Plan } from "../../src/plan/plan.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 const dirs: string[] = [];

@@ -1,10 +1,10 @@
 /**
- * startOnlyChanges (src/daemon/restart.ts): which edits a running vipd applies only after a
+ * startOnlyChanges (src/appliance/restart.ts): which edits a running vipd applies only after a
  * restart, so that a reload can say so. Configs are real manifests through the validator.
  */
 import { describe, expect, test } from "bun:test";
+import { startOnlyChanges } from "../../src/appliance/restart.ts";
 import { type Config, configFromText, formatProblem } from "../../src/config/index.ts";
-import { startOnlyChanges } from "../../src/daemon/restart.ts";
 
 function config(yaml: string): Config {
   const r = configFromText(yaml, "c.yaml");

@@ -1,9 +1,9 @@
 /**
- * `vipd run`'s command line (src/daemon/run.ts): flags, defaults, and HOST:PORT parsing for
+ * `vipd run`'s command line (src/appliance/run.ts): flags, defaults, and HOST:PORT parsing for
  * --api-listen (IPv4, bracketed IPv6, names).
  */
 import { describe, expect, test } from "bun:test";
-import { parseRunArgs, splitHostPort } from "../../src/daemon/run.ts";
+import { parseRunArgs, splitHostPort } from "../../src/appliance/run.ts";
 
 describe("parseRunArgs", () => {
   test("defaults: state in /var/lib/vipd, no local delivery, node name and API address left to settings", () => {

@@ -1,5 +1,5 @@
 /**
- * The Daemon (src/daemon/daemon.ts) in-process, without root: config → allocate → plan →
+ * The Daemon (src/appliance/daemon.ts) in-process, without root: config → allocate → plan →
  * drivers, with real files in a temp directory and a real logger whose lines are collected.
  * The driver here only records the plans it is handed: the Daemon is what is under test, and
  * the contract it owes drivers is "the whole plan, after every change, in order".
@@ -8,9 +8,9 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { ASSIGNMENTS_FILE, Daemon } from "../../src/daemon/daemon.ts";
-import type { Driver, DriverHealth } from "../../src/daemon/driver.ts";
-import type { Plan } from "../../src/daemon/plan.ts";
+import { ASSIGNMENTS_FILE, Daemon } from "../../src/appliance/daemon.ts";
+import type { Driver, DriverHealth } from "../../src/drivers/driver.ts";
+import type { Plan } from "../../src/plan/plan.ts";
 import { createLogger } from "../../src/util/log.ts";
 
 const dirs: string[] = [];

@@ -6,7 +6,6 @@
 import { describe, expect, test } from "bun:test";
 import { aliveNodes, createMembership, onHeartbeat, setMembers, tick } from "../../src/cluster/membership.ts";
 import { configFromText } from "../../src/config/index.ts";
-import { computePlan } from "../../src/daemon/plan.ts";
 import type { KubeObject } from "../../src/k8s/client.ts";
 import {
   decideFencing,
@@ -17,6 +16,7 @@ import {
 } from "../../src/k8s/fence.ts";
 import { electionMembers, membersFromNodes, sameMembers } from "../../src/k8s/members.ts";
 import { parseK8sArgs } from "../../src/k8s/run.ts";
+import { computePlan } from "../../src/plan/plan.ts";
 
 const node = (name: string, addresses: { type: string; address: string }[] = []): KubeObject => ({
   metadata: { name },

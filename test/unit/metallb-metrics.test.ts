@@ -7,9 +7,9 @@ import { describe, expect, test } from "bun:test";
 import { createApp } from "../../src/api/app.ts";
 import { METALLB_METRIC_NAMES, metallbFamilies } from "../../src/api/metallb-metrics.ts";
 import type { MetricFamily } from "../../src/api/runtime.ts";
+import { daemonMetrics } from "../../src/appliance/metrics.ts";
 import type { BfdStatus } from "../../src/bfd/manager.ts";
 import { bfdMetricFamilies } from "../../src/bfd/metrics.ts";
-import { daemonMetrics } from "../../src/daemon/metrics.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { COUNTERS, type CounterName } from "../../src/xdp/layout.ts";
 import { xdpMetricFamilies } from "../../src/xdp/metrics.ts";
@@ -42,7 +42,7 @@ function bfd(sessions: { key: string; state: "Up" | "Down"; flaps: number; sent:
   } as unknown as BfdStatus);
 }
 
-// The BGP driver's families (src/daemon/bgp.ts), as it would report two peers.
+// The BGP driver's families (src/drivers/bgp.ts), as it would report two peers.
 const BGP: MetricFamily[] = [
   {
     name: "vipd_bgp_session_up",

@@ -1,5 +1,5 @@
 /**
- * The announcement planner (src/daemon/plan.ts) as stories: which node answers ARP/NDP for a VIP
+ * The announcement planner (src/plan/plan.ts) as stories: which node answers ARP/NDP for a VIP
  * and on which interfaces, and which prefixes go to which BGP peer with which attributes.
  *
  * Configurations are real manifests run through the real validator (configFromText), so every
@@ -14,7 +14,7 @@ import {
   type NodeInfo,
   orderCandidates,
   type PlannedAssignment,
-} from "../../src/daemon/plan.ts";
+} from "../../src/plan/plan.ts";
 
 function config(yaml: string): Config {
   const r = configFromText(yaml, "plan.yaml");

@@ -1,5 +1,5 @@
 /**
- * The manifest set on disk (src/daemon/store.ts): reading every manifest under the configured
+ * The manifest set on disk (src/appliance/store.ts): reading every manifest under the configured
  * paths, joining them into the one text the API shows, which single file the API may replace,
  * and replacing it atomically — including when the writer is killed with SIGKILL mid-write.
  */
@@ -19,14 +19,14 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { configFromText } from "../../src/config/index.ts";
 import {
   joinSources,
   readManifestSources,
   readSources,
   writableTarget,
   writeAtomic,
-} from "../../src/daemon/store.ts";
+} from "../../src/appliance/store.ts";
+import { configFromText } from "../../src/config/index.ts";
 
 const ROOT = join(import.meta.dir, "../..");
 const dirs: string[] = [];
@@ -144,7 +144,7 @@ describe("writeAtomic", () => {
     writeAtomic(f, a);
     const script = `
       import { readFileSync } from "node:fs";
-      import { writeAtomic } from ${JSON.stringify(join(ROOT, "src/daemon/store.ts"))};
+      import { writeAtomic } from ${JSON.stringify(join(ROOT, "src/appliance/store.ts"))};
       const t = [readFileSync(${JSON.stringify(join(d, "a.txt"))}, "utf8"), readFileSync(${JSON.stringify(join(d, "b.txt"))}, "utf8")];
       console.log("ready");
       for (let i = 0; i < 100000; i++) writeAtomic(${JSON.stringify(f)}, t[i % 2]);

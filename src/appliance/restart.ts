@@ -42,7 +42,7 @@ export function startOnlyChanges(prev: Config, next: Config): string[] {
   const live = a?.cluster.keyFile !== undefined || b?.cluster.keyFile !== undefined;
   if (live && !same(a?.members, b?.members))
     out.push("NodeSettings.spec.members (with cluster: heartbeat destinations)");
-  // The BGP speaker starts with the first peer (src/daemon/routing.ts) and keeps its identifier.
+  // The BGP speaker starts with the first peer (src/drivers/routing.ts) and keeps its identifier.
   const routerId = (c: Config) => c.peers.find((p) => p.spec.routerID)?.spec.routerID;
   if (prev.peers.length > 0 && routerId(prev) !== routerId(next)) out.push("BGPPeer.spec.routerID");
   return out;

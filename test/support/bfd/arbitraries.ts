@@ -4,7 +4,7 @@
  */
 
 import fc from "fast-check";
-import type { AuthSection, BfdState, ControlPacket } from "../codec.ts";
+import type { AuthSection, BfdState, ControlPacket } from "../../../src/bfd/codec.ts";
 
 /** The seed CI uses; the fuzz script takes its own. */
 export const FUZZ_SEED = 0x5880;

@@ -8,8 +8,8 @@
  */
 
 import type { FailoverRefusal } from "../api/runtime.ts";
-import type { L2Election } from "../daemon/plan.ts";
-import { type Decline, MAX_DECLINES } from "./heartbeat.ts";
+import { type Decline, MAX_DECLINES } from "../cluster/heartbeat.ts";
+import type { L2Election } from "./plan.ts";
 
 export type DeclineRefusal = Omit<FailoverRefusal, "ok"> & { ok: false };
 

@@ -16,7 +16,7 @@
  */
 
 import type { Subprocess } from "bun";
-import { type RunOptions, type RunResult, sh } from "../util/exec.ts";
+import { type RunOptions, type RunResult, sh } from "../../src/util/exec.ts";
 
 export { type RunOptions, type RunResult, sh };
 

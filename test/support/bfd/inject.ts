@@ -5,7 +5,7 @@
  * Exits 0 once the datagram is handed to the kernel.
  */
 
-import { TxSocket } from "../io.ts";
+import { TxSocket } from "../../../src/bfd/io.ts";
 
 const [dst, port, ttl, hex] = process.argv.slice(2);
 if (!dst || !port || !ttl || !hex) {

@@ -10,12 +10,12 @@ import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
 import { type ApiServer, serveApi, tlsFromFiles } from "../api/serve.ts";
 import { MembershipService } from "../cluster/service.ts";
+import { failedDriver } from "../drivers/driver.ts";
+import { XdpL2Driver } from "../drivers/l2.ts";
+import { LocalDeliveryDriver } from "../drivers/local-delivery.ts";
+import { routingDrivers } from "../drivers/routing.ts";
 import { createLogger } from "../util/log.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
-import { failedDriver } from "./driver.ts";
-import { LocalDeliveryDriver } from "./local-delivery.ts";
-import { routingDrivers } from "./routing.ts";
-import { XdpL2Driver } from "./xdp.ts";
 
 export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
   --config PATH        manifest file or directory (repeatable); reloaded on change and on SIGHUP

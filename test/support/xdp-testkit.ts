@@ -8,7 +8,7 @@
  */
 
 import { existsSync, rmdirSync } from "node:fs";
-import { detachAll } from "./loader.ts";
+import { detachAll } from "../../src/xdp/loader.ts";
 
 const ROOT = new URL("../..", import.meta.url).pathname;
 let counter = 0;
@@ -20,7 +20,7 @@ async function sh(cmd: string[], cwd?: string): Promise<{ code: number; out: str
   return { code, out: out + err };
 }
 
-/** Compiles src/xdp/*.c into build/xdp/ when sources are newer (scripts/build-xdp.sh). */
+/** Compiles src/xdp/*.c and test/support/bpf/*.c into build/xdp/ when sources are newer (scripts/build-xdp.sh). */
 export async function buildXdp(): Promise<void> {
   const r = await sh(["bash", "scripts/build-xdp.sh"], ROOT);
   if (r.code !== 0) throw new Error(`scripts/build-xdp.sh failed:\n${r.out}`);

@@ -9,11 +9,11 @@
 import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
 import type { Config } from "../config/index.ts";
+import type { Plan } from "../plan/plan.ts";
 import type { Logger } from "../util/log.ts";
 import { BfdDriver, type BfdVerdictSink } from "./bfd.ts";
 import { BgpDriver, defaultRouterId } from "./bgp.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
-import type { Plan } from "./plan.ts";
 
 export interface OnDemandBgpOptions {
   config: () => Config | undefined;

@@ -10,9 +10,9 @@ import { bfdSessionsFor } from "../bfd/desired.ts";
 import { BfdManager, type DesiredSession } from "../bfd/manager.ts";
 import { bfdMetricFamilies } from "../bfd/metrics.ts";
 import type { Config } from "../config/index.ts";
+import type { Plan } from "../plan/plan.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
-import type { Plan } from "./plan.ts";
 
 export interface BfdVerdictSink {
   setBfdUp(peer: string, up: boolean): void;

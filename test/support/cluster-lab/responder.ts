@@ -3,7 +3,7 @@
  * "<node name> <the datagram>", so a client sees WHICH node answered. Bound to 0.0.0.0: with
  * local delivery, traffic to a VIP this node owns arrives here.
  *
- *   bun src/cluster/lab/responder.ts NODE PORT
+ *   bun test/support/cluster-lab/responder.ts NODE PORT
  */
 
 const [node, portText] = process.argv.slice(2);

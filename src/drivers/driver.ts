@@ -5,7 +5,7 @@
  */
 
 import type { BfdSessionView, BgpPeerView, L2View, MetricFamily, XdpView } from "../api/runtime.ts";
-import type { Plan } from "./plan.ts";
+import type { Plan } from "../plan/plan.ts";
 
 export interface DriverHealth {
   name: string;

@@ -4,9 +4,9 @@
  * the state: at start the driver reads the routes it installed earlier and applies the diff.
  */
 
+import type { Plan } from "../plan/plan.ts";
 import { sh } from "../util/exec.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
-import type { Plan } from "./plan.ts";
 
 export const VIPD_ROUTE_PROTO = "201";
 

@@ -10,8 +10,8 @@ import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import type { Lab } from "../../lab/netns.ts";
-import type { DesiredSession } from "../manager.ts";
+import type { DesiredSession } from "../../../src/bfd/manager.ts";
+import type { Lab } from "../netns.ts";
 
 const FRR = "/usr/lib/frr";
 
@@ -119,7 +119,7 @@ export interface AgentEvent {
   [k: string]: unknown;
 }
 
-/** vipd's BfdManager running in a namespace (src/bfd/testdata/agent.ts), read line by line. */
+/** vipd's BfdManager running in a namespace (test/support/bfd/agent.ts), read line by line. */
 export class Agent {
   readonly events: AgentEvent[] = [];
   private waiters: (() => void)[] = [];

@@ -4,7 +4,7 @@
  * "<absolute ms> <node that answered> <seq>" (absolute ms = performance.timeOrigin + now(), so
  * other processes can compare). Bounded in count and time; exits by itself.
  *
- *   bun src/cluster/lab/probe.ts VIP PORT INTERVAL_MS DURATION_MS
+ *   bun test/support/cluster-lab/probe.ts VIP PORT INTERVAL_MS DURATION_MS
  */
 
 const [vip, portText, intervalText, durationText] = process.argv.slice(2);

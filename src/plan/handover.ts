@@ -24,7 +24,7 @@
  * No hold when the VIP is lost for any other reason: this node is not ready (starting, resumed
  * after a pause, stepping back after a partition — its view is stale, it must let go at once),
  * or the VIP has no owner any more (Service deleted). A VIP regained during its hold is owned again (and announced: see
- * src/daemon/xdp.ts); a held VIP is never held past its first deadline.
+ * src/drivers/l2.ts); a held VIP is never held past its first deadline.
  */
 
 /** At most this long the old owner keeps answering after losing a VIP to another live node (ms). */

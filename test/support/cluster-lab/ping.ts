@@ -14,7 +14,7 @@
  */
 
 import type { Subprocess } from "bun";
-import type { Lab } from "../../lab/netns.ts";
+import type { Lab } from "../netns.ts";
 
 /** Reads a stream line by line into `onLine`, until it ends. */
 async function lines(stream: unknown, onLine: (l: string) => void): Promise<void> {

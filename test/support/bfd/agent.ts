@@ -1,6 +1,6 @@
 /**
  * A BfdManager in its own process, for interop tests, the benchmark and demos that need vipd's BFD
- * inside a network namespace: `ip netns exec NS bun src/bfd/testdata/agent.ts CONFIG.json`.
+ * inside a network namespace: `ip netns exec NS bun test/support/bfd/agent.ts CONFIG.json`.
  *
  * CONFIG.json holds `DesiredSession[]`; the file is re-read whenever its content changes (polled
  * every 50 ms) and applied with setSessions. Output: one JSON object per line on stdout —
@@ -10,7 +10,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { BfdManager, type DesiredSession } from "../manager.ts";
+import { BfdManager, type DesiredSession } from "../../../src/bfd/manager.ts";
 
 const path = process.argv[2];
 if (!path) {

@@ -9,15 +9,15 @@
  * nodeSelectors), order by preferredNodeSelectors weight (highest first), then by
  * sha256(node + "#" + ip); the first one announces. A dual-stack Service follows its first IP.
  * The election itself, with its eligibility rules and forced-failover declines, is
- * src/cluster/election.ts.
+ * src/plan/election.ts.
  */
 
-import { type Decline, type Election, type ElectionNode, elect } from "../cluster/election.ts";
 import type { Config } from "../config/index.ts";
 import { type IPAddressPool, parseCommunity } from "../config/schemas.ts";
 import { anySelectorMatches } from "../config/selector.ts";
 import { advertisedPools, isEbgp, serviceKey } from "../config/validate.ts";
 import { formatIp, maskOf, parseIp, parseRange, rangeContains } from "../util/ip.ts";
+import { type Decline, type Election, type ElectionNode, elect } from "./election.ts";
 
 export interface NodeInfo {
   name: string;
@@ -83,7 +83,7 @@ export interface Plan {
   l2: L2Entry[];
   /**
    * VIPs this node lost to another live node a moment ago and keeps answering for until the new
-   * owner has announced (make before break, src/cluster/handover.ts): layer-2 and local-delivery
+   * owner has announced (make before break, src/plan/handover.ts): layer-2 and local-delivery
    * drivers keep them programmed, and do not announce them.
    */
   l2Handover?: L2Entry[] | undefined;
@@ -103,7 +103,7 @@ export interface Plan {
 
 export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [], holdL2: false };
 
-export { electionHash, orderCandidates } from "../cluster/election.ts";
+export { electionHash, orderCandidates } from "./election.ts";
 
 /** The pool whose addresses contain an IP (undefined: none); first pool wins on overlap. */
 function poolFinder(pools: readonly IPAddressPool[]): (ip: string) => IPAddressPool | undefined {

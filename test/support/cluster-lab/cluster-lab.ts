@@ -10,7 +10,7 @@
  * lives (10.89.0.2, fd89::2); the nodes route back through it. Clients that trust their
  * neighbour cache (ping, see ping.ts) can then be placed on the VIP's segment or behind the router.
  *
- * Everything is made through src/lab/netns.ts (unique names, processes tracked by PID) and
+ * Everything is made through test/support/netns.ts (unique names, processes tracked by PID) and
  * removed by destroy(), also when a test fails.
  */
 
@@ -18,9 +18,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { hashToken } from "../../api/auth.ts";
-import { Lab } from "../../lab/netns.ts";
-import { buildXdp, objectPath, type TempPins, tempPins } from "../../xdp/testkit.ts";
+import { hashToken } from "../../../src/api/auth.ts";
+import { Lab } from "../netns.ts";
+import { buildXdp, objectPath, type TempPins, tempPins } from "../xdp-testkit.ts";
 
 const ROOT = join(import.meta.dir, "../../..");
 const MAIN = join(ROOT, "src/main.ts");

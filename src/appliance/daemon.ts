@@ -26,18 +26,25 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
-import { declineVip, withdrawDecline } from "../cluster/failover.ts";
-import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../cluster/handover.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
 import { boundProblems, FILE_LIMITS, prescanProblem, prescanYaml } from "../config/budget.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
+import type { Driver } from "../drivers/driver.ts";
+import { type AllocationState, allocate, emptyAllocation, heldState } from "../plan/allocate.ts";
+import { declineVip, withdrawDecline } from "../plan/failover.ts";
+import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../plan/handover.ts";
+import {
+  computePlan,
+  EMPTY_PLAN,
+  type L2Election,
+  type L2Entry,
+  type NodeInfo,
+  type Plan,
+} from "../plan/plan.ts";
 import type { Logger } from "../util/log.ts";
-import { type AllocationState, allocate, emptyAllocation, heldState } from "./allocate.ts";
-import type { Driver } from "./driver.ts";
 import { daemonMetrics } from "./metrics.ts";
-import { computePlan, EMPTY_PLAN, type L2Election, type L2Entry, type NodeInfo, type Plan } from "./plan.ts";
 import { startOnlyChanges } from "./restart.ts";
 import { readHeld, writeHeld } from "./state-file.ts";
 import { joinSources, readManifestSources, writableTarget, writeAtomic } from "./store.ts";
@@ -311,7 +318,7 @@ export class Daemon implements ApiRuntime {
   }
 
   /**
-   * Make before break (src/cluster/handover.ts): a VIP this node lost to another live node stays
+   * Make before break (src/plan/handover.ts): a VIP this node lost to another live node stays
    * in the plan's `l2Handover` for HANDOVER_HOLD_MS, so it keeps answering until the new owner
    * has announced; a replan at the hold's end lets it go.
    */

@@ -17,8 +17,8 @@
  */
 
 import { createHash } from "node:crypto";
+import type { Decline } from "../cluster/heartbeat.ts";
 import { anySelectorMatches, selectorMatches } from "../config/selector.ts";
-import type { Decline } from "./heartbeat.ts";
 
 export type { Decline };
 

@@ -5,7 +5,7 @@
 
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Held } from "./allocate.ts";
+import type { Held } from "../plan/allocate.ts";
 import { writeAtomic } from "./store.ts";
 
 export const ASSIGNMENTS_FILE = "assignments.json";

@@ -7,18 +7,18 @@
  * Every gain of ownership is announced: a VIP the plan owns that it did not own at the last
  * apply is announced even when its entry was already in the map (kept through a hand-over hold
  * and regained, e.g. a forced failover cancelled at once). The plan's `l2Handover` VIPs (lost
- * to another live node a moment ago: make before break, src/cluster/handover.ts) stay in the
+ * to another live node a moment ago: make before break, src/plan/handover.ts) stay in the
  * map, answering, and are not announced; the API lists them with `handingOver: true`.
  * `reannounce()` (a member audible again) announces every owned VIP once more; the responder
  * itself announces every VIP on a link whose carrier comes back.
  */
 
 import type { L2View, MetricFamily, XdpView } from "../api/runtime.ts";
+import type { Plan } from "../plan/plan.ts";
 import { formatIp, parseIp } from "../util/ip.ts";
 import { type DesiredEntry, XdpDriver, type XdpDriverOptions } from "../xdp/driver.ts";
 import { xdpMetricFamilies } from "../xdp/metrics.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
-import type { Plan } from "./plan.ts";
 
 /** The text form the responder reports (formatIp of the parsed address). */
 function canonical(ip: string): string {

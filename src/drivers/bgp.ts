@@ -10,10 +10,10 @@ import type { BgpSpeaker, PeerConfig, RouteSpec } from "../bgp/speaker.ts";
 import type { Config } from "../config/index.ts";
 import { type BGPPeer, durationMs } from "../config/schemas.ts";
 import { sessionAsn } from "../config/validate.ts";
+import type { Plan } from "../plan/plan.ts";
 import { sh } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
-import type { Plan } from "./plan.ts";
 
 /** A BGPPeer as the speaker takes it. */
 export function peerConfig(p: BGPPeer): PeerConfig {
