@@ -1,8 +1,9 @@
 /**
- * The API's routes as data: OpenAPI route definitions (from the zod schemas) plus the access
- * table (who may call what, and what it produces) that the gatekeeping middleware reads. One
- * table serves 404, 405 + Allow, authentication, authorization and 406, so a route cannot be
- * added without saying who may use it.
+ * The API's routes as data: OpenAPI route definitions (from the zod schemas) of the core routes,
+ * and the shape of the access table (who may call what, and what it produces) that the gate
+ * (src/api/gate.ts) reads. Each route module (src/api/routes/*.ts) lists its rows; one table
+ * serves 404, 405 + Allow, authentication, authorization and 406, so a route cannot be added
+ * without saying who may use it.
  */
 
 import { createRoute, z } from "@hono/zod-openapi";
@@ -277,66 +278,62 @@ export const routes = {
 /** Who may call a route: nobody in particular, a token of a role, or as `/metrics` is set up. */
 export type Access = "open" | Role | "metrics";
 /** What a route answers with; only "json" routes refuse an Accept header without JSON (406). */
-export type Produces = "json" | "json-or-yaml" | "html" | "text";
+export type Produces = "json" | "json-or-yaml" | "html" | "text" | "event-stream";
 
 export interface RouteRule {
-  method: "GET" | "PUT" | "POST";
+  method: "GET" | "PUT" | "POST" | "DELETE";
   path: string;
   access: Access;
   produces: Produces;
+  /** false: a non-GET route that changes nothing (a dry run), left out of the audit log. */
+  audit?: false;
+  /**
+   * false: left out of the generic contract tests (test/unit/api-contract.test.ts, which call
+   * every route with every role and a manifest body): action routes that take their own JSON
+   * body, streams that never end, routes that act on the machine. Their tests live with them.
+   */
+  contract?: false;
+  /** Largest request body for this route when it is not the API's limit (a system update bundle). */
+  maxBody?: number;
 }
 
-const rule = (r: { method: string; path: string }, access: Access, produces: Produces): RouteRule => ({
+/** A rule for a route definition (its method and path). */
+export const rule = (
+  r: { method: string; path: string },
+  access: Access,
+  produces: Produces,
+  extra: Pick<RouteRule, "audit" | "contract" | "maxBody"> = {},
+): RouteRule => ({
   method: r.method.toUpperCase() as RouteRule["method"],
   path: r.path,
   access,
   produces,
+  ...extra,
 });
-
-export const RULES: readonly RouteRule[] = [
-  rule(routes.livez, "open", "json"),
-  rule(routes.healthz, "open", "json"),
-  rule(routes.readyz, "open", "json"),
-  rule(routes.metrics, "metrics", "text"),
-  rule(routes.status, "read", "json"),
-  rule(routes.services, "read", "json"),
-  rule(routes.pools, "read", "json"),
-  rule(routes.l2, "read", "json"),
-  rule(routes.l2Elections, "read", "json"),
-  rule(routes.clusterMembers, "read", "json"),
-  rule(routes.bgpPeers, "read", "json"),
-  rule(routes.bfdSessions, "read", "json"),
-  rule(routes.xdp, "read", "json"),
-  rule(routes.getConfig, "admin", "json-or-yaml"),
-  rule(routes.putConfig, "admin", "json"),
-  rule(routes.validateConfig, "read", "json"),
-  // Static pages: shells with no data in them; every byte of state comes from the JSON API.
-  { method: "GET", path: "/", access: "open", produces: "html" },
-  { method: "GET", path: "/docs", access: "open", produces: "html" },
-  { method: "GET", path: "/openapi.json", access: "read", produces: "json" },
-];
-
-/**
- * Action routes: admin POSTs whose body is a small JSON request (not a manifest set). They pass
- * the same gate; their tests live with the feature (test/unit/cluster-api.test.ts).
- */
-export const ACTION_RULES: readonly RouteRule[] = [rule(routes.l2Failover, "admin", "json")];
-
-const BY_PATH = new Map<string, RouteRule[]>();
-for (const r of [...RULES, ...ACTION_RULES]) BY_PATH.set(r.path, [...(BY_PATH.get(r.path) ?? []), r]);
 
 export type Lookup =
   | { kind: "found"; rule: RouteRule }
   | { kind: "notFound" }
   | { kind: "methodNotAllowed"; allow: string[] };
 
-/** Finds the rule for a request; HEAD is served as GET, OPTIONS only lists what is allowed. */
-export function lookupRoute(method: string, path: string): Lookup {
-  const rules = BY_PATH.get(path);
-  if (rules === undefined) return { kind: "notFound" };
-  const m = method === "HEAD" ? "GET" : method;
-  const hit = rules.find((r) => r.method === m);
-  if (hit) return { kind: "found", rule: hit };
-  const allow = rules.flatMap((r) => (r.method === "GET" ? ["GET", "HEAD"] : [r.method]));
-  return { kind: "methodNotAllowed", allow };
+/**
+ * The lookup over a set of rules: HEAD is served as GET, OPTIONS only lists what is allowed.
+ * Two rules for one method and path are a programming error (thrown here, at creation).
+ */
+export function routeTable(rules: readonly RouteRule[]): (method: string, path: string) => Lookup {
+  const byPath = new Map<string, RouteRule[]>();
+  for (const r of rules) {
+    const list = byPath.get(r.path) ?? [];
+    if (list.some((x) => x.method === r.method)) throw new Error(`two API routes for ${r.method} ${r.path}`);
+    byPath.set(r.path, [...list, r]);
+  }
+  return (method, path) => {
+    const found = byPath.get(path);
+    if (found === undefined) return { kind: "notFound" };
+    const m = method === "HEAD" ? "GET" : method;
+    const hit = found.find((r) => r.method === m);
+    if (hit) return { kind: "found", rule: hit };
+    const allow = found.flatMap((r) => (r.method === "GET" ? ["GET", "HEAD"] : [r.method]));
+    return { kind: "methodNotAllowed", allow };
+  };
 }

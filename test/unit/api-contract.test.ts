@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import type { z } from "@hono/zod-openapi";
 import { createApp } from "../../src/api/app.ts";
 import { hashToken, type TokenConfig } from "../../src/api/auth.ts";
-import { RULES } from "../../src/api/routes.ts";
+import { RULES } from "../../src/api/routes/index.ts";
 import type { ApiRuntime } from "../../src/api/runtime.ts";
 import {
   BfdSessionList,

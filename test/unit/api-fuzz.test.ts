@@ -8,7 +8,7 @@ import { expect, test } from "bun:test";
 import fc from "fast-check";
 import { createApp } from "../../src/api/app.ts";
 import { hashToken } from "../../src/api/auth.ts";
-import { RULES } from "../../src/api/routes.ts";
+import { RULES } from "../../src/api/routes/index.ts";
 import { ErrorBody } from "../../src/api/schemas.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { BAD_SYNTAX_YAML, FakeRuntime, INVALID_YAML, VALID_YAML } from "./api-runtime-fake.ts";

@@ -1,0 +1,73 @@
+/**
+ * Reading request bodies and query flags for the API's handlers: a YAML manifest body (415 on a
+ * wrong media type or charset, before reading; 413 past the limit, streamed; 400 when not UTF-8),
+ * a small JSON body (action routes), and `?name=true|false` flags. Every refusal is an ApiError.
+ */
+
+import type { Context } from "hono";
+import { CLOSE, type Env } from "./context.ts";
+import { ApiError, parseMediaType, readBodyLimited } from "./http.ts";
+import { YAML_TYPES } from "./routes.ts";
+
+/** Refuses a body that is not YAML text in UTF-8 (415), before reading it. */
+export function checkYamlContentType(header: string | undefined): void {
+  const allowed = `send ${YAML_TYPES.join(", ")} (UTF-8)`;
+  if (header === undefined)
+    throw new ApiError(415, "UnsupportedMediaType", `Content-Type is missing; ${allowed}`);
+  const mt = parseMediaType(header);
+  const essence = mt ? `${mt.type}/${mt.subtype}` : "";
+  if (!mt || !(YAML_TYPES as readonly string[]).includes(essence)) {
+    throw new ApiError(
+      415,
+      "UnsupportedMediaType",
+      `Content-Type ${JSON.stringify(header)} is not accepted; ${allowed}`,
+    );
+  }
+  const cs = mt.params["charset"];
+  if (cs !== undefined && cs.toLowerCase() !== "utf-8" && cs.toLowerCase() !== "utf8") {
+    throw new ApiError(
+      415,
+      "UnsupportedMediaType",
+      `charset ${JSON.stringify(cs)} is not accepted; send UTF-8`,
+    );
+  }
+}
+
+export function tooLarge(limit: number): ApiError {
+  return new ApiError(413, "PayloadTooLarge", `the body exceeds the limit of ${limit} bytes`, CLOSE);
+}
+
+export async function readYaml(req: Request, limit: number): Promise<string> {
+  const body = await readBodyLimited(req, limit);
+  if (!body.ok) throw tooLarge(limit);
+  try {
+    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body.bytes);
+  } catch {
+    throw new ApiError(400, "BadRequest", "the body is not valid UTF-8");
+  }
+}
+
+/**
+ * Reads a JSON body of at most `limit` bytes: 415 unless the Content-Type is application/json,
+ * 413 past the limit, 400 when it is not UTF-8 JSON. Returns the parsed value (unchecked).
+ */
+export async function readJson(req: Request, limit: number): Promise<unknown> {
+  const mt = parseMediaType(req.headers.get("content-type") ?? "");
+  if (!mt || `${mt.type}/${mt.subtype}` !== "application/json")
+    throw new ApiError(415, "UnsupportedMediaType", "send application/json");
+  const body = await readBodyLimited(req, limit);
+  if (!body.ok) throw tooLarge(limit);
+  try {
+    return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(body.bytes));
+  } catch {
+    throw new ApiError(400, "BadRequest", "the body is not UTF-8 JSON");
+  }
+}
+
+/** Reads `?name=true|false` (absent: false); anything else is a 400. */
+export function flag(c: Context<Env>, name: string): boolean {
+  const v = c.req.query(name);
+  if (v === undefined || v === "false") return false;
+  if (v === "true") return true;
+  throw new ApiError(400, "BadRequest", `?${name} must be true or false`);
+}
