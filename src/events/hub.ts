@@ -8,7 +8,13 @@
  * process. `replay(lastId)` gives the events after `lastId`, or `reset` when they are no longer
  * all in the buffer (evicted, from another epoch, or not an id at all): the watcher must then
  * re-read the state it cares about. `replay` then `subscribe` in the same synchronous turn miss
- * nothing and repeat nothing (publish runs to completion on the same thread).
+ * nothing and repeat nothing (publish runs to completion on the same thread). A watcher that
+ * sends at its own pace keeps only a seq and reads with `after(seq, max)` (the API's stream
+ * does: one shared buffer, no copy per watcher); null there means it fell too far behind.
+ *
+ * A burst larger than `capacity` (10,000 Services assigned at start) pushes out events a watcher
+ * has not read yet and cuts that watcher off: publish summaries for mass changes (one event per
+ * pool with counts), per-object events for the changes after.
  *
  * A listener that throws is removed (and counted), so a broken watcher never breaks a publisher:
  * `publish` never throws. Memory is bounded by `capacity` events; keep `data` small (a few
@@ -124,11 +130,31 @@ export class EventHub {
     if (m[1] !== this.epoch) return { kind: "reset", reason: "unknown-epoch", events: [] };
     const after = Number(m[2]);
     if (after > this.seq) return { kind: "reset", reason: "ahead", events: [] };
-    const oldest = Math.max(1, this.seq - this.capacity + 1);
-    if (after + 1 < oldest) return { kind: "reset", reason: "evicted", events: [] };
-    const events: HubEvent[] = [];
-    for (let s = after + 1; s <= this.seq; s++) events.push(this.ring[s % this.capacity]!);
+    const events = this.after(after, this.capacity);
+    if (events === null) return { kind: "reset", reason: "evicted", events: [] };
     return { kind: "events", events };
+  }
+
+  /**
+   * Up to `max` events with seq > `afterSeq`, oldest first; null when the one after `afterSeq`
+   * is no longer buffered (a watcher that fell more than `capacity` events behind).
+   */
+  after(afterSeq: number, max: number): HubEvent[] | null {
+    if (afterSeq + 1 < this.oldestSeq) return null;
+    const events: HubEvent[] = [];
+    for (let s = afterSeq + 1; s <= this.seq && events.length < max; s++)
+      events.push(this.ring[s % this.capacity]!);
+    return events;
+  }
+
+  /** The seq of the last event published (0 before the first). */
+  get lastSeq(): number {
+    return this.seq;
+  }
+
+  /** The seq of the oldest event still buffered (lastSeq + 1 when none is). */
+  get oldestSeq(): number {
+    return Math.max(1, this.seq - this.capacity + 1);
   }
 
   /** Calls `listener` for every event published from now on; returns the unsubscribe. */

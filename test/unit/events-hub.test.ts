@@ -102,3 +102,17 @@ describe("event hub", () => {
     expect(new EventHub({ now: () => 36 ** 3 }).epoch).toBe("1000");
   });
 });
+
+describe("reading at one's own pace", () => {
+  test("after(seq, max) pages through the buffer; null once the next one is evicted", () => {
+    const h = hub(4);
+    expect([h.lastSeq, h.oldestSeq]).toEqual([0, 1]);
+    expect(h.after(0, 10)).toEqual([]);
+    for (let i = 1; i <= 6; i++) h.publish("assignment", { n: i });
+    expect([h.lastSeq, h.oldestSeq]).toEqual([6, 3]);
+    expect(h.after(2, 2)?.map((e) => e.seq)).toEqual([3, 4]);
+    expect(h.after(4, 10)?.map((e) => e.seq)).toEqual([5, 6]);
+    expect(h.after(6, 10)).toEqual([]);
+    expect(h.after(1, 10)).toBeNull();
+  });
+});
