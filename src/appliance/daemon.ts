@@ -1,13 +1,13 @@
 /**
  * The daemon: the spine of `vipd run`. It owns the current configuration, runs the allocator,
- * computes this node's plan and hands it to the drivers; it is also the `ApiRuntime` the HTTP
- * API reads from. One direction of flow: config → allocate → plan → drivers.
+ * computes this node's plan and hands it to the plan applier (src/node/applier.ts, shared with
+ * Kubernetes mode), which gives it to the drivers; it is also the `ApiRuntime` the HTTP API reads
+ * from. One direction of flow: config → allocate → plan → drivers.
  *
- * Applying is serialised: reloads (SIGHUP, file change, API PUT) queue behind each other, and an
- * invalid configuration is reported and leaves the running one untouched.
+ * Applying is serialised (the applier's queue): reloads (SIGHUP, file change, API PUT) queue
+ * behind each other, and an invalid configuration is reported and leaves the running one untouched.
  */
 
-import { createHash } from "node:crypto";
 import { hostname } from "node:os";
 import type {
   Problem as ApiProblem,
@@ -32,19 +32,13 @@ import { type Config, configFromText, type Problem } from "../config/index.ts";
 import { loadText, sortProblems } from "../config/load.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { Driver } from "../drivers/driver.ts";
+import { etagOf, type NodeEvent, PlanApplier, type Timers } from "../node/applier.ts";
 import { type AllocationState, allocate, emptyAllocation, heldState } from "../plan/allocate.ts";
-import { declineVip, withdrawDecline } from "../plan/failover.ts";
 import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../plan/handover.ts";
-import {
-  computePlan,
-  EMPTY_PLAN,
-  type L2Election,
-  type L2Entry,
-  type NodeInfo,
-  type Plan,
-} from "../plan/plan.ts";
+import { computePlan, type L2Election, type L2Entry, type NodeInfo, type Plan } from "../plan/plan.ts";
+import { type NodePlan, resolvePlan } from "../plan/resolve.ts";
 import type { Logger } from "../util/log.ts";
-import { daemonMetrics } from "./metrics.ts";
+import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";
 import { readHeld, writeHeld } from "./state-file.ts";
 import { joinSources, readManifestSources, writableTarget, writeAtomic } from "./store.ts";
@@ -58,6 +52,10 @@ export interface DaemonOptions {
   /** Directory for state that must survive a restart (assignments); none when undefined. */
   stateDir?: string | undefined;
   now?: () => number;
+  /** Timers for the applier's retries (tests pass their own). */
+  timers?: Timers | undefined;
+  /** What happened (owner changes, plans applied, configuration generations), for the event stream. */
+  onEvent?: ((e: NodeEvent) => void) | undefined;
 }
 
 export function toApiProblem(p: Problem): ApiProblem {
@@ -116,49 +114,48 @@ export type FailoverOutcome =
   | { ok: true; ip: string; from: string; to: string | undefined; declined: string[] }
   | { ok: false; status: 404 | 409 | 422; error: FailoverRefusal["error"]; message: string };
 
-function etagOf(text: string): string {
-  return createHash("sha256").update(text).digest("hex").slice(0, 32);
-}
-
 export class Daemon implements ApiRuntime {
-  readonly drivers: Driver[] = [];
+  private readonly applier: PlanApplier;
   private cfg: Config | undefined;
   /** The first configuration applied: what the start-only settings were read from. */
   private startCfg: Config | undefined;
   private text = "";
   private generation = 0;
   private alloc: AllocationState = emptyAllocation();
-  private plan: Plan = EMPTY_PLAN;
   private readonly startedAt: number;
   /** Reloads of the manifests on disk (start, SIGHUP, file change), by outcome. */
   private readonly reloads = { applied: 0, unchanged: 0, rejected: 0 };
   private lastReloadOk = false;
-  private queue: Promise<unknown> = Promise.resolve();
   private readonly now: () => number;
   private heldText = "";
   private membership: MembershipView | undefined;
   private clusterView: ClusterView = {};
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryMs = 0;
   private closing = false;
-  /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
-  private readonly ownerChanges = { acquired: 0, released: 0, moved: 0 };
   /** VIPs lost to another live node, still answered until the hold ends (make before break). */
   private held = new Map<string, Held<L2Entry>>();
   private holdTimer: ReturnType<typeof setTimeout> | undefined;
   private holdWake = Number.POSITIVE_INFINITY;
-  /** membership.reheard() when the drivers last announced everything. */
-  private reheardSeen = 0;
   /** Replans asked for and not applied yet (this node is "settled" when none is, see replan). */
   private unapplied = 0;
 
   constructor(private readonly opts: DaemonOptions) {
     this.now = opts.now ?? Date.now;
     this.startedAt = this.now();
+    this.applier = new PlanApplier({
+      node: () => this.node.name,
+      log: opts.log,
+      retry: (reason) => void this.replan(reason).catch(() => {}),
+      timers: opts.timers,
+      onEvent: opts.onEvent,
+    });
+  }
+
+  get drivers(): readonly Driver[] {
+    return this.applier.drivers;
   }
 
   addDriver(d: Driver): void {
-    this.drivers.push(d);
+    this.applier.addDriver(d);
   }
 
   get node(): NodeInfo {
@@ -175,14 +172,16 @@ export class Daemon implements ApiRuntime {
   }
 
   get currentPlan(): Plan {
-    return this.plan;
+    return this.applier.plan;
   }
 
-  /** Serialises every state change. */
+  private get plan(): NodePlan {
+    return this.applier.plan;
+  }
+
+  /** Serialises every state change (the applier's queue). */
   private serial<T>(f: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(f, f);
-    this.queue = next.catch(() => {});
-    return next;
+    return this.applier.serial(f);
   }
 
   /** (Re)reads the configured paths. An invalid set is logged and the running config kept. */
@@ -246,7 +245,12 @@ export class Daemon implements ApiRuntime {
     this.alloc = allocate(config, this.alloc, held);
     this.persistHeld();
     for (const w of this.alloc.events) this.opts.log.info(w.message, { service: w.service, event: w.reason });
-    this.setPlan(this.makePlan(config));
+    this.opts.onEvent?.({ type: "config", generation: this.generation, reason });
+    this.opts.onEvent?.({
+      type: "assignments",
+      services: this.alloc.assignments.map((a) => ({ key: a.key, ips: a.ips })),
+    });
+    this.applier.install(this.makePlan(config));
     this.opts.log.info("configuration applied", {
       reason,
       generation: this.generation,
@@ -302,7 +306,7 @@ export class Daemon implements ApiRuntime {
    * and what a previous run left in the XDP map is removed, not held: a process that restarts
    * after a crash has been declared dead by the others, who own its VIPs by then.
    */
-  private makePlan(config: Config): Plan {
+  private makePlan(config: Config): NodePlan {
     const m = this.membership;
     const notReady = m !== undefined && !m.ready() ? new Set([this.node.name]) : undefined;
     const known = this.knownMembers();
@@ -314,7 +318,7 @@ export class Daemon implements ApiRuntime {
       networkUnavailable: this.clusterView.networkUnavailable,
       localEndpoints: this.clusterView.localEndpoints,
     });
-    return this.withHandover({ ...plan, holdL2: false }, notReady === undefined);
+    return resolvePlan(this.withHandover({ ...plan, holdL2: false }, notReady === undefined), config);
   }
 
   /**
@@ -354,21 +358,6 @@ export class Daemon implements ApiRuntime {
     return { ...plan, l2Handover: [...r.held.values()].map((h) => ({ ...h.entry, owner: h.to })) };
   }
 
-  /** Installs a new plan, counting and logging the layer-2 owner changes it brings. */
-  private setPlan(next: Plan): void {
-    const before = new Map((this.plan.elections ?? []).map((e) => [e.ip, e.owner]));
-    const first = this.plan === EMPTY_PLAN;
-    const self = this.node.name;
-    for (const e of next.elections ?? []) {
-      const was = before.get(e.ip);
-      if (first || was === e.owner) continue;
-      const kind = e.owner === self ? "acquired" : was === self ? "released" : "moved";
-      this.ownerChanges[kind]++;
-      this.opts.log.info("layer-2 owner changed", { ip: e.ip, from: was ?? null, to: e.owner ?? null });
-    }
-    this.plan = next;
-  }
-
   /**
    * Kubernetes mode: what the cluster says about nodes (the Node list with its labels, the
    * NetworkUnavailable condition) and endpoints (per Service, the nodes with a ready local
@@ -383,6 +372,7 @@ export class Daemon implements ApiRuntime {
   /** Live membership: who counts for the layer-2 election. Set before the first plan is applied. */
   setMembership(m: MembershipView | undefined): void {
     this.membership = m;
+    this.applier.setMembership(m);
   }
 
   /**
@@ -408,7 +398,7 @@ export class Daemon implements ApiRuntime {
       }
       const next = this.makePlan(this.cfg);
       if (opts.releaseL2) this.held.clear();
-      this.setPlan(opts.releaseL2 ? { ...next, l2: [], l2Handover: undefined, holdL2: false } : next);
+      this.applier.install(opts.releaseL2 ? { ...next, l2: [], l2Handover: undefined, holdL2: false } : next);
       this.opts.log.info("plan recomputed", {
         reason,
         members: this.members().map((n) => n.name),
@@ -420,47 +410,11 @@ export class Daemon implements ApiRuntime {
     }
   }
 
-  /** Hands the current plan to every driver; a failing driver is logged and marked unhealthy. */
+  /** Hands the current plan to the drivers (the applier retries a failed one with backoff). */
   private async applyPlan(): Promise<void> {
-    let failed = false;
-    for (const d of this.drivers) {
-      try {
-        await d.apply(this.plan);
-      } catch (e) {
-        failed = true;
-        this.opts.log.error("driver failed to apply the plan", {
-          driver: d.name,
-          error: (e as Error).message,
-        });
-      }
-    }
-    this.scheduleRetry(failed);
+    const ok = await this.applier.apply();
     // Settled: nothing more to apply, and every driver took the plan (gains announced).
-    this.membership?.setSettled?.(!failed && this.unapplied === 0);
-    const reheard = this.membership?.reheard?.() ?? 0;
-    if (reheard !== this.reheardSeen) {
-      this.reheardSeen = reheard;
-      for (const d of this.drivers) d.reannounce?.("a member is audible again");
-    }
-  }
-
-  /**
-   * A driver that failed (a link that was down, a busy netlink) gets the plan again later, with
-   * backoff (0.5 s doubling to 30 s), so the kernel converges to the plan without waiting for the
-   * next change — a stale layer-2 entry would otherwise answer for a VIP another node owns.
-   */
-  private scheduleRetry(failed: boolean): void {
-    if (!failed) {
-      this.retryMs = 0;
-      return;
-    }
-    if (this.closing || this.retryTimer !== undefined) return;
-    this.retryMs = Math.min(30_000, this.retryMs === 0 ? 500 : this.retryMs * 2);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.replan("retry after a driver failure").catch(() => {});
-    }, this.retryMs);
-    this.retryTimer.unref?.();
+    this.membership?.setSettled?.(ok && this.unapplied === 0);
   }
 
   /** Hands the current plan to the drivers again (after drivers were added). */
@@ -470,18 +424,8 @@ export class Daemon implements ApiRuntime {
 
   async close(): Promise<void> {
     this.closing = true;
-    clearTimeout(this.retryTimer);
     clearTimeout(this.holdTimer);
-    this.retryTimer = undefined;
-    await this.serial(async () => {
-      for (const d of this.drivers) {
-        try {
-          await d.close();
-        } catch (e) {
-          this.opts.log.warn("driver close failed", { driver: d.name, error: (e as Error).message });
-        }
-      }
-    });
+    await this.applier.close();
   }
 
   // ---- ApiRuntime ---------------------------------------------------------------------------
@@ -489,10 +433,7 @@ export class Daemon implements ApiRuntime {
   ready(): { ready: boolean; reasons: string[] } {
     const reasons: string[] = [];
     if (this.cfg === undefined) reasons.push("no configuration loaded");
-    for (const d of this.drivers) {
-      const h = d.health();
-      if (!h.healthy) reasons.push(`driver ${h.name}: ${h.detail ?? "unhealthy"}`);
-    }
+    reasons.push(...this.applier.unhealthy());
     return { ready: reasons.length === 0, reasons };
   }
 
@@ -513,10 +454,7 @@ export class Daemon implements ApiRuntime {
       configGeneration: this.generation,
       // Configuration loaded; driver health is listed separately (and /readyz weighs both).
       ready: this.cfg !== undefined,
-      drivers: this.drivers.map((d) => {
-        const h = d.health();
-        return { name: h.name, healthy: h.healthy, ...(h.detail !== undefined ? { detail: h.detail } : {}) };
-      }),
+      drivers: this.applier.driverStatus(),
     };
   }
 
@@ -529,29 +467,29 @@ export class Daemon implements ApiRuntime {
   }
 
   l2(): L2View[] {
-    const fromDrivers = this.drivers.flatMap((d) => d.l2?.() ?? []);
-    if (fromDrivers.length > 0) return fromDrivers;
-    return [];
+    return this.applier.l2();
   }
 
   bgpPeers(): BgpPeerView[] {
-    return this.drivers.flatMap((d) => d.bgpPeers?.() ?? []);
+    return this.applier.bgpPeers();
   }
 
   bfdSessions(): BfdSessionView[] {
-    return this.drivers.flatMap((d) => d.bfdSessions?.() ?? []);
+    return this.applier.bfdSessions();
   }
 
   xdp(): XdpView {
-    return { interfaces: this.drivers.flatMap((d) => d.xdp?.().interfaces ?? []) };
+    return this.applier.xdp();
   }
 
   metrics(): MetricFamily[] {
+    const [owners, ...drivers] = this.applier.metrics();
     return [
       ...this.alloc.metrics,
-      ...daemonMetrics(this.reloads, this.lastReloadOk, this.ownerChanges),
+      ...reloadMetrics(this.reloads, this.lastReloadOk),
+      ...(owners ? [owners] : []),
       ...(this.membership?.metrics?.() ?? []),
-      ...this.drivers.flatMap((d) => d.metrics?.() ?? []),
+      ...drivers,
     ];
   }
 
@@ -604,76 +542,27 @@ export class Daemon implements ApiRuntime {
   }
 
   /**
-   * Forced failover: this node, the VIP's current owner, declines it (all its Service's
-   * addresses follow), so the next candidate — or `to`, when it is an eligible candidate — takes
-   * it. The decline travels with this node's heartbeats, so every node agrees; it lasts until
-   * `cancelFailover` or a restart of this process.
+   * Forced failover (`POST /api/v1/l2/failover`): this node, the VIP's current owner, declines
+   * it, or withdraws that decline (src/node/applier.ts). It lasts until cancelled or a restart.
    */
-  failover(ip: string, to?: string): Promise<FailoverOutcome> {
-    return this.serial(async () => {
-      const m = this.membership;
-      const self = this.node.name;
-      const e = this.l2Elections().find((x) => x.ip === ip);
-      const key = this.declineKey(e, ip);
-      const r = declineVip({
-        ip,
-        to,
-        self,
-        live: m?.setDeclines !== undefined && m.declines !== undefined,
-        election: e,
-        key,
-        mine: m?.declines?.().get(self) ?? [],
-      });
-      if (!r.ok) return r;
-      m?.setDeclines?.(r.declines);
-      this.setPlan(this.makePlan(this.cfg as Config));
-      await this.applyPlan();
-      const now = this.l2Elections().find((x) => x.ip === ip);
-      this.opts.log.info("forced failover", { ip, from: self, to: now?.owner ?? null });
-      return { ok: true, ip, from: self, to: now?.owner, declined: r.declines.map((d) => d.ip) };
-    });
-  }
-
-  /** Withdraws this node's decline of `ip` (its Service's first address), if any. */
-  cancelFailover(ip: string): Promise<boolean> {
-    return this.serial(async () => {
-      const m = this.membership;
-      if (m?.setDeclines === undefined || m.declines === undefined) return false;
-      const e = this.l2Elections().find((x) => x.ip === ip);
-      const rest = withdrawDecline(m.declines().get(this.node.name) ?? [], this.declineKey(e, ip));
-      if (rest === undefined) return false;
-      // This node regains the VIP: not settled until it has announced it (make before break).
-      m.setSettled?.(false);
-      m.setDeclines(rest);
-      if (this.cfg !== undefined) {
-        this.setPlan(this.makePlan(this.cfg));
-        await this.applyPlan();
-      }
-      return true;
-    });
+  l2Failover(req: FailoverRequest): Promise<({ ok: true } & FailoverResult) | FailoverRefusal> {
+    return this.serial(() =>
+      this.applier.failover(req, {
+        key: (e, ip) => this.declineKey(e, ip),
+        // This node regains a VIP: not settled until it has announced it (make before break).
+        regain: () => this.membership?.setSettled?.(false),
+        replan: async () => {
+          if (this.cfg === undefined) return;
+          this.applier.install(this.makePlan(this.cfg));
+          await this.applyPlan();
+        },
+      }),
+    );
   }
 
   /** The election key of a VIP's addresses: its Service's first address. */
   private declineKey(e: L2Election | undefined, ip: string): string {
     const svc = e?.services[0];
     return svc !== undefined ? (this.alloc.assignments.find((a) => a.key === svc)?.ips[0] ?? ip) : ip;
-  }
-
-  /** `POST /api/v1/l2/failover`. */
-  async l2Failover(req: FailoverRequest): Promise<({ ok: true } & FailoverResult) | FailoverRefusal> {
-    if (req.cancel === true) {
-      const cancelled = await this.cancelFailover(req.ip);
-      const mine = this.membership?.declines?.().get(this.node.name) ?? [];
-      return { ok: true, ip: req.ip, cancelled, declined: mine.map((d) => d.ip) };
-    }
-    const r = await this.failover(req.ip, req.node);
-    if (!r.ok) return { ok: false, status: r.status, error: r.error, message: r.message };
-    return {
-      ok: true,
-      ip: r.ip,
-      from: r.from,
-      ...(r.to !== undefined ? { to: r.to } : {}),
-      declined: r.declined,
-    };
   }
 }

@@ -1,6 +1,7 @@
 /** The daemon's own metric families: configuration reloads and layer-2 owner changes. */
 
 import type { MetricFamily } from "../api/runtime.ts";
+import { ownerChangeMetric } from "../node/applier.ts";
 
 export interface ReloadCounts {
   applied: number;
@@ -14,11 +15,8 @@ export interface OwnerChangeCounts {
   moved: number;
 }
 
-export function daemonMetrics(
-  reloads: ReloadCounts,
-  lastReloadOk: boolean,
-  owners: OwnerChangeCounts,
-): MetricFamily[] {
+/** Reads of the manifests on disk, by result, and whether the last one was valid. */
+export function reloadMetrics(reloads: ReloadCounts, lastReloadOk: boolean): MetricFamily[] {
   return [
     {
       name: "vipd_config_reloads_total",
@@ -35,14 +33,13 @@ export function daemonMetrics(
       type: "gauge",
       samples: [{ value: lastReloadOk ? 1 : 0 }],
     },
-    {
-      name: "vipd_l2_ownership_changes_total",
-      help: "Layer-2 VIP owner changes seen by this node: acquired (this node became the owner), released (it stopped), moved (between other nodes)",
-      type: "counter",
-      samples: (["acquired", "released", "moved"] as const).map((change) => ({
-        labels: { change },
-        value: owners[change],
-      })),
-    },
   ];
+}
+
+export function daemonMetrics(
+  reloads: ReloadCounts,
+  lastReloadOk: boolean,
+  owners: OwnerChangeCounts,
+): MetricFamily[] {
+  return [...reloadMetrics(reloads, lastReloadOk), ownerChangeMetric(owners)];
 }

@@ -8,6 +8,7 @@ import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { systemModulesIfPresent } from "../api/system-routes.ts";
 import { type ApiServer, serveApi, tlsFromFiles } from "../api/serve.ts";
 import { MembershipService } from "../cluster/service.ts";
 import { failedDriver } from "../drivers/driver.ts";
@@ -146,7 +147,6 @@ export async function run(argv: string[], version: string): Promise<number> {
   // BGP and BFD: the speaker starts with the first BGPPeer (now or at a later reload); BFD
   // sessions follow the peers that name a BFDProfile and hold their BGP sessions down.
   for (const d of routingDrivers({
-    config: () => daemon.currentConfig,
     log: createLogger("bgp"),
     bfdLog: createLogger("bfd"),
     port: Number(process.env.VIPD_BGP_PORT ?? 179),
@@ -209,6 +209,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     // With no token configured at all, reads are open (on 127.0.0.1 by default); writes never are.
     readOpen: () => tokens().length === 0,
     log: createLogger("api"),
+    ...systemModulesIfPresent(createLogger("system")), // the edge image: GET/POST /api/v1/system...
   });
   const tls = settings?.api.tls;
   let server: ApiServer;

@@ -1,5 +1,5 @@
 /**
- * The BFD driver of `vipd run`: one BFD session per planned BGP peer that names a BFDProfile
+ * The BFD driver (both modes): one BFD session per planned BGP peer that names a BFDProfile
  * (single-hop RFC 5881, or multihop RFC 5883 for ebgpMultiHop peers), run by the in-process
  * manager (src/bfd/manager.ts). When a session goes down the peer's BGP session is brought down
  * at once, and it may come back only once BFD is Up again.
@@ -9,8 +9,7 @@ import type { BfdSessionView, MetricFamily } from "../api/runtime.ts";
 import { bfdSessionsFor } from "../bfd/desired.ts";
 import { BfdManager, type DesiredSession } from "../bfd/manager.ts";
 import { bfdMetricFamilies } from "../bfd/metrics.ts";
-import type { Config } from "../config/index.ts";
-import type { Plan } from "../plan/plan.ts";
+import type { NodePlan } from "../plan/resolve.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
 
@@ -19,9 +18,8 @@ export interface BfdVerdictSink {
 }
 
 /** The sessions the plan asks for: the planned peers that name a BFDProfile. */
-export function desiredBfd(plan: Plan, config: Config | undefined): DesiredSession[] {
-  const peers = (config?.peers ?? []).filter((p) => plan.peers.includes(p.metadata.name));
-  return bfdSessionsFor(peers, config?.bfdProfiles ?? []).sessions;
+export function desiredBfd(plan: NodePlan): DesiredSession[] {
+  return bfdSessionsFor(plan.routing.peers, plan.routing.bfdProfiles).sessions;
 }
 
 export class BfdDriver implements Driver {
@@ -29,11 +27,7 @@ export class BfdDriver implements Driver {
   readonly manager: BfdManager;
   private lastError: string | undefined;
 
-  constructor(
-    private readonly config: () => Config | undefined,
-    sink: BfdVerdictSink | undefined,
-    log: Logger,
-  ) {
+  constructor(sink: BfdVerdictSink | undefined, log: Logger) {
     this.manager = new BfdManager({ log: (msg, fields) => log.info(msg, fields) });
     this.manager.on("down", (key, diag) => {
       log.warn("BFD session down: holding the BGP session down", { peer: key, diagnostic: diag });
@@ -45,9 +39,9 @@ export class BfdDriver implements Driver {
     });
   }
 
-  async apply(plan: Plan): Promise<void> {
+  async apply(plan: NodePlan): Promise<void> {
     try {
-      await this.manager.setSessions(desiredBfd(plan, this.config()));
+      await this.manager.setSessions(desiredBfd(plan));
       this.lastError = undefined;
     } catch (e) {
       this.lastError = (e as Error).message;

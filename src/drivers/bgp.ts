@@ -1,5 +1,5 @@
 /**
- * The BGP driver of `vipd run`: turns the plan's peers and routes into the in-process speaker's
+ * The BGP driver (both modes): turns the plan's resolved peers and routes into the in-process speaker's
  * declarative calls (src/bgp/speaker.ts) — the BGPPeer objects this node peers with, and per
  * peer the whole set of prefixes with their attributes — and shows sessions in the API/metrics.
  * BFD (when a peer names a BFDProfile) holds a session down while BFD is down.
@@ -7,10 +7,9 @@
 
 import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
 import type { BgpSpeaker, PeerConfig, RouteSpec } from "../bgp/speaker.ts";
-import type { Config } from "../config/index.ts";
 import { type BGPPeer, durationMs } from "../config/schemas.ts";
 import { sessionAsn } from "../config/validate.ts";
-import type { Plan } from "../plan/plan.ts";
+import type { NodePlan } from "../plan/resolve.ts";
 import { sh } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
@@ -73,18 +72,19 @@ export class BgpDriver implements Driver {
   readonly name = "bgp";
   private lastError: string | undefined;
   private readonly bfdDown = new Set<string>();
+  /** The BGPPeer objects of the last plan applied (for the API's view of each session). */
+  private peers: BGPPeer[] = [];
 
   // An IPv6 VIP announced over an IPv4 session (and the reverse) gets its next hop from the
   // session's own interface, read by the session when it is established (src/bgp/nexthop.ts).
   constructor(
     readonly speaker: BgpSpeaker,
-    private readonly config: () => Config | undefined,
     private readonly log: Logger,
   ) {}
 
-  async apply(plan: Plan): Promise<void> {
-    const cfg = this.config();
-    const peers = (cfg?.peers ?? []).filter((p) => plan.peers.includes(p.metadata.name));
+  async apply(plan: NodePlan): Promise<void> {
+    const peers = plan.routing.peers;
+    this.peers = peers;
     const unsupported = peers.filter(
       (p) => p.spec.interface !== undefined || p.spec.passwordSecret !== undefined,
     );
@@ -133,9 +133,8 @@ export class BgpDriver implements Driver {
   }
 
   bgpPeers(): BgpPeerView[] {
-    const cfg = this.config();
     return this.speaker.status().peers.map((s) => {
-      const p = cfg?.peers.find((x) => x.metadata.name === s.name);
+      const p = this.peers.find((x) => x.metadata.name === s.name);
       return {
         name: s.name,
         address: s.address,

@@ -5,7 +5,7 @@
  */
 
 import type { BfdSessionView, BgpPeerView, L2View, MetricFamily, XdpView } from "../api/runtime.ts";
-import type { Plan } from "../plan/plan.ts";
+import type { NodePlan } from "../plan/resolve.ts";
 
 export interface DriverHealth {
   name: string;
@@ -24,8 +24,11 @@ export interface DriverViews {
 
 export interface Driver extends DriverViews {
   readonly name: string;
-  /** Applies the difference between the last applied plan and `plan`. May throw; the daemon logs it. */
-  apply(plan: Plan): Promise<void>;
+  /**
+   * Applies the difference between the last applied plan and `plan`. May throw: the plan applier
+   * (src/node/applier.ts) logs it and hands the plan again later, with backoff.
+   */
+  apply(plan: NodePlan): Promise<void>;
   health(): DriverHealth;
   /**
    * Announces again every VIP this node owns (gratuitous ARP / unsolicited NA on the takeover

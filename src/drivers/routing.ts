@@ -8,15 +8,13 @@
 
 import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
 import { BgpSpeaker } from "../bgp/speaker.ts";
-import type { Config } from "../config/index.ts";
-import type { Plan } from "../plan/plan.ts";
+import type { NodePlan } from "../plan/resolve.ts";
 import type { Logger } from "../util/log.ts";
 import { BfdDriver, type BfdVerdictSink } from "./bfd.ts";
 import { BgpDriver, defaultRouterId } from "./bgp.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
 
 export interface OnDemandBgpOptions {
-  config: () => Config | undefined;
   log: Logger;
   /** The port the speaker listens on (179; VIPD_BGP_PORT in tests). */
   port: number;
@@ -40,16 +38,16 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
     return this.inner;
   }
 
-  async apply(plan: Plan): Promise<void> {
+  async apply(plan: NodePlan): Promise<void> {
     const first = !this.applied;
     this.applied = true;
-    const peers = this.opts.config()?.peers ?? [];
-    if (this.inner === undefined && peers.length > 0) await this.start(peers, first);
+    const want = plan.routing.speaker;
+    if (this.inner === undefined && want !== undefined) await this.start(want.routerID, first);
     await this.inner?.apply(plan);
   }
 
-  private async start(peers: NonNullable<Config["peers"]>, first: boolean): Promise<void> {
-    const routerId = peers.find((p) => p.spec.routerID)?.spec.routerID ?? (await defaultRouterId());
+  private async start(configured: string | undefined, first: boolean): Promise<void> {
+    const routerId = configured ?? (await defaultRouterId());
     if (routerId === undefined) {
       this.startError = "no router ID: set routerID on a BGPPeer, or give this host an IPv4 address";
       throw new Error(this.startError);
@@ -65,9 +63,9 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
         restarted: this.opts.restarted && first,
         log: (level, msg, fields) => log[level](msg, fields),
       });
-      this.inner = new BgpDriver(speaker, this.opts.config, log);
+      this.inner = new BgpDriver(speaker, log);
       this.startError = undefined;
-      log.info("BGP speaker started", { routerId, port: this.opts.port, peers: peers.length });
+      log.info("BGP speaker started", { routerId, port: this.opts.port });
       for (const p of this.bfdDown) this.inner.setBfdUp(p, false);
     } catch (e) {
       this.startError = `cannot start the BGP speaker: ${(e as Error).message}`;
@@ -103,5 +101,5 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
 /** BGP and BFD for a node: the BFD driver holds a peer's BGP session down while BFD is down. */
 export function routingDrivers(opts: OnDemandBgpOptions & { bfdLog: Logger }): [OnDemandBgp, BfdDriver] {
   const bgp = new OnDemandBgp(opts);
-  return [bgp, new BfdDriver(opts.config, bgp, opts.bfdLog)];
+  return [bgp, new BfdDriver(bgp, opts.bfdLog)];
 }

@@ -388,7 +388,6 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   if (args.speaker)
     drivers.push(
       ...routingDrivers({
-        config: () => lastConfig,
         log: createLogger("bgp"),
         bfdLog: createLogger("bfd"),
         port: Number(process.env.VIPD_BGP_PORT ?? 179),
@@ -406,17 +405,7 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     speaker = new Speaker(kube, state, {
       node: args.nodeName,
       namespace: args.namespace,
-      drivers: [
-        {
-          name: "config",
-          apply: async () => {
-            lastConfig = state.config().config ?? lastConfig;
-          },
-          health: () => ({ name: "config", healthy: true }),
-          close: async () => {},
-        },
-        ...drivers,
-      ],
+      drivers,
       loadBalancerClass: args.loadBalancerClass,
       log,
       membership,

@@ -362,7 +362,7 @@ describe("on the wire", () => {
     expect(logged).toHaveLength(1);
     expect(logged[0]!.fields).toMatchObject({ peer: "p", reason: "invalid-origin-attribute" });
     // The driver's Prometheus family: a counter (`_total`) with action and reason labels.
-    const driver = new BgpDriver(speaker, () => undefined, createLogger("bgp", { sink: () => {} }));
+    const driver = new BgpDriver(speaker, createLogger("bgp", { sink: () => {} }));
     const fam = driver.metrics().find((f) => f.name === "vipd_bgp_update_errors_total");
     expect(fam?.type).toBe("counter");
     expect(fam?.samples).toEqual([
