@@ -1,8 +1,8 @@
 /**
  * zod schemas for every manifest vipd reads: MetalLB's `metallb.io` objects (IPAddressPool,
- * L2Advertisement, BGPAdvertisement, BGPPeer v1beta1/v1beta2, BFDProfile, Community), the subset of
- * core/v1 Service and Namespace that vipd reads; vipd's own NodeSettings is in ./node-settings.ts,
- * and the pieces all kinds share in ./common.ts.
+ * L2Advertisement, BGPAdvertisement, BGPPeer v1beta1/v1beta2, BFDProfile, Community), and the table
+ * of every kind vipd reads. The subset of core/v1 Service and Namespace is in ./core.ts, vipd's own
+ * NodeSettings in ./node-settings.ts, and the pieces all kinds share in ./common.ts.
  *
  * The schemas are the single source of truth: the loader validates with them, the CRDs in
  * deploy/crds are generated from them, and the API documents them. Defaults and ranges follow
@@ -24,16 +24,17 @@ import {
   Duration,
   durationMs,
   IpString,
-  LabelMap,
   LabelSelector,
   Name,
   ObjectMeta,
   uint32,
 } from "./common.ts";
+import { Namespace, Service } from "./core.ts";
 import { NodeSettings } from "./node-settings.ts";
 import { requirementKey, selectorKey } from "./selector.ts";
 
 export { Duration, durationMs, LabelSelector, Name, ObjectMeta, SelectorRequirement } from "./common.ts";
+export { LoadBalancerIngress, Namespace, Service, ServicePort, ServiceSpec, ServiceStatus } from "./core.ts";
 export { ApiToken, NodeSettings, NodeSettingsSpec } from "./node-settings.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -513,88 +514,6 @@ export const BFDProfile = z
   .strict();
 
 // ---------------------------------------------------------------------------------------------
-// core/v1: the parts of Service and Namespace that vipd reads
-
-export const ServicePort = z
-  .object({
-    name: z.string().optional(),
-    port: z.number().int("must be an integer").min(1).max(65535),
-    protocol: z.enum(["TCP", "UDP", "SCTP"]).default("TCP"),
-    targetPort: z.union([z.number().int().min(1).max(65535), z.string().min(1)]).optional(),
-    nodePort: z.number().int().min(1).max(65535).optional(),
-    appProtocol: z.string().optional(),
-  })
-  .strict();
-
-export const ServiceSpec = z
-  .object({
-    type: z.enum(["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"]).default("ClusterIP"),
-    ports: z.array(ServicePort).optional(),
-    selector: LabelMap.optional(),
-    loadBalancerIP: IpString.optional(),
-    loadBalancerClass: z.string().min(1).optional(),
-    ipFamilies: z
-      .array(z.enum(["IPv4", "IPv6"]))
-      .max(2, "must list at most two families")
-      .optional(),
-    ipFamilyPolicy: z.enum(["SingleStack", "PreferDualStack", "RequireDualStack"]).optional(),
-    externalTrafficPolicy: z.enum(["Cluster", "Local"]).default("Cluster"),
-    clusterIP: z.string().optional(),
-    clusterIPs: z.array(z.string()).optional(),
-    // Accepted because real Services carry them; vipd does not act on them.
-    internalTrafficPolicy: z.enum(["Cluster", "Local"]).optional(),
-    sessionAffinity: z.enum(["None", "ClientIP"]).optional(),
-    sessionAffinityConfig: z.record(z.string(), z.unknown()).optional(),
-    healthCheckNodePort: z.number().int().optional(),
-    allocateLoadBalancerNodePorts: z.boolean().optional(),
-    publishNotReadyAddresses: z.boolean().optional(),
-    externalIPs: z.array(z.string()).optional(),
-    externalName: z.string().optional(),
-    loadBalancerSourceRanges: z.array(z.string()).optional(),
-    trafficDistribution: z.string().optional(),
-  })
-  .strict();
-
-export const LoadBalancerIngress = z
-  .object({
-    ip: z.string().optional(),
-    hostname: z.string().optional(),
-    ipMode: z.enum(["VIP", "Proxy"]).optional(),
-    ports: z.array(z.record(z.string(), z.unknown())).optional(),
-  })
-  .strict();
-
-export const ServiceStatus = z
-  .object({
-    loadBalancer: z
-      .object({ ingress: z.array(LoadBalancerIngress).optional() })
-      .strict()
-      .optional(),
-    conditions: z.array(z.record(z.string(), z.unknown())).optional(),
-  })
-  .strict();
-
-export const Service = z
-  .object({
-    apiVersion: apiVersion("v1"),
-    kind: z.literal("Service"),
-    metadata: ObjectMeta,
-    spec: ServiceSpec,
-    status: ServiceStatus.optional(),
-  })
-  .strict();
-
-export const Namespace = z
-  .object({
-    apiVersion: apiVersion("v1"),
-    kind: z.literal("Namespace"),
-    metadata: ObjectMeta,
-    spec: z.record(z.string(), z.unknown()).optional(),
-    status: z.record(z.string(), z.unknown()).optional(),
-  })
-  .strict();
-
-// ---------------------------------------------------------------------------------------------
 
 /** Every kind vipd reads, by `kind`. */
 export const SCHEMAS = {
@@ -618,8 +537,6 @@ export type BGPAdvertisement = z.infer<typeof BGPAdvertisement>;
 export type BGPPeer = z.infer<typeof BGPPeer>;
 export type BFDProfile = z.infer<typeof BFDProfile>;
 export type Community = z.infer<typeof Community>;
-export type Service = z.infer<typeof Service>;
-export type Namespace = z.infer<typeof Namespace>;
 export type LabelSelectorT = z.infer<typeof LabelSelector>;
 
 export type AnyObject =

@@ -159,34 +159,40 @@ function compatibleLocalPref(
   return !(ka.size === kb.size && [...ka].every((k) => kb.has(k)));
 }
 
-/** Cross-checks loaded objects and assembles the Config. */
-export function buildConfig(
-  objects: readonly Loaded[],
-  opts: BuildOptions = {},
-): { config: Config; problems: Problem[] } {
-  const problems: Problem[] = [];
-  const config = emptyConfig();
-  // Objects their schema refused: references to them are not reported again.
-  const refused = new Set(
-    (opts.invalid ?? []).filter((p) => p.kind && p.name).map((p) => `${p.kind}/${p.name}`),
-  );
-  const exists = (kind: string, names: ReadonlySet<string>, name: string) =>
-    names.has(name) || refused.has(`${kind}/${name}`);
-  const at = (l: Loaded, path: PathKey[], message: string) => {
-    const o = l.obj as AnyObject;
-    problems.push({
-      file: l.file,
-      line: l.lineOf(path),
-      kind: o.kind,
-      name: o.metadata.name,
-      field: fieldPath(path),
-      message,
-      pointer: jsonPointer([...(l.at ?? []), ...path]),
-      doc: l.doc,
-    });
-  };
+/** Reporting shared by the checks below: a problem at a field of an object, and references. */
+interface Checker {
+  /** Records a problem at `path` of the object `l`. */
+  at(l: Loaded, path: PathKey[], message: string): void;
+  /** Keys `Kind/name` of objects their schema refused: references to them are not reported again. */
+  refused: ReadonlySet<string>;
+  /** A reference to `name` of `kind` is good: it names a loaded object or a refused one. */
+  exists(kind: string, names: ReadonlySet<string>, name: string): boolean;
+}
 
-  // Duplicate names. metallb.io objects are referred to by name alone, so a name is unique per kind.
+function checker(problems: Problem[], invalid: readonly Problem[]): Checker {
+  const refused = new Set(invalid.filter((p) => p.kind && p.name).map((p) => `${p.kind}/${p.name}`));
+  return {
+    refused,
+    exists: (kind, names, name) => names.has(name) || refused.has(`${kind}/${name}`),
+    at: (l, path, message) => {
+      const o = l.obj as AnyObject;
+      problems.push({
+        file: l.file,
+        line: l.lineOf(path),
+        kind: o.kind,
+        name: o.metadata.name,
+        field: fieldPath(path),
+        message,
+        pointer: jsonPointer([...(l.at ?? []), ...path]),
+        doc: l.doc,
+      });
+    },
+  };
+}
+
+/** Objects with their duplicates left out (and reported): a name is unique per kind. */
+function uniqueObjects(objects: readonly Loaded[], c: Checker): Loaded[] {
+  // metallb.io objects are referred to by name alone, so a name is unique per kind.
   const seen = new Map<string, Loaded>();
   const unique: Loaded[] = [];
   for (const l of objects) {
@@ -197,7 +203,7 @@ export function buildConfig(
     if (prev) {
       const line = prev.lineOf(["metadata", "name"]);
       const where = prev.file === l.file ? `line ${line}` : `${prev.file}:${line}`;
-      at(
+      c.at(
         l,
         ["metadata", "name"],
         o.kind === "NodeSettings"
@@ -209,18 +215,11 @@ export function buildConfig(
     seen.set(key, l);
     unique.push(l);
   }
+  return unique;
+}
 
-  const byKind = <K extends AnyObject["kind"]>(k: K) =>
-    unique.filter((l) => l.kind === k) as Loaded<Extract<AnyObject, { kind: K }>>[];
-  const pools = byKind("IPAddressPool");
-  const l2s = byKind("L2Advertisement");
-  const bgps = byKind("BGPAdvertisement");
-  const peers = byKind("BGPPeer");
-  const profiles = byKind("BFDProfile");
-  const communities = byKind("Community");
-  const services = byKind("Service");
-
-  // Pools: overlaps between and within pools (per family, sweep over sorted ranges).
+/** Overlaps between and within pools (per family, a sweep over sorted ranges). */
+function checkPoolOverlaps(pools: readonly Loaded<IPAddressPool>[], c: Checker): void {
   const ranges: { r: IpRange; l: Loaded<IPAddressPool>; i: number; text: string }[] = [];
   for (const l of pools) {
     l.obj.spec.addresses.forEach((a, i) => {
@@ -236,7 +235,7 @@ export function buildConfig(
     if (widest && widest.r.family === cur.r.family && cur.r.first <= widest.r.last) {
       const other =
         widest.l === cur.l ? "another entry of this pool" : `pool "${widest.l.obj.metadata.name}"`;
-      at(
+      c.at(
         cur.l,
         ["spec", "addresses", cur.i],
         `${cur.text} overlaps ${widest.text} of ${other}; ${widest.l === cur.l ? "list each address once" : "pools must not share addresses"}`,
@@ -244,102 +243,138 @@ export function buildConfig(
     }
     if (!widest || widest.r.family !== cur.r.family || cur.r.last > widest.r.last) widest = cur;
   }
-  const poolNames = new Set(pools.map((l) => l.obj.metadata.name));
-  const poolHasV6 = pools.some((l) => l.obj.spec.addresses.some((a) => parseRange(a).ok && a.includes(":")));
+}
 
-  // Advertisements name existing pools.
-  for (const l of [...l2s, ...bgps]) {
-    (l.obj.spec.ipAddressPools ?? []).forEach((p, i) => {
-      if (!exists("IPAddressPool", poolNames, p))
-        at(l, ["spec", "ipAddressPools", i], `IPAddressPool "${p}" does not exist`);
-    });
-  }
-
-  // Community aliases: unique, and every alias used by an advertisement exists.
+/** Community aliases are unique across Community objects; returns them by name. */
+function communityAliases(
+  communities: readonly Loaded<Community>[],
+  c: Checker,
+): Map<string, Loaded<Community>> {
   const aliases = new Map<string, Loaded<Community>>();
   for (const l of communities) {
-    l.obj.spec.communities.forEach((c, i) => {
-      const prev = aliases.get(c.name);
+    l.obj.spec.communities.forEach((cm, i) => {
+      const prev = aliases.get(cm.name);
       if (prev)
-        at(
+        c.at(
           l,
           ["spec", "communities", i, "name"],
-          `community alias "${c.name}" is already defined in Community "${prev.obj.metadata.name}"`,
+          `community alias "${cm.name}" is already defined in Community "${prev.obj.metadata.name}"`,
         );
-      else aliases.set(c.name, l);
+      else aliases.set(cm.name, l);
     });
   }
-  const peerNames = new Set(peers.map((l) => l.obj.metadata.name));
+  return aliases;
+}
+
+/**
+ * MetalLB's rule (validateBGPAdvPerPool): the aggregation length may not be shorter than the
+ * widest CIDR block of any address entry of the pool (a range counts by its widest block).
+ */
+function checkAggregation(l: Loaded<BGPAdvertisement>, pools: readonly IPAddressPool[], c: Checker): void {
+  const s = l.obj.spec;
+  const reported = new Set<number>();
+  for (const pl of advertisedPools(s, pools)) {
+    for (const a of pl.spec.addresses) {
+      const r = parseRange(a);
+      if (!r.ok) continue;
+      const family = r.value.family;
+      const agg = family === 4 ? s.aggregationLength : s.aggregationLengthV6;
+      let widest: { prefixLen: number; base: bigint } | undefined;
+      for (const cidr of rangeToCidrs(r.value))
+        if (widest === undefined || cidr.prefixLen < widest.prefixLen) widest = cidr;
+      if (widest === undefined || widest.prefixLen <= agg || reported.has(family)) continue;
+      reported.add(family);
+      const block = `${formatIp({ family, value: widest.base })}/${widest.prefixLen}`;
+      const entry = a.trim();
+      c.at(
+        l,
+        ["spec", family === 4 ? "aggregationLength" : "aggregationLengthV6"],
+        entry.includes("-")
+          ? `/${agg} is wider than ${block}, the widest block of range ${entry.replace(/\s+/g, "")} in pool "${pl.metadata.name}"; use ${widest.prefixLen} or more`
+          : `/${agg} is wider than block ${block} of pool "${pl.metadata.name}", so it would announce addresses outside the pool; use ${widest.prefixLen} or more`,
+      );
+    }
+  }
+}
+
+/**
+ * MetalLB's LOCAL_PREF rule: one route, one LOCAL_PREF. `attached` holds, per pool, the
+ * advertisements already seen for it (MetalLB's pool.BGPAdvertisements); `l` is added to it.
+ * Advertisements with service selectors are not compared (which Services they cover is not known
+ * here).
+ */
+function checkLocalPref(
+  l: Loaded<BGPAdvertisement>,
+  pools: readonly IPAddressPool[],
+  attached: Map<string, Loaded<BGPAdvertisement>[]>,
+  nodes: readonly NodeLabels[] | undefined,
+  c: Checker,
+): void {
+  const s = l.obj.spec;
+  const blamed = new Set<Loaded<BGPAdvertisement>>();
+  for (const pl of advertisedPools(s, pools)) {
+    const earlier = attached.get(pl.metadata.name) ?? [];
+    if ((s.serviceSelectors?.length ?? 0) === 0) {
+      for (const o of earlier) {
+        if ((o.obj.spec.serviceSelectors?.length ?? 0) > 0 || blamed.has(o)) continue;
+        if (compatibleLocalPref(s, o.obj.spec, pl, nodes)) continue;
+        blamed.add(o);
+        c.at(
+          l,
+          ["spec", "localPref"],
+          `localPref ${s.localPref ?? 0} conflicts with localPref ${o.obj.spec.localPref ?? 0} of BGPAdvertisement "${o.obj.metadata.name}": both announce pool "${pl.metadata.name}" with the same aggregation length to the same peers from the same nodes, and a route carries one LOCAL_PREF; make them equal, or give them different peers or nodeSelectors`,
+        );
+      }
+    }
+    attached.set(pl.metadata.name, [...earlier, l]);
+  }
+}
+
+/** BGPAdvertisements: community aliases and peers exist, aggregation lengths, LOCAL_PREF. */
+function checkBgpAdvertisements(
+  bgps: readonly Loaded<BGPAdvertisement>[],
+  ctx: {
+    aliases: ReadonlyMap<string, Loaded<Community>>;
+    peerNames: ReadonlySet<string>;
+    pools: readonly IPAddressPool[];
+    nodes: readonly NodeLabels[] | undefined;
+  },
+  c: Checker,
+): void {
   // A refused Community object's aliases are unknown: do not call them undefined.
-  const communityRefused = [...refused].some((k) => k.startsWith("Community/"));
-  const poolObjs = pools.map((p) => p.obj);
-  // Per pool, the advertisements already attached to it (MetalLB's pool.BGPAdvertisements).
+  const communityRefused = [...c.refused].some((k) => k.startsWith("Community/"));
   const attached = new Map<string, Loaded<BGPAdvertisement>[]>();
   for (const l of bgps) {
     const s = l.obj.spec;
-    (s.communities ?? []).forEach((c, i) => {
-      const literal = /^\d/.test(c) || c.startsWith("large:");
-      if (!literal && !aliases.has(c) && !communityRefused)
-        at(l, ["spec", "communities", i], `community alias "${c}" is not defined in any Community object`);
+    (s.communities ?? []).forEach((cm, i) => {
+      const literal = /^\d/.test(cm) || cm.startsWith("large:");
+      if (!literal && !ctx.aliases.has(cm) && !communityRefused)
+        c.at(l, ["spec", "communities", i], `community alias "${cm}" is not defined in any Community object`);
     });
     (s.peers ?? []).forEach((p, i) => {
-      if (!exists("BGPPeer", peerNames, p)) at(l, ["spec", "peers", i], `BGPPeer "${p}" does not exist`);
+      if (!c.exists("BGPPeer", ctx.peerNames, p))
+        c.at(l, ["spec", "peers", i], `BGPPeer "${p}" does not exist`);
     });
-    // MetalLB's rule (validateBGPAdvPerPool): the aggregation length may not be shorter than the
-    // widest CIDR block of any address entry of the pool (a range counts by its widest block).
-    const reported = new Set<number>();
-    for (const pl of advertisedPools(s, poolObjs)) {
-      for (const a of pl.spec.addresses) {
-        const r = parseRange(a);
-        if (!r.ok) continue;
-        const family = r.value.family;
-        const agg = family === 4 ? s.aggregationLength : s.aggregationLengthV6;
-        let widest: { prefixLen: number; base: bigint } | undefined;
-        for (const c of rangeToCidrs(r.value))
-          if (widest === undefined || c.prefixLen < widest.prefixLen) widest = c;
-        if (widest === undefined || widest.prefixLen <= agg || reported.has(family)) continue;
-        reported.add(family);
-        const block = `${formatIp({ family, value: widest.base })}/${widest.prefixLen}`;
-        const entry = a.trim();
-        at(
-          l,
-          ["spec", family === 4 ? "aggregationLength" : "aggregationLengthV6"],
-          entry.includes("-")
-            ? `/${agg} is wider than ${block}, the widest block of range ${entry.replace(/\s+/g, "")} in pool "${pl.metadata.name}"; use ${widest.prefixLen} or more`
-            : `/${agg} is wider than block ${block} of pool "${pl.metadata.name}", so it would announce addresses outside the pool; use ${widest.prefixLen} or more`,
-        );
-      }
-    }
-    // MetalLB's LOCAL_PREF rule: one route, one LOCAL_PREF. Advertisements with service selectors
-    // are not compared (which Services they cover is not known here).
-    const blamed = new Set<Loaded<BGPAdvertisement>>();
-    for (const pl of advertisedPools(s, poolObjs)) {
-      const earlier = attached.get(pl.metadata.name) ?? [];
-      if ((s.serviceSelectors?.length ?? 0) === 0) {
-        for (const o of earlier) {
-          if ((o.obj.spec.serviceSelectors?.length ?? 0) > 0 || blamed.has(o)) continue;
-          if (compatibleLocalPref(s, o.obj.spec, pl, opts.nodes)) continue;
-          blamed.add(o);
-          at(
-            l,
-            ["spec", "localPref"],
-            `localPref ${s.localPref ?? 0} conflicts with localPref ${o.obj.spec.localPref ?? 0} of BGPAdvertisement "${o.obj.metadata.name}": both announce pool "${pl.metadata.name}" with the same aggregation length to the same peers from the same nodes, and a route carries one LOCAL_PREF; make them equal, or give them different peers or nodeSelectors`,
-          );
-        }
-      }
-      attached.set(pl.metadata.name, [...earlier, l]);
-    }
+    checkAggregation(l, ctx.pools, c);
+    checkLocalPref(l, ctx.pools, attached, ctx.nodes, c);
   }
+}
 
-  // Peers name existing BFD profiles.
+/** Peers name existing BFD profiles and no VRF; BFD profiles ask for no echo mode. */
+function checkPeersAndProfiles(
+  peers: readonly Loaded<BGPPeer>[],
+  profiles: readonly Loaded<BFDProfile>[],
+  poolHasV6: boolean,
+  c: Checker,
+): void {
   const profileByName = new Map(profiles.map((l) => [l.obj.metadata.name, l]));
   for (const l of peers) {
     const bp = l.obj.spec.bfdProfile;
-    if (bp !== undefined && !profileByName.has(bp) && !refused.has(`BFDProfile/${bp}`))
-      at(l, ["spec", "bfdProfile"], `BFDProfile "${bp}" does not exist`);
+    if (bp !== undefined && !profileByName.has(bp) && !c.refused.has(`BFDProfile/${bp}`))
+      c.at(l, ["spec", "bfdProfile"], `BFDProfile "${bp}" does not exist`);
     // Refused, never ignored: a session meant for a VRF would otherwise run in the main table.
     if (l.obj.spec.vrf)
-      at(
+      c.at(
         l,
         ["spec", "vrf"],
         `peering inside a VRF ("${l.obj.spec.vrf}") is not supported by vipd: the kernels it runs on have no VRF devices (CONFIG_NET_VRF); remove vrf to peer in the default VRF`,
@@ -348,16 +383,22 @@ export function buildConfig(
   for (const l of profiles) {
     if (!l.obj.spec.echoMode) continue;
     if (poolHasV6)
-      at(l, ["spec", "echoMode"], "BFD echo mode cannot be used while an IPAddressPool has IPv6 addresses");
+      c.at(l, ["spec", "echoMode"], "BFD echo mode cannot be used while an IPAddressPool has IPv6 addresses");
     else
-      at(
+      c.at(
         l,
         ["spec", "echoMode"],
         "BFD echo mode (RFC 5880 §6.4) is not supported by vipd; set echoMode: false (control packets alone detect failures)",
       );
   }
+}
 
-  // Services: the requested addresses agree with each other and name existing pools.
+/** Services: the requested addresses agree with each other and name existing pools. */
+function checkServices(
+  services: readonly Loaded<Service>[],
+  poolNames: ReadonlySet<string>,
+  c: Checker,
+): void {
   for (const l of services) {
     const svc = l.obj;
     const ips = annotation(svc, "loadBalancerIPs");
@@ -367,32 +408,36 @@ export function buildConfig(
       ips.value.split(",").forEach((raw) => {
         const t = raw.trim();
         const ip = parseIp(t);
-        if (ip === null) at(l, ipsPath, `"${t}" is not an IP address`);
+        if (ip === null) c.at(l, ipsPath, `"${t}" is not an IP address`);
         else requested.push(formatIp(ip));
       });
       const fams = requested.map((s) => (s.includes(":") ? 6 : 4));
       if (fams.length > 2 || (fams.length === 2 && fams[0] === fams[1]))
-        at(l, ipsPath, "must list at most one IPv4 and one IPv6 address");
+        c.at(l, ipsPath, "must list at most one IPv4 and one IPv6 address");
     }
     const lbip = svc.spec.loadBalancerIP;
     if (lbip !== undefined && ips !== undefined) {
       const canon = parseIp(lbip);
       if (canon !== null && !requested.includes(formatIp(canon)))
-        at(
+        c.at(
           l,
           ["spec", "loadBalancerIP"],
           `${lbip} disagrees with annotation ${ips.prefix}loadBalancerIPs "${ips.value}"; remove spec.loadBalancerIP (it is deprecated)`,
         );
     }
     const pool = annotation(svc, "address-pool");
-    if (pool !== undefined && !exists("IPAddressPool", poolNames, pool.value))
-      at(
+    if (pool !== undefined && !c.exists("IPAddressPool", poolNames, pool.value))
+      c.at(
         l,
         ["metadata", "annotations", `${pool.prefix}address-pool`],
         `IPAddressPool "${pool.value}" does not exist`,
       );
   }
+}
 
+/** The Config of the (deduplicated) objects, each in its list, in input order. */
+function assemble(unique: readonly Loaded[]): Config {
+  const config = emptyConfig();
   for (const l of unique) {
     const o = l.obj;
     switch (o.kind) {
@@ -425,7 +470,47 @@ export function buildConfig(
         break;
     }
   }
-  return { config, problems };
+  return config;
+}
+
+/** Cross-checks loaded objects and assembles the Config. */
+export function buildConfig(
+  objects: readonly Loaded[],
+  opts: BuildOptions = {},
+): { config: Config; problems: Problem[] } {
+  const problems: Problem[] = [];
+  const c = checker(problems, opts.invalid ?? []);
+  const unique = uniqueObjects(objects, c);
+  const byKind = <K extends AnyObject["kind"]>(k: K) =>
+    unique.filter((l) => l.kind === k) as Loaded<Extract<AnyObject, { kind: K }>>[];
+  const pools = byKind("IPAddressPool");
+  const bgps = byKind("BGPAdvertisement");
+
+  checkPoolOverlaps(pools, c);
+  const poolNames = new Set(pools.map((l) => l.obj.metadata.name));
+  const poolHasV6 = pools.some((l) => l.obj.spec.addresses.some((a) => parseRange(a).ok && a.includes(":")));
+  // Advertisements name existing pools.
+  for (const l of [...byKind("L2Advertisement"), ...bgps]) {
+    (l.obj.spec.ipAddressPools ?? []).forEach((p, i) => {
+      if (!c.exists("IPAddressPool", poolNames, p))
+        c.at(l, ["spec", "ipAddressPools", i], `IPAddressPool "${p}" does not exist`);
+    });
+  }
+  const aliases = communityAliases(byKind("Community"), c);
+  const peers = byKind("BGPPeer");
+  checkBgpAdvertisements(
+    bgps,
+    {
+      aliases,
+      peerNames: new Set(peers.map((l) => l.obj.metadata.name)),
+      pools: pools.map((p) => p.obj),
+      nodes: opts.nodes,
+    },
+    c,
+  );
+  checkPeersAndProfiles(peers, byKind("BFDProfile"), poolHasV6, c);
+  checkServices(byKind("Service"), poolNames, c);
+  return { config: assemble(unique), problems };
 }
 
 /**
