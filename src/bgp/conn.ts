@@ -4,8 +4,9 @@
  * never blocks on backpressure. Outgoing UPDATEs are coalesced into 64 KB writes.
  */
 import type { FdSocketOptions, Socket } from "bun";
-import type { Framer, OpenMessage } from "./codec/index.ts";
-import { closeFd, connectStatus } from "./sock.ts";
+import { Framer, type OpenMessage } from "./codec/index.ts";
+import type { PeerConfig } from "./config.ts";
+import { closeFd, connectStatus, setMinTtl, setTtl, startConnect } from "./sock.ts";
 
 export interface SocketData {
   conn: Conn | null;
@@ -29,6 +30,59 @@ export interface Conn {
   closed: boolean;
   /** The OPEN received on this connection (for a collision candidate). */
   open?: OpenMessage;
+}
+
+export function newConn(
+  owner: ConnOwner,
+  dir: "out" | "in",
+  socket: Socket<SocketData> | null,
+  fd: number | null,
+): Conn {
+  return { owner, dir, socket, fd, framer: new Framer(), queue: [], closed: false };
+}
+
+/**
+ * The TTL of the session's packets: 255 with GTSM (and at least 254 on receipt, RFC 5082), 1 to a
+ * directly connected external peer, 255 otherwise.
+ */
+export function sessionTtl(cfg: PeerConfig): { ttl?: number; minTtl?: number } {
+  if (cfg.gtsm) return { ttl: 255, minTtl: 254 };
+  const ebgp = cfg.peerASN !== undefined ? cfg.peerASN !== cfg.myASN : cfg.dynamicASN === "external";
+  if (ebgp && !cfg.ebgpMultiHop) return { ttl: 1 };
+  return { ttl: 255 };
+}
+
+/** Starts a non-blocking connect to the peer (source address, MD5 key, TTL); throws on failure. */
+export function dial(owner: ConnOwner, cfg: PeerConfig): Conn {
+  const fd = startConnect({
+    peer: cfg.peerAddress,
+    port: cfg.peerPort ?? 179,
+    ...(cfg.sourceAddress ? { sourceAddress: cfg.sourceAddress } : {}),
+    ...(cfg.password ? { md5Key: cfg.password } : {}),
+    ...sessionTtl(cfg),
+  });
+  return newConn(owner, "out", null, fd);
+}
+
+/** Closes a connection for good: the fd of a connect in progress, or the socket after a last flush. */
+export function closeConn(c: Conn): void {
+  if (c.closed) return;
+  c.closed = true;
+  if (c.fd !== null) {
+    closeFd(c.fd);
+    c.fd = null;
+  }
+  if (c.socket) {
+    flushNow(c);
+    c.socket.end();
+  }
+}
+
+/** GTSM (RFC 5082) on an accepted connection: send with TTL 255, accept at least 254. Throws. */
+export function gtsmOnAccepted(socket: Socket<SocketData>): void {
+  const v6 = socket.localAddress.includes(":") && !socket.localAddress.startsWith("::ffff:");
+  setTtl(socketFd(socket), 255, v6);
+  setMinTtl(socketFd(socket), 254, v6);
 }
 
 const WRITE_CHUNK = 64 * 1024;

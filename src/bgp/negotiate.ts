@@ -9,7 +9,26 @@
  */
 import { Afi, type Capability, findCap, type OpenMessage, Safi, twoOctetAs } from "./codec/index.ts";
 import type { PeerConfig } from "./config.ts";
+import type { FsmConfig } from "./fsm.ts";
 import type { SessionView } from "./ribout.ts";
+
+/** The FSM's settings for one peer (RFC 4271 §8 timers and our OPEN's identity). */
+export function fsmConfig(cfg: PeerConfig, bgpId: number): FsmConfig {
+  return {
+    passive: cfg.passive ?? false,
+    connectRetrySeconds: cfg.connectTime ?? 5,
+    maxBackoffSeconds: 60,
+    holdTime: cfg.holdTime ?? 90,
+    ...(cfg.keepaliveTime !== undefined ? { keepaliveTime: cfg.keepaliveTime } : {}),
+    idleHoldSeconds: 1,
+    open: {
+      localAsn: cfg.myASN,
+      localBgpId: bgpId,
+      ...(cfg.peerASN !== undefined ? { peerAsn: cfg.peerASN } : {}),
+      ...(cfg.dynamicASN !== undefined ? { dynamic: cfg.dynamicASN } : {}),
+    },
+  };
+}
 
 const afiOf = (f: 4 | 6) => (f === 4 ? Afi.IPV4 : Afi.IPV6);
 

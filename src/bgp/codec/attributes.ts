@@ -1,6 +1,8 @@
 /**
- * Path attributes (RFC 4271 §4.3, §5): one table entry per attribute type with its expected flags,
- * decoder and encoder, and the RFC 7606 action to take when a peer sends it malformed.
+ * Path attributes (RFC 4271 §4.3, §5): their types, and one table entry per attribute type with its
+ * expected flags, decoder and encoder, and the RFC 7606 action to take when a peer sends it
+ * malformed. MP_REACH_NLRI / MP_UNREACH_NLRI entries live in mpattr.ts; the attribute list as a
+ * whole (order, repeats, RFC 7606 error handling) in attrlist.ts.
  *
  * ORIGIN, AS_PATH, NEXT_HOP, MULTI_EXIT_DISC, LOCAL_PREF, ATOMIC_AGGREGATE, AGGREGATOR (RFC 4271);
  * COMMUNITIES (RFC 1997); ORIGINATOR_ID, CLUSTER_LIST (RFC 4456); MP_REACH_NLRI, MP_UNREACH_NLRI
@@ -8,11 +10,11 @@
  * LARGE_COMMUNITIES (RFC 8092). Unknown optional attributes are kept raw (transitive ones get the
  * Partial bit when re-sent, RFC 4271 §5).
  */
-import type { Family } from "../../util/ip.ts";
-import { type Reader, Writer } from "./buf.ts";
-import { Afi, AttrFlag, AttrType, ErrCode, type OriginValue, Safi, UpdateSub } from "./constants.ts";
-import { BgpDecodeError, BgpEncodeError, type ErrorAction } from "./errors.ts";
-import { formatAddr, type Prefix, parseAddr, readPrefixes, writePrefix } from "./prefix.ts";
+import type { Reader, Writer } from "./buf.ts";
+import { AttrFlag, AttrType, type OriginValue } from "./constants.ts";
+import { BgpEncodeError, type ErrorAction } from "./errors.ts";
+import { MP_REACH_ENTRY, MP_UNREACH_ENTRY } from "./mpattr.ts";
+import { formatAddr, type Prefix, parseAddr } from "./prefix.ts";
 
 export interface AsPathSegment {
   /** 1 AS_SET, 2 AS_SEQUENCE, 3 AS_CONFED_SEQUENCE, 4 AS_CONFED_SET. */
@@ -79,7 +81,7 @@ export interface AttrContext {
 const OPT = AttrFlag.OPTIONAL;
 const TRANS = AttrFlag.TRANSITIVE;
 
-interface AttrSpec {
+export interface AttrSpec {
   name: string;
   /** Expected Optional and Transitive bits (RFC 4271 §6.3 checks them). */
   flags: number;
@@ -137,13 +139,6 @@ function writeAddr(w: Writer, s: string, width: 4 | 16): void {
   if (b === null || b.length !== width)
     throw new BgpEncodeError(`"${s}" is not an IPv${width === 4 ? 4 : 6} address`);
   w.bytes(b);
-}
-
-function familyOf(afi: number, safi: number): Family | null {
-  if (safi !== Safi.UNICAST) return null;
-  if (afi === Afi.IPV4) return 4;
-  if (afi === Afi.IPV6) return 6;
-  return null;
 }
 
 function readAggregator(r: Reader, width: 2 | 4): Aggregator {
@@ -329,79 +324,8 @@ export const ATTRIBUTES: ReadonlyMap<number, AttrSpec> = new Map<number, AttrSpe
       },
     },
   ],
-  [
-    AttrType.MP_REACH_NLRI,
-    {
-      name: "MP_REACH_NLRI",
-      flags: OPT,
-      action: () => "session-reset",
-      decode(r, _c, out) {
-        const afi = r.u16();
-        const safi = r.u8();
-        const nhLen = r.u8();
-        if (nhLen > r.remaining) throw lenErr("MP_REACH_NLRI next hop", nhLen);
-        const fam = familyOf(afi, safi);
-        if (fam === null) {
-          r.pos -= 1;
-          out.mpReach = { afi, safi, nextHops: [], nlri: [], raw: r.bytes(r.remaining).slice() };
-          return;
-        }
-        const nh = r.bytes(nhLen);
-        const nextHops: string[] = [];
-        if (nhLen === 4 || nhLen === 16) nextHops.push(formatAddr(nh));
-        else if (nhLen === 32) nextHops.push(formatAddr(nh.subarray(0, 16)), formatAddr(nh.subarray(16)));
-        else throw lenErr("MP_REACH_NLRI next hop", nhLen);
-        if (r.remaining < 1) throw lenErr("MP_REACH_NLRI", 0);
-        r.u8(); // reserved (RFC 4760 §3: ignored on receipt)
-        out.mpReach = { afi, safi, nextHops, nlri: readPrefixes(r, fam) };
-      },
-      encode(w, a) {
-        const m = a.mpReach;
-        if (m === undefined) return false;
-        w.u16(m.afi).u8(m.safi);
-        if (m.raw !== undefined) {
-          w.bytes(m.raw);
-          return true;
-        }
-        const nhs = m.nextHops.map((s) => {
-          const b = parseAddr(s);
-          if (b === null) throw new BgpEncodeError(`bad next hop "${s}"`);
-          return b;
-        });
-        w.u8(nhs.reduce((n, b) => n + b.length, 0));
-        for (const b of nhs) w.bytes(b);
-        w.u8(0);
-        for (const p of m.nlri) writePrefix(w, p);
-        return true;
-      },
-    },
-  ],
-  [
-    AttrType.MP_UNREACH_NLRI,
-    {
-      name: "MP_UNREACH_NLRI",
-      flags: OPT,
-      action: () => "session-reset",
-      decode(r, _c, out) {
-        const afi = r.u16();
-        const safi = r.u8();
-        const fam = familyOf(afi, safi);
-        if (fam === null) {
-          out.mpUnreach = { afi, safi, withdrawn: [], raw: r.bytes(r.remaining).slice() };
-          return;
-        }
-        out.mpUnreach = { afi, safi, withdrawn: readPrefixes(r, fam) };
-      },
-      encode(w, a) {
-        const m = a.mpUnreach;
-        if (m === undefined) return false;
-        w.u16(m.afi).u8(m.safi);
-        if (m.raw !== undefined) w.bytes(m.raw);
-        else for (const p of m.withdrawn) writePrefix(w, p);
-        return true;
-      },
-    },
-  ],
+  MP_REACH_ENTRY,
+  MP_UNREACH_ENTRY,
   [
     AttrType.AS4_PATH,
     {
@@ -455,151 +379,3 @@ export const ATTRIBUTES: ReadonlyMap<number, AttrSpec> = new Map<number, AttrSpe
     },
   ],
 ]);
-
-export interface DecodedAttributes {
-  attrs: PathAttributes;
-  /** Non-fatal problems (treat-as-withdraw, attribute-discard); session-reset ones are thrown. */
-  errors: BgpDecodeError[];
-}
-
-const updErr = (sub: number, msg: string, action: ErrorAction, data?: Uint8Array) =>
-  new BgpDecodeError(ErrCode.UPDATE_MESSAGE, sub, msg, action, data);
-
-/**
- * Decodes the path attribute list `r` (RFC 4271 §4.3). Errors follow RFC 7606: attribute-level
- * problems are collected with their action; only session-reset problems throw.
- */
-export function decodeAttributes(r: Reader, ctx: AttrContext): DecodedAttributes {
-  const attrs: PathAttributes = {};
-  const errors: BgpDecodeError[] = [];
-  const seen = new Set<number>();
-  while (r.remaining > 0) {
-    const start = r.pos;
-    if (r.remaining < 3) {
-      // RFC 7606 §4: cannot parse the attribute header: treat-as-withdraw.
-      errors.push(
-        updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, "attribute header truncated", "treat-as-withdraw"),
-      );
-      break;
-    }
-    const flags = r.u8();
-    const type = r.u8();
-    const extended = (flags & AttrFlag.EXTENDED_LENGTH) !== 0;
-    if (extended && r.remaining < 2) {
-      errors.push(
-        updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, "attribute length truncated", "treat-as-withdraw"),
-      );
-      break;
-    }
-    const len = extended ? r.u16() : r.u8();
-    const spec = ATTRIBUTES.get(type);
-    if (len > r.remaining) {
-      const action: ErrorAction =
-        type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI
-          ? "session-reset"
-          : "treat-as-withdraw";
-      const e = updErr(
-        UpdateSub.ATTRIBUTE_LENGTH_ERROR,
-        `attribute ${type} length ${len} overruns list`,
-        action,
-      );
-      if (action === "session-reset") throw e;
-      errors.push(e);
-      break;
-    }
-    const body = r.sub(len);
-    const whole = r.buf.subarray(start, r.pos);
-    if (seen.has(type)) {
-      // RFC 7606 §3g: repeated MP_REACH/MP_UNREACH resets; any other repeat is discarded.
-      if (type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI)
-        throw updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, `repeated attribute ${type}`, "session-reset");
-      errors.push(
-        updErr(UpdateSub.MALFORMED_ATTRIBUTE_LIST, `repeated attribute ${type}`, "attribute-discard"),
-      );
-      continue;
-    }
-    seen.add(type);
-    if (spec === undefined) {
-      if ((flags & OPT) === 0)
-        throw updErr(
-          UpdateSub.UNRECOGNIZED_WELL_KNOWN_ATTRIBUTE,
-          `unrecognized well-known attribute ${type}`,
-          "session-reset",
-          whole.slice(),
-        );
-      attrs.unknown ??= [];
-      attrs.unknown.push({ flags, type, value: body.bytes(len).slice() });
-      continue;
-    }
-    const action = spec.action(ctx);
-    if ((flags & (OPT | TRANS)) !== spec.flags) {
-      // RFC 7606 §3c: a flags error is handled with the attribute's own action.
-      const e = updErr(
-        UpdateSub.ATTRIBUTE_FLAGS_ERROR,
-        `${spec.name}: flags 0x${flags.toString(16)}`,
-        action,
-        whole.slice(),
-      );
-      if (action === "session-reset") throw e;
-      errors.push(e);
-      continue;
-    }
-    try {
-      spec.decode(body, ctx, attrs);
-      if (body.remaining !== 0) throw lenErr(spec.name, len);
-    } catch (err) {
-      const msg = err instanceof Error ? err.message : String(err);
-      if (type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI) {
-        // RFC 4760 §7: an incorrect MP_REACH_NLRI/MP_UNREACH_NLRI ends the session with UPDATE
-        // Message Error / Optional Attribute Error, the attribute as data (RFC 4271 §6.3). RFC 7606
-        // §7.11 and §5.3: a bad next hop length or NLRI cannot be treated as withdraw ("session
-        // reset" or "AFI/SAFI disable"; vipd resets).
-        throw updErr(
-          UpdateSub.OPTIONAL_ATTRIBUTE_ERROR,
-          `${spec.name}: ${msg}`,
-          "session-reset",
-          whole.slice(),
-        );
-      }
-      if (err instanceof BgpDecodeError && action === "session-reset") throw err;
-      const sub =
-        type === AttrType.AS_PATH
-          ? UpdateSub.MALFORMED_AS_PATH
-          : type === AttrType.ORIGIN
-            ? UpdateSub.INVALID_ORIGIN_ATTRIBUTE
-            : UpdateSub.ATTRIBUTE_LENGTH_ERROR;
-      const e = updErr(sub, `${spec.name}: ${msg}`, action, whole.slice());
-      if (action === "session-reset") throw e;
-      errors.push(e);
-    }
-  }
-  return { attrs, errors };
-}
-
-/** Encodes the attributes present in `a`, in type-code order (RFC 4271 §5 recommends it). */
-export function encodeAttributes(w: Writer, a: PathAttributes, ctx: AttrContext): void {
-  const scratch = new Writer(64);
-  const entries: [number, AttrSpec][] = [...ATTRIBUTES.entries()];
-  const unknown = a.unknown ?? [];
-  let ui = 0;
-  const writeRaw = (flags: number, type: number, value: Uint8Array) => {
-    const ext = value.length > 255;
-    w.u8((flags & ~AttrFlag.EXTENDED_LENGTH) | (ext ? AttrFlag.EXTENDED_LENGTH : 0)).u8(type);
-    if (ext) w.u16(value.length);
-    else w.u8(value.length);
-    w.bytes(value);
-  };
-  for (const [type, spec] of entries) {
-    while (ui < unknown.length && (unknown[ui]?.type ?? 0) < type) {
-      const u = unknown[ui++]!;
-      writeRaw(u.flags, u.type, u.value);
-    }
-    scratch.pos = 0;
-    if (!spec.encode(scratch, a, ctx)) continue;
-    writeRaw(spec.flags, type, scratch.buf.subarray(0, scratch.pos));
-  }
-  while (ui < unknown.length) {
-    const u = unknown[ui++]!;
-    writeRaw(u.flags, u.type, u.value);
-  }
-}

@@ -2,6 +2,7 @@
  * The BGP wire codec, pure: no sockets, no clocks. Re-exports the pieces the session and tests use.
  */
 export * from "./attributes.ts";
+export * from "./attrlist.ts";
 export * from "./community.ts";
 export * from "./constants.ts";
 export * from "./errors.ts";

@@ -4,7 +4,8 @@
  * RFC 7313 subtype octet). One discriminated union; `decodeMessage` never throws, it returns the
  * message or a typed error carrying the NOTIFICATION to send.
  */
-import { type AttrContext, decodeAttributes, encodeAttributes, type PathAttributes } from "./attributes.ts";
+import type { AttrContext, PathAttributes } from "./attributes.ts";
+import { decodeAttributes, encodeAttributes } from "./attrlist.ts";
 import { Reader, Writer } from "./buf.ts";
 import {
   AttrType,

@@ -4,7 +4,8 @@
  * IPv4 unicast uses the classic NLRI and withdrawn fields; IPv6 (and IPv4 with an IPv6 next hop,
  * RFC 8950) go in MP_REACH_NLRI / MP_UNREACH_NLRI (RFC 4760). End-of-RIB markers per RFC 4724 §2.
  */
-import { type AttrContext, encodeAttributes, type PathAttributes } from "./attributes.ts";
+import type { AttrContext, PathAttributes } from "./attributes.ts";
+import { encodeAttributes } from "./attrlist.ts";
 import { Writer } from "./buf.ts";
 import { Afi, AttrFlag, AttrType, HEADER_LEN, MAX_MESSAGE_LEN, MsgType, Safi } from "./constants.ts";
 import { BgpEncodeError } from "./errors.ts";
