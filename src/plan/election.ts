@@ -51,6 +51,11 @@ export interface ElectionArgs {
   localEndpoints?: ReadonlySet<string> | undefined;
   /** Per node, the VIPs it declines. */
   declines?: ReadonlyMap<string, readonly Decline[]> | undefined;
+  /**
+   * Every node's name in sha256(node + "#" + ips[0]) order, when the caller keeps it (the
+   * planner caches it per VIP): saves the hashing; the result is the same.
+   */
+  hashOrder?: readonly string[] | undefined;
 }
 
 export type NotOwnerReason =
@@ -98,6 +103,24 @@ export function orderCandidates(
     .map((x) => x.n);
 }
 
+/** orderCandidates from the nodes' hash order: the eligible ones, stably sorted by weight (desc). */
+function fromHashOrder(
+  ip: string,
+  order: readonly string[],
+  nodes: readonly ElectionNode[],
+  preferred: readonly { weight: number; preference: LabelSelector }[],
+): string[] {
+  const labels = new Map(nodes.map((n) => [n.name, n.labels]));
+  const names = order.filter((n) => labels.has(n));
+  // An order that misses a node is not this VIP's: hash.
+  if (names.length !== labels.size) return orderCandidates(ip, nodes, preferred);
+  if (preferred.length === 0) return names;
+  const weight = (n: string) =>
+    preferred.reduce((w, p) => (selectorMatches(p.preference, labels.get(n) ?? {}) ? w + p.weight : w), 0);
+  const w = new Map(names.map((n) => [n, weight(n)]));
+  return names.sort((x, y) => (w.get(y) ?? 0) - (w.get(x) ?? 0));
+}
+
 /** Why a node cannot own this Service's VIPs at all; undefined when it is eligible. */
 function ineligible(n: ElectionNode, a: ElectionArgs): Omit<NotOwner, "node"> | undefined {
   if (n.status === "notAlive") return { reason: "NotAlive", message: "not alive" };
@@ -135,7 +158,10 @@ export function elect(a: ElectionArgs): Election {
     else eligible.push(n);
   }
   const preferred = a.advertisements.flatMap((ad) => ad.preferredNodeSelectors ?? []);
-  const candidates = orderCandidates(ip, eligible, preferred);
+  const candidates =
+    a.hashOrder === undefined
+      ? orderCandidates(ip, eligible, preferred)
+      : fromHashOrder(ip, a.hashOrder, eligible, preferred);
 
   const declineOf = (node: string): Decline | undefined =>
     a.declines?.get(node)?.find((d) => a.ips.includes(d.ip));

@@ -5,6 +5,14 @@
  *
  * Pure: values in, a Plan out. Drivers apply the difference between two plans.
  *
+ * Cost proportional to what changed: a `Planner` keeps, per Service, what it decided last time
+ * (its VIPs' election, the routes it contributes) with what that depended on, and per VIP the
+ * members' hash order; a call recomputes only the Services whose inputs changed — every one when
+ * something all share changed (pools, advertisements, members, declines), but then without
+ * hashing again. Indexes replace scans (Service by key, advertisements by pool), so a full plan
+ * is O(n log n) (the sort) in Services. `computePlan` uses one shared Planner; its result never
+ * depends on what the Planner saw before (plan-incremental.test.ts checks it on random edits).
+ *
  * Layer-2 ownership follows MetalLB: among the eligible nodes (matching the L2Advertisement's
  * nodeSelectors), order by preferredNodeSelectors weight (highest first), then by
  * sha256(node + "#" + ip); the first one announces. A dual-stack Service follows its first IP.
@@ -17,7 +25,13 @@ import { type IPAddressPool, parseCommunity } from "../config/schemas.ts";
 import { anySelectorMatches } from "../config/selector.ts";
 import { advertisedPools, isEbgp, serviceKey } from "../config/validate.ts";
 import { formatIp, maskOf, parseIp, parseRange, rangeContains } from "../util/ip.ts";
-import { type Decline, type Election, type ElectionNode, elect } from "./election.ts";
+import {
+  type Decline,
+  type Election,
+  type ElectionAdvertisement,
+  type ElectionNode,
+  elect,
+} from "./election.ts";
 
 export interface NodeInfo {
   name: string;
@@ -119,9 +133,496 @@ function poolFinder(pools: readonly IPAddressPool[]): (ip: string) => IPAddressP
   };
 }
 
-function serviceLabels(config: Config, key: string): Record<string, string> | undefined {
-  return config.services.find((s) => serviceKey(s) === key)?.metadata.labels;
+type L2Ad = Config["l2Advertisements"][number];
+
+/** A Service as the planner sees it: its labels (and their text, to compare), its traffic policy. */
+interface ServiceFacts {
+  labels: Record<string, string> | undefined;
+  labelsText: string;
+  local: boolean;
 }
+
+/** What a Config offers the planner, indexed once per Config object. */
+interface Indexed {
+  poolOf(ip: string): IPAddressPool | undefined;
+  services: Map<string, ServiceFacts>;
+  /** Per pool name, the L2Advertisements that cover it, in manifest order. */
+  l2ByPool: Map<string, L2Ad[]>;
+  /** What layer-2 decisions depend on besides the Service and the nodes: pools, advertisements. */
+  l2Text: string;
+  /** What routes depend on besides the Service: pools, BGP advertisements, peers, communities. */
+  bgpText: string;
+}
+
+const indexes = new WeakMap<Config, Indexed>();
+const NO_SERVICE: ServiceFacts = { labels: undefined, labelsText: "-", local: false };
+
+function indexed(config: Config): Indexed {
+  const known = indexes.get(config);
+  if (known !== undefined) return known;
+  const services = new Map<string, ServiceFacts>();
+  for (const s of config.services) {
+    const key = serviceKey(s);
+    if (services.has(key)) continue;
+    const labels = s.metadata.labels;
+    services.set(key, {
+      labels,
+      labelsText: JSON.stringify(labels ?? null),
+      local: s.spec.externalTrafficPolicy === "Local",
+    });
+  }
+  const l2ByPool = new Map(
+    config.pools.map((p) => [
+      p.metadata.name,
+      config.l2Advertisements.filter((ad) => advertisedPools(ad.spec, [p]).length > 0),
+    ]),
+  );
+  const pools = config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec.addresses]);
+  const ix: Indexed = {
+    poolOf: poolFinder(config.pools),
+    services,
+    l2ByPool,
+    l2Text: JSON.stringify([pools, config.l2Advertisements.map((a) => [a.metadata.name, a.spec])]),
+    bgpText: JSON.stringify([
+      pools,
+      config.bgpAdvertisements.map((a) => a.spec),
+      config.peers.map((p) => [p.metadata.name, p.spec]),
+      config.communities.map((c) => c.spec),
+    ]),
+  };
+  indexes.set(config, ix);
+  return ix;
+}
+
+/**
+ * What one Service contributes on layer 2, and what that was computed from. The part fixed by
+ * the config and the Service (pool, advertisements, interfaces) is kept across member changes;
+ * the election is redone when the members, declines or endpoints change (`round`).
+ */
+interface L2Decision {
+  from: string;
+  /** Its addresses in the pool of its first one (the others are silent); empty: none announced. */
+  ips: string[];
+  /** The advertisements that announce it, and their names as one text (a memo key). */
+  ads: ElectionAdvertisement[];
+  adsKey: string;
+  /** This node's interfaces for it (empty: all). */
+  interfaces: string[];
+  election: Election | undefined;
+  /** The election round the election is from. */
+  round: number;
+}
+
+/** One election round: the members, declines and endpoints every election of a plan shares. */
+interface Round {
+  no: number;
+  nodes: readonly ElectionNode[];
+  names: readonly string[];
+  declines: ReadonlyMap<string, readonly Decline[]> | undefined;
+  /** Every address some node declines. */
+  declined: ReadonlySet<string>;
+  memo: Map<string, Election>;
+}
+
+/** One route one Service contributes, under one BGPAdvertisement. */
+interface RoutePart {
+  id: string;
+  peer: string;
+  prefix: string;
+  localPref: number | undefined;
+  standard: readonly string[];
+  large: readonly string[];
+}
+
+/** What one Service contributes to BGP, per BGPAdvertisement (index in the config). */
+interface BgpDecision {
+  from: string;
+  byAd: (RoutePart[] | undefined)[];
+}
+
+/** A BGPAdvertisement as it applies to this node. */
+interface AdOnNode {
+  selectors: Config["bgpAdvertisements"][number]["spec"]["serviceSelectors"];
+  peers: { name: string; ebgp: boolean }[];
+  pools: Set<string>;
+  standard: string[];
+  large: string[];
+  localPref: number | undefined;
+  len4: number;
+  len6: number;
+}
+
+const byKey = (x: { key: string }, y: { key: string }) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
+const byIp = (x: { ip: string }, y: { ip: string }) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0);
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
+  return 0;
+}
+
+/** Node names in sha256(node + "#" + ip) order (as comparing the hex texts orders them). */
+function hashOrder(ip: string, names: readonly string[]): string[] {
+  return names
+    .map((n) => ({ n, h: Bun.SHA256.hash(`${n}#${ip}`) as Uint8Array }))
+    .sort((a, b) => compareBytes(a.h, b.h))
+    .map((x) => x.n);
+}
+
+/** Every known node with its election status (live members alive, the rest by `inputs`). */
+function electionNodes(members: readonly NodeInfo[], inputs: ElectionInputs): ElectionNode[] {
+  const live = new Set(members.map((m) => m.name));
+  const known = new Map<string, NodeInfo>();
+  for (const n of [...members, ...(inputs.known ?? [])]) if (!known.has(n.name)) known.set(n.name, n);
+  return [...known.values()].map((n) => ({
+    name: n.name,
+    labels: n.labels,
+    status: live.has(n.name) ? "alive" : inputs.notReady?.has(n.name) ? "notReady" : "notAlive",
+    networkUnavailable: inputs.networkUnavailable?.has(n.name),
+  }));
+}
+
+/**
+ * The planner with its memory: per Service the last layer-2 and BGP decisions with what they
+ * were computed from, per VIP the members' hash order. A call's result is the same as a fresh
+ * Planner's; only its cost depends on what changed since the previous call.
+ */
+export class Planner {
+  private l2Context = "";
+  private l2 = new Map<string, L2Decision>();
+  private bgpContext = "";
+  private bgp = new Map<string, BgpDecision>();
+  private roundText = "";
+  private roundNo = 0;
+  private memo = new Map<string, Election>();
+  private orderNames = "";
+  private orders = new Map<string, string[]>();
+  private lastInput: readonly PlannedAssignment[] | undefined;
+  private lastSorted: PlannedAssignment[] = [];
+
+  /** Computes this node's plan. `members` are the live nodes of the site (this node when it is ready). */
+  plan(
+    config: Config,
+    assignments: readonly PlannedAssignment[],
+    self: NodeInfo,
+    members: readonly NodeInfo[] = [self],
+    inputs: ElectionInputs = {},
+  ): Plan {
+    const ix = indexed(config);
+    // Sorted by key so that the plan (entry and service order) does not depend on the input order.
+    if (assignments !== this.lastInput) {
+      this.lastInput = assignments;
+      this.lastSorted = [...assignments].sort(byKey);
+    }
+    const sorted = this.lastSorted;
+    const l2 = this.planL2(ix, sorted, self, electionNodes(members, inputs), inputs);
+    const { peers, routes } = this.planBgp(config, ix, sorted, self);
+    return {
+      node: self.name,
+      l2: l2.mine,
+      l2Elsewhere: l2.other,
+      peers,
+      holdL2: false,
+      elections: l2.elections,
+      routes,
+    };
+  }
+
+  /** The members' hash order for a VIP, cached while the set of known names stays the same. */
+  private orderFor(ip: string, names: readonly string[]): string[] {
+    let o = this.orders.get(ip);
+    if (o === undefined) {
+      o = hashOrder(ip, names);
+      this.orders.set(ip, o);
+    }
+    return o;
+  }
+
+  /** What the config and the Service fix (MetalLB's speaker: the pool is the one holding the address). */
+  private decideL2(
+    ix: Indexed,
+    a: PlannedAssignment,
+    svc: ServiceFacts,
+    from: string,
+    self: NodeInfo,
+  ): L2Decision {
+    const d: L2Decision = {
+      from,
+      ips: [],
+      ads: [],
+      adsKey: "",
+      interfaces: [],
+      election: undefined,
+      round: -1,
+    };
+    // The pool is the one that contains the address (as MetalLB's speaker decides), not the name
+    // the assignment carries: an address kept after its pool shrank is in no pool, and silent.
+    const first = a.ips[0];
+    const pool = first === undefined ? undefined : ix.poolOf(first);
+    if (pool === undefined) return d;
+    const ads = (ix.l2ByPool.get(pool.metadata.name) ?? []).filter((ad) =>
+      anySelectorMatches(ad.spec.serviceSelectors, svc.labels),
+    );
+    if (ads.length === 0) return d;
+    d.ads = ads.map((ad) => ({
+      name: ad.metadata.name,
+      nodeSelectors: ad.spec.nodeSelectors,
+      preferredNodeSelectors: ad.spec.preferredNodeSelectors,
+    }));
+    d.adsKey = d.ads.map((ad) => ad.name).join(",");
+    const mineAds = ads.filter((ad) => anySelectorMatches(ad.spec.nodeSelectors, self.labels));
+    d.interfaces = mineAds.some((ad) => (ad.spec.interfaces ?? []).length === 0)
+      ? []
+      : [...new Set(mineAds.flatMap((ad) => ad.spec.interfaces ?? []))].sort();
+    d.ips = a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
+    return d;
+  }
+
+  /**
+   * The election for one Service's VIPs (a dual-stack Service follows its first IP). Elections
+   * that depend only on the advertisements and the hash order are the same for every VIP with
+   * those: computed once per round (`memo`), shared (never mutated).
+   */
+  private electL2(
+    d: L2Decision,
+    a: PlannedAssignment,
+    round: Round,
+    local: ReadonlySet<string> | undefined,
+    eps: string,
+  ): Election {
+    const order = this.orderFor(d.ips[0] as string, round.names);
+    const args = {
+      ips: a.ips,
+      nodes: round.nodes,
+      advertisements: d.ads,
+      localEndpoints: local,
+      declines: round.declines,
+      hashOrder: order,
+    };
+    // A decline names an address: those VIPs are elected on their own.
+    if (a.ips.some((ip) => round.declined.has(ip))) return elect(args);
+    const key = `${d.adsKey}\n${order.join(",")}\n${eps}`;
+    let e = round.memo.get(key);
+    if (e === undefined) {
+      e = elect(args);
+      round.memo.set(key, e);
+    }
+    return e;
+  }
+
+  /** Starts an election round: a new one when members, declines or endpoints changed. */
+  private round(ix: Indexed, self: NodeInfo, nodes: ElectionNode[], inputs: ElectionInputs): Round {
+    const fixed = JSON.stringify([ix.l2Text, self]);
+    if (fixed !== this.l2Context) {
+      this.l2Context = fixed;
+      this.l2 = new Map();
+    }
+    const declines = [...(inputs.declines ?? new Map<string, readonly Decline[]>())];
+    const text = JSON.stringify([fixed, nodes, declines, inputs.localEndpoints !== undefined]);
+    if (text !== this.roundText) {
+      this.roundText = text;
+      this.roundNo++;
+      this.memo = new Map();
+    }
+    const names = nodes.map((n) => n.name);
+    const namesText = [...names].sort().join("\n");
+    if (namesText !== this.orderNames) {
+      this.orderNames = namesText;
+      this.orders = new Map();
+    }
+    const declined = new Set(declines.flatMap(([, ds]) => ds.map((x) => x.ip)));
+    return { no: this.roundNo, nodes, names, declines: inputs.declines, declined, memo: this.memo };
+  }
+
+  /** Layer 2: every advertisement that covers the Service's pool and selects the Service. */
+  private planL2(
+    ix: Indexed,
+    sorted: readonly PlannedAssignment[],
+    self: NodeInfo,
+    nodes: ElectionNode[],
+    inputs: ElectionInputs,
+  ): { mine: L2Entry[]; other: L2Entry[]; elections: L2Election[] } {
+    const round = this.round(ix, self, nodes, inputs);
+    if (this.orders.size > 2 * sorted.length + 1024) this.orders = new Map();
+    const elections = new Map<string, L2Election>();
+    const mine = new Map<string, L2Entry>();
+    const other = new Map<string, L2Entry>();
+    for (const a of sorted) {
+      const svc = ix.services.get(a.key) ?? NO_SERVICE;
+      const local =
+        svc.local && inputs.localEndpoints !== undefined
+          ? (inputs.localEndpoints.get(a.key) ?? new Set<string>())
+          : undefined;
+      const eps = local === undefined ? "-" : [...local].sort().join(",");
+      const from = `${a.ips.join(",")}\n${svc.labelsText}\n${eps}`;
+      let d = this.l2.get(a.key);
+      if (d?.from !== from) {
+        d = this.decideL2(ix, a, svc, from, self);
+        this.l2.set(a.key, d);
+      }
+      if (d.ips.length === 0) continue;
+      if (d.round !== round.no) {
+        d.election = this.electL2(d, a, round, local, eps);
+        d.round = round.no;
+      }
+      const e = d.election as Election;
+      for (const ip of d.ips) {
+        const prev = elections.get(ip);
+        if (prev) prev.services.push(a.key);
+        else elections.set(ip, { ip, services: [a.key], ...e });
+      }
+      if (e.owner === undefined) continue;
+      const target = e.owner === self.name ? mine : other;
+      for (const ip of d.ips) {
+        let entry = target.get(ip);
+        if (entry === undefined) {
+          entry = { ip, interfaces: d.interfaces, services: [], owner: e.owner, candidates: e.candidates };
+          target.set(ip, entry);
+        }
+        entry.services.push(a.key);
+      }
+    }
+    if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
+    return {
+      mine: [...mine.values()].sort(byIp),
+      other: [...other.values()].sort(byIp),
+      elections: [...elections.values()].sort(byIp),
+    };
+  }
+
+  /** The BGPAdvertisements that select this node, with their peers, pools and communities. */
+  private adsOnNode(config: Config, self: NodeInfo, myPeers: Config["peers"]): (AdOnNode | undefined)[] {
+    const aliases = new Map(
+      config.communities.flatMap((c) => c.spec.communities.map((x) => [x.name, x.value])),
+    );
+    return config.bgpAdvertisements.map((ad) => {
+      if (!anySelectorMatches(ad.spec.nodeSelectors, self.labels)) return undefined;
+      const comms = (ad.spec.communities ?? []).map((c) => aliases.get(c) ?? c);
+      return {
+        selectors: ad.spec.serviceSelectors,
+        peers: myPeers
+          .filter((p) => (ad.spec.peers ?? []).length === 0 || ad.spec.peers?.includes(p.metadata.name))
+          .map((p) => ({ name: p.metadata.name, ebgp: isEbgp(p) })),
+        pools: new Set(advertisedPools(ad.spec, config.pools).map((p) => p.metadata.name)),
+        standard: comms.filter((c) => parseCommunity(c)?.kind === "standard"),
+        large: comms.filter((c) => parseCommunity(c)?.kind === "large").map((c) => c.slice("large:".length)),
+        localPref: ad.spec.localPref,
+        len4: ad.spec.aggregationLength,
+        len6: ad.spec.aggregationLengthV6,
+      };
+    });
+  }
+
+  /** One Service's routes, per advertisement. */
+  private decideBgp(ix: Indexed, a: PlannedAssignment, svc: ServiceFacts, ads: (AdOnNode | undefined)[]) {
+    return ads.map((ad) => {
+      if (ad === undefined || !anySelectorMatches(ad.selectors, svc.labels)) return undefined;
+      const parts: RoutePart[] = [];
+      for (const ipText of a.ips) {
+        const ip = parseIp(ipText);
+        const pool = ix.poolOf(ipText);
+        if (!ip || !pool || !ad.pools.has(pool.metadata.name)) continue;
+        const len = ip.family === 4 ? ad.len4 : ad.len6;
+        const prefix = `${formatIp({ family: ip.family, value: ip.value & maskOf(ip.family, len) })}/${len}`;
+        for (const p of ad.peers)
+          parts.push({
+            id: `${p.name}|${prefix}`,
+            peer: p.name,
+            prefix,
+            // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
+            localPref: ad.localPref !== undefined && !p.ebgp ? ad.localPref : undefined,
+            standard: ad.standard,
+            large: ad.large,
+          });
+      }
+      return parts;
+    });
+  }
+
+  /** BGP: peers that select this node; routes per advertisement that selects this node. */
+  private planBgp(
+    config: Config,
+    ix: Indexed,
+    sorted: readonly PlannedAssignment[],
+    self: NodeInfo,
+  ): { peers: string[]; routes: BgpRoute[] } {
+    const myPeers = config.peers.filter((p) => anySelectorMatches(p.spec.nodeSelectors, self.labels));
+    const peers = myPeers.map((p) => p.metadata.name).sort();
+    if (config.bgpAdvertisements.length === 0 || myPeers.length === 0) {
+      this.bgp = new Map();
+      return { peers, routes: [] };
+    }
+    const context = JSON.stringify([ix.bgpText, self]);
+    if (context !== this.bgpContext) {
+      this.bgpContext = context;
+      this.bgp = new Map();
+    }
+    const ads = this.adsOnNode(config, self, myPeers);
+    const decisions: BgpDecision[] = sorted.map((a) => {
+      const svc = ix.services.get(a.key) ?? NO_SERVICE;
+      const from = `${a.ips.join(",")}\n${svc.labelsText}`;
+      let d = this.bgp.get(a.key);
+      if (d?.from !== from) {
+        d = { from, byAd: this.decideBgp(ix, a, svc, ads) };
+        this.bgp.set(a.key, d);
+      }
+      return d;
+    });
+    if (this.bgp.size > sorted.length) this.bgp = prune(this.bgp, sorted);
+    const routes = new Map<string, BgpRoute & { keys: Set<string>; std: Set<string>; lg: Set<string> }>();
+    // Advertisement by advertisement, Services in key order: a route lists its Services so.
+    for (let i = 0; i < ads.length; i++) {
+      sorted.forEach((a, j) => {
+        for (const part of decisions[j]?.byAd[i] ?? []) {
+          let r = routes.get(part.id);
+          if (r === undefined) {
+            r = {
+              peer: part.peer,
+              prefix: part.prefix,
+              localPref: undefined,
+              communities: [],
+              largeCommunities: [],
+              services: [],
+              keys: new Set(),
+              std: new Set(),
+              lg: new Set(),
+            };
+            routes.set(part.id, r);
+          }
+          if (part.localPref !== undefined) r.localPref = Math.max(r.localPref ?? 0, part.localPref);
+          for (const c of part.standard) r.std.add(c);
+          for (const c of part.large) r.lg.add(c);
+          if (!r.keys.has(a.key)) {
+            r.keys.add(a.key);
+            r.services.push(a.key);
+          }
+        }
+      });
+    }
+    const out = [...routes.values()].map(({ keys: _k, std, lg, ...r }) => ({
+      ...r,
+      communities: [...std].sort(),
+      largeCommunities: [...lg].sort(),
+    }));
+    return {
+      peers,
+      routes: out.sort((x, y) =>
+        x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
+      ),
+    };
+  }
+}
+
+/** The entries of `m` for the assignments' keys only. */
+function prune<T>(m: Map<string, T>, sorted: readonly PlannedAssignment[]): Map<string, T> {
+  const out = new Map<string, T>();
+  for (const a of sorted) {
+    const v = m.get(a.key);
+    if (v !== undefined) out.set(a.key, v);
+  }
+  return out;
+}
+
+const shared = new Planner();
 
 /** Computes this node's plan. `members` are the live nodes of the site (this node when it is ready). */
 export function computePlan(
@@ -131,129 +632,5 @@ export function computePlan(
   members: readonly NodeInfo[] = [self],
   inputs: ElectionInputs = {},
 ): Plan {
-  // Only live, ready nodes are candidates; a node not among them (still starting, or just
-  // resumed from a pause) owns nothing on layer 2.
-  const live = new Set(members.map((m) => m.name));
-  const known = new Map<string, NodeInfo>();
-  for (const n of [...members, ...(inputs.known ?? [])]) if (!known.has(n.name)) known.set(n.name, n);
-  const nodes: ElectionNode[] = [...known.values()].map((n) => ({
-    name: n.name,
-    labels: n.labels,
-    status: live.has(n.name) ? "alive" : inputs.notReady?.has(n.name) ? "notReady" : "notAlive",
-    networkUnavailable: inputs.networkUnavailable?.has(n.name),
-  }));
-  const elections = new Map<string, L2Election>();
-  const poolOf = poolFinder(config.pools);
-  const l2Mine = new Map<string, L2Entry>();
-  const l2Other = new Map<string, L2Entry>();
-
-  // Layer 2: every advertisement that covers the Service's pool and selects the Service.
-  // Sorted by key so that the plan (entry and service order) does not depend on the input order.
-  const sorted = [...assignments].sort((x, y) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0));
-  for (const a of sorted) {
-    // The pool is the one that contains the address (as MetalLB's speaker decides), not the name
-    // the assignment carries: an address kept after its pool shrank is in no pool, and silent.
-    const pool = a.ips[0] === undefined ? undefined : poolOf(a.ips[0]);
-    if (!pool) continue;
-    const labels = serviceLabels(config, a.key);
-    const ads = config.l2Advertisements.filter(
-      (ad) =>
-        advertisedPools(ad.spec, [pool]).length > 0 && anySelectorMatches(ad.spec.serviceSelectors, labels),
-    );
-    if (ads.length === 0) continue;
-    const svc = config.services.find((x) => serviceKey(x) === a.key);
-    const local = svc?.spec.externalTrafficPolicy === "Local" && inputs.localEndpoints !== undefined;
-    // A dual-stack Service follows its first IP.
-    const e = elect({
-      ips: a.ips,
-      nodes,
-      advertisements: ads.map((ad) => ({
-        name: ad.metadata.name,
-        nodeSelectors: ad.spec.nodeSelectors,
-        preferredNodeSelectors: ad.spec.preferredNodeSelectors,
-      })),
-      localEndpoints: local ? (inputs.localEndpoints?.get(a.key) ?? new Set()) : undefined,
-      declines: inputs.declines,
-    });
-    for (const ip of a.ips) {
-      if (poolOf(ip) !== pool) continue;
-      const prev = elections.get(ip);
-      if (prev) prev.services.push(a.key);
-      else elections.set(ip, { ip, services: [a.key], ...e });
-    }
-    const owner = e.owner;
-    const order = e.candidates;
-    if (owner === undefined) continue;
-    const mineAds = ads.filter((ad) => anySelectorMatches(ad.spec.nodeSelectors, self.labels));
-    const ifaces = mineAds.some((ad) => (ad.spec.interfaces ?? []).length === 0)
-      ? []
-      : [...new Set(mineAds.flatMap((ad) => ad.spec.interfaces ?? []))].sort();
-    for (const ip of a.ips) {
-      if (poolOf(ip) !== pool) continue;
-      const target = owner === self.name ? l2Mine : l2Other;
-      const e = target.get(ip) ?? { ip, interfaces: ifaces, services: [], owner, candidates: order };
-      e.services.push(a.key);
-      target.set(ip, e);
-    }
-  }
-
-  // BGP: peers that select this node; routes per advertisement that selects this node.
-  const myPeers = config.peers.filter((p) => anySelectorMatches(p.spec.nodeSelectors, self.labels));
-  const aliases = new Map(
-    config.communities.flatMap((c) => c.spec.communities.map((x) => [x.name, x.value])),
-  );
-  const routes = new Map<string, BgpRoute>();
-  for (const ad of config.bgpAdvertisements) {
-    if (!anySelectorMatches(ad.spec.nodeSelectors, self.labels)) continue;
-    const targetPeers = myPeers.filter(
-      (p) => (ad.spec.peers ?? []).length === 0 || ad.spec.peers?.includes(p.metadata.name),
-    );
-    const pools = new Set(advertisedPools(ad.spec, config.pools).map((p) => p.metadata.name));
-    const comms = (ad.spec.communities ?? []).map((c) => aliases.get(c) ?? c);
-    const standard = comms.filter((c) => parseCommunity(c)?.kind === "standard");
-    const large = comms
-      .filter((c) => parseCommunity(c)?.kind === "large")
-      .map((c) => c.slice("large:".length));
-    for (const a of sorted) {
-      if (!anySelectorMatches(ad.spec.serviceSelectors, serviceLabels(config, a.key))) continue;
-      for (const ipText of a.ips) {
-        const ip = parseIp(ipText);
-        const pool = poolOf(ipText);
-        if (!ip || !pool || !pools.has(pool.metadata.name)) continue;
-        const len = ip.family === 4 ? ad.spec.aggregationLength : ad.spec.aggregationLengthV6;
-        const prefix = `${formatIp({ family: ip.family, value: ip.value & maskOf(ip.family, len) })}/${len}`;
-        for (const p of targetPeers) {
-          const id = `${p.metadata.name}|${prefix}`;
-          const r = routes.get(id) ?? {
-            peer: p.metadata.name,
-            prefix,
-            localPref: undefined,
-            communities: [],
-            largeCommunities: [],
-            services: [],
-          };
-          // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
-          if (ad.spec.localPref !== undefined && !isEbgp(p))
-            r.localPref = Math.max(r.localPref ?? 0, ad.spec.localPref);
-          r.communities = [...new Set([...r.communities, ...standard])].sort();
-          r.largeCommunities = [...new Set([...r.largeCommunities, ...large])].sort();
-          if (!r.services.includes(a.key)) r.services.push(a.key);
-          routes.set(id, r);
-        }
-      }
-    }
-  }
-
-  const byIp = (x: { ip: string }, y: { ip: string }) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0);
-  return {
-    node: self.name,
-    l2: [...l2Mine.values()].sort(byIp),
-    l2Elsewhere: [...l2Other.values()].sort(byIp),
-    peers: myPeers.map((p) => p.metadata.name).sort(),
-    holdL2: false,
-    elections: [...elections.values()].sort(byIp),
-    routes: [...routes.values()].sort((x, y) =>
-      x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
-    ),
-  };
+  return shared.plan(config, assignments, self, members, inputs);
 }
