@@ -31,6 +31,18 @@ async function api(path) {
   }
   return body;
 }
+// A paged list, every page (the API pages lists: limit and continue).
+async function list(path) {
+  const items = [];
+  let q = "?limit=10000";
+  for (let i = 0; i < 100; i++) {
+    const body = await api(path + q);
+    for (const it of body.items) items.push(it);
+    if (!body.metadata || !body.metadata.continue) break;
+    q = "?limit=10000&continue=" + encodeURIComponent(body.metadata.continue);
+  }
+  return { items };
+}
 function setupAuth(onChange) {
   $("token").value = token();
   $("auth").addEventListener("submit", (ev) => {
@@ -82,8 +94,8 @@ function health(ok, yes, no) { return el("span", ok ? yes : no, ok ? "ok" : "bad
 async function refresh() {
   try {
     const [st, svc, pools, l2, bgp, bfd, xdp] = await Promise.all([
-      api("api/v1/status"), api("api/v1/services"), api("api/v1/pools"), api("api/v1/l2/announcements"),
-      api("api/v1/bgp/peers"), api("api/v1/bfd/sessions"), api("api/v1/xdp"),
+      api("api/v1/status"), list("api/v1/services"), list("api/v1/pools"), list("api/v1/l2/announcements"),
+      list("api/v1/bgp/peers"), list("api/v1/bfd/sessions"), api("api/v1/xdp"),
     ]);
     say("");
     $("node").textContent = st.node;

@@ -85,14 +85,33 @@ const yamlBody = {
   content: Object.fromEntries(YAML_TYPES.map((t) => [t, { schema: z.string() }])),
 };
 
+/** `limit` and `continue` of a paged list (checked by src/api/paging.ts, 400 when invalid). */
+export const pageQuery = z.object({
+  limit: z.string().optional().openapi({
+    description: "Items per page: 1 to 10000, default 1000",
+    example: "500",
+  }),
+  continue: z.string().optional().openapi({
+    description: "The previous page's metadata.continue (opaque); absent for the first page",
+  }),
+});
+
 function listRoute<T extends z.ZodType>(path: string, schema: T, summary: string) {
   return createRoute({
     method: "get",
     path: `${API_PREFIX}${path}`,
     summary,
+    description:
+      "Paged: `?limit=` (default 1000, at most 10000) and `?continue=` (the previous page's " +
+      "`metadata.continue`); the last page has no `metadata`. Items are ordered by their name.",
     tags: ["state"],
     security,
-    responses: { 200: jsonOk(schema, summary), ...readErrors },
+    request: { query: pageQuery },
+    responses: {
+      200: jsonOk(schema, summary),
+      ...readErrors,
+      400: errorResponse("limit or continue is invalid"),
+    },
   });
 }
 

@@ -308,9 +308,20 @@ export const FailoverResult = z
   })
   .openapi("FailoverResult");
 
-/** `{ items: [...] }`: every list is wrapped, so fields can be added without breaking clients. */
+/** A page's metadata (only on a page that is not the last: see src/api/paging.ts). */
+export const ListMeta = z
+  .object({
+    continue: z.string().openapi({ description: "Send as ?continue= for the next page (opaque)" }),
+    remainingItemCount: z.number().int().nonnegative().openapi({ description: "Items after this page" }),
+  })
+  .openapi("ListMeta");
+
+/**
+ * `{ items: [...] }`: every list is wrapped, so fields can be added without breaking clients. A
+ * page that is not the last also has `metadata` (`continue`, `remainingItemCount`).
+ */
 export function listOf<T extends z.ZodType>(item: T, name: string) {
-  return z.object({ items: z.array(item) }).openapi(name);
+  return z.object({ items: z.array(item), metadata: ListMeta.optional() }).openapi(name);
 }
 
 export const ServiceList = listOf(ServiceView, "ServiceList");
