@@ -200,7 +200,7 @@ function indexed(config: Config): Indexed {
  * the election is redone when the members, declines or endpoints change (`round`).
  */
 interface L2Decision {
-  from: string;
+  from: Basis;
   /** Its addresses in the pool of its first one (the others are silent); empty: none announced. */
   ips: string[];
   /** The advertisements that announce it, and their names as one text (a memo key). */
@@ -211,6 +211,25 @@ interface L2Decision {
   election: Election | undefined;
   /** The election round the election is from. */
   round: number;
+}
+
+/** What a Service's decision was computed from: its addresses, labels and local endpoints. */
+interface Basis {
+  ips: readonly string[];
+  labels: string;
+  eps: string;
+}
+
+function sameBasis(b: Basis, ips: readonly string[], labels: string, eps: string): boolean {
+  if (b.labels !== labels || b.eps !== eps) return false;
+  return b.ips.length === ips.length && b.ips.every((x, i) => x === ips[i]);
+}
+
+/** The advertisements that announce a Service's VIPs, and this node's interfaces for them. */
+interface AdsOnPool {
+  ads: ElectionAdvertisement[];
+  adsKey: string;
+  interfaces: string[];
 }
 
 /** One election round: the members, declines and endpoints every election of a plan shares. */
@@ -236,7 +255,7 @@ interface RoutePart {
 
 /** What one Service contributes to BGP, per BGPAdvertisement (index in the config). */
 interface BgpDecision {
-  from: string;
+  from: Basis;
   byAd: (RoutePart[] | undefined)[];
 }
 
@@ -291,6 +310,7 @@ export class Planner {
   private l2 = new Map<string, L2Decision>();
   private bgpContext = "";
   private bgp = new Map<string, BgpDecision>();
+  private adsMemo = new Map<string, AdsOnPool | undefined>();
   private roundText = "";
   private roundNo = 0;
   private memo = new Map<string, Election>();
@@ -342,39 +362,49 @@ export class Planner {
     ix: Indexed,
     a: PlannedAssignment,
     svc: ServiceFacts,
-    from: string,
+    from: Basis,
     self: NodeInfo,
   ): L2Decision {
-    const d: L2Decision = {
-      from,
-      ips: [],
-      ads: [],
-      adsKey: "",
-      interfaces: [],
-      election: undefined,
-      round: -1,
-    };
     // The pool is the one that contains the address (as MetalLB's speaker decides), not the name
     // the assignment carries: an address kept after its pool shrank is in no pool, and silent.
     const first = a.ips[0];
     const pool = first === undefined ? undefined : ix.poolOf(first);
-    if (pool === undefined) return d;
+    const ads = pool === undefined ? undefined : this.adsFor(ix, pool, svc, self);
+    if (pool === undefined || ads === undefined)
+      return { from, ips: [], ads: [], adsKey: "", interfaces: [], election: undefined, round: -1 };
+    const ips =
+      a.ips.length === 1 ? a.ips.slice() : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
+    return { from, ips, ...ads, election: undefined, round: -1 };
+  }
+
+  /**
+   * The advertisements that announce a pool's address for a Service with these labels, and this
+   * node's interfaces for them; the same for every Service with the same labels (kept per pool
+   * and labels until the config or this node changes). Undefined: none announces it.
+   */
+  private adsFor(ix: Indexed, pool: IPAddressPool, svc: ServiceFacts, self: NodeInfo): AdsOnPool | undefined {
+    const key = `${pool.metadata.name}\n${svc.labelsText}`;
+    if (this.adsMemo.has(key)) return this.adsMemo.get(key);
     const ads = (ix.l2ByPool.get(pool.metadata.name) ?? []).filter((ad) =>
       anySelectorMatches(ad.spec.serviceSelectors, svc.labels),
     );
-    if (ads.length === 0) return d;
-    d.ads = ads.map((ad) => ({
-      name: ad.metadata.name,
-      nodeSelectors: ad.spec.nodeSelectors,
-      preferredNodeSelectors: ad.spec.preferredNodeSelectors,
-    }));
-    d.adsKey = d.ads.map((ad) => ad.name).join(",");
-    const mineAds = ads.filter((ad) => anySelectorMatches(ad.spec.nodeSelectors, self.labels));
-    d.interfaces = mineAds.some((ad) => (ad.spec.interfaces ?? []).length === 0)
-      ? []
-      : [...new Set(mineAds.flatMap((ad) => ad.spec.interfaces ?? []))].sort();
-    d.ips = a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
-    return d;
+    let r: AdsOnPool | undefined;
+    if (ads.length > 0) {
+      const mineAds = ads.filter((ad) => anySelectorMatches(ad.spec.nodeSelectors, self.labels));
+      r = {
+        ads: ads.map((ad) => ({
+          name: ad.metadata.name,
+          nodeSelectors: ad.spec.nodeSelectors,
+          preferredNodeSelectors: ad.spec.preferredNodeSelectors,
+        })),
+        adsKey: ads.map((ad) => ad.metadata.name).join(","),
+        interfaces: mineAds.some((ad) => (ad.spec.interfaces ?? []).length === 0)
+          ? []
+          : [...new Set(mineAds.flatMap((ad) => ad.spec.interfaces ?? []))].sort(),
+      };
+    }
+    this.adsMemo.set(key, r);
+    return r;
   }
 
   /**
@@ -415,6 +445,7 @@ export class Planner {
     if (fixed !== this.l2Context) {
       this.l2Context = fixed;
       this.l2 = new Map();
+      this.adsMemo = new Map();
     }
     const declines = [...(inputs.declines ?? new Map<string, readonly Decline[]>())];
     const text = JSON.stringify([fixed, nodes, declines, inputs.localEndpoints !== undefined]);
@@ -453,9 +484,9 @@ export class Planner {
           ? (inputs.localEndpoints.get(a.key) ?? new Set<string>())
           : undefined;
       const eps = local === undefined ? "-" : [...local].sort().join(",");
-      const from = `${a.ips.join(",")}\n${svc.labelsText}\n${eps}`;
       let d = this.l2.get(a.key);
-      if (d?.from !== from) {
+      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, eps)) {
+        const from = { ips: [...a.ips], labels: svc.labelsText, eps };
         d = this.decideL2(ix, a, svc, from, self);
         this.l2.set(a.key, d);
       }
@@ -559,9 +590,9 @@ export class Planner {
     const ads = this.adsOnNode(config, self, myPeers);
     const decisions: BgpDecision[] = sorted.map((a) => {
       const svc = ix.services.get(a.key) ?? NO_SERVICE;
-      const from = `${a.ips.join(",")}\n${svc.labelsText}`;
       let d = this.bgp.get(a.key);
-      if (d?.from !== from) {
+      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, "")) {
+        const from = { ips: [...a.ips], labels: svc.labelsText, eps: "" };
         d = { from, byAd: this.decideBgp(ix, a, svc, ads) };
         this.bgp.set(a.key, d);
       }
