@@ -1,0 +1,369 @@
+/**
+ * System updates on the edge-node image (the driver): receives a RAUC bundle streamed by the API
+ * onto the data partition (size-limited), has RAUC check its signature and compatibility before
+ * anything is written to a slot (`rauc info`), installs it into the other root slot
+ * (`rauc install`, progress from its output), reports slots and versions (`rauc status
+ * --output-format=json`, the booted root's build-info.json, vipd-boot-check's trial log), and
+ * reboots. The pure parts are ./rauc.ts and ./update-state.ts.
+ *
+ * Present only where RAUC is configured (/etc/rauc/system.conf): `systemUpdatesIfPresent()`.
+ */
+
+import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Logger } from "../util/log.ts";
+import {
+  cleanRaucError,
+  lastTrial,
+  parseBootLog,
+  parseProgressLine,
+  parseRaucInfo,
+  parseRaucStatus,
+  type RaucStatus,
+  type TrialOutcome,
+} from "./rauc.ts";
+import { parseLastResult, type UpdateResult, type UpdateRunning, UpdateTracker } from "./update-state.ts";
+
+export type SystemErrorCode =
+  | "PayloadTooLarge"
+  | "EmptyBody"
+  | "IncompleteBody"
+  | "InvalidBundle"
+  | "IncompatibleBundle"
+  | "UpdateInProgress"
+  | "Rebooting"
+  | "InstallFailed";
+
+/** A refusal or failure with the HTTP status and error code the API answers with. */
+export class SystemError extends Error {
+  constructor(
+    readonly status: 400 | 409 | 413 | 422 | 500 | 503,
+    readonly code: SystemErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface SystemView {
+  compatible: string;
+  booted: string | null;
+  primary: string | null;
+  /** The booted root's build information (image version, vipd, kernel, ...). */
+  image: Record<string, string>;
+  slots: RaucStatus["slots"];
+  /** Set when RAUC could not be asked (the rest is what could be read). */
+  error?: string;
+  update: { running: UpdateRunning | null; last: UpdateResult | null; lastTrial: TrialOutcome | null };
+  maxBundleBytes: number;
+}
+
+/** What the API needs from the node's update machinery. */
+export interface SystemUpdates {
+  readonly maxBundleBytes: number;
+  view(): Promise<SystemView>;
+  /** Receives, checks and installs a bundle; throws SystemError for a refusal (nothing changed). */
+  update(body: ReadableStream<Uint8Array> | null, declared: number | null, by: string): Promise<UpdateResult>;
+  /** Reboots in `delayMs` (so the answer gets out); refused while an update runs. */
+  reboot(by: string, delayMs?: number): void;
+}
+
+export interface SystemUpdatesOptions {
+  /** Where bundles are received and the last result is kept (default /var/lib/vipd/update). */
+  dir?: string;
+  /** Largest bundle accepted, in bytes (default 640 MiB). */
+  maxBundleBytes?: number;
+  buildInfo?: string;
+  log: Logger;
+  now?: () => number;
+}
+
+export const DEFAULT_MAX_BUNDLE_BYTES = 640 * 1024 * 1024;
+const RAUC_CONF = "/etc/rauc/system.conf";
+
+interface Ran {
+  code: number;
+  out: string;
+  err: string;
+}
+
+async function run(cmd: string[], timeoutMs: number, onLine?: (line: string) => void): Promise<Ran> {
+  const p = Bun.spawn(cmd, { stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const timer = setTimeout(() => p.kill("SIGKILL"), timeoutMs);
+  const readOut = async (): Promise<string> => {
+    let all = "";
+    let pending = "";
+    const dec = new TextDecoder();
+    for await (const chunk of p.stdout) {
+      const text = dec.decode(chunk, { stream: true });
+      all += text;
+      pending += text;
+      const lines = pending.split(/\r?\n|\r/);
+      pending = lines.pop() ?? "";
+      for (const l of lines) onLine?.(l);
+    }
+    if (pending !== "") onLine?.(pending);
+    return all;
+  };
+  const [out, err, code] = await Promise.all([readOut(), new Response(p.stderr).text(), p.exited]);
+  clearTimeout(timer);
+  return { code, out, err };
+}
+
+function readText(path: string): string | null {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return null;
+  }
+}
+
+export class RaucSystemUpdates implements SystemUpdates {
+  readonly maxBundleBytes: number;
+  private readonly dir: string;
+  private readonly buildInfo: string;
+  private readonly log: Logger;
+  private readonly tracker: UpdateTracker;
+  private rebooting = false;
+
+  constructor(opts: SystemUpdatesOptions) {
+    this.dir = opts.dir ?? "/var/lib/vipd/update";
+    this.maxBundleBytes = opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_BYTES;
+    this.buildInfo = opts.buildInfo ?? "/usr/lib/vipd/build-info.json";
+    this.log = opts.log;
+    this.tracker = new UpdateTracker(
+      opts.now ?? Date.now,
+      parseLastResult(readText(join(this.dir, "last-update.json"))),
+    );
+  }
+
+  private async raucStatus(): Promise<RaucStatus> {
+    const r = await run(["rauc", "status", "--output-format=json"], 30_000);
+    if (r.code !== 0) throw new Error(`rauc status: ${cleanRaucError(r.err || r.out)}`);
+    return parseRaucStatus(r.out);
+  }
+
+  async view(): Promise<SystemView> {
+    let image: Record<string, string> = {};
+    try {
+      image = JSON.parse(readText(this.buildInfo) ?? "{}") as Record<string, string>;
+    } catch {
+      image = {};
+    }
+    const trial = lastTrial(parseBootLog(readText(join(this.dir, "boot.log")) ?? ""));
+    const update = { running: this.tracker.current(), last: this.tracker.lastResult(), lastTrial: trial };
+    try {
+      const st = await this.raucStatus();
+      return { ...st, image, update, maxBundleBytes: this.maxBundleBytes };
+    } catch (e) {
+      return {
+        compatible: "",
+        booted: null,
+        primary: null,
+        image,
+        slots: [],
+        error: (e as Error).message,
+        update,
+        maxBundleBytes: this.maxBundleBytes,
+      };
+    }
+  }
+
+  async update(
+    body: ReadableStream<Uint8Array> | null,
+    declared: number | null,
+    by: string,
+  ): Promise<UpdateResult> {
+    if (this.rebooting) throw new SystemError(409, "Rebooting", "the node is rebooting");
+    if (declared !== null && declared > this.maxBundleBytes)
+      throw new SystemError(
+        413,
+        "PayloadTooLarge",
+        `the bundle (${declared} bytes) exceeds the limit of ${this.maxBundleBytes} bytes`,
+      );
+    if (!this.tracker.begin(by))
+      throw new SystemError(409, "UpdateInProgress", "an update is running already; see GET /api/v1/system");
+    const file = join(this.dir, "upload.raucb");
+    let bytes = 0;
+    const refuse = (e: SystemError): never => {
+      const r = this.tracker.finish({
+        result: "refused",
+        error: e.code,
+        message: e.message,
+        bundleBytes: bytes,
+      });
+      this.store(r);
+      throw e;
+    };
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      bytes = await this.receive(body, declared, file).catch((e) => {
+        if (e instanceof SystemError) refuse(e);
+        throw e;
+      });
+      this.log.info("update bundle received", { bytes, by });
+      this.tracker.phase("checking", "checking the bundle's signature and compatibility");
+      const info = await this.check(file).catch((e) => {
+        if (e instanceof SystemError) refuse(e);
+        throw e;
+      });
+      this.tracker.phase("installing", `installing ${info.version}`);
+      const r = await run(["rauc", "install", file], 1_800_000, (line) => {
+        const p = parseProgressLine(line);
+        if (p) this.tracker.progress(p);
+      });
+      if (r.code !== 0) {
+        const msg = cleanRaucError(r.err || r.out);
+        const done = this.tracker.finish({
+          result: "failed",
+          error: "InstallFailed",
+          message: `rauc install: ${msg}`,
+          bundleVersion: info.version,
+          bundleBytes: bytes,
+        });
+        this.store(done);
+        throw new SystemError(500, "InstallFailed", `rauc install: ${msg}`);
+      }
+      const st = await this.raucStatus().catch(() => null);
+      const done = this.tracker.finish({
+        result: "installed",
+        message: `installed ${info.version} into slot ${st?.primary ?? "?"}; it boots at the next reboot and is kept only if vipd becomes ready`,
+        bundleVersion: info.version,
+        bundleBytes: bytes,
+        ...(st?.primary ? { slot: st.primary } : {}),
+      });
+      this.store(done);
+      this.log.info("update installed", { version: info.version, slot: st?.primary, by });
+      return done;
+    } catch (e) {
+      if (this.tracker.current() !== null) {
+        const done = this.tracker.finish({
+          result: "failed",
+          error: "InternalError",
+          message: (e as Error).message,
+          bundleBytes: bytes,
+        });
+        this.store(done);
+      }
+      throw e;
+    } finally {
+      try {
+        unlinkSync(file);
+      } catch {
+        // not there
+      }
+    }
+  }
+
+  /** Streams the body into `file`; refuses an oversized, empty or incomplete body. */
+  private async receive(body: ReadableStream<Uint8Array> | null, declared: number | null, file: string) {
+    if (body === null) throw new SystemError(400, "EmptyBody", "send the bundle as the request body");
+    const sink = Bun.file(file).writer({ highWaterMark: 1 << 20 });
+    let bytes = 0;
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        let chunk: Awaited<ReturnType<typeof reader.read>>;
+        try {
+          chunk = await reader.read();
+        } catch (e) {
+          throw new SystemError(
+            400,
+            "IncompleteBody",
+            `the upload broke off after ${bytes} bytes: ${(e as Error).message}`,
+          );
+        }
+        if (chunk.done) break;
+        bytes += chunk.value.byteLength;
+        if (bytes > this.maxBundleBytes) {
+          await reader.cancel().catch(() => {});
+          throw new SystemError(
+            413,
+            "PayloadTooLarge",
+            `the bundle exceeds the limit of ${this.maxBundleBytes} bytes`,
+          );
+        }
+        sink.write(chunk.value);
+        this.tracker.received(bytes);
+        await sink.flush();
+      }
+    } finally {
+      await sink.end();
+    }
+    if (bytes === 0) throw new SystemError(400, "EmptyBody", "the body is empty; send a bundle");
+    if (declared !== null && bytes !== declared)
+      throw new SystemError(400, "IncompleteBody", `received ${bytes} of the ${declared} bytes declared`);
+    return bytes;
+  }
+
+  /**
+   * RAUC checks the bundle (signature against the node's keyring, then its manifest); nothing is
+   * written to a slot. `rauc info` runs as a transient unit outside vipd's sandbox (it mounts the
+   * bundle and unpacks the manifest), so its own error message reaches the caller.
+   */
+  private async check(file: string): Promise<{ compatible: string; version: string }> {
+    const r = await run(
+      [
+        "systemd-run",
+        "--wait",
+        "--pipe",
+        "--quiet",
+        "--collect",
+        "--service-type=exec",
+        "-p",
+        "TimeoutSec=300",
+        "rauc",
+        "info",
+        "--output-format=json",
+        file,
+      ],
+      330_000,
+    );
+    if (r.code !== 0)
+      throw new SystemError(
+        400,
+        "InvalidBundle",
+        `the bundle was refused: ${cleanRaucError(r.err || r.out)}`,
+      );
+    const info = parseRaucInfo(r.out);
+    const st = await this.raucStatus();
+    if (info.compatible !== st.compatible)
+      throw new SystemError(
+        422,
+        "IncompatibleBundle",
+        `the bundle is for '${info.compatible}', this node is '${st.compatible}'`,
+      );
+    return info;
+  }
+
+  private store(r: UpdateResult): void {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      const path = join(this.dir, "last-update.json");
+      writeFileSync(`${path}.tmp`, `${JSON.stringify(r)}\n`, { mode: 0o600 });
+      renameSync(`${path}.tmp`, path);
+    } catch (e) {
+      this.log.warn("cannot record the update's result", { error: (e as Error).message });
+    }
+  }
+
+  reboot(by: string, delayMs = 1_000): void {
+    if (this.tracker.current() !== null)
+      throw new SystemError(409, "UpdateInProgress", "an update is running; reboot when it has finished");
+    this.rebooting = true;
+    this.log.info("reboot requested", { by });
+    setTimeout(() => {
+      void run(["systemctl", "reboot"], 30_000).then((r) => {
+        if (r.code !== 0) {
+          this.rebooting = false;
+          this.log.error("reboot failed", { error: cleanRaucError(r.err) });
+        }
+      });
+    }, delayMs);
+  }
+}
+
+/** The node's system updates when RAUC is configured here (the edge image), else undefined. */
+export function systemUpdatesIfPresent(log: Logger): SystemUpdates | undefined {
+  return existsSync(RAUC_CONF) ? new RaucSystemUpdates({ log }) : undefined;
+}
