@@ -314,6 +314,123 @@ function duplicateKeyAt(text: string, pos: number): string | undefined {
   return m ? (m[1] ?? m[2] ?? m[3]) : undefined;
 }
 
+/** The YAML parser's errors of one document, as problems (duplicate keys and unclosed flows named). */
+function syntaxProblems(doc: Document, text: string, lc: LineCounter, file: string, di: number): Problem[] {
+  return doc.errors.map((e) => {
+    const dup = e.code === "DUPLICATE_KEY" ? duplicateKeyAt(text, e.pos[0]) : undefined;
+    const flow = /^Flow (map|sequence) in block collection/.exec(e.message);
+    const open = flow
+      ? unclosedFlowAt(text, doc.range?.[0] ?? 0, e.pos[0], flow[1] === "map" ? "{" : "[")
+      : undefined;
+    let message = `YAML syntax: ${e.message.split("\n")[0]}`;
+    if (dup !== undefined) message = `YAML syntax: key "${dup}" appears twice in the same mapping; keep one`;
+    else if (open !== undefined)
+      message = `YAML syntax: this "${text[open]}" is never closed; end the ${flow?.[1] === "map" ? "mapping with }" : "list with ]"}`;
+    return {
+      file,
+      line: open !== undefined ? lc.linePos(open).line : (e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line),
+      field: "-",
+      message,
+      pointer: "",
+      doc: di,
+    };
+  });
+}
+
+/** One parsed document being validated: where it came from, and where its results go. */
+interface DocContext {
+  file: string;
+  di: number;
+  /** Line of a path from the document's root. */
+  docLineOf: (path: readonly PathKey[]) => number;
+  out: LoadResult;
+}
+
+/** Validates one object found at `at` in the document (the document itself, or a List item). */
+function validateObject(value: unknown, at: PathKey[], d: DocContext): void {
+  const { file, di, out } = d;
+  const lineOf = (path: readonly PathKey[]) => d.docLineOf([...at, ...path]);
+  const push = (path: PathKey[], message: string, kind?: string, name?: string) =>
+    out.problems.push({
+      file,
+      line: lineOf(path),
+      kind,
+      name,
+      field: fieldPath(path),
+      message,
+      pointer: jsonPointer([...at, ...path]),
+      doc: di,
+    });
+  const rec = asRecord(value);
+  if (rec === null) {
+    push([], `a manifest must be a mapping with apiVersion and kind, not ${describe(value)}`);
+    return;
+  }
+  const kind = rec.kind;
+  const name =
+    typeof asRecord(rec.metadata)?.name === "string" ? (asRecord(rec.metadata)?.name as string) : undefined;
+  if (typeof kind !== "string") {
+    push(
+      ["kind"],
+      `${kind === undefined ? "is required" : `must be a string, not ${describe(kind)}`} (vipd reads ${KINDS.join(", ")})`,
+    );
+    return;
+  }
+  if (kind === "List" && at.length === 0) {
+    // What `kubectl get ... -o yaml` writes: the objects are its items.
+    if (!Array.isArray(rec.items))
+      push(["items"], rec.items === undefined ? "is required" : "must be a list");
+    else for (const [i, item] of rec.items.entries()) validateObject(item, ["items", i], d);
+    return;
+  }
+  if (
+    METALLB_STATUS_KINDS.has(kind) &&
+    typeof rec.apiVersion === "string" &&
+    rec.apiVersion.startsWith("metallb.io/")
+  ) {
+    out.notes.push({
+      file,
+      line: lineOf([]),
+      kind,
+      name,
+      field: "-",
+      message: `note: skipped; ${kind} is status that MetalLB writes, not configuration`,
+      pointer: jsonPointer(at),
+      doc: di,
+    });
+    return;
+  }
+  if (!(KINDS as string[]).includes(kind)) {
+    push(
+      ["kind"],
+      `unknown kind "${kind}"${unknownKindHint(kind, rec)} (vipd reads ${KINDS.join(", ")})`,
+      kind,
+      name,
+    );
+    return;
+  }
+  const k = kind as Kind;
+  const res = (SCHEMAS[k] as z.ZodType).safeParse(value, { reportInput: true });
+  if (!res.success) {
+    for (const iss of res.error.issues) {
+      const path = iss.path.filter((p): p is PathKey => typeof p !== "symbol");
+      if (iss.code === "unrecognized_keys") {
+        for (const key of iss.keys)
+          push([...path, key], unknownFieldMessage(SCHEMAS[k] as z.ZodType, path, key), k, name);
+      } else {
+        push(path, issueMessage(iss), k, name);
+      }
+    }
+    return;
+  }
+  let obj = res.data as AnyObject;
+  if (obj.kind === "BGPPeer" && obj.apiVersion === "metallb.io/v1beta1") {
+    // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
+    obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
+  }
+  out.objects.push({ kind: k, obj, file, doc: di, line: lineOf([]), lineOf, at });
+}
+
 /** Parses and validates one file's text. `file` is only used in messages. */
 export function loadText(text: string, file: string): LoadResult {
   const lc = new LineCounter();
@@ -323,34 +440,12 @@ export function loadText(text: string, file: string): LoadResult {
     uniqueKeys: true,
     merge: true, // `<<` merge keys, as kubectl accepts them
   });
-  const objects: Loaded[] = [];
-  const problems: Problem[] = [];
-  const notes: Problem[] = [];
+  const out: LoadResult = { objects: [], problems: [], notes: [] };
   const list = Array.isArray(docs) ? docs : [docs];
   list.forEach((doc, di) => {
     const startLine = lineOfNode((doc.contents as Node | null) ?? null, lc, 1);
     if (doc.errors.length > 0) {
-      for (const e of doc.errors) {
-        const dup = e.code === "DUPLICATE_KEY" ? duplicateKeyAt(text, e.pos[0]) : undefined;
-        const flow = /^Flow (map|sequence) in block collection/.exec(e.message);
-        const open = flow
-          ? unclosedFlowAt(text, doc.range?.[0] ?? 0, e.pos[0], flow[1] === "map" ? "{" : "[")
-          : undefined;
-        let message = `YAML syntax: ${e.message.split("\n")[0]}`;
-        if (dup !== undefined)
-          message = `YAML syntax: key "${dup}" appears twice in the same mapping; keep one`;
-        else if (open !== undefined)
-          message = `YAML syntax: this "${text[open]}" is never closed; end the ${flow?.[1] === "map" ? "mapping with }" : "list with ]"}`;
-        problems.push({
-          file,
-          line:
-            open !== undefined ? lc.linePos(open).line : (e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line),
-          field: "-",
-          message,
-          pointer: "",
-          doc: di,
-        });
-      }
+      out.problems.push(...syntaxProblems(doc, text, lc, file, di));
       return;
     }
     let data: unknown;
@@ -358,7 +453,7 @@ export function loadText(text: string, file: string): LoadResult {
       data = doc.toJS({ maxAliasCount: 100 });
     } catch (e) {
       // An alias to an unknown anchor, or so many aliases that expanding them would exhaust memory.
-      problems.push({
+      out.problems.push({
         file,
         line: startLine,
         field: "-",
@@ -374,95 +469,9 @@ export function loadText(text: string, file: string): LoadResult {
       const { node, keyNode } = nodeAt(doc, path);
       return lineOfNode(keyNode ?? node, lc, startLine);
     };
-
-    /** Validates one object found at `at` in the document (the document itself, or a List item). */
-    const validate = (value: unknown, at: PathKey[]) => {
-      const lineOf = (path: readonly PathKey[]) => docLineOf([...at, ...path]);
-      const push = (path: PathKey[], message: string, kind?: string, name?: string) =>
-        problems.push({
-          file,
-          line: lineOf(path),
-          kind,
-          name,
-          field: fieldPath(path),
-          message,
-          pointer: jsonPointer([...at, ...path]),
-          doc: di,
-        });
-      const rec = asRecord(value);
-      if (rec === null) {
-        push([], `a manifest must be a mapping with apiVersion and kind, not ${describe(value)}`);
-        return;
-      }
-      const kind = rec.kind;
-      const name =
-        typeof asRecord(rec.metadata)?.name === "string"
-          ? (asRecord(rec.metadata)?.name as string)
-          : undefined;
-      if (typeof kind !== "string") {
-        push(
-          ["kind"],
-          `${kind === undefined ? "is required" : `must be a string, not ${describe(kind)}`} (vipd reads ${KINDS.join(", ")})`,
-        );
-        return;
-      }
-      if (kind === "List" && at.length === 0) {
-        // What `kubectl get ... -o yaml` writes: the objects are its items.
-        if (!Array.isArray(rec.items))
-          push(["items"], rec.items === undefined ? "is required" : "must be a list");
-        else for (const [i, item] of rec.items.entries()) validate(item, ["items", i]);
-        return;
-      }
-      if (
-        METALLB_STATUS_KINDS.has(kind) &&
-        typeof rec.apiVersion === "string" &&
-        rec.apiVersion.startsWith("metallb.io/")
-      ) {
-        notes.push({
-          file,
-          line: lineOf([]),
-          kind,
-          name,
-          field: "-",
-          message: `note: skipped; ${kind} is status that MetalLB writes, not configuration`,
-          pointer: jsonPointer(at),
-          doc: di,
-        });
-        return;
-      }
-      if (!(KINDS as string[]).includes(kind)) {
-        push(
-          ["kind"],
-          `unknown kind "${kind}"${unknownKindHint(kind, rec)} (vipd reads ${KINDS.join(", ")})`,
-          kind,
-          name,
-        );
-        return;
-      }
-      const k = kind as Kind;
-      const res = (SCHEMAS[k] as z.ZodType).safeParse(value, { reportInput: true });
-      if (!res.success) {
-        for (const iss of res.error.issues) {
-          const path = iss.path.filter((p): p is PathKey => typeof p !== "symbol");
-          if (iss.code === "unrecognized_keys") {
-            for (const key of iss.keys)
-              push([...path, key], unknownFieldMessage(SCHEMAS[k] as z.ZodType, path, key), k, name);
-          } else {
-            push(path, issueMessage(iss), k, name);
-          }
-        }
-        return;
-      }
-      let obj = res.data as AnyObject;
-      if (obj.kind === "BGPPeer" && obj.apiVersion === "metallb.io/v1beta1") {
-        // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
-        obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
-      }
-      objects.push({ kind: k, obj, file, doc: di, line: lineOf([]), lineOf, at });
-    };
-    validate(data, []);
+    validateObject(data, [], { file, di, docLineOf, out });
   });
-  return { objects, problems, notes };
+  return out;
 }
 
 /** Lists manifest files: the files given, and *.yaml / *.yml / *.json under directories (sorted). */
