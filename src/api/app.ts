@@ -3,7 +3,8 @@
  *
  * `createApp` puts together: the gate every request passes before any handler runs (src/api/gate.ts:
  * 413 declared body over the limit → 404 → 405 + Allow → 401 → 403 → 406), then the route
- * modules (src/api/routes/index.ts: health, state, layer-2 actions, configuration, pages), each
+ * modules (src/api/routes/index.ts: health, state, layer-2 actions, configuration, the watch
+ * stream, the audit log, pages), each
  * mounted with one shared context (src/api/context.ts). The body-reading rules of the manifest
  * routes (415 → 428 → 413 → 400 → 412 → body worker → 412 under the lock → 422 guards → apply)
  * are in src/api/routes/config.ts.
@@ -20,7 +21,7 @@
 
 import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
-import { Counter } from "prom-client";
+import { Counter, Gauge } from "prom-client";
 import { BODY_LIMITS } from "../config/budget.ts";
 import { EventHub } from "../events/hub.ts";
 import { createLogger, type Logger } from "../util/log.ts";
@@ -33,6 +34,7 @@ import { ApiError } from "./http.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { ROUTE_MODULES } from "./routes/index.ts";
 import type { ApiRuntime } from "./runtime.ts";
+import { Watchers, type WatchLimits } from "./watch.ts";
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
@@ -58,6 +60,8 @@ export interface AppOptions {
   events?: EventHub;
   /** The audit log of changes made through the API; default: one of this app's own (1000 entries). */
   audit?: AuditLog;
+  /** Limits of the watch stream (heartbeat interval, watchers at once...); see src/api/watch.ts. */
+  watch?: Partial<WatchLimits>;
   /** The route modules to mount; default ROUTE_MODULES (tests may add their own). */
   modules?: readonly RouteModule[];
   log?: Logger;
@@ -91,6 +95,25 @@ function createContext(runtime: ApiRuntime, opts: AppOptions, log: Logger, limit
           ...opts.bodyCheck,
           limits: { ...BODY_LIMITS, ...opts.bodyCheck?.limits, maxBytes: limit },
         });
+  const events = opts.events ?? new EventHub();
+  const watchers = new Watchers(events, opts.watch, log);
+  new Gauge({
+    name: "vipd_api_watchers",
+    help: "Watch streams (GET /api/v1/events) open now",
+    registers: [metrics.registry],
+    collect() {
+      this.set(watchers.stats().watchers);
+    },
+  });
+  new Counter({
+    name: "vipd_api_watchers_cut_off_total",
+    help: "Watch streams closed because the watcher read too slowly (fell behind the event buffer)",
+    registers: [metrics.registry],
+    collect() {
+      this.reset();
+      this.inc(watchers.stats().cutOff);
+    },
+  });
   return {
     runtime,
     limit,
@@ -104,8 +127,9 @@ function createContext(runtime: ApiRuntime, opts: AppOptions, log: Logger, limit
     },
     withWriteLock: createLock(),
     checkers: { dryRun: newChecker(), apply: newChecker() },
-    events: opts.events ?? new EventHub(),
+    events,
     audit: opts.audit ?? new AuditLog(),
+    watchers,
   };
 }
 

@@ -20,6 +20,7 @@ import { ApiError } from "./http.ts";
 import type { ApiMetrics } from "./metrics.ts";
 import type { RouteRule } from "./routes.ts";
 import type { ApiRuntime } from "./runtime.ts";
+import type { Watchers } from "./watch.ts";
 
 export type Env = {
   Variables: {
@@ -50,6 +51,8 @@ export interface ApiContext {
   events: EventHub;
   /** Every change made through the API. */
   audit: AuditLog;
+  /** The watch streams over `events`. */
+  watchers: Watchers;
 }
 
 export interface RouteModule {

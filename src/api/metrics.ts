@@ -20,6 +20,8 @@ export const API_METRIC_NAMES = [
   "vipd_api_request_duration_seconds",
   "vipd_api_auth_failures_total",
   "vipd_api_refusals_total",
+  "vipd_api_watchers",
+  "vipd_api_watchers_cut_off_total",
   "vipd_api_metric_families_rejected_total",
   "vipd_build_info",
   "vipd_start_time_seconds",

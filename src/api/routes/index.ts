@@ -15,7 +15,9 @@
 
 import type { RouteModule } from "../context.ts";
 import type { RouteRule } from "../routes.ts";
+import { auditRoutes } from "./audit.ts";
 import { configRoutes } from "./config.ts";
+import { eventRoutes } from "./events.ts";
 import { healthRoutes } from "./health.ts";
 import { l2Routes } from "./l2.ts";
 import { pageRoutes } from "./pages.ts";
@@ -26,6 +28,8 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   stateRoutes,
   l2Routes,
   configRoutes,
+  eventRoutes,
+  auditRoutes,
   pageRoutes,
 ];
 
