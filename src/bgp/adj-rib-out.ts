@@ -1,27 +1,70 @@
 /**
- * One session's Adj-RIB-Out (RFC 4271 §3.2), pure: the routes the caller wants the peer to have,
- * what the peer has from us, and the UPDATEs that turn one into the other (ribout.ts packs them).
- * End-of-RIB follows the initial table once per session (RFC 4724 §2). ROUTE-REFRESH re-sends one
- * family (RFC 2918 §4); a next-hop change marks the other family stale so it is sent again.
+ * One session's Adj-RIB-Out (RFC 4271 §3.2), pure: the routes the caller wants the peer to have
+ * (a RouteTable, ribout.ts), what the peer has from us, and the UPDATEs that turn one into the
+ * other. What was sent is the last flushed table itself plus, per attribute set, whether it could
+ * be sent: no per-route copy. A flush walks both sorted tables once (a merge), groups the prefixes
+ * to announce by attribute set and packs each group into UPDATEs filled to 4096 bytes; withdrawals
+ * go first. End-of-RIB follows the initial table once per session (RFC 4724 §2). ROUTE-REFRESH
+ * re-sends one family (RFC 2918 §4); a next-hop change marks the other family stale so it is sent
+ * again (or withdrawn when it can no longer be sent).
  */
-import { endOfRib, type RouteRefreshMessage } from "./codec/index.ts";
-import { diffRib, encodeDiff, type Route, type SessionView } from "./ribout.ts";
+import {
+  type AttrContext,
+  endOfRib,
+  packReachNlri,
+  packWithdrawNlri,
+  type RouteRefreshMessage,
+} from "./codec/index.ts";
+import {
+  type OutAttributes,
+  outAttributesOf,
+  type PrefixList,
+  RouteTable,
+  type SessionView,
+} from "./ribout.ts";
 
 export interface RibOutFlush {
   messages: Uint8Array[];
   /** Routes that could not be sent to this peer, with the reason. */
   skipped: { key: string; reason: string }[];
+  /** Prefixes announced and withdrawn by these messages. */
+  announced: number;
+  withdrawn: number;
+  /** End-of-RIB markers close these messages (the session's initial table). */
+  endOfRib: boolean;
+}
+
+/** What the peer has from us: the table last flushed, and which of its sets went out per family. */
+interface Sent {
+  table: RouteTable;
+  /** sendable[fam][set index] === 1: the routes of that set and family are at the peer. */
+  sendable: Record<4 | 6, Uint8Array>;
+  count: Record<4 | 6, number>;
+}
+
+const FAMILIES = [4, 6] as const;
+
+/** Encodes entries `idx` of `l` back to back as NLRI. */
+function nlriOf(l: PrefixList, idx: readonly number[]): Uint8Array {
+  let n = 0;
+  for (const i of idx) n += 1 + ((l.len(i) + 7) >> 3);
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const i of idx) at = l.writeNlri(out, at, i);
+  return out;
 }
 
 export class AdjRibOut {
-  private desired: ReadonlyMap<string, Route> = new Map();
-  /** What the peer has from us: prefix key → attribute key ("" for stale). */
-  private readonly sent = new Map<string, string>();
+  private desired = RouteTable.empty();
+  private sent: Sent | null = null;
   private eorSent = false;
+  private readonly forgotten = new Set<4 | 6>();
+  private readonly stale = new Set<4 | 6>();
 
   /** Prefixes the peer has from us. */
   get size(): number {
-    return this.sent.size;
+    if (this.sent === null) return 0;
+    return FAMILIES.reduce((n, f) => n + (this.forgotten.has(f) ? 0 : this.sent!.count[f]), 0);
   }
 
   /** Whether the initial table and its End-of-RIB went out on this session. */
@@ -29,44 +72,148 @@ export class AdjRibOut {
     return this.eorSent;
   }
 
-  setDesired(routes: ReadonlyMap<string, Route>): void {
+  setDesired(routes: RouteTable): void {
     this.desired = routes;
   }
 
   /** A new session: the peer has nothing from us, the initial table and End-of-RIB are due. */
   established(): void {
-    this.sent.clear();
+    this.down();
     this.eorSent = false;
   }
 
   /** The session went down: the peer dropped (or holds as stale) what we sent. */
   down(): void {
-    this.sent.clear();
+    this.sent = null;
+    this.forgotten.clear();
+    this.stale.clear();
   }
 
   /** ROUTE-REFRESH for one family: forget what was sent of it, so the next flush re-sends it. */
   forgetFamily(fam: 4 | 6): void {
-    for (const k of [...this.sent.keys()]) if (k.includes(":") === (fam === 6)) this.sent.delete(k);
+    this.forgotten.add(fam);
   }
 
   /** The other family's next hops changed: its sent routes go out again (or are withdrawn). */
   markStale(fam: 4 | 6): void {
-    for (const k of this.sent.keys()) if (k.includes(":") === (fam === 6)) this.sent.set(k, "");
+    this.stale.add(fam);
   }
 
   /** The UPDATEs that bring the peer to the desired set, or null when there is nothing to send. */
   flush(v: SessionView): RibOutFlush | null {
-    const diff = diffRib(this.sent, this.desired);
-    if (diff.announce.length === 0 && diff.withdraw.length === 0 && this.eorSent) return null;
-    const enc = encodeDiff(diff, v, this.sent);
-    for (const k of enc.withdrawn) this.sent.delete(k);
-    for (const [k, a] of enc.announced) this.sent.set(k, a);
-    const messages = enc.messages;
-    if (!this.eorSent) {
+    const old = this.sent;
+    const want = this.desired;
+    if (old?.table === want && this.forgotten.size === 0 && this.stale.size === 0 && this.eorSent)
+      return null;
+    const ctx: AttrContext = { as4: v.as4, ebgp: v.localAsn !== v.peerAsn };
+    const withdrawals: Uint8Array[] = [];
+    const announcements: Uint8Array[] = [];
+    const skipped: { key: string; reason: string }[] = [];
+    const next: Sent = {
+      table: want,
+      sendable: { 4: new Uint8Array(want.sets.length), 6: new Uint8Array(want.sets.length) },
+      count: { 4: 0, 6: 0 },
+    };
+    let announced = 0;
+    let withdrawn = 0;
+    for (const f of FAMILIES) {
+      const a = old?.table.list(f);
+      const b = want.list(f);
+      const aSent = old && !this.forgotten.has(f) ? old.sendable[f] : null;
+      const d = this.mergeFamily(a, aSent, old?.table, b, want, this.stale.has(f));
+      // Per attribute set: its attributes towards this peer, computed once.
+      const out: (OutAttributes | undefined)[] = [];
+      for (let j = 0; j < b.count; j++) {
+        const si = b.set[j]!;
+        out[si] ??= outAttributesOf(want.sets[si]!, f, v);
+        if (!("error" in out[si]!)) {
+          next.sendable[f][si] = 1;
+          next.count[f]++;
+        }
+      }
+      // Withdrawn: old entries no longer wanted, and wanted ones at the peer that can no longer go.
+      const goneB: number[] = [];
+      for (let si = 0; si < d.groups.length; si++) {
+        const g = d.groups[si];
+        if (g === undefined) continue;
+        const o = out[si]!;
+        if ("error" in o) {
+          for (const j of g) {
+            skipped.push({ key: b.key(j), reason: o.error });
+            // A route we can no longer send must not stay at the peer with old attributes.
+            if (d.wasSent[j] === 1) goneB.push(j);
+          }
+          continue;
+        }
+        announcements.push(
+          ...packReachNlri({ attributes: o.attrs, family: f, nextHops: o.nextHops, nlri: nlriOf(b, g) }, ctx),
+        );
+        announced += g.length;
+      }
+      if (d.withdraw.length + goneB.length > 0 && v.families.has(f)) {
+        const nlriA = a ? nlriOf(a, d.withdraw) : new Uint8Array(0);
+        const nlriB = nlriOf(b, goneB);
+        const nlri = new Uint8Array(nlriA.length + nlriB.length);
+        nlri.set(nlriA);
+        nlri.set(nlriB, nlriA.length);
+        withdrawals.push(...packWithdrawNlri(f, nlri));
+        withdrawn += d.withdraw.length + goneB.length;
+      }
+    }
+    this.sent = next;
+    this.forgotten.clear();
+    this.stale.clear();
+    const messages = [...withdrawals, ...announcements];
+    const eor = !this.eorSent;
+    if (eor) {
       for (const f of v.families) messages.push(endOfRib(f));
       this.eorSent = true;
     }
-    return { messages, skipped: enc.skipped };
+    return { messages, skipped, announced, withdrawn, endOfRib: eor };
+  }
+
+  /**
+   * One family's difference, by a merge of the two sorted lists: the old entries to withdraw, the
+   * new entries to announce grouped by set index, and which of those were at the peer before.
+   */
+  private mergeFamily(
+    a: PrefixList | undefined,
+    aSent: Uint8Array | null,
+    aTable: RouteTable | undefined,
+    b: PrefixList,
+    bTable: RouteTable,
+    stale: boolean,
+  ): { withdraw: number[]; groups: (number[] | undefined)[]; wasSent: Uint8Array } {
+    const withdraw: number[] = [];
+    const groups: (number[] | undefined)[] = [];
+    const wasSent = new Uint8Array(b.count);
+    const na = a?.count ?? 0;
+    const announce = (j: number) => {
+      const si = b.set[j]!;
+      const g = groups[si];
+      if (g) g.push(j);
+      else groups[si] = [j];
+    };
+    let i = 0;
+    let j = 0;
+    while (i < na || j < b.count) {
+      const c = i >= na ? 1 : j >= b.count ? -1 : a!.cmp(i, b, j);
+      if (c < 0) {
+        if (aSent?.[a!.set[i]!] === 1) withdraw.push(i);
+        i++;
+      } else if (c > 0) {
+        announce(j++);
+      } else {
+        const was = aSent?.[a!.set[i]!] === 1;
+        if (!was || stale || aTable!.sets[a!.set[i]!] !== bTable.sets[b.set[j]!]) {
+          wasSent[j] = was ? 1 : 0;
+          announce(j);
+        }
+        i++;
+        j++;
+      }
+    }
+    return { withdraw, groups, wasSent };
   }
 }
 

@@ -3,6 +3,7 @@
  * runs a BgpSpeaker (in whatever network namespace it was started in) and takes commands as HTTP
  * on the Unix socket CONTROL (a path, reachable from every namespace):
  *   GET  /status                      → SpeakerStatus
+ *   GET  /sends                       → SendTiming[] (the last flush per session, speaker side)
  *   POST /routes/:peer  {routes} | {generate: {first, count, len?}}   (whole desired set)
  *   POST /peers         {peers}
  *   POST /enable/:peer  {up}
@@ -31,11 +32,13 @@ export function generateRoutes(
   if (ip === null) throw new Error(`"${first}" is not an IP address`);
   const len = ip.family === 4 ? 32 : 128;
   const out: RouteSpec[] = [];
+  const plain = Object.keys(extra).length === 0;
   if (ip.family === 4) {
     const base = Number(ip.value);
     for (let i = 0; i < count; i++) {
       const v = (base + i) >>> 0;
-      out.push({ ...extra, prefix: `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/32` });
+      const prefix = `${v >>> 24}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}/32`;
+      out.push(plain ? { prefix } : { ...extra, prefix });
     }
     return out;
   }
@@ -73,6 +76,7 @@ async function main(): Promise<void> {
       const parts = url.pathname.split("/").filter(Boolean);
       try {
         if (req.method === "GET" && parts[0] === "status") return json(speaker.status());
+        if (req.method === "GET" && parts[0] === "sends") return json(speaker.sendTimings());
         const body = (req.method === "POST" ? await req.json() : {}) as Record<string, unknown>;
         if (parts[0] === "routes" && parts[1]) {
           const g = body["generate"] as

@@ -1,27 +1,35 @@
 /**
- * Adj-RIB-Out, pure: turns the caller's desired routes for one peer into wire attributes, diffs
- * them against what the peer already has, and packs the difference into UPDATEs (one attribute
- * set per group, groups packed to 4096 bytes). The session only keeps the map of what was sent.
+ * The routes vipd announces, pure and compact: the caller's desired set for one peer is validated
+ * once and packed into a RouteTable — prefixes as packed bytes, sorted, each pointing at a shared
+ * attribute set — and the attributes a route carries towards one session are derived from its set.
+ * adj-rib-out.ts diffs two tables and packs the difference into UPDATEs.
+ *
+ * Memory (issue 15): a route costs its packed prefix (5 bytes for IPv4, 17 for IPv6) and a 4-byte
+ * set index, about 9 bytes for an IPv4 /32 instead of ~680 with an object and a string per route.
+ * Attribute sets are interned by their encoded bytes, as BIRD and GoBGP do: routes with equal
+ * attributes share one AttrSet, across tables and peers, and a set lives while a table uses it.
  *
  * Attributes follow RFC 4271 §5.1 for locally originated routes: ORIGIN IGP; AS_PATH empty to
  * internal peers, [myASN] to external ones (AS_TRANS + AS4_PATH to a 2-octet peer, RFC 6793 §4.2.2);
  * LOCAL_PREF only to internal peers (§5.1.5); MED, COMMUNITIES (RFC 1997) and LARGE_COMMUNITIES
  * (RFC 8092) as given.
  */
+
+import { Writer } from "./codec/buf.ts";
 import {
   AS_TRANS,
   AsPathSegType,
-  type AttrContext,
+  encodeAttributes,
   formatPrefix,
+  type LargeCommunity,
   Origin,
   type PathAttributes,
   type Prefix,
-  packReach,
-  packWithdraw,
   parseAddr,
   parseCommunity,
   parseLargeCommunity,
   parsePrefix,
+  parseV4Into,
 } from "./codec/index.ts";
 
 /** A route as the caller describes it (strings, as in the manifests). */
@@ -36,94 +44,336 @@ export interface RouteSpec {
   med?: number;
 }
 
-/** A validated route: parsed once, attributes computed per session. */
-export interface Route {
-  key: string;
-  /** attrKey() of this route, computed once when parsed. */
-  akey: string;
-  prefix: Prefix;
+/** Everything about a route but its prefix, validated; communities sorted and deduplicated. */
+export interface AttrFields {
   nextHop?: string;
   localPref?: number;
-  communities: number[];
-  largeCommunities: [number, number, number][];
   med?: number;
+  communities: readonly number[];
+  largeCommunities: readonly LargeCommunity[];
+}
+
+/** An interned attribute set: equal attributes are the same object (compare with ===). */
+export interface AttrSet extends AttrFields {
+  /** The encoded bytes (next hop, then the path attributes) as a binary string: the intern key. */
+  readonly key: string;
+}
+
+const pool = new Map<string, WeakRef<AttrSet>>();
+const reaper = new FinalizationRegistry<string>((key) => {
+  if (pool.get(key)?.deref() === undefined) pool.delete(key);
+});
+const keyWriter = new Writer(256);
+
+/** The shared AttrSet for these attributes (by their encoded bytes). Fields must be valid. */
+export function internAttrSet(f: AttrFields): AttrSet {
+  const w = keyWriter;
+  w.pos = 0;
+  const nh = f.nextHop !== undefined ? parseAddr(f.nextHop) : null;
+  w.u8(nh?.length ?? 0);
+  if (nh) w.bytes(nh);
+  const attrs: PathAttributes = {};
+  if (f.med !== undefined) attrs.med = f.med;
+  if (f.localPref !== undefined) attrs.localPref = f.localPref;
+  if (f.communities.length > 0) attrs.communities = [...f.communities];
+  if (f.largeCommunities.length > 0) attrs.largeCommunities = [...f.largeCommunities];
+  encodeAttributes(w, attrs, { as4: true });
+  let key = "";
+  for (let i = 0; i < w.pos; i++) key += String.fromCharCode(w.buf[i]!);
+  const hit = pool.get(key)?.deref();
+  if (hit !== undefined) return hit;
+  const set: AttrSet = Object.freeze({
+    key,
+    communities: Object.freeze([...f.communities]),
+    largeCommunities: Object.freeze(f.largeCommunities.map((c) => Object.freeze([...c]) as LargeCommunity)),
+    ...(f.nextHop !== undefined ? { nextHop: f.nextHop } : {}),
+    ...(f.localPref !== undefined ? { localPref: f.localPref } : {}),
+    ...(f.med !== undefined ? { med: f.med } : {}),
+  });
+  pool.set(key, new WeakRef(set));
+  reaper.register(set, key);
+  return set;
+}
+
+/** Interned attribute sets alive now (for tests and metrics). */
+export function attrSetCount(): number {
+  return pool.size;
+}
+
+/**
+ * The prefixes of one family, packed and sorted: entry i is `addr (4 or 16 bytes) | len` at
+ * `i * width`, so byte order is (address, length) order; `set[i]` indexes the table's sets.
+ */
+export class PrefixList {
+  readonly width: number;
+
+  constructor(
+    readonly family: 4 | 6,
+    readonly count: number,
+    readonly bytes: Uint8Array,
+    readonly set: Uint32Array,
+  ) {
+    this.width = family === 4 ? 5 : 17;
+  }
+
+  static empty(family: 4 | 6): PrefixList {
+    return new PrefixList(family, 0, new Uint8Array(0), new Uint32Array(0));
+  }
+
+  /** Compares entry i of this list with entry j of `o` (same family): <0, 0, >0. */
+  cmp(i: number, o: PrefixList, j: number): number {
+    const a = this.bytes;
+    const b = o.bytes;
+    const w = this.width;
+    const ai = i * w;
+    const bj = j * w;
+    for (let k = 0; k < w; k++) {
+      const d = a[ai + k]! - b[bj + k]!;
+      if (d !== 0) return d;
+    }
+    return 0;
+  }
+
+  len(i: number): number {
+    return this.bytes[i * this.width + this.width - 1]!;
+  }
+
+  /** Writes entry i as NLRI (RFC 4271 §4.3: length octet, then the significant address octets). */
+  writeNlri(out: Uint8Array, at: number, i: number): number {
+    const len = this.len(i);
+    const n = (len + 7) >> 3;
+    out[at] = len;
+    const from = i * this.width;
+    for (let k = 0; k < n; k++) out[at + 1 + k] = this.bytes[from + k]!;
+    return at + 1 + n;
+  }
+
+  prefix(i: number): Prefix {
+    const from = i * this.width;
+    return { family: this.family, len: this.len(i), addr: this.bytes.slice(from, from + this.width - 1) };
+  }
+
+  key(i: number): string {
+    return formatPrefix(this.prefix(i));
+  }
+}
+
+/** A route as a readable view of one table entry (tests, debugging; never stored). */
+export interface Route extends AttrFields {
+  key: string;
+  prefix: Prefix;
+  set: AttrSet;
+  /** The attribute set's key: routes with equal keys share an UPDATE. */
+  akey: string;
+}
+
+/** One peer's desired routes, immutable: IPv4 and IPv6 prefix lists over shared attribute sets. */
+export class RouteTable {
+  constructor(
+    readonly sets: readonly AttrSet[],
+    readonly v4: PrefixList,
+    readonly v6: PrefixList,
+  ) {}
+
+  static empty(): RouteTable {
+    return new RouteTable([], PrefixList.empty(4), PrefixList.empty(6));
+  }
+
+  get size(): number {
+    return this.v4.count + this.v6.count;
+  }
+
+  list(fam: 4 | 6): PrefixList {
+    return fam === 4 ? this.v4 : this.v6;
+  }
+
+  /** Every route, IPv4 first, each family in (address, length) order. */
+  *values(): IterableIterator<Route> {
+    for (const l of [this.v4, this.v6])
+      for (let i = 0; i < l.count; i++) {
+        const set = this.sets[l.set[i]!]!;
+        yield { ...set, set, akey: set.key, key: l.key(i), prefix: l.prefix(i) };
+      }
+  }
 }
 
 export type Parsed<T> = { ok: true; value: T } | { ok: false; errors: string[] };
 
 const u32 = (n: number) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff;
+const NONE: number[] = [];
+const NONE_LARGE: LargeCommunity[] = [];
 
-/** Validates a whole desired set; any problem rejects all of it (bad input changes nothing). */
-export function parseRoutes(specs: readonly RouteSpec[]): Parsed<Map<string, Route>> {
-  const errors: string[] = [];
-  const out = new Map<string, Route>();
-  const akeys = new Map<string, string>();
-  // Hot loop (100k routes at once): no per-route closures or strings unless there is a problem.
-  for (let i = 0; i < specs.length; i++) {
-    const s = specs[i]!;
-    const where = () => `routes[${i}] (${s.prefix})`;
-    const p = parsePrefix(s.prefix);
-    if (p === null) {
-      errors.push(`${where()}: "${s.prefix}" is not a prefix`);
-      continue;
-    }
-    if (s.nextHop !== undefined && parseAddr(s.nextHop) === null)
-      errors.push(`${where()}: nextHop "${s.nextHop}" is not an IP address`);
-    if (s.localPref !== undefined && !u32(s.localPref))
-      errors.push(`${where()}: localPref ${s.localPref} is not a 32-bit unsigned integer`);
-    if (s.med !== undefined && !u32(s.med))
-      errors.push(`${where()}: med ${s.med} is not a 32-bit unsigned integer`);
-    let communities: number[] = NONE;
-    const extraLarge: [number, number, number][] = [];
-    if (s.communities !== undefined && s.communities.length > 0) {
-      const cs: number[] = [];
-      for (const c of s.communities) {
-        // MetalLB writes large communities among the communities as "large:A:B:C".
-        if (c.startsWith("large:")) {
-          const v = parseLargeCommunity(c.slice(6));
-          if (v === null)
-            errors.push(`${where()}: large community "${c}" is not "large:A:B:C" of 32-bit numbers`);
-          else extraLarge.push(v);
-          continue;
-        }
-        const v = parseCommunity(c);
-        if (v === null) errors.push(`${where()}: community "${c}" is not "A:B" with A, B < 65536`);
-        else cs.push(v);
+/** Validates one route's attributes; problems go to `errors`. */
+function parseAttrs(s: RouteSpec, i: number, errors: string[]): AttrFields {
+  const where = () => `routes[${i}] (${s.prefix})`;
+  if (s.nextHop !== undefined && parseAddr(s.nextHop) === null)
+    errors.push(`${where()}: nextHop "${s.nextHop}" is not an IP address`);
+  if (s.localPref !== undefined && !u32(s.localPref))
+    errors.push(`${where()}: localPref ${s.localPref} is not a 32-bit unsigned integer`);
+  if (s.med !== undefined && !u32(s.med))
+    errors.push(`${where()}: med ${s.med} is not a 32-bit unsigned integer`);
+  let communities: number[] = NONE;
+  const extraLarge: LargeCommunity[] = [];
+  if (s.communities !== undefined && s.communities.length > 0) {
+    const cs: number[] = [];
+    for (const c of s.communities) {
+      // MetalLB writes large communities among the communities as "large:A:B:C".
+      if (c.startsWith("large:")) {
+        const v = parseLargeCommunity(c.slice(6));
+        if (v === null)
+          errors.push(`${where()}: large community "${c}" is not "large:A:B:C" of 32-bit numbers`);
+        else extraLarge.push(v);
+        continue;
       }
-      communities = [...new Set(cs)].sort((x, y) => x - y);
+      const v = parseCommunity(c);
+      if (v === null) errors.push(`${where()}: community "${c}" is not "A:B" with A, B < 65536`);
+      else cs.push(v);
     }
-    let large: [number, number, number][] = NONE_LARGE;
-    if ((s.largeCommunities !== undefined && s.largeCommunities.length > 0) || extraLarge.length > 0) {
-      large = extraLarge;
-      for (const c of s.largeCommunities ?? []) {
-        const v = parseLargeCommunity(c);
-        if (v === null) errors.push(`${where()}: large community "${c}" is not "A:B:C" of 32-bit numbers`);
-        else large.push(v);
-      }
-      large.sort((x, y) => x[0] - y[0] || x[1] - y[1] || x[2] - y[2]);
-    }
-    const key = formatPrefix(p);
-    if (out.has(key)) errors.push(`${where()}: prefix ${key} given twice`);
-    const r: Route = { key, prefix: p, communities, largeCommunities: large, akey: "" };
-    if (s.nextHop !== undefined) r.nextHop = s.nextHop;
-    if (s.localPref !== undefined) r.localPref = s.localPref;
-    if (s.med !== undefined) r.med = s.med;
-    // Interned: 100k routes usually share one attribute set, and each concatenated key would
-    // otherwise cost ~200 bytes.
-    const ak = attrKeyOf(r);
-    let shared = akeys.get(ak);
-    if (shared === undefined) {
-      akeys.set(ak, ak);
-      shared = ak;
-    }
-    r.akey = shared;
-    out.set(key, r);
+    communities = [...new Set(cs)].sort((x, y) => x - y);
   }
-  return errors.length > 0 ? { ok: false, errors } : { ok: true, value: out };
+  let large: LargeCommunity[] = NONE_LARGE;
+  if ((s.largeCommunities !== undefined && s.largeCommunities.length > 0) || extraLarge.length > 0) {
+    large = extraLarge;
+    for (const c of s.largeCommunities ?? []) {
+      const v = parseLargeCommunity(c);
+      if (v === null) errors.push(`${where()}: large community "${c}" is not "A:B:C" of 32-bit numbers`);
+      else large.push(v);
+    }
+    large.sort((x, y) => x[0] - y[0] || x[1] - y[1] || x[2] - y[2]);
+  }
+  const f: AttrFields = { communities, largeCommunities: large };
+  if (s.nextHop !== undefined) f.nextHop = s.nextHop;
+  if (s.localPref !== undefined) f.localPref = s.localPref;
+  if (s.med !== undefined) f.med = s.med;
+  return f;
 }
 
-const NONE: number[] = [];
-const NONE_LARGE: [number, number, number][] = [];
+function hasAttrs(s: RouteSpec): boolean {
+  return (
+    s.nextHop !== undefined ||
+    s.localPref !== undefined ||
+    s.med !== undefined ||
+    (s.communities?.length ?? 0) > 0 ||
+    (s.largeCommunities?.length ?? 0) > 0
+  );
+}
+
+/** The same attributes as the previous spec, by identity (specs built from one template). */
+function sameAttrs(a: RouteSpec, b: RouteSpec): boolean {
+  return (
+    a.nextHop === b.nextHop &&
+    a.localPref === b.localPref &&
+    a.med === b.med &&
+    a.communities === b.communities &&
+    a.largeCommunities === b.largeCommunities
+  );
+}
+
+/** Collects one family's entries while parsing, then sorts and packs them. */
+class ListBuilder {
+  private bytes: Uint8Array;
+  private sets: number[] = [];
+  private order: number[] = [];
+  private n = 0;
+  readonly width: number;
+
+  constructor(readonly family: 4 | 6) {
+    this.width = family === 4 ? 5 : 17;
+    this.bytes = new Uint8Array(this.width * 64);
+  }
+
+  add(addr: Uint8Array, len: number, set: number, index: number): void {
+    if ((this.n + 1) * this.width > this.bytes.length) {
+      const next = new Uint8Array(this.bytes.length * 2);
+      next.set(this.bytes);
+      this.bytes = next;
+    }
+    const at = this.n * this.width;
+    for (let k = 0; k < this.width - 1; k++) this.bytes[at + k] = addr[k]!;
+    this.bytes[at + this.width - 1] = len;
+    this.sets.push(set);
+    this.order.push(index);
+    this.n++;
+  }
+
+  /** The sorted list; a prefix given twice is reported with the later input index. */
+  build(specs: readonly RouteSpec[], errors: string[]): PrefixList {
+    const w = this.width;
+    const raw = new PrefixList(this.family, this.n, this.bytes, Uint32Array.from(this.sets));
+    let sorted = true;
+    for (let i = 1; i < this.n && sorted; i++) if (raw.cmp(i - 1, raw, i) > 0) sorted = false;
+    let idx: Uint32Array | null = null;
+    if (!sorted) {
+      idx = new Uint32Array(this.n);
+      for (let i = 0; i < this.n; i++) idx[i] = i;
+      idx.sort((a, b) => raw.cmp(a, raw, b) || a - b);
+    }
+    const at = (i: number) => (idx ? idx[i]! : i);
+    const bytes = new Uint8Array(this.n * w);
+    const set = new Uint32Array(this.n);
+    for (let i = 0; i < this.n; i++) {
+      const k = at(i);
+      for (let x = 0; x < w; x++) bytes[i * w + x] = this.bytes[k * w + x]!;
+      set[i] = raw.set[k]!;
+      if (i > 0 && raw.cmp(at(i - 1), raw, k) === 0) {
+        const later = Math.max(this.order[at(i - 1)]!, this.order[k]!);
+        errors.push(`routes[${later}] (${specs[later]!.prefix}): prefix ${raw.key(k)} given twice`);
+      }
+    }
+    return new PrefixList(this.family, this.n, bytes, set);
+  }
+}
+
+/** Validates a whole desired set; any problem rejects all of it (bad input changes nothing). */
+export function parseRoutes(specs: readonly RouteSpec[]): Parsed<RouteTable> {
+  const errors: string[] = [];
+  const sets: AttrSet[] = [];
+  // The attribute signature of a spec → its set's index: 100k routes usually share one set, and
+  // the encoded key is computed once per distinct signature, not per route.
+  const bySig = new Map<string, number>();
+  const lists = { 4: new ListBuilder(4), 6: new ListBuilder(6) };
+  const v4addr = new Uint8Array(4);
+  let prev: RouteSpec | null = null;
+  let prevSet = -1;
+  // Hot loop (100k routes at once): nothing allocated per route but what cannot be avoided.
+  for (let i = 0; i < specs.length; i++) {
+    const s = specs[i]!;
+    let len = parseV4Into(s.prefix, v4addr);
+    let family: 4 | 6 = 4;
+    let addr: Uint8Array = v4addr;
+    if (len < 0) {
+      const p = parsePrefix(s.prefix);
+      if (p === null) {
+        errors.push(`routes[${i}] (${s.prefix}): "${s.prefix}" is not a prefix`);
+        continue;
+      }
+      family = p.family;
+      addr = p.addr;
+      len = p.len;
+    }
+    let si = prev !== null && sameAttrs(prev, s) ? prevSet : -1;
+    if (si < 0) {
+      const before = errors.length;
+      const f = parseAttrs(s, i, errors);
+      if (errors.length > before) continue;
+      const sig = hasAttrs(s)
+        ? `${f.nextHop ?? ""}|${f.localPref ?? ""}|${f.med ?? ""}|${f.communities.join(",")}|${f.largeCommunities.map((c) => c.join(":")).join(",")}`
+        : "";
+      si = bySig.get(sig) ?? -1;
+      if (si < 0) {
+        si = sets.length;
+        sets.push(internAttrSet(f));
+        bySig.set(sig, si);
+      }
+    }
+    prev = s;
+    prevSet = si;
+    lists[family].add(addr, len, si, i);
+  }
+  const v4 = lists[4].build(specs, errors);
+  const v6 = lists[6].build(specs, errors);
+  return errors.length > 0 ? { ok: false, errors } : { ok: true, value: new RouteTable(sets, v4, v6) };
+}
 
 /** What the session negotiated and knows about its own end. */
 export interface SessionView {
@@ -144,16 +394,14 @@ export interface SessionView {
   otherFamilyNextHops?: { 4?: string; 6?: string[] };
 }
 
-/** The attributes of `r` towards one peer, and its next hop(s); null if it cannot be sent. */
-export function outAttributes(
-  r: Route,
-  v: SessionView,
-): { attrs: PathAttributes; nextHops: string[] } | { error: string } {
-  const fam = r.prefix.family;
+export type OutAttributes = { attrs: PathAttributes; nextHops: string[] } | { error: string };
+
+/** The attributes of a route of family `fam` with attributes `a` towards one peer, and its next hop(s). */
+export function outAttributesOf(a: AttrFields, fam: 4 | 6, v: SessionView): OutAttributes {
   if (!v.families.has(fam)) return { error: `IPv${fam} not negotiated` };
   const sameFamily = v.localAddress.includes(":") === (fam === 6);
   let nhs: string[] | undefined;
-  if (r.nextHop !== undefined) nhs = [r.nextHop];
+  if (a.nextHop !== undefined) nhs = [a.nextHop];
   else if (sameFamily) nhs = [v.localAddress];
   else if (fam === 6) nhs = v.otherFamilyNextHops?.[6];
   else {
@@ -171,102 +419,26 @@ export function outAttributes(
   const attrs: PathAttributes = { origin: Origin.IGP };
   if (ibgp) {
     attrs.asPath = [];
-    attrs.localPref = r.localPref ?? 100;
+    attrs.localPref = a.localPref ?? 100;
   } else if (v.as4 || v.localAsn <= 0xffff) {
     attrs.asPath = [{ type: AsPathSegType.AS_SEQUENCE, asns: [v.localAsn] }];
   } else {
     attrs.asPath = [{ type: AsPathSegType.AS_SEQUENCE, asns: [AS_TRANS] }];
     attrs.as4Path = [{ type: AsPathSegType.AS_SEQUENCE, asns: [v.localAsn] }];
   }
-  if (r.med !== undefined) attrs.med = r.med;
-  if (r.communities.length > 0) attrs.communities = r.communities;
-  if (r.largeCommunities.length > 0) attrs.largeCommunities = r.largeCommunities;
+  if (a.med !== undefined) attrs.med = a.med;
+  if (a.communities.length > 0) attrs.communities = [...a.communities];
+  if (a.largeCommunities.length > 0)
+    attrs.largeCommunities = a.largeCommunities.map((c) => [...c] as LargeCommunity);
   return { attrs, nextHops: nhs };
+}
+
+/** The attributes of `r` towards one peer, and its next hop(s); an error if it cannot be sent. */
+export function outAttributes(r: Route, v: SessionView): OutAttributes {
+  return outAttributesOf(r, r.prefix.family, v);
 }
 
 /** A stable identity of everything but the prefix: routes with equal keys share an UPDATE. */
 export function attrKey(r: Route): string {
   return r.akey;
-}
-
-function attrKeyOf(r: Omit<Route, "akey">): string {
-  return `${r.nextHop ?? ""}|${r.localPref ?? ""}|${r.med ?? ""}|${r.communities.join(",")}|${r.largeCommunities.map((c) => c.join(":")).join(",")}`;
-}
-
-export interface RibDiff {
-  announce: Route[];
-  withdraw: Prefix[];
-}
-
-/** The difference between what was sent (prefix → attrKey) and what is desired. */
-export function diffRib(sent: ReadonlyMap<string, string>, desired: ReadonlyMap<string, Route>): RibDiff {
-  const announce: Route[] = [];
-  const withdraw: Prefix[] = [];
-  for (const [k, r] of desired) if (sent.get(k) !== attrKey(r)) announce.push(r);
-  for (const k of sent.keys()) {
-    if (!desired.has(k)) {
-      const p = parsePrefixUnchecked(k);
-      if (p) withdraw.push(p);
-    }
-  }
-  return { announce, withdraw };
-}
-
-function parsePrefixUnchecked(k: string): Prefix | null {
-  return parsePrefix(k);
-}
-
-export interface EncodedDiff {
-  messages: Uint8Array[];
-  /** Prefixes now at the peer (key → attrKey) after these messages: apply to `sent`. */
-  announced: Map<string, string>;
-  withdrawn: string[];
-  /** Routes that could not be sent to this peer, with the reason. */
-  skipped: { key: string; reason: string }[];
-}
-
-/** Packs a diff into UPDATEs for one session: withdrawals first, then one group per attribute set. */
-export function encodeDiff(d: RibDiff, v: SessionView, sent: ReadonlyMap<string, string>): EncodedDiff {
-  const ctx: AttrContext = { as4: v.as4, ebgp: v.localAsn !== v.peerAsn };
-  const messages: Uint8Array[] = [];
-  const announced = new Map<string, string>();
-  const withdrawn: string[] = [];
-  const skipped: { key: string; reason: string }[] = [];
-  for (const fam of [4, 6] as const) {
-    const ws = d.withdraw.filter((p) => p.family === fam);
-    if (ws.length > 0 && v.families.has(fam)) {
-      messages.push(...packWithdraw(fam, ws));
-      for (const p of ws) withdrawn.push(formatPrefix(p));
-    }
-  }
-  // Routes with equal family and attrKey get equal attributes: group first, then compute the
-  // attributes once per group (100k routes usually form one group).
-  const byKey = new Map<string, Route[]>();
-  for (const r of d.announce) {
-    const gk = `${r.prefix.family}|${attrKey(r)}`;
-    const list = byKey.get(gk);
-    if (list) list.push(r);
-    else byKey.set(gk, [r]);
-  }
-  for (const rs of byKey.values()) {
-    const first = rs[0]!;
-    const o = outAttributes(first, v);
-    if ("error" in o) {
-      for (const r of rs) {
-        skipped.push({ key: r.key, reason: o.error });
-        // A route we can no longer send must not stay at the peer with old attributes.
-        if (sent.has(r.key) && v.families.has(r.prefix.family)) {
-          messages.push(...packWithdraw(r.prefix.family, [r.prefix]));
-          withdrawn.push(r.key);
-        }
-      }
-      continue;
-    }
-    const prefixes = rs.map((r) => r.prefix);
-    messages.push(
-      ...packReach({ attributes: o.attrs, family: first.prefix.family, nextHops: o.nextHops, prefixes }, ctx),
-    );
-    for (const r of rs) announced.set(r.key, attrKey(r));
-  }
-  return { messages, announced, withdrawn, skipped };
 }

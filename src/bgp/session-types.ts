@@ -30,6 +30,23 @@ export interface SessionStatus {
   enabled: boolean;
 }
 
+/**
+ * The last flush that moved prefixes, timed on the speaker's side (performance.now, ms): from the
+ * start of the diff to the first UPDATE handed to the socket, and to the last byte of the flush
+ * (End-of-RIB included when it went with it) taken by the kernel.
+ */
+export interface SendTiming {
+  peer: string;
+  prefixes: number;
+  updates: number;
+  /** Diff and encoding, until the first UPDATE was handed to the socket. */
+  encodeMs: number;
+  /** First UPDATE handed to the socket → last byte taken by the kernel (absent while queued). */
+  writeMs?: number;
+  /** The flush carried End-of-RIB. */
+  endOfRib: boolean;
+}
+
 export interface SessionDeps {
   routerId: string;
   now: () => number;

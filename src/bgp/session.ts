@@ -54,11 +54,12 @@ import {
 } from "./fsm.ts";
 import { buildOpen, fsmConfig, sessionView } from "./negotiate.ts";
 import { NextHopWatch } from "./nexthop-watch.ts";
-import type { Route, SessionView } from "./ribout.ts";
-import type { SessionDeps, SessionStatus } from "./session-types.ts";
+import type { RouteTable, SessionView } from "./ribout.ts";
+import { SendClock } from "./send-timing.ts";
+import type { SendTiming, SessionDeps, SessionStatus } from "./session-types.ts";
 import { UpdateErrorCounter } from "./update-errors.ts";
 
-export type { Log, SessionDeps, SessionStatus } from "./session-types.ts";
+export type { Log, SendTiming, SessionDeps, SessionStatus } from "./session-types.ts";
 export { updateErrorReason } from "./update-errors.ts";
 
 export class Session implements ConnOwner {
@@ -73,6 +74,8 @@ export class Session implements ConnOwner {
   private readonly ribOut = new AdjRibOut();
   private readonly received = new AdjRibIn();
   private flushScheduled = false;
+  /** Timing of the last flush that moved prefixes (speaker side). */
+  private readonly sendClock: SendClock;
   private establishedAt: number | null = null;
   private counters = { updatesSent: 0, updatesReceived: 0, notificationsSent: 0, notificationsReceived: 0 };
   private drops: Record<string, number> = {};
@@ -93,6 +96,7 @@ export class Session implements ConnOwner {
     this.bgpId = routerIdValue(cfg.routerID ?? deps.routerId);
     this.updateErrors = new UpdateErrorCounter(cfg.name, deps.log);
     this.nextHops = new NextHopWatch(cfg.name, deps);
+    this.sendClock = new SendClock(cfg.name);
     this.timer = new DeadlineTimer(
       () => nextDeadline(this.fsm),
       deps.now,
@@ -136,7 +140,7 @@ export class Session implements ConnOwner {
   }
 
   /** Replaces the desired routes; the difference goes out on the next tick. */
-  setRoutes(routes: Map<string, Route>): void {
+  setRoutes(routes: RouteTable): void {
     this.ribOut.setDesired(routes);
     this.scheduleFlush();
   }
@@ -356,6 +360,16 @@ export class Session implements ConnOwner {
 
   onDrain(c: Conn): void {
     flushNow(c);
+    this.noteWritten(c);
+  }
+
+  /** The timing of the last flush that moved prefixes (speaker side), if any. */
+  sendTiming(): SendTiming | null {
+    return this.sendClock.get();
+  }
+
+  private noteWritten(c: Conn): void {
+    if (c === this.conn && c.queue.length === 0) this.sendClock.written();
   }
 
   private onDecodeError(c: Conn, e: BgpDecodeError): void {
@@ -565,6 +579,7 @@ export class Session implements ConnOwner {
     if (this.fsm.state !== "Established" || !this.conn) return;
     const v = this.view();
     if (!v) return;
+    const t0 = performance.now();
     const f = this.ribOut.flush(v);
     if (f === null) return;
     for (const s of f.skipped) {
@@ -573,6 +588,8 @@ export class Session implements ConnOwner {
     }
     const out = f.messages;
     this.counters.updatesSent += out.length;
+    this.sendClock.sent(t0, f.announced + f.withdrawn, out.length, f.endOfRib);
     sendMany(this.conn, out);
+    this.noteWritten(this.conn);
   }
 }

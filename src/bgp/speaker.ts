@@ -17,11 +17,11 @@ import { type SocketData, socketFd, socketHandlers } from "./conn.ts";
 import type { FsmState } from "./fsm.ts";
 import type { IfaceTable } from "./nexthop.ts";
 import { LogRateLimiter } from "./ratelimit.ts";
-import { parseRoutes, type Route, type RouteSpec } from "./ribout.ts";
-import { type Log, Session, type SessionStatus } from "./session.ts";
+import { parseRoutes, type RouteSpec, type RouteTable } from "./ribout.ts";
+import { type Log, type SendTiming, Session, type SessionStatus } from "./session.ts";
 import { setMd5Key } from "./sock.ts";
 
-export type { Log, PeerConfig, RouteSpec, SessionStatus };
+export type { Log, PeerConfig, RouteSpec, SendTiming, SessionStatus };
 
 export interface SpeakerOptions {
   /** Default BGP Identifier (IPv4 dotted quad) for sessions without their own routerID. */
@@ -49,7 +49,8 @@ export interface SpeakerStatus {
 
 export class BgpSpeaker {
   private readonly sessions = new Map<string, Session>();
-  private readonly routes = new Map<string, Map<string, Route>>();
+  /** Per peer, its desired routes packed (ribout.ts): the sessions share these tables. */
+  private readonly routes = new Map<string, RouteTable>();
   private readonly disabled = new Set<string>();
   private listener: TCPSocketListener<SocketData> | null = null;
   private readonly listenV6: boolean;
@@ -188,6 +189,14 @@ export class BgpSpeaker {
       peers: [...this.sessions.values()].map((s) => s.status()),
       unknownConnections: this.unknownConnections,
     };
+  }
+
+  /**
+   * Per session, the last flush that moved prefixes, timed on the speaker's side: diff and
+   * encoding, then first UPDATE handed to the socket → last byte taken by the kernel.
+   */
+  sendTimings(): SendTiming[] {
+    return [...this.sessions.values()].flatMap((s) => s.sendTiming() ?? []);
   }
 
   /**

@@ -3,6 +3,8 @@
  * kind (iBGP/eBGP, 2- and 4-octet AS), and sending only the difference.
  */
 import { describe, expect, test } from "bun:test";
+import { AdjRibOut } from "../../src/bgp/adj-rib-out.ts";
+import { generateRoutes } from "../../src/bgp/cli.ts";
 import {
   decodeMessage,
   formatCommunity,
@@ -12,11 +14,10 @@ import {
 import { validatePeer } from "../../src/bgp/config.ts";
 import {
   attrKey,
-  diffRib,
-  encodeDiff,
+  internAttrSet,
   outAttributes,
   parseRoutes,
-  type Route,
+  type RouteTable,
   type SessionView,
 } from "../../src/bgp/ribout.ts";
 
@@ -143,8 +144,22 @@ describe("attributes per session", () => {
   });
 });
 
+/** The UPDATEs from one flush of `rib` to `want`, decoded (End-of-RIB markers left out). */
+const flushTo = (rib: AdjRibOut, want: RouteTable, v = ebgp) => {
+  rib.setDesired(want);
+  const f = rib.flush(v);
+  return decodeAll(f?.messages ?? []).filter(
+    (u) =>
+      u.nlri.length + u.withdrawn.length + (u.attributes.mpReach?.nlri.length ?? 0) > 0 ||
+      (u.attributes.mpUnreach?.withdrawn.length ?? 0) > 0,
+  );
+};
+const announcedIn = (us: UpdateMessage[]) =>
+  us.flatMap((u) => [...u.nlri, ...(u.attributes.mpReach?.nlri ?? [])].map(formatPrefix)).sort();
+const withdrawnIn = (us: UpdateMessage[]) =>
+  us.flatMap((u) => [...u.withdrawn, ...(u.attributes.mpUnreach?.withdrawn ?? [])].map(formatPrefix)).sort();
+
 describe("diff", () => {
-  const sentOf = (m: Map<string, Route>) => new Map([...m].map(([k, r]) => [k, attrKey(r)]));
   test("only new, changed and removed prefixes move", () => {
     const before = routes([
       { prefix: "192.0.2.1/32" },
@@ -156,21 +171,39 @@ describe("diff", () => {
       { prefix: "192.0.2.3/32", communities: ["1:2"] },
       { prefix: "192.0.2.4/32" },
     ]);
-    const d = diffRib(sentOf(before), after);
-    expect(d.announce.map((r) => r.key).sort()).toEqual(["192.0.2.3/32", "192.0.2.4/32"]);
-    expect(d.withdraw.map(formatPrefix)).toEqual(["192.0.2.2/32"]);
-    expect(diffRib(sentOf(after), after)).toEqual({ announce: [], withdraw: [] });
+    const rib = new AdjRibOut();
+    rib.established();
+    expect(announcedIn(flushTo(rib, before))).toEqual(["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32"]);
+    const us = flushTo(rib, after);
+    expect(announcedIn(us)).toEqual(["192.0.2.3/32", "192.0.2.4/32"]);
+    expect(withdrawnIn(us)).toEqual(["192.0.2.2/32"]);
+    expect(rib.flush(ebgp)).toBeNull();
+    // An equal set parsed again (a new table over the same interned attribute sets) moves nothing.
+    expect(
+      flushTo(
+        rib,
+        routes([
+          { prefix: "192.0.2.4/32" },
+          { prefix: "192.0.2.1/32" },
+          { prefix: "192.0.2.3/32", communities: ["1:2"] },
+        ]),
+      ),
+    ).toEqual([]);
+    expect(rib.size).toBe(3);
   });
-  test("encodeDiff groups by attribute set: withdrawals first, then one UPDATE per group", () => {
-    const sent = new Map([["198.51.100.1/32", "x"]]);
+  test("groups by attribute set: withdrawals first, then one UPDATE per group", () => {
+    const rib = new AdjRibOut();
+    rib.established();
+    flushTo(rib, routes([{ prefix: "198.51.100.1/32" }]));
     const want = routes([
       { prefix: "192.0.2.1/32", communities: ["1:1"] },
       { prefix: "192.0.2.2/32", communities: ["1:1"] },
       { prefix: "192.0.2.3/32", communities: ["2:2"] },
       { prefix: "2001:db8::1/128", nextHop: "fd00::2" },
     ]);
-    const enc = encodeDiff(diffRib(sent, want), ebgp, sent);
-    const us = decodeAll(enc.messages);
+    rib.setDesired(want);
+    const f = rib.flush(ebgp)!;
+    const us = decodeAll(f.messages);
     expect(
       us.map((u) => [u.withdrawn.length, u.nlri.length, u.attributes.mpReach?.nlri.length ?? 0]),
     ).toEqual([
@@ -179,13 +212,73 @@ describe("diff", () => {
       [0, 1, 0],
       [0, 0, 1],
     ]);
-    expect([...enc.announced.keys()].sort()).toEqual([
-      "192.0.2.1/32",
-      "192.0.2.2/32",
-      "192.0.2.3/32",
-      "2001:db8::1/128",
+    expect(announcedIn(us)).toEqual(["192.0.2.1/32", "192.0.2.2/32", "192.0.2.3/32", "2001:db8::1/128"]);
+    expect(withdrawnIn(us)).toEqual(["198.51.100.1/32"]);
+    expect([f.announced, f.withdrawn, rib.size]).toEqual([4, 1, 4]);
+  });
+});
+
+describe("packed RIB-out", () => {
+  test("equal attributes are one interned set, whatever the order they were written in", () => {
+    const a = [...routes([{ prefix: "192.0.2.1/32", communities: ["1:2", "1:1"], med: 5 }]).values()][0]!;
+    const b = [
+      ...routes([{ prefix: "192.0.2.9/32", med: 5, communities: ["1:1", "1:2", "1:1"] }]).values(),
+    ][0]!;
+    const c = [...routes([{ prefix: "192.0.2.9/32", med: 6, communities: ["1:1", "1:2"] }]).values()][0]!;
+    expect(a.set).toBe(b.set);
+    expect(a.set).not.toBe(c.set);
+    expect(attrKey(a)).toBe(attrKey(b));
+    expect(internAttrSet({ med: 5, communities: a.communities, largeCommunities: [] })).toBe(a.set);
+  });
+  test("100k routes with one attribute set: one shared set, 5 packed bytes per IPv4 prefix, sorted", () => {
+    const specs = generateRoutes("10.0.0.0", 100_000).reverse();
+    const t = routes(specs);
+    expect([t.size, t.sets.length, t.v4.bytes.length, t.v4.set.length]).toEqual([
+      100_000, 1, 500_000, 100_000,
     ]);
-    expect(enc.withdrawn).toEqual(["198.51.100.1/32"]);
+    const keys = [...t.values()].map((r) => r.key);
+    expect([keys[0], keys[1], keys.at(-1)]).toEqual(["10.0.0.0/32", "10.0.0.1/32", "10.1.134.159/32"]);
+    const bad = parseRoutes([...specs.slice(0, 10), { prefix: specs[3]!.prefix }]);
+    expect(bad.ok ? [] : bad.errors).toEqual([
+      `routes[10] (${specs[3]!.prefix}): prefix ${specs[3]!.prefix} given twice`,
+    ]);
+  }, 60_000);
+  test("100k routes go out in full UPDATEs; withdraw one, add it back, change one: only that prefix moves", () => {
+    const specs = generateRoutes("10.0.0.0", 100_000);
+    const rib = new AdjRibOut();
+    rib.established();
+    const all = flushTo(rib, routes(specs));
+    expect(announcedIn(all).length).toBe(100_000);
+    expect(all.length).toBeLessThan(130); // ~810 /32s per 4096-byte UPDATE
+    expect(rib.size).toBe(100_000);
+    const without = specs.filter((_, i) => i !== 500);
+    let us = flushTo(rib, routes(without));
+    expect([announcedIn(us), withdrawnIn(us)]).toEqual([[], [specs[500]!.prefix]]);
+    us = flushTo(rib, routes(specs));
+    expect([announcedIn(us), withdrawnIn(us)]).toEqual([[specs[500]!.prefix], []]);
+    const changed = specs.map((s, i) => (i === 7 ? { ...s, med: 9 } : s));
+    us = flushTo(rib, routes(changed));
+    expect([announcedIn(us), withdrawnIn(us), us[0]?.attributes.med]).toEqual([[specs[7]!.prefix], [], 9]);
+    expect(rib.size).toBe(100_000);
+  }, 60_000);
+  test("ROUTE-REFRESH re-sends one family; a stale family is sent again or withdrawn", () => {
+    const t = routes([{ prefix: "192.0.2.1/32" }, { prefix: "2001:db8::1/128" }]);
+    const v: SessionView = { ...ebgp, otherFamilyNextHops: { 6: ["fd00::2"] } };
+    const rib = new AdjRibOut();
+    rib.established();
+    expect(announcedIn(flushTo(rib, t, v))).toEqual(["192.0.2.1/32", "2001:db8::1/128"]);
+    rib.forgetFamily(6);
+    expect(rib.size).toBe(1);
+    expect(announcedIn(flushTo(rib, t, v))).toEqual(["2001:db8::1/128"]);
+    rib.markStale(6);
+    const f = rib.flush({ ...v, otherFamilyNextHops: {} })!;
+    expect([withdrawnIn(decodeAll(f.messages)), f.skipped.map((x) => x.key), rib.size]).toEqual([
+      ["2001:db8::1/128"],
+      ["2001:db8::1/128"],
+      1,
+    ]);
+    rib.down();
+    expect(rib.size).toBe(0);
   });
 });
 

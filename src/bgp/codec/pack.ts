@@ -22,10 +22,30 @@ function endMessage(w: Writer, out: Uint8Array[]): void {
   out.push(w.buf.slice(0, w.pos));
 }
 
-function writePrefixFast(w: Writer, p: Prefix): void {
-  w.u8(p.len);
-  const n = (p.len + 7) >> 3;
-  for (let i = 0; i < n; i++) w.u8(p.addr[i] ?? 0);
+/** Prefixes encoded back to back as NLRI (RFC 4271 §4.3: length octet, significant octets). */
+export function encodeNlri(prefixes: readonly Prefix[]): Uint8Array {
+  let n = 0;
+  for (const p of prefixes) n += encodedPrefixLen(p);
+  const out = new Uint8Array(n);
+  let at = 0;
+  for (const p of prefixes) {
+    const k = (p.len + 7) >> 3;
+    out[at++] = p.len;
+    for (let i = 0; i < k; i++) out[at++] = p.addr[i] ?? 0;
+  }
+  return out;
+}
+
+/** The end of the whole prefixes from `at` that fit in `room` bytes of encoded NLRI. */
+function fill(nlri: Uint8Array, at: number, room: number): number {
+  let e = at;
+  while (e < nlri.length) {
+    const n = 1 + ((nlri[e]! + 7) >> 3);
+    if (e + n - at > room) break;
+    e += n;
+  }
+  if (e === at) throw new BgpEncodeError("prefix does not fit");
+  return e;
 }
 
 export interface ReachSpec {
@@ -40,6 +60,16 @@ export interface ReachSpec {
 
 /** UPDATEs announcing `spec.prefixes` with one attribute set, each message at most `maxLen`. */
 export function packReach(spec: ReachSpec, ctx: AttrContext, maxLen = MAX_MESSAGE_LEN): Uint8Array[] {
+  const { prefixes, ...rest } = spec;
+  return packReachNlri({ ...rest, nlri: encodeNlri(prefixes) }, ctx, maxLen);
+}
+
+/** packReach with the prefixes already encoded back to back (encodeNlri, or a packed RIB). */
+export function packReachNlri(
+  spec: Omit<ReachSpec, "prefixes"> & { nlri: Uint8Array },
+  ctx: AttrContext,
+  maxLen = MAX_MESSAGE_LEN,
+): Uint8Array[] {
   const nh = spec.nextHops.map((s) => {
     const b = parseAddr(s);
     if (b === null) throw new BgpEncodeError(`bad next hop "${s}"`);
@@ -57,49 +87,35 @@ export function packReach(spec: ReachSpec, ctx: AttrContext, maxLen = MAX_MESSAG
   if (base + 17 > maxLen) throw new BgpEncodeError("attributes leave no room for NLRI");
   const out: Uint8Array[] = [];
   const w = new Writer(maxLen);
-  let i = 0;
-  const ps = spec.prefixes;
-  while (i < ps.length) {
+  const nlri = spec.nlri;
+  let at = 0;
+  while (at < nlri.length) {
+    const end = fill(nlri, at, maxLen - base);
     startMessage(w);
     w.u16(0); // withdrawn routes length
     const attrLenAt = w.pos;
     w.u16(0);
-    let mpLenAt = 0;
-    if (!classic) {
+    if (classic) {
+      w.bytes(attrBytes);
+      w.patchU16(attrLenAt, attrBytes.length);
+      w.bytes(nlri.subarray(at, end));
+    } else {
       // MP_REACH_NLRI goes first (RFC 4760 does not require it; BIRD and FRR both do this).
       w.u8(AttrFlag.OPTIONAL | AttrFlag.EXTENDED_LENGTH).u8(AttrType.MP_REACH_NLRI);
-      mpLenAt = w.pos;
+      const mpLenAt = w.pos;
       w.u16(0);
       w.u16(spec.family === 4 ? Afi.IPV4 : Afi.IPV6)
         .u8(Safi.UNICAST)
         .u8(nhLen);
       for (const b of nh) w.bytes(b);
       w.u8(0);
-    }
-    let room = maxLen - base;
-    const first = i;
-    while (i < ps.length) {
-      const p = ps[i]!;
-      const n = encodedPrefixLen(p);
-      if (n > room) break;
-      writePrefixFast(w, p);
-      room -= n;
-      i++;
-    }
-    if (i === first) throw new BgpEncodeError("prefix does not fit");
-    if (classic) {
-      // Classic NLRI follows the attributes: move the prefixes written so far behind them.
-      const nlri = w.buf.slice(attrLenAt + 2, w.pos);
-      w.pos = attrLenAt + 2;
-      w.bytes(attrBytes);
-      w.patchU16(attrLenAt, attrBytes.length);
-      w.bytes(nlri);
-    } else {
+      w.bytes(nlri.subarray(at, end));
       w.patchU16(mpLenAt, w.pos - mpLenAt - 2);
       w.bytes(attrBytes);
       w.patchU16(attrLenAt, w.pos - attrLenAt - 2);
     }
     endMessage(w, out);
+    at = end;
   }
   return out;
 }
@@ -111,25 +127,27 @@ export function packWithdraw(
   mp = family === 6,
   maxLen = MAX_MESSAGE_LEN,
 ): Uint8Array[] {
+  return packWithdrawNlri(family, encodeNlri(prefixes), mp, maxLen);
+}
+
+/** packWithdraw with the prefixes already encoded back to back. */
+export function packWithdrawNlri(
+  family: 4 | 6,
+  nlri: Uint8Array,
+  mp = family === 6,
+  maxLen = MAX_MESSAGE_LEN,
+): Uint8Array[] {
   const out: Uint8Array[] = [];
   const w = new Writer(maxLen);
-  let i = 0;
-  while (i < prefixes.length) {
+  let at = 0;
+  while (at < nlri.length) {
     startMessage(w);
-    const first = i;
     if (!mp) {
-      const wAt = w.pos;
+      const end = fill(nlri, at, maxLen - HEADER_LEN - 4);
+      w.u16(end - at);
+      w.bytes(nlri.subarray(at, end));
       w.u16(0);
-      let room = maxLen - HEADER_LEN - 4;
-      while (i < prefixes.length) {
-        const n = encodedPrefixLen(prefixes[i]!);
-        if (n > room) break;
-        writePrefixFast(w, prefixes[i]!);
-        room -= n;
-        i++;
-      }
-      w.patchU16(wAt, w.pos - wAt - 2);
-      w.u16(0);
+      at = end;
     } else {
       w.u16(0);
       const aAt = w.pos;
@@ -138,18 +156,12 @@ export function packWithdraw(
       const lAt = w.pos;
       w.u16(0);
       w.u16(family === 4 ? Afi.IPV4 : Afi.IPV6).u8(Safi.UNICAST);
-      let room = maxLen - w.pos;
-      while (i < prefixes.length) {
-        const n = encodedPrefixLen(prefixes[i]!);
-        if (n > room) break;
-        writePrefixFast(w, prefixes[i]!);
-        room -= n;
-        i++;
-      }
+      const end = fill(nlri, at, maxLen - w.pos);
+      w.bytes(nlri.subarray(at, end));
       w.patchU16(lAt, w.pos - lAt - 2);
       w.patchU16(aAt, w.pos - aAt - 2);
+      at = end;
     }
-    if (i === first) throw new BgpEncodeError("prefix does not fit");
     endMessage(w, out);
   }
   return out;

@@ -63,6 +63,15 @@ export function parsePrefix(s: string): Prefix | null {
  */
 function parseV4PrefixFast(s: string): Prefix | null {
   const addr = new Uint8Array(4);
+  const len = parseV4Into(s, addr);
+  return len < 0 ? null : { family: 4, len, addr };
+}
+
+/**
+ * parseV4PrefixFast writing the address into `addr` (4 bytes, host bits zeroed) and returning the
+ * length, or -1: no allocation, for hot loops.
+ */
+export function parseV4Into(s: string, addr: Uint8Array): number {
   let part = 0;
   let val = 0;
   let digits = 0;
@@ -70,34 +79,37 @@ function parseV4PrefixFast(s: string): Prefix | null {
   for (; i < s.length; i++) {
     const c = s.charCodeAt(i);
     if (c >= 48 && c <= 57) {
-      if (digits > 0 && val === 0) return null; // leading zero
+      if (digits > 0 && val === 0) return -1; // leading zero
       val = val * 10 + (c - 48);
-      if (++digits > 3 || val > 255) return null;
+      if (++digits > 3 || val > 255) return -1;
     } else if (c === 46 /* . */ || c === 47 /* / */) {
-      if (digits === 0 || part > 3) return null;
+      if (digits === 0 || part > 3) return -1;
       addr[part++] = val;
       val = 0;
       digits = 0;
       if (c === 47) break;
-    } else return null;
+    } else return -1;
   }
   let len = 32;
   if (i === s.length) {
-    if (digits === 0 || part !== 3) return null;
+    if (digits === 0 || part !== 3) return -1;
     addr[part++] = val;
   } else {
-    if (part !== 4) return null;
-    const rest = s.slice(i + 1);
-    if (!/^(0|[1-9][0-9]?)$/.test(rest)) return null;
-    len = Number(rest);
-    if (len > 32) return null;
+    if (part !== 4) return -1;
+    // "0" or 1..32 without a leading zero.
+    const n = s.length - i - 1;
+    const d0 = s.charCodeAt(i + 1) - 48;
+    const d1 = n === 2 ? s.charCodeAt(i + 2) - 48 : 0;
+    if (n < 1 || n > 2 || d0 < 0 || d0 > 9 || d1 < 0 || d1 > 9 || (n === 2 && d0 === 0)) return -1;
+    len = n === 2 ? d0 * 10 + d1 : d0;
+    if (len > 32) return -1;
   }
-  if (part !== 4) return null;
+  if (part !== 4) return -1;
   for (let b = 0; b < 4; b++) {
     const keep = Math.max(0, Math.min(8, len - b * 8));
     addr[b] = (addr[b] ?? 0) & ((0xff << (8 - keep)) & 0xff);
   }
-  return { family: 4, len, addr };
+  return len;
 }
 
 export function formatPrefix(p: Prefix): string {
