@@ -33,7 +33,7 @@
 import { type Family, type Ip, parseIp } from "../util/ip.ts";
 import { AddressBook, type Claimant } from "./book.ts";
 import { ipText } from "./format.ts";
-import { type CompiledPool, compilePools, isBuggy, poolRefusal } from "./pools.ts";
+import { type CompiledPool, compilePools, isBuggy, poolRefusal, scoped } from "./pools.ts";
 import type { AllocReason, AllocWarning, ReallocationCause, Replaced } from "./reasons.ts";
 import { basics, ownershipRefusal, parseRequest, type Request, serviceKey } from "./request.ts";
 import { TombMap } from "./tombmap.ts";
@@ -132,21 +132,6 @@ const sameClaim = (a: Allocation, r: Request): boolean =>
 
 const byKey = (a: { key: string }, b: { key: string }): number =>
   a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
-
-/**
- * Whether automatic assignment may use `p`: MetalLB tries a pool with a serviceAllocation only
- * for the namespaces and Service selectors it names, so one that names neither (a priority
- * alone) serves explicit requests only.
- */
-const scoped = (p: CompiledPool): boolean => {
-  const sa = p.allocation;
-  return (
-    sa === undefined ||
-    (sa.namespaces ?? []).length > 0 ||
-    (sa.namespaceSelectors ?? []).length > 0 ||
-    (sa.serviceSelectors ?? []).length > 0
-  );
-};
 
 /**
  * Refusals after which MetalLB clears what the Service holds (its convergeBalancer clears on a

@@ -166,3 +166,18 @@ export function poolRefusal(
   if (!anySelectorMatches(sa.serviceSelectors, labels)) return "ServiceSelectors";
   return null;
 }
+
+/**
+ * Whether automatic assignment may use `p`: MetalLB tries a pool with a serviceAllocation only
+ * for the namespaces and Service selectors it names, so one that names neither (a priority
+ * alone) serves explicit requests only.
+ */
+export const scoped = (p: CompiledPool): boolean => {
+  const sa = p.allocation;
+  return (
+    sa === undefined ||
+    (sa.namespaces ?? []).length > 0 ||
+    (sa.namespaceSelectors ?? []).length > 0 ||
+    (sa.serviceSelectors ?? []).length > 0
+  );
+};

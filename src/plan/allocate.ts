@@ -31,6 +31,8 @@ export interface AllocationState {
   events: AllocationEvent[];
   /** Events of every run so far, by reason (Warning excluded). */
   counts: Record<"IPAllocated" | "AllocationFailed" | "IPReleased", number>;
+  /** The pools and namespace labels the allocator last had, as text (unchanged: not re-checked). */
+  inputs?: { pools: string; namespaces: string } | undefined;
 }
 
 export function emptyAllocation(): AllocationState {
@@ -71,9 +73,15 @@ export function allocate(
   const allocator =
     prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: (ns) => nsLabels.get(ns) });
   const events: AllocationEvent[] = [];
-  allocator.setNamespaceLabels((ns) => nsLabels.get(ns));
+  // Unchanged pools and namespaces leave every assignment as valid as it was: no re-check.
+  const inputs = {
+    pools: JSON.stringify(config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec])),
+    namespaces: JSON.stringify(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels])),
+  };
+  if (prev.allocator === undefined || prev.inputs?.namespaces !== inputs.namespaces)
+    allocator.setNamespaceLabels((ns) => nsLabels.get(ns));
   // What the new pools no longer allow is released here and reported per Service below.
-  allocator.setPools(config.pools);
+  if (prev.allocator === undefined || prev.inputs?.pools !== inputs.pools) allocator.setPools(config.pools);
 
   // Services in manifests rarely carry a status; what they held before a restart comes from
   // the state file and is adopted first (when still valid), so a restart never re-addresses a
@@ -167,5 +175,44 @@ export function allocate(
       })),
     },
   ];
-  return { allocator, assignments, services: views, pools, metrics, events, counts };
+  return { allocator, assignments, services: views, pools, metrics, events, counts, inputs };
+}
+
+/** Where allocation events are logged (a Logger). */
+export interface EventLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  debug(message: string, fields?: Record<string, unknown>): void;
+}
+
+/**
+ * Logs what the last allocation run changed. Up to `detail` events (Warning included) are logged
+ * one per line at info, as they come; more (a start with thousands of Services) are summarised
+ * at info, one line per pool with the count of each event, the Services' own lines at debug.
+ */
+export function logAllocation(log: EventLog, s: AllocationState, detail = 20): void {
+  if (s.events.length <= detail) {
+    for (const e of s.events) log.info(e.message, { service: e.service, event: e.reason });
+    return;
+  }
+  const poolOf = new Map(s.services.map((v) => [`${v.namespace}/${v.name}`, v.pool]));
+  const perPool = new Map<string, Record<AllocationEvent["reason"], number>>();
+  for (const e of s.events) {
+    log.debug(e.message, { service: e.service, event: e.reason });
+    const pool = poolOf.get(e.service) ?? "";
+    let c = perPool.get(pool);
+    if (c === undefined) {
+      c = { IPAllocated: 0, AllocationFailed: 0, IPReleased: 0, Warning: 0 };
+      perPool.set(pool, c);
+    }
+    c[e.reason]++;
+  }
+  for (const [pool, c] of [...perPool].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    log.info("allocation summary", {
+      pool: pool === "" ? null : pool,
+      allocated: c.IPAllocated,
+      failed: c.AllocationFailed,
+      released: c.IPReleased,
+      warnings: c.Warning,
+      detail: "per-Service lines at debug level (VIPD_LOG_LEVEL=debug)",
+    });
 }

@@ -10,7 +10,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Daemon } from "../../src/appliance/daemon.ts";
+import { configFromText } from "../../src/config/index.ts";
 import type { Driver, DriverHealth } from "../../src/drivers/driver.ts";
+import { allocate, emptyAllocation, logAllocation } from "../../src/plan/allocate.ts";
 import type { Plan } from "../../src/plan/plan.ts";
 import { createLogger } from "../../src/util/log.ts";
 
@@ -200,5 +202,43 @@ describe("appliance: allocation on change", () => {
     );
     expect(two.ips()).toEqual({ c: ["10.1.0.11"], d: ["10.0.0.1"] });
     expect(said.filter((l) => l.startsWith("IPReleased"))).toEqual([]);
+  });
+});
+
+describe("the allocation log at scale (logAllocation)", () => {
+  const run = (services: number, level: "info" | "debug") => {
+    const r = configFromText(
+      POOL("a", "10.0.0.0/28") +
+        POOL("b", "10.0.1.0/24") +
+        L2 +
+        Array.from({ length: services }, (_, i) => SVC(`s${i}`)).join(""),
+      "log.yaml",
+    );
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger("daemon", { level, sink: (l) => lines.push(JSON.parse(l)) });
+    logAllocation(log, allocate(r.config, emptyAllocation()));
+    return lines;
+  };
+
+  test("a few events: one line per Service at info, as before", () => {
+    const lines = run(3, "info");
+    expect(lines.map((l) => [l["message"], l["service"], l["event"]])).toEqual([
+      ['assigned 10.0.0.0 from pool "a"', "shop/s0", "IPAllocated"],
+      ['assigned 10.0.0.1 from pool "a"', "shop/s1", "IPAllocated"],
+      ['assigned 10.0.0.2 from pool "a"', "shop/s2", "IPAllocated"],
+    ]);
+  });
+
+  test("many: one summary line per pool with counts at info; per-Service lines only at debug", () => {
+    const info = run(300, "info");
+    expect(info.map((l) => [l["message"], l["pool"], l["allocated"], l["failed"], l["released"]])).toEqual([
+      ["allocation summary", null, 0, 28, 0],
+      ["allocation summary", "a", 16, 0, 0],
+      ["allocation summary", "b", 256, 0, 0],
+    ]);
+    const debug = run(300, "debug");
+    expect(debug.filter((l) => l["level"] === "debug")).toHaveLength(300);
+    expect(debug.filter((l) => l["message"] === "allocation summary")).toHaveLength(3);
   });
 });
