@@ -9,7 +9,8 @@
 
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { buildDropFilter, dropBfd, undropBfd } from "../support/bfd/peers.ts";
-import { RunAndRouter, until } from "./run-router.ts";
+import { until } from "../support/until.ts";
+import { RunAndRouter } from "./run-router.ts";
 
 setDefaultTimeout(120_000);
 

@@ -8,7 +8,8 @@
 import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { RunAndRouter, until } from "./run-router.ts";
+import { until } from "../support/until.ts";
+import { RunAndRouter } from "./run-router.ts";
 
 setDefaultTimeout(120_000);
 

@@ -8,19 +8,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Lab } from "../support/netns.ts";
+import { until } from "../support/until.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 
 type Peers = { items: { name?: string; state: string }[] };
 type Bfd = { items: { peer: string; state: string }[] };
 
-export async function until(what: string, f: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!(await f())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await Bun.sleep(50);
-  }
-}
+/** The tests' one poll-until-deadline helper, for the interop tests that import it from here. */
+export { until };
 
 export class RunAndRouter {
   private constructor(

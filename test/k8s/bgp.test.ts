@@ -14,7 +14,8 @@ import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PATHS } from "../../src/k8s/client.ts";
-import { NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { NAMESPACE, realCluster, type TestCluster } from "./harness.ts";
 import { K8sL2Lab, SUBNET, VIP } from "./l2lab.ts";
 import { create, getService, ingress, pool, service } from "./vipd.ts";
 
@@ -74,8 +75,8 @@ afterAll(async () => {
 });
 
 test("without a BGPPeer the speakers do not listen on port 179; the Service has its IP", async () => {
-  await waitFor("the Service's IP", async () => ingress(await getService(c, "bgp-web"))[0] === VIP, 30_000);
-  await waitFor(
+  await until("the Service's IP", async () => ingress(await getService(c, "bgp-web"))[0] === VIP, 30_000);
+  await until(
     "both speakers' APIs",
     async () => (await Promise.all(lab.nodes.map((n) => lab.api(n, "/api/v1/status")))).every(Boolean),
     30_000,
@@ -109,7 +110,7 @@ test("a BGPPeer with BFD created at runtime: sessions, BFD Up, the route from bo
       bfdProfile: "fast",
     },
   });
-  await waitFor(
+  await until(
     "the router to learn the VIP from both nodes",
     async () => JSON.stringify(await nextHops()) === JSON.stringify(lab.nodes.map((n) => n.ip).sort()),
     40_000,
@@ -123,7 +124,7 @@ test("a BGPPeer with BFD created at runtime: sessions, BFD Up, the route from bo
       ["router", "Established", 1],
     ]);
   }
-  await waitFor(
+  await until(
     "BFD Up on both speakers",
     async () => {
       const s = await Promise.all(
@@ -136,7 +137,7 @@ test("a BGPPeer with BFD created at runtime: sessions, BFD Up, the route from bo
   // BIRD's side: one BFD session per node, Up.
   const bfd = (await birdc("show", "bfd", "sessions")).split("\n");
   for (const n of lab.nodes) expect(bfd.find((l) => l.startsWith(`${n.ip} `))?.split(/\s+/)).toContain("Up");
-  const statuses = await waitFor(
+  const statuses = await until(
     "a ServiceBGPStatus from each speaker",
     async () => {
       const l = await c.admin.list(PATHS.metallb("servicebgpstatuses", NAMESPACE));
@@ -152,9 +153,9 @@ test("a BGPPeer with BFD created at runtime: sessions, BFD Up, the route from bo
 
 test("deleting the BGPPeer closes the sessions and the router withdraws the route", async () => {
   await c.admin.delete(`${peerPath}/router`);
-  await waitFor("the router to withdraw the VIP", async () => (await nextHops()).length === 0, 30_000);
+  await until("the router to withdraw the VIP", async () => (await nextHops()).length === 0, 30_000);
   for (const n of lab.nodes)
-    await waitFor(
+    await until(
       `${n.name} to drop the session`,
       async () => (await lab.api<{ items: unknown[] }>(n, "/api/v1/bgp/peers"))?.items.length === 0,
       10_000,

@@ -8,7 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hashToken } from "../../src/api/auth.ts";
 import { PATHS } from "../../src/k8s/client.ts";
-import { fakeCluster, NAMESPACE, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE } from "./harness.ts";
 import { create, getService, ingress, pool, service } from "./vipd.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
@@ -27,7 +28,7 @@ test("vipd k8s: writes statuses through the kubeconfig; after kill -9 the same p
     await create(c, pool("lan", ["192.0.2.90/31"]));
     await create(c, service("cli"));
     proc = start();
-    await waitFor(
+    await until(
       "status written by vipd k8s",
       async () => ingress(await getService(c, "cli"))[0] === "192.0.2.90",
       30_000,
@@ -41,7 +42,7 @@ test("vipd k8s: writes statuses through the kubeconfig; after kill -9 the same p
     await proc.exited;
     proc = start();
     await create(c, service("cli2"));
-    await waitFor(
+    await until(
       "the restarted process serves a new Service",
       async () => ingress(await getService(c, "cli2"))[0] === "192.0.2.91",
       30_000,
@@ -96,12 +97,12 @@ test("vipd k8s serves the HTTP API: probes and metrics open, state with a read t
       ],
       { stdout: "ignore", stderr: "ignore" },
     );
-    await waitFor(
+    await until(
       "status written",
       async () => ingress(await getService(c, "api"))[0] === "192.0.2.94",
       30_000,
     );
-    await waitFor(
+    await until(
       "readyz",
       async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
       30_000,
@@ -109,7 +110,7 @@ test("vipd k8s serves the HTTP API: probes and metrics open, state with a read t
     expect((await fetch(`${base}/metrics`)).status).toBe(200);
     expect((await fetch(`${base}/api/v1/services`)).status).toBe(401);
     const read = { authorization: "Bearer k8s-read-token" };
-    await waitFor(
+    await until(
       "the API to show the Service's IP",
       async () => {
         const r = (await (await fetch(`${base}/api/v1/services`, { headers: read })).json()) as {

@@ -9,7 +9,8 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Kube, KubeError, loadKubeConfig, microTime, PATHS } from "../../src/k8s/client.ts";
 import { Informer } from "../../src/k8s/informer.ts";
-import { fakeCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster } from "./harness.ts";
 import { service } from "./vipd.ts";
 
 let c: Awaited<ReturnType<typeof fakeCluster>>;
@@ -115,12 +116,12 @@ describe("Informer", () => {
       inf.start();
       await inf.waitSynced();
       await c.admin.create(svcs(ns), service("a", {}, {}, ns));
-      await waitFor("a", () => inf.get(`${ns}/a`));
+      await until("a", () => inf.get(`${ns}/a`));
       c.server.expireWatches();
       // Changes made while the informer relists are not lost.
       await c.admin.create(svcs(ns), service("b", {}, {}, ns));
       await c.admin.delete(`${svcs(ns)}/a`);
-      await waitFor(
+      await until(
         "b present, a gone",
         () => inf.get(`${ns}/b`) !== undefined && inf.get(`${ns}/a`) === undefined,
       );
@@ -140,7 +141,7 @@ describe("Informer", () => {
       await inf.waitSynced();
       const rv0 = Number(inf.resourceVersion);
       await c.admin.create(svcs(), service("elsewhere"));
-      await waitFor("bookmark moves rv", () => Number(inf.resourceVersion) > rv0, 5000);
+      await until("bookmark moves rv", () => Number(inf.resourceVersion) > rv0, 5000);
       expect(inf.list()).toEqual([]);
     } finally {
       inf.stop();
@@ -155,9 +156,9 @@ describe("Informer", () => {
     try {
       inf.start();
       await inf.waitSynced();
-      await waitFor("two inactivity restarts", () => inf.stats.inactive >= 2, 5000);
+      await until("two inactivity restarts", () => inf.stats.inactive >= 2, 5000);
       await quiet.admin.create(svcs(), service("late"));
-      await waitFor("still follows changes", () => inf.get("default/late"), 5000);
+      await until("still follows changes", () => inf.get("default/late"), 5000);
     } finally {
       inf.stop();
       await quiet.close();
@@ -180,7 +181,7 @@ describe("Informer", () => {
       expect(errors).toBeLessThan(15);
       await gone.up();
       await gone.admin.create(svcs(), service("after"));
-      await waitFor("resynced", () => inf.get("default/after"), 10_000);
+      await until("resynced", () => inf.get("default/after"), 10_000);
       expect(inf.get("default/kept")).toBeDefined();
     } finally {
       inf.stop();

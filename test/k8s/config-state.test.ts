@@ -9,7 +9,8 @@
 import { expect, test } from "bun:test";
 import { PATHS } from "../../src/k8s/client.ts";
 import { CONFIG_STATE_PLURAL } from "../../src/k8s/config-state.ts";
-import { fakeCluster, NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE, realCluster, type TestCluster } from "./harness.ts";
 import { create, eventsFor, getService, ingress, pool, service, startVipd, type Vipd } from "./vipd.ts";
 
 const configState = async (c: TestCluster) =>
@@ -30,8 +31,8 @@ for (const [tier, make] of [
       await create(c, pool("a", ["192.0.2.10/31"]));
       await create(c, service("first"));
       started.push(startVipd(c, { node: "n1", speaker: false }));
-      await waitFor("first served", async () => ingress(await getService(c, "first"))[0] === "192.0.2.10");
-      await waitFor(
+      await until("first served", async () => ingress(await getService(c, "first"))[0] === "192.0.2.10");
+      await until(
         "ConfigurationState Valid",
         async () => (await configState(c).catch(() => undefined))?.result === "Valid",
       );
@@ -40,17 +41,17 @@ for (const [tier, make] of [
       await create(c, pool("bad", ["192.168.300.0/24"]));
       await create(c, pool("b", ["198.51.100.20/31"]));
       await create(c, service("wants-b", {}, { "metallb.universe.tf/address-pool": "b" }));
-      await waitFor("wants-b served from the new pool b", async () =>
+      await until("wants-b served from the new pool b", async () =>
         ingress(await getService(c, "wants-b"))[0]?.startsWith("198.51.100.2"),
       );
       const v = started[0] as Vipd;
       expect(v.state.stale).toBe(true);
-      const ev = await waitFor("InvalidConfiguration on the bad pool", async () =>
+      const ev = await until("InvalidConfiguration on the bad pool", async () =>
         (await eventsFor(c, "bad", NAMESPACE)).find((e) => e.reason === "InvalidConfiguration"),
       );
       expect(ev.type).toBe("Warning");
       expect(ev.note).toContain('IPAddressPool/bad: spec.addresses[0]: "192.168.300.0" is not an IP address');
-      const st = await waitFor("ConfigurationState Invalid", async () => {
+      const st = await until("ConfigurationState Invalid", async () => {
         const s = await configState(c);
         return s?.result === "Invalid" && s;
       });
@@ -65,7 +66,7 @@ for (const [tier, make] of [
       await v.stop();
       started.push(startVipd(c, { node: "n1", speaker: false }));
       await create(c, service("after-restart", {}, { "metallb.universe.tf/address-pool": "b" }));
-      await waitFor(
+      await until(
         "after-restart served",
         async () => ingress(await getService(c, "after-restart")).length === 1,
       );
@@ -76,7 +77,7 @@ for (const [tier, make] of [
 
       // Fixed by deleting it: Valid again, not stale.
       await c.admin.delete(`${PATHS.metallb("ipaddresspools", NAMESPACE)}/bad`);
-      await waitFor("ConfigurationState Valid again", async () => (await configState(c))?.result === "Valid");
+      await until("ConfigurationState Valid again", async () => (await configState(c))?.result === "Valid");
       expect((started[1] as Vipd).state.stale).toBe(false);
     } finally {
       for (const v of started) await v.stop().catch(() => {});
@@ -102,7 +103,7 @@ for (const [tier, make] of [
       });
       await create(c, service("one"));
       v = startVipd(c, { node: "n1", speaker: false });
-      await waitFor(
+      await until(
         "one served from vipd's pool",
         async () => ingress(await getService(c, "one"))[0] === "192.0.2.40",
       );

@@ -12,6 +12,7 @@ import { parse } from "yaml";
 import type { Driver } from "../../src/drivers/driver.ts";
 import { Kube, KubeError, loadKubeConfig } from "../../src/k8s/client.ts";
 import type { Plan } from "../../src/plan/plan.ts";
+import { until } from "../support/until.ts";
 import { FakeApiServer } from "./apiserver.ts";
 import { makePki, type Pki, writeKubeconfig } from "./certs.ts";
 
@@ -36,24 +37,8 @@ export interface TestCluster {
 let counter = 0;
 export const uniq = (p: string): string => `${p}-${process.pid}-${++counter}`;
 
-export async function waitFor<T>(
-  what: string,
-  f: () => T | undefined | false | Promise<T | undefined | false>,
-  timeoutMs = 20_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
+/** For tests outside test/k8s that still import it by this name: the one `until` helper. */
+export { until as waitFor };
 
 /** A driver that records every plan it is given (the drivers themselves are tested elsewhere). */
 export class RecordingDriver implements Driver {
@@ -261,7 +246,7 @@ export async function realCluster(opts: { rbac?: boolean; webhook?: boolean } = 
     const kubeconfig = writeKubeconfig(pki, `https://127.0.0.1:${apiPort}`, token);
     const admin = new Kube(loadKubeConfig(kubeconfig));
     const ready = async () => {
-      await waitFor(
+      await until(
         "kube-apiserver ready",
         async () => {
           if (kas?.exitCode !== null)
@@ -285,7 +270,7 @@ export async function realCluster(opts: { rbac?: boolean; webhook?: boolean } = 
     }
     for (const crd of crdDocuments()) {
       const name = (crd.metadata as { name: string }).name;
-      await waitFor(
+      await until(
         `CRD ${name} established`,
         async () => {
           const c = await admin.get(`/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${name}`);
@@ -297,7 +282,7 @@ export async function realCluster(opts: { rbac?: boolean; webhook?: boolean } = 
       );
     }
     // Discovery of new CRDs takes a moment: wait until each serves a list.
-    await waitFor(
+    await until(
       "metallb.io served",
       async () => {
         await admin.get("/apis/metallb.io/v1beta1/ipaddresspools");

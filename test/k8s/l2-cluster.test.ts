@@ -17,7 +17,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { writeFileSync } from "node:fs";
 import { PATHS, parseKubeTime } from "../../src/k8s/client.ts";
 import { leaseName } from "../../src/k8s/fence.ts";
-import { NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { NAMESPACE, realCluster, type TestCluster } from "./harness.ts";
 import { K8sL2Lab, type K8sNode, VIP } from "./l2lab.ts";
 import { create, l2adv, pool, service } from "./vipd.ts";
 
@@ -44,7 +45,7 @@ afterAll(async () => {
 
 /** Waits until every running node sees every running node Alive and ready. */
 async function allAlive(): Promise<void> {
-  await waitFor(
+  await until(
     "every speaker to see every other one Alive and ready",
     async () => {
       const names = new Set(lab.live().map((n) => n.name));
@@ -63,7 +64,7 @@ async function allAlive(): Promise<void> {
 async function settled(): Promise<string> {
   let seen = "";
   try {
-    return await waitFor(
+    return await until(
       "one agreed owner that alone holds and answers the VIP",
       async () => {
         const owners = await Promise.all(lab.live().map(async (n) => (await lab.election(n))?.owner));
@@ -114,7 +115,7 @@ describe("vipd k8s with a cluster key: heartbeat membership among the Nodes", ()
     const old = lab.node(owner);
     const t0 = Date.now();
     await lab.kill9(old);
-    const by = await waitFor(
+    const by = await until(
       "another node to answer ARP for the VIP",
       async () => {
         const a = await lab.arpAnswerers(VIP, 1);
@@ -348,7 +349,7 @@ describe("membership partitioned (one speaker with another key), the segment sha
     const other = wrongKey();
     lab.start(lab.node("n1"), ["--cluster-key-file", other, ...extra]);
     for (const n of ["n2", "n3"]) lab.start(lab.node(n), [...KEY_ARGS(lab), ...extra]);
-    await waitFor(
+    await until(
       "n2 and n3 Alive to each other, n1 alone",
       async () => {
         const m1 = await lab.members(lab.node("n1"));
@@ -365,7 +366,7 @@ describe("membership partitioned (one speaker with another key), the segment sha
 
   test("without fencing each side elects its own owner: two nodes answer ARP for the VIP", async () => {
     await partition([]);
-    const both = await waitFor(
+    const both = await until(
       "both sides to answer",
       async () => {
         const a = await lab.arpAnswerers(VIP, 3);
@@ -394,7 +395,7 @@ describe("membership partitioned (one speaker with another key), the segment sha
     try {
       await partition(["--l2-lease-fencing", "--l2-lease-duration", String(DURATION)]);
       // n1 elects itself (it hears nobody); the n2/n3 side elects one of them. One holds the Lease.
-      const holder = await waitFor(
+      const holder = await until(
         "one node answering, holding the Lease",
         async () => {
           const lease = await c.admin
@@ -407,7 +408,7 @@ describe("membership partitioned (one speaker with another key), the segment sha
         30_000,
       );
       // Two elections disagree (n1 picks itself), which is what fencing is for.
-      const owners = await waitFor(
+      const owners = await until(
         "n1 to elect itself and the other side one of its own",
         async () => {
           const o = await Promise.all(lab.nodes.map(async (n) => (await lab.election(n))?.owner));

@@ -9,7 +9,8 @@ import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Kube, loadKubeConfig, PATHS } from "../../src/k8s/client.ts";
 import { leaseName } from "../../src/k8s/fence.ts";
 import { LeaseFence } from "../../src/k8s/lease-fence.ts";
-import { fakeCluster, NAMESPACE, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE, type TestCluster } from "./harness.ts";
 
 let c: TestCluster;
 beforeAll(async () => {
@@ -45,7 +46,7 @@ test("two elected nodes: exactly one holds the Lease; a release hands it over at
     b.start();
     a.setElected([VIP]);
     b.setElected([VIP]);
-    const first = await waitFor(
+    const first = await until(
       "one holder",
       () => {
         const ha = a.mayAnnounce().has(VIP);
@@ -72,7 +73,7 @@ test("two elected nodes: exactly one holds the Lease; a release hands it over at
     // The holder loses the election: it hands the Lease back, and the other takes it at once.
     const t0 = Date.now();
     holder.setElected([]);
-    await waitFor("the other node to hold it", () => other.mayAnnounce().has(VIP), 10_000);
+    await until("the other node to hold it", () => other.mayAnnounce().has(VIP), 10_000);
     // Handed over, not expired: an expiry would take a whole duration.
     expect(Date.now() - t0).toBeLessThan(DURATION_S * 1000);
     expect(holder.mayAnnounce().has(VIP)).toBe(false);
@@ -84,7 +85,7 @@ test("two elected nodes: exactly one holds the Lease; a release hands it over at
     expect(holder.verdicts().find((v) => v.ip === VIP)?.state).toBe("Waiting");
     await other.stop(false);
     const stoppedAt = Date.now();
-    await waitFor("the first node to take the expired Lease", () => holder.mayAnnounce().has(VIP), 10_000);
+    await until("the first node to take the expired Lease", () => holder.mayAnnounce().has(VIP), 10_000);
     // Never before the duration has passed since the last renewal it saw (at most renewEvery
     // before the stop).
     expect(Date.now() - stoppedAt).toBeGreaterThanOrEqual(DURATION_S * 1000 - holder.timing.renewEveryMs);
@@ -100,14 +101,14 @@ test("a holder that cannot reach the API server falls silent as its Lease runs o
   try {
     h.start();
     h.setElected(["192.0.2.78"]);
-    await waitFor("held", () => h.mayAnnounce().has("192.0.2.78"), 10_000);
+    await until("held", () => h.mayAnnounce().has("192.0.2.78"), 10_000);
     await c.down();
-    await waitFor("silent", () => !h.mayAnnounce().has("192.0.2.78"), 10_000);
+    await until("silent", () => !h.mayAnnounce().has("192.0.2.78"), 10_000);
     // Silent (duration − margin after its last renewal), still claiming the VIP: it keeps trying.
     expect(h.verdicts()[0]?.state).toBe("Acquiring");
     expect(h.verdicts()[0]?.holder).toBe("h");
     await c.up();
-    await waitFor("held again once the API server is back", () => h.mayAnnounce().has("192.0.2.78"), 10_000);
+    await until("held again once the API server is back", () => h.mayAnnounce().has("192.0.2.78"), 10_000);
     expect(h.stats.errors).toBeGreaterThan(0);
   } finally {
     await c.up().catch(() => {});

@@ -6,7 +6,8 @@
  */
 import { expect, test } from "bun:test";
 import { join } from "node:path";
-import { fakeCluster, NAMESPACE, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE } from "./harness.ts";
 import { create, getService, ingress, pool, service } from "./vipd.ts";
 
 const MAIN = join(import.meta.dir, "../../src/main.ts");
@@ -44,13 +45,13 @@ test("vipd k8s --metrics-listen: /metrics with MetalLB's series and /livez only;
       ],
       { stdout: "ignore", stderr: "ignore" },
     );
-    await waitFor(
+    await until(
       "status written",
       async () => ingress(await getService(c, "scraped"))[0] === "192.0.2.96",
       30_000,
     );
     const scrape = async () => (await fetch(`${base}/metrics`).catch(() => null))?.text();
-    const text = await waitFor(
+    const text = await until(
       "the pool's address counted in use",
       async () => {
         const t = await scrape();
@@ -69,7 +70,7 @@ test("vipd k8s --metrics-listen: /metrics with MetalLB's series and /livez only;
     // An object the API server took but vipd cannot apply (a pool overlapping "lan"): vipd runs
     // on its last good configuration, and says so in MetalLB's series (its stale-config alert).
     await create(c, pool("overlap", ["192.0.2.97/32"]));
-    await waitFor(
+    await until(
       "metallb_k8s_client_config_stale_bool 1",
       async () => (await scrape())?.includes("metallb_k8s_client_config_stale_bool 1"),
       30_000,

@@ -10,7 +10,8 @@
 import { test as bunTest, expect } from "bun:test";
 import { ANNOTATION_ALLOCATED_FROM } from "../../src/ipam/request.ts";
 import { PATHS } from "../../src/k8s/client.ts";
-import { fakeCluster, NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE, realCluster, type TestCluster } from "./harness.ts";
 import { create, eventsFor, getService, ingress, pool, service, startVipd, type Vipd } from "./vipd.ts";
 
 type Make = () => Promise<TestCluster>;
@@ -60,7 +61,7 @@ function defineRealloc(tier: string, make: Make): void {
       await create(c, pool("lan", ["192.0.2.0-192.0.2.3"]));
       for (const n of ["s0", "s1"]) await create(c, service(n));
       const v = start();
-      await waitFor("s0 and s1 addressed", async () => {
+      await until("s0 and s1 addressed", async () => {
         const [a, b] = [ingress(await getService(c, "s0")), ingress(await getService(c, "s1"))];
         return a[0] === "192.0.2.0" && b[0] === "192.0.2.1";
       });
@@ -69,7 +70,7 @@ function defineRealloc(tier: string, make: Make): void {
 
       // avoidBuggyIPs: s0's 192.0.2.0 is no longer handed out; s1 keeps 192.0.2.1.
       await c.admin.mergePatch(poolPath("lan"), { spec: { avoidBuggyIPs: true } });
-      await waitFor("s0 re-addressed", async () => ingress(await getService(c, "s0"))[0] === "192.0.2.2");
+      await until("s0 re-addressed", async () => ingress(await getService(c, "s0"))[0] === "192.0.2.2");
       await settle(v);
       const s0 = await eventsFor(c, "s0");
       const released = s0.filter((e) => e.reason === "IPReleased");
@@ -86,7 +87,7 @@ function defineRealloc(tier: string, make: Make): void {
 
       // The pool shrinks to .2-.3: s1's .1 is outside now; s0's .2 stays.
       await c.admin.mergePatch(poolPath("lan"), { spec: { addresses: ["192.0.2.2-192.0.2.3"] } });
-      await waitFor("s1 re-addressed", async () => ingress(await getService(c, "s1"))[0] === "192.0.2.3");
+      await until("s1 re-addressed", async () => ingress(await getService(c, "s1"))[0] === "192.0.2.3");
       await settle(v);
       expect(ingress(await getService(c, "s0"))).toEqual(["192.0.2.2"]);
       expect(await reasons(c, "s1")).toEqual({ IPAllocated: 2, IPReleased: 1 });
@@ -97,8 +98,8 @@ function defineRealloc(tier: string, make: Make): void {
 
       // Shrunk once more, no room left: s1 is left without an address, status and annotation cleared.
       await c.admin.mergePatch(poolPath("lan"), { spec: { addresses: ["192.0.2.2/32"] } });
-      await waitFor("s1's status cleared", async () => ingress(await getService(c, "s1")).length === 0);
-      await waitFor(
+      await until("s1's status cleared", async () => ingress(await getService(c, "s1")).length === 0);
+      await until(
         "s1's pool annotation removed",
         async () =>
           (await getService(c, "s1")).metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] === undefined,
@@ -118,7 +119,7 @@ function defineRealloc(tier: string, make: Make): void {
       await create(c, service("dns", { ports: [{ port: 53, protocol: "UDP" }] }, k));
       await create(c, service("web", { ports: [{ port: 80, protocol: "TCP" }] }, k));
       const v = start();
-      await waitFor("both share .20", async () => {
+      await until("both share .20", async () => {
         const [a, b] = [ingress(await getService(c, "dns")), ingress(await getService(c, "web"))];
         return a[0] === "192.0.2.20" && b[0] === "192.0.2.20";
       });
@@ -126,7 +127,7 @@ function defineRealloc(tier: string, make: Make): void {
       await c.admin.mergePatch(svcPath("web"), {
         metadata: { annotations: { "metallb.io/allow-shared-ip": "other" } },
       });
-      await waitFor("web moved", async () => ingress(await getService(c, "web"))[0] === "192.0.2.21");
+      await until("web moved", async () => ingress(await getService(c, "web"))[0] === "192.0.2.21");
       await settle(v);
       expect(ingress(await getService(c, "dns"))).toEqual(["192.0.2.20"]);
       expect(await reasons(c, "web")).toEqual({ IPAllocated: 2, IPReleased: 1 });
@@ -156,11 +157,11 @@ function defineRealloc(tier: string, make: Make): void {
       });
       await create(c, service("pinned", {}, { "metallb.io/address-pool": "nope" }));
       const v = start();
-      await waitFor(
+      await until(
         "carried re-addressed",
         async () => ingress(await getService(c, "carried"))[0] === "192.0.2.40",
       );
-      const failed = await waitFor("pinned: AllocationFailed", async () =>
+      const failed = await until("pinned: AllocationFailed", async () =>
         (await eventsFor(c, "pinned")).find((e) => e.reason === "AllocationFailed"),
       );
       expect(failed.note).toBe('Failed to allocate IP for "default/pinned": unknown pool "nope"');
@@ -178,7 +179,7 @@ function defineRealloc(tier: string, make: Make): void {
       await c.admin.mergePatch(svcPath("kept"), {
         metadata: { annotations: { "metallb.io/address-pool": "gone" } },
       });
-      await waitFor("kept's status cleared", async () => ingress(await getService(c, "kept")).length === 0);
+      await until("kept's status cleared", async () => ingress(await getService(c, "kept")).length === 0);
       await settle(v);
       expect(await reasons(c, "kept")).toEqual({ IPReleased: 1, AllocationFailed: 1 });
       expect((await eventsFor(c, "kept")).find((e) => e.reason === "AllocationFailed")?.note).toBe(
@@ -189,10 +190,7 @@ function defineRealloc(tier: string, make: Make): void {
       await c.admin.mergePatch(svcPath("pinned"), {
         metadata: { annotations: { "metallb.io/address-pool": "lan" } },
       });
-      await waitFor(
-        "pinned gets .41",
-        async () => ingress(await getService(c, "pinned"))[0] === "192.0.2.41",
-      );
+      await until("pinned gets .41", async () => ingress(await getService(c, "pinned"))[0] === "192.0.2.41");
     }));
 
   test("MetalLB TestAssignment 'attempt to assign ip from pool pinned on different namespace', after the fact: a namespace relabelled out of a pool's namespaceSelectors: its Service moves to a pool that serves it; relabelled back, nothing moves again", () =>
@@ -211,13 +209,13 @@ function defineRealloc(tier: string, make: Make): void {
       await create(c, pool("rest", ["192.0.2.70/32"]));
       await create(c, service("cart", {}, {}, "shop"));
       const v = start();
-      await waitFor(
+      await until(
         "cart from web",
         async () => ingress(await getService(c, "cart", "shop"))[0] === "192.0.2.60",
       );
       await settle(v);
       await c.admin.mergePatch("/api/v1/namespaces/shop", { metadata: { labels: { team: "db" } } });
-      await waitFor(
+      await until(
         "cart moved to rest",
         async () => ingress(await getService(c, "cart", "shop"))[0] === "192.0.2.70",
       );

@@ -12,7 +12,8 @@ import { Kube, loadKubeConfig } from "../../src/k8s/client.ts";
 import { Controller } from "../../src/k8s/controller.ts";
 import { ClusterState } from "../../src/k8s/state.ts";
 import { createLogger } from "../../src/util/log.ts";
-import { fakeCluster, NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE, realCluster, type TestCluster } from "./harness.ts";
 import {
   create,
   eventsFor,
@@ -40,14 +41,14 @@ for (const [tier, make] of [
       for (const s of ["r1", "r2"]) await create(c, service(s));
       started.push(startVipd(c, { node: "n1" }));
       for (const s of ["r1", "r2"])
-        await waitFor(`NodeAssigned ${s}`, async () =>
+        await until(`NodeAssigned ${s}`, async () =>
           (await eventsFor(c, s)).some((e) => e.reason === "NodeAssigned"),
         );
       await (started[0] as Vipd).stop();
       // The speaker comes back (the controller too) and announces the same Services.
       const v = startVipd(c, { node: "n1" });
       started.push(v);
-      await waitFor(
+      await until(
         "the restarted speaker announces both",
         () =>
           (v.speaker?.currentPlan.l2 ?? []).some((e) => e.services.length > 0) &&
@@ -55,7 +56,7 @@ for (const [tier, make] of [
       );
       // A new Service shows the restarted speaker does emit NodeAssigned for what is new.
       await create(c, service("r3"));
-      await waitFor("NodeAssigned r3", async () =>
+      await until("NodeAssigned r3", async () =>
         (await eventsFor(c, "r3")).some((e) => e.reason === "NodeAssigned"),
       );
       for (const s of ["r1", "r2"])
@@ -89,12 +90,12 @@ for (const [tier, make] of [
       await create(c, pool("lan", ["192.0.2.80/32"]));
       state.start();
       ctl.start();
-      await waitFor("leader", () => ctl.isLeader);
+      await until("leader", () => ctl.isLeader);
       await c.down();
       // 8 s of outage: some 40 failed Lease rounds.
       await Bun.sleep(8000);
       await c.up();
-      await waitFor(
+      await until(
         "recovery logged",
         () => lines.some((l) => l.message === "controller: the API server answers again"),
         30_000,
@@ -115,7 +116,7 @@ for (const [tier, make] of [
       // Still the controller, and working.
       await create(c, service("after"));
       const t0 = Date.now();
-      await waitFor(
+      await until(
         "served after the outage",
         async () => ingress(await getService(c, "after"))[0] === "192.0.2.80",
         60_000,

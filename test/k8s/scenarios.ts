@@ -7,7 +7,8 @@
 import { test as bunTest, expect } from "bun:test";
 import { ANNOTATION_ALLOCATED_FROM } from "../../src/ipam/request.ts";
 import { PATHS } from "../../src/k8s/client.ts";
-import { NAMESPACE, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { NAMESPACE, type TestCluster } from "./harness.ts";
 import {
   create,
   endpointSlice,
@@ -56,29 +57,29 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await create(c, pool("lan", ["192.0.2.10-192.0.2.12"]));
         await create(c, service("web"));
         run(startVipd(c, { node: "n1" }));
-        const svc = await waitFor("web's status", async () => {
+        const svc = await until("web's status", async () => {
           const s = await getService(c, "web");
           return ingress(s).length > 0 && s;
         });
         expect(ingress(svc)).toEqual(["192.0.2.10"]);
-        await waitFor(
+        await until(
           "pool annotation",
           async () =>
             (await getService(c, "web")).metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] === "lan",
         );
-        const evs = await waitFor("IPAllocated event", async () => {
+        const evs = await until("IPAllocated event", async () => {
           const e = await eventsFor(c, "web");
           return e.some((x) => x.reason === "IPAllocated") && e;
         });
         expect(evs.find((x) => x.reason === "IPAllocated")?.note).toContain("192.0.2.10");
         // A Service that cannot be served gets AllocationFailed and no status.
         await create(c, service("asks", { loadBalancerIP: "198.51.100.1" }));
-        const failed = await waitFor("AllocationFailed event", async () =>
+        const failed = await until("AllocationFailed event", async () =>
           (await eventsFor(c, "asks")).find((x) => x.reason === "AllocationFailed"),
         );
         expect(failed.type).toBe("Warning");
         expect(ingress(await getService(c, "asks"))).toEqual([]);
-        const st = await waitFor("pool status", async () => {
+        const st = await until("pool status", async () => {
           const p = await c.admin.get(`${PATHS.metallb("ipaddresspools", NAMESPACE)}/lan`);
           return (p.status as { assignedIPv4?: number } | undefined)?.assignedIPv4 === 1 && p.status;
         });
@@ -94,16 +95,16 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await create(c, pool("one", ["192.0.2.50/32"]));
         await create(c, service("first"));
         run(startVipd(c, { node: "n1" }));
-        await waitFor(
+        await until(
           "first gets the only IP",
           async () => ingress(await getService(c, "first"))[0] === "192.0.2.50",
         );
         await create(c, service("second"));
-        await waitFor("second fails", async () =>
+        await until("second fails", async () =>
           (await eventsFor(c, "second")).some((e) => e.reason === "AllocationFailed"),
         );
         await c.admin.delete(`${PATHS.services("default")}/first`);
-        await waitFor(
+        await until(
           "second gets the released IP",
           async () => ingress(await getService(c, "second"))[0] === "192.0.2.50",
         );
@@ -118,7 +119,7 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await create(c, pool("b-pool", ["192.0.2.100-192.0.2.110"]));
         for (const n of ["s1", "s2", "s3"]) await create(c, service(n));
         const v1 = run(startVipd(c, { node: "n1", speaker: false }));
-        const before = await waitFor("three statuses", async () => {
+        const before = await until("three statuses", async () => {
           const ips = await Promise.all(
             ["s1", "s2", "s3"].map(async (n) => ingress(await getService(c, n))[0]),
           );
@@ -132,8 +133,8 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         // A pool that sorts first: a fresh allocation would take its addresses.
         await create(c, pool("a-pool", ["192.0.2.1-192.0.2.5"]));
         const v2 = run(startVipd(c, { node: "n2", speaker: false }));
-        await waitFor("second controller leads", () => v2.controller?.isLeader);
-        await waitFor("a-pool status written", async () => {
+        await until("second controller leads", () => v2.controller?.isLeader);
+        await until("a-pool status written", async () => {
           const p = await c.admin.get(`${PATHS.metallb("ipaddresspools", NAMESPACE)}/a-pool`);
           return (p.status as { availableIPv4?: number } | undefined)?.availableIPv4 === 5;
         });
@@ -149,15 +150,15 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         expect(rvsAfter).toEqual(rvsBefore);
         // A new Service now gets a-pool's first address; the old ones stay where they were.
         await create(c, service("s4"));
-        await waitFor("s4 from a-pool", async () => ingress(await getService(c, "s4"))[0] === "192.0.2.1");
+        await until("s4 from a-pool", async () => ingress(await getService(c, "s4"))[0] === "192.0.2.1");
         // Two candidates: exactly one leads; when it goes, the other takes over without moving IPs.
         const v3 = run(startVipd(c, { node: "n3", speaker: false }));
         await Bun.sleep(1500);
         expect([v2.controller?.isLeader, v3.controller?.isLeader]).toEqual([true, false]);
         await v2.stop();
-        await waitFor("n3 takes over", () => v3.controller?.isLeader, 15_000);
+        await until("n3 takes over", () => v3.controller?.isLeader, 15_000);
         await create(c, service("s5"));
-        await waitFor("s5 served by n3", async () => ingress(await getService(c, "s5"))[0] === "192.0.2.2");
+        await until("s5 served by n3", async () => ingress(await getService(c, "s5"))[0] === "192.0.2.2");
         const final = await Promise.all(
           ["s1", "s2", "s3"].map(async (n) => ingress(await getService(c, n))[0]),
         );
@@ -182,7 +183,7 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         );
         await create(c, service("other"));
         run(startVipd(c, { node: "n1" }));
-        const [a, b, o] = await waitFor("three statuses", async () => {
+        const [a, b, o] = await until("three statuses", async () => {
           const ips = await Promise.all(
             ["dns-tcp", "dns-udp", "other"].map(async (n) => ingress(await getService(c, n))[0]),
           );
@@ -201,12 +202,12 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await create(c, pool("ds", ["192.0.2.30/31", "2001:db8::30/127"]));
         await create(c, service("ds", { ipFamilyPolicy: "RequireDualStack", ipFamilies: ["IPv4", "IPv6"] }));
         run(startVipd(c, { node: "n1" }));
-        const ips = await waitFor("dual-stack status", async () => {
+        const ips = await until("dual-stack status", async () => {
           const i = ingress(await getService(c, "ds"));
           return i.length === 2 && i;
         });
         expect(ips).toEqual(["192.0.2.30", "2001:db8::30"]);
-        const p = await waitFor("pool status", async () => {
+        const p = await until("pool status", async () => {
           const x = await c.admin.get(`${PATHS.metallb("ipaddresspools", NAMESPACE)}/ds`);
           return (x.status as { assignedIPv6?: number } | undefined)?.assignedIPv6 === 1 && x.status;
         });
@@ -235,9 +236,9 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         const v1 = run(startVipd(c, { node: "n1" }));
         const v2 = run(startVipd(c, { node: "n2", controller: false }));
         const owns = (v: Vipd) => (v.speaker?.currentPlan.l2 ?? []).some((e) => e.ip === "192.0.2.60");
-        await waitFor("n1 announces", () => owns(v1) && !owns(v2));
+        await until("n1 announces", () => owns(v1) && !owns(v2));
         // Only n1's: n2's leftover deleted (until then, it alone may be the one object listed).
-        const l2s = await waitFor("ServiceL2Status for n1, and n2's leftover gone", async () => {
+        const l2s = await until("ServiceL2Status for n1, and n2's leftover gone", async () => {
           const l = await c.admin.list(PATHS.metallb("servicel2statuses", NAMESPACE));
           const only = l.items.length === 1 ? l.items[0] : undefined;
           return (only?.status as { node?: string } | undefined)?.node === "n1" && l.items;
@@ -247,24 +248,24 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
           serviceName: "local",
           serviceNamespace: "default",
         });
-        await waitFor("NodeAssigned n1", async () =>
+        await until("NodeAssigned n1", async () =>
           (await eventsFor(c, "local")).some((e) => e.reason === "NodeAssigned" && e.note.includes('"n1"')),
         );
         // The endpoint moves to n2.
         const slicePath = `${PATHS.endpointSlices(c.endpointSliceVersion, "default")}/local-abc`;
         const moved = endpointSlice(c, "local-abc", "local", ["n2"]);
         await c.admin.mergePatch(slicePath, { endpoints: moved.endpoints });
-        await waitFor("n2 announces instead", () => owns(v2) && !owns(v1));
-        await waitFor("ServiceL2Status moved to n2", async () => {
+        await until("n2 announces instead", () => owns(v2) && !owns(v1));
+        await until("ServiceL2Status moved to n2", async () => {
           const l = await c.admin.list(PATHS.metallb("servicel2statuses", NAMESPACE));
           return l.items.length === 1 && (l.items[0]?.status as { node?: string } | undefined)?.node === "n2";
         });
-        await waitFor("NodeAssigned n2", async () =>
+        await until("NodeAssigned n2", async () =>
           (await eventsFor(c, "local")).some((e) => e.reason === "NodeAssigned" && e.note.includes('"n2"')),
         );
         // No endpoint anywhere: nobody announces.
         await c.admin.mergePatch(slicePath, { endpoints: [] });
-        await waitFor("nobody announces", () => !owns(v1) && !owns(v2));
+        await until("nobody announces", () => !owns(v1) && !owns(v2));
       }),
     T,
   );
@@ -278,9 +279,7 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await create(c, l2adv("l2"));
         await create(c, service("keep"));
         const v = run(startVipd(c, { node: "n1", leaseDurationS: 15 }));
-        await waitFor("announced", () =>
-          (v.speaker?.currentPlan.l2 ?? []).some((e) => e.ip === "192.0.2.70"),
-        );
+        await until("announced", () => (v.speaker?.currentPlan.l2 ?? []).some((e) => e.ip === "192.0.2.70"));
         const plansBefore = v.driver.plans.length;
         const planBefore = JSON.stringify(v.speaker?.currentPlan.l2);
         await c.down();
@@ -296,12 +295,12 @@ export function defineScenarios(tier: string, make: Make, opts: { only?: string[
         await c.up();
         // Resync: a Service created after the server returns is allocated and announced.
         await create(c, service("later"));
-        await waitFor(
+        await until(
           "later allocated",
           async () => ingress(await getService(c, "later"))[0] === "192.0.2.71",
           45_000,
         );
-        await waitFor(
+        await until(
           "later announced",
           () => (v.speaker?.currentPlan.l2 ?? []).some((e) => e.ip === "192.0.2.71"),
           30_000,

@@ -7,7 +7,8 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { Kube, loadKubeConfig, PATHS } from "../../src/k8s/client.ts";
 import { ClusterState } from "../../src/k8s/state.ts";
-import { fakeCluster, NAMESPACE, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE } from "./harness.ts";
 import { create, pool, service } from "./vipd.ts";
 
 let c: Awaited<ReturnType<typeof fakeCluster>>;
@@ -38,7 +39,7 @@ test("a BGPPeer's passwordSecret is resolved from a Secret in vipd's namespace (
       passwordSecret: { name: "tor-pw", namespace: NAMESPACE },
     },
   });
-  const missing = await waitFor("peer seen", () => {
+  const missing = await until("peer seen", () => {
     const v = state.config();
     return v.problems.some((p) => p.field === "spec.passwordSecret") && v;
   });
@@ -52,7 +53,7 @@ test("a BGPPeer's passwordSecret is resolved from a Secret in vipd's namespace (
     type: "kubernetes.io/basic-auth",
     data: { password: Buffer.from("s3cret").toString("base64") },
   });
-  const v = await waitFor("password resolved", () => {
+  const v = await until("password resolved", () => {
     const x = state.config();
     return x.config?.peers.length === 1 && x;
   });
@@ -65,7 +66,7 @@ test("an invalid Service is left out on its own; invalid pools keep the last goo
   await create(c, service("fine"));
   // Valid for the API server, not for vipd: a port name is fine, a loadBalancerIP that is not an IP is not.
   await create(c, service("broken", { loadBalancerIP: "not-an-ip" }));
-  const v = await waitFor("both seen", () => {
+  const v = await until("both seen", () => {
     const x = state.config();
     return (
       x.config?.services.some((s) => s.metadata.name === "fine") &&
@@ -77,7 +78,7 @@ test("an invalid Service is left out on its own; invalid pools keep the last goo
   expect(v.config?.pools.map((p) => p.metadata.name)).toEqual(["good"]);
   // A second pool overlapping the first: the set is invalid, the last good pools stay.
   await create(c, pool("overlap", ["192.0.2.8/29"]));
-  const after = await waitFor("overlap seen", () => {
+  const after = await until("overlap seen", () => {
     const x = state.config();
     return x.problems.some((p) => p.name === "overlap" || p.name === "good") && x;
   });

@@ -32,7 +32,8 @@ import { WebhookServer } from "../../src/k8s/webhook.ts";
 import { VWC_PATH, WebhookCerts } from "../../src/k8s/webhook-certs.ts";
 import { type RunningWebhook, startWebhook } from "../../src/k8s/webhook-run.ts";
 import { createLogger } from "../../src/util/log.ts";
-import { fakeCluster, NAMESPACE, realCluster, type TestCluster, waitFor } from "./harness.ts";
+import { until } from "../support/until.ts";
+import { fakeCluster, NAMESPACE, realCluster, type TestCluster } from "./harness.ts";
 import { pool } from "./vipd.ts";
 
 const SECRET = `${PATHS.secrets(NAMESPACE)}/vipd-webhook-cert`;
@@ -134,14 +135,14 @@ test("kube-apiserver 1.20.2 calls vipd's webhook through the addon's configurati
 
     run = runVipdWebhook(c, port);
     await run.state.waitSynced();
-    const secret = await waitFor("the serving certificate renewed", async () => {
+    const secret = await until("the serving certificate renewed", async () => {
       const s = await c.admin.get(SECRET);
       const d = s.data as Record<string, string>;
       return unb64(d["tls.crt"]) !== old.bundle["tls.crt"] && d;
     });
     expect(unb64(secret["ca.crt"])).toBe(old.bundle["ca.crt"]);
     expect(run.hook.certs.stats).toMatchObject({ created: 0, rotated: 1 });
-    const bundle = await waitFor("caBundle set by vipd", async () => {
+    const bundle = await until("caBundle set by vipd", async () => {
       const h = ((await c.admin.get(`${VWC_PATH}/vipd-webhook`)).webhooks as Hook[])[0];
       return h?.clientConfig.caBundle;
     });
@@ -167,7 +168,7 @@ test("kube-apiserver 1.20.2 calls vipd's webhook through the addon's configurati
     expect(await new Response(k.stderr).text()).toContain('"192.168.300.0" is not an IP address');
     // Admitted: a valid pool. Refused: one overlapping it, an advertisement naming a missing pool.
     await createPool(c, pool("lan", ["192.0.2.0/28"]));
-    await waitFor("vipd's informer has lan", () =>
+    await until("vipd's informer has lan", () =>
       run?.state.crObjects().some((o) => o.obj.metadata.name === "lan"),
     );
     const overlap = await refusal(createPool(c, pool("lan2", ["192.0.2.8/29"])));
@@ -193,7 +194,7 @@ test("kube-apiserver 1.20.2 calls vipd's webhook through the addon's configurati
     expect(down.message).toContain('failed calling webhook "validation.metallb.vipd.io"');
     // failurePolicy Ignore: admitted unchecked (vipd then leaves a bad one out: config-state.test.ts).
     await setHooks((h) => ({ ...h, failurePolicy: "Ignore" }));
-    await waitFor(
+    await until(
       "admitted with failurePolicy Ignore",
       async () => {
         await createPool(c, pool("bad-while-down", ["192.168.300.0/24"]));
@@ -267,7 +268,7 @@ test("test API server: pods racing make one certificate Secret; a CA near its en
       run.hook.stop();
       run.state.stop();
     });
-    await waitFor("serving", () => run.hook.server.serving);
+    await until("serving", () => run.hook.server.serving);
     const body = JSON.stringify({
       apiVersion: "admission.k8s.io/v1",
       kind: "AdmissionReview",
@@ -336,12 +337,12 @@ test("test API server: `vipd k8s --webhook-listen` makes its certificate, serves
       ],
       { stdout: "ignore", stderr: "ignore" },
     );
-    const secret = await waitFor(
+    const secret = await until(
       "the certificate Secret",
       async () => ((await c.admin.get(SECRET)).data as Record<string, string> | undefined) ?? false,
       30_000,
     );
-    const metrics = await waitFor(
+    const metrics = await until(
       "metrics with the webhook serving",
       async () => {
         const t = await (await fetch(`http://127.0.0.1:${apiPort}/metrics`)).text();

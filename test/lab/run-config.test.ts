@@ -7,7 +7,8 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { configFromText } from "../../src/config/index.ts";
-import { ADMIN, cleanup, POOL, READER, SETTINGS, SVC, tempDir, until, Vipd, YAML } from "./run-harness.ts";
+import { until } from "../support/until.ts";
+import { ADMIN, cleanup, POOL, READER, SETTINGS, SVC, tempDir, Vipd, YAML } from "./run-harness.ts";
 
 setDefaultTimeout(90_000);
 afterAll(cleanup);

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { hashToken } from "../../src/api/auth.ts";
 import { destroyAllLabs, type Lab } from "../support/netns.ts";
+import { until } from "../support/until.ts";
 
 export const ROOT = join(import.meta.dir, "../..");
 const MAIN = join(ROOT, "src/main.ts");
@@ -34,25 +35,6 @@ export async function cleanup(): Promise<void> {
 }
 
 export type LogLine = Record<string, unknown> & { level: string; message: string };
-
-export async function until<T>(
-  what: string,
-  f: () => Promise<T | undefined> | T | undefined,
-  ms = DEADLINE_MS,
-) {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
 
 /** One `vipd run` process, its stderr log lines, and its API. */
 export class Vipd {
@@ -84,10 +66,14 @@ export class Vipd {
   /** Starts and waits until the API listens (fails with the log if the process exits first). */
   static async ready(args: string[], opts: { token?: string } = {}): Promise<Vipd> {
     const v = await Vipd.start(args, opts);
-    const line = await until("the API to listen", () => {
-      if (v.proc.exitCode !== null) throw new Error(`vipd exited ${v.proc.exitCode}: ${v.logText()}`);
-      return v.logs.find((l) => l.message === "API listening");
-    });
+    const line = await until(
+      "the API to listen",
+      () => {
+        if (v.proc.exitCode !== null) throw new Error(`vipd exited ${v.proc.exitCode}: ${v.logText()}`);
+        return v.logs.find((l) => l.message === "API listening");
+      },
+      DEADLINE_MS,
+    );
     v.base = String(line["url"]).replace(/\/$/, "");
     return v;
   }
@@ -148,7 +134,7 @@ export class Vipd {
   }
 
   async waitGeneration(n: number): Promise<void> {
-    await until(`generation ${n}`, async () => (await this.generation()) === n);
+    await until(`generation ${n}`, async () => (await this.generation()) === n, DEADLINE_MS);
   }
 
   /** SIGTERM and wait for the exit code (SIGKILL after the deadline, failing the test). */

@@ -8,7 +8,8 @@ import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Lab } from "../support/netns.ts";
-import { apiUrl, cleanup, POOL, ROOT, SVC, tempDir, until, Vipd } from "./run-harness.ts";
+import { until } from "../support/until.ts";
+import { apiUrl, cleanup, POOL, ROOT, SVC, tempDir, Vipd } from "./run-harness.ts";
 
 setDefaultTimeout(90_000);
 afterAll(cleanup);

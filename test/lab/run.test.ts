@@ -7,7 +7,8 @@
 import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { copyFileSync, mkdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cleanup, DEADLINE_MS, EXAMPLE, POOL, ROOT, SVC, tempDir, until, Vipd } from "./run-harness.ts";
+import { until } from "../support/until.ts";
+import { cleanup, DEADLINE_MS, EXAMPLE, POOL, ROOT, SVC, tempDir, Vipd } from "./run-harness.ts";
 
 // Several processes start and stop per test, each step polled up to DEADLINE_MS.
 setDefaultTimeout(90_000);

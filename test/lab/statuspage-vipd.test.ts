@@ -11,6 +11,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { type BrowserContext, chromium } from "playwright-core";
 import { hashToken } from "../../src/api/auth.ts";
+import { until } from "../support/until.ts";
 
 const ROOT = join(import.meta.dir, "..", "..");
 const TOKEN = "a-read-token-for-the-page";
@@ -59,7 +60,7 @@ beforeAll(async () => {
   );
   const port = await freePort();
   base = `http://127.0.0.1:${port}/`;
-  proc = Bun.spawn(
+  const p = Bun.spawn(
     [
       "bun",
       join(ROOT, "src", "main.ts"),
@@ -73,16 +74,19 @@ beforeAll(async () => {
     ],
     { stdout: "ignore", stderr: "ignore", stdin: "ignore" },
   );
-  const end = Date.now() + 20_000;
-  for (;;) {
-    const ok = await fetch(`${base}readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (Date.now() > end || proc.exitCode !== null) throw new Error("vipd did not become ready");
-    await Bun.sleep(100);
-  }
+  proc = p;
+  const state = await until(
+    "vipd ready",
+    async () =>
+      p.exitCode !== null
+        ? "exited"
+        : (await fetch(`${base}readyz`).then(
+            (r) => r.ok,
+            () => false,
+          )) && "ready",
+    20_000,
+  );
+  if (state === "exited") throw new Error(`vipd exited (${p.exitCode}) before it was ready`);
   ctx = await chromium.launchPersistentContext(join(dir, "profile"), {
     executablePath: "/usr/bin/chromium",
     headless: true,

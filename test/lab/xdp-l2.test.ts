@@ -18,6 +18,7 @@ import { NA_FLAG_O, NA_FLAG_S, neighborAdvertisement, neighborSolicitation } fro
 import { parseMac } from "../../src/xdp/layout.ts";
 import { Lab } from "../support/netns.ts";
 import { arping as probeArping, ndisc as probeNdisc } from "../support/probes.ts";
+import { until } from "../support/until.ts";
 import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 
 const CLI = new URL("../../src/xdp/cli.ts", import.meta.url).pathname;
@@ -80,18 +81,17 @@ async function spawnDaemon(ns: string, args: string[]): Promise<Daemon & { ready
   const d: Daemon = {
     proc,
     async next(event, timeoutMs = 15_000) {
-      const end = Date.now() + timeoutMs;
-      while (Date.now() < end) {
-        // An unexpected "error" event fails the wait, unless "error" is what is awaited.
-        const i = events.findIndex((e) => e.event === event || (e.event === "error" && event !== "ready"));
-        if (i >= 0) {
-          const [e] = events.splice(i, 1);
-          if (e!.event !== event) throw new Error(`daemon error: ${JSON.stringify(e)}`);
-          return e!;
-        }
-        await Bun.sleep(20);
-      }
-      throw new Error(`daemon sent no "${event}" event in ${timeoutMs} ms`);
+      // An unexpected "error" event fails the wait, unless "error" is what is awaited.
+      const e = await until(
+        `the daemon's "${event}" event`,
+        () => {
+          const i = events.findIndex((e) => e.event === event || (e.event === "error" && event !== "ready"));
+          return i >= 0 ? events.splice(i, 1)[0] : undefined;
+        },
+        timeoutMs,
+      );
+      if (e.event !== event) throw new Error(`daemon error: ${JSON.stringify(e)}`);
+      return e;
     },
   };
   return { ...d, ready: await d.next("ready") };

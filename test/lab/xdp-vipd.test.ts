@@ -15,6 +15,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { Lab } from "../support/netns.ts";
 import { arping as probeArping, ndisc as probeNdisc } from "../support/probes.ts";
+import { until } from "../support/until.ts";
 import { buildXdp, objectPath, type TempPins, tempPins } from "../support/xdp-testkit.ts";
 
 setDefaultTimeout(90_000);
@@ -62,11 +63,12 @@ async function startVipd(windowMs = 10_000): Promise<Subprocess> {
     ],
     { stderr: "ignore", env: { VIPD_BPF_PIN_DIR: pins.pinDir, VIPD_LOG_LEVEL: "warn" } },
   );
-  const end = Date.now() + 30_000;
-  while ((await api("/readyz")) === undefined) {
-    if (Date.now() > end || p.exitCode !== null) throw new Error("vipd did not become ready");
-    await Bun.sleep(100);
-  }
+  const state = await until(
+    "vipd ready",
+    async () => (p.exitCode !== null ? "exited" : (await api("/readyz")) !== undefined && "ready"),
+    30_000,
+  );
+  if (state === "exited") throw new Error(`vipd exited (${p.exitCode}) before it was ready`);
   return p;
 }
 
@@ -145,14 +147,12 @@ describe("XDP answers for the VIPs `vipd run` assigned", () => {
     const text = await Bun.file(services).text();
     // Keep only the dns Services: web (10.77.0.100, fd77::100) goes.
     writeFileSync(services, text.slice(text.indexOf("---") + 4));
-    const end = Date.now() + 10_000;
-    while ((await arping(VIP, 1))[1] !== 0 && Date.now() < end) await Bun.sleep(200);
+    await until("web's VIP quiet", async () => (await arping(VIP, 1))[1] === 0, 10_000);
     expect((await arping(VIP, 2))[1]).toBe(0);
     expect(await ndisc(VIP6)).toBeNull();
     expect((await arping("10.77.0.110", 1))[1]).toBe(1);
     writeFileSync(services, text);
-    const end2 = Date.now() + 10_000;
-    while ((await arping(VIP, 1))[1] !== 1 && Date.now() < end2) await Bun.sleep(200);
+    await until("web's VIP answering again", async () => (await arping(VIP, 1))[1] === 1, 10_000);
     expect((await arping(VIP, 2))[1]).toBe(2);
   });
 
