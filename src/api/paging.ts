@@ -4,8 +4,9 @@
  * answers `{ items, metadata: { continue, remainingItemCount } }`; the last page has no
  * `metadata`, so a list that fits in one page looks as it always did (`{ items }`).
  *
- * Items are ordered by a key unique per list (a Service's namespace/name, a pool's name...), and
- * the token holds the list's name and the last key sent. The next page starts after that key in
+ * A list that fits in one page comes whole, in the runtime's order, as it always did. A longer
+ * one is paged in the order of a key unique per list (a Service's namespace/name, a pool's
+ * name...), and the token holds the list's name and the last key sent. The next page starts after that key in
  * the list as it is then: like Kubernetes' inconsistent continuation, an item added or removed
  * between pages appears or not, but nothing present throughout is lost or repeated. A token of
  * another list, or not one of ours, is a 400 (nothing leaks: the key was already in a page).
@@ -106,6 +107,8 @@ class MaxHeap<T> {
  * page of 1000 out of 100,000 costs one pass (not a sort of all of them).
  */
 export function paginate<T>(list: string, items: readonly T[], key: (t: T) => string, q: PageQuery): Page<T> {
+  // A list that fits in one page keeps the runtime's order (members list this node first).
+  if (q.after === null && items.length <= q.limit) return { items: [...items] };
   const heap = new MaxHeap<T>();
   let after = 0; // items past the cursor
   for (const item of items) {

@@ -73,13 +73,11 @@ describe("paged lists", () => {
     expect(seen).toEqual([...seen].sort());
   });
 
-  test("a list that fits in one page has no metadata; limit picks the page size", async () => {
+  test("a list that fits in one page comes whole in the runtime's order, without metadata; limit picks the page size", async () => {
     const { get } = setup(3);
-    expect((await get("")).body).toEqual({
-      items: [svc(0), svc(1), svc(2)].sort((a, b) => (key(a) < key(b) ? -1 : 1)),
-    });
+    expect((await get("")).body).toEqual({ items: [svc(2), svc(1), svc(0)] });
     const one = await get("?limit=1");
-    expect(one.body.items).toHaveLength(1);
+    expect(one.body.items).toEqual([svc(0)]); // paged: in key order (ns-0/svc-000000 first)
     expect(one.body.metadata?.remainingItemCount).toBe(2);
     const rest = await get(`?limit=5&continue=${one.body.metadata!.continue}`);
     expect(rest.body.items).toHaveLength(2);
@@ -200,6 +198,9 @@ describe("paged lists", () => {
     expect(p.items).toEqual(["a", "b"]);
     expect(parsePage("x", undefined, p.metadata!.continue).after).toBe("b");
     expect(paginate("x", ["b", "a", "c"], (s) => s, { limit: 2, after: "b" })).toEqual({ items: ["c"] });
+    expect(paginate("x", ["b", "a", "c"], (s) => s, { limit: 3, after: null })).toEqual({
+      items: ["b", "a", "c"],
+    });
     expect(paginate("x", [], (s: string) => s, { limit: 2, after: "zzz" })).toEqual({ items: [] });
   });
 });
