@@ -7,7 +7,8 @@
  *   objects — and the table to adopt; undefined while the node waits for the site (it then
  *   announces nothing);
  * - `put(yaml, config)`: `PUT /api/v1/config` for the whole site (412 when the site moved on,
- *   503 while the node waits for the site);
+ *   503 Busy while the node waits for the site or the allocator does not answer);
+ * - `siteApply(site, local, prev)`: the configuration and allocation the Daemon installs;
  * - the site's ETag and text (`GET /api/v1/config`), `GET /api/v1/site`, metrics, and the
  *   /readyz detail.
  *
@@ -17,6 +18,7 @@
 
 import { readFileSync } from "node:fs";
 import { isMap, isScalar, parseAllDocuments } from "yaml";
+import { ApiError } from "../api/http.ts";
 import type { ApplyOutcome, MetricFamily } from "../api/runtime.ts";
 import { type Config, configFromText } from "../config/index.ts";
 import { type AllocationState, allocate, emptyAllocation } from "../plan/allocate.ts";
@@ -25,17 +27,6 @@ import { siteAllocate, tableAsHeld } from "./allocate.ts";
 import { SiteDriver, type SiteDriverOptions } from "./driver.ts";
 import type { SiteView } from "./state.ts";
 import { configDigest, type SiteAssignment, type Snapshot, tableDigest, versionId } from "./table.ts";
-
-/** A refusal of a site write, with the HTTP status the API answers it with. */
-export class SiteWriteError extends Error {
-  constructor(
-    readonly status: 412 | 503,
-    message: string,
-  ) {
-    super(message);
-    this.name = "SiteWriteError";
-  }
-}
 
 /**
  * The site objects of a manifest text: every document except NodeSettings (which stays per
@@ -247,12 +238,21 @@ export class SiteRuntime {
         ],
       };
     const base = this.driver.snapshot()?.generation ?? 0;
-    if (base === 0) throw new SiteWriteError(503, "this node is waiting for the site");
+    if (base === 0)
+      throw new ApiError(503, "Busy", "this node is waiting for the site", { "Retry-After": "1" });
     const r = await this.driver.propose(base, siteText(yaml));
     if (r.ok) return { ok: true, etag: this.etag() };
     if (r.error === "Stale")
-      throw new SiteWriteError(412, `the site configuration changed: ${r.message ?? ""}`);
-    if (r.error === "NotReady") throw new SiteWriteError(503, r.message ?? "the site is not ready");
+      throw new ApiError(
+        412,
+        "PreconditionFailed",
+        `the site configuration changed (${r.message ?? ""}); GET it again`,
+        {
+          ETag: `"${this.etag()}"`,
+        },
+      );
+    if (r.error === "NotReady")
+      throw new ApiError(503, "Busy", r.message ?? "the site is not ready", { "Retry-After": "1" });
     return {
       ok: false,
       problems: [{ file: "<request>", line: 0, field: "-", message: r.message ?? "refused", pointer: "" }],
@@ -272,4 +272,25 @@ export class SiteRuntime {
     const r = this.driver.waitReason();
     return r === undefined ? [] : [r];
   }
+}
+
+/**
+ * What the Daemon installs for its local configuration: with the site's snapshot, this node's
+ * NodeSettings with the site's objects and the site's table adopted exactly; while the node
+ * waits for the site, its local configuration without Services (nothing allocated, nothing
+ * announced).
+ */
+export function siteApply(
+  site: SiteRuntime,
+  local: Config,
+  prev: AllocationState,
+): { config: Config; alloc: AllocationState } {
+  const e = site.effective(local);
+  if (e === undefined) {
+    const config = { ...local, services: [] };
+    return { config, alloc: allocate(config, { ...emptyAllocation(), counts: prev.counts }) };
+  }
+  const alloc = adoptTable(e.config, prev, e.table);
+  site.verify(alloc.assignments, e.snapshot);
+  return { config: e.config, alloc };
 }
