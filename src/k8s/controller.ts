@@ -253,73 +253,83 @@ export class Controller {
     this.freed = freed && this.waiting.size > 0;
     if (this.freed) this.again = true;
 
-    for (const res of r.results) {
-      const obj = this.state.service(res.key);
-      if (obj === undefined) continue;
-      const ips = res.ok ? [...res.ips] : res.kept ? [...res.kept.ips] : [];
-      const pool = res.ok ? res.pool : (res.kept?.pool ?? "");
-      const had = ingressIps(obj);
-      if (had.join(",") !== ips.join(",")) {
-        this.write(
-          `status:${res.key}`,
-          `${svcPath(res.key)}/status`,
-          {
-            status: { loadBalancer: { ingress: ips.length > 0 ? ips.map((ip) => ({ ip })) : null } },
-          },
-          obj,
-        );
-      }
-      const ann = obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM];
-      if (pool !== "" && ann !== pool)
-        this.write(
-          `meta:${res.key}`,
-          svcPath(res.key),
-          { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: pool } } },
-          obj,
-        );
-      else if (pool === "" && ann !== undefined)
-        this.write(
-          `meta:${res.key}`,
-          svcPath(res.key),
-          { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
-          obj,
-        );
-      this.tell(obj, res);
-    }
-    for (const key of r.released) {
-      const obj = this.state.service(key);
-      if (obj === undefined) {
-        this.events.forget(key);
-        this.told.delete(key);
-        this.releaseTold.delete(key);
-        this.done.delete(`status:${key}`);
-        this.done.delete(`meta:${key}`);
-        continue;
-      }
-      // The Service still exists but is no longer vipd's (type or class changed): clear what vipd wrote.
-      if (ingressIps(obj).length > 0)
-        this.write(
-          `status:${key}`,
-          `${svcPath(key)}/status`,
-          { status: { loadBalancer: { ingress: null } } },
-          obj,
-        );
-      if (obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] !== undefined)
-        this.write(
-          `meta:${key}`,
-          svcPath(key),
-          { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
-          obj,
-        );
-      void this.events.emit(
+    for (const res of r.results) this.writeResult(res);
+    for (const key of r.released) this.writeReleased(key);
+    this.writePoolStatus(config, a);
+  }
+
+  /** Writes one allocation result where it differs from the Service: status, annotation, Events. */
+  private writeResult(res: AllocResult): void {
+    const obj = this.state.service(res.key);
+    if (obj === undefined) return;
+    const ips = res.ok ? [...res.ips] : res.kept ? [...res.kept.ips] : [];
+    const pool = res.ok ? res.pool : (res.kept?.pool ?? "");
+    const had = ingressIps(obj);
+    if (had.join(",") !== ips.join(",")) {
+      this.write(
+        `status:${res.key}`,
+        `${svcPath(res.key)}/status`,
+        {
+          status: { loadBalancer: { ingress: ips.length > 0 ? ips.map((ip) => ({ ip })) : null } },
+        },
         obj,
-        "Normal",
-        "IPReleased",
-        "Release",
-        "Released its load-balancer addresses: the Service is no longer vipd's",
       );
     }
-    // Pool status counts.
+    const ann = obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM];
+    if (pool !== "" && ann !== pool)
+      this.write(
+        `meta:${res.key}`,
+        svcPath(res.key),
+        { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: pool } } },
+        obj,
+      );
+    else if (pool === "" && ann !== undefined)
+      this.write(
+        `meta:${res.key}`,
+        svcPath(res.key),
+        { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
+        obj,
+      );
+    this.tell(obj, res);
+  }
+
+  /** A Service that lost its assignment: forget it when deleted, else clear what vipd wrote. */
+  private writeReleased(key: string): void {
+    const obj = this.state.service(key);
+    if (obj === undefined) {
+      this.events.forget(key);
+      this.told.delete(key);
+      this.releaseTold.delete(key);
+      this.done.delete(`status:${key}`);
+      this.done.delete(`meta:${key}`);
+      return;
+    }
+    // The Service still exists but is no longer vipd's (type or class changed): clear what vipd wrote.
+    if (ingressIps(obj).length > 0)
+      this.write(
+        `status:${key}`,
+        `${svcPath(key)}/status`,
+        { status: { loadBalancer: { ingress: null } } },
+        obj,
+      );
+    if (obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] !== undefined)
+      this.write(
+        `meta:${key}`,
+        svcPath(key),
+        { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
+        obj,
+      );
+    void this.events.emit(
+      obj,
+      "Normal",
+      "IPReleased",
+      "Release",
+      "Released its load-balancer addresses: the Service is no longer vipd's",
+    );
+  }
+
+  /** IPAddressPool status counts, as MetalLB writes them. */
+  private writePoolStatus(config: Config, a: Allocator): void {
     for (const p of config.pools) {
       const u = a.usage(p.metadata.name);
       if (u === undefined) continue;
