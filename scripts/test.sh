@@ -88,6 +88,7 @@ if [[ "${VIPD_SKIP_BENCH:-}" != 1 ]]; then
     bench/bfd.ts) bench 900 '^p99 detection ms: [0-9.]+' "$b" ;;
     bench/failover.ts) bench 900 '^max failover ms: [0-9.]+' "$b" ;;
     bench/k8s.ts) bench 600 '^services/s: [0-9.]+' "$b" ;;
+    bench/scale.ts) bench 420 '^ready s at 10k: [0-9.]+' "$b" ;;
     bench/stall.ts) bench 300 '^false downs: [0-9]+' "$b" ;;
     bench/site.ts) bench 120 '^site converge ms p50: [0-9.]+' "$b" ;;
     esac
