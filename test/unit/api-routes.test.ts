@@ -77,7 +77,7 @@ describe("route modules mounted alone", () => {
       body: "{}",
     });
     expect(dry.status).toBe(200);
-  });
+  }, 60_000);
 
   test("l2: the failover action refuses a runtime without elections with 409 NoCluster", async () => {
     const { app } = appWith([l2Routes]);
@@ -269,7 +269,7 @@ describe("the audit log of changes", () => {
         detail: { ip: "10.0.0.5", from: "node-a", to: "node-b", declined: ["10.0.0.5"] },
       },
     ]);
-  });
+  }, 60_000); // two manifest bodies through the worker: seconds on a loaded machine
 
   test("the log is bounded: the oldest entries go, and are counted", () => {
     const audit = new AuditLog({ capacity: 3, now: () => 0 });
