@@ -13,7 +13,7 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "../util/log.ts";
 import { type MetallbFamily, metallbFamilies } from "./metallb-metrics.ts";
-import type { ApiRuntime, MetricFamily } from "./runtime.ts";
+import type { ApiRuntime, MetricFamily, PoolView, StatusSummary } from "./runtime.ts";
 
 export const API_METRIC_NAMES = [
   "vipd_api_requests_total",
@@ -78,32 +78,8 @@ export interface ApiMetrics {
   render(runtime: ApiRuntime): Promise<string>;
 }
 
-export function createApiMetrics(log: Logger): ApiMetrics {
-  const registry = new Registry();
-  const requests = new Counter({
-    name: "vipd_api_requests_total",
-    help: "HTTP API requests by method, route template and status code",
-    labelNames: ["method", "route", "code"],
-    registers: [registry],
-  });
-  const duration = new Histogram({
-    name: "vipd_api_request_duration_seconds",
-    help: "HTTP API request handling time",
-    labelNames: ["route"],
-    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
-    registers: [registry],
-  });
-  const authFailures = new Counter({
-    name: "vipd_api_auth_failures_total",
-    help: "Requests refused by authentication or authorization, by reason",
-    labelNames: ["reason"],
-    registers: [registry],
-  });
-  const rejected = new Counter({
-    name: "vipd_api_metric_families_rejected_total",
-    help: "Metric families from the runtime left out for breaking naming rules",
-    registers: [registry],
-  });
+/** The families read from the runtime's status and pools at scrape time. */
+function statusGauges(registry: Registry) {
   const buildInfo = new Gauge({
     name: "vipd_build_info",
     help: "Always 1; labels carry the version and node name",
@@ -143,31 +119,65 @@ export function createApiMetrics(log: Logger): ApiMetrics {
     labelNames: ["pool", "family"],
     registers: [registry],
   });
+  return { buildInfo, startTime, ready, generation, driverHealthy, assigned, available };
+}
+
+function setStatus(g: ReturnType<typeof statusGauges>, st: StatusSummary, pools: PoolView[]): void {
+  g.buildInfo.reset();
+  g.buildInfo.set({ version: st.version, node: st.node }, 1);
+  const started = Date.parse(st.startedAt);
+  if (Number.isFinite(started)) g.startTime.set(started / 1000);
+  g.ready.set(st.ready && st.drivers.every((d) => d.healthy) ? 1 : 0);
+  g.generation.set(st.configGeneration);
+  g.driverHealthy.reset();
+  for (const d of st.drivers) g.driverHealthy.set({ driver: d.name }, d.healthy ? 1 : 0);
+
+  g.assigned.reset();
+  g.available.reset();
+  for (const p of pools) {
+    for (const f of p.families) {
+      // Prometheus values are float64: a /64's count is exact to 53 bits, which is plenty.
+      g.assigned.set({ pool: p.name, family: f.family }, Number(f.assigned));
+      g.available.set({ pool: p.name, family: f.family }, Number(f.available));
+    }
+  }
+}
+
+export function createApiMetrics(log: Logger): ApiMetrics {
+  const registry = new Registry();
+  const requests = new Counter({
+    name: "vipd_api_requests_total",
+    help: "HTTP API requests by method, route template and status code",
+    labelNames: ["method", "route", "code"],
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: "vipd_api_request_duration_seconds",
+    help: "HTTP API request handling time",
+    labelNames: ["route"],
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const authFailures = new Counter({
+    name: "vipd_api_auth_failures_total",
+    help: "Requests refused by authentication or authorization, by reason",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
+  const rejected = new Counter({
+    name: "vipd_api_metric_families_rejected_total",
+    help: "Metric families from the runtime left out for breaking naming rules",
+    registers: [registry],
+  });
+  const g = statusGauges(registry);
   const taken = new Set<string>(API_METRIC_NAMES);
   const dynamic = new Map<string, SnapshotFamily>();
   const warned = new Set<string>();
 
   async function refresh(runtime: ApiRuntime): Promise<void> {
     const st = await runtime.status();
-    buildInfo.reset();
-    buildInfo.set({ version: st.version, node: st.node }, 1);
-    const started = Date.parse(st.startedAt);
-    if (Number.isFinite(started)) startTime.set(started / 1000);
-    ready.set(st.ready && st.drivers.every((d) => d.healthy) ? 1 : 0);
-    generation.set(st.configGeneration);
-    driverHealthy.reset();
-    for (const d of st.drivers) driverHealthy.set({ driver: d.name }, d.healthy ? 1 : 0);
-
-    assigned.reset();
-    available.reset();
     const pools = await runtime.pools();
-    for (const p of pools) {
-      for (const f of p.families) {
-        // Prometheus values are float64: a /64's count is exact to 53 bits, which is plenty.
-        assigned.set({ pool: p.name, family: f.family }, Number(f.assigned));
-        available.set({ pool: p.name, family: f.family }, Number(f.available));
-      }
-    }
+    setStatus(g, st, pools);
 
     const seen = new Set<string>();
     const families = (await runtime.metrics?.()) ?? [];
