@@ -136,6 +136,13 @@ describe("GET /api/v1/events", () => {
     expect(bad.status).toBe(400);
     expect(((await bad.json()) as { message: string }).message).toContain('"nope"');
     expect((await app.request("/api/v1/events", { method: "POST", headers: auth(ADMIN) })).status).toBe(405);
+    const doc = (await (await app.request("/openapi.json", { headers: auth(READER) })).json()) as {
+      paths: Record<string, { get?: { responses: Record<string, { content?: Record<string, unknown> }> } }>;
+    };
+    expect(Object.keys(doc.paths["/api/v1/events"]?.get?.responses["200"]?.content ?? {})).toEqual([
+      "text/event-stream",
+    ]);
+    expect(doc.paths["/api/v1/audit"]?.get).toBeDefined();
   });
 
   test("opens with retry and hello (the resume point), then live events with ids and types", async () => {
