@@ -4,7 +4,7 @@
  * never blocks on backpressure. Outgoing UPDATEs are coalesced into 64 KB writes.
  */
 import type { FdSocketOptions, Socket } from "bun";
-import { Framer, type OpenMessage } from "./codec/index.ts";
+import { encodeMessage, Framer, type OpenMessage } from "./codec/index.ts";
 import type { PeerConfig } from "./config.ts";
 import { closeFd, connectStatus, setMinTtl, setTtl, startConnect } from "./sock.ts";
 
@@ -90,6 +90,11 @@ const WRITE_CHUNK = 64 * 1024;
 export function send(c: Conn, b: Uint8Array): void {
   c.queue.push(b);
   flushNow(c);
+}
+
+/** Sends a NOTIFICATION (RFC 4271 §4.5). */
+export function sendNotification(c: Conn, code: number, subcode: number, data?: Uint8Array): void {
+  send(c, encodeMessage({ type: "notification", code, subcode, data: data ?? new Uint8Array(0) }));
 }
 
 /** Queues many messages, coalesced into large writes (fewer syscalls, full TCP segments). */

@@ -1,6 +1,6 @@
-/** The shapes a BGP session shows the speaker: its dependencies, its log, and its status. */
+/** The shapes a BGP session shows the speaker: its dependencies, its log, its status (and how it is built) and its send timing. */
 
-import type { FsmState } from "./fsm.ts";
+import type { Fsm, FsmState } from "./fsm.ts";
 import type { IfaceTable } from "./nexthop.ts";
 
 export type Log = (
@@ -45,6 +45,48 @@ export interface SendTiming {
   writeMs?: number;
   /** The flush carried End-of-RIB. */
   endOfRib: boolean;
+}
+
+/** A session's status from its parts (uptime and prefixes sent only while Established). */
+export function sessionStatus(p: {
+  name: string;
+  address: string;
+  fsm: Fsm;
+  now: number;
+  establishedAt: number | null;
+  prefixesSent: number;
+  prefixesReceived: number;
+  counters: Pick<
+    SessionStatus,
+    "updatesSent" | "updatesReceived" | "notificationsSent" | "notificationsReceived"
+  >;
+  drops: Record<string, number>;
+  updateErrors: Record<string, number>;
+  lastError: string | undefined;
+}): SessionStatus {
+  const open = p.fsm.peerOpen;
+  const up = p.fsm.state === "Established";
+  return {
+    name: p.name,
+    address: p.address,
+    state: p.fsm.state,
+    ...(p.establishedAt !== null && up
+      ? { uptimeSeconds: Math.floor((p.now - p.establishedAt) / 1000) }
+      : {}),
+    prefixesSent: up ? p.prefixesSent : 0,
+    prefixesReceived: p.prefixesReceived,
+    ...p.counters,
+    drops: { ...p.drops },
+    updateErrors: { ...p.updateErrors },
+    ...(p.lastError !== undefined ? { lastError: p.lastError } : {}),
+    ...(open
+      ? {
+          peerRouterId: [24, 16, 8, 0].map((s) => (open.bgpId >>> s) & 255).join("."),
+          negotiatedHoldTime: p.fsm.holdTime,
+        }
+      : {}),
+    enabled: p.fsm.enabled,
+  };
 }
 
 export interface SessionDeps {

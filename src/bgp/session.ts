@@ -40,6 +40,7 @@ import {
   type SocketData,
   send,
   sendMany,
+  sendNotification,
 } from "./conn.ts";
 import { DeadlineTimer } from "./deadline-timer.ts";
 import {
@@ -56,7 +57,7 @@ import { buildOpen, fsmConfig, sessionView } from "./negotiate.ts";
 import { NextHopWatch } from "./nexthop-watch.ts";
 import type { RouteTable, SessionView } from "./ribout.ts";
 import { SendClock } from "./send-timing.ts";
-import type { SendTiming, SessionDeps, SessionStatus } from "./session-types.ts";
+import { type SendTiming, type SessionDeps, type SessionStatus, sessionStatus } from "./session-types.ts";
 import { UpdateErrorCounter } from "./update-errors.ts";
 
 export type { Log, SendTiming, SessionDeps, SessionStatus } from "./session-types.ts";
@@ -146,28 +147,19 @@ export class Session implements ConnOwner {
   }
 
   status(): SessionStatus {
-    const open = this.fsm.peerOpen;
-    return {
+    return sessionStatus({
       name: this.cfg.name,
       address: this.address,
-      state: this.fsm.state,
-      ...(this.establishedAt !== null && this.fsm.state === "Established"
-        ? { uptimeSeconds: Math.floor((this.deps.now() - this.establishedAt) / 1000) }
-        : {}),
-      prefixesSent: this.fsm.state === "Established" ? this.ribOut.size : 0,
+      fsm: this.fsm,
+      now: this.deps.now(),
+      establishedAt: this.establishedAt,
+      prefixesSent: this.ribOut.size,
       prefixesReceived: this.received.size,
-      ...this.counters,
-      drops: { ...this.drops },
-      updateErrors: { ...this.updateErrors.counts },
-      ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
-      ...(open
-        ? {
-            peerRouterId: [24, 16, 8, 0].map((s) => (open.bgpId >>> s) & 255).join("."),
-            negotiatedHoldTime: this.fsm.holdTime,
-          }
-        : {}),
-      enabled: this.fsm.enabled,
-    };
+      counters: this.counters,
+      drops: this.drops,
+      updateErrors: this.updateErrors.counts,
+      lastError: this.lastError,
+    });
   }
 
   // ---------------------------------------------------------------- FSM plumbing
@@ -218,15 +210,7 @@ export class Session implements ConnOwner {
         if (this.conn) {
           this.counters.notificationsSent++;
           this.lastError = `sent NOTIFICATION ${a.code}/${a.subcode}`;
-          send(
-            this.conn,
-            encodeMessage({
-              type: "notification",
-              code: a.code,
-              subcode: a.subcode,
-              data: a.data ?? new Uint8Array(0),
-            }),
-          );
+          sendNotification(this.conn, a.code, a.subcode, a.data);
         }
         break;
       case "acceptIncoming":
@@ -489,15 +473,7 @@ export class Session implements ConnOwner {
         return;
       case "keep-existing":
         this.bump("collision");
-        send(
-          c,
-          encodeMessage({
-            type: "notification",
-            code: ErrCode.CEASE,
-            subcode: CeaseSub.CONNECTION_COLLISION,
-            data: new Uint8Array(0),
-          }),
-        );
+        sendNotification(c, ErrCode.CEASE, CeaseSub.CONNECTION_COLLISION);
         this.teardown(c);
         this.candidate = null;
         return;
