@@ -44,13 +44,21 @@ interface Sent {
 
 const FAMILIES = [4, 6] as const;
 
-/** Encodes entries `idx` of `l` back to back as NLRI. */
-function nlriOf(l: PrefixList, idx: readonly number[]): Uint8Array {
+/** Encodes entries `idx` of `l` back to back as NLRI (length octet, significant octets). */
+function nlriOf(l: PrefixList, idx: ArrayLike<number>): Uint8Array {
+  const w = l.width;
+  const bytes = l.bytes;
   let n = 0;
-  for (const i of idx) n += 1 + ((l.len(i) + 7) >> 3);
+  for (let x = 0; x < idx.length; x++) n += 1 + ((bytes[idx[x]! * w + w - 1]! + 7) >> 3);
   const out = new Uint8Array(n);
   let at = 0;
-  for (const i of idx) at = l.writeNlri(out, at, i);
+  for (let x = 0; x < idx.length; x++) {
+    const from = idx[x]! * w;
+    const len = bytes[from + w - 1]!;
+    out[at++] = len;
+    const end = from + ((len + 7) >> 3);
+    for (let y = from; y < end; y++) out[at++] = bytes[y]!;
+  }
   return out;
 }
 
@@ -121,34 +129,51 @@ export class AdjRibOut {
       const b = want.list(f);
       const aSent = old && !this.forgotten.has(f) ? old.sendable[f] : null;
       const d = this.mergeFamily(a, aSent, old?.table, b, want, this.stale.has(f));
-      // Per attribute set: its attributes towards this peer, computed once.
-      const out: (OutAttributes | undefined)[] = [];
-      for (let j = 0; j < b.count; j++) {
-        const si = b.set[j]!;
-        out[si] ??= outAttributesOf(want.sets[si]!, f, v);
-        if (!("error" in out[si]!)) {
+      // Per attribute set: its attributes towards this peer, computed once, and what can be sent.
+      const k = want.sets.length;
+      const all = new Uint32Array(k);
+      for (let j = 0; j < b.count; j++) all[b.set[j]!]!++;
+      const out: OutAttributes[] = [];
+      for (let si = 0; si < k; si++) {
+        if (all[si] === 0) continue;
+        const o = outAttributesOf(want.sets[si]!, f, v);
+        out[si] = o;
+        if (!("error" in o)) {
           next.sendable[f][si] = 1;
-          next.count[f]++;
+          next.count[f] += all[si]!;
         }
+      }
+      // The entries to announce grouped by set (a counting sort, in prefix order within a set).
+      const start = new Uint32Array(k + 1);
+      for (let x = 0; x < d.count; x++) start[b.set[d.announce[x]!]! + 1]!++;
+      for (let si = 0; si < k; si++) start[si + 1]! += start[si]!;
+      const fillAt = start.slice(0, k);
+      const grouped = new Uint32Array(d.count);
+      for (let x = 0; x < d.count; x++) {
+        const j = d.announce[x]!;
+        grouped[fillAt[b.set[j]!]!++] = j;
       }
       // Withdrawn: old entries no longer wanted, and wanted ones at the peer that can no longer go.
       const goneB: number[] = [];
-      for (let si = 0; si < d.groups.length; si++) {
-        const g = d.groups[si];
-        if (g === undefined) continue;
+      for (let si = 0; si < k; si++) {
+        const from = start[si]!;
+        const to = start[si + 1]!;
+        if (from === to) continue;
         const o = out[si]!;
         if ("error" in o) {
-          for (const j of g) {
+          for (let x = from; x < to; x++) {
+            const j = grouped[x]!;
             skipped.push({ key: b.key(j), reason: o.error });
             // A route we can no longer send must not stay at the peer with old attributes.
             if (d.wasSent[j] === 1) goneB.push(j);
           }
           continue;
         }
+        const nlri = nlriOf(b, grouped.subarray(from, to));
         announcements.push(
-          ...packReachNlri({ attributes: o.attrs, family: f, nextHops: o.nextHops, nlri: nlriOf(b, g) }, ctx),
+          ...packReachNlri({ attributes: o.attrs, family: f, nextHops: o.nextHops, nlri }, ctx),
         );
-        announced += g.length;
+        announced += to - from;
       }
       if (d.withdraw.length + goneB.length > 0 && v.families.has(f)) {
         const nlriA = a ? nlriOf(a, d.withdraw) : new Uint8Array(0);
@@ -183,17 +208,12 @@ export class AdjRibOut {
     b: PrefixList,
     bTable: RouteTable,
     stale: boolean,
-  ): { withdraw: number[]; groups: (number[] | undefined)[]; wasSent: Uint8Array } {
+  ): { withdraw: number[]; announce: Uint32Array; count: number; wasSent: Uint8Array } {
     const withdraw: number[] = [];
-    const groups: (number[] | undefined)[] = [];
+    const announce = new Uint32Array(b.count);
+    let count = 0;
     const wasSent = new Uint8Array(b.count);
     const na = a?.count ?? 0;
-    const announce = (j: number) => {
-      const si = b.set[j]!;
-      const g = groups[si];
-      if (g) g.push(j);
-      else groups[si] = [j];
-    };
     let i = 0;
     let j = 0;
     while (i < na || j < b.count) {
@@ -202,18 +222,18 @@ export class AdjRibOut {
         if (aSent?.[a!.set[i]!] === 1) withdraw.push(i);
         i++;
       } else if (c > 0) {
-        announce(j++);
+        announce[count++] = j++;
       } else {
         const was = aSent?.[a!.set[i]!] === 1;
         if (!was || stale || aTable!.sets[a!.set[i]!] !== bTable.sets[b.set[j]!]) {
           wasSent[j] = was ? 1 : 0;
-          announce(j);
+          announce[count++] = j;
         }
         i++;
         j++;
       }
     }
-    return { withdraw, groups, wasSent };
+    return { withdraw, announce, count, wasSent };
   }
 }
 

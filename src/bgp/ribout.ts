@@ -271,35 +271,49 @@ function sameAttrs(a: RouteSpec, b: RouteSpec): boolean {
 
 /** Collects one family's entries while parsing, then sorts and packs them. */
 class ListBuilder {
-  private bytes: Uint8Array;
-  private sets: number[] = [];
-  private order: number[] = [];
+  private bytes = new Uint8Array(0);
+  private sets = new Uint32Array(0);
+  private order = new Uint32Array(0);
   private n = 0;
   readonly width: number;
 
-  constructor(readonly family: 4 | 6) {
+  /** `hint`: the most entries expected (all specs), allocated on the first add. */
+  constructor(
+    readonly family: 4 | 6,
+    private readonly hint: number,
+  ) {
     this.width = family === 4 ? 5 : 17;
-    this.bytes = new Uint8Array(this.width * 64);
+  }
+
+  private grow(): void {
+    const cap = Math.max(this.hint, this.sets.length * 2, 16);
+    const bytes = new Uint8Array(cap * this.width);
+    bytes.set(this.bytes);
+    this.bytes = bytes;
+    const sets = new Uint32Array(cap);
+    sets.set(this.sets);
+    this.sets = sets;
+    const order = new Uint32Array(cap);
+    order.set(this.order);
+    this.order = order;
   }
 
   add(addr: Uint8Array, len: number, set: number, index: number): void {
-    if ((this.n + 1) * this.width > this.bytes.length) {
-      const next = new Uint8Array(this.bytes.length * 2);
-      next.set(this.bytes);
-      this.bytes = next;
-    }
-    const at = this.n * this.width;
-    for (let k = 0; k < this.width - 1; k++) this.bytes[at + k] = addr[k]!;
-    this.bytes[at + this.width - 1] = len;
-    this.sets.push(set);
-    this.order.push(index);
+    if (this.n >= this.sets.length) this.grow();
+    const w = this.width;
+    const at = this.n * w;
+    const bytes = this.bytes;
+    for (let k = 0; k < w - 1; k++) bytes[at + k] = addr[k]!;
+    bytes[at + w - 1] = len;
+    this.sets[this.n] = set;
+    this.order[this.n] = index;
     this.n++;
   }
 
   /** The sorted list; a prefix given twice is reported with the later input index. */
   build(specs: readonly RouteSpec[], errors: string[]): PrefixList {
     const w = this.width;
-    const raw = new PrefixList(this.family, this.n, this.bytes, Uint32Array.from(this.sets));
+    const raw = new PrefixList(this.family, this.n, this.bytes, this.sets);
     let sorted = true;
     for (let i = 1; i < this.n && sorted; i++) if (raw.cmp(i - 1, raw, i) > 0) sorted = false;
     let idx: Uint32Array | null = null;
@@ -331,7 +345,7 @@ export function parseRoutes(specs: readonly RouteSpec[]): Parsed<RouteTable> {
   // The attribute signature of a spec → its set's index: 100k routes usually share one set, and
   // the encoded key is computed once per distinct signature, not per route.
   const bySig = new Map<string, number>();
-  const lists = { 4: new ListBuilder(4), 6: new ListBuilder(6) };
+  const lists = { 4: new ListBuilder(4, specs.length), 6: new ListBuilder(6, specs.length) };
   const v4addr = new Uint8Array(4);
   let prev: RouteSpec | null = null;
   let prevSet = -1;

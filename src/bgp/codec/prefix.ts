@@ -105,6 +105,7 @@ export function parseV4Into(s: string, addr: Uint8Array): number {
     if (len > 32) return -1;
   }
   if (part !== 4) return -1;
+  if (len === 32) return 32;
   for (let b = 0; b < 4; b++) {
     const keep = Math.max(0, Math.min(8, len - b * 8));
     addr[b] = (addr[b] ?? 0) & ((0xff << (8 - keep)) & 0xff);
