@@ -3,6 +3,10 @@
  * `PUT /api/v1/config`) replaces the single configured file atomically: temp file in the same
  * directory, fsync, rename over the old one, fsync the directory. A crash at any moment leaves
  * the old or the new file, never a mix.
+ *
+ * Parsing and validating the set (`loadManifests`) runs off the main thread, in the API's body
+ * worker (src/api/body-check.ts) with the file budgets (src/config/budget.ts FILE_LIMITS): a
+ * large or hostile file delays neither the API nor anything else on the main thread.
  */
 
 import {
@@ -20,7 +24,10 @@ import {
   writeSync,
 } from "node:fs";
 import { basename, dirname, join } from "node:path";
-import { manifestFiles, type Problem } from "../config/load.ts";
+import { BodyChecker } from "../api/body-check.ts";
+import { FILE_LIMITS } from "../config/budget.ts";
+import type { Config } from "../config/index.ts";
+import { manifestFiles, type Problem, sortProblems } from "../config/load.ts";
 
 export interface ManifestSource {
   file: string;
@@ -165,4 +172,132 @@ export function writeAtomic(path: string, text: string): void {
   } finally {
     closeSync(dfd);
   }
+}
+
+/** What loadManifests found: the sources as read, and either the Config or every problem. */
+export interface LoadedManifests {
+  sources: ManifestSource[];
+  /** joinSources(sources): what `GET /api/v1/config` returns, and what tells a real change. */
+  text: string;
+  config: Config | undefined;
+  /** Reading, budget, parse and validation problems, by file and line (empty when valid). */
+  problems: Problem[];
+}
+
+/** One checker for file reloads, apart from the API's: a flood of requests cannot make it busy. */
+let fileChecker: BodyChecker | undefined;
+
+/**
+ * Reads every manifest under `paths` (on this thread: small reads), then pre-scans, parses and
+ * validates them in the body worker within FILE_LIMITS and `timeoutMs` (default 120 s). The
+ * sources travel as one multi-document text, each opened by a `# source:` line; problems are
+ * mapped back to their own file and line (their `doc` index is left out: it would count
+ * documents of the joined text).
+ */
+export async function loadManifests(
+  paths: readonly string[],
+  opts: { timeoutMs?: number } = {},
+): Promise<LoadedManifests> {
+  const { sources, problems } = readManifestSources(paths);
+  if (sources.length === 0) {
+    if (problems.length === 0)
+      problems.push({
+        file: paths.join(","),
+        line: 0,
+        field: "-",
+        message: "no manifest files found",
+        pointer: "",
+      });
+    return { sources, text: "", config: undefined, problems };
+  }
+  // Each source starts a new document after its `# source:` line; lines are counted per source.
+  const starts: { file: string; first: number; lines: number }[] = [];
+  let line = 1;
+  const parts: string[] = [];
+  for (const s of sources) {
+    const body = s.text.replace(/\n*$/, "\n");
+    const head = `---\n# source: ${s.file}\n`;
+    parts.push(head, body);
+    const lines = body.split("\n").length - 1;
+    starts.push({ file: s.file, first: line + 2, lines });
+    line += 2 + lines;
+  }
+  const joined = parts.join("");
+  const where = (l: number): { file: string; line: number } => {
+    for (const s of starts)
+      if (l >= s.first && l < s.first + Math.max(1, s.lines)) return { file: s.file, line: l - s.first + 1 };
+    const last = starts.at(-1) as { file: string; first: number };
+    return l <= 0
+      ? { file: (starts[0] as { file: string }).file, line: 0 }
+      : { file: last.file, line: Math.max(0, l - last.first + 1) };
+  };
+  fileChecker ??= new BodyChecker({ limits: FILE_LIMITS, timeoutMs: 120_000, maxWaiting: 8 });
+  const v = await fileChecker.check(joined, { file: "<files>", wantConfig: true, timeoutMs: opts.timeoutMs });
+  const text = joinSources(sources);
+  const at = (p: { line: number }) => where(p.line);
+  switch (v.kind) {
+    case "valid":
+      if (problems.length > 0 || v.config === undefined)
+        return { sources, text, config: undefined, problems };
+      return { sources, text, config: v.config, problems: [] };
+    case "invalid":
+      return {
+        sources,
+        text,
+        config: undefined,
+        problems: sortProblems([
+          ...problems,
+          ...v.problems.map((p) => {
+            if (p.file !== "<files>") return p;
+            const { doc: _doc, ...rest } = p;
+            return { ...rest, ...at(p) };
+          }),
+        ]),
+      };
+    case "refused":
+      return {
+        sources,
+        text,
+        config: undefined,
+        problems: [...problems, { ...at(v), field: "-", message: v.message, pointer: "" }],
+      };
+    case "timeout":
+      return {
+        sources,
+        text,
+        config: undefined,
+        problems: [
+          ...problems,
+          {
+            file: paths.join(","),
+            line: 0,
+            field: "-",
+            message: `parsing and validating took longer than ${Math.round(v.ms)} ms; refused`,
+            pointer: "",
+          },
+        ],
+      };
+    default:
+      return {
+        sources,
+        text,
+        config: undefined,
+        problems: [
+          ...problems,
+          {
+            file: paths.join(","),
+            line: 0,
+            field: "-",
+            message: `cannot check the manifests: ${v.kind === "busy" ? "the checker is busy" : v.message}`,
+            pointer: "",
+          },
+        ],
+      };
+  }
+}
+
+/** Stops the reload checker's worker (process shutdown). */
+export function closeManifestChecker(): void {
+  fileChecker?.close();
+  fileChecker = undefined;
 }

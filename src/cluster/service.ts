@@ -1,31 +1,23 @@
 /**
- * Membership I/O: sends this node's authenticated heartbeat to every member over UDP, feeds
- * received heartbeats and clock ticks to the pure state machine (membership.ts), and tells the
- * daemon when the set of live nodes (or this node's readiness) changes.
+ * MembershipService: what the daemon and the Kubernetes speaker hold of live membership. The
+ * heartbeat loop itself (MembershipEngine, engine.ts: UDP socket, 50 ms timer, the pure state
+ * machine of membership.ts) runs in the timing worker (src/timing/worker.ts), so nothing the
+ * main thread does — parsing, planning, API requests — can delay a heartbeat or make this node
+ * look dead. This class is its proxy: calls are posted to the worker in order; queries are
+ * answered from the latest snapshot the worker pushed (with every change, and every 250 ms for
+ * counters), so they stay synchronous; `onChange` is called on the main thread after the
+ * snapshot that reflects the change has been taken in.
+ *
+ * With `now` given (tests with a fake clock), the engine runs on the calling thread instead.
  */
 
-import type { udp } from "bun";
 import type { ClusterMemberView, MetricFamily } from "../api/runtime.ts";
-import {
-  type Decline,
-  decodeHeartbeat,
-  encodeHeartbeat,
-  type HeartbeatDrop,
-  MAX_DECLINES,
-} from "./heartbeat.ts";
-import {
-  aliveNodes,
-  createMembership,
-  type HeartbeatDrop as FsmDrop,
-  isReady,
-  type Membership,
-  notReadyReason,
-  onHeartbeat,
-  type PeerView,
-  peerDeclines,
-  setMembers,
-  tick,
-} from "./membership.ts";
+import { openTimingChannel } from "../timing/host.ts";
+import { MembershipEngine, type MembershipSnapshot } from "./engine.ts";
+import { type Decline, MAX_DECLINES } from "./heartbeat.ts";
+import type { PeerView } from "./membership.ts";
+
+export type { MembershipSnapshot } from "./engine.ts";
 
 export interface MembershipOptions {
   self: string;
@@ -36,143 +28,104 @@ export interface MembershipOptions {
   deadAfterMs: number;
   riseMs: number;
   onChange: (why: string) => void;
+  /** A clock for the engine; when given, the engine runs on this thread (tests). */
   now?: () => number;
 }
 
-/** Strictly increasing across restarts: microseconds of wall clock, bumped when needed. */
-function seqSource(): () => bigint {
-  let last = 0n;
-  return () => {
-    const t = BigInt(Date.now()) * 1000n;
-    last = t > last ? t : last + 1n;
-    return last;
-  };
+/** The calls the proxy makes; the in-thread engine and the worker's channel both take them. */
+interface Backend {
+  call(method: string, ...args: unknown[]): Promise<unknown>;
+  post(method: string, ...args: unknown[]): void;
+  close(): Promise<void>;
 }
 
 export class MembershipService {
-  private m: Membership;
-  private targets: readonly { name: string; address?: string | undefined }[];
-  private sock: udp.Socket<"uint8array"> | undefined;
-  private timer: ReturnType<typeof setInterval> | undefined;
-  private readonly nextSeq = seqSource();
-  private readonly now: () => number;
-  private own: readonly Decline[] = [];
-  readonly drops = new Map<HeartbeatDrop | FsmDrop, number>();
-  readonly socketErrors = new Map<string, number>();
-  received = 0;
-  sent = 0;
-  /** Times a member that was unknown or dead was heard again (see reheard()). */
-  private reheardCount = 0;
-  /** This node's data path matches its latest plan (sent in every heartbeat, see setSettled). */
-  private settled = false;
-  /** Peers whose next settled heartbeat the daemon waits for (hand-over holds). */
-  private awaiting = new Set<string>();
+  private snap: MembershipSnapshot;
+  private readonly backend: Backend;
+  /** The engine, when it runs on this thread (a clock was given). */
+  private readonly local: MembershipEngine | undefined;
+  private stopped = false;
 
   constructor(private readonly opts: MembershipOptions) {
-    this.now = opts.now ?? (() => performance.now());
-    this.targets = opts.members;
-    this.m = createMembership(
-      {
-        self: opts.self,
-        members: opts.members.map((x) => x.name),
-        intervalMs: opts.intervalMs,
-        deadAfterMs: opts.deadAfterMs,
-        riseMs: opts.riseMs,
-      },
-      this.now(),
-    );
-  }
-
-  async start(): Promise<void> {
-    const open = (hostname: string) =>
-      Bun.udpSocket({
-        hostname,
-        port: this.opts.port,
-        binaryType: "uint8array",
-        socket: {
-          data: (_s, buf) => this.receive(buf),
-          // ICMP errors (port unreachable while a member is down) arrive here; they are expected.
-          error: (_s, err) => {
-            const code = (err as { code?: string } | undefined)?.code ?? "error";
-            this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
-          },
+    const others = opts.members.filter((m) => m.name !== opts.self);
+    // Before the first snapshot: nobody alive, not ready ("start").
+    this.snap = {
+      alive: [],
+      ready: false,
+      holdReason: "start",
+      peers: [],
+      members: [
+        {
+          name: opts.self,
+          self: true,
+          state: "Alive",
+          ready: false,
+          holdReason: "start",
+          flaps: 0,
+          declines: [],
+        },
+        ...others.map((m) => ({
+          name: m.name,
+          self: false,
+          state: "Unknown" as const,
+          ready: false,
+          flaps: 0,
+          declines: [],
+        })),
+      ],
+      declines: [],
+      reheard: 0,
+      metrics: [],
+    };
+    const init = {
+      self: opts.self,
+      members: opts.members.map((m) => ({
+        name: m.name,
+        ...(m.address !== undefined ? { address: m.address } : {}),
+      })),
+      key: opts.key,
+      port: opts.port,
+      intervalMs: opts.intervalMs,
+      deadAfterMs: opts.deadAfterMs,
+      riseMs: opts.riseMs,
+    };
+    if (opts.now !== undefined) {
+      const engine: MembershipEngine = new MembershipEngine({
+        ...init,
+        now: opts.now,
+        onChange: (why) => {
+          this.snap = engine.snapshot();
+          opts.onChange(why);
         },
       });
-    // Dual-stack ("::"), so members may have IPv4 or IPv6 addresses (a socket bound to 0.0.0.0
-    // cannot send to IPv6: EAFNOSUPPORT); IPv4 only on a host without IPv6. The source address
-    // of a heartbeat does not matter: the HMAC says who sent it.
-    try {
-      this.sock = await open("::");
-    } catch {
-      this.sock = await open("0.0.0.0");
+      this.local = engine;
+      this.backend = localBackend(engine, (s) => {
+        this.snap = s;
+      });
+    } else {
+      this.local = undefined;
+      this.backend = openTimingChannel("membership", init, (ev, data) => this.onEvent(ev, data));
     }
-    this.timer = setInterval(() => this.beat(), this.opts.intervalMs);
-    this.beat();
   }
 
-  private drop(r: HeartbeatDrop | FsmDrop): void {
-    this.drops.set(r, (this.drops.get(r) ?? 0) + 1);
+  /** The latest state: the engine's own on this thread, else the worker's latest snapshot. */
+  private view(): MembershipSnapshot {
+    return this.local !== undefined ? this.local.snapshot() : this.snap;
   }
 
-  private receive(buf: Uint8Array): void {
-    const d = decodeHeartbeat(buf, this.opts.key);
-    if (!d.ok) {
-      this.drop(d.reason);
-      return;
+  private onEvent(ev: string, data: unknown): void {
+    if (this.stopped) return;
+    if (ev === "snapshot") this.snap = data as MembershipSnapshot;
+    else if (ev === "change") {
+      const d = data as { why: string; snapshot: MembershipSnapshot };
+      this.snap = d.snapshot;
+      this.opts.onChange(d.why);
     }
-    // Resumed from a pause (SIGSTOP, a stalled VM): the heartbeats queued meanwhile are read
-    // before the next tick. Notice the pause first, so nothing stale is planned (or announced)
-    // from them.
-    if (this.now() - this.m.lastTick > this.opts.deadAfterMs) this.beat();
-    const r = onHeartbeat(this.m, d.hb, this.now());
-    if (r.drop) {
-      this.drop(r.drop);
-      return;
-    }
-    this.received++;
-    const before = this.m.peers.get(d.hb.node);
-    const was = before?.state;
-    this.m = r.m;
-    const becameSettled = d.hb.settled === true && before !== undefined && before.settledSeq < before.lastSeq;
-    if (becameSettled && !r.changed && this.awaiting.has(d.hb.node))
-      this.opts.onChange(`member ${d.hb.node} is settled`);
-    if ((was === "Unknown" || was === "Dead") && this.m.peers.get(d.hb.node)?.state === "Rising")
-      this.reheardCount++;
-    if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);
   }
 
-  private send(leaving: boolean): void {
-    if (!this.sock) return;
-    const pkt = encodeHeartbeat(
-      {
-        node: this.opts.self,
-        seq: this.nextSeq(),
-        intervalMs: this.opts.intervalMs,
-        leaving,
-        ready: !leaving && isReady(this.m, this.now()),
-        settled: !leaving && this.settled,
-        declines: this.own,
-      },
-      this.opts.key,
-    );
-    for (const mem of this.targets) {
-      if (mem.name === this.opts.self || mem.address === undefined) continue;
-      for (let attempt = 0; attempt < 2; attempt++) {
-        try {
-          if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
-          break;
-        } catch (e) {
-          // Our own link is down, or the route is gone: count it and keep going.
-          const code = (e as { code?: string } | undefined)?.code ?? "error";
-          this.socketErrors.set(code, (this.socketErrors.get(code) ?? 0) + 1);
-          // ECONNREFUSED here is the ICMP port-unreachable of an EARLIER datagram (to a member
-          // whose vipd is down but whose host is up), reported by the next send on the socket,
-          // which is then not sent: send this one again, or the member after a dead one would
-          // go unheard (measured: every heartbeat lost until ICMP rate limiting kicks in).
-          if (code !== "ECONNREFUSED") break;
-        }
-      }
-    }
+  /** Opens the socket and starts the heartbeat loop (in the timing worker). */
+  async start(): Promise<void> {
+    await this.backend.call("start");
   }
 
   /**
@@ -181,21 +134,10 @@ export class MembershipService {
    * of names changed.
    */
   setMembers(members: readonly { name: string; address?: string | undefined }[]): void {
-    this.targets = [...members];
-    const before = this.m;
-    this.m = setMembers(
-      this.m,
-      members.map((x) => x.name),
-      this.now(),
+    this.backend.post(
+      "setMembers",
+      members.map((m) => ({ name: m.name, ...(m.address !== undefined ? { address: m.address } : {}) })),
     );
-    if (this.m !== before) this.opts.onChange("member list changed");
-  }
-
-  private beat(): void {
-    const t = tick(this.m, this.now());
-    this.m = t.m;
-    this.send(false);
-    if (t.changed) this.opts.onChange(t.paused ? "this process was paused" : "membership changed");
   }
 
   /**
@@ -204,19 +146,17 @@ export class MembershipService {
    * owner handing a VIP over to this node waits for it (make before break).
    */
   setSettled(settled: boolean): void {
-    const was = this.settled;
-    this.settled = settled;
-    if (settled && !was) this.send(false);
+    this.backend.post("setSettled", settled);
   }
 
   /** The members whose becoming settled should be told to onChange (the daemon's hand-over holds). */
   awaitSettled(nodes: ReadonlySet<string>): void {
-    this.awaiting = new Set(nodes);
+    this.backend.post("awaitSettled", [...nodes]);
   }
 
   /** `node` said it is settled in a heartbeat it sent at or after `wallMs` (its wall clock, ms). */
   settledSince(node: string, wallMs: number): boolean {
-    const p = this.m.peers.get(node);
+    const p = this.view().peers.find((x) => x.name === node);
     return p !== undefined && p.settledSeq >= BigInt(Math.floor(wallMs)) * 1000n;
   }
 
@@ -226,113 +166,88 @@ export class MembershipService {
    * own link down, a partition) may not have arrived.
    */
   reheard(): number {
-    return this.reheardCount;
+    return this.view().reheard;
   }
 
   alive(): string[] {
-    return aliveNodes(this.m, this.now());
+    return [...this.view().alive];
   }
 
   ready(): boolean {
-    return isReady(this.m, this.now());
+    return this.view().ready;
   }
 
   holdReason(): "start" | "pause" | "partition" {
-    return notReadyReason(this.m, this.now()) ?? this.m.holdReason;
+    return this.view().holdReason;
   }
 
   peers(): PeerView[] {
-    return [...this.m.peers.values()];
+    return [...this.view().peers];
   }
 
   /** Every member as this node sees it, this node first (for GET /api/v1/cluster/members). */
   members(): ClusterMemberView[] {
-    const now = this.now();
-    const reason = notReadyReason(this.m, now);
-    const self: ClusterMemberView = {
-      name: this.opts.self,
-      self: true,
-      state: "Alive",
-      ready: reason === undefined,
-      ...(reason !== undefined ? { holdReason: reason } : {}),
-      flaps: 0,
-      declines: this.own.map((d) => ({ ...d })),
-    };
-    return [
-      self,
-      ...[...this.m.peers.values()].map((p) => ({
-        name: p.name,
-        self: false,
-        state: p.state,
-        ready: p.ready,
-        ...(p.lastHeard > 0 ? { lastHeardMsAgo: Math.max(0, Math.round(now - p.lastHeard)) } : {}),
-        flaps: p.flaps,
-        declines: p.declines.map((d) => ({ ...d })),
-      })),
-    ];
+    return this.view().members.map((m) => ({ ...m, declines: m.declines.map((d) => ({ ...d })) }));
   }
 
   /** Per node, this one included, the VIPs it declines; only Alive peers' declines count. */
   declines(): Map<string, readonly Decline[]> {
-    const out = peerDeclines(this.m);
-    if (this.own.length > 0) out.set(this.opts.self, this.own);
-    return out;
+    return new Map(this.view().declines);
   }
 
   /** Replaces this node's declines and tells the members at once (not at the next beat). */
   setDeclines(declines: readonly Decline[]): void {
     if (declines.length > MAX_DECLINES) throw new RangeError(`at most ${MAX_DECLINES} declined VIPs`);
-    this.own = [...declines];
-    this.send(false);
+    // Mirrored at once, so the replan that follows sees its own declines.
+    const own = declines.map((d) => ({ ...d }));
+    const rest = this.snap.declines.filter(([n]) => n !== this.opts.self);
+    this.snap = {
+      ...this.snap,
+      declines: own.length > 0 ? [...rest, [this.opts.self, own]] : rest,
+      members: this.snap.members.map((m) => (m.self ? { ...m, declines: own } : m)),
+    };
+    this.backend.post("setDeclines", own);
   }
 
   metrics(): MetricFamily[] {
-    const peers = [...this.m.peers.values()];
-    return [
-      {
-        name: "vipd_cluster_heartbeats_received_total",
-        help: "Authenticated, fresh heartbeats taken from members",
-        type: "counter",
-        samples: [{ value: this.received }],
-      },
-      {
-        name: "vipd_cluster_heartbeats_sent_total",
-        help: "Heartbeats sent to members",
-        type: "counter",
-        samples: [{ value: this.sent }],
-      },
-      {
-        name: "vipd_cluster_heartbeats_dropped_total",
-        help: "Heartbeats refused, by reason (BadMac: wrong key or forged; Replay: an old sequence number)",
-        type: "counter",
-        samples: [...this.drops].map(([reason, value]) => ({ labels: { reason }, value })),
-      },
-      {
-        name: "vipd_cluster_member_up",
-        help: "1 when the member is Alive, 0 otherwise (Unknown, Rising, Dead)",
-        type: "gauge",
-        samples: peers.map((p) => ({ labels: { member: p.name }, value: p.state === "Alive" ? 1 : 0 })),
-      },
-      {
-        name: "vipd_cluster_member_flaps_total",
-        help: "Times a member went from Alive to Dead",
-        type: "counter",
-        samples: peers.map((p) => ({ labels: { member: p.name }, value: p.flaps })),
-      },
-      {
-        name: "vipd_cluster_ready",
-        help: "1 when this node takes part in layer-2 elections (0 during the start or pause hold)",
-        type: "gauge",
-        samples: [{ value: this.ready() ? 1 : 0 }],
-      },
-    ];
+    return this.view().metrics;
   }
 
   /** Stops; with `leaving`, tells the members first so they take over at once. */
   stop(leaving: boolean): void {
-    if (this.timer) clearInterval(this.timer);
-    if (leaving) this.send(true);
-    this.sock?.close();
-    this.sock = undefined;
+    if (this.stopped) return;
+    this.stopped = true;
+    void this.backend
+      .call("stop", leaving)
+      .catch(() => {})
+      .finally(() => void this.backend.close());
   }
+}
+
+/** The engine on this thread, behind the same calls as the worker's channel. */
+function localBackend(engine: MembershipEngine, setSnap: (s: MembershipSnapshot) => void): Backend {
+  const run = (method: string, args: unknown[]): unknown => {
+    switch (method) {
+      case "start":
+        return engine.start().then(() => setSnap(engine.snapshot()));
+      case "setMembers":
+        engine.setMembers(args[0] as { name: string; address?: string }[]);
+        return setSnap(engine.snapshot());
+      case "setSettled":
+        return engine.setSettled(args[0] as boolean);
+      case "awaitSettled":
+        return engine.awaitSettled(new Set(args[0] as string[]));
+      case "setDeclines":
+        engine.setDeclines(args[0] as Decline[]);
+        return setSnap(engine.snapshot());
+      case "stop":
+        return engine.stop(args[0] as boolean);
+    }
+    throw new Error(`membership: no method ${method}`);
+  };
+  return {
+    call: async (method, ...args) => run(method, args),
+    post: (method, ...args) => void run(method, args),
+    close: async () => {},
+  };
 }

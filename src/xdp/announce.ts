@@ -4,8 +4,9 @@
  * once and repeated on a short schedule, so neighbours move their caches to the new owner even
  * if the first frames are lost. Losing a VIP cancels its pending repeats at once.
  *
- * The sending is injected (`send(ifindex, frame)`), so the schedule is tested without sockets;
- * `packetSender()` is the real one (AF_PACKET via bun:ffi).
+ * The sending and the clock are injected (`send(ifindex, frame)`, `clock`), so the schedule is
+ * tested without sockets and without sleeping; `packetSender()` is the real sender (AF_PACKET via
+ * bun:ffi). In `vipd run` the Announcer lives in the timing worker (src/xdp/remote.ts).
  */
 
 import type { Ip } from "../util/ip.ts";
@@ -16,6 +17,34 @@ import { PacketSocket } from "./libbpf.ts";
 export const ANNOUNCE_SCHEDULE_MS: readonly number[] = [0, 500, 1000, 2000, 4000];
 
 export type SendFrame = (ifindex: number, frame: Uint8Array) => void;
+
+/** The Announcer's clock: monotonic milliseconds and one-shot timers (default: the real ones). */
+export interface AnnounceClock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const REAL_CLOCK: AnnounceClock = {
+  now: () => performance.now(),
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as ReturnType<typeof setTimeout>),
+};
+
+/** What the XDP driver needs of an announcer (this one, or RemoteAnnouncer in src/xdp/remote.ts). */
+export interface AnnounceSink {
+  readonly sent: number;
+  readonly failed: number;
+  readonly lastError: string | null;
+  announce(ifindex: number, ip: Ip, mac: Uint8Array): void;
+  cancel(ifindex: number, ip: Ip): void;
+  pending(): number;
+  stop(): void;
+}
 
 interface Job {
   ifindex: number;
@@ -30,9 +59,9 @@ interface Job {
  * Announces VIPs on a schedule with one timer for all of them, so taking over 10,000 VIPs at
  * once costs 10,000 entries, not 40,000 timers.
  */
-export class Announcer {
+export class Announcer implements AnnounceSink {
   private readonly jobs = new Map<string, Job>();
-  private timer: ReturnType<typeof setTimeout> | null = null;
+  private timer: unknown = null;
   private timerAt = Number.POSITIVE_INFINITY;
   /** Frames sent, and sends that failed (with the last error). */
   sent = 0;
@@ -42,6 +71,7 @@ export class Announcer {
   constructor(
     private readonly send: SendFrame,
     private readonly scheduleMs: readonly number[] = ANNOUNCE_SCHEDULE_MS,
+    private readonly clock: AnnounceClock = REAL_CLOCK,
   ) {}
 
   private key(ifindex: number, ip: Ip): string {
@@ -64,7 +94,7 @@ export class Announcer {
   private tick = (): void => {
     this.timer = null;
     this.timerAt = Number.POSITIVE_INFINITY;
-    const now = performance.now();
+    const now = this.clock.now();
     let nextDue = Number.POSITIVE_INFINITY;
     for (const [key, job] of this.jobs) {
       while (job.next < this.scheduleMs.length && job.t0 + this.scheduleMs[job.next]! <= now + 1) {
@@ -79,17 +109,16 @@ export class Announcer {
 
   private arm(due: number): void {
     if (due === Number.POSITIVE_INFINITY || due >= this.timerAt) return;
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timerAt = due;
-    this.timer = setTimeout(this.tick, Math.max(0, due - performance.now()));
-    this.timer.unref?.();
+    this.timer = this.clock.setTimeout(this.tick, Math.max(0, due - this.clock.now()));
   }
 
   /** Announces `ip` at `mac` on `ifindex` now and on the schedule (restarting it if pending). */
   announce(ifindex: number, ip: Ip, mac: Uint8Array): void {
     const key = this.key(ifindex, ip);
     this.jobs.delete(key);
-    const job: Job = { ifindex, frames: announcementFrames(mac, ip), t0: performance.now(), next: 0 };
+    const job: Job = { ifindex, frames: announcementFrames(mac, ip), t0: this.clock.now(), next: 0 };
     while (job.next < this.scheduleMs.length && this.scheduleMs[job.next]! <= 0) {
       this.fire(job);
       job.next++;
@@ -111,7 +140,7 @@ export class Announcer {
   }
 
   stop(): void {
-    if (this.timer !== null) clearTimeout(this.timer);
+    if (this.timer !== null) this.clock.clearTimeout(this.timer);
     this.timer = null;
     this.timerAt = Number.POSITIVE_INFINITY;
     this.jobs.clear();

@@ -3,7 +3,9 @@
  * converges the data path to it — attaches the responder where needed, programs the `vips` map
  * with the difference, announces new owners (GARP / unsolicited NA) and withdraws lost VIPs at
  * once. It refreshes the liveness heartbeat on a timer, so the program stops answering when
- * this process stops. Program, maps and attachments are pinned and outlive the process: a
+ * this process stops. The refresh and the announcement schedule run in the timing worker
+ * (src/xdp/remote.ts), where the main thread's work cannot delay them; where the worker cannot
+ * open the maps or sockets, they run on this thread as before. Program, maps and attachments are pinned and outlive the process: a
  * restarted vipd finds them and carries on without a gap.
  *
  * Every gain is announced, whatever happened meanwhile: an entry added or changed is announced;
@@ -27,7 +29,7 @@
 
 import { readFileSync } from "node:fs";
 import { formatIp, type Ip, parseIp } from "../util/ip.ts";
-import { Announcer, packetSender } from "./announce.ts";
+import { Announcer, type AnnounceSink, packetSender } from "./announce.ts";
 import { type CounterName, formatMac, parseMac } from "./layout.ts";
 import { monotonicNs, xdpQuery } from "./libbpf.ts";
 import {
@@ -44,6 +46,7 @@ import {
 } from "./loader.ts";
 import { DEFAULT_PIN_DIR, XdpMaps } from "./maps.ts";
 import { type DesiredEntry, diffEntries, type InterfaceInfo, resolveDesired } from "./plan.ts";
+import { RemoteAnnouncer, remoteLiveness } from "./remote.ts";
 
 export { BpfError } from "./libbpf.ts";
 export { LoaderError } from "./loader.ts";
@@ -151,9 +154,11 @@ async function interfaces(): Promise<Map<string, InterfaceInfo>> {
 export class XdpDriver {
   private readonly attachments = new Map<string, AttachmentStatus>();
   private queue: Promise<unknown> = Promise.resolve();
-  private readonly announcer: Announcer;
+  private announcer: AnnounceSink;
   private readonly sender = packetSender();
   private heartbeatTimer: ReturnType<typeof setInterval> | null = null;
+  /** The liveness refresh in the timing worker (null: it runs here, on heartbeatTimer). */
+  private remoteLive: { close(): Promise<void> } | null = null;
   private readonly windowNs: bigint;
   private readonly names = new Map<number, string>();
   private parsed = new Map<string, Ip | null>();
@@ -210,14 +215,22 @@ export class XdpDriver {
     d.programId = pinnedProgId(pinDir);
     d.heartbeat();
     const period = opts.heartbeatMs ?? Math.max(10, Math.min(1000, window > 0 ? window / 4 : 1000));
-    d.heartbeatTimer = setInterval(() => {
-      try {
-        d.heartbeat();
-      } catch {
-        // Maps gone (detached under us): the next apply() reports it.
-      }
-    }, period);
-    d.heartbeatTimer.unref?.();
+    d.remoteLive = await remoteLiveness(pinDir, window, period);
+    if (d.remoteLive === null) {
+      d.heartbeatTimer = setInterval(() => {
+        try {
+          d.heartbeat();
+        } catch {
+          // Maps gone (detached under us): the next apply() reports it.
+        }
+      }, period);
+      d.heartbeatTimer.unref?.();
+    }
+    const remote = await RemoteAnnouncer.open(opts.announceScheduleMs);
+    if (remote !== null) {
+      d.announcer.stop();
+      d.announcer = remote;
+    }
     d.carrierSettleMs = opts.carrierSettleMs ?? 500;
     const poll = opts.carrierPollMs ?? 100;
     if (poll > 0) {
@@ -433,6 +446,7 @@ export class XdpDriver {
     await this.queue;
     this.closed = true;
     if (this.heartbeatTimer !== null) clearInterval(this.heartbeatTimer);
+    await this.remoteLive?.close();
     if (this.carrierTimer !== null) clearInterval(this.carrierTimer);
     for (const t of this.carrierTimers) clearTimeout(t);
     this.carrierTimers.clear();

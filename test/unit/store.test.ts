@@ -1,7 +1,8 @@
 /**
  * The manifest set on disk (src/appliance/store.ts): reading every manifest under the configured
  * paths, joining them into the one text the API shows, which single file the API may replace,
- * and replacing it atomically — including when the writer is killed with SIGKILL mid-write.
+ * and replacing it atomically — including when the writer is killed with SIGKILL mid-write; and
+ * parsing the set in the body worker (loadManifests) with problems at their own file and line.
  */
 import { afterAll, describe, expect, test } from "bun:test";
 import {
@@ -20,7 +21,9 @@ import {
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  closeManifestChecker,
   joinSources,
+  loadManifests,
   readManifestSources,
   readSources,
   writableTarget,
@@ -274,5 +277,79 @@ describe("writableTarget: what PUT /api/v1/config may replace", () => {
     );
     const none = writableTarget([]);
     expect("reason" in none).toBe(true);
+  });
+});
+
+describe("loadManifests: parsed and validated in the body worker", () => {
+  afterAll(() => closeManifestChecker());
+  const POOL = `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: { name: lan, namespace: metallb-system }
+spec: { addresses: [192.0.2.0/28] }
+`;
+  const SVC = `---
+apiVersion: v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec: { type: LoadBalancer, ports: [{ port: 80 }] }
+`;
+
+  test("a valid set of files gives the Config and the joined text", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vipd-load-"));
+    try {
+      writeFileSync(join(dir, "a.yaml"), POOL);
+      writeFileSync(join(dir, "b.yaml"), SVC);
+      const r = await loadManifests([dir]);
+      expect(r.problems).toEqual([]);
+      expect(r.config?.pools.map((p) => p.metadata.name)).toEqual(["lan"]);
+      expect(r.config?.services.map((s) => s.metadata.name)).toEqual(["web"]);
+      expect(r.text).toBe(joinSources(r.sources));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a problem is reported at its own file and line, not the joined text's", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vipd-load-"));
+    try {
+      writeFileSync(join(dir, "a.yaml"), POOL);
+      writeFileSync(
+        join(dir, "b.yaml"),
+        `${SVC}---\napiVersion: v1\nkind: Service\nmetadata: { name: bad, namespace: shop }\nspec: { type: LoadBalancer, ports: [{ port: 99999 }] }\n`,
+      );
+      const r = await loadManifests([dir]);
+      expect(r.config).toBeUndefined();
+      expect(r.problems.length).toBeGreaterThan(0);
+      expect(r.problems.map((p) => [p.file, p.line])).toContainEqual([join(dir, "b.yaml"), 10]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("a file over the budget (nested too deep) is refused before parsing, at its file", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vipd-load-"));
+    try {
+      writeFileSync(join(dir, "a.yaml"), POOL);
+      writeFileSync(join(dir, "deep.yaml"), "[".repeat(100_000));
+      const r = await loadManifests([dir]);
+      expect(r.config).toBeUndefined();
+      expect(r.problems).toHaveLength(1);
+      expect(r.problems[0]?.file).toBe(join(dir, "deep.yaml"));
+      expect(r.problems[0]?.line).toBe(1);
+      expect(r.problems[0]?.message).toContain("nesting deeper than");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("no manifest at all is a problem, not an empty Config", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "vipd-load-"));
+    try {
+      const r = await loadManifests([dir]);
+      expect(r.config).toBeUndefined();
+      expect(r.problems.map((p) => p.message)).toEqual(["no manifest files found"]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
