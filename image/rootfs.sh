@@ -10,9 +10,10 @@ set -euo pipefail
 out=${1:?usage: rootfs.sh OUT.tar}
 SUITE=bookworm
 # Packages installed into the image (no recommends). Change this list and the cache key changes.
-# dbus: systemd-logind needs it to turn the power button into a clean shutdown.
+# dbus: systemd-logind needs it to turn the power button into a clean shutdown (and the RAUC
+# service answers on the system bus). rauc, squashfs-tools: signed A/B system updates (image/README.md, Update).
 PACKAGES=(linux-image-amd64 systemd-sysv udev kmod dbus iproute2 libbpf1 bpftool ca-certificates
-  e2fsprogs dosfstools systemd-boot-efi)
+  e2fsprogs dosfstools systemd-boot-efi rauc squashfs-tools)
 
 log() { printf '[rootfs] %s\n' "$*" >&2; }
 # The Debian mirror: this machine's own (its apt sources), or VIPD_IMAGE_MIRROR (build.sh sets it).

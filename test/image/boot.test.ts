@@ -179,16 +179,22 @@ describe("the edge-node image", () => {
     expect(m.versions.bun).toBe(Bun.version);
     expect(m.versions.kernel).toMatch(/^\d+\.\d+\.\d+-\d+-amd64$/);
     expect(m.versions.libbpf).toMatch(/^(\d+:)?1\./);
-    expect(m.partitions.map((p) => p.name)).toEqual(["esp", "vipd-root", "vipd-seed", "vipd-data"]);
+    expect(m.partitions.map((p) => p.name)).toEqual([
+      "esp",
+      "vipd-root-a",
+      "vipd-seed",
+      "vipd-data",
+      "vipd-root-b",
+    ]);
     expect(m.packages.some((p) => p.startsWith("bpftool "))).toBe(true);
     expect(m.packages.some((p) => /^openssh-server /.test(p))).toBe(false);
 
     parts = partitions(disk);
     // No token of any kind is baked into the image; the state partition starts empty.
     expect(readExt4(disk, part("vipd-data"), "/lib/vipd/admin-token")).toBeNull();
-    expect(readExt4(disk, part("vipd-root"), "/var/lib/vipd/admin-token")).toBeNull();
+    expect(readExt4(disk, part("vipd-root-a"), "/var/lib/vipd/admin-token")).toBeNull();
     // The unit is the one in the repository: a short list of capabilities, not full root.
-    const unit = readExt4(disk, part("vipd-root"), "/etc/systemd/system/vipd.service") ?? "";
+    const unit = readExt4(disk, part("vipd-root-a"), "/etc/systemd/system/vipd.service") ?? "";
     const caps = unit.split("\n").find((l) => l.startsWith("CapabilityBoundingSet=")) ?? "";
     expect(caps).toBe(
       "CapabilityBoundingSet=CAP_NET_ADMIN CAP_NET_RAW CAP_BPF CAP_PERFMON CAP_NET_BIND_SERVICE CAP_SYS_ADMIN",
@@ -204,7 +210,7 @@ describe("the edge-node image", () => {
   }, 600_000);
 
   test("first boot: vipd serves the API, assigns and answers the VIP, XDP on virtio-net", async () => {
-    rootDigest = await rangeDigest(disk, part("vipd-root"));
+    rootDigest = await rangeDigest(disk, part("vipd-root-a"));
     const p = ports();
     await stopAllAndWait();
     const vm = boot(dir, disk, "boot1", p.forwards);
@@ -236,7 +242,7 @@ describe("the edge-node image", () => {
     await powerCut(vm);
     // The data partition is not read here: after a power cut its latest metadata is still in the
     // ext4 journal, which only the next mount replays. The root partition has nothing to replay.
-    expect(await rangeDigest(disk, part("vipd-root"))).toBe(rootDigest);
+    expect(await rangeDigest(disk, part("vipd-root-a"))).toBe(rootDigest);
   }, 420_000);
 
   test("after a power cut it boots with the same configuration; the power button shuts it down", async () => {
@@ -263,7 +269,7 @@ describe("the edge-node image", () => {
     expect(await waitExit(vm, 150_000)).toBe(true);
     console.log(`clean power-off: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
     expect(vm.serial()).toContain("reboot: Power down");
-    expect(await rangeDigest(disk, part("vipd-root"))).toBe(rootDigest);
+    expect(await rangeDigest(disk, part("vipd-root-a"))).toBe(rootDigest);
     // After a clean shutdown the state partition is consistent on disk: the site's settings with
     // the token's hash in /etc/vipd, the applied seed recorded, and no generated token.
     expect(readExt4(disk, part("vipd-data"), "/etc/vipd/node.yaml")).toContain(`sha256:${tokenHash}`);
@@ -287,7 +293,7 @@ describe("the edge-node image", () => {
 
       // "The new binary": the image's own executable, taken out of the root partition.
       const newVipd = join(dir, "new-vipd");
-      dumpExt4(disk, part("vipd-root").startBytes, "/usr/lib/vipd/vipd", newVipd);
+      dumpExt4(disk, part("vipd-root-a").startBytes, "/usr/lib/vipd/vipd", newVipd);
       const sum = await fileSha256(newVipd);
       writeFileSync(join(dir, "vipd.sha256"), `${sum}  vipd\n`);
       writeFileSync(join(dir, "admin-token"), `${token}\n`);
@@ -389,7 +395,7 @@ describe("the edge-node image", () => {
     } finally {
       await bird.stop();
     }
-    expect(await rangeDigest(disk, part("vipd-root"))).toBe(rootDigest);
+    expect(await rangeDigest(disk, part("vipd-root-a"))).toBe(rootDigest);
     // On the data partition: the installed executable and both outcomes in the upgrade log.
     const installed = join(dir, "installed-vipd");
     dumpExt4(disk, part("vipd-data").startBytes, "/lib/vipd/bin/vipd", installed);
@@ -405,7 +411,7 @@ describe("the edge-node image", () => {
     const original = mtools(["mtype", "-i", esp, "::/loader/loader.conf"]);
     // Someone at the console picks "vipd recovery shell" in the boot menu.
     const conf = join(dir, "loader.conf");
-    writeFileSync(conf, original.replace(/^default .*$/m, "default vipd-recovery.conf"));
+    writeFileSync(conf, `${original.trimEnd()}\ndefault vipd-recovery.conf\n`);
     mtools(["mcopy", "-o", "-i", esp, conf, "::/loader/loader.conf"]);
     try {
       const vm = boot(dir, disk, "recovery", []);
@@ -424,7 +430,7 @@ describe("the edge-node image", () => {
       writeFileSync(conf, original);
       mtools(["mcopy", "-o", "-i", esp, conf, "::/loader/loader.conf"]);
     }
-    expect(await rangeDigest(disk, part("vipd-root"))).toBe(rootDigest);
+    expect(await rangeDigest(disk, part("vipd-root-a"))).toBe(rootDigest);
   }, 420_000);
 });
 

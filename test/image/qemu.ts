@@ -40,8 +40,17 @@ export function freePort(): number {
   return p;
 }
 
-/** Boots `disk` (raw) with its own copy of the UEFI variable store in `dir`. */
-export function boot(dir: string, disk: string, name: string, forwards: Forward[]): Vm {
+/**
+ * Boots `disk` (raw) with its own copy of the UEFI variable store in `dir`. QEMU exits when the
+ * guest reboots, unless `reboots` is set (the A/B update test reboots within one VM).
+ */
+export function boot(
+  dir: string,
+  disk: string,
+  name: string,
+  forwards: Forward[],
+  opts: { reboots?: boolean } = {},
+): Vm {
   for (const f of [OVMF_CODE, OVMF_VARS]) if (!existsSync(f)) throw new Error(`${f} missing: install ovmf`);
   const vars = join(dir, "ovmf-vars.fd");
   if (!existsSync(vars)) copyFileSync(OVMF_VARS, vars);
@@ -53,7 +62,8 @@ export function boot(dir: string, disk: string, name: string, forwards: Forward[
   const consoleSock = join(dir, `${name}.console`);
   const args = [
     "qemu-system-x86_64",
-    ..."-accel tcg -cpu max -smp 2 -m 1024 -display none -no-reboot".split(" "),
+    ..."-accel tcg -cpu max -smp 2 -m 1024 -display none".split(" "),
+    ...(opts.reboots ? [] : ["-no-reboot"]),
     ...["-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`],
     ...["-drive", `if=pflash,format=raw,file=${vars}`],
     ...["-drive", `file=${disk},format=raw,if=virtio,cache=unsafe`],

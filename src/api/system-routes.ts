@@ -1,0 +1,98 @@
+/**
+ * System routes of the edge-node image (appliance mode only; src/system/service.ts does the work):
+ *   GET  /api/v1/system          (read)  slots A/B, which is booted and which boots next, their
+ *                                         boot status and bundle versions, the booted image's
+ *                                         versions, the running update's progress, the last
+ *                                         update's result and the last trial's outcome
+ *   POST /api/v1/system/update   (admin) body: a RAUC bundle (application/octet-stream), streamed
+ *                                         to the data partition up to a size limit, checked by
+ *                                         RAUC (signature, compatible) before anything is written,
+ *                                         then installed into the other slot; 200 when installed
+ *   POST /api/v1/system/reboot   (admin) reboots in a second (202)
+ * Refusals are `{error, message}`: 413 PayloadTooLarge, 400 EmptyBody / IncompleteBody /
+ * InvalidBundle (bad signature, truncated, not a bundle), 415, 422 IncompatibleBundle,
+ * 409 UpdateInProgress; after a refusal the slots are as they were.
+ */
+
+import type { SystemUpdates } from "../system/service.ts";
+import { SystemError, systemUpdatesIfPresent } from "../system/service.ts";
+import type { Logger } from "../util/log.ts";
+import type { RouteModule } from "./context.ts";
+import { ApiError, CLOSE, JSON_HEADERS } from "./context.ts";
+import { parseMediaType } from "./http.ts";
+import { ROUTE_MODULES } from "./routes/index.ts";
+import type { RouteRule } from "./routes.ts";
+
+export const SYSTEM_PATH = "/api/v1/system";
+export const UPDATE_PATH = "/api/v1/system/update";
+export const REBOOT_PATH = "/api/v1/system/reboot";
+const BUNDLE_TYPES = ["application/octet-stream", "application/vnd.rauc.bundle"];
+
+function apiError(e: unknown): unknown {
+  if (!(e instanceof SystemError)) return e;
+  return new ApiError(e.status, e.code, e.message, e.status === 413 ? CLOSE : {});
+}
+
+/** The system routes over `system`; mounted by appliance mode on the image (createApp `modules`). */
+export function systemRoutes(system: SystemUpdates): RouteModule {
+  const rules: RouteRule[] = [
+    { method: "GET", path: SYSTEM_PATH, access: "read", produces: "json" },
+    {
+      method: "POST",
+      path: UPDATE_PATH,
+      access: "admin",
+      produces: "json",
+      contract: false,
+      maxBody: system.maxBundleBytes,
+    },
+    { method: "POST", path: REBOOT_PATH, access: "admin", produces: "json", contract: false },
+  ];
+  return {
+    name: "system",
+    rules,
+    mount(app, ctx) {
+      app.get(SYSTEM_PATH, async (c) => c.json(await system.view(), 200, JSON_HEADERS));
+
+      app.post(UPDATE_PATH, async (c) => {
+        const mt = parseMediaType(c.req.header("content-type") ?? "");
+        if (!mt || !BUNDLE_TYPES.includes(`${mt.type}/${mt.subtype}`))
+          throw ctx.refuse(
+            new ApiError(415, "UnsupportedMediaType", `send the bundle as ${BUNDLE_TYPES.join(" or ")}`),
+            c,
+          );
+        const declaredText = c.req.header("content-length");
+        const declared =
+          declaredText !== undefined && /^[0-9]+$/.test(declaredText.trim()) ? Number(declaredText) : null;
+        const by = c.get("principal");
+        try {
+          const r = await system.update(c.req.raw.body, declared, by);
+          c.set("auditDetail", { result: r.result, version: r.bundleVersion ?? "", slot: r.slot ?? "" });
+          return c.json(r, 200, JSON_HEADERS);
+        } catch (e) {
+          const err = apiError(e);
+          if (err instanceof ApiError && err.status < 500) throw ctx.refuse(err, c);
+          throw err;
+        }
+      });
+
+      app.post(REBOOT_PATH, async (c) => {
+        try {
+          system.reboot(c.get("principal"));
+        } catch (e) {
+          throw apiError(e);
+        }
+        ctx.log.info("reboot requested through the API", { token: c.get("principal") });
+        return c.json({ rebooting: true, inMs: 1000 }, 202, JSON_HEADERS);
+      });
+    },
+  };
+}
+
+/**
+ * createApp options that add the system routes when this node can update itself (RAUC is
+ * configured: the edge image); none otherwise (Kubernetes mode, a plain host).
+ */
+export function systemModulesIfPresent(log: Logger): { modules?: readonly RouteModule[] } {
+  const system = systemUpdatesIfPresent(log);
+  return system === undefined ? {} : { modules: [...ROUTE_MODULES, systemRoutes(system)] };
+}
