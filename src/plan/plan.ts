@@ -240,7 +240,8 @@ interface Round {
   declines: ReadonlyMap<string, readonly Decline[]> | undefined;
   /** Every address some node declines. */
   declined: ReadonlySet<string>;
-  memo: Map<string, Election>;
+  /** Per hash order (interned: one array per distinct order), per advertisements and endpoints. */
+  memo: Map<readonly string[], Map<string, Election>>;
 }
 
 /** One route one Service contributes, under one BGPAdvertisement. */
@@ -313,9 +314,12 @@ export class Planner {
   private adsMemo = new Map<string, AdsOnPool | undefined>();
   private roundText = "";
   private roundNo = 0;
-  private memo = new Map<string, Election>();
+  private memo = new Map<readonly string[], Map<string, Election>>();
   private orderNames = "";
   private orders = new Map<string, string[]>();
+  /** Distinct hash orders by their text: VIPs with the same order share one array. */
+  private interned = new Map<string, string[]>();
+  private readonly sorters = { mine: new IpSorter(), other: new IpSorter(), elections: new IpSorter() };
   private lastInput: readonly PlannedAssignment[] | undefined;
   private lastSorted: PlannedAssignment[] = [];
 
@@ -351,7 +355,13 @@ export class Planner {
   private orderFor(ip: string, names: readonly string[]): string[] {
     let o = this.orders.get(ip);
     if (o === undefined) {
-      o = hashOrder(ip, names);
+      const fresh = hashOrder(ip, names);
+      const text = fresh.join("\n");
+      o = this.interned.get(text);
+      if (o === undefined) {
+        o = fresh;
+        this.interned.set(text, o);
+      }
       this.orders.set(ip, o);
     }
     return o;
@@ -430,11 +440,16 @@ export class Planner {
     };
     // A decline names an address: those VIPs are elected on their own.
     if (a.ips.some((ip) => round.declined.has(ip))) return elect(args);
-    const key = `${d.adsKey}\n${order.join(",")}\n${eps}`;
-    let e = round.memo.get(key);
+    const key = eps === "-" ? d.adsKey : `${d.adsKey}\n${eps}`;
+    let byAds = round.memo.get(order);
+    if (byAds === undefined) {
+      byAds = new Map();
+      round.memo.set(order, byAds);
+    }
+    let e = byAds.get(key);
     if (e === undefined) {
       e = elect(args);
-      round.memo.set(key, e);
+      byAds.set(key, e);
     }
     return e;
   }
@@ -459,6 +474,8 @@ export class Planner {
     if (namesText !== this.orderNames) {
       this.orderNames = namesText;
       this.orders = new Map();
+      this.interned = new Map();
+      this.memo = new Map();
     }
     const declined = new Set(declines.flatMap(([, ds]) => ds.map((x) => x.ip)));
     return { no: this.roundNo, nodes, names, declines: inputs.declines, declined, memo: this.memo };
@@ -473,7 +490,10 @@ export class Planner {
     inputs: ElectionInputs,
   ): { mine: L2Entry[]; other: L2Entry[]; elections: L2Election[] } {
     const round = this.round(ix, self, nodes, inputs);
-    if (this.orders.size > 2 * sorted.length + 1024) this.orders = new Map();
+    if (this.orders.size > 2 * sorted.length + 1024) {
+      this.orders = new Map();
+      this.interned = new Map();
+    }
     const elections = new Map<string, L2Election>();
     const mine = new Map<string, L2Entry>();
     const other = new Map<string, L2Entry>();
@@ -499,7 +519,14 @@ export class Planner {
       for (const ip of d.ips) {
         const prev = elections.get(ip);
         if (prev) prev.services.push(a.key);
-        else elections.set(ip, { ip, services: [a.key], ...e });
+        else
+          elections.set(ip, {
+            ip,
+            services: [a.key],
+            owner: e.owner,
+            candidates: e.candidates,
+            notOwner: e.notOwner,
+          });
       }
       if (e.owner === undefined) continue;
       const target = e.owner === self.name ? mine : other;
@@ -514,9 +541,9 @@ export class Planner {
     }
     if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
     return {
-      mine: [...mine.values()].sort(byIp),
-      other: [...other.values()].sort(byIp),
-      elections: [...elections.values()].sort(byIp),
+      mine: this.sorters.mine.sort([...mine.values()]),
+      other: this.sorters.other.sort([...other.values()]),
+      elections: this.sorters.elections.sort([...elections.values()]),
     };
   }
 
@@ -640,6 +667,24 @@ export class Planner {
         x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
       ),
     };
+  }
+}
+
+/**
+ * Sorts entries by IP. Entries come in Service order; when they come in the same IP order as
+ * last time (a member change moves owners, not addresses) the last permutation is reused.
+ */
+class IpSorter {
+  private ips: string[] = [];
+  private perm: number[] = [];
+
+  sort<T extends { ip: string }>(xs: T[]): T[] {
+    const same = xs.length === this.ips.length && xs.every((x, i) => x.ip === this.ips[i]);
+    if (!same) {
+      this.perm = xs.map((_, i) => i).sort((a, b) => byIp(xs[a] as T, xs[b] as T));
+      this.ips = xs.map((x) => x.ip);
+    }
+    return this.perm.map((i) => xs[i] as T);
   }
 }
 
