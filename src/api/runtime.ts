@@ -8,7 +8,7 @@
  * problems. The app calls `applyConfig` (and the preceding ETag check) one request at a time.
  */
 
-import type { Config } from "../config/index.ts";
+import type { Config, Problem as ConfigProblem } from "../config/index.ts";
 import type { ErrorCode } from "./http.ts";
 import type {
   BfdSessionViewT,
@@ -95,4 +95,22 @@ export interface ApiRuntime {
   l2Failover?(req: FailoverRequest): MaybePromise<({ ok: true } & FailoverResult) | FailoverRefusal>;
   /** Extra metric families (driver counters, session states...), read on every scrape. */
   metrics?(): MaybePromise<MetricFamily[]>;
+  /**
+   * What the node still waits for while it starts ("waiting for the first plan"...; none once
+   * started). The API answers from the moment it binds; `/readyz` lists these as its reasons.
+   */
+  waitingFor?(): MaybePromise<string[]>;
+}
+
+/** A configuration problem as the API shows it (its pointer prefixed with the document index). */
+export function toApiProblem(p: ConfigProblem): Problem {
+  return {
+    file: p.file,
+    line: p.line,
+    ...(p.kind ? { kind: p.kind } : {}),
+    ...(p.name ? { name: p.name } : {}),
+    field: p.field,
+    message: p.message,
+    pointer: `/${p.doc ?? 0}${p.pointer}`,
+  };
 }

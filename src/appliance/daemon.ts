@@ -26,22 +26,29 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
+import { toApiProblem } from "../api/runtime.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
-import { boundProblems, FILE_LIMITS, prescanProblem, prescanYaml } from "../config/budget.ts";
+import { boundProblems } from "../config/budget.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
-import { loadText, sortProblems } from "../config/load.ts";
-import { buildConfig } from "../config/validate.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { etagOf, type NodeEvent, PlanApplier, type Timers } from "../node/applier.ts";
-import { type AllocationState, allocate, emptyAllocation, heldState } from "../plan/allocate.ts";
+import {
+  type AllocationState,
+  allocate,
+  emptyAllocation,
+  heldState,
+  logAllocation,
+} from "../plan/allocate.ts";
 import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../plan/handover.ts";
 import { computePlan, type L2Election, type L2Entry, type NodeInfo, type Plan } from "../plan/plan.ts";
 import { type NodePlan, resolvePlan } from "../plan/resolve.ts";
+import { type SiteRuntime, siteApply } from "../site/runtime.ts";
+import type { SiteView } from "../site/state.ts";
 import type { Logger } from "../util/log.ts";
 import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";
 import { readHeld, writeHeld } from "./state-file.ts";
-import { joinSources, readManifestSources, writableTarget, writeAtomic } from "./store.ts";
+import { loadManifests, writableTarget, writeAtomic } from "./store.ts";
 
 export interface DaemonOptions {
   configPaths: string[];
@@ -56,18 +63,8 @@ export interface DaemonOptions {
   timers?: Timers | undefined;
   /** What happened (owner changes, plans applied, configuration generations), for the event stream. */
   onEvent?: ((e: NodeEvent) => void) | undefined;
-}
-
-export function toApiProblem(p: Problem): ApiProblem {
-  return {
-    file: p.file,
-    line: p.line,
-    ...(p.kind ? { kind: p.kind } : {}),
-    ...(p.name ? { name: p.name } : {}),
-    field: p.field,
-    message: p.message,
-    pointer: `/${p.doc ?? 0}${p.pointer}`,
-  };
+  /** What the node still waits for while it starts (GET /readyz lists it). */
+  progress?: { waitingFor(): string[] } | undefined;
 }
 
 export { ASSIGNMENTS_FILE } from "./state-file.ts";
@@ -99,21 +96,6 @@ export interface MembershipView {
   members?(): ClusterMemberView[];
 }
 
-/** Kubernetes mode's input to the layer-2 election (see Daemon.setClusterView). */
-export interface ClusterView {
-  /** Every node of the cluster with its labels (replaces NodeSettings.spec.members). */
-  nodes?: NodeInfo[] | undefined;
-  /** Nodes whose NetworkUnavailable condition is True. */
-  networkUnavailable?: ReadonlySet<string> | undefined;
-  /** Per Service key ("ns/name"), the nodes with a ready local endpoint. */
-  localEndpoints?: ReadonlyMap<string, ReadonlySet<string>> | undefined;
-}
-
-/** The result of a forced-failover request (`POST /api/v1/l2/failover`). */
-export type FailoverOutcome =
-  | { ok: true; ip: string; from: string; to: string | undefined; declined: string[] }
-  | { ok: false; status: 404 | 409 | 422; error: FailoverRefusal["error"]; message: string };
-
 export class Daemon implements ApiRuntime {
   private readonly applier: PlanApplier;
   private cfg: Config | undefined;
@@ -129,7 +111,10 @@ export class Daemon implements ApiRuntime {
   private readonly now: () => number;
   private heldText = "";
   private membership: MembershipView | undefined;
-  private clusterView: ClusterView = {};
+  /** The site this node belongs to (src/site): it decides the configuration and the table. */
+  private siteRt: SiteRuntime | undefined;
+  /** The configuration read from this node's files (with a site: its NodeSettings and seed). */
+  private localCfg: Config | undefined;
   private closing = false;
   /** VIPs lost to another live node, still answered until the hold ends (make before break). */
   private held = new Map<string, Held<L2Entry>>();
@@ -189,28 +174,10 @@ export class Daemon implements ApiRuntime {
     return this.serial(async () => {
       // A path that does not exist (or cannot be read) rejects the set, as `vipd validate` would:
       // applying the rest would release every Service the missing file declares.
-      const { sources, problems: readProblems } = readManifestSources(this.opts.configPaths);
-      // The same budgets as a request body (scaled for files): a file that nests too deep or holds
-      // too many documents is refused before the YAML parser runs.
-      const loaded = sources.map((s) => {
-        const scan = prescanYaml(s.text, FILE_LIMITS);
-        return scan.ok ? loadText(s.text, s.file) : { objects: [], problems: [prescanProblem(scan, s.file)] };
-      });
-      const built = buildConfig(loaded.flatMap((l) => l.objects));
-      const problems = sortProblems([
-        ...readProblems,
-        ...loaded.flatMap((l) => l.problems),
-        ...built.problems,
-      ]);
-      if (problems.length === 0 && sources.length === 0)
-        problems.push({
-          file: this.opts.configPaths.join(","),
-          line: 0,
-          field: "-",
-          message: "no manifest files found",
-          pointer: "",
-        });
-      if (problems.length > 0) {
+      // Read here; pre-scanned (file budgets), parsed and validated in the body worker, so a large
+      // or hostile file does not hold this thread (src/appliance/store.ts).
+      const { text, config: loadedConfig, problems } = await loadManifests(this.opts.configPaths);
+      if (problems.length > 0 || loadedConfig === undefined) {
         this.reloads.rejected++;
         this.lastReloadOk = false;
         const shown = boundProblems(problems);
@@ -223,7 +190,6 @@ export class Daemon implements ApiRuntime {
         });
         return { ok: false, problems };
       }
-      const text = joinSources(sources);
       this.lastReloadOk = true;
       if (this.cfg !== undefined && text === this.text) {
         this.reloads.unchanged++;
@@ -231,20 +197,26 @@ export class Daemon implements ApiRuntime {
       }
       this.reloads.applied++;
       this.text = text;
-      await this.applyConfigObject(built.config, reason);
+      this.siteRt?.setLocal(loadedConfig, text);
+      await this.applyConfigObject(loadedConfig, reason);
       return { ok: true, problems: [] };
     });
   }
 
-  private async applyConfigObject(config: Config, reason: string): Promise<void> {
+  private async applyConfigObject(local: Config, reason: string): Promise<void> {
+    // With a site, its objects and table replace this node's own (src/site/runtime.ts).
+    this.localCfg = local;
+    const site = this.siteRt ? siteApply(this.siteRt, local, this.alloc) : undefined;
+    const config = site?.config ?? local;
     const prev = this.cfg;
     this.startCfg ??= config;
     this.cfg = config;
     this.generation++;
     const held = this.alloc.allocator === undefined ? readHeld(this.opts.stateDir) : {};
-    this.alloc = allocate(config, this.alloc, held);
+    this.alloc = site?.alloc ?? allocate(config, this.alloc, held);
     this.persistHeld();
-    for (const w of this.alloc.events) this.opts.log.info(w.message, { service: w.service, event: w.reason });
+    // Thousands of events (a start) are summarised per pool; per-Service lines at debug level.
+    logAllocation(this.opts.log, this.alloc);
     this.opts.onEvent?.({ type: "config", generation: this.generation, reason });
     this.opts.onEvent?.({
       type: "assignments",
@@ -283,11 +255,6 @@ export class Daemon implements ApiRuntime {
   /** Every configured member of the site, this node first (its labels from NodeSettings). */
   private knownMembers(): NodeInfo[] {
     const self = this.node;
-    const fromK8s = this.clusterView.nodes;
-    if (fromK8s !== undefined) {
-      const me = fromK8s.find((n) => n.name === self.name) ?? self;
-      return [me, ...fromK8s.filter((n) => n.name !== self.name)];
-    }
     const others = (this.cfg?.nodeSettings?.spec.members ?? [])
       .filter((m) => m.name !== self.name)
       .map((m) => ({ name: m.name, labels: m.labels }));
@@ -315,8 +282,6 @@ export class Daemon implements ApiRuntime {
       known,
       notReady,
       declines: m?.declines?.(),
-      networkUnavailable: this.clusterView.networkUnavailable,
-      localEndpoints: this.clusterView.localEndpoints,
     });
     return resolvePlan(this.withHandover({ ...plan, holdL2: false }, notReady === undefined), config);
   }
@@ -358,15 +323,21 @@ export class Daemon implements ApiRuntime {
     return { ...plan, l2Handover: [...r.held.values()].map((h) => ({ ...h.entry, owner: h.to })) };
   }
 
-  /**
-   * Kubernetes mode: what the cluster says about nodes (the Node list with its labels, the
-   * NetworkUnavailable condition) and endpoints (per Service, the nodes with a ready local
-   * endpoint, for externalTrafficPolicy: Local). Replaces the previous view and replans.
-   * Appliance mode never calls it: members and labels come from NodeSettings.
-   */
-  setClusterView(view: ClusterView): Promise<void> {
-    this.clusterView = view;
-    return this.replan("cluster view changed");
+  /** Appliance site mode: the site decides the configuration and the assignment table. */
+  setSite(site: SiteRuntime | undefined): void {
+    this.siteRt = site;
+  }
+
+  /** Applies this node's configuration again with the site's current snapshot. */
+  applySite(reason: string): Promise<void> {
+    return this.serial(async () => {
+      if (this.localCfg !== undefined) await this.applyConfigObject(this.localCfg, reason);
+    });
+  }
+
+  /** GET /api/v1/site: undefined when this node is not part of a site. */
+  site(): SiteView | undefined {
+    return this.siteRt?.view();
   }
 
   /** Live membership: who counts for the layer-2 election. Set before the first plan is applied. */
@@ -417,11 +388,6 @@ export class Daemon implements ApiRuntime {
     this.membership?.setSettled?.(ok && this.unapplied === 0);
   }
 
-  /** Hands the current plan to the drivers again (after drivers were added). */
-  applyCurrentPlan(): Promise<void> {
-    return this.serial(() => this.applyPlan());
-  }
-
   async close(): Promise<void> {
     this.closing = true;
     clearTimeout(this.holdTimer);
@@ -435,6 +401,11 @@ export class Daemon implements ApiRuntime {
     if (this.cfg === undefined) reasons.push("no configuration loaded");
     reasons.push(...this.applier.unhealthy());
     return { ready: reasons.length === 0, reasons };
+  }
+
+  /** What the node still waits for while it starts (none once it has started). */
+  waitingFor(): string[] {
+    return [...(this.opts.progress?.waitingFor() ?? []), ...(this.siteRt?.waitingFor() ?? [])];
   }
 
   /** Settings changed since this process started that wait for a restart (GET /status, PUT 202). */
@@ -489,11 +460,13 @@ export class Daemon implements ApiRuntime {
       ...reloadMetrics(this.reloads, this.lastReloadOk),
       ...(owners ? [owners] : []),
       ...(this.membership?.metrics?.() ?? []),
+      ...(this.siteRt?.metrics() ?? []),
       ...drivers,
     ];
   }
 
   config(): { etag: string; yaml: string } {
+    if (this.siteRt) return { etag: this.siteRt.etag(), yaml: this.siteRt.text() };
     return { etag: etagOf(this.text), yaml: this.text };
   }
 
@@ -515,6 +488,8 @@ export class Daemon implements ApiRuntime {
 
   /** `PUT /api/v1/config` after the API validated `yaml` (to `config`) off the main thread. */
   applyChecked(yaml: string, config: Config): Promise<ApplyOutcome> {
+    // A site member: the write goes to the site (its allocator), for every member.
+    if (this.siteRt) return this.siteRt.put(yaml, config);
     return this.serial(async () => {
       const target = writableTarget(this.opts.configPaths);
       if ("reason" in target)

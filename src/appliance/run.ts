@@ -1,21 +1,21 @@
 /**
- * `vipd run`: the composition of daemon, drivers and HTTP API, plus the process's life cycle —
- * reload on SIGHUP and on file change, clean shutdown on SIGTERM/SIGINT.
+ * `vipd run`: the appliance entry point — the Daemon (config → allocate → plan) composed with its
+ * drivers, membership and HTTP API by the node composition shared with `vipd k8s`
+ * (src/node/compose.ts), plus the process's life cycle: reload on SIGHUP and on file change,
+ * clean shutdown on SIGTERM/SIGINT.
  */
 
 import { existsSync, type FSWatcher, readFileSync, statSync, watch } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
-import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
+import { createApp } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { tlsFromFiles } from "../api/serve.ts";
 import { systemModulesIfPresent } from "../api/system-routes.ts";
-import { type ApiServer, serveApi, tlsFromFiles } from "../api/serve.ts";
-import { MembershipService } from "../cluster/service.ts";
-import { failedDriver } from "../drivers/driver.ts";
-import { XdpL2Driver } from "../drivers/l2.ts";
-import { LocalDeliveryDriver } from "../drivers/local-delivery.ts";
-import { routingDrivers } from "../drivers/routing.ts";
-import { createLogger } from "../util/log.ts";
+import type { Config } from "../config/index.ts";
+import { type NodeParts, type NodeSpine, StartProgress, startNode } from "../node/compose.ts";
+import { SiteRuntime } from "../site/runtime.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
 
 export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
@@ -68,6 +68,76 @@ export function splitHostPort(s: string): { hostname: string; port: number } | n
   return port <= 65535 ? { hostname: m[1] as string, port } : null;
 }
 
+/** The Daemon as the node composition drives it. */
+function spineOf(daemon: Daemon, log: Logger): NodeSpine {
+  const replan = (why: string, opts: { releaseL2?: boolean } = {}) =>
+    daemon.replan(why, opts).catch((e) => log.error("replan failed", { why, error: (e as Error).message }));
+  return {
+    addDriver: (d) => daemon.addDriver(d),
+    setMembership: (m) => daemon.setMembership(m),
+    replan: (why) => void replan(why),
+    firstPlan: () => replan("drivers ready"),
+    releaseL2: () => replan("shutdown", { releaseL2: true }),
+    close: () => daemon.close(),
+  };
+}
+
+/** What the loaded configuration asks this node to run; throws when the cluster key is unusable. */
+function partsOf(daemon: Daemon, cfg: Config | undefined, args: RunArgs, restarted: boolean): NodeParts {
+  const settings = cfg?.nodeSettings?.spec;
+  const cluster = settings?.cluster;
+  let membership: NodeParts["membership"];
+  if (settings && cluster?.keyFile !== undefined) {
+    let key: Uint8Array;
+    try {
+      key = new Uint8Array(readFileSync(cluster.keyFile));
+      if (key.length < 16) throw new Error("the key must be at least 16 bytes");
+    } catch (e) {
+      throw new Error(`cannot read the cluster key ${cluster.keyFile}: ${(e as Error).message}`);
+    }
+    const { port, intervalMs, deadAfterMs, riseMs } = cluster;
+    membership = {
+      self: daemon.node.name,
+      members: settings.members,
+      key,
+      port,
+      intervalMs,
+      deadAfterMs,
+      riseMs,
+    };
+  }
+  const window = settings?.xdp.livenessWindowMs ?? (membership ? 2 * (cluster?.deadAfterMs ?? 200) : 30_000);
+  return {
+    localDelivery: args.localDelivery || settings?.localDelivery === true,
+    routing: { port: Number(process.env.VIPD_BGP_PORT ?? 179), restarted },
+    membership,
+    xdp: {
+      interfaces: settings?.interfaces ?? [],
+      mode: settings?.xdp.mode ?? "native",
+      livenessWindowMs: window,
+    },
+  };
+}
+
+/** Watches the configured paths (their directories: editors and the API replace files by rename). */
+function watchPaths(paths: string[], kick: (why: string) => void, log: Logger): FSWatcher[] {
+  const watchers: FSWatcher[] = [];
+  for (const p of paths) {
+    try {
+      const isDir = statSync(p).isDirectory();
+      const name = basename(p);
+      watchers.push(
+        watch(isDir ? p : dirname(p), { persistent: false, recursive: isDir }, (_ev, f) => {
+          if (isDir || f === name) kick("file change");
+        }),
+      );
+    } catch (e) {
+      log.warn("cannot watch config path", { path: p, error: (e as Error).message });
+    }
+  }
+  return watchers;
+}
+
 /** Runs until SIGTERM/SIGINT. Returns the exit code. */
 export async function run(argv: string[], version: string): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -80,12 +150,14 @@ export async function run(argv: string[], version: string): Promise<number> {
     return 2;
   }
   const log = createLogger("daemon");
+  const progress = new StartProgress();
   const daemon = new Daemon({
     configPaths: args.configPaths,
     nodeName: args.nodeName,
     version,
     log,
     stateDir: args.stateDir,
+    progress,
   });
 
   // Signals are handled from the start: a SIGHUP that arrives while vipd is still starting must
@@ -102,25 +174,14 @@ export async function run(argv: string[], version: string): Promise<number> {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
-
   // Reload on file change (debounced), as on SIGHUP. Watching starts before the first read, so
   // no change made while vipd starts is missed.
-  const watchers: FSWatcher[] = [];
-  for (const p of args.configPaths) {
-    try {
-      // Watch the directory: editors and the API replace files by rename, which ends a file watch.
-      const isDir = statSync(p).isDirectory();
-      const dir = isDir ? p : dirname(p);
-      const name = basename(p);
-      watchers.push(
-        watch(dir, { persistent: false, recursive: isDir }, (_ev, f) => {
-          if (isDir || f === name) kick("file change");
-        }),
-      );
-    } catch (e) {
-      log.warn("cannot watch config path", { path: p, error: (e as Error).message });
-    }
-  }
+  const watchers = watchPaths(args.configPaths, kick, log);
+  const quit = (code: number) => {
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
+    return code;
+  };
 
   // RFC 4724 §3: the Restart State bit says this speaker restarted. Whether a state file exists
   // must be read before the first reload writes one, or the very first start looks like a restart.
@@ -128,74 +189,38 @@ export async function run(argv: string[], version: string): Promise<number> {
   const first = await daemon.reload("start");
   if (!first.ok) {
     log.error("no valid configuration at start; exiting", { problems: first.problems.length });
-    clearTimeout(timer);
-    for (const w of watchers) w.close();
-    return 1;
+    return quit(1);
   }
   const settings = daemon.currentConfig?.nodeSettings?.spec;
-  // Checked before any driver starts, so a typo does not leave sockets or XDP programs behind.
+  // Checked before anything starts, so a typo does not leave sockets or XDP programs behind.
   const listen = splitHostPort(args.apiListen ?? settings?.api.listen ?? "127.0.0.1:7473");
   if (listen === null) {
     log.error("invalid API listen address", { listen: args.apiListen });
-    clearTimeout(timer);
-    for (const w of watchers) w.close();
-    return 2;
+    return quit(2);
   }
-  if (args.localDelivery || settings?.localDelivery) {
-    daemon.addDriver(new LocalDeliveryDriver());
-  }
-  // BGP and BFD: the speaker starts with the first BGPPeer (now or at a later reload); BFD
-  // sessions follow the peers that name a BFDProfile and hold their BGP sessions down.
-  for (const d of routingDrivers({
-    log: createLogger("bgp"),
-    bfdLog: createLogger("bfd"),
-    port: Number(process.env.VIPD_BGP_PORT ?? 179),
-    restarted,
-  }))
-    daemon.addDriver(d);
-
-  // Live membership among the site's nodes (layer-2 election), when a shared key is configured.
-  let membership: MembershipService | undefined;
-  const cluster = settings?.cluster;
-  if (settings && cluster?.keyFile !== undefined) {
-    let key: Uint8Array;
-    try {
-      key = new Uint8Array(readFileSync(cluster.keyFile));
-      if (key.length < 16) throw new Error("the key must be at least 16 bytes");
-    } catch (e) {
-      log.error("cannot read the cluster key", { keyFile: cluster.keyFile, error: (e as Error).message });
-      return 1;
-    }
-    membership = new MembershipService({
+  // One site, one truth (src/site): with a cluster key, a state dir and other members, the site's
+  // configuration and assignment table replace this node's own, and it announces nothing until
+  // it holds them (or knows it is alone).
+  let site: SiteRuntime | undefined;
+  try {
+    site = SiteRuntime.fromSettings({
       self: daemon.node.name,
-      members: settings.members,
-      key,
-      port: cluster.port,
-      intervalMs: cluster.intervalMs,
-      deadAfterMs: cluster.deadAfterMs,
-      riseMs: cluster.riseMs,
-      onChange: (why) => void daemon.replan(why),
+      local: daemon.currentConfig as Config,
+      localText: daemon.config().yaml,
+      stateDir: args.stateDir,
+      log: createLogger("site"),
+      onChange: (why) => daemon.applySite(why),
     });
-    daemon.setMembership(membership);
-  }
-  if (settings && settings.interfaces.length > 0) {
-    const window = settings.xdp.livenessWindowMs ?? (membership ? 2 * (cluster?.deadAfterMs ?? 200) : 30_000);
-    try {
-      daemon.addDriver(
-        await XdpL2Driver.open(settings.interfaces, {
-          mode: settings.xdp.mode,
-          livenessWindowMs: window,
-          ...(process.env.VIPD_BPF_PIN_DIR ? { pinDir: process.env.VIPD_BPF_PIN_DIR } : {}),
-        }),
-      );
-    } catch (e) {
-      log.error("cannot load the XDP responder; layer-2 answers are off", { error: (e as Error).message });
-      daemon.addDriver(failedDriver("xdp", (e as Error).message));
+    if (site) {
+      daemon.setSite(site);
+      await site.start();
+      await daemon.applySite("site started");
     }
+  } catch (e) {
+    log.error("cannot start the site channel; exiting", { error: (e as Error).message });
+    await site?.stop();
+    return quit(1);
   }
-  await daemon.replan("drivers ready");
-  await membership?.start();
-
   // Tokens are read from the current configuration on every request: a reload rotates them.
   const tokens = (): TokenConfig[] =>
     (daemon.currentConfig?.nodeSettings?.spec.api.tokens ?? []).map((t) => ({
@@ -209,42 +234,27 @@ export async function run(argv: string[], version: string): Promise<number> {
     // With no token configured at all, reads are open (on 127.0.0.1 by default); writes never are.
     readOpen: () => tokens().length === 0,
     log: createLogger("api"),
-    ...systemModulesIfPresent(createLogger("system")), // the edge image: GET/POST /api/v1/system...
+    // The system update routes, when this node can update itself (the edge image).
+    ...systemModulesIfPresent(createLogger("system")),
   });
   const tls = settings?.api.tls;
-  let server: ApiServer;
-  try {
-    server = serveApi(app, {
-      listen,
-      ...(tls ? { tls: tlsFromFiles(tls) } : {}),
-      bodyLimit: DEFAULT_BODY_LIMIT,
-    });
-  } catch (e) {
-    // Port in use, address not on this host, unreadable TLS files: say so and stop cleanly.
-    log.error("cannot serve the API; exiting", {
-      listen: `${listen.hostname}:${listen.port}`,
-      error: (e as Error).message,
-    });
-    clearTimeout(timer);
-    for (const w of watchers) w.close();
-    membership?.stop(false);
+  const node = await startNode({
+    log,
+    progress,
+    api: { app, listen, tls: tls ? () => tlsFromFiles(tls) : undefined },
+    prepare: async () => partsOf(daemon, daemon.currentConfig, args, restarted),
+    spine: spineOf(daemon, log),
+  });
+  if ("code" in node) {
+    await site?.stop();
     await daemon.close();
-    return 1;
+    return quit(node.code);
   }
-  log.info("API listening", { url: server.url.href, tls: tls !== undefined });
-
   const signal = await stopped;
   log.info("shutting down", { signal });
-  const code = 0;
-  clearTimeout(timer);
-  for (const w of watchers) w.close();
-  if (membership) {
-    // Tell the others we are leaving (they take over at once), and stop answering ourselves.
-    membership.stop(true);
-    await daemon.replan("shutdown", { releaseL2: true });
-  }
-  await server.stop();
-  await daemon.close();
+  quit(0);
+  await node.stop();
+  await site?.stop();
   log.info("stopped");
-  return code;
+  return 0;
 }

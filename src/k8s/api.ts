@@ -6,7 +6,6 @@
  * `POST /api/v1/config/validate` checks manifests before they are applied.
  */
 
-import { createHash } from "node:crypto";
 import { stringify } from "yaml";
 import type {
   ApiRuntime,
@@ -26,11 +25,12 @@ import type {
   StatusSummary,
   XdpView,
 } from "../api/runtime.ts";
-import { toApiProblem } from "../appliance/daemon.ts";
+import { toApiProblem } from "../api/runtime.ts";
 import { type Config, configFromText } from "../config/index.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { Allocator } from "../ipam/allocator.ts";
 import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
+import { etagOf } from "../node/applier.ts";
 
 export interface K8sRuntimeDeps {
   node: string;
@@ -45,6 +45,8 @@ export interface K8sRuntimeDeps {
   members?: (() => ClusterMemberView[]) | undefined;
   /** Metric families beyond the drivers' (membership, Lease fencing). */
   metrics?: (() => MetricFamily[]) | undefined;
+  /** What the node still waits for while it starts (GET /readyz lists it). */
+  progress?: { waitingFor(): string[] } | undefined;
   /** Forced failover (the speaker's); none on a node that runs no speaker. */
   failover?:
     | ((req: FailoverRequest) => Promise<({ ok: true } & FailoverResult) | FailoverRefusal>)
@@ -165,6 +167,10 @@ export class K8sRuntime implements ApiRuntime {
     return [...this.deps.drivers().flatMap((d) => d.metrics?.() ?? []), ...(this.deps.metrics?.() ?? [])];
   }
 
+  waitingFor(): string[] {
+    return this.deps.progress?.waitingFor() ?? [];
+  }
+
   l2Elections(): L2ElectionView[] {
     return this.deps.elections?.() ?? [];
   }
@@ -175,7 +181,7 @@ export class K8sRuntime implements ApiRuntime {
 
   config(): { etag: string; yaml: string } {
     const yaml = this.text();
-    return { etag: createHash("sha256").update(yaml).digest("hex").slice(0, 32), yaml };
+    return { etag: etagOf(yaml), yaml };
   }
 
   validateConfig(yaml: string): Problem[] {

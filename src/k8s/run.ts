@@ -11,6 +11,9 @@
  * Nodes, each reached at its InternalIP; a node owns layer-2 VIPs only when Kubernetes allows it
  * AND the heartbeats say it is alive. With --l2-lease-fencing, a won VIP is announced only while
  * this node holds its coordination.k8s.io Lease (src/k8s/fence.ts). Both are off by default.
+ *
+ * The node itself (API, drivers, membership, first plan, stop) is composed by src/node/compose.ts,
+ * as in `vipd run`; the API binds first and answers while the informers sync.
  */
 
 import { existsSync, readFileSync } from "node:fs";
@@ -18,18 +21,14 @@ import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
-import { createApp, DEFAULT_BODY_LIMIT } from "../api/app.ts";
+import { createApp } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
-import { metricsOnly } from "../api/metrics-listener.ts";
-import { type ApiServer, serveApi } from "../api/serve.ts";
-import { daemonMetrics } from "../appliance/metrics.ts";
-import { MembershipService } from "../cluster/service.ts";
-import type { Config } from "../config/index.ts";
+import type { MetricFamily } from "../api/runtime.ts";
+import type { MembershipService } from "../cluster/service.ts";
 import { ApiToken } from "../config/node-settings.ts";
-import { type Driver, failedDriver } from "../drivers/driver.ts";
-import { XdpL2Driver } from "../drivers/l2.ts";
-import { routingDrivers } from "../drivers/routing.ts";
-import { createLogger } from "../util/log.ts";
+import { ownerChangeMetric } from "../node/applier.ts";
+import { type NodeParts, type NodeSpine, StartProgress, startNode } from "../node/compose.ts";
+import { createLogger, type Logger } from "../util/log.ts";
 import { K8sRuntime } from "./api.ts";
 import { Kube, loadKubeConfig } from "./client.ts";
 import { Controller } from "./controller.ts";
@@ -39,7 +38,6 @@ import { type AddressFamily, type Member, membersFromNodes, sameMembers } from "
 import { plainError, RateLimitedLog } from "./outage.ts";
 import { Speaker } from "./speaker.ts";
 import { ClusterState } from "./state.ts";
-import type { WebhookCerts } from "./webhook-certs.ts";
 import { startWebhook } from "./webhook-run.ts";
 
 export const K8S_USAGE = `usage: vipd k8s [--kubeconfig PATH] [--node-name NAME] [--namespace NS] [--interface IF...]
@@ -236,6 +234,142 @@ function readTokens(path: string): TokenConfig[] {
   return r.data.map((t) => ({ name: t.name, role: t.role, hash: t.hash }));
 }
 
+/** The cluster key, read before anything starts (a bad key changes nothing); undefined: membership off. */
+function readClusterKey(args: K8sArgs, log: Logger): Uint8Array | undefined | "error" {
+  const cl = args.cluster;
+  if (!args.speaker || cl.keyFile === undefined) return undefined;
+  if (cl.keyFileOptional && !existsSync(cl.keyFile)) {
+    log.warn("no cluster key file: live membership is off (a node counts as alive while its Node is Ready)", {
+      keyFile: cl.keyFile,
+    });
+    return undefined;
+  }
+  try {
+    const key = new Uint8Array(readFileSync(cl.keyFile));
+    if (key.length < 16) throw new Error("the key must be at least 16 bytes");
+    return key;
+  } catch (e) {
+    log.error("cannot read the cluster key", { keyFile: cl.keyFile, error: (e as Error).message });
+    return "error";
+  }
+}
+
+/** The speaker as the node composition drives it. */
+function spineOf(speaker: Speaker): NodeSpine {
+  return {
+    addDriver: (d) => speaker.applier.addDriver(d),
+    setMembership: (m) => speaker.setMembership(m),
+    replan: () => speaker.kick(),
+    firstPlan: async () => speaker.kick(),
+    releaseL2: () => speaker.releaseL2(),
+    close: async () => {
+      await speaker.stop();
+      await speaker.applier.close();
+    },
+  };
+}
+
+/** What this node runs, once the informers have synced (the Node list gives members and interfaces). */
+function partsOf(
+  args: K8sArgs,
+  state: ClusterState,
+  key: Uint8Array | undefined,
+  fence: LeaseFence | undefined,
+  log: Logger,
+): NodeParts {
+  const cl = args.cluster;
+  const members = key === undefined ? [] : membersFromNodes(state.nodeObjects(), cl.addressFamily);
+  if (key !== undefined)
+    log.info("live membership on", {
+      members: members.map((m) => `${m.name}@${m.address ?? "?"}`),
+      port: cl.port,
+    });
+  // A stopped or dead owner's XDP entries stop answering about when the others take over: within
+  // 2 × dead-after with membership; with fencing within the margin, before its Lease can expire.
+  let window = key !== undefined ? 2 * cl.deadAfterMs : 30_000;
+  if (fence !== undefined) window = Math.min(window, fence.timing.marginMs);
+  let xdp: NodeParts["xdp"] = { interfaces: args.interfaces, mode: args.xdpMode, livenessWindowMs: window };
+  if (args.interfaces.includes("auto")) {
+    const node = state.nodeObjects().find((n) => n.metadata.name === args.nodeName);
+    const r = resolveAuto(process.env.VIPD_INTERFACE, node, localInterfaces());
+    if (r.ok) log.info("layer-2 interface", { interfaces: r.names, why: r.why });
+    else log.error("cannot choose the layer-2 interface; layer-2 answers are off", { error: r.message });
+    const rest = args.interfaces.filter((i) => i !== "auto");
+    xdp = r.ok
+      ? { ...xdp, interfaces: [...rest, ...r.names] }
+      : rest.length > 0
+        ? { ...xdp, interfaces: rest }
+        : { error: r.message };
+  }
+  return {
+    xdp,
+    routing: { port: Number(process.env.VIPD_BGP_PORT ?? 179), restarted: false },
+    membership:
+      key === undefined
+        ? undefined
+        : {
+            self: args.nodeName,
+            members,
+            key,
+            port: cl.port,
+            intervalMs: cl.intervalMs,
+            deadAfterMs: cl.deadAfterMs,
+            riseMs: cl.riseMs,
+          },
+  };
+}
+
+/** This process's Kubernetes roles, as they come up (the informers' callbacks reach them here). */
+interface Roles {
+  controller?: Controller | undefined;
+  speaker?: Speaker | undefined;
+  membership?: MembershipService | undefined;
+  members: Member[];
+  webhook?: ReturnType<typeof startWebhook> | undefined;
+  fence?: LeaseFence | undefined;
+}
+
+/** The cluster informers; every change kicks the roles (and the Node list moves the membership). */
+function watchCluster(kube: Kube, args: K8sArgs, log: Logger, roles: Roles): ClusterState {
+  const watchLog = new RateLimitedLog({ log });
+  const state: ClusterState = new ClusterState(kube, {
+    namespace: args.namespace,
+    endpointSliceVersion: args.endpointSliceVersion,
+    onChange: (collection) => {
+      // Membership follows the Node list (additions, removals, address changes) while running.
+      if (collection === "nodes" && roles.membership !== undefined) {
+        const next = membersFromNodes(state.nodeObjects(), args.cluster.addressFamily);
+        if (!sameMembers(roles.members, next)) {
+          roles.members = next;
+          roles.membership.setMembers(next);
+        }
+      }
+      if (collection === "secrets") roles.webhook?.certs.kick();
+      roles.controller?.kick();
+      roles.speaker?.kick();
+    },
+    // The first at once, then one line per collection per minute while it lasts.
+    onError: (collection, e) =>
+      watchLog.warn(collection, "watch failed; keeping the last known state and retrying", {
+        collection,
+        error: plainError(e, kube.server),
+      }),
+  });
+  return state;
+}
+
+/** After the informers synced: the controller (Lease-elected), Lease fencing, the webhook. */
+function startRoles(kube: Kube, state: ClusterState, args: K8sArgs, log: Logger, roles: Roles): void {
+  if (args.controller) {
+    const { identity, namespace, loadBalancerClass } = args;
+    roles.controller = new Controller(kube, state, { identity, namespace, loadBalancerClass, log });
+    roles.controller.start();
+  }
+  roles.fence?.start();
+  if (args.webhook !== undefined)
+    roles.webhook = startWebhook(kube, state, args.namespace, args.webhook, log);
+}
+
 /** Runs until SIGTERM/SIGINT. Returns the exit code. */
 export async function runK8s(argv: string[], version: string): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -249,13 +383,12 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   }
   const log = createLogger("k8s");
   let kube: Kube;
+  let tokens: TokenConfig[];
   try {
     kube = new Kube(loadKubeConfig(args.kubeconfig));
+    tokens = args.apiTokensFile ? readTokens(args.apiTokensFile) : [];
   } catch (e) {
-    log.error("cannot load the Kubernetes client configuration", {
-      kubeconfig: args.kubeconfig ?? "in-cluster",
-      error: (e as Error).message,
-    });
+    log.error("cannot start", { kubeconfig: args.kubeconfig ?? "in-cluster", error: (e as Error).message });
     return 1;
   }
   log.info("starting", { version, node: args.nodeName, namespace: args.namespace, server: kube.server });
@@ -263,244 +396,91 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
+  const key = readClusterKey(args, log);
+  if (key === "error") return 1;
 
-  // The cluster key is read before anything starts, so a bad key changes nothing.
-  let key: Uint8Array | undefined;
-  const cl = args.cluster;
-  if (args.speaker && cl.keyFile !== undefined) {
-    if (cl.keyFileOptional && !existsSync(cl.keyFile)) {
-      log.warn(
-        "no cluster key file: live membership is off (a node counts as alive while its Node is Ready)",
-        {
-          keyFile: cl.keyFile,
-        },
-      );
-    } else {
-      try {
-        key = new Uint8Array(readFileSync(cl.keyFile));
-        if (key.length < 16) throw new Error("the key must be at least 16 bytes");
-      } catch (e) {
-        log.error("cannot read the cluster key", { keyFile: cl.keyFile, error: (e as Error).message });
-        return 1;
-      }
-    }
-  }
-
-  let controller: Controller | undefined;
-  let speaker: Speaker | undefined;
-  let membership: MembershipService | undefined;
-  let members: Member[] = [];
-  let lastConfig: Config | undefined;
-  const watchLog = new RateLimitedLog({ log });
-  let webhookCerts: WebhookCerts | undefined;
-  const state = new ClusterState(kube, {
-    namespace: args.namespace,
-    endpointSliceVersion: args.endpointSliceVersion,
-    onChange: (collection) => {
-      // Membership follows the Node list (additions, removals, address changes) while running.
-      if (collection === "nodes" && membership !== undefined) {
-        const next = membersFromNodes(state.nodeObjects(), cl.addressFamily);
-        if (!sameMembers(members, next)) {
-          members = next;
-          membership.setMembers(next);
-        }
-      }
-      if (collection === "secrets") webhookCerts?.kick();
-      controller?.kick();
-      speaker?.kick();
-    },
-    onError: (collection, e) => {
-      // The first at once, then one line per collection per minute while it lasts.
-      watchLog.warn(collection, "watch failed; keeping the last known state and retrying", {
-        collection,
-        error: plainError(e, kube.server),
-      });
-    },
-  });
-  state.start();
-  const synced = await Promise.race([state.waitSynced().then(() => "synced"), stopped]);
-  if (synced !== "synced") {
-    state.stop();
-    return 0;
-  }
-  lastConfig = state.config().config;
-
-  if (key !== undefined) {
-    members = membersFromNodes(state.nodeObjects(), cl.addressFamily);
-    membership = new MembershipService({
-      self: args.nodeName,
-      members,
-      key,
-      port: cl.port,
-      intervalMs: cl.intervalMs,
-      deadAfterMs: cl.deadAfterMs,
-      riseMs: cl.riseMs,
-      onChange: (why) => {
-        log.info("membership changed", { why, alive: membership?.alive() ?? [] });
-        speaker?.kick();
-      },
-    });
-    log.info("live membership on", {
-      members: members.map((m) => `${m.name}@${m.address ?? "?"}`),
-      port: cl.port,
-    });
-  }
-  const fence =
-    args.leaseFencingS === undefined
-      ? undefined
-      : new LeaseFence(kube, {
-          namespace: args.namespace,
-          identity: args.nodeName,
-          durationS: args.leaseFencingS,
-          onChange: () => speaker?.kick(),
-          log,
-        });
-
-  // A stopped or dead owner's XDP entries stop answering about when the others take over: within
-  // 2 × dead-after with membership; with fencing within the margin, before its Lease can expire.
-  let window = membership !== undefined ? 2 * cl.deadAfterMs : 30_000;
-  if (fence !== undefined) window = Math.min(window, fence.timing.marginMs);
-  const drivers: Driver[] = [];
-  if (args.speaker && args.interfaces.includes("auto")) {
-    const node = state.nodeObjects().find((n) => n.metadata.name === args.nodeName);
-    const r = resolveAuto(process.env.VIPD_INTERFACE, node, localInterfaces());
-    if (r.ok) log.info("layer-2 interface", { interfaces: r.names, why: r.why });
-    else log.error("cannot choose the layer-2 interface; layer-2 answers are off", { error: r.message });
-    args.interfaces = [...args.interfaces.filter((i) => i !== "auto"), ...(r.ok ? r.names : [])];
-    if (!r.ok) drivers.push(failedDriver("xdp", r.message));
-  }
-  if (args.speaker && args.interfaces.length > 0) {
-    try {
-      drivers.push(
-        await XdpL2Driver.open(args.interfaces, {
-          mode: args.xdpMode,
-          livenessWindowMs: window,
-          ...(process.env.VIPD_BPF_PIN_DIR ? { pinDir: process.env.VIPD_BPF_PIN_DIR } : {}),
-        }),
-      );
-    } catch (e) {
-      log.error("cannot load the XDP responder; layer-2 answers are off", { error: (e as Error).message });
-      drivers.push(failedDriver("xdp", (e as Error).message));
-    }
-  }
-  // BGP and BFD as in the appliance: the speaker starts with the first BGPPeer the cluster
-  // declares, now or later; BFD follows the peers that name a BFDProfile.
-  if (args.speaker)
-    drivers.push(
-      ...routingDrivers({
-        log: createLogger("bgp"),
-        bfdLog: createLogger("bfd"),
-        port: Number(process.env.VIPD_BGP_PORT ?? 179),
-        restarted: false,
-      }),
-    );
-  if (args.controller)
-    controller = new Controller(kube, state, {
-      identity: args.identity,
-      namespace: args.namespace,
-      loadBalancerClass: args.loadBalancerClass,
+  const roles: Roles = { members: [] };
+  const state = watchCluster(kube, args, log, roles);
+  if (args.leaseFencingS !== undefined) {
+    const { namespace, nodeName: identity, leaseFencingS: durationS } = args;
+    roles.fence = new LeaseFence(kube, {
+      namespace,
+      identity,
+      durationS,
+      onChange: () => roles.speaker?.kick(),
       log,
     });
-  if (args.speaker)
-    speaker = new Speaker(kube, state, {
-      node: args.nodeName,
-      namespace: args.namespace,
-      drivers,
-      loadBalancerClass: args.loadBalancerClass,
-      log,
-      membership,
-      fence,
-    });
-  controller?.start();
-  fence?.start();
-  const webhook =
-    args.webhook === undefined ? undefined : startWebhook(kube, state, args.namespace, args.webhook, log);
-  webhookCerts = webhook?.certs;
-  try {
-    await membership?.start();
-  } catch (e) {
-    log.error("cannot start live membership", { port: cl.port, error: (e as Error).message });
-    await controller?.stop();
-    await speaker?.stop();
-    await fence?.stop(false);
-    state.stop();
-    for (const d of drivers) await d.close().catch(() => {});
-    return 1;
   }
-  speaker?.kick();
-
-  // The HTTP API: health for the kubelet's probes, metrics, and the node's state for people.
-  let server: ApiServer | undefined;
-  let metricsServer: ApiServer | undefined;
-  if (args.apiListen !== "" || args.metricsListen !== "") {
-    try {
-      const tokens = args.apiTokensFile ? readTokens(args.apiTokensFile) : [];
-      const runtime = new K8sRuntime({
+  const speaker = args.speaker
+    ? new Speaker(kube, state, {
         node: args.nodeName,
-        version,
-        config: () => state.config().config ?? lastConfig,
-        drivers: () => drivers,
+        namespace: args.namespace,
+        drivers: [],
         loadBalancerClass: args.loadBalancerClass,
-        elections: () => speaker?.elections() ?? [],
-        members: () => membership?.members() ?? [],
-        failover: speaker?.l2Failover.bind(speaker),
-        metrics: () => [
-          // The appliance's owner-change counter (its reload counters do not apply here).
-          ...(speaker
-            ? daemonMetrics({ applied: 0, unchanged: 0, rejected: 0 }, true, speaker.ownerChanges).filter(
-                (f) => f.name === "vipd_l2_ownership_changes_total",
-              )
-            : []),
-          ...(membership?.metrics() ?? []),
-          ...(fence?.metrics() ?? []),
-          {
-            name: "vipd_config_stale",
-            help: "1 while a metallb.io object the API server holds is not in force (it failed validation; see the ConfigurationState and its Warning Events)",
-            type: "gauge",
-            samples: [{ labels: {}, value: state.stale ? 1 : 0 }],
-          },
-          ...(webhook?.metrics() ?? []),
-        ],
-      });
-      const app = createApp(runtime, {
-        tokens,
-        metricsOpen: true,
-        readOpen: false,
-        log: createLogger("api"),
-      });
-      if (args.apiListen !== "") {
-        server = serveApi(app, { listen: args.apiListen, bodyLimit: DEFAULT_BODY_LIMIT });
-        log.info("API listening", { url: server.url.href });
-      }
-      if (args.metricsListen !== "") {
-        metricsServer = serveApi(metricsOnly(app), { listen: args.metricsListen, bodyLimit: 1024 });
-        log.info("metrics listening", { url: `${metricsServer.url.href}metrics` });
-      }
-    } catch (e) {
-      log.error("cannot serve the API", {
-        listen: args.apiListen,
-        metricsListen: args.metricsListen,
-        error: (e as Error).message,
-      });
-    }
-  }
-  const why = await stopped;
-  log.info("stopping", { signal: why });
-  webhook?.stop();
-  await server?.stop();
-  await metricsServer?.stop();
-  await controller?.stop();
-  if (membership !== undefined) {
-    // Tell the others we are leaving (they take over at once), stop answering, then hand back
-    // the VIPs' Leases so a fenced successor need not wait them out.
-    membership.stop(true);
-    await speaker?.releaseL2();
-    await fence?.stop(true);
-  } else {
-    await speaker?.stop();
-    await fence?.stop(false);
-  }
+        log,
+        fence: roles.fence,
+      })
+    : undefined;
+  roles.speaker = speaker;
+  const progress = new StartProgress();
+  const runtime = new K8sRuntime({
+    node: args.nodeName,
+    version,
+    config: () => (state.synced ? state.config().config : undefined),
+    drivers: () => speaker?.applier.drivers ?? [],
+    loadBalancerClass: args.loadBalancerClass,
+    elections: () => speaker?.elections() ?? [],
+    members: () => roles.membership?.members() ?? [],
+    failover: speaker?.l2Failover.bind(speaker),
+    progress,
+    metrics: () => k8sMetrics(roles, state),
+  });
+  const app = createApp(runtime, { tokens, metricsOpen: true, readOpen: false, log: createLogger("api") });
+  const node = await startNode({
+    log,
+    progress,
+    api: { app, listen: args.apiListen, metricsListen: args.metricsListen },
+    prepare: async () => {
+      progress.set("the cluster state (informers syncing)");
+      state.start();
+      if ((await Promise.race([state.waitSynced().then(() => "synced"), stopped])) !== "synced")
+        return undefined;
+      startRoles(kube, state, args, log, roles);
+      return partsOf(args, state, key, roles.fence, log);
+    },
+    spine: speaker && {
+      ...spineOf(speaker),
+      setMembership: (m) => {
+        roles.membership = m;
+        roles.members = membersFromNodes(state.nodeObjects(), args.cluster.addressFamily);
+        speaker.setMembership(m);
+      },
+    },
+    onMembershipChange: (why, m) => log.info("membership changed", { why, alive: m.alive() }),
+  });
+  if (!("code" in node)) log.info("stopping", { signal: await stopped });
+  roles.webhook?.stop();
+  await roles.controller?.stop();
+  // Leave (the others take over at once), stop answering, close the drivers; then hand back the
+  // VIPs' Leases so a fenced successor need not wait them out.
+  if (!("code" in node)) await node.stop();
+  await roles.fence?.stop(roles.membership !== undefined && !("code" in node));
   state.stop();
-  for (const d of drivers) await d.close().catch(() => {});
-  return 0;
+  return "code" in node ? node.code : 0;
+}
+
+/** Kubernetes mode's own metric families beside the drivers'. */
+function k8sMetrics(roles: Roles, state: ClusterState): MetricFamily[] {
+  return [
+    ...(roles.speaker ? [ownerChangeMetric(roles.speaker.ownerChanges)] : []),
+    ...(roles.membership?.metrics() ?? []),
+    ...(roles.fence?.metrics() ?? []),
+    {
+      name: "vipd_config_stale",
+      help: "1 while a metallb.io object the API server holds is not in force (it failed validation; see the ConfigurationState and its Warning Events)",
+      type: "gauge",
+      samples: [{ labels: {}, value: state.stale ? 1 : 0 }],
+    },
+    ...(roles.webhook?.metrics() ?? []),
+  ];
 }

@@ -108,8 +108,9 @@ export class Speaker {
   constructor(
     kube: Kube,
     private readonly state: ClusterState,
-    private readonly opts: SpeakerOptions,
+    private opts: SpeakerOptions,
   ) {
+    this.opts = { ...opts };
     this.status = new StatusPublisher(kube, state, opts);
     this.applier = new PlanApplier({
       node: () => opts.node,
@@ -192,6 +193,12 @@ export class Speaker {
     return (
       assignmentsFromServices(config, this.opts.loadBalancerClass).find((a) => a.key === svc)?.ips[0] ?? ip
     );
+  }
+
+  /** Live membership (a cluster key given): set before the first plan. */
+  setMembership(m: SpeakerOptions["membership"]): void {
+    this.opts.membership = m;
+    this.applier.setMembership(m);
   }
 
   /** Replans after a short debounce (watch events come in bursts). */

@@ -17,9 +17,10 @@ import type { FailoverRequest } from "../../src/api/runtime.ts";
 import { ErrorBody, FailoverResult, L2ElectionList } from "../../src/api/schemas.ts";
 import { Daemon, type MembershipView } from "../../src/appliance/daemon.ts";
 import type { Decline } from "../../src/cluster/heartbeat.ts";
+import type { Config } from "../../src/config/index.ts";
 import type { Driver } from "../../src/drivers/driver.ts";
 import { EXCLUDE_LABEL, electionHash } from "../../src/plan/election.ts";
-import type { Plan } from "../../src/plan/plan.ts";
+import { computePlan, type NodeInfo, type Plan } from "../../src/plan/plan.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { FakeRuntime } from "./api-runtime-fake.ts";
 
@@ -282,25 +283,32 @@ describe("Daemon: forced failover", () => {
   });
 });
 
-describe("Daemon: the Kubernetes view feeds the election", () => {
+describe("the Kubernetes view feeds the election (computePlan as the k8s speaker calls it)", () => {
   test("node labels, NetworkUnavailable and local endpoints from the cluster replace NodeSettings members", async () => {
-    const { daemon, plans } = await daemonAs(SECOND);
+    const { daemon } = await daemonAs(SECOND);
     // Appliance view: the natural owner is FIRST.
     expect(daemon.l2Elections()[0]?.owner).toBe(FIRST);
+    const config = daemon.currentConfig as Config;
+    const assignments = [{ key: "shop/web", pool: "lan", ips: [VIP] }];
+    // The speaker's call (src/k8s/speaker.ts): every Node as known, the Ready ones as members.
+    const view = (nodes: NodeInfo[], networkUnavailable?: Set<string>) => {
+      const self = nodes.find((n) => n.name === SECOND) ?? { name: SECOND, labels: {} };
+      return computePlan(config, assignments, self, nodes, { known: nodes, networkUnavailable });
+    };
     const labelled = (n: string): Record<string, string> => (n === FIRST ? { [EXCLUDE_LABEL]: "" } : {});
-    await daemon.setClusterView({ nodes: NODES.map((n) => ({ name: n, labels: labelled(n) })) });
-    expect(daemon.l2Elections()[0]?.owner).toBe(SECOND);
-    expect(daemon.l2Elections()[0]?.notOwner.find((x) => x.node === FIRST)?.reason).toBe("ExcludedByLabel");
-    expect(plans.at(-1)?.l2.map((e) => e.ip)).toEqual([VIP]);
-    await daemon.setClusterView({
-      nodes: NODES.map((n) => ({ name: n, labels: labelled(n) })),
-      networkUnavailable: new Set([SECOND]),
-    });
-    expect(daemon.l2Elections()[0]?.owner).toBe(THIRD);
-    expect(plans.at(-1)?.l2).toEqual([]);
+    let plan = view(NODES.map((n) => ({ name: n, labels: labelled(n) })));
+    expect(plan.elections?.[0]?.owner).toBe(SECOND);
+    expect(plan.elections?.[0]?.notOwner.find((x) => x.node === FIRST)?.reason).toBe("ExcludedByLabel");
+    expect(plan.l2.map((e) => e.ip)).toEqual([VIP]);
+    plan = view(
+      NODES.map((n) => ({ name: n, labels: labelled(n) })),
+      new Set([SECOND]),
+    );
+    expect(plan.elections?.[0]?.owner).toBe(THIRD);
+    expect(plan.l2).toEqual([]);
     // A node the cluster does not list is not a member any more.
-    await daemon.setClusterView({ nodes: [{ name: SECOND, labels: {} }] });
-    expect(daemon.l2Elections()[0]?.candidates).toEqual([SECOND]);
+    plan = view([{ name: SECOND, labels: {} }]);
+    expect(plan.elections?.[0]?.candidates).toEqual([SECOND]);
   });
 });
 
@@ -318,7 +326,7 @@ describe("Daemon: a driver that failed gets the plan again", () => {
       health: () => ({ name: "flaky", healthy: true }),
       close: async () => {},
     });
-    await daemon.applyCurrentPlan();
+    await daemon.replan("driver added");
     expect(got).toEqual([]);
     const end = Date.now() + 5000;
     while (got.length === 0 && Date.now() < end) await Bun.sleep(50);

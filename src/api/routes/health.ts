@@ -21,7 +21,7 @@ export const healthRoutes: RouteModule = {
     app.openapi(routes.healthz, (c) => c.json({ status: "ok" as const }, 200, JSON_HEADERS));
     app.openapi(routes.readyz, async (c) => {
       const st = await runtime.status();
-      const reasons: string[] = [];
+      const reasons: string[] = [...((await runtime.waitingFor?.()) ?? [])];
       if (!st.ready) reasons.push("configuration not loaded");
       for (const d of st.drivers) {
         if (!d.healthy) reasons.push(`driver ${d.name} unhealthy${d.detail ? `: ${d.detail}` : ""}`);
