@@ -136,6 +136,24 @@ export function cleanRaucError(text: string): string {
   );
 }
 
+/**
+ * The reason of a failed install in the RAUC service's journal lines (`rauc install` itself only
+ * says "Installing `X` failed"): the last "Installation error: ..." or "... failed: ..." line.
+ */
+export function installErrorFrom(journal: string): string | null {
+  const lines = journal.split("\n").map((l) => l.trim());
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const m = /(?:^|: )Installation error: (.*)$/.exec(lines[i] as string);
+    if (m) return m[1] as string;
+  }
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const l = lines[i] as string;
+    if (/(error|failed)/i.test(l) && !/^installing `.*` failed: \d+$/.test(l) && !/: finished$/.test(l))
+      return l;
+  }
+  return null;
+}
+
 export interface TrialEntry {
   at: string;
   slot: string;

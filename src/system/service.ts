@@ -14,6 +14,7 @@ import { join } from "node:path";
 import type { Logger } from "../util/log.ts";
 import {
   cleanRaucError,
+  installErrorFrom,
   lastTrial,
   parseBootLog,
   parseProgressLine,
@@ -213,7 +214,12 @@ export class RaucSystemUpdates implements SystemUpdates {
         if (p) this.tracker.progress(p);
       });
       if (r.code !== 0) {
-        const msg = cleanRaucError(r.err || r.out);
+        // The command line only says that it failed; the service's journal says why.
+        const j = await run(
+          ["journalctl", "-u", "rauc.service", "-o", "cat", "-n", "30", "--no-pager"],
+          30_000,
+        );
+        const msg = installErrorFrom(j.out) ?? cleanRaucError(r.err || r.out);
         const done = this.tracker.finish({
           result: "failed",
           error: "InstallFailed",

@@ -7,6 +7,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   cleanRaucError,
+  installErrorFrom,
   lastTrial,
   parseBootLog,
   parseProgressLine,
@@ -101,6 +102,21 @@ describe("rauc info, progress, errors", () => {
     expect(cleanRaucError("Call failed: rauc-Error: rauc info error\n")).toBe("rauc info error");
     expect(cleanRaucError("")).toBe("no message");
   });
+});
+
+test("the reason of a failed install, from the RAUC service's journal", () => {
+  const journal = [
+    "Mounting bundle '/var/lib/vipd/update/upload.raucb' to '/run/rauc/bundle'",
+    "Installation error: Target slot for class rootfs of image rootfs.ext4 is readonly",
+    "installing /var/lib/vipd/update/upload.raucb: Installation error: Target slot for class rootfs of image rootfs.ext4 is readonly",
+    "installing /var/lib/vipd/update/upload.raucb: finished",
+    "installing `/var/lib/vipd/update/upload.raucb` failed: 1",
+  ].join("\n");
+  expect(installErrorFrom(journal)).toBe("Target slot for class rootfs of image rootfs.ext4 is readonly");
+  expect(installErrorFrom("Failed to mount bundle: loop: busy\ninstalling `/x` failed: 1")).toBe(
+    "Failed to mount bundle: loop: busy",
+  );
+  expect(installErrorFrom("all fine")).toBeNull();
 });
 
 describe("the trial log", () => {
