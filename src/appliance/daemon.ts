@@ -483,6 +483,8 @@ export class Daemon implements ApiRuntime {
 
   /** Admin API tokens in the current configuration (the API's lockout guard). */
   configAdminTokens(): number {
+    // A site PUT holds no NodeSettings: it cannot remove this node's tokens.
+    if (this.siteRt) return 0;
     return this.cfg?.nodeSettings?.spec.api.tokens.filter((t) => t.role === "admin").length ?? 0;
   }
 

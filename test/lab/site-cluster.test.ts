@@ -203,7 +203,10 @@ describe("a site of three vipd nodes", () => {
     c.start(n2);
     c.start(n3);
     const v = await agreed();
-    expect(v).toMatchObject({ generation: 2, madeBy: "n1", allocator: "n1", localConfigDiffers: false });
+    expect(v).toMatchObject({ generation: 2, madeBy: "n1", allocator: "n1" });
+    // n2's file holds what the site holds; n1's still holds a, b (reported; the site's win).
+    expect((await site(n2))?.localConfigDiffers).toBe(false);
+    expect((await site(n1))?.localConfigDiffers).toBe(true);
     for (const n of c.nodes) expect(await services(n)).toEqual({ b: ip(101), c: ip(100) });
     // The metrics say so too.
     expect(await metric(n3, "vipd_site_consistent")).toBe(1);

@@ -13,6 +13,7 @@
  * module (app.request, as test/unit/api-routes.test.ts does).
  */
 
+import { siteRoutes } from "../../site/routes.ts";
 import type { RouteModule } from "../context.ts";
 import type { RouteRule } from "../routes.ts";
 import { auditRoutes } from "./audit.ts";
@@ -30,6 +31,7 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   configRoutes,
   eventRoutes,
   auditRoutes,
+  siteRoutes,
   pageRoutes,
 ];
 
