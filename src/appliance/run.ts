@@ -13,7 +13,9 @@ import type { TokenConfig } from "../api/auth.ts";
 import { tlsFromFiles } from "../api/serve.ts";
 import { systemModulesIfPresent } from "../api/system-routes.ts";
 import type { Config } from "../config/index.ts";
+import { EventHub } from "../events/hub.ts";
 import { type NodeParts, type NodeSpine, StartProgress, startNode } from "../node/compose.ts";
+import { NodeEventPublisher } from "../node/events.ts";
 import { SiteRuntime } from "../site/runtime.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
@@ -151,6 +153,9 @@ export async function run(argv: string[], version: string): Promise<number> {
   }
   const log = createLogger("daemon");
   const progress = new StartProgress();
+  // What changed on this node (ownership, assignments, generations) for GET /api/v1/events.
+  const events = new EventHub();
+  const { onEvent } = new NodeEventPublisher(events);
   const daemon = new Daemon({
     configPaths: args.configPaths,
     nodeName: args.nodeName,
@@ -158,6 +163,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     log,
     stateDir: args.stateDir,
     progress,
+    onEvent,
   });
 
   // Signals are handled from the start: a SIGHUP that arrives while vipd is still starting must
@@ -234,6 +240,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     // With no token configured at all, reads are open (on 127.0.0.1 by default); writes never are.
     readOpen: () => tokens().length === 0,
     log: createLogger("api"),
+    events,
     // The system update routes, when this node can update itself (the edge image).
     ...systemModulesIfPresent(createLogger("system")),
   });

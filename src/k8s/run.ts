@@ -26,8 +26,10 @@ import type { TokenConfig } from "../api/auth.ts";
 import type { MetricFamily } from "../api/runtime.ts";
 import type { MembershipService } from "../cluster/service.ts";
 import { ApiToken } from "../config/node-settings.ts";
+import { EventHub } from "../events/hub.ts";
 import { ownerChangeMetric } from "../node/applier.ts";
 import { type NodeParts, type NodeSpine, StartProgress, startNode } from "../node/compose.ts";
+import { NodeEventPublisher } from "../node/events.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { K8sRuntime } from "./api.ts";
 import { Kube, loadKubeConfig } from "./client.ts";
@@ -400,6 +402,7 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
   if (key === "error") return 1;
 
   const roles: Roles = { members: [] };
+  const events = new EventHub();
   const state = watchCluster(kube, args, log, roles);
   if (args.leaseFencingS !== undefined) {
     const { namespace, nodeName: identity, leaseFencingS: durationS } = args;
@@ -419,6 +422,7 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
         loadBalancerClass: args.loadBalancerClass,
         log,
         fence: roles.fence,
+        onEvent: new NodeEventPublisher(events).onEvent,
       })
     : undefined;
   roles.speaker = speaker;
@@ -435,7 +439,13 @@ export async function runK8s(argv: string[], version: string): Promise<number> {
     progress,
     metrics: () => k8sMetrics(roles, state),
   });
-  const app = createApp(runtime, { tokens, metricsOpen: true, readOpen: false, log: createLogger("api") });
+  const app = createApp(runtime, {
+    tokens,
+    metricsOpen: true,
+    readOpen: false,
+    log: createLogger("api"),
+    events,
+  });
   const node = await startNode({
     log,
     progress,

@@ -249,19 +249,15 @@ export class Speaker {
       this.opts.node,
       m === undefined ? undefined : { alive: m.alive(), ready: m.ready() },
     );
-    const plan = computePlan(
-      config,
-      assignmentsFromServices(config, this.opts.loadBalancerClass),
-      self,
-      members,
-      {
-        known: nodes,
-        notReady,
-        declines: m?.declines?.(),
-        networkUnavailable: this.state.networkUnavailable(),
-        localEndpoints: this.state.localEndpoints(),
-      },
-    );
+    const assignments = assignmentsFromServices(config, this.opts.loadBalancerClass);
+    this.opts.onEvent?.({ type: "assignments", services: assignments });
+    const plan = computePlan(config, assignments, self, members, {
+      known: nodes,
+      notReady,
+      declines: m?.declines?.(),
+      networkUnavailable: this.state.networkUnavailable(),
+      localEndpoints: this.state.localEndpoints(),
+    });
     const fence = this.opts.fence;
     const won = plan.l2.map((e) => e.ip);
     // Won is not enough with fencing: announced only while this node holds the VIP's Lease.

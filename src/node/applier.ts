@@ -67,7 +67,7 @@ export type OwnerChange = "acquired" | "released" | "moved";
 
 /** What happened on this node, for the event stream and the logs. */
 export type NodeEvent =
-  | { type: "owner"; ip: string; change: OwnerChange; from: string | null; to: string | null }
+  | { type: "owners"; changes: { ip: string; change: OwnerChange; from: string | null; to: string | null }[] }
   | { type: "applied"; ok: boolean; l2: string[]; routes: number; failed: string[] }
   | { type: "assignments"; services: { key: string; ips: readonly string[] }[] }
   | { type: "config"; generation: number; reason: string };
@@ -163,18 +163,19 @@ export class PlanApplier {
   /** Makes `next` the current plan, counting and logging the layer-2 owner changes it brings. */
   install(next: NodePlan): void {
     const self = this.opts.node();
-    if (this.installed)
-      for (const c of ownerChanges(this.current.elections ?? [], next.elections ?? [], self)) {
+    if (this.installed) {
+      const changes = ownerChanges(this.current.elections ?? [], next.elections ?? [], self).map((c) => ({
+        ip: c.ip,
+        change: c.change,
+        from: c.from ?? null,
+        to: c.to ?? null,
+      }));
+      for (const c of changes) {
         this.ownerChanges[c.change]++;
-        this.opts.log?.info("layer-2 owner changed", { ip: c.ip, from: c.from ?? null, to: c.to ?? null });
-        this.opts.onEvent?.({
-          type: "owner",
-          ip: c.ip,
-          change: c.change,
-          from: c.from ?? null,
-          to: c.to ?? null,
-        });
+        this.opts.log?.info("layer-2 owner changed", { ip: c.ip, from: c.from, to: c.to });
       }
+      if (changes.length > 0) this.opts.onEvent?.({ type: "owners", changes });
+    }
     this.installed = true;
     this.current = next;
   }
