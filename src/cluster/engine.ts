@@ -97,9 +97,6 @@ export class MembershipEngine {
       },
       this.now(),
     );
-    // Not ready before start(): the hold (rise + dead) counts from the first heartbeat sent, not
-    // from construction (drivers may take seconds to open in between).
-    this.m = { ...this.m, readyAt: Number.POSITIVE_INFINITY };
   }
 
   async start(): Promise<void> {
@@ -125,8 +122,6 @@ export class MembershipEngine {
     } catch {
       this.sock = await open("0.0.0.0");
     }
-    const now = this.now();
-    this.m = { ...this.m, lastTick: now, readyAt: now + this.opts.riseMs + this.opts.deadAfterMs };
     this.timer = setInterval(() => this.beat(), this.opts.intervalMs);
     this.beat();
   }

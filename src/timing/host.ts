@@ -152,9 +152,9 @@ function fromWire(e: WireError): Error {
 }
 
 /**
- * Two workers from the same module: "timing" (membership, BFD, liveness: raised priority, small
- * work per wake-up) and "announce" (takeover announcements: a takeover of 5,000 VIPs sends
- * 10,000 frames per step, which must not sit between two heartbeats).
+ * One worker ("timing") for every service by default. With VIPD_ANNOUNCE_WORKER=1 the announcer
+ * gets a second one ("announce"): a takeover of 5,000 VIPs sends 10,000 frames per step, which
+ * then does not sit between two heartbeats (not the default until a lab run shows the gain).
  */
 const hosts = new Map<"timing" | "announce", Host>();
 let workerPriority: string | undefined;
@@ -166,7 +166,7 @@ export function timingWorkerPriority(): string | undefined {
 
 /** Opens a service of `kind` in the process's timing worker (started on first use). */
 export function openTimingChannel(kind: ServiceKind, init: unknown, onEvent: EventHandler): Channel {
-  const group = kind === "announcer" ? "announce" : "timing";
+  const group = process.env.VIPD_ANNOUNCE_WORKER === "1" && kind === "announcer" ? "announce" : "timing";
   let h = hosts.get(group);
   if (h === undefined) {
     h = new Host();

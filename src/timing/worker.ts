@@ -11,13 +11,10 @@
  * The announcer runs in a second worker from this module (host.ts): its bursts (two frames per
  * VIP per step) must not sit between two heartbeats.
  *
- * Priority: a thread of its own is not enough on a busy machine — with many runnable threads
- * the scheduler wakes a sleeping one late (bench/stall.ts measured heartbeat gaps of 500 ms at a
- * load average of 23 on 2 cores). This thread asks for SCHED_RR (real-time round robin, priority
- * $VIPD_TIMING_RT_PRIORITY, default 10; 0: do not ask), as corosync and keepalived do for their
- * heartbeats: its timers then run as soon as they are due. Its work per wake-up is small and
- * bounded, and the kernel's RT throttling keeps 5% of every second for everything else. Without
- * the privilege (CAP_SYS_NICE) it asks for nice -10, then keeps the default.
+ * Priority: by default the worker keeps the process's priority. `VIPD_TIMING_RT_PRIORITY=N`
+ * (1..99) asks for SCHED_RR N for this thread, as corosync does for its heartbeats; it did not
+ * remove the late heartbeats bench/stall.ts measured on a loaded machine (docs/architecture.md),
+ * and is not the default until a lab run shows what it changes.
  */
 
 import { dlopen, FFIType, ptr } from "bun:ffi";
@@ -45,22 +42,19 @@ interface Service {
 
 /** Raises this thread's scheduling priority (see the header); says what it got. */
 function raisePriority(): string {
-  const rt = Number(process.env.VIPD_TIMING_RT_PRIORITY ?? 10);
-  if (process.platform !== "linux" || process.arch !== "x64") return "default";
+  const rt = Number(process.env.VIPD_TIMING_RT_PRIORITY ?? 0);
+  if (!(rt > 0) || process.platform !== "linux" || process.arch !== "x64") return "default";
   try {
     const SYS_gettid = 186n; // x86_64
     const libc = dlopen("libc.so.6", {
       syscall: { args: [FFIType.i64], returns: FFIType.i64 },
       sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
     });
     const tid = Number(libc.symbols.syscall(SYS_gettid));
     if (tid <= 0) return "default";
     const SCHED_RR = 2;
     const param = new Int32Array([Math.max(1, Math.min(99, rt))]);
-    if (rt > 0 && libc.symbols.sched_setscheduler(tid, SCHED_RR, ptr(param)) === 0)
-      return `SCHED_RR ${param[0]}`;
-    if (libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, -10) === 0) return "nice -10";
+    if (libc.symbols.sched_setscheduler(tid, SCHED_RR, ptr(param)) === 0) return `SCHED_RR ${param[0]}`;
   } catch {
     // Not Linux/glibc: the default priority.
   }
