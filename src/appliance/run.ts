@@ -140,6 +140,34 @@ function watchPaths(paths: string[], kick: (why: string) => void, log: Logger): 
   return watchers;
 }
 
+/**
+ * Signals and file watching, from the start: a SIGHUP that arrives while vipd is still starting
+ * must not kill it (the default action), and a SIGTERM then stops it once it has started. A
+ * file change reloads (debounced) as SIGHUP does; watching starts before the first read, so no
+ * change made while vipd starts is missed. `quit` stops watching and returns its code.
+ */
+function lifecycle(daemon: Daemon, paths: string[], log: Logger) {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const kick = (reason: string) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      daemon.reload(reason).catch((e) => log.error("reload failed", { reason, error: (e as Error).message }));
+    }, 150);
+  };
+  process.on("SIGHUP", () => kick("SIGHUP"));
+  const stopped = new Promise<string>((resolve) => {
+    process.once("SIGTERM", () => resolve("SIGTERM"));
+    process.once("SIGINT", () => resolve("SIGINT"));
+  });
+  const watchers = watchPaths(paths, kick, log);
+  const quit = (code: number) => {
+    clearTimeout(timer);
+    for (const w of watchers) w.close();
+    return code;
+  };
+  return { stopped, quit };
+}
+
 /** Runs until SIGTERM/SIGINT. Returns the exit code. */
 export async function run(argv: string[], version: string): Promise<number> {
   if (argv.includes("--help") || argv.includes("-h")) {
@@ -166,28 +194,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     onEvent,
   });
 
-  // Signals are handled from the start: a SIGHUP that arrives while vipd is still starting must
-  // not kill it (the default action), and a SIGTERM then stops it once it has started.
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const kick = (reason: string) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      daemon.reload(reason).catch((e) => log.error("reload failed", { reason, error: (e as Error).message }));
-    }, 150);
-  };
-  process.on("SIGHUP", () => kick("SIGHUP"));
-  const stopped = new Promise<string>((resolve) => {
-    process.once("SIGTERM", () => resolve("SIGTERM"));
-    process.once("SIGINT", () => resolve("SIGINT"));
-  });
-  // Reload on file change (debounced), as on SIGHUP. Watching starts before the first read, so
-  // no change made while vipd starts is missed.
-  const watchers = watchPaths(args.configPaths, kick, log);
-  const quit = (code: number) => {
-    clearTimeout(timer);
-    for (const w of watchers) w.close();
-    return code;
-  };
+  const { stopped, quit } = lifecycle(daemon, args.configPaths, log);
 
   // RFC 4724 §3: the Restart State bit says this speaker restarted. Whether a state file exists
   // must be read before the first reload writes one, or the very first start looks like a restart.
