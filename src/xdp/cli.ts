@@ -85,6 +85,9 @@ function desiredOf(a: Args): DesiredEntry[] {
 }
 
 async function serve(a: Args): Promise<void> {
+  // The driver's timers and its timing worker are unref'd: this keeps the process alive until a
+  // signal, from before the open (a process with nothing ref'd exits while it awaits the worker).
+  const keepAlive = setInterval(() => {}, 1 << 30);
   const driver = await XdpDriver.open({ pinDir: a.pinDir, livenessWindowMs: a.windowMs, mode: a.mode });
   let busy = Promise.resolve();
   const reapply = () => {
@@ -105,8 +108,6 @@ async function serve(a: Args): Promise<void> {
   say("ready", { pid: process.pid, status: driver.status() });
   process.on("SIGHUP", () => void reapply());
   process.on("SIGUSR1", () => say("status", { status: driver.status(), entries: driver.entries() }));
-  // The driver's timers are unref'd; this keeps the process alive until a signal.
-  const keepAlive = setInterval(() => {}, 1 << 30);
   await new Promise<void>((resolve) => {
     process.on("SIGTERM", resolve);
     process.on("SIGINT", resolve);
