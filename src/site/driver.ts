@@ -72,7 +72,7 @@ export interface SiteDriverOptions {
   /** The site objects of this member's own file. */
   local: string;
   allocate: AllocateFn;
-  /** Hands a snapshot to the runtime; awaited before the next event is taken. */
+  /** Hands a snapshot to the runtime (persisted first); not awaited: the runtime queues it. */
   apply: (snap: Snapshot) => Promise<void> | void;
   /** Called (synchronously) when readiness, the allocator or consistency may have changed. */
   onChange?: (() => void) | undefined;
@@ -166,7 +166,7 @@ export class SiteDriver {
       self: d.self,
       members: [...new Set([d.self, ...d.members.map((m) => m.name)])].sort(),
       statusMs,
-      deadMs: d.deadMs ?? Math.max(1000, 4 * statusMs),
+      deadMs: d.deadMs ?? Math.max(2500, 10 * statusMs),
       startupMs: d.startupMs ?? 3000,
       requestMs: d.requestMs ?? 500,
       proposeTimeoutMs: d.proposeTimeoutMs ?? 5000,
@@ -252,17 +252,23 @@ export class SiteDriver {
               this.d.log.error("cannot persist the site snapshot", { error: (err as Error).message });
             }
           break;
-        case "apply":
-          try {
-            await this.d.apply(e.snapshot);
-            this.applied = e.snapshot;
-          } catch (err) {
-            this.d.log.error("applying the site snapshot failed", {
-              generation: e.snapshot.generation,
-              error: (err as Error).message,
-            });
-          }
+        case "apply": {
+          // Handed over, not awaited: the runtime applies in its own queue, and the site channel
+          // (ticks, statuses, other members' requests) never waits for the data path.
+          const snap = e.snapshot;
+          Promise.resolve()
+            .then(() => this.d.apply(snap))
+            .then(() => {
+              this.applied = snap;
+            })
+            .catch((err) =>
+              this.d.log.error("applying the site snapshot failed", {
+                generation: snap.generation,
+                error: (err as Error).message,
+              }),
+            );
           break;
+        }
         case "reply": {
           const r = this.replies.get(e.id);
           this.replies.delete(e.id);

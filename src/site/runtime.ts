@@ -241,7 +241,11 @@ export class SiteRuntime {
     if (base === 0)
       throw new ApiError(503, "Busy", "this node is waiting for the site", { "Retry-After": "1" });
     const r = await this.driver.propose(base, siteText(yaml));
-    if (r.ok) return { ok: true, etag: this.etag() };
+    // Applied on this node before the answer (queued behind the snapshot's own apply).
+    if (r.ok) {
+      await this.opts.onChange(`site PUT, generation ${r.generation}`);
+      return { ok: true, etag: this.etag() };
+    }
     if (r.error === "Stale")
       throw new ApiError(
         412,
