@@ -259,7 +259,19 @@ export async function loadManifests(
         sources,
         text,
         config: undefined,
-        problems: [...problems, { ...at(v), field: "-", message: v.message, pointer: "" }],
+        // The budget's message names the line in the joined text: say the file's own line.
+        problems: [
+          ...problems,
+          {
+            ...at(v),
+            field: "-",
+            message: v.message.replace(
+              /at line (\d+)/,
+              (_m, n: string) => `at line ${where(Number(n)).line}`,
+            ),
+            pointer: "",
+          },
+        ],
       };
     case "timeout":
       return {
