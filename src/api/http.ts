@@ -32,7 +32,15 @@ export type ErrorCode =
   | "Busy"
   | "EmptyConfig"
   | "NoAdminToken"
-  | "NotImplemented";
+  | "NotImplemented"
+  // System updates (src/api/system-routes.ts).
+  | "EmptyBody"
+  | "IncompleteBody"
+  | "InvalidBundle"
+  | "IncompatibleBundle"
+  | "UpdateInProgress"
+  | "Rebooting"
+  | "InstallFailed";
 
 export interface MediaType {
   type: string;
