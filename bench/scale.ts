@@ -183,10 +183,20 @@ async function measureDaemon(n: number, r: SizeResult): Promise<void> {
     r.reloadMs = await reload(() => writeAtomic(join(conf, "services.yaml"), svcText + service(n)));
     r.reloadCpu = cpuS(proc.pid) - c0;
     if (r.reloadMs !== undefined) {
-      const list = (await (await fetch(`${base}/api/v1/services`)).json()) as {
+      // The list pages (at most 10,000 a page): follow metadata.continue, a bounded number of pages.
+      type Page = {
         items: { name: string; namespace: string; ips: string[] }[];
+        metadata?: { continue: string };
       };
-      const added = list.items.find((s) => s.name === `svc-${n}` && s.namespace === `ns-${n % 20}`);
+      let added: Page["items"][number] | undefined;
+      let cont: string | undefined;
+      for (let pages = 0; pages < 100 && added === undefined; pages++) {
+        const q = `limit=10000${cont === undefined ? "" : `&continue=${encodeURIComponent(cont)}`}`;
+        const list = (await (await fetch(`${base}/api/v1/services?${q}`)).json()) as Page;
+        added = list.items.find((s) => s.name === `svc-${n}` && s.namespace === `ns-${n % 20}`);
+        cont = list.metadata?.continue;
+        if (cont === undefined) break;
+      }
       if (added === undefined || added.ips.length === 0)
         throw new Error(`svc-${n} not listed with an address`);
     }
