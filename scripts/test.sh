@@ -36,10 +36,10 @@ for tier in test/unit test/lab test/interop test/k8s test/image; do
   if compgen -G "$tier/*.test.ts" >/dev/null; then
     echo "== bun test $tier"
     # A hard limit per tier, so a hung VM or server cannot eat CI's time (the image tier — a
-    # cold image build and five QEMU boots, then the A/B update test: a second build and one VM
-    # that boots four times, with a 240 s readiness deadline that must expire — 25 minutes).
+    # cold image build and five QEMU boots — 15 minutes; the A/B update test,
+    # test/image/system-update.qemu.ts, is not in it yet: see image/README.md).
     limit=1800
-    [[ "$tier" == test/image ]] && limit=1500
+    [[ "$tier" == test/image ]] && limit=900
     timeout -k 10 "$limit" bun test "$tier" 2>&1 | tee "$tier_out"
     rc=${PIPESTATUS[0]}
     cat "$tier_out" >>"$out"
