@@ -23,15 +23,28 @@
 import type { Config } from "../config/index.ts";
 import { type IPAddressPool, parseCommunity } from "../config/schemas.ts";
 import { anySelectorMatches } from "../config/selector.ts";
-import { advertisedPools, isEbgp, serviceKey } from "../config/validate.ts";
-import { formatIp, maskOf, parseIp, parseRange, rangeContains } from "../util/ip.ts";
+import { advertisedPools, isEbgp } from "../config/validate.ts";
+import { formatIp, maskOf, parseIp } from "../util/ip.ts";
+import { type Decline, type Election, type ElectionNode, elect } from "./election.ts";
 import {
-  type Decline,
-  type Election,
-  type ElectionAdvertisement,
-  type ElectionNode,
-  elect,
-} from "./election.ts";
+  type AdOnNode,
+  type AdsOnPool,
+  type Basis,
+  type BgpDecision,
+  byKey,
+  electionNodes,
+  hashOrder,
+  type Indexed,
+  IpSorter,
+  indexed,
+  type L2Decision,
+  NO_SERVICE,
+  prune,
+  type Round,
+  type RoutePart,
+  type ServiceFacts,
+  sameBasis,
+} from "./plan-index.ts";
 
 export interface NodeInfo {
   name: string;
@@ -118,188 +131,6 @@ export interface Plan {
 export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [], holdL2: false };
 
 export { electionHash, orderCandidates } from "./election.ts";
-
-/** The pool whose addresses contain an IP (undefined: none); first pool wins on overlap. */
-function poolFinder(pools: readonly IPAddressPool[]): (ip: string) => IPAddressPool | undefined {
-  const ranges = pools.flatMap((p) =>
-    p.spec.addresses.flatMap((a) => {
-      const r = parseRange(a);
-      return r.ok ? [{ pool: p, range: r.value }] : [];
-    }),
-  );
-  return (text) => {
-    const ip = parseIp(text);
-    return ip === null ? undefined : ranges.find((x) => rangeContains(x.range, ip))?.pool;
-  };
-}
-
-type L2Ad = Config["l2Advertisements"][number];
-
-/** A Service as the planner sees it: its labels (and their text, to compare), its traffic policy. */
-interface ServiceFacts {
-  labels: Record<string, string> | undefined;
-  labelsText: string;
-  local: boolean;
-}
-
-/** What a Config offers the planner, indexed once per Config object. */
-interface Indexed {
-  poolOf(ip: string): IPAddressPool | undefined;
-  services: Map<string, ServiceFacts>;
-  /** Per pool name, the L2Advertisements that cover it, in manifest order. */
-  l2ByPool: Map<string, L2Ad[]>;
-  /** What layer-2 decisions depend on besides the Service and the nodes: pools, advertisements. */
-  l2Text: string;
-  /** What routes depend on besides the Service: pools, BGP advertisements, peers, communities. */
-  bgpText: string;
-}
-
-const indexes = new WeakMap<Config, Indexed>();
-const NO_SERVICE: ServiceFacts = { labels: undefined, labelsText: "-", local: false };
-
-function indexed(config: Config): Indexed {
-  const known = indexes.get(config);
-  if (known !== undefined) return known;
-  const services = new Map<string, ServiceFacts>();
-  for (const s of config.services) {
-    const key = serviceKey(s);
-    if (services.has(key)) continue;
-    const labels = s.metadata.labels;
-    services.set(key, {
-      labels,
-      labelsText: JSON.stringify(labels ?? null),
-      local: s.spec.externalTrafficPolicy === "Local",
-    });
-  }
-  const l2ByPool = new Map(
-    config.pools.map((p) => [
-      p.metadata.name,
-      config.l2Advertisements.filter((ad) => advertisedPools(ad.spec, [p]).length > 0),
-    ]),
-  );
-  const pools = config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec.addresses]);
-  const ix: Indexed = {
-    poolOf: poolFinder(config.pools),
-    services,
-    l2ByPool,
-    l2Text: JSON.stringify([pools, config.l2Advertisements.map((a) => [a.metadata.name, a.spec])]),
-    bgpText: JSON.stringify([
-      pools,
-      config.bgpAdvertisements.map((a) => a.spec),
-      config.peers.map((p) => [p.metadata.name, p.spec]),
-      config.communities.map((c) => c.spec),
-    ]),
-  };
-  indexes.set(config, ix);
-  return ix;
-}
-
-/**
- * What one Service contributes on layer 2, and what that was computed from. The part fixed by
- * the config and the Service (pool, advertisements, interfaces) is kept across member changes;
- * the election is redone when the members, declines or endpoints change (`round`).
- */
-interface L2Decision {
-  from: Basis;
-  /** Its addresses in the pool of its first one (the others are silent); empty: none announced. */
-  ips: string[];
-  /** The advertisements that announce it, and their names as one text (a memo key). */
-  ads: ElectionAdvertisement[];
-  adsKey: string;
-  /** This node's interfaces for it (empty: all). */
-  interfaces: string[];
-  election: Election | undefined;
-  /** The election round the election is from. */
-  round: number;
-}
-
-/** What a Service's decision was computed from: its addresses, labels and local endpoints. */
-interface Basis {
-  ips: readonly string[];
-  labels: string;
-  eps: string;
-}
-
-function sameBasis(b: Basis, ips: readonly string[], labels: string, eps: string): boolean {
-  if (b.labels !== labels || b.eps !== eps) return false;
-  return b.ips.length === ips.length && b.ips.every((x, i) => x === ips[i]);
-}
-
-/** The advertisements that announce a Service's VIPs, and this node's interfaces for them. */
-interface AdsOnPool {
-  ads: ElectionAdvertisement[];
-  adsKey: string;
-  interfaces: string[];
-}
-
-/** One election round: the members, declines and endpoints every election of a plan shares. */
-interface Round {
-  no: number;
-  nodes: readonly ElectionNode[];
-  names: readonly string[];
-  declines: ReadonlyMap<string, readonly Decline[]> | undefined;
-  /** Every address some node declines. */
-  declined: ReadonlySet<string>;
-  /** Per hash order (interned: one array per distinct order), per advertisements and endpoints. */
-  memo: Map<readonly string[], Map<string, Election>>;
-}
-
-/** One route one Service contributes, under one BGPAdvertisement. */
-interface RoutePart {
-  id: string;
-  peer: string;
-  prefix: string;
-  localPref: number | undefined;
-  standard: readonly string[];
-  large: readonly string[];
-}
-
-/** What one Service contributes to BGP, per BGPAdvertisement (index in the config). */
-interface BgpDecision {
-  from: Basis;
-  byAd: (RoutePart[] | undefined)[];
-}
-
-/** A BGPAdvertisement as it applies to this node. */
-interface AdOnNode {
-  selectors: Config["bgpAdvertisements"][number]["spec"]["serviceSelectors"];
-  peers: { name: string; ebgp: boolean }[];
-  pools: Set<string>;
-  standard: string[];
-  large: string[];
-  localPref: number | undefined;
-  len4: number;
-  len6: number;
-}
-
-const byKey = (x: { key: string }, y: { key: string }) => (x.key < y.key ? -1 : x.key > y.key ? 1 : 0);
-const byIp = (x: { ip: string }, y: { ip: string }) => (x.ip < y.ip ? -1 : x.ip > y.ip ? 1 : 0);
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return (a[i] as number) - (b[i] as number);
-  return 0;
-}
-
-/** Node names in sha256(node + "#" + ip) order (as comparing the hex texts orders them). */
-function hashOrder(ip: string, names: readonly string[]): string[] {
-  return names
-    .map((n) => ({ n, h: Bun.SHA256.hash(`${n}#${ip}`) as Uint8Array }))
-    .sort((a, b) => compareBytes(a.h, b.h))
-    .map((x) => x.n);
-}
-
-/** Every known node with its election status (live members alive, the rest by `inputs`). */
-function electionNodes(members: readonly NodeInfo[], inputs: ElectionInputs): ElectionNode[] {
-  const live = new Set(members.map((m) => m.name));
-  const known = new Map<string, NodeInfo>();
-  for (const n of [...members, ...(inputs.known ?? [])]) if (!known.has(n.name)) known.set(n.name, n);
-  return [...known.values()].map((n) => ({
-    name: n.name,
-    labels: n.labels,
-    status: live.has(n.name) ? "alive" : inputs.notReady?.has(n.name) ? "notReady" : "notAlive",
-    networkUnavailable: inputs.networkUnavailable?.has(n.name),
-  }));
-}
 
 /**
  * The planner with its memory: per Service the last layer-2 and BGP decisions with what they
@@ -668,34 +499,6 @@ export class Planner {
       ),
     };
   }
-}
-
-/**
- * Sorts entries by IP. Entries come in Service order; when they come in the same IP order as
- * last time (a member change moves owners, not addresses) the last permutation is reused.
- */
-class IpSorter {
-  private ips: string[] = [];
-  private perm: number[] = [];
-
-  sort<T extends { ip: string }>(xs: T[]): T[] {
-    const same = xs.length === this.ips.length && xs.every((x, i) => x.ip === this.ips[i]);
-    if (!same) {
-      this.perm = xs.map((_, i) => i).sort((a, b) => byIp(xs[a] as T, xs[b] as T));
-      this.ips = xs.map((x) => x.ip);
-    }
-    return this.perm.map((i) => xs[i] as T);
-  }
-}
-
-/** The entries of `m` for the assignments' keys only. */
-function prune<T>(m: Map<string, T>, sorted: readonly PlannedAssignment[]): Map<string, T> {
-  const out = new Map<string, T>();
-  for (const a of sorted) {
-    const v = m.get(a.key);
-    if (v !== undefined) out.set(a.key, v);
-  }
-  return out;
 }
 
 const shared = new Planner();
