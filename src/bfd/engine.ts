@@ -1,7 +1,7 @@
 /**
  * BfdEngine: the declarative owner of every BFD session of this node (RFC 5880 asynchronous
  * mode over RFC 5881 single-hop / RFC 5883 multihop UDP). It runs inside the timing worker
- * (src/timing/worker.ts), where the main thread's work cannot delay its timers; BfdManager
+ * (src/node/timing-worker.ts), where the main thread's work cannot delay its timers; BfdManager
  * (manager.ts) is its proxy on the main thread.
  *
  * The caller hands over the whole desired set of sessions (`setSessions`); the engine applies the

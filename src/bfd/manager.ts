@@ -3,7 +3,7 @@
  * mode over RFC 5881 single-hop / RFC 5883 multihop UDP), as its callers see it.
  *
  * The sessions themselves — sockets, the single timer of all sessions, the state machines —
- * run in BfdEngine (engine.ts) inside the timing worker (src/timing/worker.ts), where the main
+ * run in BfdEngine (engine.ts) inside the timing worker (src/node/timing-worker.ts), where the main
  * thread's work (parsing, planning, API requests) cannot delay a transmission or a detection.
  * This class is its proxy: `setSessions` is validated here (BfdConfigError, nothing changed)
  * and applied there; "up"/"down" events come back as they happen, each with the engine's status,

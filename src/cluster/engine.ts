@@ -2,7 +2,7 @@
  * Membership I/O: sends this node's authenticated heartbeat to every member over UDP, feeds
  * received heartbeats and clock ticks to the pure state machine (membership.ts), and tells its
  * owner when the set of live nodes (or this node's readiness) changes. It runs in the timing
- * worker (src/timing/worker.ts), where the main thread's work cannot delay a heartbeat;
+ * worker (src/node/timing-worker.ts), where the main thread's work cannot delay a heartbeat;
  * MembershipService (service.ts) is its proxy on the main thread and mirrors snapshot().
  */
 

@@ -1,7 +1,7 @@
 /**
  * MembershipService: what the daemon and the Kubernetes speaker hold of live membership. The
  * heartbeat loop itself (MembershipEngine, engine.ts: UDP socket, 50 ms timer, the pure state
- * machine of membership.ts) runs in the timing worker (src/timing/worker.ts), so nothing the
+ * machine of membership.ts) runs in the timing worker (src/node/timing-worker.ts), so nothing the
  * main thread does — parsing, planning, API requests — can delay a heartbeat or make this node
  * look dead. This class is its proxy: calls are posted to the worker in order; queries are
  * answered from the latest snapshot the worker pushed (with every change, and every 250 ms for

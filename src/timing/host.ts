@@ -18,13 +18,16 @@
 import type { FromWorker, ServiceKind, ToWorker, WireError } from "./protocol.ts";
 
 /**
- * The worker's module. A `bun build --compile` executable holds it only when it is built as an
- * extra entry point (`bun build --compile src/main.ts ... src/timing/worker.ts`, as image/build.sh
- * does); Bun then names it after its path below the entry points' common folder (src/).
+ * The worker's module: src/node/timing-worker.ts, which composes the engines (membership, BFD,
+ * XDP liveness and announcements) for the worker thread — so it sits beside the node's other
+ * composition, and this host imports nothing above it. A `bun build --compile` executable holds
+ * it only when it is built as an extra entry point (`bun build --compile src/main.ts ...
+ * src/node/timing-worker.ts`, as image/build.sh does); Bun then names it after its path below the
+ * entry points' common folder (src/).
  */
 const WORKER_URL = import.meta.url.includes("/$bunfs/")
-  ? new URL("./timing/worker.js", import.meta.url).href
-  : new URL("./worker.ts", import.meta.url).href;
+  ? new URL("./node/timing-worker.js", import.meta.url).href
+  : new URL("../node/timing-worker.ts", import.meta.url).href;
 
 const PING_MS = 1000;
 

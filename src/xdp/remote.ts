@@ -1,5 +1,5 @@
 /**
- * The XDP driver's timing-critical parts in the timing worker (src/timing/worker.ts): the
+ * The XDP driver's timing-critical parts in the timing worker (src/node/timing-worker.ts): the
  * liveness refresh (the responder stops answering when the stamp is older than its window) and
  * the takeover announcements (GARP / unsolicited NA repeated on a schedule). From the worker,
  * neither waits for the main thread's work: a long plan or a flood of API requests can no longer

@@ -22,11 +22,11 @@ import { BfdEngine } from "../bfd/engine.ts";
 import type { DesiredSession } from "../bfd/sessions.ts";
 import { MembershipEngine } from "../cluster/engine.ts";
 import type { Decline } from "../cluster/heartbeat.ts";
+import { type FromWorker, type ServiceKind, type ToWorker, toWireError } from "../timing/protocol.ts";
 import { parseIp } from "../util/ip.ts";
 import { Announcer, packetSender } from "../xdp/announce.ts";
 import { monotonicNs } from "../xdp/libbpf.ts";
 import { XdpMaps } from "../xdp/maps.ts";
-import { type FromWorker, type ServiceKind, type ToWorker, toWireError } from "./protocol.ts";
 
 declare const self: Worker;
 
