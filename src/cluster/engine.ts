@@ -38,6 +38,7 @@ export interface MembershipOptions {
   deadAfterMs: number;
   riseMs: number;
   onChange: (why: string) => void;
+  /** A clock for the engine; when given, MembershipService runs the engine on its own thread (tests). */
   now?: () => number;
 }
 

@@ -13,24 +13,11 @@
 
 import type { ClusterMemberView, MetricFamily } from "../api/runtime.ts";
 import { openTimingChannel } from "../timing/host.ts";
-import { MembershipEngine, type MembershipSnapshot } from "./engine.ts";
+import { MembershipEngine, type MembershipOptions, type MembershipSnapshot } from "./engine.ts";
 import { type Decline, MAX_DECLINES } from "./heartbeat.ts";
 import type { PeerView } from "./membership.ts";
 
-export type { MembershipSnapshot } from "./engine.ts";
-
-export interface MembershipOptions {
-  self: string;
-  members: readonly { name: string; address?: string | undefined }[];
-  key: Uint8Array;
-  port: number;
-  intervalMs: number;
-  deadAfterMs: number;
-  riseMs: number;
-  onChange: (why: string) => void;
-  /** A clock for the engine; when given, the engine runs on this thread (tests). */
-  now?: () => number;
-}
+export type { MembershipOptions, MembershipSnapshot } from "./engine.ts";
 
 /** The calls the proxy makes; the in-thread engine and the worker's channel both take them. */
 interface Backend {
