@@ -17,7 +17,7 @@
 import { dlopen, FFIType, ptr, read } from "bun:ffi";
 import { writeFileSync } from "node:fs";
 import http2 from "node:http2";
-import type { SendTiming } from "../src/bgp/speaker.ts";
+import type { SendTiming } from "../src/bgp/bgp-speaker.ts";
 import { removeTmpDirs, startBird, startVipd, tmpDir, waitFor } from "../test/fixtures/bgp/harness.ts";
 import { Lab } from "../test/support/netns.ts";
 import { startRecording } from "./lib/results.ts";

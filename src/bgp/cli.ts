@@ -12,7 +12,7 @@
  * CONFIG is JSON: { routerId, listen, peers, routes?: { peer: RouteSpec[] }, restarted? }.
  */
 import { formatIp, parseIp } from "../util/ip.ts";
-import { BgpSpeaker, type PeerConfig, type RouteSpec } from "./speaker.ts";
+import { BgpSpeaker, type PeerConfig, type RouteSpec } from "./bgp-speaker.ts";
 
 interface CliConfig {
   routerId: string;

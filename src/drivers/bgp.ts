@@ -1,12 +1,12 @@
 /**
  * The BGP driver (both modes): turns the plan's resolved peers and routes into the in-process speaker's
- * declarative calls (src/bgp/speaker.ts) — the BGPPeer objects this node peers with, and per
+ * declarative calls (src/bgp/bgp-speaker.ts) — the BGPPeer objects this node peers with, and per
  * peer the whole set of prefixes with their attributes — and shows sessions in the API/metrics.
  * BFD (when a peer names a BFDProfile) holds a session down while BFD is down.
  */
 
 import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
-import type { BgpSpeaker, PeerConfig, RouteSpec } from "../bgp/speaker.ts";
+import type { BgpSpeaker, PeerConfig, RouteSpec } from "../bgp/bgp-speaker.ts";
 import { type BGPPeer, durationMs } from "../config/schemas.ts";
 import { sessionAsn } from "../config/validate.ts";
 import type { NodePlan } from "../plan/resolve.ts";

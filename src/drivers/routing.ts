@@ -7,7 +7,7 @@
  */
 
 import type { BgpPeerView, MetricFamily } from "../api/runtime.ts";
-import { BgpSpeaker } from "../bgp/speaker.ts";
+import { BgpSpeaker } from "../bgp/bgp-speaker.ts";
 import type { NodePlan } from "../plan/resolve.ts";
 import type { Logger } from "../util/log.ts";
 import { BfdDriver, type BfdVerdictSink } from "./bfd.ts";

@@ -8,6 +8,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
+import { BgpSpeaker, type PeerConfig } from "../../src/bgp/bgp-speaker.ts";
 import {
   type BgpMessage,
   decodeMessage,
@@ -20,7 +21,6 @@ import {
 import { buildOpen } from "../../src/bgp/negotiate.ts";
 import { type IfaceTable, otherFamilyNextHops } from "../../src/bgp/nexthop.ts";
 import { LogRateLimiter, OVERFLOW_KEY } from "../../src/bgp/ratelimit.ts";
-import { BgpSpeaker, type PeerConfig } from "../../src/bgp/speaker.ts";
 import { configFromPaths, formatProblem } from "../../src/config/index.ts";
 import { BgpDriver, peerConfig } from "../../src/drivers/bgp.ts";
 import { createLogger } from "../../src/util/log.ts";

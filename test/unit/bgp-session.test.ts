@@ -5,6 +5,7 @@
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Socket, TCPSocketListener } from "bun";
+import { BgpSpeaker } from "../../src/bgp/bgp-speaker.ts";
 import {
   type BgpMessage,
   decodeMessage,
@@ -14,7 +15,6 @@ import {
   type OpenMessage,
   type UpdateMessage,
 } from "../../src/bgp/codec/index.ts";
-import { BgpSpeaker } from "../../src/bgp/speaker.ts";
 
 class FakePeer {
   readonly listener: TCPSocketListener<undefined>;
