@@ -10,7 +10,7 @@ import type { IPAddressPool } from "../config/schemas.ts";
 import { advertisedPools, serviceKey } from "../config/validate.ts";
 import { parseIp, parseRange, rangeContains } from "../util/ip.ts";
 import type { Decline, Election, ElectionAdvertisement, ElectionNode } from "./election.ts";
-import type { ElectionInputs, NodeInfo, PlannedAssignment } from "./plan.ts";
+import type { ElectionInputs, NodeInfo, PlannedAssignment } from "./plan-types.ts";
 
 /** The pool whose addresses contain an IP (undefined: none); first pool wins on overlap. */
 export function poolFinder(pools: readonly IPAddressPool[]): (ip: string) => IPAddressPool | undefined {

@@ -10,87 +10,27 @@
  * LARGE_COMMUNITIES (RFC 8092). Unknown optional attributes are kept raw (transitive ones get the
  * Partial bit when re-sent, RFC 4271 §5).
  */
+import type { Aggregator, AsPathSegment, AttrSpec, LargeCommunity } from "./attr-types.ts";
 import type { Reader, Writer } from "./buf.ts";
 import { AttrFlag, AttrType, type OriginValue } from "./constants.ts";
 import { BgpEncodeError, type ErrorAction } from "./errors.ts";
 import { MP_REACH_ENTRY, MP_UNREACH_ENTRY } from "./mpattr.ts";
-import { formatAddr, type Prefix, parseAddr } from "./prefix.ts";
+import { formatAddr, parseAddr } from "./prefix.ts";
 
-export interface AsPathSegment {
-  /** 1 AS_SET, 2 AS_SEQUENCE, 3 AS_CONFED_SEQUENCE, 4 AS_CONFED_SET. */
-  type: number;
-  asns: number[];
-}
-
-export interface Aggregator {
-  asn: number;
-  address: string;
-}
-
-export type LargeCommunity = [number, number, number];
-
-export interface MpReach {
-  afi: number;
-  safi: number;
-  /** One address, or global + link-local for IPv6 (RFC 2545 §3). */
-  nextHops: string[];
-  nlri: Prefix[];
-  /** For AFI/SAFI we do not parse: next hop and NLRI bytes as received. */
-  raw?: Uint8Array;
-}
-
-export interface MpUnreach {
-  afi: number;
-  safi: number;
-  withdrawn: Prefix[];
-  raw?: Uint8Array;
-}
-
-export interface RawAttribute {
-  flags: number;
-  type: number;
-  value: Uint8Array;
-}
-
-export interface PathAttributes {
-  origin?: OriginValue;
-  asPath?: AsPathSegment[];
-  nextHop?: string;
-  med?: number;
-  localPref?: number;
-  atomicAggregate?: boolean;
-  aggregator?: Aggregator;
-  communities?: number[];
-  originatorId?: string;
-  clusterList?: string[];
-  mpReach?: MpReach;
-  mpUnreach?: MpUnreach;
-  as4Path?: AsPathSegment[];
-  as4Aggregator?: Aggregator;
-  largeCommunities?: LargeCommunity[];
-  unknown?: RawAttribute[];
-}
-
-export interface AttrContext {
-  /** RFC 6793: 4-octet AS numbers in AS_PATH/AGGREGATOR when both sides sent the capability. */
-  as4: boolean;
-  /** Some RFC 7606 actions differ for external peers (e.g. LOCAL_PREF from eBGP is discarded). */
-  ebgp?: boolean;
-}
+export type {
+  Aggregator,
+  AsPathSegment,
+  AttrContext,
+  AttrSpec,
+  LargeCommunity,
+  MpReach,
+  MpUnreach,
+  PathAttributes,
+  RawAttribute,
+} from "./attr-types.ts";
 
 const OPT = AttrFlag.OPTIONAL;
 const TRANS = AttrFlag.TRANSITIVE;
-
-export interface AttrSpec {
-  name: string;
-  /** Expected Optional and Transitive bits (RFC 4271 §6.3 checks them). */
-  flags: number;
-  /** RFC 7606 action for a malformed instance. */
-  action: (ctx: AttrContext) => ErrorAction;
-  decode: (r: Reader, ctx: AttrContext, out: PathAttributes) => void;
-  /** Writes the value; returns false when the attribute is absent. */
-  encode: (w: Writer, a: PathAttributes, ctx: AttrContext) => boolean;
-}
 
 const withdraw = (): ErrorAction => "treat-as-withdraw";
 const discard = (): ErrorAction => "attribute-discard";

@@ -2,10 +2,10 @@
  * The MP_REACH_NLRI and MP_UNREACH_NLRI entries of the attribute table (RFC 4760 §3, §4): AFI/SAFI,
  * next hop (one address; IPv6 global + link-local, RFC 2545 §3; IPv6 for IPv4, RFC 8950), NLRI.
  * Families vipd does not parse are kept raw. A malformed instance resets the session (RFC 7606
- * §7.11, RFC 4760 §7). No runtime import from attributes.ts (it imports these entries).
+ * §7.11, RFC 4760 §7). No import from attributes.ts (it imports these entries); the types are in attr-types.ts.
  */
 import type { Family } from "../../util/ip.ts";
-import type { AttrSpec } from "./attributes.ts";
+import type { AttrSpec } from "./attr-types.ts";
 import { Afi, AttrFlag, AttrType, Safi } from "./constants.ts";
 import { BgpEncodeError } from "./errors.ts";
 import { formatAddr, parseAddr, readPrefixes, writePrefix } from "./prefix.ts";
