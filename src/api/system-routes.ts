@@ -20,7 +20,6 @@ import type { Logger } from "../util/log.ts";
 import type { RouteModule } from "./context.ts";
 import { ApiError, CLOSE, JSON_HEADERS } from "./context.ts";
 import { parseMediaType } from "./http.ts";
-import { ROUTE_MODULES } from "./routes/index.ts";
 import type { RouteRule } from "./routes.ts";
 
 export const SYSTEM_PATH = "/api/v1/system";
@@ -89,10 +88,10 @@ export function systemRoutes(system: SystemUpdates): RouteModule {
 }
 
 /**
- * createApp options that add the system routes when this node can update itself (RAUC is
- * configured: the edge image); none otherwise (Kubernetes mode, a plain host).
+ * The system update route module when this node can update itself (RAUC is configured: the edge
+ * image); none otherwise (Kubernetes mode, a plain host). For createApp's `modules`.
  */
-export function systemModulesIfPresent(log: Logger): { modules?: readonly RouteModule[] } {
+export function systemModulesIfPresent(log: Logger): RouteModule[] {
   const system = systemUpdatesIfPresent(log);
-  return system === undefined ? {} : { modules: [...ROUTE_MODULES, systemRoutes(system)] };
+  return system === undefined ? [] : [systemRoutes(system)];
 }

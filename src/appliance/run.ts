@@ -10,12 +10,14 @@ import { basename, dirname, join } from "node:path";
 import { parseArgs } from "node:util";
 import { createApp } from "../api/app.ts";
 import type { TokenConfig } from "../api/auth.ts";
+import { ROUTE_MODULES } from "../api/routes/index.ts";
 import { tlsFromFiles } from "../api/serve.ts";
 import { systemModulesIfPresent } from "../api/system-routes.ts";
 import type { Config } from "../config/index.ts";
 import { EventHub } from "../events/hub.ts";
 import { type NodeParts, type NodeSpine, StartProgress, startNode } from "../node/compose.ts";
 import { NodeEventPublisher } from "../node/events.ts";
+import { siteRoutes } from "../site/routes.ts";
 import { SiteRuntime } from "../site/runtime.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
@@ -248,8 +250,9 @@ export async function run(argv: string[], version: string): Promise<number> {
     readOpen: () => tokens().length === 0,
     log: createLogger("api"),
     events,
-    // The system update routes, when this node can update itself (the edge image).
-    ...systemModulesIfPresent(createLogger("system")),
+    // The API's own routes, the site's, and the system update routes when this node can update
+    // itself (the edge image).
+    modules: [...ROUTE_MODULES, siteRoutes, ...systemModulesIfPresent(createLogger("system"))],
   });
   const tls = settings?.api.tls;
   const node = await startNode({

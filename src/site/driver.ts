@@ -19,7 +19,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import type { MetricFamily } from "../api/runtime.ts";
-import { writeAtomic } from "../appliance/store.ts";
+import { writeAtomic } from "../util/fs.ts";
 import type { Logger } from "../util/log.ts";
 import {
   decodeHello,

@@ -4,7 +4,10 @@
  * reads the rules of every module listed here, so a route cannot be served without saying who
  * may call it.
  *
- * Mounting a new module is one line in ROUTE_MODULES (plus its import), e.g.
+ * A module of a part above the API (the appliance's site routes, src/site/routes.ts; the system
+ * update routes) is passed by its entry point in createApp's `modules` (src/appliance/run.ts),
+ * so the API imports nothing above it. Mounting a new module of the API's own is one line in
+ * ROUTE_MODULES (plus its import), e.g.
  *   import { systemRoutes } from "../system-routes.ts";
  *   ... ROUTE_MODULES = [healthRoutes, ..., systemRoutes, pageRoutes]
  * A rule with `contract: false` (actions with their own JSON body, streams, routes acting on the
@@ -13,7 +16,6 @@
  * module (app.request, as test/unit/api-routes.test.ts does).
  */
 
-import { siteRoutes } from "../../site/routes.ts";
 import type { RouteModule } from "../context.ts";
 import type { RouteRule } from "../routes.ts";
 import { auditRoutes } from "./audit.ts";
@@ -31,7 +33,6 @@ export const ROUTE_MODULES: readonly RouteModule[] = [
   configRoutes,
   eventRoutes,
   auditRoutes,
-  siteRoutes,
   pageRoutes,
 ];
 
