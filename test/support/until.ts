@@ -1,5 +1,5 @@
 /**
- * The tests' one poll-until-deadline helper: calls `f` every 50 ms until it returns a value
+ * The tests' one poll-until-deadline helper: calls `f` every 50 ms (or `everyMs`) until it returns a value
  * (anything but `undefined` or `false`), and returns that value; past the deadline it throws
  * "timed out waiting for WHAT", with the last error `f` threw, if any. An error thrown by `f`
  * counts as "not yet" (an API not listening yet, a file not written yet). Outcomes in tests are
@@ -10,13 +10,12 @@
  * await until("the session Established", async () => (await status()).state === "Established");
  */
 
-/** How often `f` is called. */
-const EVERY_MS = 50;
-
 export async function until<T>(
   what: string,
   f: () => T | undefined | false | Promise<T | undefined | false>,
   ms = 20_000,
+  /** How often `f` is called (a costly check, e.g. a 100k-route table, asks less often). */
+  everyMs = 50,
 ): Promise<T> {
   const end = Date.now() + ms;
   let last: unknown;
@@ -29,6 +28,6 @@ export async function until<T>(
     }
     if (Date.now() > end)
       throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await Bun.sleep(EVERY_MS);
+    await Bun.sleep(everyMs);
   }
 }

@@ -12,6 +12,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { DesiredSession } from "../../../src/bfd/manager.ts";
 import type { Lab } from "../netns.ts";
+import { until } from "../until.ts";
 
 const FRR = "/usr/lib/frr";
 
@@ -202,14 +203,9 @@ export class Agent {
   }
 }
 
-/** Polls `check` until it is true (bounded). */
+/** Polls `check` until it is true (bounded): test/support/until.ts with this file's argument order. */
 export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await Bun.sleep(50);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+  await until(what, check, timeoutMs);
 }
 
 /** Compiles drop_bfd.c into `dir` (clang, BPF target) and returns the object path. */

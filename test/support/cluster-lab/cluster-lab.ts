@@ -20,6 +20,7 @@ import { join } from "node:path";
 import type { Subprocess } from "bun";
 import { hashToken } from "../../../src/api/auth.ts";
 import { Lab } from "../netns.ts";
+import { until } from "../until.ts";
 import { buildXdp, objectPath, type TempPins, tempPins } from "../xdp-testkit.ts";
 
 const ROOT = join(import.meta.dir, "../../..");
@@ -112,24 +113,8 @@ export class Probe {
 
 export const absNow = () => performance.timeOrigin + performance.now();
 
-export async function until<T>(
-  what: string,
-  f: () => Promise<T | undefined | false>,
-  ms = 15_000,
-): Promise<T> {
-  const end = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await f();
-      if (v !== undefined && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-    await Bun.sleep(50);
-  }
-}
+/** The tests' one poll-until-deadline helper (test/support/until.ts), for the lab's users. */
+export { until };
 
 export class ClusterLab {
   readonly nodes: LabNode[] = [];
