@@ -8,6 +8,7 @@
 
 import type { udp } from "bun";
 import type { ClusterMemberView, MetricFamily } from "../api/runtime.ts";
+import { increasingMicros } from "../util/clock.ts";
 import {
   type Decline,
   decodeHeartbeat,
@@ -54,22 +55,12 @@ export interface MembershipSnapshot {
   metrics: MetricFamily[];
 }
 
-/** Strictly increasing across restarts: microseconds of wall clock, bumped when needed. */
-function seqSource(): () => bigint {
-  let last = 0n;
-  return () => {
-    const t = BigInt(Date.now()) * 1000n;
-    last = t > last ? t : last + 1n;
-    return last;
-  };
-}
-
 export class MembershipEngine {
   private m: Membership;
   private targets: readonly { name: string; address?: string | undefined }[];
   private sock: udp.Socket<"uint8array"> | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
-  private readonly nextSeq = seqSource();
+  private readonly nextSeq = increasingMicros();
   private readonly now: () => number;
   private own: readonly Decline[] = [];
   readonly drops = new Map<HeartbeatDrop | FsmDrop, number>();
@@ -387,4 +378,34 @@ export class MembershipEngine {
     this.sock?.close();
     this.sock = undefined;
   }
+}
+
+/**
+ * One call of the membership channel's protocol on an engine: what MembershipService sends, run
+ * by the timing worker (src/node/timing-worker.ts) or, with an injected clock, on the caller's
+ * thread. `snap` publishes the engine's snapshot after a call that changes it.
+ */
+export function callMembership(
+  engine: MembershipEngine,
+  method: string,
+  args: readonly unknown[],
+  snap: () => void,
+): unknown {
+  switch (method) {
+    case "start":
+      return engine.start().then(snap);
+    case "setMembers":
+      engine.setMembers(args[0] as { name: string; address?: string }[]);
+      return snap();
+    case "setSettled":
+      return engine.setSettled(args[0] as boolean);
+    case "awaitSettled":
+      return engine.awaitSettled(new Set(args[0] as string[]));
+    case "setDeclines":
+      engine.setDeclines(args[0] as Decline[]);
+      return snap();
+    case "stop":
+      return engine.stop(args[0] as boolean);
+  }
+  throw new Error(`membership: no method ${method}`);
 }

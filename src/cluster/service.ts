@@ -13,7 +13,12 @@
 
 import type { ClusterMemberView, MetricFamily } from "../api/runtime.ts";
 import { openTimingChannel } from "../timing/host.ts";
-import { MembershipEngine, type MembershipOptions, type MembershipSnapshot } from "./engine.ts";
+import {
+  callMembership,
+  MembershipEngine,
+  type MembershipOptions,
+  type MembershipSnapshot,
+} from "./engine.ts";
 import { type Decline, MAX_DECLINES } from "./heartbeat.ts";
 import type { PeerView } from "./membership.ts";
 
@@ -213,25 +218,8 @@ export class MembershipService {
 
 /** The engine on this thread, behind the same calls as the worker's channel. */
 function localBackend(engine: MembershipEngine, setSnap: (s: MembershipSnapshot) => void): Backend {
-  const run = (method: string, args: unknown[]): unknown => {
-    switch (method) {
-      case "start":
-        return engine.start().then(() => setSnap(engine.snapshot()));
-      case "setMembers":
-        engine.setMembers(args[0] as { name: string; address?: string }[]);
-        return setSnap(engine.snapshot());
-      case "setSettled":
-        return engine.setSettled(args[0] as boolean);
-      case "awaitSettled":
-        return engine.awaitSettled(new Set(args[0] as string[]));
-      case "setDeclines":
-        engine.setDeclines(args[0] as Decline[]);
-        return setSnap(engine.snapshot());
-      case "stop":
-        return engine.stop(args[0] as boolean);
-    }
-    throw new Error(`membership: no method ${method}`);
-  };
+  const run = (method: string, args: unknown[]): unknown =>
+    callMembership(engine, method, args, () => setSnap(engine.snapshot()));
   return {
     call: async (method, ...args) => run(method, args),
     post: (method, ...args) => void run(method, args),

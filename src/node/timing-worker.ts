@@ -20,8 +20,7 @@
 import { dlopen, FFIType, ptr } from "bun:ffi";
 import { BfdEngine } from "../bfd/engine.ts";
 import type { DesiredSession } from "../bfd/sessions.ts";
-import { MembershipEngine } from "../cluster/engine.ts";
-import type { Decline } from "../cluster/heartbeat.ts";
+import { callMembership, MembershipEngine } from "../cluster/engine.ts";
 import { type FromWorker, type ServiceKind, type ToWorker, toWireError } from "../timing/protocol.ts";
 import { parseIp } from "../util/ip.ts";
 import { Announcer, packetSender } from "../xdp/announce.ts";
@@ -75,24 +74,8 @@ function membershipService(ch: number, init: Record<string, unknown>): Service {
   const timer = setInterval(snap, SNAPSHOT_MS);
   return {
     call(method, args) {
-      switch (method) {
-        case "start":
-          return engine.start().then(snap);
-        case "setMembers":
-          engine.setMembers(args[0] as { name: string; address?: string }[]);
-          return snap();
-        case "setSettled":
-          return engine.setSettled(args[0] as boolean);
-        case "awaitSettled":
-          return engine.awaitSettled(new Set(args[0] as string[]));
-        case "setDeclines":
-          engine.setDeclines(args[0] as Decline[]);
-          return snap();
-        case "stop":
-          clearInterval(timer);
-          return engine.stop(args[0] as boolean);
-      }
-      throw new Error(`membership: no method ${method}`);
+      if (method === "stop") clearInterval(timer);
+      return callMembership(engine, method, args, snap);
     },
     suspend: (s) => engine.setSuspended(s),
     close() {

@@ -19,6 +19,7 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TCPSocketListener } from "bun";
 import type { MetricFamily } from "../api/runtime.ts";
+import { increasingMicros } from "../util/clock.ts";
 import { writeAtomic } from "../util/fs.ts";
 import type { Logger } from "../util/log.ts";
 import {
@@ -129,21 +130,11 @@ export function writeSiteFile(stateDir: string, snap: Snapshot): void {
   writeAtomic(join(stateDir, SITE_FILE), `${JSON.stringify(snap, null, 1)}\n`);
 }
 
-/** Counter source: strictly increasing (µs of wall clock, bumped when needed). */
-function counterSource(): () => bigint {
-  let last = 0n;
-  return () => {
-    const t = BigInt(Date.now()) * 1000n;
-    last = t > last ? t : last + 1n;
-    return last;
-  };
-}
-
 export class SiteDriver {
   private state: SiteState;
   private readonly opts: SiteOptions;
   private readonly now: () => number;
-  private readonly nextCounter = counterSource();
+  private readonly nextCounter = increasingMicros();
   private listener: TCPSocketListener<undefined> | undefined;
   private timer: ReturnType<typeof setInterval> | undefined;
   private readonly out = new Map<string, Outgoing>();
