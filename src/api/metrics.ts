@@ -7,12 +7,14 @@
  * (`ApiRuntime.metrics`), checked against Prometheus naming rules: `vipd_` prefix, base units,
  * `_total` only on counters. A family breaking them is left out and logged, never half-exported.
  * MetalLB's `metallb_*` series are derived from the same inputs (src/api/metallb-metrics.ts) and
- * exported beside them under MetalLB's own names.
+ * exported beside them under MetalLB's own names. The standard `process_*` series (memory, CPU,
+ * file descriptors, start time) are read from /proc/self at scrape time (./process-metrics.ts).
  */
 
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { Logger } from "../util/log.ts";
 import { type MetallbFamily, metallbFamilies } from "./metallb-metrics.ts";
+import { PROCESS_METRIC_NAMES, processFamilies, readProcessFigures } from "./process-metrics.ts";
 import type { ApiRuntime, MetricFamily, PoolView, StatusSummary } from "./runtime.ts";
 
 export const API_METRIC_NAMES = [
@@ -170,7 +172,22 @@ export function createApiMetrics(log: Logger): ApiMetrics {
     registers: [registry],
   });
   const g = statusGauges(registry);
-  const taken = new Set<string>(API_METRIC_NAMES);
+  const taken = new Set<string>([...API_METRIC_NAMES, ...PROCESS_METRIC_NAMES]);
+  const processFamily = new Map<string, SnapshotFamily>();
+  const refreshProcess = (): void => {
+    const figures = readProcessFigures();
+    const fams = figures === null ? [] : processFamilies(figures);
+    for (const f of fams) {
+      let fam = processFamily.get(f.name);
+      if (fam === undefined) {
+        fam = new SnapshotFamily(f.name, f.help, f.type);
+        processFamily.set(f.name, fam);
+        registry.registerMetric(fam as unknown as Gauge);
+      }
+      fam.values = [{ labels: {}, value: f.value }];
+    }
+    for (const [name, fam] of processFamily) if (!fams.some((f) => f.name === name)) fam.values = [];
+  };
   const dynamic = new Map<string, SnapshotFamily>();
   const warned = new Set<string>();
 
@@ -178,6 +195,7 @@ export function createApiMetrics(log: Logger): ApiMetrics {
     const st = await runtime.status();
     const pools = await runtime.pools();
     setStatus(g, st, pools);
+    refreshProcess();
 
     const seen = new Set<string>();
     const families = (await runtime.metrics?.()) ?? [];

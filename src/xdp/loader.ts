@@ -40,6 +40,23 @@ export function objectCandidates(): string[] {
   ].filter((p) => p !== "");
 }
 
+/**
+ * What an operator reads when the compiled XDP program is missing: what is wrong, what it means
+ * for traffic, what to do on an installed node; the developer's hint comes last.
+ */
+export function missingObjectMessage(objPath: string, looked: readonly string[]): string {
+  const others = looked.filter((p) => p !== objPath);
+  return (
+    `the XDP program file is missing: ${objPath} does not exist` +
+    (others.length > 0 ? ` (also looked in ${others.join(", ")})` : "") +
+    ". Without it this node cannot answer ARP/NDP for its layer-2 VIPs. " +
+    "The installation is incomplete: on an edge-node image, update or re-flash the node (the file " +
+    "ships as /usr/lib/vipd/xdp/arp_responder.o); elsewhere, install arp_responder.o next to the " +
+    "vipd executable or point VIPD_XDP_OBJECT at it. Developers: scripts/build-xdp.sh builds it " +
+    "from a source checkout."
+  );
+}
+
 /** The compiled responder: $VIPD_XDP_OBJECT, next to the executable, /usr/lib/vipd, or build/xdp. */
 export function defaultObjPath(): string {
   const all = objectCandidates();
@@ -145,10 +162,7 @@ export async function loadPinned(objPath: string, pinDir: string): Promise<{ reu
     return { reused: true };
   }
   if (!existsSync(objPath)) {
-    throw new LoaderError(
-      `load ${objPath}`,
-      `object file not found (looked in ${objectCandidates().join(", ")}; run scripts/build-xdp.sh)`,
-    );
+    throw new LoaderError(`load ${objPath}`, missingObjectMessage(objPath, objectCandidates()));
   }
   const reuse = MAP_NAMES.filter((m) => existsSync(`${pinDir}/${m}`)).flatMap((m) => [
     "map",

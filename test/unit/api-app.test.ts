@@ -107,9 +107,10 @@ describe("metrics", () => {
     expect(text).toContain('vipd_api_requests_total{method="GET",route="/api/v1/status",code="401"} 1');
     expect(text).toContain('vipd_api_auth_failures_total{reason="MissingToken"} 1');
     // Conventions: every family is vipd_-prefixed, and _total is on counters only; MetalLB's
-    // compatibility series keep MetalLB's names (test/unit/metallb-metrics.test.ts).
+    // compatibility series keep MetalLB's names (test/unit/metallb-metrics.test.ts), the
+    // standard process_* series the client libraries' (test/unit/process-metrics.test.ts).
     for (const m of text.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
-      if (m[1]!.startsWith("metallb_")) continue;
+      if (m[1]!.startsWith("metallb_") || m[1]!.startsWith("process_")) continue;
       expect(m[1]!).toStartWith("vipd_");
       expect(m[1]!.endsWith("_total"), m[1]).toBe(m[2] === "counter");
     }

@@ -42,3 +42,21 @@ test("the object is looked for in $VIPD_XDP_OBJECT first, then next to the execu
     else process.env.VIPD_XDP_OBJECT = before;
   }
 });
+
+test("a missing XDP object is explained to the operator first, the developer's build step last", async () => {
+  const { missingObjectMessage } = await import("../../src/xdp/loader.ts");
+  const msg = missingObjectMessage("/usr/lib/vipd/xdp/arp_responder.o", [
+    "/usr/lib/vipd/xdp/arp_responder.o",
+    "/opt/build/xdp/arp_responder.o",
+  ]);
+  expect(msg).toStartWith(
+    "the XDP program file is missing: /usr/lib/vipd/xdp/arp_responder.o does not exist",
+  );
+  expect(msg).toContain("(also looked in /opt/build/xdp/arp_responder.o)");
+  expect(msg).toContain("cannot answer ARP/NDP");
+  expect(msg).toContain("update or re-flash the node");
+  expect(msg).toContain("VIPD_XDP_OBJECT");
+  // The developer's hint is there, but after everything an operator needs.
+  expect(msg.indexOf("scripts/build-xdp.sh")).toBeGreaterThan(msg.indexOf("VIPD_XDP_OBJECT"));
+  expect(msg).toEndWith("Developers: scripts/build-xdp.sh builds it from a source checkout.");
+});
