@@ -30,6 +30,7 @@ export type ErrorCode =
   | "ValidationTimeout"
   | "ValidationFailed"
   | "Busy"
+  | "NoQuorum"
   | "EmptyConfig"
   | "NoAdminToken"
   | "NotImplemented"

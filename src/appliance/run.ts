@@ -73,12 +73,15 @@ export function splitHostPort(s: string): { hostname: string; port: number } | n
 }
 
 /** The Daemon as the node composition drives it. */
-function spineOf(daemon: Daemon, log: Logger): NodeSpine {
+function spineOf(daemon: Daemon, log: Logger, site?: () => SiteRuntime | undefined): NodeSpine {
   const replan = (why: string, opts: { releaseL2?: boolean } = {}) =>
     daemon.replan(why, opts).catch((e) => log.error("replan failed", { why, error: (e as Error).message }));
   return {
     addDriver: (d) => daemon.addDriver(d),
-    setMembership: (m) => daemon.setMembership(m),
+    setMembership: (m) => {
+      daemon.setMembership(m);
+      site?.()?.setMembership(m);
+    },
     replan: (why) => void replan(why),
     firstPlan: () => replan("drivers ready"),
     releaseL2: () => replan("shutdown", { releaseL2: true }),
@@ -260,7 +263,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     progress,
     api: { app, listen, tls: tls ? () => tlsFromFiles(tls) : undefined },
     prepare: async () => partsOf(daemon, daemon.currentConfig, args, restarted),
-    spine: spineOf(daemon, log),
+    spine: spineOf(daemon, log, () => site),
   });
   if ("code" in node) {
     await site?.stop();

@@ -14,6 +14,7 @@ import {
   decodeHeartbeat,
   encodeHeartbeat,
   type HeartbeatDrop,
+  type HeartbeatSite,
   MAX_DECLINES,
 } from "./heartbeat.ts";
 import {
@@ -39,6 +40,11 @@ export interface MembershipOptions {
   deadAfterMs: number;
   riseMs: number;
   onChange: (why: string) => void;
+  /**
+   * A peer's heartbeat said something new of its site snapshot (generation, allocator, digest):
+   * not a membership change (nothing replans); the worker publishes a snapshot for the site layer.
+   */
+  onPeerSite?: (() => void) | undefined;
   /** A clock for the engine; when given, MembershipService runs the engine on its own thread (tests). */
   now?: () => number;
 }
@@ -75,6 +81,8 @@ export class MembershipEngine {
   private awaiting = new Set<string>();
   /** The main thread looks hung (the worker's watchdog): no heartbeat leaves until it is back. */
   private suspended = false;
+  /** This node's site snapshot as the main thread last told it (setSite); sent in version 3. */
+  private site: HeartbeatSite | undefined;
 
   constructor(private readonly opts: MembershipOptions) {
     this.now = opts.now ?? (() => performance.now());
@@ -141,6 +149,7 @@ export class MembershipEngine {
     const before = this.m.peers.get(d.hb.node);
     const was = before?.state;
     this.m = r.m;
+    if (d.hb.site !== undefined && !sameSite(before?.site, d.hb.site)) this.opts.onPeerSite?.();
     const becameSettled = d.hb.settled === true && before !== undefined && before.settledSeq < before.lastSeq;
     if (becameSettled && !r.changed && this.awaiting.has(d.hb.node))
       this.opts.onChange(`member ${d.hb.node} is settled`);
@@ -149,22 +158,35 @@ export class MembershipEngine {
     if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);
   }
 
+  /**
+   * This beat's datagrams: version 1 or 2 for every member, and version 3 (with the site fields)
+   * for the members that read it; one sequence number for both.
+   */
+  packets(leaving: boolean): { plain: Uint8Array; withSite: Uint8Array | undefined } {
+    const hb = {
+      node: this.opts.self,
+      seq: this.nextSeq(),
+      intervalMs: this.opts.intervalMs,
+      leaving,
+      ready: !leaving && isReady(this.m, this.now()),
+      settled: !leaving && this.settled,
+      declines: this.own,
+      readsSite: true,
+    };
+    const plain = encodeHeartbeat(hb, this.opts.key);
+    const withSite =
+      this.site !== undefined && [...this.m.peers.values()].some((p) => p.readsSite)
+        ? encodeHeartbeat({ ...hb, site: this.site }, this.opts.key)
+        : undefined;
+    return { plain, withSite };
+  }
+
   private send(leaving: boolean): void {
     if (!this.sock || (this.suspended && !leaving)) return;
-    const pkt = encodeHeartbeat(
-      {
-        node: this.opts.self,
-        seq: this.nextSeq(),
-        intervalMs: this.opts.intervalMs,
-        leaving,
-        ready: !leaving && isReady(this.m, this.now()),
-        settled: !leaving && this.settled,
-        declines: this.own,
-      },
-      this.opts.key,
-    );
+    const { plain, withSite } = this.packets(leaving);
     for (const mem of this.targets) {
       if (mem.name === this.opts.self || mem.address === undefined) continue;
+      const pkt = withSite !== undefined && this.m.peers.get(mem.name)?.readsSite ? withSite : plain;
       for (let attempt = 0; attempt < 2; attempt++) {
         try {
           if (this.sock.send(pkt, this.opts.port, mem.address)) this.sent++;
@@ -215,6 +237,16 @@ export class MembershipEngine {
     const was = this.settled;
     this.settled = settled;
     if (settled && !was) this.send(false);
+  }
+
+  /**
+   * This node's site snapshot (generation, the member that made it, table digest), told by the
+   * main thread when it changes; sent at once to the members that read heartbeat version 3.
+   */
+  setSite(site: HeartbeatSite | undefined): void {
+    if (sameSite(this.site, site)) return;
+    this.site = site === undefined ? undefined : { ...site };
+    this.send(false);
   }
 
   /** The members whose becoming settled should be told to onChange (the daemon's hand-over holds). */
@@ -404,8 +436,14 @@ export function callMembership(
     case "setDeclines":
       engine.setDeclines(args[0] as Decline[]);
       return snap();
+    case "setSite":
+      return engine.setSite(args[0] as HeartbeatSite | undefined);
     case "stop":
       return engine.stop(args[0] as boolean);
   }
   throw new Error(`membership: no method ${method}`);
+}
+
+function sameSite(a: HeartbeatSite | undefined, b: HeartbeatSite | undefined): boolean {
+  return a?.generation === b?.generation && a?.allocator === b?.allocator && a?.digest === b?.digest;
 }

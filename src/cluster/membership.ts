@@ -23,7 +23,7 @@
  * so nobody steps back for it.
  */
 
-import type { Decline, Heartbeat } from "./heartbeat.ts";
+import type { Decline, Heartbeat, HeartbeatSite } from "./heartbeat.ts";
 
 export interface MembershipConfig {
   self: string;
@@ -52,6 +52,12 @@ export interface PeerView {
    * it is settled (its data path matches its plan, gains announced); -1n: never.
    */
   readonly settledSeq: bigint;
+  /** The peer reads heartbeat version 3 (its latest heartbeat set flag bit 3): it gets the site fields. */
+  readonly readsSite: boolean;
+  /** What its latest version-3 heartbeat said of its site snapshot (absent: none heard). */
+  readonly site?: HeartbeatSite | undefined;
+  /** The sender's clock (µs of wall clock, its seq) of that heartbeat; -1n: none. */
+  readonly siteSeq: bigint;
 }
 
 export interface Membership {
@@ -79,6 +85,8 @@ function unknownPeer(name: string, now: number): PeerView {
     declines: [],
     ready: false,
     settledSeq: -1n,
+    readsSite: false,
+    siteSeq: -1n,
   };
 }
 
@@ -142,7 +150,18 @@ export function onHeartbeat(
   // Not a change by itself (every node replans on changes, and replanning flips its own flag):
   // the service tells the daemon only when it waits for this peer (MembershipService.awaitSettled).
   const settledSeq = hb.settled === true ? hb.seq : p.settledSeq;
-  let next: PeerView = { ...p, lastSeq: hb.seq, lastHeard: now, declines, ready, settledSeq };
+  // The site fields are not a membership change either: the site layer reads them (src/site).
+  const site = hb.site !== undefined ? { site: hb.site, siteSeq: hb.seq } : {};
+  let next: PeerView = {
+    ...p,
+    lastSeq: hb.seq,
+    lastHeard: now,
+    declines,
+    ready,
+    settledSeq,
+    readsSite: hb.readsSite === true,
+    ...site,
+  };
   if (p.state === "Unknown" || p.state === "Dead")
     next = { ...next, state: "Rising", risingSince: now, since: now };
   else if (p.state === "Rising" && now - p.risingSince >= m.cfg.riseMs)

@@ -19,10 +19,15 @@ import {
   type MembershipOptions,
   type MembershipSnapshot,
 } from "./engine.ts";
-import { type Decline, MAX_DECLINES } from "./heartbeat.ts";
+import { type Decline, type HeartbeatSite, MAX_DECLINES } from "./heartbeat.ts";
 import type { PeerView } from "./membership.ts";
 
 export type { MembershipOptions, MembershipSnapshot } from "./engine.ts";
+
+/** A peer's site snapshot as its heartbeat said it, and the sender's clock of that heartbeat (µs). */
+export interface HeardSite extends HeartbeatSite {
+  sent: bigint;
+}
 
 /** The calls the proxy makes; the in-thread engine and the worker's channel both take them. */
 interface Backend {
@@ -37,6 +42,7 @@ export class MembershipService {
   /** The engine, when it runs on this thread (a clock was given). */
   private readonly local: MembershipEngine | undefined;
   private stopped = false;
+  private siteKey = "";
 
   constructor(private readonly opts: MembershipOptions) {
     const others = opts.members.filter((m) => m.name !== opts.self);
@@ -139,6 +145,29 @@ export class MembershipService {
    */
   setSettled(settled: boolean): void {
     this.backend.post("setSettled", settled);
+  }
+
+  /**
+   * This node's site snapshot (generation, the member that made it, table digest): the timing
+   * worker sends it in the heartbeats of members that read version 3. Posted only when it changes
+   * (a message to the worker, never waited for).
+   */
+  setSite(site: HeartbeatSite | undefined): void {
+    const key = site === undefined ? "" : `${site.generation}@${site.allocator}#${site.digest}`;
+    if (key === this.siteKey) return;
+    this.siteKey = key;
+    this.backend.post("setSite", site === undefined ? undefined : { ...site });
+  }
+
+  /**
+   * What each peer's latest version-3 heartbeat said of its site snapshot, with the sender's
+   * clock of that heartbeat (µs of its wall clock) and how long ago it was heard.
+   */
+  peerSites(): Map<string, HeardSite> {
+    const out = new Map<string, HeardSite>();
+    for (const p of this.view().peers)
+      if (p.site !== undefined) out.set(p.name, { ...p.site, sent: p.siteSeq });
+    return out;
   }
 
   /** The members whose becoming settled should be told to onChange (the daemon's hand-over holds). */

@@ -69,6 +69,8 @@ function membershipService(ch: number, init: Record<string, unknown>): Service {
   const engine: MembershipEngine = new MembershipEngine({
     ...(init as unknown as ConstructorParameters<typeof MembershipEngine>[0]),
     onChange: (why) => emit(ch, "change", { why, snapshot: engine.snapshot() }),
+    // A peer's site generation or table digest changed (heartbeat version 3): publish it now.
+    onPeerSite: snap,
   });
   // Counters and "last heard" between changes.
   const timer = setInterval(snap, SNAPSHOT_MS);

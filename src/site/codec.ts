@@ -36,7 +36,7 @@ const MAC_LEN = 32;
 /** The largest frame accepted: a configuration body (1 MiB by default) plus its table. */
 export const MAX_FRAME = 16 * 1024 * 1024;
 
-export type ProposeError = "Stale" | "NotReady" | "Refused";
+export type ProposeError = "Stale" | "NotReady" | "Refused" | "NoQuorum";
 
 export type SiteMessage =
   /** Sent every few hundred ms: liveness on the site channel and what the sender holds. */
@@ -210,7 +210,7 @@ function parseBody(type: MessageType, text: string): SiteMessage | null {
         ? { type, id: j.id, base: j.base, config: j.config }
         : null;
     case "result": {
-      const errors: readonly unknown[] = ["Stale", "NotReady", "Refused"];
+      const errors: readonly unknown[] = ["Stale", "NotReady", "Refused", "NoQuorum"];
       if (!isStr(j.id) || typeof j.ok !== "boolean" || !isGen(j.generation) || !isStr(j.allocator))
         return null;
       if (j.error !== undefined && !errors.includes(j.error)) return null;

@@ -39,14 +39,18 @@ import {
   aliveMembers,
   createSite,
   type Effect,
+  type HeartbeatSiteInfo,
   isConsistent,
   type ProposeResult,
+  type Quorum,
+  quorum,
   type SiteEvent,
   type SiteOptions,
   type SiteState,
   type SiteView,
   siteView,
   step,
+  withHeartbeats,
 } from "./state.ts";
 import { parseSnapshot, type Snapshot } from "./table.ts";
 
@@ -149,6 +153,8 @@ export class SiteDriver {
   persistErrors = 0;
   /** The version last handed to `apply` (and done). */
   applied: Snapshot | undefined;
+  /** The peers' site snapshots as their membership heartbeats said them (setHeartbeats). */
+  private heartbeats: () => ReadonlyMap<string, HeartbeatSiteInfo> = () => new Map();
 
   constructor(private readonly d: SiteDriverOptions) {
     this.now = d.now ?? (() => performance.now());
@@ -302,17 +308,35 @@ export class SiteDriver {
     return this.state.snapshot;
   }
 
+  /**
+   * Where the peers' heartbeats (version 3) say what they hold: the view and the consistency
+   * check take, per peer, the fresher of that and its last site message.
+   */
+  setHeartbeats(source: () => ReadonlyMap<string, HeartbeatSiteInfo>): void {
+    this.heartbeats = source;
+  }
+
+  /** The state now, each peer's version and digest from its fresher report. */
+  private current(): SiteState {
+    return withHeartbeats({ ...this.state, now: this.now() }, this.heartbeats());
+  }
+
   consistent(): boolean {
-    return isConsistent({ ...this.state, now: this.now() }, this.opts);
+    return isConsistent(this.current(), this.opts);
   }
 
   view(): SiteView {
-    return siteView({ ...this.state, now: this.now() }, this.opts);
+    return siteView(this.current(), this.opts);
   }
 
   /** Alive members on the site channel, this one included. */
   alive(): string[] {
     return aliveMembers({ ...this.state, now: this.now() }, this.opts);
+  }
+
+  /** Whether this member sees a majority of the site alive (writes need it). */
+  quorum(): Quorum {
+    return quorum({ ...this.state, now: this.now() }, this.opts);
   }
 
   /** Why this member does not announce yet, or undefined when it may. */
@@ -393,7 +417,13 @@ export class SiteDriver {
       }
       c.lastCounter = d.env.counter;
       this.received.set(d.env.msg.type, (this.received.get(d.env.msg.type) ?? 0) + 1);
-      void this.enqueue({ type: "message", now: this.now(), from: d.env.from, msg: d.env.msg });
+      void this.enqueue({
+        type: "message",
+        now: this.now(),
+        from: d.env.from,
+        msg: d.env.msg,
+        sent: d.env.counter,
+      });
     }
     if (r.error) {
       this.drop(r.error);

@@ -82,12 +82,13 @@ export function siteMetrics(m: SiteMetricInputs): MetricFamily[] {
     },
     {
       name: "vipd_site_writes_total",
-      help: "Site configuration writes this member handled as allocator, by outcome",
+      help: "Site configuration writes this member handled, by outcome (no_quorum: refused without a majority of the site alive)",
       type: "counter",
       samples: [
         { labels: { outcome: "committed" }, value: c.committed },
         { labels: { outcome: "stale" }, value: c.stale },
         { labels: { outcome: "refused" }, value: c.refused },
+        { labels: { outcome: "no_quorum" }, value: c.noQuorum },
       ],
     },
     {

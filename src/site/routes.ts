@@ -51,6 +51,10 @@ export const SiteViewSchema = z
         generation: z.number().int(),
         allocator: z.string(),
         digest: z.string(),
+        via: z.enum(["site", "heartbeat"]).nullable().openapi({
+          description:
+            "Where this member's generation and digest come from: whichever it sent last of its site status and its membership heartbeat (null: this member, or not told yet)",
+        }),
       }),
     ),
     lastHeal: z
@@ -66,6 +70,9 @@ export const SiteViewSchema = z
       committed: z.number().int(),
       stale: z.number().int(),
       refused: z.number().int(),
+      noQuorum: z.number().int().openapi({
+        description: "Writes refused because this member did not see a majority of the site alive",
+      }),
     }),
   })
   .openapi("SiteView");

@@ -25,7 +25,7 @@ import { type AllocationState, allocate, emptyAllocation } from "../plan/allocat
 import type { Logger } from "../util/log.ts";
 import { siteAllocate, tableAsHeld } from "./allocate.ts";
 import { SiteDriver, type SiteDriverOptions } from "./driver.ts";
-import type { SiteView } from "./state.ts";
+import type { HeartbeatSiteInfo, SiteView } from "./state.ts";
 import { configDigest, type SiteAssignment, type Snapshot, tableDigest, versionId } from "./table.ts";
 
 /**
@@ -71,6 +71,15 @@ export function adoptTable(
   );
 }
 
+/**
+ * What the site needs of live membership (src/cluster/service.ts provides it): it tells the
+ * heartbeats what this node holds, and reads what the peers' heartbeats say they hold.
+ */
+export interface SiteHeartbeats {
+  setSite(site: { generation: number; allocator: string; digest: string } | undefined): void;
+  peerSites(): ReadonlyMap<string, HeartbeatSiteInfo>;
+}
+
 export interface SiteRuntimeOptions {
   self: string;
   /** This node's configuration as read from its files (NodeSettings included). */
@@ -91,6 +100,7 @@ export class SiteRuntime {
   private parsed: { id: string; config: Config } | undefined;
   private readyWas = false;
   private lastLocalDiffers = false;
+  private heartbeats: SiteHeartbeats | undefined;
 
   private constructor(
     private readonly opts: SiteRuntimeOptions,
@@ -137,7 +147,28 @@ export class SiteRuntime {
     return this.driver.stop();
   }
 
+  /**
+   * Live membership started: from now on the heartbeats carry this node's generation and table
+   * digest, and the site view reads the peers' from theirs too (the fresher report wins).
+   */
+  setMembership(m: SiteHeartbeats | undefined): void {
+    this.heartbeats = m;
+    this.driver.setHeartbeats(() => m?.peerSites() ?? new Map());
+    this.tellHeartbeats();
+  }
+
+  /** Tells the heartbeats what this node holds (the service posts it to the worker only on a change). */
+  private tellHeartbeats(): void {
+    const snap = this.driver.snapshot();
+    this.heartbeats?.setSite(
+      snap === undefined
+        ? undefined
+        : { generation: snap.generation, allocator: snap.allocator, digest: tableDigest(snap.table) },
+    );
+  }
+
   private changed(): void {
+    this.tellHeartbeats();
     const ready = this.driver.ready();
     if (ready !== this.readyWas) {
       this.readyWas = ready;
@@ -257,6 +288,16 @@ export class SiteRuntime {
       );
     if (r.error === "NotReady")
       throw new ApiError(503, "Busy", r.message ?? "the site is not ready", { "Retry-After": "1" });
+    if (r.error === "NoQuorum") {
+      const q = this.driver.quorum();
+      throw new ApiError(
+        503,
+        "NoQuorum",
+        r.message ?? "this member does not see a majority of the site",
+        { "Retry-After": "1" },
+        { generation: r.generation, sees: q.alive, needed: q.needed, members: q.members },
+      );
+    }
     return {
       ok: false,
       problems: [{ file: "<request>", line: 0, field: "-", message: r.message ?? "refused", pointer: "" }],

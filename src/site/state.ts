@@ -21,10 +21,20 @@
  * - Adoption: a member adopts any snapshot newer than its own (table.ts: higher generation, then
  *   lower allocator name) — exactly, the allocator's table row for row — persists it before
  *   applying, and acknowledges it. Pulled too: a member that hears of a newer version asks for it.
- * - Partitions: each side keeps serving what it holds and elects its own allocator; writes on
- *   either side are accepted. When it heals, the newest snapshot wins on every member; a member
- *   whose snapshot was not an ancestor of the winner's records a heal: every Service whose
- *   addresses change is logged, counted and listed (lastHeal).
+ * - Quorum: a write is taken only by a member that sees a majority of the site's members alive on
+ *   the site channel (floor(n/2) + 1 of the configured members, itself included), checked by the
+ *   member the PUT reached and again by the allocator; otherwise it is refused (NoQuorum) and
+ *   nothing changes. So of two sides of a partition at most one takes writes (none when neither
+ *   holds a majority: a two-member site split in two).
+ * - Partitions: each side keeps serving what it holds and elects its own allocator; only the
+ *   majority side takes writes. When it heals, the newest snapshot wins on every member; a
+ *   member whose snapshot was not an ancestor of the winner's (two sides that both made a
+ *   snapshot: two new sites bootstrapped apart, or a write the allocator took in the moments
+ *   before it noticed the split) records a heal: every Service whose addresses change is logged,
+ *   counted and listed (lastHeal).
+ * - Freshness: what a peer holds (generation, allocator, digest) is told by its site status and,
+ *   from members that send heartbeat version 3, by its membership heartbeats; the view and the
+ *   consistency check take the one the peer sent last (withHeartbeats).
  */
 
 import type { ProposeError, SiteMessage } from "./codec.ts";
@@ -75,6 +85,10 @@ export interface PeerView {
   readonly ready: boolean;
   /** The last version it acknowledged as persisted and applied. */
   readonly acked?: Version | undefined;
+  /** The sender's clock (µs of wall clock) of the message that told `version`; -1n: unknown. */
+  readonly versionSent?: bigint | undefined;
+  /** Which report told `version` last: a site message, or a membership heartbeat. */
+  readonly versionVia?: "site" | "heartbeat" | undefined;
   readonly lastRequest: number;
 }
 
@@ -110,6 +124,7 @@ export interface SiteState {
     committed: number;
     stale: number;
     refused: number;
+    noQuorum: number;
   }>;
 }
 
@@ -130,7 +145,8 @@ export type Effect =
 
 export type SiteEvent =
   | { type: "tick"; now: number }
-  | { type: "message"; now: number; from: string; msg: SiteMessage }
+  /** `sent`: the sender's clock (µs of wall clock) when it sent the message (its counter). */
+  | { type: "message"; now: number; from: string; msg: SiteMessage; sent?: bigint | undefined }
   /** A PUT on this member (the API validated `config`); `base` 0 means unconditional. */
   | { type: "propose"; now: number; id: string; base: number; config: string }
   /** This member's own file changed (what it would bootstrap a new site from). */
@@ -152,7 +168,7 @@ export function createSite(now: number, persisted: Snapshot | undefined, local: 
     peers: new Map(),
     pending: new Map(),
     lastStatus: Number.NEGATIVE_INFINITY,
-    counters: { adopted: 0, heals: 0, readdressed: 0, committed: 0, stale: 0, refused: 0 },
+    counters: { adopted: 0, heals: 0, readdressed: 0, committed: 0, stale: 0, refused: 0, noQuorum: 0 },
   };
 }
 
@@ -175,6 +191,30 @@ export function allocatorOf(s: SiteState, o: SiteOptions): string | undefined {
 /** Alive members, this one included (sorted). */
 export function aliveMembers(s: SiteState, o: SiteOptions): string[] {
   return [o.self, ...[...s.peers.values()].filter((p) => isAlive(p, s.now, o)).map((p) => p.name)].sort();
+}
+
+/** Writes need this many alive members (this one included): a majority of the configured ones. */
+export function quorumSize(o: SiteOptions): number {
+  return Math.floor(o.members.length / 2) + 1;
+}
+
+export interface Quorum {
+  ok: boolean;
+  /** Alive members on the site channel, this one included. */
+  alive: string[];
+  needed: number;
+  members: number;
+}
+
+/** Whether this member sees a majority of the site's members alive (a single member always does). */
+export function quorum(s: SiteState, o: SiteOptions): Quorum {
+  const alive = aliveMembers(s, o);
+  const needed = quorumSize(o);
+  return { ok: alive.length >= needed, alive, needed, members: o.members.length };
+}
+
+function noQuorumMessage(self: string, q: Quorum): string {
+  return `${self} sees ${q.alive.length} of the site's ${q.members} members alive (${q.alive.join(", ")}); a write needs ${q.needed}: nothing changed`;
 }
 
 /**
@@ -245,7 +285,7 @@ class Builder {
   }
 }
 
-function adopt(b: Builder, snap: Snapshot, from: string): void {
+function adopt(b: Builder, snap: Snapshot, from: string, sent: bigint): void {
   const ours = b.s.snapshot;
   const changes = ours ? addressChanges(ours.table, snap.table) : [];
   const heal = ours !== undefined && !descends(snap, ours);
@@ -284,7 +324,12 @@ function adopt(b: Builder, snap: Snapshot, from: string): void {
     allocator: snap.allocator,
     digest: tableDigest(snap.table),
   });
-  b.peer(from, { version: { generation: snap.generation, allocator: snap.allocator } });
+  b.peer(from, {
+    version: { generation: snap.generation, allocator: snap.allocator },
+    digest: tableDigest(snap.table),
+    versionSent: sent,
+    versionVia: "site",
+  });
 }
 
 /** The allocator takes a write: checks the base, allocates from its table, pushes generation + 1. */
@@ -300,6 +345,18 @@ function commit(b: Builder, id: string, base: number, config: string, replyTo: s
       allocator: snap?.allocator ?? "",
       error: "NotReady",
       message: `${self} does not allocate for the site now; try again`,
+    });
+    return;
+  }
+  const q = quorum(b.s, b.o);
+  if (!q.ok) {
+    b.count("noQuorum");
+    b.reply(id, replyTo, {
+      ok: false,
+      generation: gen,
+      allocator: snap.allocator,
+      error: "NoQuorum",
+      message: noQuorumMessage(self, q),
     });
     return;
   }
@@ -409,13 +466,13 @@ function onTick(b: Builder): void {
   }
 }
 
-function onMessage(b: Builder, from: string, msg: SiteMessage): void {
+function onMessage(b: Builder, from: string, msg: SiteMessage, sent: bigint): void {
   b.peer(from, { lastHeard: b.s.now });
   switch (msg.type) {
     case "status": {
       const version =
         msg.generation > 0 ? { generation: msg.generation, allocator: msg.allocator } : undefined;
-      b.peer(from, { version, digest: msg.digest, ready: msg.ready });
+      b.peer(from, { version, digest: msg.digest, ready: msg.ready, versionSent: sent, versionVia: "site" });
       maybeRequest(b, from);
       return;
     }
@@ -424,7 +481,7 @@ function onMessage(b: Builder, from: string, msg: SiteMessage): void {
       return;
     case "snapshot": {
       const ours = b.s.snapshot;
-      if (newer(msg.snapshot, ours)) adopt(b, msg.snapshot, from);
+      if (newer(msg.snapshot, ours)) adopt(b, msg.snapshot, from, sent);
       else if (sameVersion(msg.snapshot, ours))
         b.send(from, {
           type: "ack",
@@ -441,6 +498,8 @@ function onMessage(b: Builder, from: string, msg: SiteMessage): void {
         acked: { generation: msg.generation, allocator: msg.allocator },
         version: { generation: msg.generation, allocator: msg.allocator },
         digest: msg.digest,
+        versionSent: sent,
+        versionVia: "site",
       });
       return;
     case "propose":
@@ -475,6 +534,22 @@ function onPropose(b: Builder, id: string, base: number, config: string): void {
     });
     return;
   }
+  const q = quorum(b.s, b.o);
+  if (!q.ok) {
+    b.count("noQuorum");
+    b.effects.push({
+      type: "reply",
+      id,
+      result: {
+        ok: false,
+        generation: b.s.snapshot?.generation ?? 0,
+        allocator: b.s.snapshot?.allocator ?? "",
+        error: "NoQuorum",
+        message: noQuorumMessage(b.o.self, q),
+      },
+    });
+    return;
+  }
   if (alloc === b.o.self) {
     commit(b, id, base, config, undefined);
     return;
@@ -494,7 +569,7 @@ export function step(s: SiteState, ev: SiteEvent, o: SiteOptions): Step {
       break;
     case "message":
       if (ev.from !== o.self && o.members.includes(ev.from)) {
-        onMessage(b, ev.from, ev.msg);
+        onMessage(b, ev.from, ev.msg, ev.sent ?? -1n);
         // A status or snapshot may end the start at once.
         onTick(b);
       }
@@ -509,6 +584,39 @@ export function step(s: SiteState, ev: SiteEvent, o: SiteOptions): Step {
   return { state: b.s, effects: b.effects };
 }
 
+/** A peer's site snapshot as its membership heartbeat said it (heartbeat version 3). */
+export interface HeartbeatSiteInfo {
+  generation: number;
+  allocator: string;
+  digest: string;
+  /** The sender's clock (µs of wall clock) of that heartbeat. */
+  sent: bigint;
+}
+
+/**
+ * The state with each peer's version and digest taken from the fresher of its two reports: the
+ * last site message that told them, or its last version-3 heartbeat (`beats`), whichever the
+ * peer sent later (both are stamped with its wall clock). Liveness and readiness stay the site
+ * channel's. Pure: for the view, the consistency check and the metrics.
+ */
+export function withHeartbeats(s: SiteState, beats: ReadonlyMap<string, HeartbeatSiteInfo>): SiteState {
+  if (beats.size === 0) return s;
+  let peers: Map<string, PeerView> | undefined;
+  for (const [name, hb] of beats) {
+    const p = s.peers.get(name);
+    if (p === undefined || hb.sent <= (p.versionSent ?? -1n)) continue;
+    peers ??= new Map(s.peers);
+    peers.set(name, {
+      ...p,
+      version: hb.generation > 0 ? { generation: hb.generation, allocator: hb.allocator } : undefined,
+      digest: hb.digest,
+      versionSent: hb.sent,
+      versionVia: "heartbeat",
+    });
+  }
+  return peers === undefined ? s : { ...s, peers };
+}
+
 export interface SiteMemberView {
   name: string;
   self: boolean;
@@ -517,6 +625,8 @@ export interface SiteMemberView {
   generation: number;
   allocator: string;
   digest: string;
+  /** Where this member's generation and digest come from: its site status or its heartbeat (null: self, or never told). */
+  via: "site" | "heartbeat" | null;
 }
 
 export interface SiteView {
@@ -549,6 +659,7 @@ export function siteView(s: SiteState, o: SiteOptions): SiteView {
       generation: snap?.generation ?? 0,
       allocator: snap?.allocator ?? "",
       digest,
+      via: null,
     },
     ...others(o).map((name) => {
       const p = s.peers.get(name);
@@ -560,6 +671,7 @@ export function siteView(s: SiteState, o: SiteOptions): SiteView {
         generation: p?.version?.generation ?? 0,
         allocator: p?.version?.allocator ?? "",
         digest: p?.digest ?? "",
+        via: p?.versionVia ?? null,
       };
     }),
   ];

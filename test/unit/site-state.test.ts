@@ -15,10 +15,12 @@ import {
   type Effect,
   isConsistent,
   type ProposeResult,
+  quorum,
   type SiteOptions,
   type SiteState,
   siteView,
   step,
+  withHeartbeats,
 } from "../../src/site/state.ts";
 import { type SiteAssignment, type Snapshot, tableDigest } from "../../src/site/table.ts";
 
@@ -211,21 +213,22 @@ describe("a new site", () => {
 });
 
 describe("the history scenario (issue: two nodes, same config, two answers)", () => {
-  test("n1 allocated a, b then the config became b, c; n2 starting fresh with b, c adopts n1's table", () => {
-    const sim = new Sim(["n1", "n2"], cfg("a", "b"));
-    sim.kill("n2");
+  test("n1 allocated a, b then the config became b, c; n3 starting fresh with b, c adopts n1's table", () => {
+    const sim = new Sim(["n1", "n2", "n3"], cfg("a", "b"));
+    sim.kill("n3");
     sim.advance(1100);
     expect(sim.ips("n1")).toEqual({ a: "198.51.100.10", b: "198.51.100.11" });
+    // Two of three members alive: a majority, so the site takes the write.
     sim.propose("n1", "put1", 1, cfg("b", "c"));
     expect(sim.get("n1").replies.get("put1")).toMatchObject({ ok: true, generation: 2 });
     // n1 keeps b=.11 and gives c the freed .10.
     expect(sim.ips("n1")).toEqual({ b: "198.51.100.11", c: "198.51.100.10" });
-    // n2 starts fresh with the same new configuration in its file: alone it would say b=.10, c=.11.
-    sim.start("n2", cfg("b", "c"), undefined);
+    // n3 starts fresh with the same new configuration in its file: alone it would say b=.10, c=.11.
+    sim.start("n3", cfg("b", "c"), undefined);
     sim.advance(300);
     sim.expectAgreed();
-    expect(sim.ips("n2")).toEqual({ b: "198.51.100.11", c: "198.51.100.10" });
-    expect(siteView(sim.get("n2").state, sim.get("n2").opts).localConfigDiffers).toBe(false);
+    expect(sim.ips("n3")).toEqual({ b: "198.51.100.11", c: "198.51.100.10" });
+    expect(siteView(sim.get("n3").state, sim.get("n3").opts).localConfigDiffers).toBe(false);
   });
 });
 
@@ -343,63 +346,146 @@ describe("writes", () => {
 });
 
 describe("partitions", () => {
-  test("each side keeps serving and writes; at the heal the newer snapshot wins everywhere, changes listed", () => {
+  test("only the side with a majority takes writes; the other refuses (NoQuorum) and changes nothing; at the heal all hold the majority's", () => {
     const sim = threeReady(["a", "b"]); // a=.10, b=.11
     sim.groups = [["n1"], ["n2", "n3"]];
     sim.advance(500);
     // Each side elects its own allocator and keeps what it holds.
     expect(allocatorOf(sim.get("n1").state, sim.get("n1").opts)).toBe("n1");
     expect(allocatorOf(sim.get("n3").state, sim.get("n3").opts)).toBe("n2");
-    // Both sides write: n1 drops a (c gets .10); n2's side adds c (.12) then d (.10).
+    expect(quorum(sim.get("n1").state, sim.get("n1").opts)).toMatchObject({
+      ok: false,
+      alive: ["n1"],
+      needed: 2,
+    });
+    // n1 alone (1 of 3) refuses; nothing is persisted or applied.
+    const applied = sim.get("n1").applied.length;
+    const disk = sim.get("n1").disk;
     sim.propose("n1", "s1", 1, cfg("b", "c"));
+    const r = sim.get("n1").replies.get("s1");
+    expect(r).toMatchObject({ ok: false, error: "NoQuorum", generation: 1 });
+    expect(r?.message).toContain("sees 1 of the site's 3 members alive (n1); a write needs 2");
+    expect(sim.get("n1").state.snapshot?.generation).toBe(1);
+    expect(sim.get("n1").applied.length).toBe(applied);
+    expect(sim.get("n1").disk).toBe(disk);
+    expect(sim.get("n1").state.counters.noQuorum).toBe(1);
+    // n2's side (2 of 3) takes writes, forwarded or not.
     sim.propose("n3", "s2", 1, cfg("a", "b", "c"));
     sim.advance(100);
     sim.propose("n2", "s3", 2, cfg("a", "b", "c", "d"));
     sim.advance(100);
-    expect(sim.ips("n1")).toEqual({ b: "198.51.100.11", c: "198.51.100.10" });
-    expect(sim.ips("n2")).toEqual({
+    expect(sim.get("n3").replies.get("s2")).toMatchObject({ ok: true, generation: 2, allocator: "n2" });
+    expect(sim.get("n2").replies.get("s3")).toMatchObject({ ok: true, generation: 3 });
+    // Heal: n1 adopts generation 3; its own was an ancestor, so no heal is recorded.
+    sim.groups = [];
+    sim.advance(500);
+    sim.expectAgreed();
+    expect(sim.get("n1").state.snapshot).toMatchObject({ generation: 3, allocator: "n2" });
+    expect(sim.ips("n1")).toEqual({
       a: "198.51.100.10",
       b: "198.51.100.11",
       c: "198.51.100.12",
       d: "198.51.100.13",
     });
-    expect(sim.get("n3").state.snapshot?.generation).toBe(3);
-    // Heal: generation 3 (n2) beats generation 2 (n1).
-    sim.groups = [];
-    sim.advance(500);
-    sim.expectAgreed();
-    expect(sim.get("n1").state.snapshot?.allocator).toBe("n2");
-    expect(sim.ips("n1")).toEqual(sim.ips("n2"));
-    const heal = siteView(sim.get("n1").state, sim.get("n1").opts).lastHeal;
-    expect(heal).toMatchObject({ from: "2@n1", to: "3@n2" });
-    expect(heal?.changes).toEqual([{ service: "default/c", from: ["198.51.100.10"], to: ["198.51.100.12"] }]);
-    expect(sim.get("n1").state.counters).toMatchObject({ heals: 1, readdressed: 1 });
-    expect(
-      sim
-        .get("n1")
-        .logs.some((l) => l.level === "warn" && /re-addressed by the partition heal/.test(l.message)),
-    ).toBe(true);
-    // The winning side saw no heal.
-    expect(sim.get("n2").state.counters.heals).toBe(0);
-    // n1 allocates again (lowest name) and continues from the winning table.
+    expect(sim.get("n1").state.counters.heals).toBe(0);
+    // n1 allocates again (lowest name) and continues from the majority's table.
     expect(allocatorOf(sim.get("n2").state, sim.get("n2").opts)).toBe("n1");
   });
 
-  test("equal generations on both sides: the lower allocator name wins", () => {
-    const sim = threeReady(["a"]);
+  test("a two-member site split in two takes writes on neither side; four split 2|2 neither", () => {
+    const two = new Sim(["n1", "n2"], cfg("a"));
+    two.advance(300);
+    two.expectAgreed();
+    two.groups = [["n1"], ["n2"]];
+    two.advance(500);
+    two.propose("n1", "p1", 1, cfg("a", "x"));
+    two.propose("n2", "p2", 1, cfg("a", "y"));
+    two.advance(100);
+    expect(two.get("n1").replies.get("p1")).toMatchObject({ ok: false, error: "NoQuorum" });
+    expect(two.get("n2").replies.get("p2")).toMatchObject({ ok: false, error: "NoQuorum" });
+    two.groups = [];
+    two.advance(500);
+    two.expectAgreed();
+    expect(two.get("n2").state.snapshot?.generation).toBe(1);
+
+    const four = new Sim(["n1", "n2", "n3", "n4"], cfg("a"));
+    four.advance(300);
+    four.expectAgreed();
+    four.groups = [
+      ["n1", "n2"],
+      ["n3", "n4"],
+    ];
+    four.advance(500);
+    four.propose("n2", "q1", 1, cfg("a", "x"));
+    four.propose("n4", "q2", 1, cfg("a", "y"));
+    four.advance(100);
+    expect(four.get("n2").replies.get("q1")).toMatchObject({ ok: false, error: "NoQuorum" });
+    expect(four.get("n4").replies.get("q2")).toMatchObject({ ok: false, error: "NoQuorum" });
+  });
+
+  test("two sides that each made a snapshot (a new site started split): the lower allocator name wins, changes listed", () => {
+    const sim = new Sim(["n1", "n2", "n3"], cfg("a", "y"));
     sim.groups = [["n1"], ["n2", "n3"]];
-    sim.advance(500);
-    sim.propose("n1", "s1", 1, cfg("a", "x"));
-    sim.propose("n2", "s2", 1, cfg("a", "y"));
-    sim.advance(100);
+    sim.start("n1", cfg("a", "x"), undefined);
+    // Each side waits its start window, then its lowest member makes generation 1.
+    sim.advance(1200);
+    expect(sim.get("n1").state.snapshot).toMatchObject({ generation: 1, allocator: "n1" });
+    expect(sim.get("n3").state.snapshot).toMatchObject({ generation: 1, allocator: "n2" });
     sim.groups = [];
     sim.advance(500);
     sim.expectAgreed();
-    expect(sim.get("n3").state.snapshot).toMatchObject({ generation: 2, allocator: "n1" });
+    expect(sim.get("n3").state.snapshot).toMatchObject({ generation: 1, allocator: "n1" });
     expect(sim.ips("n3")).toEqual({ a: "198.51.100.10", x: "198.51.100.11" });
-    expect(sim.get("n3").state.lastHeal?.changes).toEqual([
-      { service: "default/y", from: ["198.51.100.11"], to: [] },
+    const heal = siteView(sim.get("n3").state, sim.get("n3").opts).lastHeal;
+    expect(heal).toMatchObject({ from: "1@n2", to: "1@n1" });
+    expect(heal?.changes).toEqual([{ service: "default/y", from: ["198.51.100.11"], to: [] }]);
+    expect(sim.get("n3").state.counters).toMatchObject({ heals: 1, readdressed: 1 });
+    expect(
+      sim
+        .get("n3")
+        .logs.some((l) => l.level === "warn" && /re-addressed by the partition heal/.test(l.message)),
+    ).toBe(true);
+    expect(sim.get("n1").state.counters.heals).toBe(0);
+  });
+});
+
+describe("what a peer holds: the fresher of its site status and its heartbeat", () => {
+  test("a heartbeat sent after the last status wins; an older one does not; liveness stays the site channel's", () => {
+    const sim = threeReady(["a"]);
+    const n1 = sim.get("n1");
+    const sentOf = (n: string) => n1.state.peers.get(n)?.versionSent ?? -1n;
+    const d = tableDigest(n1.state.snapshot?.table ?? []);
+    expect(sentOf("n2")).toBe(-1n); // the simulated network stamps no clock
+    const beats = new Map([
+      ["n2", { generation: 7, allocator: "n1", digest: "00112233aabbccdd", sent: 5n }],
+      ["n3", { generation: 1, allocator: "n1", digest: d, sent: -2n }],
     ]);
+    const merged = withHeartbeats(n1.state, beats);
+    const v = siteView(merged, n1.opts);
+    const m2 = v.members.find((m) => m.name === "n2");
+    expect(m2).toMatchObject({ generation: 7, digest: "00112233aabbccdd", via: "heartbeat", alive: true });
+    expect(v.members.find((m) => m.name === "n3")).toMatchObject({ generation: 1, via: "site" });
+    // n2 reports another generation: not consistent.
+    expect(isConsistent(merged, n1.opts)).toBe(false);
+    expect(isConsistent(n1.state, n1.opts)).toBe(true);
+    // A status stamped later than the heartbeat wins again.
+    const r = step(
+      merged,
+      {
+        type: "message",
+        now: sim.now,
+        from: "n2",
+        sent: 6n,
+        msg: { type: "status", generation: 1, allocator: "n1", digest: d, ready: true },
+      },
+      n1.opts,
+    );
+    const again = withHeartbeats(r.state, beats);
+    expect(siteView(again, n1.opts).members.find((m) => m.name === "n2")).toMatchObject({
+      generation: 1,
+      via: "site",
+    });
+    expect(isConsistent(again, n1.opts)).toBe(true);
   });
 });
 
