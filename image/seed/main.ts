@@ -2,7 +2,9 @@
  * vipd-seed: runs on every boot of the edge-node image, before systemd-networkd and vipd
  * (vipd-seed.service). It reads the site's configuration from the seed partition (label
  * VIPDSEED, mounted read-only at /run/vipd/seed), applies it to /etc/vipd as decided by
- * ./plan.ts, makes sure an admin token exists, and copies the seed's systemd-networkd files to
+ * ./plan.ts, makes sure an admin token exists (and removes a generated one the configuration no
+ * longer accepts), records what it did for vipd (seed-state.json on the state partition), and
+ * copies the seed's systemd-networkd files to
  * /run/systemd/network.
  *
  * Bundled to one JavaScript file at image build time and run by the vipd executable itself:
@@ -28,6 +30,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { SEED_STATE_FILE } from "../../src/system/seed-state.ts";
 import { isManifestName, planSeed, seedDigest } from "./plan.ts";
 
 const NETWORK_FILE = /^[^/\\.][^/\\]*\.(network|netdev|link)$/;
@@ -126,6 +129,17 @@ export async function main(argv: string[]): Promise<number> {
     writeAtomic(digestFile, `${plan.appliedDigest}\n`, 0o600);
     syncDir(state);
   }
+  // After the configuration that no longer accepts it is in place.
+  if (plan.removeToken) {
+    unlinkSync(tokenFile);
+    syncDir(state);
+  }
+  // What vipd shows of this step (GET /api/v1/system/seed) and whether it may say it is ready.
+  writeAtomic(
+    join(state, SEED_STATE_FILE),
+    `${JSON.stringify({ checkedAt: new Date().toISOString(), ...plan.state })}\n`,
+    0o600,
+  );
 
   // Site network settings (static addresses, more interfaces): read from the seed on every boot.
   const netSrc = join(seedRoot, "network");

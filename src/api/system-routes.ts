@@ -8,13 +8,22 @@
  *                                         to the data partition up to a size limit, checked by
  *                                         RAUC (signature, compatible) before anything is written,
  *                                         then installed into the other slot; 200 when installed
- *   POST /api/v1/system/reboot   (admin) reboots in a second (202)
+ *   POST /api/v1/system/reboot   (admin) 202 at once; then hands this node's layer-2 VIPs to the
+ *                                         other members (at most 3 s), then runs the reboot
+ *                                         command (BGP closes gracefully when vipd stops)
+ *   GET  /api/v1/system/seed     (read)  what vipd-seed did with the site's seed at this boot:
+ *                                         applied / unchanged / rejected (with its file:line
+ *                                         problems) / none, and the last seed applied
+ * Update progress (receiving N of M bytes, verifying, installing with RAUC's percentages, done
+ * with the result) is published on the watch stream (`GET /api/v1/events`, event type `update`).
  * Refusals are `{error, message}`: 413 PayloadTooLarge, 400 EmptyBody / IncompleteBody /
  * InvalidBundle (bad signature, truncated, not a bundle), 415, 422 IncompatibleBundle,
  * 409 UpdateInProgress; after a refusal the slots are as they were.
  */
 
-import type { SystemUpdates } from "../system/service.ts";
+import type { EventHub, JsonValue } from "../events/hub.ts";
+import type { SeedState } from "../system/seed-state.ts";
+import type { DrainReport, SystemUpdates } from "../system/service.ts";
 import { SystemError, systemUpdatesIfPresent } from "../system/service.ts";
 import type { Logger } from "../util/log.ts";
 import type { RouteModule } from "./context.ts";
@@ -25,6 +34,7 @@ import type { RouteRule } from "./routes.ts";
 export const SYSTEM_PATH = "/api/v1/system";
 export const UPDATE_PATH = "/api/v1/system/update";
 export const REBOOT_PATH = "/api/v1/system/reboot";
+export const SEED_PATH = "/api/v1/system/seed";
 const BUNDLE_TYPES = ["application/octet-stream", "application/vnd.rauc.bundle"];
 
 function apiError(e: unknown): unknown {
@@ -32,8 +42,19 @@ function apiError(e: unknown): unknown {
   return new ApiError(e.status, e.code, e.message, e.status === 413 ? CLOSE : {});
 }
 
+/** `GET /api/v1/system/seed`: what vipd-seed did at this boot (read once at start). */
+export function seedRoutes(seed: SeedState): RouteModule {
+  return {
+    name: "system-seed",
+    rules: [{ method: "GET", path: SEED_PATH, access: "read", produces: "json" }],
+    mount(app) {
+      app.get(SEED_PATH, (c) => c.json(seed, 200, JSON_HEADERS));
+    },
+  };
+}
+
 /** The system routes over `system`; mounted by appliance mode on the image (createApp `modules`). */
-export function systemRoutes(system: SystemUpdates): RouteModule {
+export function systemRoutes(system: SystemUpdates, seed: SeedState | null = null): RouteModule {
   const rules: RouteRule[] = [
     { method: "GET", path: SYSTEM_PATH, access: "read", produces: "json" },
     {
@@ -50,7 +71,7 @@ export function systemRoutes(system: SystemUpdates): RouteModule {
     name: "system",
     rules,
     mount(app, ctx) {
-      app.get(SYSTEM_PATH, async (c) => c.json(await system.view(), 200, JSON_HEADERS));
+      app.get(SYSTEM_PATH, async (c) => c.json({ ...(await system.view()), seed }, 200, JSON_HEADERS));
 
       app.post(UPDATE_PATH, async (c) => {
         const mt = parseMediaType(c.req.header("content-type") ?? "");
@@ -81,7 +102,7 @@ export function systemRoutes(system: SystemUpdates): RouteModule {
           throw apiError(e);
         }
         ctx.log.info("reboot requested through the API", { token: c.get("principal") });
-        return c.json({ rebooting: true, inMs: 1000 }, 202, JSON_HEADERS);
+        return c.json({ rebooting: true, inMs: 1000, drainsFirst: true }, 202, JSON_HEADERS);
       });
     },
   };
@@ -91,7 +112,25 @@ export function systemRoutes(system: SystemUpdates): RouteModule {
  * The system update route module when this node can update itself (RAUC is configured: the edge
  * image); none otherwise (Kubernetes mode, a plain host). For createApp's `modules`.
  */
-export function systemModulesIfPresent(log: Logger): RouteModule[] {
-  const system = systemUpdatesIfPresent(log);
-  return system === undefined ? [] : [systemRoutes(system)];
+export function systemModulesIfPresent(
+  log: Logger,
+  opts: {
+    /** Update progress goes to the watch stream. */
+    events?: EventHub;
+    /** What vipd-seed left (the edge image); GET /api/v1/system/seed shows it. */
+    seed?: SeedState | null;
+    /** Hands this node's traffic over before a reboot. */
+    drain?: () => Promise<DrainReport>;
+  } = {},
+): RouteModule[] {
+  const { events, seed = null, drain } = opts;
+  const system = systemUpdatesIfPresent(log, {
+    ...(events !== undefined
+      ? { onEvent: (e) => events.publish("update", e as unknown as { [key: string]: JsonValue }) }
+      : {}),
+    ...(drain !== undefined ? { drain } : {}),
+  });
+  const modules: RouteModule[] = system === undefined ? [] : [systemRoutes(system, seed)];
+  if (seed !== null) modules.push(seedRoutes(seed));
+  return modules;
 }

@@ -19,6 +19,8 @@ import { type NodeParts, type NodeSpine, StartProgress, startNode } from "../nod
 import { NodeEventPublisher } from "../node/events.ts";
 import { siteRoutes } from "../site/routes.ts";
 import { SiteRuntime } from "../site/runtime.ts";
+import { drainL2 } from "../system/drain.ts";
+import { readSeedState, seedNotReadyReason } from "../system/seed-state.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
 
@@ -189,15 +191,28 @@ export async function run(argv: string[], version: string): Promise<number> {
   // What changed on this node (ownership, assignments, generations) for GET /api/v1/events.
   const events = new EventHub();
   const { onEvent } = new NodeEventPublisher(events);
-  const daemon = new Daemon({
+  // The edge image's seed step (vipd-seed): a rejected seed on a node without a configuration of
+  // its own keeps it not ready until a configuration is applied after start (PUT, file edit).
+  const seed = readSeedState(args.stateDir);
+  const seedHold = seedNotReadyReason(seed);
+  let startGeneration: number | undefined;
+  const daemon: Daemon = new Daemon({
     configPaths: args.configPaths,
     nodeName: args.nodeName,
     version,
     log,
     stateDir: args.stateDir,
-    progress,
+    progress: {
+      waitingFor: () => {
+        const held =
+          seedHold !== null &&
+          (startGeneration === undefined || daemon.status().configGeneration === startGeneration);
+        return [...progress.waitingFor(), ...(held ? [seedHold] : [])];
+      },
+    },
     onEvent,
   });
+  if (seedHold !== null) log.error("not ready: the site's seed was rejected", { reason: seedHold });
 
   const { stopped, quit } = lifecycle(daemon, args.configPaths, log);
 
@@ -239,6 +254,7 @@ export async function run(argv: string[], version: string): Promise<number> {
     await site?.stop();
     return quit(1);
   }
+  startGeneration = daemon.status().configGeneration;
   // Tokens are read from the current configuration on every request: a reload rotates them.
   const tokens = (): TokenConfig[] =>
     (daemon.currentConfig?.nodeSettings?.spec.api.tokens ?? []).map((t) => ({
@@ -255,7 +271,25 @@ export async function run(argv: string[], version: string): Promise<number> {
     events,
     // The API's own routes, the site's, and the system update routes when this node can update
     // itself (the edge image).
-    modules: [...ROUTE_MODULES, siteRoutes, ...systemModulesIfPresent(createLogger("system"))],
+    modules: [
+      ...ROUTE_MODULES,
+      siteRoutes,
+      ...systemModulesIfPresent(createLogger("system"), {
+        events,
+        seed,
+        // Before a reboot: hand the layer-2 VIPs to the other members (src/system/drain.ts).
+        drain: () =>
+          drainL2({
+            self: () => daemon.node.name,
+            elections: async () => daemon.l2Elections(),
+            answering: async () => daemon.l2().map((v) => v.ip),
+            failover: async (ip) => {
+              const r = await daemon.l2Failover({ ip });
+              return r.ok ? { ok: true } : { ok: false, error: r.error, message: r.message };
+            },
+          }),
+      }),
+    ],
   });
   const tls = settings?.api.tls;
   const node = await startNode({

@@ -23,7 +23,14 @@ import {
   type RaucStatus,
   type TrialOutcome,
 } from "./rauc.ts";
-import { parseLastResult, type UpdateResult, type UpdateRunning, UpdateTracker } from "./update-state.ts";
+import type { SeedState } from "./seed-state.ts";
+import {
+  parseLastResult,
+  type UpdateEvent,
+  type UpdateResult,
+  type UpdateRunning,
+  UpdateTracker,
+} from "./update-state.ts";
 
 export type SystemErrorCode =
   | "PayloadTooLarge"
@@ -57,6 +64,19 @@ export interface SystemView {
   error?: string;
   update: { running: UpdateRunning | null; last: UpdateResult | null; lastTrial: TrialOutcome | null };
   maxBundleBytes: number;
+  /** What vipd-seed did with the site's seed at this boot (null: no record). */
+  seed?: SeedState | null;
+}
+
+/** What a drain before a reboot did (src/system/drain.ts). */
+export interface DrainReport {
+  /** Layer-2 VIPs another member owns now. */
+  handedOver: string[];
+  /** VIPs this node still answered for when the drain gave up waiting. */
+  left: string[];
+  /** Why a VIP could not be handed over (no other eligible node, ...). */
+  refused: { ip: string; error: string; message: string }[];
+  ms: number;
 }
 
 /** What the API needs from the node's update machinery. */
@@ -65,7 +85,10 @@ export interface SystemUpdates {
   view(): Promise<SystemView>;
   /** Receives, checks and installs a bundle; throws SystemError for a refusal (nothing changed). */
   update(body: ReadableStream<Uint8Array> | null, declared: number | null, by: string): Promise<UpdateResult>;
-  /** Reboots in `delayMs` (so the answer gets out); refused while an update runs. */
+  /**
+   * Drains this node (hands its layer-2 VIPs to the other members, bounded), then runs the
+   * reboot command; starts after `delayMs` (so the answer gets out). Refused while an update runs.
+   */
   reboot(by: string, delayMs?: number): void;
 }
 
@@ -77,6 +100,16 @@ export interface SystemUpdatesOptions {
   buildInfo?: string;
   log: Logger;
   now?: () => number;
+  /** Update progress for the watch stream (event type `update`). */
+  onEvent?: (e: UpdateEvent) => void;
+  /** Before the reboot command: hands the node's traffic to the other members (bounded). */
+  drain?: () => Promise<DrainReport>;
+  /** The reboot command (default `systemctl reboot`; $VIPD_REBOOT_COMMAND, space-separated). */
+  rebootCommand?: string[];
+  /** The `rauc` executable (default "rauc" from PATH). */
+  rauc?: string;
+  /** Run `rauc info` outside vipd's sandbox as a transient unit (systemd-run); default true. */
+  transientCheck?: boolean;
 }
 
 export const DEFAULT_MAX_BUNDLE_BYTES = 640 * 1024 * 1024;
@@ -126,8 +159,12 @@ export class RaucSystemUpdates implements SystemUpdates {
   private readonly log: Logger;
   private readonly tracker: UpdateTracker;
   private rebooting = false;
+  private readonly opts: SystemUpdatesOptions;
+  private readonly rauc: string;
 
   constructor(opts: SystemUpdatesOptions) {
+    this.opts = opts;
+    this.rauc = opts.rauc ?? "rauc";
     this.dir = opts.dir ?? "/var/lib/vipd/update";
     this.maxBundleBytes = opts.maxBundleBytes ?? DEFAULT_MAX_BUNDLE_BYTES;
     this.buildInfo = opts.buildInfo ?? "/usr/lib/vipd/build-info.json";
@@ -135,11 +172,12 @@ export class RaucSystemUpdates implements SystemUpdates {
     this.tracker = new UpdateTracker(
       opts.now ?? Date.now,
       parseLastResult(readText(join(this.dir, "last-update.json"))),
+      opts.onEvent,
     );
   }
 
   private async raucStatus(): Promise<RaucStatus> {
-    const r = await run(["rauc", "status", "--output-format=json"], 30_000);
+    const r = await run([this.rauc, "status", "--output-format=json"], 30_000);
     if (r.code !== 0) throw new Error(`rauc status: ${cleanRaucError(r.err || r.out)}`);
     return parseRaucStatus(r.out);
   }
@@ -182,7 +220,7 @@ export class RaucSystemUpdates implements SystemUpdates {
         "PayloadTooLarge",
         `the bundle (${declared} bytes) exceeds the limit of ${this.maxBundleBytes} bytes`,
       );
-    if (!this.tracker.begin(by))
+    if (!this.tracker.begin(by, declared))
       throw new SystemError(409, "UpdateInProgress", "an update is running already; see GET /api/v1/system");
     const file = join(this.dir, "upload.raucb");
     let bytes = 0;
@@ -203,13 +241,13 @@ export class RaucSystemUpdates implements SystemUpdates {
         throw e;
       });
       this.log.info("update bundle received", { bytes, by });
-      this.tracker.phase("checking", "checking the bundle's signature and compatibility");
+      this.tracker.phase("checking", "verifying the bundle's signature and compatibility");
       const info = await this.check(file).catch((e) => {
         if (e instanceof SystemError) refuse(e);
         throw e;
       });
       this.tracker.phase("installing", `installing ${info.version}`);
-      const r = await run(["rauc", "install", file], 1_800_000, (line) => {
+      const r = await run([this.rauc, "install", file], 1_800_000, (line) => {
         const p = parseProgressLine(line);
         if (p) this.tracker.progress(p);
       });
@@ -308,23 +346,20 @@ export class RaucSystemUpdates implements SystemUpdates {
    * bundle and unpacks the manifest), so its own error message reaches the caller.
    */
   private async check(file: string): Promise<{ compatible: string; version: string }> {
-    const r = await run(
-      [
-        "systemd-run",
-        "--wait",
-        "--pipe",
-        "--quiet",
-        "--collect",
-        "--service-type=exec",
-        "-p",
-        "TimeoutSec=300",
-        "rauc",
-        "info",
-        "--output-format=json",
-        file,
-      ],
-      330_000,
-    );
+    const transient =
+      this.opts.transientCheck === false
+        ? []
+        : [
+            "systemd-run",
+            "--wait",
+            "--pipe",
+            "--quiet",
+            "--collect",
+            "--service-type=exec",
+            "-p",
+            "TimeoutSec=300",
+          ];
+    const r = await run([...transient, this.rauc, "info", "--output-format=json", file], 330_000);
     if (r.code !== 0)
       throw new SystemError(
         400,
@@ -356,20 +391,48 @@ export class RaucSystemUpdates implements SystemUpdates {
   reboot(by: string, delayMs = 1_000): void {
     if (this.tracker.current() !== null)
       throw new SystemError(409, "UpdateInProgress", "an update is running; reboot when it has finished");
+    if (this.rebooting) throw new SystemError(409, "Rebooting", "the node is rebooting already");
     this.rebooting = true;
     this.log.info("reboot requested", { by });
+    const cmd = this.opts.rebootCommand ?? rebootCommandFromEnv();
     setTimeout(() => {
-      void run(["systemctl", "reboot"], 30_000).then((r) => {
+      void (async () => {
+        // Hand the traffic over first; a drain that fails does not stop the reboot.
+        if (this.opts.drain !== undefined) {
+          try {
+            const d = await this.opts.drain();
+            this.log.info("drained before the reboot", { ...d });
+          } catch (e) {
+            this.log.warn("drain before the reboot failed; rebooting anyway", {
+              error: (e as Error).message,
+            });
+          }
+        }
+        const r = await run(cmd, 30_000).catch((e) => ({ code: -1, out: "", err: (e as Error).message }));
         if (r.code !== 0) {
           this.rebooting = false;
-          this.log.error("reboot failed", { error: cleanRaucError(r.err) });
+          this.log.error("reboot failed", { command: cmd.join(" "), error: cleanRaucError(r.err || r.out) });
         }
-      });
+      })();
     }, delayMs);
   }
 }
 
-/** The node's system updates when RAUC is configured here (the edge image), else undefined. */
-export function systemUpdatesIfPresent(log: Logger): SystemUpdates | undefined {
-  return existsSync(RAUC_CONF) ? new RaucSystemUpdates({ log }) : undefined;
+/** $VIPD_REBOOT_COMMAND split on spaces, or `systemctl reboot`. */
+export function rebootCommandFromEnv(env = process.env): string[] {
+  const words = (env.VIPD_REBOOT_COMMAND ?? "").split(" ").filter((w) => w !== "");
+  return words.length > 0 ? words : ["systemctl", "reboot"];
+}
+
+/**
+ * The node's system updates when RAUC is configured here (the edge image; $VIPD_RAUC_CONF names
+ * another system.conf, for tests), else undefined.
+ */
+export function systemUpdatesIfPresent(
+  log: Logger,
+  opts: Omit<SystemUpdatesOptions, "log"> = {},
+): SystemUpdates | undefined {
+  return existsSync(process.env.VIPD_RAUC_CONF ?? RAUC_CONF)
+    ? new RaucSystemUpdates({ ...opts, log })
+    : undefined;
 }
