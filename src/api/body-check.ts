@@ -23,6 +23,7 @@
 
 import { BODY_LIMITS, MAX_PROBLEMS, type PrescanReason, type TextLimits } from "../config/budget.ts";
 import type { Config, Problem } from "../config/index.ts";
+import { siteText } from "../config/site-text.ts";
 import type { CheckJob, CheckReply, ConfigSummary } from "./body-protocol.ts";
 
 export type CheckVerdict =
@@ -32,6 +33,9 @@ export type CheckVerdict =
   | { kind: "timeout"; ms: number }
   | { kind: "busy"; waiting: number }
   | { kind: "failed"; message: string };
+
+/** What the worker may answer: a verdict, or a site text (siteText()). */
+type WorkerVerdict = CheckVerdict | { kind: "siteText"; text: string };
 
 export interface BodyCheckerOptions {
   limits?: TextLimits;
@@ -50,7 +54,7 @@ export interface BodyCheckerOptions {
 interface Pending {
   job: CheckJob;
   timeoutMs: number;
-  resolve(v: CheckVerdict): void;
+  resolve(v: WorkerVerdict): void;
 }
 
 /**
@@ -74,7 +78,7 @@ export class BodyChecker {
   private nextId = 1;
   private closed = false;
   /** Jobs by outcome, for tests and metrics. */
-  readonly counts = { refused: 0, invalid: 0, valid: 0, timeout: 0, busy: 0, failed: 0 };
+  readonly counts = { refused: 0, invalid: 0, valid: 0, siteText: 0, timeout: 0, busy: 0, failed: 0 };
 
   constructor(opts: BodyCheckerOptions = {}) {
     this.limits = opts.limits ?? BODY_LIMITS;
@@ -89,6 +93,22 @@ export class BodyChecker {
     text: string,
     opts: { file?: string; wantConfig?: boolean; timeoutMs?: number } = {},
   ): Promise<CheckVerdict> {
+    return this.submit(text, opts) as Promise<CheckVerdict>;
+  }
+
+  /**
+   * The site objects of `text` (src/config/site-text.ts), made in the worker without a budget
+   * check (the text was checked already); undefined when the worker failed, timed out or was busy.
+   */
+  async siteText(text: string, opts: { timeoutMs?: number } = {}): Promise<string | undefined> {
+    const v = await this.submit(text, { ...opts, file: "<site>", op: "siteText" });
+    return v.kind === "siteText" ? v.text : undefined;
+  }
+
+  private submit(
+    text: string,
+    opts: { file?: string; wantConfig?: boolean; timeoutMs?: number; op?: CheckJob["op"] },
+  ): Promise<WorkerVerdict> {
     if (this.closed) return Promise.resolve({ kind: "failed", message: "the API is shutting down" });
     const busy = this.running !== undefined;
     if (busy && this.queue.length >= this.maxWaiting) {
@@ -102,6 +122,7 @@ export class BodyChecker {
       limits: this.limits,
       maxProblems: this.maxProblems,
       wantConfig: opts.wantConfig === true,
+      ...(opts.op !== undefined ? { op: opts.op } : {}),
     };
     return new Promise((resolve) => {
       this.queue.push({ job, timeoutMs: opts.timeoutMs ?? this.timeoutMs, resolve });
@@ -142,7 +163,7 @@ export class BodyChecker {
     const w = this.worker;
     const t0 = performance.now();
     let settled = false;
-    const finish = (v: CheckVerdict, keepWorker: boolean): void => {
+    const finish = (v: WorkerVerdict, keepWorker: boolean): void => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
@@ -178,6 +199,9 @@ export class BodyChecker {
             !big,
           );
           break;
+        case "siteText":
+          finish({ kind: "siteText", text: r.text }, !big);
+          break;
         case "error":
           finish({ kind: "failed", message: r.message }, false);
           break;
@@ -194,4 +218,19 @@ export class BodyChecker {
     w.addEventListener("error", onError);
     w.postMessage(next.job);
   }
+}
+
+/** Below this size the site text is made on the calling thread (a round trip costs more). */
+const SITE_TEXT_INLINE = 64 * 1024;
+let siteTextChecker: BodyChecker | undefined;
+
+/**
+ * `siteText` (src/config/site-text.ts) of a large text in a body worker of its own, so that
+ * re-printing 10,000 Services (seconds) never holds the main thread; a small text, or one the
+ * worker could not handle (it failed or ran past 120 s), is done on this thread.
+ */
+export async function siteTextOffThread(text: string): Promise<string> {
+  if (text.length < SITE_TEXT_INLINE) return siteText(text);
+  siteTextChecker ??= new BodyChecker({ timeoutMs: 120_000, maxWaiting: 64 });
+  return (await siteTextChecker.siteText(text)) ?? siteText(text);
 }

@@ -6,6 +6,13 @@
 import type { TextLimits } from "../config/budget.ts";
 import type { Config, Problem } from "../config/index.ts";
 
+/**
+ * The source name of the manifest files `vipd run` reloads (src/appliance/store.ts): for jobs
+ * with this name the worker keeps each document's result and reuses it while the document's text
+ * stays the same (src/config/load.ts loadTextReusing). Request bodies are never kept.
+ */
+export const FILES_SOURCE = "<files>";
+
 export interface CheckJob {
   id: number;
   text: string;
@@ -15,6 +22,11 @@ export interface CheckJob {
   maxProblems: number;
   /** Send the Config back (PUT); a dry run needs only the verdict. */
   wantConfig: boolean;
+  /**
+   * "siteText": answer with the site objects of the text (src/config/site-text.ts) instead of a
+   * verdict — seconds of YAML re-printing for a large set, kept off the main thread.
+   */
+  op?: "check" | "siteText";
 }
 
 /** What the lockout checks need to know of a valid set. */
@@ -35,6 +47,7 @@ export type CheckReply =
    * of the object graph took 570–890 ms of the main thread's time (8,300 Services, loaded machine).
    */
   | { id: number; kind: "valid"; summary: ConfigSummary; configJson?: string }
+  | { id: number; kind: "siteText"; text: string }
   | { id: number; kind: "error"; message: string };
 
 export function summarize(c: Config): ConfigSummary {

@@ -9,8 +9,9 @@
 
 import { dlopen, FFIType } from "bun:ffi";
 import { boundProblems, prescanYaml } from "../config/budget.ts";
-import { configFromText } from "../config/index.ts";
-import { type CheckJob, type CheckReply, summarize } from "./body-protocol.ts";
+import { configFromText, DocumentCache } from "../config/index.ts";
+import { siteText } from "../config/site-text.ts";
+import { type CheckJob, type CheckReply, FILES_SOURCE, summarize } from "./body-protocol.ts";
 
 declare const self: Worker;
 
@@ -35,15 +36,22 @@ function yieldCpuToMainThread(): void {
 }
 yieldCpuToMainThread();
 
+/** The manifest files' documents, reused across reloads while their text stays the same. */
+const files = new DocumentCache();
+
 self.onmessage = (ev: MessageEvent<CheckJob>) => {
   const job = ev.data;
   let reply: CheckReply;
   try {
+    if (job.op === "siteText") {
+      postMessage({ id: job.id, kind: "siteText", text: siteText(job.text) } satisfies CheckReply);
+      return;
+    }
     const scan = prescanYaml(job.text, job.limits);
     if (!scan.ok) {
       reply = { id: job.id, kind: "refused", reason: scan.reason, line: scan.line, message: scan.message };
     } else {
-      const r = configFromText(job.text, job.file);
+      const r = configFromText(job.text, job.file, job.file === FILES_SOURCE ? files : undefined);
       if (!r.ok) {
         const b = boundProblems(r.problems, job.maxProblems);
         reply = { id: job.id, kind: "invalid", problems: b.problems, omitted: b.omitted };

@@ -17,10 +17,11 @@
  */
 
 import { readFileSync } from "node:fs";
-import { isMap, isScalar, parseAllDocuments } from "yaml";
+import { siteTextOffThread } from "../api/body-check.ts";
 import { ApiError } from "../api/http.ts";
 import type { ApplyOutcome, MetricFamily } from "../api/runtime.ts";
 import { type Config, configFromText } from "../config/index.ts";
+import { siteText } from "../config/site-text.ts";
 import { type AllocationState, allocate, emptyAllocation } from "../plan/allocate.ts";
 import type { Logger } from "../util/log.ts";
 import { siteAllocate, tableAsHeld } from "./allocate.ts";
@@ -28,26 +29,8 @@ import { SiteDriver, type SiteDriverOptions } from "./driver.ts";
 import type { HeartbeatSiteInfo, SiteView } from "./state.ts";
 import { configDigest, type SiteAssignment, type Snapshot, tableDigest, versionId } from "./table.ts";
 
-/**
- * The site objects of a manifest text: every document except NodeSettings (which stays per
- * node), in their order, re-printed by the YAML library (comments kept). Empty documents are left
- * out.
- */
-export function siteText(text: string): string {
-  const docs = parseAllDocuments(text);
-  const list = Array.isArray(docs) ? docs : [docs];
-  const kept: string[] = [];
-  for (const d of list) {
-    const c = d.contents;
-    if (c === null || c === undefined) continue;
-    if (isMap(c)) {
-      const kind: unknown = c.get("kind", true);
-      if (isScalar(kind) && kind.value === "NodeSettings") continue;
-    }
-    kept.push(d.toString().replace(/^---\n/, ""));
-  }
-  return kept.join("---\n");
-}
+/** The site objects of a manifest text (NodeSettings left out); see src/config/site-text.ts. */
+export { siteText };
 
 /** The site's ETag: it changes with the generation (what If-Match is checked against). */
 export function siteEtag(snap: Snapshot | undefined): string {
@@ -100,6 +83,8 @@ export class SiteRuntime {
   private parsed: { id: string; config: Config } | undefined;
   private readyWas = false;
   private lastLocalDiffers = false;
+  /** This node's file texts, in order, on their way to the driver (see setLocal). */
+  private localQueue: Promise<void> = Promise.resolve();
   private heartbeats: SiteHeartbeats | undefined;
 
   private constructor(
@@ -191,8 +176,17 @@ export class SiteRuntime {
   /** This node's files were read again (SIGHUP, file change). */
   setLocal(local: Config, text: string): void {
     this.local = local;
-    this.driver.setLocal(siteText(text));
-    queueMicrotask(() => this.reportLocal());
+    // Re-printing the site objects takes seconds for 10,000 Services: done off this thread (in
+    // order), so a reload does not hold /livez and the API (docs/architecture.md).
+    const site = siteTextOffThread(text);
+    this.localQueue = this.localQueue
+      .then(async () => {
+        this.driver.setLocal(await site);
+        this.reportLocal();
+      })
+      .catch((e) =>
+        this.opts.log.warn("cannot read this node's site objects", { error: (e as Error).message }),
+      );
   }
 
   /**
@@ -271,7 +265,7 @@ export class SiteRuntime {
     const base = this.driver.snapshot()?.generation ?? 0;
     if (base === 0)
       throw new ApiError(503, "Busy", "this node is waiting for the site", { "Retry-After": "1" });
-    const r = await this.driver.propose(base, siteText(yaml));
+    const r = await this.driver.propose(base, await siteTextOffThread(yaml));
     // Applied on this node before the answer (queued behind the snapshot's own apply).
     if (r.ok) {
       await this.opts.onChange(`site PUT, generation ${r.generation}`);
