@@ -11,6 +11,7 @@
 
 import { readFileSync, statSync } from "node:fs";
 import { BodyChecker } from "../api/body-check.ts";
+import { FILES_SOURCE } from "../api/body-protocol.ts";
 import { FILE_LIMITS } from "../config/budget.ts";
 import type { Config } from "../config/index.ts";
 import { manifestFiles, type Problem, sortProblems } from "../config/load.ts";
@@ -125,8 +126,19 @@ export async function loadManifests(
       ? { file: (starts[0] as { file: string }).file, line: 0 }
       : { file: last.file, line: Math.max(0, l - last.first + 1) };
   };
-  fileChecker ??= new BodyChecker({ limits: FILE_LIMITS, timeoutMs: 120_000, maxWaiting: 8 });
-  const v = await fileChecker.check(joined, { file: "<files>", wantConfig: true, timeoutMs: opts.timeoutMs });
+  // One worker kept for the files (never recycled for their size): it keeps each document's
+  // result, so a reload parses and validates only the documents that changed.
+  fileChecker ??= new BodyChecker({
+    limits: FILE_LIMITS,
+    timeoutMs: 120_000,
+    maxWaiting: 8,
+    recycleAbove: Number.POSITIVE_INFINITY,
+  });
+  const v = await fileChecker.check(joined, {
+    file: FILES_SOURCE,
+    wantConfig: true,
+    timeoutMs: opts.timeoutMs,
+  });
   const text = joinSources(sources);
   const at = (p: { line: number }) => where(p.line);
   switch (v.kind) {
@@ -142,7 +154,7 @@ export async function loadManifests(
         problems: sortProblems([
           ...problems,
           ...v.problems.map((p) => {
-            if (p.file !== "<files>") return p;
+            if (p.file !== FILES_SOURCE) return p;
             const { doc: _doc, ...rest } = p;
             return { ...rest, ...at(p) };
           }),

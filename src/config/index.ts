@@ -4,11 +4,19 @@
  * Notes (MetalLB status objects skipped) come back either way; they never make a result fail.
  */
 
-import { type LoadResult, loadPaths, loadText, type Problem, sortProblems } from "./load.ts";
+import {
+  type DocumentCache,
+  type LoadResult,
+  loadPaths,
+  loadText,
+  loadTextReusing,
+  type Problem,
+  sortProblems,
+} from "./load.ts";
 import { buildConfig, type Config } from "./validate.ts";
 
 export type { Loaded, Problem } from "./load.ts";
-export { formatProblem } from "./load.ts";
+export { DocumentCache, formatProblem } from "./load.ts";
 export type { Config } from "./validate.ts";
 
 export type ConfigResult =
@@ -31,7 +39,11 @@ export function configFromPaths(paths: readonly string[]): ConfigResult {
   return finish(loadPaths(paths));
 }
 
-/** Validates one multi-document YAML text (e.g. a body pushed through the API). */
-export function configFromText(text: string, file = "<input>"): ConfigResult {
-  return finish(loadText(text, file));
+/**
+ * Validates one multi-document YAML text (e.g. a body pushed through the API). With `reuse`, the
+ * documents unchanged since the last call with that cache are neither parsed nor validated
+ * again (src/config/load.ts loadTextReusing); the cross-object checks run over the whole set.
+ */
+export function configFromText(text: string, file = "<input>", reuse?: DocumentCache): ConfigResult {
+  return finish(reuse === undefined ? loadText(text, file) : loadTextReusing(text, file, reuse));
 }
