@@ -253,8 +253,12 @@ export class Kube {
   }
 
   /** RFC 7396 merge patch, with the content type the API server needs for it. */
-  mergePatch<T = KubeObject>(path: string, patch: unknown): Promise<T> {
-    return this.request<T>("PATCH", path, patch, "application/merge-patch+json");
+  mergePatch<T = KubeObject>(
+    path: string,
+    patch: unknown,
+    priority: "normal" | "low" = "normal",
+  ): Promise<T> {
+    return this.request<T>("PATCH", path, patch, "application/merge-patch+json", priority);
   }
 
   delete(path: string): Promise<unknown> {

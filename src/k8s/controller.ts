@@ -89,6 +89,15 @@ export class Controller {
   private readonly told = new Map<string, string>();
   /** Per Service without addresses: the release last told (a stale status repeats it). */
   private readonly releaseTold = new Map<string, string>();
+  /** Keys of the Services changed since the last pass (filled by the configuration index). */
+  private readonly changedKeys: Set<string>;
+  /** Namespace labels of the last pass, and the lists they were read from. */
+  private nsLabels: {
+    from: unknown;
+    pools: unknown;
+    labels: Map<string, Record<string, string>>;
+    key: string;
+  } = { from: undefined, pools: undefined, labels: new Map(), key: "" };
 
   constructor(
     private readonly kube: Kube,
@@ -103,6 +112,7 @@ export class Controller {
       now: opts.now,
     });
     this.outage = new RateLimitedLog({ log: opts.log, now: opts.now });
+    this.changedKeys = state.index.feed();
     this.elector = new LeaseElector(kube, {
       namespace: opts.namespace,
       name: opts.leaseName ?? "vipd-controller",
@@ -182,10 +192,10 @@ export class Controller {
         const t1 = performance.now();
         this.stats.configMs += t1 - t0;
         this.reporter.report(view.rejected);
-        if (view.config !== undefined) this.reconcile(view.config, this.invalidServices(view.problems));
+        if (view.config !== undefined) this.reconcile(view.config, view.problems);
         this.stats.reconcileMs += performance.now() - t1;
-        // A pass looks at every Service; under a burst of changes, pausing half as long as it
-        // took bounds vipd's CPU use (about two thirds) and lets the changes gather.
+        // Under a burst of changes, pausing half as long as a pass took bounds vipd's CPU use
+        // (about two thirds) and lets the changes gather.
         await Bun.sleep(Math.min(1000, (performance.now() - t0) / 2));
       } while (this.again && this.elector.isLeader);
     } finally {
@@ -197,14 +207,15 @@ export class Controller {
   /**
    * One pass. A full pass (first after taking the lead, or after pools or namespace labels
    * changed) hands every Service to the allocator, which adopts what they hold first. Otherwise
-   * only Services whose resourceVersion changed are allocated, deleted ones released, and —
+   * only the Services changed since the last pass are looked at (the configuration index names
+   * them): those whose resourceVersion changed are allocated, deleted ones released, and —
    * after a release — the ones still waiting for an address retried.
    */
-  private reconcile(config: Config, invalid: readonly Svc[] = []): void {
+  private reconcile(config: Config, problems: readonly Problem[]): void {
     this.stats.reconciles++;
-    const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
-    const crKey = JSON.stringify([config.pools, [...nsLabels]]);
-    const full = this.allocator === undefined || crKey !== this.crKey;
+    const ns = this.namespaceLabels(config);
+    const nsLabels = ns.labels;
+    const full = this.allocator === undefined || ns.key !== this.crKey;
     if (this.allocator === undefined)
       this.allocator = new Allocator({
         loadBalancerClass: this.opts.loadBalancerClass,
@@ -215,32 +226,44 @@ export class Controller {
       a.setNamespaceLabels((ns) => nsLabels.get(ns));
       const sp = a.setPools(config.pools);
       if (!sp.ok) this.opts.log?.warn("controller: pools refused", { errors: sp.errors });
-      this.crKey = crKey;
+      this.crKey = ns.key;
     }
-    const services: readonly Svc[] =
-      invalid.length === 0 ? config.services : [...config.services, ...invalid];
-    const current = new Map(services.map((s) => [serviceKey(s), s]));
+    const keys = [...this.changedKeys];
+    this.changedKeys.clear();
     let r: { results: readonly AllocResult[]; released: string[] };
     if (full) {
+      const invalid = this.invalidServices(problems);
+      const services: readonly Svc[] =
+        invalid.length === 0 ? config.services : [...config.services, ...invalid];
       const all = a.reconcile(services);
       r = { results: all.results, released: [...all.released] };
+      this.seen = new Map(services.map((s) => [serviceKey(s), s.metadata.resourceVersion ?? ""]));
     } else {
-      const released = [...this.seen.keys()].filter((k) => !current.has(k) && a.release(k));
-      const retry = released.length > 0 || this.freed;
-      const changed = services.filter(
-        (s) =>
-          this.seen.get(serviceKey(s)) !== (s.metadata.resourceVersion ?? "") ||
-          (retry && this.waiting.has(serviceKey(s))),
-      );
-      a.restore(changed);
-      const results = changed
-        .map((s) => ({ key: serviceKey(s), s, held: a.assignment(serviceKey(s)) ? 0 : 1 }))
+      const released: string[] = [];
+      const changed = new Map<string, Svc>();
+      for (const key of keys) {
+        const s = this.current(key);
+        if (s === undefined) {
+          if (this.seen.delete(key) && a.release(key)) released.push(key);
+          continue;
+        }
+        const rv = s.metadata.resourceVersion ?? "";
+        if (this.seen.get(key) !== rv) changed.set(key, s);
+        this.seen.set(key, rv);
+      }
+      if (released.length > 0 || this.freed)
+        for (const key of this.waiting) {
+          const s = changed.has(key) ? undefined : this.current(key);
+          if (s !== undefined) changed.set(key, s);
+        }
+      a.restore([...changed.values()]);
+      const results = [...changed]
+        .map(([key, s]) => ({ key, s, held: a.assignment(key) ? 0 : 1 }))
         .sort((x, y) => x.held - y.held || (x.key < y.key ? -1 : x.key > y.key ? 1 : 0))
         .map(({ s }) => a.allocate(s));
       r = { results: results.filter((x) => x.ok || !x.notOurs), released };
       for (const x of results) if (!x.ok && x.notOurs) released.push(x.key);
     }
-    this.seen = new Map(services.map((s) => [serviceKey(s), s.metadata.resourceVersion ?? ""]));
     // Only a Service that held addresses frees some (a waiting one's release is a stale status).
     const freed = r.results.some((x) => x.replaced !== null && !this.waiting.has(x.key));
     for (const res of r.results) {
@@ -256,6 +279,34 @@ export class Controller {
     for (const res of r.results) this.writeResult(res);
     for (const key of r.released) this.writeReleased(key);
     this.writePoolStatus(config, a);
+  }
+
+  /**
+   * The Service the allocator sees under `key`: the validated one, or — left out by the
+   * configuration layer — the API object of a LoadBalancer Service (see `invalidServices`).
+   */
+  private current(key: string): Svc | undefined {
+    const v = this.state.index.valid(key);
+    if (v !== undefined) return v;
+    if (!this.state.index.invalid(key)) return undefined;
+    const o = this.state.service(key);
+    return (o?.spec as { type?: string } | undefined)?.type === "LoadBalancer"
+      ? (o as unknown as Svc)
+      : undefined;
+  }
+
+  /** Namespace labels by name, and the key of pools and labels (a change makes a full pass). */
+  private namespaceLabels(config: Config): { labels: Map<string, Record<string, string>>; key: string } {
+    const n = this.nsLabels;
+    if (n.from === config.namespaces && n.pools === config.pools) return n;
+    const labels = new Map(config.namespaces.map((x) => [x.metadata.name, x.metadata.labels ?? {}]));
+    this.nsLabels = {
+      from: config.namespaces,
+      pools: config.pools,
+      labels,
+      key: JSON.stringify([config.pools, [...labels]]),
+    };
+    return this.nsLabels;
   }
 
   /** Writes one allocation result where it differs from the Service: status, annotation, Events. */
@@ -412,8 +463,14 @@ export class Controller {
     for (const [reason, note] of state) void this.events.emit(obj, "Warning", reason, "Allocate", note);
   }
 
-  /** A merge patch, unless the same one is already in flight. Failures retry by reconciling later. */
+  /**
+   * A merge patch, unless the same one is already in flight. Failures retry by reconciling later.
+   * Only statuses go at normal priority: the annotation and pool counts wait, as Events do, until
+   * no status is waiting for the client's rate limit (a burst of new Services gets its addresses
+   * first).
+   */
   private write(target: string, path: string, patch: unknown, basis: KubeObject): void {
+    const priority = target.startsWith("status:") ? "normal" : "low";
     const body = JSON.stringify(patch);
     if (this.pending.get(target) === body) return;
     // Written already, and the informer has not seen the result yet: do not write it again.
@@ -427,7 +484,7 @@ export class Controller {
     const send = async (): Promise<unknown> => {
       for (let attempt = 0; ; attempt++) {
         try {
-          return await this.kube.mergePatch(path, patch);
+          return await this.kube.mergePatch(path, patch, priority);
         } catch (e) {
           if (!(e instanceof KubeError && e.status === 409) || attempt >= 4) throw e;
           await Bun.sleep(10 * (attempt + 1));

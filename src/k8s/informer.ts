@@ -12,7 +12,9 @@
  * - while the API server is unreachable the store keeps the last known state: nothing is
  *   withdrawn because a watch broke.
  *
- * Objects are normalised to plain JSON (the same shape whether they came from a list or a watch).
+ * Objects are kept as they were parsed (plain JSON: the list's and the watch's own copies, never
+ * cloned again), with `metadata` present and without `metadata.managedFields`, which vipd never
+ * reads and which is often the larger part of an object.
  */
 
 import { type Kube, KubeError, type KubeObject, objectKey, type WatchEvent } from "./client.ts";
@@ -222,9 +224,12 @@ export class Informer {
   }
 }
 
-/** Plain JSON with the fields vipd relies on present (metadata, its maps). */
+/**
+ * The object as the informer keeps it: `metadata` present, `managedFields` dropped. The object is
+ * the informer's own (freshly parsed from a list page or a watch event), so it is changed in place.
+ */
 export function normalise(o: KubeObject): KubeObject {
-  const plain = JSON.parse(JSON.stringify(o)) as KubeObject;
-  plain.metadata ??= { name: "" };
-  return plain;
+  o.metadata ??= { name: "" };
+  delete o.metadata.managedFields;
+  return o;
 }

@@ -11,21 +11,13 @@
  * vipd's namespace.
  */
 
-import type { Config, Loaded, Problem } from "../config/index.ts";
-import { type Kind, ServiceSpec } from "../config/schemas.ts";
-import { buildConfig } from "../config/validate.ts";
 import type { NodeInfo } from "../plan/plan.ts";
-import { type Kube, type KubeObject, METALLB_PLURALS, PATHS } from "./client.ts";
-import {
-  type CrObject,
-  contentKey,
-  loadObject,
-  META_KEYS,
-  pick,
-  type Rejected,
-  selectCrs,
-} from "./configset.ts";
-import { Informer, type InformerOptions } from "./informer.ts";
+import { type Kube, type KubeObject, METALLB_PLURALS, objectKey, PATHS } from "./client.ts";
+import { ConfigIndex, type ConfigView } from "./config-index.ts";
+import type { CrObject } from "./configset.ts";
+import { type ChangeType, Informer, type InformerOptions } from "./informer.ts";
+
+export { type ConfigView, toManifest } from "./config-index.ts";
 
 export interface ClusterStateOptions {
   /** vipd's own namespace: Secrets (BGP passwords) are read only there. */
@@ -38,50 +30,20 @@ export interface ClusterStateOptions {
   informer?: Omit<InformerOptions, "onChange" | "onError">;
 }
 
-export interface ConfigView {
-  config: Config | undefined;
-  /** Problems of the objects as they are now (the config may be an older, good one). */
-  problems: Problem[];
-  /** metallb.io objects left out of the configuration, with their problems. */
-  rejected: Rejected[];
-}
-
-const SERVICE_SPEC_KEYS = Object.keys(ServiceSpec.shape);
-
-/** The parts of an API object the schemas know (the API server adds fields vipd does not read). */
-export function toManifest(kind: Kind, o: KubeObject): Record<string, unknown> {
-  const metadata = pick(o.metadata, META_KEYS);
-  if (kind === "Service") {
-    const lb = (o.status as { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } } | undefined)
-      ?.loadBalancer;
-    const ingress = (lb?.ingress ?? []).map((i) => pick(i, ["ip", "hostname"]));
-    return {
-      apiVersion: "v1",
-      kind,
-      metadata,
-      spec: pick(o.spec, SERVICE_SPEC_KEYS),
-      status: { loadBalancer: ingress.length > 0 ? { ingress } : {} },
-    };
-  }
-  if (kind === "Namespace") return { apiVersion: "v1", kind, metadata };
-  return { apiVersion: o.apiVersion, kind, metadata, spec: o.spec ?? {} };
-}
-
 export class ClusterState {
   readonly informers: Record<string, Informer>;
-  /** Content keys of the metallb.io objects in force (they keep their place when others change). */
-  private inForce: ReadonlySet<string> = new Set();
+  /** The configuration, kept current change by change (src/k8s/config-index.ts). */
+  readonly index: ConfigIndex;
   /**
    * True while some metallb.io object the API server holds is not in force (it failed
    * validation): the running configuration is older than the declared one (vipd_config_stale).
    */
   stale = false;
-  private readonly validated = new Map<string, { rv: string; result: Loaded | Problem[] }>();
+  /** Per Service key, the nodes with a ready endpoint; kept per EndpointSlice change. */
+  private readonly endpoints = new Map<string, Map<string, readonly string[]>>();
+  private endpointsView: Map<string, Set<string>> | undefined;
 
-  constructor(
-    kube: Kube,
-    private readonly opts: ClusterStateOptions,
-  ) {
+  constructor(kube: Kube, opts: ClusterStateOptions) {
     const paths: Record<string, string> = {
       services: PATHS.services(),
       endpointslices: PATHS.endpointSlices(opts.endpointSliceVersion ?? "v1"),
@@ -91,12 +53,16 @@ export class ClusterState {
     };
     // The metallb.io objects only from vipd's namespace, as MetalLB reads only its own.
     for (const plural of Object.keys(METALLB_PLURALS)) paths[plural] = PATHS.metallb(plural, opts.namespace);
+    this.index = new ConfigIndex(opts.namespace);
     this.informers = Object.fromEntries(
       Object.entries(paths).map(([name, path]) => [
         name,
         new Informer(kube, path, {
           ...opts.informer,
-          onChange: () => opts.onChange?.(name),
+          onChange: (type, obj, old) => {
+            this.changed(name, type, obj, old);
+            opts.onChange?.(name);
+          },
           onError: (e) => opts.onError?.(name, e),
         }),
       ]),
@@ -123,49 +89,27 @@ export class ClusterState {
     return this.informers[name]?.list() ?? [];
   }
 
+  /** One change of one collection: the index and the endpoint map follow it. */
+  private changed(name: string, type: ChangeType, obj: KubeObject, old: KubeObject | undefined): void {
+    const gone = type === "DELETED";
+    if (name === "services") this.index.service(objectKey(obj), gone ? undefined : obj);
+    else if (name === "namespaces") this.index.namespaceChanged(obj.metadata.name, gone ? undefined : obj);
+    else if (name === "endpointslices") {
+      if (old !== undefined) this.sliceEndpoints(old, undefined);
+      this.sliceEndpoints(obj, gone ? undefined : obj);
+    }
+  }
+
   /**
    * The configuration the cluster declares. Services that fail validation are left out (and
    * reported); metallb.io objects that fail validation are left out with everything that depends
-   * on them (src/k8s/configset.ts), and the rest applies.
+   * on them (src/k8s/configset.ts), and the rest applies. Only what changed since the last call
+   * is validated again (src/k8s/config-index.ts).
    */
   config(): ConfigView {
-    const problems: Problem[] = [];
-    const sel = selectCrs(this.crObjects(), this.secrets(), this.opts.namespace, this.inForce);
-    this.inForce = new Set(sel.accepted.map(contentKey));
-    for (const r of sel.rejected) problems.push(...r.problems);
-    const crsInForce = sel.accepted;
-    const namespaces: Loaded[] = [];
-    for (const o of this.objects("namespaces")) {
-      const l = loadObject("Namespace", toManifest("Namespace", o), `Namespace/${o.metadata.name}`);
-      if (!Array.isArray(l)) namespaces.push(l);
-    }
-    const services: Loaded[] = [];
-    const seen = new Set<string>();
-    for (const o of this.objects("services")) {
-      if ((o.spec as { type?: string } | undefined)?.type !== "LoadBalancer") continue;
-      // Validation is cached per object version: 10,000 Services are not re-validated per change.
-      const file = `Service/${o.metadata.namespace}/${o.metadata.name}`;
-      const rv = o.metadata.resourceVersion ?? "";
-      let l = this.validated.get(file);
-      if (l === undefined || l.rv !== rv) {
-        l = { rv, result: loadObject("Service", toManifest("Service", o), file) };
-        this.validated.set(file, l);
-      }
-      seen.add(file);
-      const r = l.result;
-      if (Array.isArray(r)) problems.push(...r);
-      else services.push(r);
-    }
-    for (const k of this.validated.keys()) if (!seen.has(k)) this.validated.delete(k);
-    let built = buildConfig([...crsInForce, ...namespaces, ...services]);
-    const bad = new Set(built.problems.filter((p) => p.kind === "Service").map((p) => p.file));
-    if (bad.size > 0) {
-      problems.push(...built.problems.filter((p) => p.kind === "Service"));
-      built = buildConfig([...crsInForce, ...namespaces, ...services.filter((s) => !bad.has(s.file))]);
-    }
-    for (const p of built.problems) if (!problems.includes(p)) problems.push(p);
-    this.stale = sel.rejected.length > 0;
-    return { config: built.config, problems, rejected: sel.rejected };
+    const view = this.index.view(this.crObjects(), this.secrets());
+    this.stale = view.rejected.length > 0;
+    return view;
   }
 
   /** The metallb.io objects of vipd's namespace, as the API server holds them now. */
@@ -218,30 +162,49 @@ export class ClusterState {
     );
   }
 
-  /** Per Service key, the nodes with a ready endpoint (EndpointSlice v1 nodeName, or v1beta1 topology). */
-  localEndpoints(): Map<string, Set<string>> {
-    const out = new Map<string, Set<string>>();
-    for (const s of this.objects("endpointslices")) {
-      const svc = s.metadata.labels?.["kubernetes.io/service-name"];
-      if (svc === undefined) continue;
-      const key = `${s.metadata.namespace}/${svc}`;
-      let set = out.get(key);
-      if (!set) {
-        set = new Set();
-        out.set(key, set);
+  /** An EndpointSlice's ready nodes, recorded under its Service (`now` undefined: the slice is gone). */
+  private sliceEndpoints(slice: KubeObject, now: KubeObject | undefined): void {
+    const svc = slice.metadata.labels?.["kubernetes.io/service-name"];
+    if (svc === undefined) return;
+    const key = `${slice.metadata.namespace}/${svc}`;
+    const sliceKey = objectKey(slice);
+    let per = this.endpoints.get(key);
+    if (now === undefined) {
+      if (per?.delete(sliceKey) !== true) return;
+      if (per.size === 0) this.endpoints.delete(key);
+    } else {
+      if (per === undefined) {
+        per = new Map();
+        this.endpoints.set(key, per);
       }
-      const eps = (s.endpoints ?? []) as {
+      const eps = (now.endpoints ?? []) as {
         nodeName?: string;
         topology?: Record<string, string>;
         conditions?: { ready?: boolean };
       }[];
+      const nodes: string[] = [];
       for (const e of eps) {
         if (e.conditions?.ready === false) continue;
         const node = e.nodeName ?? e.topology?.["kubernetes.io/hostname"];
-        if (node !== undefined) set.add(node);
+        if (node !== undefined) nodes.push(node);
       }
+      per.set(sliceKey, nodes);
     }
-    return out;
+    this.endpointsView = undefined;
+  }
+
+  /** Per Service key, the nodes with a ready endpoint (EndpointSlice v1 nodeName, or v1beta1 topology). */
+  localEndpoints(): ReadonlyMap<string, ReadonlySet<string>> {
+    if (this.endpointsView === undefined) {
+      const out = new Map<string, Set<string>>();
+      for (const [key, per] of this.endpoints) {
+        const set = new Set<string>();
+        for (const nodes of per.values()) for (const n of nodes) set.add(n);
+        out.set(key, set);
+      }
+      this.endpointsView = out;
+    }
+    return this.endpointsView;
   }
 
   /** The current Service object (as the API server has it), by "ns/name". */

@@ -1,0 +1,390 @@
+/**
+ * The configuration the cluster declares, kept current change by change: what `ClusterState`
+ * hands the controller, the speaker and the API (a validated `Config`, its problems, the
+ * metallb.io objects left out).
+ *
+ * The rule is the one of a full rebuild (`fullConfigView` below, kept as the reference the tests
+ * compare with): the metallb.io objects in force are chosen by src/k8s/configset.ts; every
+ * LoadBalancer Service goes through the Service schema and the Service checks of
+ * src/config/validate.ts (its annotations agree, the pool it names exists); one that fails is
+ * left out alone and reported. What changes is the cost: a watch event only marks its object; a
+ * view validates the marked Services (a Service is validated once per resourceVersion) and
+ * re-checks every Service only when the set of pool names in force changed. The lists keep the
+ * informers' order, so the result equals the full rebuild's, element for element.
+ *
+ * Values in, values out: no I/O, no clock.
+ */
+
+import type { Config, Loaded, Problem } from "../config/index.ts";
+import { type Kind, ServiceSpec } from "../config/schemas.ts";
+import { buildConfig } from "../config/validate.ts";
+import type { KubeObject } from "./client.ts";
+import {
+  type CrObject,
+  contentKey,
+  loadObject,
+  META_KEYS,
+  pick,
+  type Rejected,
+  selectCrs,
+} from "./configset.ts";
+
+export interface ConfigView {
+  config: Config | undefined;
+  /** Problems of the objects as they are now (the config may be an older, good one). */
+  problems: Problem[];
+  /** metallb.io objects left out of the configuration, with their problems. */
+  rejected: Rejected[];
+}
+
+const SERVICE_SPEC_KEYS = Object.keys(ServiceSpec.shape);
+
+/** The parts of an API object the schemas know (the API server adds fields vipd does not read). */
+export function toManifest(kind: Kind, o: KubeObject): Record<string, unknown> {
+  const metadata = pick(o.metadata, META_KEYS);
+  if (kind === "Service") {
+    const lb = (o.status as { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } } | undefined)
+      ?.loadBalancer;
+    const ingress = (lb?.ingress ?? []).map((i) => pick(i, ["ip", "hostname"]));
+    return {
+      apiVersion: "v1",
+      kind,
+      metadata,
+      spec: pick(o.spec, SERVICE_SPEC_KEYS),
+      status: { loadBalancer: ingress.length > 0 ? { ingress } : {} },
+    };
+  }
+  if (kind === "Namespace") return { apiVersion: "v1", kind, metadata };
+  return { apiVersion: o.apiVersion, kind, metadata, spec: o.spec ?? {} };
+}
+
+export const isLoadBalancer = (o: KubeObject): boolean =>
+  (o.spec as { type?: string } | undefined)?.type === "LoadBalancer";
+
+const serviceFile = (o: KubeObject): string => `Service/${o.metadata.namespace}/${o.metadata.name}`;
+
+/** Validation of one object version: a Service's or a Namespace's. */
+interface Validated {
+  rv: string;
+  result: Loaded | Problem[];
+}
+
+/** The inputs of a full rebuild: the collections as the informers hold them, in their order. */
+export interface ClusterObjects {
+  crs: readonly CrObject[];
+  secrets: ReadonlyMap<string, KubeObject>;
+  namespaces: readonly KubeObject[];
+  services: readonly KubeObject[];
+}
+
+/**
+ * The full rebuild: every object of every collection, validated and cross-checked. `inForce`
+ * (content keys of the metallb.io objects in force before) is read and replaced; `cache` (per
+ * Service file, the validation of a resourceVersion) is read and updated.
+ */
+export function fullConfigView(
+  input: ClusterObjects,
+  namespace: string,
+  state: { inForce: ReadonlySet<string>; cache?: Map<string, Validated> },
+): ConfigView {
+  const problems: Problem[] = [];
+  const sel = selectCrs(input.crs, input.secrets, namespace, state.inForce);
+  state.inForce = new Set(sel.accepted.map(contentKey));
+  for (const r of sel.rejected) problems.push(...r.problems);
+  const namespaces: Loaded[] = [];
+  for (const o of input.namespaces) {
+    const l = loadObject("Namespace", toManifest("Namespace", o), `Namespace/${o.metadata.name}`);
+    if (!Array.isArray(l)) namespaces.push(l);
+  }
+  const cache = state.cache ?? new Map<string, Validated>();
+  const services: Loaded[] = [];
+  const seen = new Set<string>();
+  for (const o of input.services) {
+    if (!isLoadBalancer(o)) continue;
+    const file = serviceFile(o);
+    const rv = o.metadata.resourceVersion ?? "";
+    let l = cache.get(file);
+    if (l === undefined || l.rv !== rv) {
+      l = { rv, result: loadObject("Service", toManifest("Service", o), file) };
+      cache.set(file, l);
+    }
+    seen.add(file);
+    if (Array.isArray(l.result)) problems.push(...l.result);
+    else services.push(l.result);
+  }
+  for (const k of cache.keys()) if (!seen.has(k)) cache.delete(k);
+  let built = buildConfig([...sel.accepted, ...namespaces, ...services]);
+  const bad = new Set(built.problems.filter((p) => p.kind === "Service").map((p) => p.file));
+  if (bad.size > 0) {
+    problems.push(...built.problems.filter((p) => p.kind === "Service"));
+    built = buildConfig([...sel.accepted, ...namespaces, ...services.filter((s) => !bad.has(s.file))]);
+  }
+  for (const p of built.problems) if (!problems.includes(p)) problems.push(p);
+  return { config: built.config, problems, rejected: sel.rejected };
+}
+
+/** One Service as the index holds it. */
+interface ServiceEntry {
+  /** Not a LoadBalancer Service: in no list (the entry keeps its place in the informer's order). */
+  lb: boolean;
+  /** The object of a change not yet validated (the informer holds the same object). */
+  pending: KubeObject | undefined;
+  v: Validated | undefined;
+  /** Problems of the Service checks against the pools in force (schema-valid Services only). */
+  checks: Problem[];
+}
+
+/** A pool as the Service checks see it: a name (its addresses are checked with the pools). */
+const stubPool = (name: string): Loaded =>
+  ({
+    kind: "IPAddressPool",
+    obj: {
+      apiVersion: "metallb.io/v1beta1",
+      kind: "IPAddressPool",
+      metadata: { name },
+      spec: { addresses: [] },
+    },
+    file: `IPAddressPool//${name}`,
+    doc: 0,
+    line: 0,
+    lineOf: () => 0,
+  }) as unknown as Loaded;
+
+/**
+ * The incremental configuration. `service` and `namespace` take the informers' changes as they
+ * happen (cheap: the object is only marked); `view` brings the configuration up to date.
+ */
+export class ConfigIndex {
+  private inForce: ReadonlySet<string> = new Set();
+  private readonly services = new Map<string, ServiceEntry>();
+  private readonly dirtyServices = new Set<string>();
+  private readonly namespaces = new Map<
+    string,
+    { pending: KubeObject | undefined; v: Validated | undefined }
+  >();
+  private namespacesDirty = false;
+  private poolNames = "";
+  private stubPools: Loaded[] = [];
+  private listsDirty = true;
+  /** Services schema-invalid or failing their checks (the problem lists are walked only then). */
+  private bad = 0;
+  private serviceList: Config["services"] = [];
+  private namespaceList: Config["namespaces"] = [];
+  private serviceProblems: Problem[] = [];
+  private crKey = "";
+  private crConfig: { config: Config; problems: Problem[] } | undefined;
+  /** Validations done (for tests and the benchmark: proportional to the changes). */
+  readonly stats = { validated: 0, checked: 0, views: 0 };
+
+  constructor(private readonly namespace: string) {}
+
+  /** A Service changed (ADDED / MODIFIED: its new object; DELETED: undefined). */
+  service(key: string, obj: KubeObject | undefined): void {
+    this.dirtyServices.add(key);
+    const e = this.services.get(key);
+    if (obj === undefined) {
+      if (e !== undefined) {
+        if (this.isBad(e)) this.bad--;
+        this.services.delete(key);
+        this.listsDirty = true;
+      }
+      return;
+    }
+    if (e === undefined) this.services.set(key, { lb: false, pending: obj, v: undefined, checks: [] });
+    else e.pending = obj;
+  }
+
+  /** A Namespace changed (DELETED: undefined). */
+  namespaceChanged(name: string, obj: KubeObject | undefined): void {
+    this.namespacesDirty = true;
+    if (obj === undefined) this.namespaces.delete(name);
+    else {
+      const e = this.namespaces.get(name);
+      if (e === undefined) this.namespaces.set(name, { pending: obj, v: undefined });
+      else e.pending = obj;
+    }
+  }
+
+  /** Keys of Services changed since the last call (each consumer keeps its own feed: see `feed`). */
+  private readonly feeds = new Set<Set<string>>();
+
+  /** A set that collects the key of every Service change from now on (the consumer empties it). */
+  feed(): Set<string> {
+    const s = new Set<string>();
+    this.feeds.add(s);
+    return s;
+  }
+
+  /** Called by `service` and the checks: tells every feed. */
+  private tell(key: string): void {
+    for (const f of this.feeds) f.add(key);
+  }
+
+  private isBad(e: ServiceEntry): boolean {
+    return e.lb && e.v !== undefined && (Array.isArray(e.v.result) || e.checks.length > 0);
+  }
+
+  /** A schema-valid LoadBalancer Service that passes its checks, or undefined. */
+  valid(key: string): Config["services"][number] | undefined {
+    const e = this.services.get(key);
+    if (e === undefined || !e.lb || e.v === undefined || Array.isArray(e.v.result) || e.checks.length > 0)
+      return undefined;
+    return e.v.result.obj as Config["services"][number];
+  }
+
+  /** True when the Service is a LoadBalancer Service left out (its schema or its checks). */
+  invalid(key: string): boolean {
+    const e = this.services.get(key);
+    return e !== undefined && this.isBad(e);
+  }
+
+  /** The configuration now. `crs` and `secrets`: the metallb.io objects and Secrets as held now. */
+  view(crs: readonly CrObject[], secrets: ReadonlyMap<string, KubeObject>): ConfigView {
+    this.stats.views++;
+    // metallb.io objects: few; chosen again on every view, as the full rebuild does (the choice
+    // depends on what was in force before).
+    const sel = selectCrs(crs, secrets, this.namespace, this.inForce);
+    const keys = sel.accepted.map(contentKey);
+    this.inForce = new Set(keys);
+    const crKey = keys.join("\0");
+    if (this.crConfig === undefined || crKey !== this.crKey) {
+      this.crConfig = buildConfig(sel.accepted);
+      this.crKey = crKey;
+    }
+    const poolNames = this.crConfig.config.pools.map((p) => p.metadata.name);
+    const namesKey = [...new Set(poolNames)].sort().join("\0");
+    const recheck = namesKey !== this.poolNames;
+    if (recheck) {
+      this.poolNames = namesKey;
+      this.stubPools = [...new Set(poolNames)].map(stubPool);
+    }
+    this.validateNamespaces();
+    this.validateServices(recheck);
+
+    const crProblems = this.crConfig.problems;
+    if (this.listsDirty) this.rebuildLists();
+    const problems: Problem[] = [];
+    for (const r of sel.rejected) problems.push(...r.problems);
+    problems.push(...this.serviceProblems);
+    for (const p of crProblems) if (!problems.includes(p)) problems.push(p);
+    const c = this.crConfig.config;
+    return {
+      config: {
+        pools: c.pools,
+        l2Advertisements: c.l2Advertisements,
+        bgpAdvertisements: c.bgpAdvertisements,
+        peers: c.peers,
+        bfdProfiles: c.bfdProfiles,
+        communities: c.communities,
+        services: this.serviceList,
+        namespaces: this.namespaceList,
+        nodeSettings: c.nodeSettings,
+      },
+      problems,
+      rejected: sel.rejected,
+    };
+  }
+
+  private validateNamespaces(): void {
+    if (!this.namespacesDirty) return;
+    this.namespacesDirty = false;
+    this.listsDirty = true;
+    for (const [name, e] of this.namespaces) {
+      const o = e.pending;
+      if (o === undefined) continue;
+      e.pending = undefined;
+      const rv = o.metadata.resourceVersion ?? "";
+      if (e.v !== undefined && e.v.rv === rv) continue;
+      e.v = { rv, result: loadObject("Namespace", toManifest("Namespace", o), `Namespace/${name}`) };
+    }
+  }
+
+  /**
+   * Validates the changed Services and checks them against the pools in force (every Service
+   * when `all`: the pool names changed).
+   */
+  private validateServices(all: boolean): void {
+    const toCheck = new Map<string, ServiceEntry>();
+    for (const key of this.dirtyServices) {
+      this.tell(key);
+      const e = this.services.get(key);
+      if (e === undefined || e.pending === undefined) continue;
+      const o = e.pending;
+      e.pending = undefined;
+      const wasBad = this.isBad(e);
+      const lb = isLoadBalancer(o);
+      const rv = o.metadata.resourceVersion ?? "";
+      if (lb !== e.lb) this.listsDirty = true;
+      e.lb = lb;
+      if (!lb) {
+        // As the full rebuild, which forgets the validation of a Service that is not a LoadBalancer.
+        e.v = undefined;
+        e.checks = [];
+      } else if (e.v === undefined || e.v.rv !== rv) {
+        const file = serviceFile(o);
+        e.v = { rv, result: loadObject("Service", toManifest("Service", o), file) };
+        this.stats.validated++;
+        this.listsDirty = true;
+        e.checks = [];
+        if (!Array.isArray(e.v.result)) toCheck.set(key, e);
+      }
+      if (wasBad !== this.isBad(e)) {
+        this.bad += wasBad ? -1 : 1;
+        this.listsDirty = true;
+      }
+    }
+    this.dirtyServices.clear();
+    if (all) for (const [key, e] of this.services) if (e.lb) toCheck.set(key, e);
+    this.check(toCheck);
+  }
+
+  /** The Service checks of src/config/validate.ts, for these Services against the pool names in force. */
+  private check(list: ReadonlyMap<string, ServiceEntry>): void {
+    const loaded: Loaded[] = [];
+    for (const e of list.values())
+      if (e.v !== undefined && !Array.isArray(e.v.result)) loaded.push(e.v.result);
+    if (loaded.length === 0) return;
+    this.stats.checked += loaded.length;
+    const byFile = new Map<string, Problem[]>();
+    for (const p of buildConfig([...this.stubPools, ...loaded]).problems) {
+      if (p.kind !== "Service") continue;
+      const l = byFile.get(p.file);
+      if (l === undefined) byFile.set(p.file, [p]);
+      else l.push(p);
+    }
+    for (const [key, e] of list) {
+      if (e.v === undefined || Array.isArray(e.v.result)) continue;
+      const wasBad = this.isBad(e);
+      const before = e.checks;
+      e.checks = byFile.get(e.v.result.file) ?? [];
+      if (before.length !== 0 || e.checks.length !== 0) {
+        this.listsDirty = true;
+        this.tell(key);
+      }
+      if (wasBad !== this.isBad(e)) this.bad += wasBad ? -1 : 1;
+    }
+  }
+
+  /** The Service and Namespace lists and the Services' problems, in the informers' order. */
+  private rebuildLists(): void {
+    this.listsDirty = false;
+    const services: Config["services"] = [];
+    for (const e of this.services.values())
+      if (e.lb && e.v !== undefined && !Array.isArray(e.v.result) && e.checks.length === 0)
+        services.push(e.v.result.obj as Config["services"][number]);
+    this.serviceList = services;
+    const namespaces: Config["namespaces"] = [];
+    for (const e of this.namespaces.values())
+      if (e.v !== undefined && !Array.isArray(e.v.result))
+        namespaces.push(e.v.result.obj as Config["namespaces"][number]);
+    this.namespaceList = namespaces;
+    const problems: Problem[] = [];
+    if (this.bad > 0) {
+      // As the full rebuild: schema problems first, then the checks' problems.
+      for (const e of this.services.values())
+        if (e.lb && Array.isArray(e.v?.result)) problems.push(...e.v.result);
+      for (const e of this.services.values()) if (e.lb) problems.push(...e.checks);
+    }
+    this.serviceProblems = problems;
+  }
+}
