@@ -147,8 +147,8 @@ const FALLBACK_WHY: Record<FallbackWhy, string> = {
   "seed-without-node-settings": "the site's seed has no NodeSettings",
   "seed-rejected":
     "the site's seed was rejected and this node has no configuration of its own. vipd starts NOT READY;\n" +
-    "# GET /readyz and GET /api/v1/system/seed say why. Fix the seed (image/seed.sh) and reboot, or PUT a\n" +
-    "# configuration through the API (admin token: /var/lib/vipd/admin-token)",
+    "# GET /readyz and GET /api/v1/system/seed say why (admin token: /var/lib/vipd/admin-token).\n" +
+    "# Fix the seed (image/seed.sh) and reboot",
 };
 
 export function defaultNodeSettings(tokenHash: string, why: FallbackWhy = "no-seed"): string {
@@ -229,7 +229,7 @@ export function planSeed(input: SeedInput): SeedPlan {
             ? `seed ${digest.slice(0, 12)} rejected (${problems.length} problem(s)); keeping the current configuration in /etc/vipd`
             : `seed ${digest.slice(0, 12)} rejected (${problems.length} problem(s)); this node has no configuration yet: ` +
                 "vipd starts NOT READY (GET /readyz and GET /api/v1/system/seed say why) until a valid seed is " +
-                "written (image/seed.sh) and the node rebooted, or a configuration is PUT through the API",
+                "written (image/seed.sh) and the node rebooted",
         );
       } else {
         plan.state.seed = "applied";

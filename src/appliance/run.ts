@@ -192,7 +192,8 @@ export async function run(argv: string[], version: string): Promise<number> {
   const events = new EventHub();
   const { onEvent } = new NodeEventPublisher(events);
   // The edge image's seed step (vipd-seed): a rejected seed on a node without a configuration of
-  // its own keeps it not ready until a configuration is applied after start (PUT, file edit).
+  // its own keeps it not ready until another configuration is applied (a file change; on the
+  // image: the fixed seed, at the next boot).
   const seed = readSeedState(args.stateDir);
   const seedHold = seedNotReadyReason(seed);
   let startGeneration: number | undefined;

@@ -94,6 +94,6 @@ export function seedNotReadyReason(s: SeedState | null): string | null {
   const more = s.problems.length > QUOTED ? ` (and ${s.problems.length - QUOTED} more)` : "";
   return (
     `the site's seed was rejected and this node has no configuration: ${s.problems.length} problem(s): ` +
-    `${shown}${more}. Fix the seed and reboot, or PUT a configuration (GET /api/v1/system/seed lists every problem)`
+    `${shown}${more}. Fix the seed and reboot (GET /api/v1/system/seed lists every problem)`
   );
 }
