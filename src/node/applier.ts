@@ -112,6 +112,17 @@ export function etagOf(text: string): string {
 
 const planText = (p: NodePlan): string => JSON.stringify({ ...p, elections: undefined });
 
+/** Owner changes logged one line each up to this many; beyond, one summary line (each at debug). */
+export const OWNER_LOG_DETAIL = 20;
+/**
+ * A plan with more entries than this is handed to the drivers with a turn of the event loop
+ * before each driver (setImmediate), so requests waiting on the main thread (/livez, the API)
+ * are answered between the steps of a large apply (10,000 VIPs), not after all of them.
+ */
+export const YIELD_ABOVE = 500;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 export class PlanApplier {
   readonly drivers: Driver[] = [];
   /** Layer-2 owner changes seen by this node, by kind (vipd_l2_ownership_changes_total). */
@@ -170,10 +181,22 @@ export class PlanApplier {
         from: c.from ?? null,
         to: c.to ?? null,
       }));
+      // 10,000 lines (a start or a takeover of a large site) cost the main thread ~250 ms under
+      // load, and say less than one line of counts.
+      const detail = changes.length <= OWNER_LOG_DETAIL;
+      const counts = { acquired: 0, released: 0, moved: 0 };
       for (const c of changes) {
         this.ownerChanges[c.change]++;
-        this.opts.log?.info("layer-2 owner changed", { ip: c.ip, from: c.from, to: c.to });
+        counts[c.change]++;
+        const fields = { ip: c.ip, from: c.from, to: c.to };
+        if (detail) this.opts.log?.info("layer-2 owner changed", fields);
+        else this.opts.log?.debug("layer-2 owner changed", fields);
       }
+      if (!detail)
+        this.opts.log?.info("layer-2 owner changed for many VIPs", {
+          ...counts,
+          first: changes.slice(0, 5).map((c) => c.ip),
+        });
       if (changes.length > 0) this.opts.onEvent?.({ type: "owners", changes });
     }
     this.installed = true;
@@ -186,11 +209,14 @@ export class PlanApplier {
    */
   async apply(): Promise<boolean> {
     const plan = this.current;
-    const text = planText(plan);
+    // The plan's text is needed only to skip an unchanged plan (JSON of 10,000 VIPs: ~100 ms).
+    const text = this.opts.skipUnchanged ? planText(plan) : "";
     const failed: string[] = [];
     if (!(this.opts.skipUnchanged && text === this.appliedText)) {
       this.applies++;
+      const large = plan.l2.length + plan.routes.length > YIELD_ABOVE;
       for (const d of this.drivers) {
+        if (large) await nextTurn();
         try {
           await d.apply(plan);
         } catch (e) {
