@@ -2,7 +2,9 @@
  * The live demo: a throwaway lab of network namespaces — a client, two vipd nodes and a router on
  * one bridge — with vipd running on both nodes from examples/appliance and examples/bgp. It shows what a person
  * would want to see: the Services' assigned IPs, which node owns each VIP, the client's ARP and
- * NDP answered with the owner's MAC, traffic reaching the VIP, a failover when the owner's link
+ * NDP answered with the owner's MAC, traffic reaching the VIP, the two nodes as one site (a config
+ * change through node1's API applied by node2 at the same generation, with the same assignments),
+ * a failover when the owner's link
  * goes down (at the switch port) and the failback when it comes back, with the client's
  * longest gap between ping replies each time.
  *
@@ -17,6 +19,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { hashToken } from "../src/api/auth.ts";
 import { Lab } from "../test/support/netns.ts";
 import { type TempPins, tempPins } from "../test/support/xdp-testkit.ts";
 
@@ -121,6 +124,9 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
 
     step("Starting vipd on node1 and node2 (examples/appliance + examples/bgp)");
     writeFileSync(join(work, "cluster.key"), crypto.getRandomValues(new Uint8Array(32)), { mode: 0o600 });
+    // An admin token made for this run: the nodes keep only its hash (NodeSettings api.tokens).
+    const token = `demo-${Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString("base64url")}`;
+    const auth = `authorization: Bearer ${token}`;
     for (const n of NODES) {
       const dir = join(work, n.name);
       const settings = {
@@ -131,7 +137,10 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
           nodeName: n.name,
           interfaces: ["eth0"],
           localDelivery: true,
-          api: { listen: "127.0.0.1:7473" },
+          api: {
+            listen: "127.0.0.1:7473",
+            tokens: [{ name: "demo", role: "admin", hash: hashToken(token) }],
+          },
           members: NODES.map((m) => ({ name: m.name, address: m.v4 })),
           cluster: { keyFile: join(work, "cluster.key") },
         },
@@ -163,9 +172,11 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
       );
     }
     const api = async (ns: string, path: string): Promise<unknown> => {
-      const r = await lab.run(ns, ["curl", "-sf", "--max-time", "2", `http://127.0.0.1:7473${path}`], {
-        allowFail: true,
-      });
+      const r = await lab.run(
+        ns,
+        ["curl", "-sf", "--max-time", "2", "-H", auth, `http://127.0.0.1:7473${path}`],
+        { allowFail: true },
+      );
       if (r.code !== 0) return undefined;
       return JSON.parse(r.stdout);
     };
@@ -251,6 +262,76 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     const c = /BGP\.community: (.*)/.exec(comm.stdout)?.[1];
     if (c) say(`  10.77.0.100/32 carries community ${c.trim()} (the "no-export-site" alias)`);
 
+    step("One site, one truth: a config change through node1's API, applied by node2 (PUT /api/v1/config)");
+    interface SiteView {
+      generation: number;
+      madeBy: string | null;
+      allocator: string | null;
+      digest: string;
+      consistent: boolean;
+    }
+    const siteOf = (ns: string) => api(ns, "/api/v1/site") as Promise<SiteView | undefined>;
+    /** Each Service and its IPs, as one node's API lists them. */
+    const assignments = async (ns: string) => {
+      const r = (await api(ns, "/api/v1/services")) as {
+        items: { namespace: string; name: string; ips: string[] }[];
+      };
+      return r.items.map((s) => `${s.namespace}/${s.name}=${s.ips.join(",")}`).sort();
+    };
+    const agreed = (gen?: number) =>
+      waitFor("the two nodes to agree", async () => {
+        const [a, b] = await Promise.all([siteOf("node1"), siteOf("node2")]);
+        if (!a?.consistent || !b?.consistent || a.generation !== b.generation || a.digest !== b.digest)
+          return;
+        return gen === undefined || a.generation === gen ? a : undefined;
+      });
+    const was = await agreed();
+    say(
+      `  both nodes hold site generation ${was.generation} (made by ${was.madeBy}); ${was.allocator} allocates`,
+    );
+    const current = (await api("node1", "/api/v1/config")) as { etag: string; yaml: string };
+    const body = join(work, "site-put.yaml");
+    writeFileSync(
+      body,
+      `${current.yaml.trimEnd()}\n---\napiVersion: v1\nkind: Service\nmetadata: { name: api, namespace: shop }\nspec: { type: LoadBalancer, selector: { app: api }, ports: [{ name: http, port: 80 }] }\n`,
+    );
+    const put = await lab.run(
+      "node1",
+      [
+        "curl",
+        "-s",
+        "--max-time",
+        "15",
+        "-X",
+        "PUT",
+        "-H",
+        auth,
+        "-H",
+        "content-type: application/yaml",
+        "-H",
+        `if-match: "${current.etag}"`,
+        "--data-binary",
+        `@${body}`,
+        "-w",
+        "\n%{http_code}",
+        "http://127.0.0.1:7473/api/v1/config",
+      ],
+      { allowFail: true },
+    );
+    const code = put.stdout.slice(put.stdout.lastIndexOf("\n") + 1);
+    if (code !== "200") throw new Error(`PUT /api/v1/config on node1 answered ${code}: ${put.stdout}`);
+    say("  node1: PUT /api/v1/config with one Service more (shop/api) → 200");
+    const now1 = await agreed(was.generation + 1);
+    const now2 = (await siteOf("node2")) as SiteView;
+    const [a1, a2] = await Promise.all([assignments("node1"), assignments("node2")]);
+    const same = a1.join(";") === a2.join(";");
+    say(
+      `  node1 PUT generation ${now1.generation} -> node2 generation ${now2.generation}, assignments ${same ? "identical" : "DIFFERENT"} (digest ${now2.digest})`,
+    );
+    const added = a2.find((x) => x.startsWith("shop/api="));
+    if (added) say(`  node2 serves ${added.replace("=", " at ")}, as node1 allocated it`);
+    if (!same) throw new Error(`the nodes disagree: node1 ${a1.join(" ")} / node2 ${a2.join(" ")}`);
+
     /** The longest gap between the replies of a `ping -D` run (ms). */
     const longestGap = (out: string): { replies: number; gapMs: number } => {
       const times = [...out.matchAll(/^\[(\d+\.\d+)\]/gm)].map((m) => Number(m[1]));
@@ -323,7 +404,7 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     if (hold > 0) {
       say(`\nThe lab stays up${Number.isFinite(hold) ? ` for ${hold} s` : ""}. Try, in another terminal:`);
       say(`  ip netns exec ${lab.nsName("client")} arping -c 3 10.77.0.100`);
-      say(`  ip netns exec ${lab.nsName("node1")} curl -s 127.0.0.1:7473/api/v1/status`);
+      say(`  ip netns exec ${lab.nsName("node1")} curl -s -H '${auth}' 127.0.0.1:7473/api/v1/site`);
       say(Number.isFinite(hold) ? "" : "Press Enter or Ctrl-C to tear it down.");
       await Promise.race([
         Bun.sleep(Number.isFinite(hold) ? hold * 1000 : 2 ** 31 - 1),
