@@ -12,11 +12,16 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createApp } from "../../src/api/app.ts";
+import { hashToken } from "../../src/api/auth.ts";
+import { ROUTE_MODULES } from "../../src/api/routes/index.ts";
+import { systemRoutes } from "../../src/api/system-routes.ts";
 import { EventHub } from "../../src/events/hub.ts";
 import { drainL2 } from "../../src/system/drain.ts";
 import { RaucSystemUpdates, rebootCommandFromEnv } from "../../src/system/service.ts";
 import type { UpdateEvent } from "../../src/system/update-state.ts";
 import { createLogger } from "../../src/util/log.ts";
+import { FakeRuntime } from "./api-runtime-fake.ts";
 
 const dir = mkdtempSync(join(tmpdir(), `vipd-sysev-${process.pid}-`));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -253,5 +258,51 @@ describe("drain", () => {
     expect(r.handedOver.sort()).toEqual(["10.0.0.1", "10.0.0.2"]);
     expect(r.ms).toBeGreaterThanOrEqual(3000);
     expect(r.ms).toBeLessThan(3100);
+  });
+});
+
+describe("through the API", () => {
+  test("a watcher of GET /api/v1/events?types=update sees the update POSTed to /api/v1/system/update, and GET /api/v1/system its result", async () => {
+    const { hub, sys } = setup(true);
+    const ADMIN = "system-events-admin";
+    const app = createApp(new FakeRuntime(), {
+      tokens: [{ name: "ops", role: "admin", hash: hashToken(ADMIN) }],
+      metricsOpen: true,
+      events: hub,
+      log: createLogger("api", { level: "error", sink: () => {} }),
+      modules: [...ROUTE_MODULES, systemRoutes(sys)],
+    });
+    const auth = { authorization: `Bearer ${ADMIN}` };
+    const watch = await app.request("/api/v1/events?types=update", { headers: auth });
+    expect(watch.status).toBe(200);
+    const post = await app.request("/api/v1/system/update", {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/octet-stream", "content-length": "3000" },
+      body: new Uint8Array(3000),
+    });
+    expect(post.status).toBe(200);
+    // Read the stream until the update's end (bounded by the frames an update makes).
+    const reader = (watch.body as ReadableStream<Uint8Array>).getReader();
+    const dec = new TextDecoder();
+    let text = "";
+    for (let i = 0; i < 200 && !text.includes('"phase":"done"'); i++) {
+      const r = await Promise.race([reader.read(), Bun.sleep(2000).then(() => null)]);
+      if (r === null || r.done) break;
+      text += dec.decode(r.value, { stream: true });
+    }
+    await reader.cancel();
+    const updates = [...text.matchAll(/^event: (\S+)\ndata: (.*)$/gm)].filter((m) => m[1] === "update");
+    const data = updates.map((m) => (JSON.parse(m[2] as string) as { data: UpdateEvent }).data);
+    expect(data[0]).toMatchObject({ phase: "receiving", bytes: 0, totalBytes: 3000, by: "ops" });
+    expect(data.some((d) => d.phase === "installing" && d.message === "Copying image to rootfs.1")).toBe(
+      true,
+    );
+    expect(data.at(-1)).toMatchObject({ phase: "done", result: "installed", bundleVersion: "test-v2" });
+    const view = (await (await app.request("/api/v1/system", { headers: auth })).json()) as {
+      update: { last: { result: string } };
+      seed: unknown;
+    };
+    expect(view.update.last.result).toBe("installed");
+    expect(view.seed).toBeNull();
   });
 });
