@@ -11,8 +11,9 @@
 
 import type { MetricFamily, PoolView, ServiceView } from "../api/runtime.ts";
 import type { Config } from "../config/index.ts";
-import { Allocator } from "../ipam/allocator.ts";
+import { Allocator, type AllocResult } from "../ipam/allocator.ts";
 import { reasonMessage, replacedMessage, warningMessage } from "../ipam/reasons.ts";
+import { ownershipRefusal } from "../ipam/request.ts";
 import type { PlannedAssignment } from "./plan.ts";
 
 export interface AllocationEvent {
@@ -33,6 +34,12 @@ export interface AllocationState {
   counts: Record<"IPAllocated" | "AllocationFailed" | "IPReleased", number>;
   /** The pools and namespace labels the allocator last had, as text (unchanged: not re-checked). */
   inputs?: { pools: string; namespaces: string } | undefined;
+  /** The Services of the last run by key, to tell which changed (see `allocate`). */
+  given?: ReadonlyMap<string, Config["services"][number]> | undefined;
+  /** Services whose view tells what they gave up in the last run (said once: re-run next time). */
+  replaced?: readonly string[] | undefined;
+  /** The loadBalancerClass the allocator was made with (null: classless Services). */
+  cls?: string | null | undefined;
 }
 
 export function emptyAllocation(): AllocationState {
@@ -63,21 +70,63 @@ export function heldState(s: AllocationState): Record<string, { ips: string[]; p
   return Object.fromEntries(s.assignments.map((a) => [a.key, { ips: [...a.ips], pool: a.pool }]));
 }
 
+/** Deep equality of plain data (what the validator produced: objects, arrays, scalars). */
+export function samePlain(a: unknown, b: unknown): boolean {
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!samePlain(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b)) return false;
+  const ka = Object.keys(a);
+  if (ka.length !== Object.keys(b).length) return false;
+  for (const k of ka)
+    if (!samePlain((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k])) return false;
+  return true;
+}
+
+type Service = Config["services"][number];
+const keyOf = (s: Service) => `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
+
+/**
+ * Runs the allocator over the configuration's Services. Proportional to what changed when it
+ * can be: with the same pools and namespaces as the last run, no Service left without an address
+ * and no PreferDualStack Service (which may gain its second family whenever an address is
+ * freed), the Services that did not change keep their results, and only the added, changed and
+ * removed ones go through the allocator, in the order a full reconcile takes them — the same
+ * assignments, views, events (warnings only for the Services that changed) and counts.
+ * `opts.full` forces the full reconcile (tests compare the two).
+ */
 export function allocate(
   config: Config,
   prev: AllocationState,
   held: Readonly<Record<string, readonly string[] | Held>> = {},
+  opts: { full?: boolean } = {},
 ): AllocationState {
   const cls = config.nodeSettings?.spec.loadBalancerClass;
   const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
   const allocator =
     prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: (ns) => nsLabels.get(ns) });
-  const events: AllocationEvent[] = [];
   // Unchanged pools and namespaces leave every assignment as valid as it was: no re-check.
   const inputs = {
     pools: JSON.stringify(config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec])),
     namespaces: JSON.stringify(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels])),
   };
+  const given = new Map<string, Service>();
+  for (const s of config.services) given.set(keyOf(s), s);
+  const same =
+    prev.allocator !== undefined &&
+    prev.given !== undefined &&
+    prev.cls !== undefined &&
+    prev.inputs?.pools === inputs.pools &&
+    prev.inputs?.namespaces === inputs.namespaces &&
+    Object.keys(held).length === 0;
+  if (same && opts.full !== true) {
+    const r = allocateChanged(config, prev, allocator, given);
+    if (r !== undefined) return { ...r, inputs, given, cls: prev.cls };
+  }
   if (prev.allocator === undefined || prev.inputs?.namespaces !== inputs.namespaces)
     allocator.setNamespaceLabels((ns) => nsLabels.get(ns));
   // What the new pools no longer allow is released here and reported per Service below.
@@ -95,9 +144,26 @@ export function allocate(
   });
   const before = new Map((prev.assignments ?? []).map((a) => [a.key, a.ips.join(",")]));
   const r = allocator.reconcile(services);
+  const events: AllocationEvent[] = [];
+  const views = viewsOf(r.results, before, events);
+  for (const key of r.released)
+    events.push({ service: key, reason: "IPReleased", message: "released its addresses" });
 
+  const assignments: PlannedAssignment[] = allocator
+    .assignments()
+    .map((a) => ({ key: a.key, pool: a.pool, ips: [...a.ips] }));
+  const made = prev.allocator === undefined ? (cls ?? null) : prev.cls;
+  return { ...finish(config, allocator, prev, { assignments, views, events }), inputs, given, cls: made };
+}
+
+/** The API's views of allocation results, and their events (appended to `events`). */
+function viewsOf(
+  results: readonly AllocResult[],
+  before: ReadonlyMap<string, string>,
+  events: AllocationEvent[],
+): ServiceView[] {
   const views: ServiceView[] = [];
-  for (const res of r.results) {
+  for (const res of results) {
     const [namespace, name] = res.key.split("/") as [string, string];
     const warnings = res.warnings.map(warningMessage);
     if (res.replaced !== null) {
@@ -128,14 +194,98 @@ export function allocate(
     for (const w of res.warnings)
       events.push({ service: res.key, reason: "Warning", message: warningMessage(w) });
   }
-  for (const key of r.released)
+  return views;
+}
+
+/**
+ * The incremental run (see `allocate`): undefined when it cannot give what a full reconcile
+ * gives (a Service without an address, a PreferDualStack Service, most Services changed).
+ */
+function allocateChanged(
+  config: Config,
+  prev: AllocationState,
+  allocator: Allocator,
+  given: ReadonlyMap<string, Service>,
+): Omit<AllocationState, "inputs" | "given" | "cls"> | undefined {
+  const last = prev.given as ReadonlyMap<string, Service>;
+  if (prev.services.some((v) => v.ips.length === 0 || v.reason !== undefined)) return undefined;
+  const changed: [string, Service][] = [];
+  const again = new Set(prev.replaced ?? []);
+  for (const [key, s] of given) {
+    if (s.spec.ipFamilyPolicy === "PreferDualStack") return undefined;
+    const was = last.get(key);
+    if (was === undefined || again.has(key) || !samePlain(was, s)) changed.push([key, s]);
+  }
+  const removed: string[] = [];
+  for (const key of last.keys()) if (!given.has(key)) removed.push(key);
+  if (changed.length + removed.length > Math.max(64, given.size / 4)) return undefined;
+  const cls = prev.cls ?? null;
+  // As reconcile: release what is gone or no longer vipd's, adopt statuses, then allocate the
+  // rest, Services already holding addresses first, each group by key.
+  const ours = changed.filter(([, s]) => ownershipRefusal(s, cls) === null);
+  const gone = [...removed, ...changed.filter(([, s]) => ownershipRefusal(s, cls) !== null).map(([k]) => k)];
+  const released = gone.filter((k) => allocator.assignment(k) !== undefined).sort();
+  for (const k of gone) allocator.release(k);
+  allocator.restore(ours.map(([, s]) => s));
+  const order = ours
+    .map(([key, s]) => ({ key, s, held: allocator.assignment(key) !== undefined ? 0 : 1 }))
+    .sort((a, b) => a.held - b.held || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const heldBefore = new Set(order.filter((o) => o.held === 0).map((o) => o.key));
+  const results = order.map(({ s }) => allocator.allocate(s));
+  const before = new Map(prev.assignments.map((a) => [a.key, a.ips.join(",")]));
+  const events: AllocationEvent[] = [];
+  const fresh = viewsOf(results, before, events);
+  for (const key of released)
     events.push({ service: key, reason: "IPReleased", message: "released its addresses" });
+
+  // The views in a full reconcile's order: Services that held addresses, by key, then the rest.
+  const touched = new Map(fresh.map((v) => [`${v.namespace}/${v.name}`, v]));
+  const dropped = new Set(gone);
+  const lastView = new Map<string, ServiceView>();
+  const views: ServiceView[] = [];
+  for (const v of prev.services) lastView.set(`${v.namespace}/${v.name}`, v);
+  const heldKeys: string[] = [];
+  for (const a of prev.assignments) if (!dropped.has(a.key) && given.has(a.key)) heldKeys.push(a.key);
+  for (const k of heldBefore) if (!lastView.has(k)) heldKeys.push(k);
+  if (heldKeys.length > prev.assignments.length) heldKeys.sort();
+  for (const k of heldKeys) {
+    const v = touched.get(k) ?? lastView.get(k);
+    if (v !== undefined) views.push(v);
+  }
+  for (const o of order) if (o.held === 1) views.push(touched.get(o.key) as ServiceView);
+
+  // Assignments by key: the last run's, with the changed ones replaced, added or left out.
+  const changedKeys = new Set([...gone, ...ours.map(([k]) => k)]);
+  const assignments: PlannedAssignment[] = [];
+  const added = ours
+    .map(([k]) => k)
+    .filter((k) => !before.has(k))
+    .sort();
+  let j = 0;
+  const put = (key: string) => {
+    const a = allocator.assignment(key);
+    if (a !== undefined) assignments.push({ key, pool: a.pool, ips: [...a.ips] });
+  };
+  for (const a of prev.assignments) {
+    while (j < added.length && (added[j] as string) < a.key) put(added[j++] as string);
+    if (!changedKeys.has(a.key)) assignments.push(a);
+    else put(a.key);
+  }
+  while (j < added.length) put(added[j++] as string);
+  return finish(config, allocator, prev, { assignments, views, events });
+}
+
+/** Pool usage, metrics and counts of a run. */
+function finish(
+  config: Config,
+  allocator: Allocator,
+  prev: AllocationState,
+  run: { assignments: PlannedAssignment[]; views: ServiceView[]; events: AllocationEvent[] },
+): Omit<AllocationState, "inputs" | "given" | "cls"> {
+  const { assignments, views, events } = run;
+  const replaced = events.filter((e) => e.reason === "IPReleased").map((e) => e.service);
   const counts = { ...prev.counts };
   for (const e of events) if (e.reason !== "Warning") counts[e.reason]++;
-
-  const assignments: PlannedAssignment[] = allocator
-    .assignments()
-    .map((a) => ({ key: a.key, pool: a.pool, ips: [...a.ips] }));
 
   const pools: PoolView[] = config.pools.map((p) => {
     const u = allocator.usage(p.metadata.name);
@@ -175,7 +325,7 @@ export function allocate(
       })),
     },
   ];
-  return { allocator, assignments, services: views, pools, metrics, events, counts, inputs };
+  return { allocator, assignments, services: views, pools, metrics, events, counts, replaced };
 }
 
 /** Where allocation events are logged (a Logger). */
