@@ -6,7 +6,7 @@
 
 import type { Context } from "hono";
 import { CLOSE, type Env } from "./context.ts";
-import { ApiError, parseMediaType, readBodyLimited } from "./http.ts";
+import { ApiError, type BodyRead, parseMediaType, readBodyLimited } from "./http.ts";
 import { YAML_TYPES } from "./routes.ts";
 
 /** Refuses a body that is not YAML text in UTF-8 (415), before reading it. */
@@ -38,7 +38,7 @@ export function tooLarge(limit: number): ApiError {
 }
 
 export async function readYaml(req: Request, limit: number): Promise<string> {
-  const body = await readBodyLimited(req, limit);
+  const body = await readBodyBytes(req, limit);
   if (!body.ok) throw tooLarge(limit);
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body.bytes);
@@ -70,4 +70,15 @@ export function flag(c: Context<Env>, name: string): boolean {
   if (v === undefined || v === "false") return false;
   if (v === "true") return true;
   throw new ApiError(400, "BadRequest", `?${name} must be true or false`);
+}
+
+/**
+ * The body's bytes: with a Content-Length within the limit, read by Bun in one piece (HTTP framing
+ * makes the body exactly that long); otherwise streamed and cut at the limit (readBodyLimited).
+ */
+async function readBodyBytes(req: Request, limit: number): Promise<BodyRead> {
+  const declared = req.headers.get("content-length");
+  if (declared !== null && /^[0-9]+$/.test(declared.trim()) && Number(declared) <= limit && req.body !== null)
+    return { ok: true, bytes: new Uint8Array(await req.arrayBuffer()) };
+  return readBodyLimited(req, limit);
 }
