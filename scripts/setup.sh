@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 BUN_VERSION=1.4.5
 DEBS=(clang llvm libbpf-dev libbpf1 bpftool iproute2 ethtool arping ndisc6 tcpdump bird2 frr
   netsniff-ng chromium procps psmisc iputils-ping curl openssl gobgpd
-  debootstrap qemu-system-x86 ovmf mtools dosfstools fdisk e2fsprogs zstd prometheus
+  debootstrap qemu-system-x86 qemu-utils ovmf mtools dosfstools fdisk e2fsprogs zstd prometheus
   rauc squashfs-tools
   golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev)
 

@@ -41,15 +41,28 @@ export function freePort(): number {
 }
 
 /**
- * Boots `disk` (raw) with its own copy of the UEFI variable store in `dir`. QEMU exits when the
- * guest reboots, unless `reboots` is set (the A/B update test reboots within one VM).
+ * A copy-on-write overlay of a raw disk image (qcow2, `qemu-img create -b`): a VM booted from
+ * it starts from the base's content, writes only to the overlay, and leaves the base untouched.
+ */
+export function overlay(base: string, file: string): void {
+  const r = Bun.spawnSync(["qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", file]);
+  if (r.exitCode !== 0) throw new Error(`qemu-img create ${file}: ${r.stderr.toString()}`);
+}
+
+/**
+ * Boots `disk` with its own copy of the UEFI variable store in `dir`. QEMU exits when the guest
+ * reboots, unless `reboots` is set (the A/B update test reboots within one VM). `format` is raw
+ * unless given (qcow2 for an overlay); `cache` is `unsafe` unless given: QEMU then ignores the
+ * guest's flushes, which loses nothing when QEMU is killed for a raw file (every write is already
+ * in the host's file), but can for a qcow2 overlay (its metadata is written at a flush): a power
+ * cut of a VM on an overlay needs `writeback`.
  */
 export function boot(
   dir: string,
   disk: string,
   name: string,
   forwards: Forward[],
-  opts: { reboots?: boolean } = {},
+  opts: { reboots?: boolean; format?: "raw" | "qcow2"; cache?: "unsafe" | "writeback" } = {},
 ): Vm {
   for (const f of [OVMF_CODE, OVMF_VARS]) if (!existsSync(f)) throw new Error(`${f} missing: install ovmf`);
   const vars = join(dir, "ovmf-vars.fd");
@@ -66,7 +79,7 @@ export function boot(
     ...(opts.reboots ? [] : ["-no-reboot"]),
     ...["-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`],
     ...["-drive", `if=pflash,format=raw,file=${vars}`],
-    ...["-drive", `file=${disk},format=raw,if=virtio,cache=unsafe`],
+    ...["-drive", `file=${disk},format=${opts.format ?? "raw"},if=virtio,cache=${opts.cache ?? "unsafe"}`],
     ...["-netdev", fwd ? `user,id=n0,${fwd}` : "user,id=n0", "-device", "virtio-net-pci,netdev=n0"],
     // The serial console: a socket to type into; everything it prints also goes to serialLog.
     ...["-chardev", `socket,id=ser0,path=${consoleSock},server=on,wait=off,logfile=${serialLog}`],
