@@ -3,8 +3,8 @@
  *
  * Two real `vipd run` members (n1, n2) on one segment (test/support/cluster-lab/cluster-lab.ts:
  * veth pairs into a bridge), default cluster timing (heartbeat 50 ms, dead after 200 ms), and n1
- * has a BGP session with BFD at 50 ms × 3 to BIRD 2 in the client namespace (BIRD runs under
- * SCHED_RR 20, so the reference peer is not the one starved on a shared machine). Then, for the
+ * has a BGP session (hold time 3 s) with BFD at 50 ms × 3 to BIRD 2 in the client namespace (BIRD
+ * runs under SCHED_RR 20, so the reference peer is not the one starved on a shared machine). Then, for the
  * window (default 10 s; longer while n1's reload has not finished, at most 60 s):
  *
  * - four clients in n1's namespace flood n1's `POST /api/v1/config/validate` with the worst
@@ -17,7 +17,8 @@
  * loop is each gap between heartbeats minus the 50 ms interval; false member-downs from n2's
  * `vipd_cluster_member_flaps_total{member="n1"}` (and n1's of n2, and a pause n1 detected in
  * itself: its tick came later than 200 ms); false BFD downs from n1's `vipd_bfd_session_flaps_total`
- * and BIRD's log; `/livez` max latency; n1's peak RSS (VmHWM, every thread included). A quiet
+ * and BIRD's log; BGP session drops in BIRD's log (BGP, keepalives included, runs on n1's main
+ * thread: a drop means the main thread held it past the hold time); `/livez` max latency; n1's peak RSS (VmHWM, every thread included). A quiet
  * window of 3 s before the load gives the baseline. Goals (issue "timing isolation"): 0 false
  * downs, lateness p99 ≤ 5 ms and max ≤ 20 ms, /livez max ≤ 100 ms, peak RSS ≤ 300 MB. The last
  * line is `false downs: N`. Every loop is bounded in count and time; namespaces and processes are
@@ -173,7 +174,7 @@ protocol bfd { interface "eth0" { min rx interval 50 ms; min tx interval 50 ms; 
 protocol bgp vipd {
   local 10.88.0.2 as 64500; neighbor 10.88.0.11 as 64512;
   ipv4 { import all; export none; };
-  hold time 9; connect retry time 1; error wait time 1,2; bfd on;
+  hold time 3; connect retry time 1; error wait time 1,2; bfd on;
 }
 `;
 
@@ -182,7 +183,7 @@ const PEER = `
 apiVersion: metallb.io/v1beta2
 kind: BGPPeer
 metadata: { name: router, namespace: metallb-system }
-spec: { myASN: 64512, peerASN: 64500, peerAddress: 10.88.0.2, holdTime: 9s, connectTime: 1s, bfdProfile: fast }
+spec: { myASN: 64512, peerASN: 64500, peerAddress: 10.88.0.2, holdTime: 3s, connectTime: 1s, bfdProfile: fast }
 ---
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
@@ -355,6 +356,8 @@ async function main(): Promise<number> {
       metric(after1, "vipd_bfd_session_flaps_total", 'session="router"') -
       metric(before1, "vipd_bfd_session_flaps_total", 'session="router"');
     const birdBfdDowns = (birdLog.match(/BFD session down/gi) ?? []).length;
+    // BGP runs on n1's main thread (keepalives every hold/3 = 3 s): a session BIRD saw drop.
+    const bgpDrops = (birdLog.match(/vipd: State changed to down/g) ?? []).length;
     const bfdDowns = Math.max(bfdFlapsN1, birdBfdDowns);
     const memberDowns = n2SawN1Down + n1SawN2Down + paused;
     const falseDowns = memberDowns + bfdDowns;
@@ -390,6 +393,9 @@ async function main(): Promise<number> {
     const inside = metric(after1, "vipd_bfd_timer_lateness_p99_seconds", "") * 1000;
     console.log(`BFD scheduler lateness inside n1 (its last 4096 fires): p99 ${f1(inside)} ms`);
     console.log(`false BFD downs: ${bfdDowns} (n1 flaps ${bfdFlapsN1}, BIRD ${birdBfdDowns})`);
+    console.log(
+      `BGP session drops seen by BIRD (hold time 3 s, keepalives every 1 s from n1's main thread): ${bgpDrops}`,
+    );
     console.log(`/livez max latency: ${f1(livezMax)} ms (n=${probe.lat.length}, failed ${probe.failed})`);
     console.log(`peak RSS of n1: ${f1(peak)} MB`);
     report = {
@@ -398,6 +404,7 @@ async function main(): Promise<number> {
       "lateness.max": Math.max(...loaded),
       "member downs": memberDowns,
       "bfd downs": bfdDowns,
+      "bgp drops": bgpDrops,
       "livez max ms": livezMax,
       "peak rss MB": peak,
       "reload ms": reloadMs,
