@@ -265,6 +265,7 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
     step("One site, one truth: a config change through node1's API, applied by node2 (PUT /api/v1/config)");
     interface SiteView {
       generation: number;
+      applied: number;
       madeBy: string | null;
       allocator: string | null;
       digest: string;
@@ -283,6 +284,8 @@ ${NODES.map((n) => `protocol bgp ${n.name} from vipd { neighbor ${n.v4} as 64512
         const [a, b] = await Promise.all([siteOf("node1"), siteOf("node2")]);
         if (!a?.consistent || !b?.consistent || a.generation !== b.generation || a.digest !== b.digest)
           return;
+        // Held by both, and applied by both (their data paths run it).
+        if (a.applied !== a.generation || b.applied !== b.generation) return;
         return gen === undefined || a.generation === gen ? a : undefined;
       });
     const was = await agreed();

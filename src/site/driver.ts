@@ -326,7 +326,7 @@ export class SiteDriver {
   }
 
   view(): SiteView {
-    return siteView(this.current(), this.opts);
+    return siteView(this.current(), this.opts, this.applied);
   }
 
   /** Alive members on the site channel, this one included. */

@@ -30,6 +30,10 @@ export const SiteViewSchema = z
       .openapi({ description: "ready: holds the site's table and may announce" }),
     allocator: z.string().nullable().openapi({ description: "The member that allocates for the site now" }),
     generation: z.number().int(),
+    applied: z.number().int().openapi({
+      description:
+        "The generation this node's data path runs (applied after it was persisted); it follows `generation` shortly",
+    }),
     madeBy: z
       .string()
       .nullable()

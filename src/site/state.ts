@@ -634,6 +634,8 @@ export interface SiteView {
   phase: "starting" | "ready";
   allocator: string | null;
   generation: number;
+  /** The generation this node's data path runs (handed to the Daemon and applied); 0: none yet. */
+  applied: number;
   /** The member that made the snapshot this member holds. */
   madeBy: string | null;
   digest: string;
@@ -646,8 +648,8 @@ export interface SiteView {
   counters: SiteState["counters"];
 }
 
-/** What GET /api/v1/site shows. */
-export function siteView(s: SiteState, o: SiteOptions): SiteView {
+/** What GET /api/v1/site shows; `applied`: the version this node's data path runs. */
+export function siteView(s: SiteState, o: SiteOptions, applied?: Version): SiteView {
   const snap = s.snapshot;
   const digest = snap ? tableDigest(snap.table) : "";
   const members: SiteMemberView[] = [
@@ -680,6 +682,7 @@ export function siteView(s: SiteState, o: SiteOptions): SiteView {
     phase: s.phase,
     allocator: allocatorOf(s, o) ?? null,
     generation: snap?.generation ?? 0,
+    applied: applied?.generation ?? 0,
     madeBy: snap?.allocator ?? null,
     digest,
     configDigest: snap ? configDigest(snap.config) : "",

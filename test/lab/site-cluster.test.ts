@@ -9,8 +9,10 @@
  * - kill -9 of the allocator: the next member allocates, nothing is re-addressed;
  * - a config pushed while a member is down: it catches up when it returns;
  * - a member restarted with an empty state dir: it adopts the site's table, re-addresses nothing;
- * - a partition and its heal: each side writes, at the heal the newer snapshot wins everywhere,
- *   and the losing side logs, counts and shows every Service whose address changed.
+ * - a partition 2|1 and its heal: the one side refuses writes (503 NoQuorum, nothing changed), the
+ *   two side takes them; after the heal all three hold the majority side's generation.
+ * The members' heartbeats carry their generation and digest too (heartbeat version 3): the site
+ * view says where each member's came from.
  * Needs root.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
@@ -61,11 +63,12 @@ interface SiteView {
   phase: string;
   allocator: string | null;
   generation: number;
+  applied: number;
   madeBy: string | null;
   digest: string;
   consistent: boolean;
   localConfigDiffers: boolean;
-  members: { name: string; alive: boolean; generation: number }[];
+  members: { name: string; alive: boolean; generation: number; digest: string; via: string | null }[];
   lastHeal: { from: string; to: string; changes: { service: string; from: string[]; to: string[] }[] } | null;
   counters: Record<string, number>;
 }
@@ -80,8 +83,8 @@ async function services(n: LabNode): Promise<Record<string, string>> {
 
 const running = () => c.nodes.filter((n) => n.proc !== undefined);
 
-/** Waits until every running node is ready, consistent, at one generation; returns it. */
-async function agreed(nodes = running(), ms = 20_000): Promise<SiteView> {
+/** Waits until every running node is ready, consistent, at one generation, and runs it; returns it. */
+async function agreed(nodes = running(), ms = 45_000): Promise<SiteView> {
   let seen = "";
   try {
     return await until(
@@ -89,7 +92,7 @@ async function agreed(nodes = running(), ms = 20_000): Promise<SiteView> {
       async () => {
         const views = await Promise.all(nodes.map((n) => site(n)));
         seen = JSON.stringify(
-          views.map((v) => v && [v.phase, v.generation, v.madeBy, v.digest, v.consistent]),
+          views.map((v) => v && [v.phase, v.generation, v.applied, v.madeBy, v.digest, v.consistent]),
         );
         const first = views[0];
         if (first === undefined) return undefined;
@@ -98,6 +101,7 @@ async function agreed(nodes = running(), ms = 20_000): Promise<SiteView> {
             v?.phase === "ready" &&
             v.consistent &&
             v.generation === first.generation &&
+            v.applied === v.generation &&
             v.digest === first.digest &&
             v.members.filter((m) => m.alive).length === nodes.length,
         );
@@ -140,7 +144,7 @@ async function put(n: LabNode, objects: string, ifMatch: string): Promise<{ code
       "curl",
       "-s",
       "--max-time",
-      "10",
+      "30",
       "-X",
       "PUT",
       "-H",
@@ -155,7 +159,7 @@ async function put(n: LabNode, objects: string, ifMatch: string): Promise<{ code
       "\n%{http_code}",
       `${API}/api/v1/config`,
     ],
-    { allowFail: true, timeoutMs: 15_000 },
+    { allowFail: true, timeoutMs: 35_000 },
   );
   const i = r.stdout.lastIndexOf("\n");
   return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
@@ -193,24 +197,35 @@ describe("a site of three vipd nodes", () => {
     const v1 = await agreed([n1]);
     expect(v1.generation).toBe(1);
     expect(await services(n1)).toEqual({ a: ip(100), b: ip(101) });
-    // The config becomes b, c: n1 keeps b and gives c the freed .100.
+    // n2 starts with b, c in its file: it adopts the site's a, b.
+    writeSite(n2, siteObjects("b", "c"));
+    c.start(n2);
+    await agreed([n1, n2]);
+    expect(await services(n2)).toEqual({ a: ip(100), b: ip(101) });
+    // The config becomes b, c (two of three members alive: a majority): n1 keeps b and gives c
+    // the freed .100.
     const r = await put(n1, siteObjects("b", "c"), await etag(n1));
     expect(r.code).toBe(200);
     expect(await services(n1)).toEqual({ b: ip(101), c: ip(100) });
-    // n2 and n3 start fresh with b, c in their files (alone they would give b=.100, c=.101).
-    writeSite(n2, siteObjects("b", "c"));
+    // n3 starts fresh with b, c in its file (alone it would give b=.100, c=.101).
     writeSite(n3, siteObjects("b", "c"));
-    c.start(n2);
     c.start(n3);
     const v = await agreed();
     expect(v).toMatchObject({ generation: 2, madeBy: "n1", allocator: "n1" });
-    // n2's file holds what the site holds; n1's still holds a, b (reported; the site's win).
-    expect((await site(n2))?.localConfigDiffers).toBe(false);
+    // n2's and n3's files hold what the site holds; n1's still holds a, b (reported; the site's win).
+    expect((await site(n3))?.localConfigDiffers).toBe(false);
     expect((await site(n1))?.localConfigDiffers).toBe(true);
     for (const n of c.nodes) expect(await services(n)).toEqual({ b: ip(101), c: ip(100) });
     // The metrics say so too.
     expect(await metric(n3, "vipd_site_consistent")).toBe(1);
     expect(await metric(n3, "vipd_site_generation")).toBe(2);
+    // The heartbeats (every 50 ms here, the site status every 250 ms) carry generation and digest:
+    // the view takes the fresher, so most of the time a member's comes from its heartbeat.
+    await until("a member's generation to come from its heartbeat", async () => {
+      const view = await site(n2);
+      const m = view?.members.find((x) => x.via === "heartbeat");
+      return m !== undefined && m.generation === 2 && m.digest === v.digest;
+    });
   });
 
   test("two PUTs with the same If-Match on two members at once: exactly one wins, the other gets 412", async () => {
@@ -314,40 +329,50 @@ a.sock.end(); b.sock.end();
     expect(n3.logs.some((l) => l.includes("site snapshot adopted"))).toBe(true);
   });
 
-  test("a partition and its heal: the newer snapshot wins, every re-addressed Service logged, counted, shown", async () => {
+  test("a partition 2|1: the one side refuses writes (503, nothing changed), the two side takes them; after the heal all hold the majority's", async () => {
     const [n1, n2, n3] = c.nodes as [LabNode, LabNode, LabNode];
     const base = await services(n1);
     const names = Object.keys(base).sort();
-    const gen = (await agreed()).generation;
+    const before = await agreed();
+    const gen = before.generation;
     await c.link(n1, false);
     await until("both sides to see the split", async () => {
-      const a = await site(n1);
-      const b = await site(n2);
-      return a?.members.filter((m) => m.alive).length === 1 && b?.members.filter((m) => m.alive).length === 2;
+      const [a, b, d] = await Promise.all([site(n1), site(n2), site(n3)]);
+      return (
+        a?.members.filter((m) => m.alive).length === 1 &&
+        b?.members.filter((m) => m.alive).length === 2 &&
+        d?.allocator === "n2"
+      );
     });
-    // Each side writes: n1 (alone, its own allocator) adds p; n2's side adds q, then r.
-    expect((await put(n1, siteObjects(...names, "p"), await etag(n1))).code).toBe(200);
+    // n1 alone (1 of 3) refuses, saying what it sees and what a write needs.
+    const refused = await put(n1, siteObjects(...names, "p"), await etag(n1));
+    expect(refused.code).toBe(503);
+    expect(JSON.parse(refused.body)).toMatchObject({
+      error: "NoQuorum",
+      sees: ["n1"],
+      needed: 2,
+      members: 3,
+    });
+    expect(JSON.parse(refused.body).message).toContain("a write needs 2");
+    // Nothing changed on n1: same generation, digest, Services, and its state file says the same.
+    const still = await site(n1);
+    expect(still).toMatchObject({ generation: gen, digest: before.digest });
+    expect(await services(n1)).toEqual(base);
+    const disk = JSON.parse(readFileSync(join(n1.dir, "state", "site.json"), "utf8"));
+    expect(disk.generation).toBe(gen);
+    expect(await metric(n1, 'vipd_site_writes_total{outcome="no_quorum"}')).toBe(1);
+    // The two side (2 of 3) takes writes: q through n3 (forwarded to n2, its allocator), then r.
     expect((await put(n3, siteObjects(...names, "q"), await etag(n3))).code).toBe(200);
     expect((await put(n2, siteObjects(...names, "q", "r"), await etag(n2))).code).toBe(200);
-    const p = (await services(n1)).p;
-    const q = (await services(n2)).q;
-    expect(p).toBeDefined();
-    // Both sides took the lowest free address for their new Service.
-    expect(p).toBe(q as string);
+    const majority = await agreed([n2, n3]);
+    expect(majority).toMatchObject({ generation: gen + 2, madeBy: "n2" });
     await c.link(n1, true);
     const v = await agreed([n1, n2, n3], 30_000);
-    // Generation gen+2 (made by n2) beats gen+1 (made by n1).
-    expect(v).toMatchObject({ generation: gen + 2, madeBy: "n2" });
+    expect(v).toMatchObject({ generation: gen + 2, madeBy: "n2", digest: majority.digest });
     expect(await services(n1)).toEqual(await services(n2));
-    const heal = (await site(n1))?.lastHeal;
-    expect(heal).toMatchObject({ from: `${gen + 1}@n1`, to: `${gen + 2}@n2` });
-    expect(heal?.changes).toEqual([{ service: "default/p", from: [p as string], to: [] }]);
-    expect(await metric(n1, "vipd_site_heals_total")).toBe(1);
-    expect(await metric(n1, "vipd_site_readdressed_total")).toBe(1);
-    expect(n1.logs.some((l) => l.includes("partition healed"))).toBe(true);
-    expect(
-      n1.logs.some((l) => l.includes("re-addressed by the partition heal") && l.includes("default/p")),
-    ).toBe(true);
-    expect(await metric(n2, "vipd_site_heals_total")).toBe(0);
+    expect(Object.keys(await services(n1)).sort()).toEqual([...names, "q", "r"].sort());
+    // n1's snapshot was an ancestor of the majority's: a catch-up, not a heal.
+    expect((await site(n1))?.lastHeal).toBeNull();
+    expect(await metric(n1, "vipd_site_heals_total")).toBe(0);
   });
 });
