@@ -32,15 +32,16 @@ import { boundProblems } from "../config/budget.ts";
 import { type Config, configFromText, type Problem } from "../config/index.ts";
 import type { Driver } from "../drivers/driver.ts";
 import { etagOf, type NodeEvent, PlanApplier, type Timers } from "../node/applier.ts";
-import {
-  type AllocationState,
-  allocate,
-  emptyAllocation,
-  heldState,
-  logAllocation,
-} from "../plan/allocate.ts";
+import { type AllocationState, allocate, emptyAllocation, logAllocation } from "../plan/allocate.ts";
 import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../plan/handover.ts";
-import { computePlan, type L2Election, type L2Entry, type NodeInfo, type Plan } from "../plan/plan.ts";
+import {
+  computePlan,
+  type L2Election,
+  type L2Entry,
+  type NodeInfo,
+  type Plan,
+  type PlannedAssignment,
+} from "../plan/plan.ts";
 import { type NodePlan, resolvePlan } from "../plan/resolve.ts";
 import { type SiteRuntime, siteApply } from "../site/runtime.ts";
 import type { SiteView } from "../site/state.ts";
@@ -94,6 +95,28 @@ export interface MembershipView {
   awaitSettled?(nodes: ReadonlySet<string>): void;
   /** Every member as this node sees it (GET /api/v1/cluster/members). */
   members?(): ClusterMemberView[];
+}
+
+/** Each assignment's entry in the state file, kept while the assignment object lives. */
+const heldEntries = new WeakMap<PlannedAssignment, string>();
+
+/**
+ * The state file's text: `JSON.stringify(heldState(...), null, 1)`, made of one cached entry per
+ * assignment, so a reload that changed one Service formats one entry, not 10,000.
+ */
+export function heldText(assignments: readonly PlannedAssignment[]): string {
+  if (assignments.length === 0) return "{}\n";
+  const parts: string[] = [];
+  for (const a of assignments) {
+    let e = heldEntries.get(a);
+    if (e === undefined) {
+      const v = JSON.stringify({ ips: [...a.ips], pool: a.pool }, null, 1).replaceAll("\n", "\n ");
+      e = ` ${JSON.stringify(a.key)}: ${v}`;
+      heldEntries.set(a, e);
+    }
+    parts.push(e);
+  }
+  return `{\n${parts.join(",\n")}\n}\n`;
 }
 
 export class Daemon implements ApiRuntime {
@@ -213,15 +236,23 @@ export class Daemon implements ApiRuntime {
     this.cfg = config;
     this.generation++;
     const held = this.alloc.allocator === undefined ? readHeld(this.opts.stateDir) : {};
+    const before = this.alloc;
     this.alloc = site?.alloc ?? allocate(config, this.alloc, held);
-    this.persistHeld();
+    // Assignments change only with an allocation event (warnings aside): without one, the state
+    // file and the watchers already have them, and 10,000 of them are not written out again.
+    const moved =
+      site !== undefined ||
+      (this.alloc.assignments !== before.assignments &&
+        (before.allocator === undefined || this.alloc.events.some((e) => e.reason !== "Warning")));
+    if (moved) this.persistHeld();
     // Thousands of events (a start) are summarised per pool; per-Service lines at debug level.
     logAllocation(this.opts.log, this.alloc);
     this.opts.onEvent?.({ type: "config", generation: this.generation, reason });
-    this.opts.onEvent?.({
-      type: "assignments",
-      services: this.alloc.assignments.map((a) => ({ key: a.key, ips: a.ips })),
-    });
+    if (moved)
+      this.opts.onEvent?.({
+        type: "assignments",
+        services: this.alloc.assignments.map((a) => ({ key: a.key, ips: a.ips })),
+      });
     this.applier.install(this.makePlan(config));
     this.opts.log.info("configuration applied", {
       reason,
@@ -242,7 +273,7 @@ export class Daemon implements ApiRuntime {
 
   private persistHeld(): void {
     if (this.opts.stateDir === undefined) return;
-    const text = `${JSON.stringify(heldState(this.alloc), null, 1)}\n`;
+    const text = heldText(this.alloc.assignments);
     if (text === this.heldText) return;
     try {
       writeHeld(this.opts.stateDir, text);

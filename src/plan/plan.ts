@@ -103,7 +103,11 @@ export class Planner {
     // Sorted by key so that the plan (entry and service order) does not depend on the input order.
     if (assignments !== this.lastInput) {
       this.lastInput = assignments;
-      this.lastSorted = [...assignments].sort(byKey);
+      // The allocator hands them over sorted already: checking is O(n), sorting is not.
+      let sorted = true;
+      for (let i = 1; i < assignments.length && sorted; i++)
+        sorted = byKey(assignments[i - 1] as PlannedAssignment, assignments[i] as PlannedAssignment) < 0;
+      this.lastSorted = sorted ? assignments.slice() : [...assignments].sort(byKey);
     }
     const sorted = this.lastSorted;
     const l2 = this.planL2(ix, sorted, self, electionNodes(members, inputs), inputs);
