@@ -87,7 +87,7 @@ export class Planner {
   private orders = new Map<string, string[]>();
   /** Distinct hash orders by their text: VIPs with the same order share one array. */
   private interned = new Map<string, string[]>();
-  private readonly sorters = { mine: new IpSorter(), other: new IpSorter(), elections: new IpSorter() };
+  private readonly sorter = new IpSorter();
   private lastInput: readonly PlannedAssignment[] | undefined;
   private lastSorted: PlannedAssignment[] = [];
 
@@ -202,16 +202,16 @@ export class Planner {
     eps: string,
   ): Election {
     const order = this.orderFor(d.ips[0] as string, round.names);
-    const args = {
+    const args = () => ({
       ips: a.ips,
       nodes: round.nodes,
       advertisements: d.ads,
       localEndpoints: local,
       declines: round.declines,
       hashOrder: order,
-    };
+    });
     // A decline names an address: those VIPs are elected on their own.
-    if (a.ips.some((ip) => round.declined.has(ip))) return elect(args);
+    if (round.declined.size > 0 && a.ips.some((ip) => round.declined.has(ip))) return elect(args());
     const key = eps === "-" ? d.adsKey : `${d.adsKey}\n${eps}`;
     let byAds = round.memo.get(order);
     if (byAds === undefined) {
@@ -220,7 +220,7 @@ export class Planner {
     }
     let e = byAds.get(key);
     if (e === undefined) {
-      e = elect(args);
+      e = elect(args());
       byAds.set(key, e);
     }
     return e;
@@ -312,11 +312,19 @@ export class Planner {
       }
     }
     if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
-    return {
-      mine: this.sorters.mine.sort([...mine.values()]),
-      other: this.sorters.other.sort([...other.values()]),
-      elections: this.sorters.elections.sort([...elections.values()]),
+    // Every entry's address has an election: walking the elections in address order gives the
+    // entries in that order too, without sorting them again.
+    const all = this.sorter.sort([...elections.values()]);
+    const inOrder = (m: Map<string, L2Entry>): L2Entry[] => {
+      const out: L2Entry[] = [];
+      if (m.size > 0)
+        for (const e of all) {
+          const x = m.get(e.ip);
+          if (x !== undefined) out.push(x);
+        }
+      return out;
     };
+    return { mine: inOrder(mine), other: inOrder(other), elections: all };
   }
 
   /** The BGPAdvertisements that select this node, with their peers, pools and communities. */
