@@ -155,6 +155,8 @@ export class SiteDriver {
   applied: Snapshot | undefined;
   /** The peers' site snapshots as their membership heartbeats said them (setHeartbeats). */
   private heartbeats: () => ReadonlyMap<string, HeartbeatSiteInfo> = () => new Map();
+  /** The members live membership hears now; undefined: no live membership (setHeard). */
+  private heard: () => readonly string[] | undefined = () => undefined;
 
   constructor(private readonly d: SiteDriverOptions) {
     this.now = d.now ?? (() => performance.now());
@@ -290,7 +292,7 @@ export class SiteDriver {
     const id = `${this.d.self}-${process.pid}-${++this.nextId}`;
     return new Promise((resolve) => {
       this.replies.set(id, resolve);
-      void this.enqueue({ type: "propose", now: this.now(), id, base, config });
+      void this.enqueue({ type: "propose", now: this.now(), id, base, config, heard: this.heard() });
     });
   }
 
@@ -316,6 +318,14 @@ export class SiteDriver {
     this.heartbeats = source;
   }
 
+  /**
+   * The members live membership hears (Rising or Alive): a write's quorum counts only members
+   * both it and the site channel hear, so a split is noticed within cluster.deadAfterMs.
+   */
+  setHeard(source: () => readonly string[] | undefined): void {
+    this.heard = source;
+  }
+
   /** The state now, each peer's version and digest from its fresher report. */
   private current(): SiteState {
     return withHeartbeats({ ...this.state, now: this.now() }, this.heartbeats());
@@ -336,7 +346,7 @@ export class SiteDriver {
 
   /** Whether this member sees a majority of the site alive (writes need it). */
   quorum(): Quorum {
-    return quorum({ ...this.state, now: this.now() }, this.opts);
+    return quorum({ ...this.state, now: this.now() }, this.opts, this.heard());
   }
 
   /** Why this member does not announce yet, or undefined when it may. */
@@ -423,6 +433,7 @@ export class SiteDriver {
         from: d.env.from,
         msg: d.env.msg,
         sent: d.env.counter,
+        ...(d.env.msg.type === "propose" ? { heard: this.heard() } : {}),
       });
     }
     if (r.error) {

@@ -61,6 +61,8 @@ export function adoptTable(
 export interface SiteHeartbeats {
   setSite(site: { generation: number; allocator: string; digest: string } | undefined): void;
   peerSites(): ReadonlyMap<string, HeartbeatSiteInfo>;
+  /** Every peer and its membership state (Unknown, Rising, Alive, Dead). */
+  peers(): readonly { name: string; state: string }[];
 }
 
 export interface SiteRuntimeOptions {
@@ -139,6 +141,12 @@ export class SiteRuntime {
   setMembership(m: SiteHeartbeats | undefined): void {
     this.heartbeats = m;
     this.driver.setHeartbeats(() => m?.peerSites() ?? new Map());
+    this.driver.setHeard(() =>
+      m
+        ?.peers()
+        .filter((p) => p.state === "Alive" || p.state === "Rising")
+        .map((p) => p.name),
+    );
     this.tellHeartbeats();
   }
 

@@ -146,9 +146,28 @@ export type Effect =
 export type SiteEvent =
   | { type: "tick"; now: number }
   /** `sent`: the sender's clock (µs of wall clock) when it sent the message (its counter). */
-  | { type: "message"; now: number; from: string; msg: SiteMessage; sent?: bigint | undefined }
-  /** A PUT on this member (the API validated `config`); `base` 0 means unconditional. */
-  | { type: "propose"; now: number; id: string; base: number; config: string }
+  | {
+      type: "message";
+      now: number;
+      from: string;
+      msg: SiteMessage;
+      sent?: bigint | undefined;
+      /** As for "propose": what live membership hears, for a forwarded write's quorum check. */
+      heard?: readonly string[] | undefined;
+    }
+  /**
+   * A PUT on this member (the API validated `config`); `base` 0 means unconditional. `heard`: the
+   * members live membership hears now (its heartbeats), when it runs: a write counts only members
+   * alive on both (quorum).
+   */
+  | {
+      type: "propose";
+      now: number;
+      id: string;
+      base: number;
+      config: string;
+      heard?: readonly string[] | undefined;
+    }
   /** This member's own file changed (what it would bootstrap a new site from). */
   | { type: "local"; now: number; config: string };
 
@@ -206,9 +225,14 @@ export interface Quorum {
   members: number;
 }
 
-/** Whether this member sees a majority of the site's members alive (a single member always does). */
-export function quorum(s: SiteState, o: SiteOptions): Quorum {
-  const alive = aliveMembers(s, o);
+/**
+ * Whether this member sees a majority of the site's members alive (a single member always does).
+ * With `heard` (the members live membership hears, which notices a silent member within
+ * `cluster.deadAfterMs`, sooner than the site channel), a member counts only when both hear it.
+ */
+export function quorum(s: SiteState, o: SiteOptions, heard?: readonly string[]): Quorum {
+  const both = heard === undefined ? undefined : new Set(heard);
+  const alive = aliveMembers(s, o).filter((m) => m === o.self || both === undefined || both.has(m));
   const needed = quorumSize(o);
   return { ok: alive.length >= needed, alive, needed, members: o.members.length };
 }
@@ -333,7 +357,14 @@ function adopt(b: Builder, snap: Snapshot, from: string, sent: bigint): void {
 }
 
 /** The allocator takes a write: checks the base, allocates from its table, pushes generation + 1. */
-function commit(b: Builder, id: string, base: number, config: string, replyTo: string | undefined): void {
+function commit(
+  b: Builder,
+  id: string,
+  base: number,
+  config: string,
+  replyTo: string | undefined,
+  heard: readonly string[] | undefined,
+): void {
   const self = b.o.self;
   const snap = b.s.snapshot;
   const gen = snap?.generation ?? 0;
@@ -348,7 +379,7 @@ function commit(b: Builder, id: string, base: number, config: string, replyTo: s
     });
     return;
   }
-  const q = quorum(b.s, b.o);
+  const q = quorum(b.s, b.o, heard);
   if (!q.ok) {
     b.count("noQuorum");
     b.reply(id, replyTo, {
@@ -466,7 +497,13 @@ function onTick(b: Builder): void {
   }
 }
 
-function onMessage(b: Builder, from: string, msg: SiteMessage, sent: bigint): void {
+function onMessage(
+  b: Builder,
+  from: string,
+  msg: SiteMessage,
+  sent: bigint,
+  heard: readonly string[] | undefined,
+): void {
   b.peer(from, { lastHeard: b.s.now });
   switch (msg.type) {
     case "status": {
@@ -503,7 +540,7 @@ function onMessage(b: Builder, from: string, msg: SiteMessage, sent: bigint): vo
       });
       return;
     case "propose":
-      commit(b, msg.id, msg.base, msg.config, from);
+      commit(b, msg.id, msg.base, msg.config, from, heard);
       return;
     case "result": {
       if (!b.s.pending.has(msg.id)) return;
@@ -517,7 +554,13 @@ function onMessage(b: Builder, from: string, msg: SiteMessage, sent: bigint): vo
   }
 }
 
-function onPropose(b: Builder, id: string, base: number, config: string): void {
+function onPropose(
+  b: Builder,
+  id: string,
+  base: number,
+  config: string,
+  heard: readonly string[] | undefined,
+): void {
   const alloc = allocatorOf(b.s, b.o);
   if (b.s.phase !== "ready" || alloc === undefined) {
     b.count("refused");
@@ -534,7 +577,7 @@ function onPropose(b: Builder, id: string, base: number, config: string): void {
     });
     return;
   }
-  const q = quorum(b.s, b.o);
+  const q = quorum(b.s, b.o, heard);
   if (!q.ok) {
     b.count("noQuorum");
     b.effects.push({
@@ -551,7 +594,7 @@ function onPropose(b: Builder, id: string, base: number, config: string): void {
     return;
   }
   if (alloc === b.o.self) {
-    commit(b, id, base, config, undefined);
+    commit(b, id, base, config, undefined, heard);
     return;
   }
   const pending = new Map(b.s.pending);
@@ -569,13 +612,13 @@ export function step(s: SiteState, ev: SiteEvent, o: SiteOptions): Step {
       break;
     case "message":
       if (ev.from !== o.self && o.members.includes(ev.from)) {
-        onMessage(b, ev.from, ev.msg, ev.sent ?? -1n);
+        onMessage(b, ev.from, ev.msg, ev.sent ?? -1n, ev.heard);
         // A status or snapshot may end the start at once.
         onTick(b);
       }
       break;
     case "propose":
-      onPropose(b, ev.id, ev.base, ev.config);
+      onPropose(b, ev.id, ev.base, ev.config, ev.heard);
       break;
     case "local":
       b.set({ local: ev.config });

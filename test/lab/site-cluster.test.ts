@@ -20,7 +20,7 @@ import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ADMIN_TOKEN, ClusterLab, type LabNode, SUBNET, until } from "../support/cluster-lab/cluster-lab.ts";
 
-setDefaultTimeout(120_000);
+setDefaultTimeout(240_000);
 
 const API = "http://127.0.0.1:7473";
 const AUTH = `authorization: Bearer ${ADMIN_TOKEN}`;
@@ -144,7 +144,7 @@ async function put(n: LabNode, objects: string, ifMatch: string): Promise<{ code
       "curl",
       "-s",
       "--max-time",
-      "30",
+      "90",
       "-X",
       "PUT",
       "-H",
@@ -159,10 +159,16 @@ async function put(n: LabNode, objects: string, ifMatch: string): Promise<{ code
       "\n%{http_code}",
       `${API}/api/v1/config`,
     ],
-    { allowFail: true, timeoutMs: 35_000 },
+    { allowFail: true, timeoutMs: 95_000 },
   );
   const i = r.stdout.lastIndexOf("\n");
-  return { code: Number(r.stdout.slice(i + 1)), body: r.stdout.slice(0, i) };
+  const code = Number(r.stdout.slice(i + 1));
+  if (!(code > 0)) {
+    // No answer at all: say what the nodes were doing.
+    const tails = c.nodes.map((x) => `${x.name}: ${x.logs.slice(-15).join("\n  ")}`).join("\n");
+    throw new Error(`PUT on ${n.name}: no HTTP answer (curl exit ${r.code}, ${r.stderr.trim()})\n${tails}`);
+  }
+  return { code, body: r.stdout.slice(0, i) };
 }
 
 async function metric(n: LabNode, prefix: string): Promise<number> {

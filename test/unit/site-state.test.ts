@@ -133,8 +133,8 @@ class Sim {
     this.run(name, r.effects);
   }
 
-  propose(name: string, id: string, base: number, config: string): void {
-    this.feed(name, { type: "propose", now: this.now, id, base, config });
+  propose(name: string, id: string, base: number, config: string, heard?: string[]): void {
+    this.feed(name, { type: "propose", now: this.now, id, base, config, heard });
   }
 
   private deliver(): void {
@@ -390,6 +390,27 @@ describe("partitions", () => {
     expect(sim.get("n1").state.counters.heals).toBe(0);
     // n1 allocates again (lowest name) and continues from the majority's table.
     expect(allocatorOf(sim.get("n2").state, sim.get("n2").opts)).toBe("n1");
+  });
+
+  test("just after a split the site channel still counts the others; live membership's heartbeats, which notice sooner, narrow the quorum", () => {
+    const sim = threeReady(["a"]);
+    sim.groups = [["n1"], ["n2", "n3"]];
+    sim.advance(100); // less than the site channel's deadMs: n1 still counts n2 and n3
+    expect(quorum(sim.get("n1").state, sim.get("n1").opts).ok).toBe(true);
+    // Membership no longer hears them (its dead-after is shorter): the write is refused.
+    sim.propose("n1", "early", 1, cfg("a", "x"), []);
+    expect(sim.get("n1").replies.get("early")).toMatchObject({ ok: false, error: "NoQuorum" });
+    expect(sim.get("n1").state.snapshot?.generation).toBe(1);
+    // The members membership hears count only if the site channel hears them too.
+    expect(quorum(sim.get("n1").state, sim.get("n1").opts, ["n2"])).toMatchObject({
+      ok: true,
+      alive: ["n1", "n2"],
+    });
+    sim.advance(400);
+    expect(quorum(sim.get("n1").state, sim.get("n1").opts, ["n2", "n3"])).toMatchObject({
+      ok: false,
+      alive: ["n1"],
+    });
   });
 
   test("a two-member site split in two takes writes on neither side; four split 2|2 neither", () => {
