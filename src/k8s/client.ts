@@ -93,6 +93,8 @@ export class Kube {
   private tokens: number;
   private last: number;
   private inFlight = 0;
+  /** Normal-priority requests in flight (low-priority ones wait until there are none). */
+  private inFlightNormal = 0;
   private conn:
     | { at: number; value: { agent: RequestInit["agent"]; headers: Record<string, string> } }
     | undefined;
@@ -140,13 +142,19 @@ export class Kube {
     return this.conn.value;
   }
 
+  /** Requests waiting for the rate limit or in flight. */
+  get outstanding(): number {
+    return this.queue.length + this.lowQueue.length + this.inFlight;
+  }
+
   get requestCount(): number {
     return Object.values(this.requests).reduce((a, b) => a + b, 0);
   }
 
   /**
-   * Waits for a token and an in-flight slot, in order. Low-priority requests (Events) go only
-   * when no normal request is waiting, so a burst of Events never delays the statuses.
+   * Waits for a token and an in-flight slot, in order. Low-priority requests (Events, the
+   * controller's annotations) go only when no normal request is waiting or in flight, so a burst
+   * of them never takes the tokens or slots the statuses need.
    */
   private slot(low: boolean): Promise<void> {
     return new Promise((resolve) => {
@@ -156,7 +164,10 @@ export class Kube {
   }
 
   private pump(): void {
-    while (this.inFlight < this.maxInflight && (this.queue.length > 0 || this.lowQueue.length > 0)) {
+    for (;;) {
+      const low = this.queue.length === 0;
+      if (this.inFlight >= this.maxInflight) return;
+      if (low && (this.lowQueue.length === 0 || this.inFlightNormal > 0)) return;
       const now = Date.now();
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) * this.qps) / 1000);
       this.last = now;
@@ -173,13 +184,14 @@ export class Kube {
       }
       this.tokens -= 1;
       this.inFlight++;
-      const next = this.queue.length > 0 ? this.queue : this.lowQueue;
-      next.shift()?.();
+      if (!low) this.inFlightNormal++;
+      (low ? this.lowQueue : this.queue).shift()?.();
     }
   }
 
-  private release(): void {
+  private release(low: boolean): void {
     this.inFlight--;
+    if (!low) this.inFlightNormal--;
     this.pump();
   }
 
@@ -221,7 +233,7 @@ export class Kube {
       }
       return parsed as T;
     } finally {
-      this.release();
+      this.release(priority === "low");
     }
   }
 

@@ -16,11 +16,12 @@
  */
 
 import type { Config, Loaded, Problem } from "../config/index.ts";
-import { type Kind, ServiceSpec } from "../config/schemas.ts";
+import { type Kind, ObjectMeta, ServiceSpec, ServiceStatus } from "../config/schemas.ts";
 import { buildConfig } from "../config/validate.ts";
 import type { KubeObject } from "./client.ts";
 import {
   type CrObject,
+  type CrSelection,
   contentKey,
   loadObject,
   META_KEYS,
@@ -123,15 +124,29 @@ export function fullConfigView(
   return { config: built.config, problems, rejected: sel.rejected };
 }
 
+/** The versions of the metallb.io objects and Secrets (the same versions: the same objects). */
+function crInputKey(crs: readonly CrObject[], secrets: ReadonlyMap<string, KubeObject>): string {
+  const parts: string[] = [];
+  for (const c of crs)
+    parts.push(
+      `${c.kind}/${c.obj.metadata.name}/${c.obj.metadata.uid ?? ""}/${c.obj.metadata.resourceVersion ?? "?"}`,
+    );
+  for (const [name, o] of secrets)
+    parts.push(`Secret/${name}/${o.metadata.uid ?? ""}/${o.metadata.resourceVersion ?? "?"}`);
+  return parts.join("\n");
+}
+
 /** One Service as the index holds it. */
 interface ServiceEntry {
   /** Not a LoadBalancer Service: in no list (the entry keeps its place in the informer's order). */
   lb: boolean;
-  /** The object of a change not yet validated (the informer holds the same object). */
-  pending: KubeObject | undefined;
+  /** The object of a change not yet validated (the informer holds the same object); null: deleted. */
+  pending: KubeObject | null | undefined;
   v: Validated | undefined;
   /** Problems of the Service checks against the pools in force (schema-valid Services only). */
   checks: Problem[];
+  /** The spec last validated, as JSON (a new version with the same spec re-reads only the rest). */
+  spec?: string | undefined;
 }
 
 /** A pool as the Service checks see it: a name (its addresses are checked with the pools). */
@@ -165,33 +180,44 @@ export class ConfigIndex {
   private namespacesDirty = false;
   private poolNames = "";
   private stubPools: Loaded[] = [];
+  /** The Service list is made again when read after a change (the controller's passes never read it). */
   private listsDirty = true;
+  private problemsDirty = true;
   /** Services schema-invalid or failing their checks (the problem lists are walked only then). */
   private bad = 0;
   private serviceList: Config["services"] = [];
   private namespaceList: Config["namespaces"] = [];
   private serviceProblems: Problem[] = [];
   private crKey = "";
+  private lastInput = "";
+  private lastSel: CrSelection | undefined;
   private crConfig: { config: Config; problems: Problem[] } | undefined;
   /** Validations done (for tests and the benchmark: proportional to the changes). */
-  readonly stats = { validated: 0, checked: 0, views: 0 };
+  readonly stats = { validated: 0, partly: 0, checked: 0, views: 0 };
 
   constructor(private readonly namespace: string) {}
 
   /** A Service changed (ADDED / MODIFIED: its new object; DELETED: undefined). */
   service(key: string, obj: KubeObject | undefined): void {
     this.dirtyServices.add(key);
-    const e = this.services.get(key);
+    let e = this.services.get(key);
     if (obj === undefined) {
-      if (e !== undefined) {
-        if (this.isBad(e)) this.bad--;
-        this.services.delete(key);
-        this.listsDirty = true;
-      }
+      if (e !== undefined) e.pending = null;
       return;
+    }
+    if (e?.pending === null) {
+      // Deleted and created again: it goes to the end, as in the informer's store.
+      this.drop(key, e);
+      e = undefined;
     }
     if (e === undefined) this.services.set(key, { lb: false, pending: obj, v: undefined, checks: [] });
     else e.pending = obj;
+  }
+
+  private drop(key: string, e: ServiceEntry): void {
+    if (this.isBad(e)) this.bad--;
+    if (e.lb) this.listsDirty = this.problemsDirty = true;
+    this.services.delete(key);
   }
 
   /** A Namespace changed (DELETED: undefined). */
@@ -243,7 +269,15 @@ export class ConfigIndex {
     this.stats.views++;
     // metallb.io objects: few; chosen again on every view, as the full rebuild does (the choice
     // depends on what was in force before).
-    const sel = selectCrs(crs, secrets, this.namespace, this.inForce);
+    const inputKey = crInputKey(crs, secrets);
+    let sel = this.lastSel;
+    // Everything accepted: the choice did not depend on what was in force before, so the same
+    // objects give the same choice. Otherwise choose again, as the full rebuild does.
+    if (sel === undefined || inputKey !== this.lastInput || sel.rejected.length > 0) {
+      sel = selectCrs(crs, secrets, this.namespace, this.inForce);
+      this.lastSel = sel;
+      this.lastInput = inputKey;
+    }
     const keys = sel.accepted.map(contentKey);
     this.inForce = new Set(keys);
     const crKey = keys.join("\0");
@@ -262,12 +296,13 @@ export class ConfigIndex {
     this.validateServices(recheck);
 
     const crProblems = this.crConfig.problems;
-    if (this.listsDirty) this.rebuildLists();
+    if (this.problemsDirty) this.rebuildProblems();
     const problems: Problem[] = [];
     for (const r of sel.rejected) problems.push(...r.problems);
     problems.push(...this.serviceProblems);
     for (const p of crProblems) if (!problems.includes(p)) problems.push(p);
     const c = this.crConfig.config;
+    const index = this;
     return {
       config: {
         pools: c.pools,
@@ -276,7 +311,10 @@ export class ConfigIndex {
         peers: c.peers,
         bfdProfiles: c.bfdProfiles,
         communities: c.communities,
-        services: this.serviceList,
+        // Made when read (the latest view's list: nothing reads it after the next view).
+        get services() {
+          return index.currentServices();
+        },
         namespaces: this.namespaceList,
         nodeSettings: c.nodeSettings,
       },
@@ -288,15 +326,46 @@ export class ConfigIndex {
   private validateNamespaces(): void {
     if (!this.namespacesDirty) return;
     this.namespacesDirty = false;
-    this.listsDirty = true;
+    const namespaces: Config["namespaces"] = [];
     for (const [name, e] of this.namespaces) {
       const o = e.pending;
-      if (o === undefined) continue;
       e.pending = undefined;
-      const rv = o.metadata.resourceVersion ?? "";
-      if (e.v !== undefined && e.v.rv === rv) continue;
-      e.v = { rv, result: loadObject("Namespace", toManifest("Namespace", o), `Namespace/${name}`) };
+      const rv = o?.metadata.resourceVersion ?? "";
+      if (o !== undefined && (e.v === undefined || e.v.rv !== rv))
+        e.v = { rv, result: loadObject("Namespace", toManifest("Namespace", o), `Namespace/${name}`) };
+      if (e.v !== undefined && !Array.isArray(e.v.result))
+        namespaces.push(e.v.result.obj as Config["namespaces"][number]);
     }
+    this.namespaceList = namespaces;
+  }
+
+  /**
+   * One Service version through the Service schema. The schema is a strict object of
+   * independent parts, so a version whose spec is the one validated before (the controller wrote
+   * its status or annotation) has only its metadata and status read again: the same result as
+   * the whole schema's, at a third of the cost. Any problem: the whole schema says what it is.
+   */
+  private validate(o: KubeObject, e: ServiceEntry): Validated {
+    const rv = o.metadata.resourceVersion ?? "";
+    const m = toManifest("Service", o);
+    const spec = JSON.stringify(m.spec);
+    const prev = e.v?.result;
+    if (prev !== undefined && !Array.isArray(prev) && e.spec === spec) {
+      const metadata = ObjectMeta.safeParse(m.metadata);
+      const status = ServiceStatus.safeParse(m.status);
+      if (metadata.success && status.success) {
+        this.stats.partly++;
+        return {
+          rv,
+          result: {
+            ...prev,
+            obj: { ...prev.obj, metadata: metadata.data, status: status.data } as typeof prev.obj,
+          },
+        };
+      }
+    }
+    e.spec = spec;
+    return { rv, result: loadObject("Service", m, serviceFile(o)) };
   }
 
   /**
@@ -309,28 +378,31 @@ export class ConfigIndex {
       this.tell(key);
       const e = this.services.get(key);
       if (e === undefined || e.pending === undefined) continue;
+      if (e.pending === null) {
+        this.drop(key, e);
+        continue;
+      }
       const o = e.pending;
       e.pending = undefined;
       const wasBad = this.isBad(e);
       const lb = isLoadBalancer(o);
       const rv = o.metadata.resourceVersion ?? "";
-      if (lb !== e.lb) this.listsDirty = true;
+      if (lb !== e.lb) this.listsDirty = this.problemsDirty = true;
       e.lb = lb;
       if (!lb) {
         // As the full rebuild, which forgets the validation of a Service that is not a LoadBalancer.
         e.v = undefined;
         e.checks = [];
       } else if (e.v === undefined || e.v.rv !== rv) {
-        const file = serviceFile(o);
-        e.v = { rv, result: loadObject("Service", toManifest("Service", o), file) };
+        e.v = this.validate(o, e);
         this.stats.validated++;
-        this.listsDirty = true;
+        this.listsDirty = this.problemsDirty = true;
         e.checks = [];
         if (!Array.isArray(e.v.result)) toCheck.set(key, e);
       }
       if (wasBad !== this.isBad(e)) {
         this.bad += wasBad ? -1 : 1;
-        this.listsDirty = true;
+        this.listsDirty = this.problemsDirty = true;
       }
     }
     this.dirtyServices.clear();
@@ -358,29 +430,31 @@ export class ConfigIndex {
       const before = e.checks;
       e.checks = byFile.get(e.v.result.file) ?? [];
       if (before.length !== 0 || e.checks.length !== 0) {
-        this.listsDirty = true;
+        this.listsDirty = this.problemsDirty = true;
         this.tell(key);
       }
       if (wasBad !== this.isBad(e)) this.bad += wasBad ? -1 : 1;
     }
   }
 
-  /** The Service and Namespace lists and the Services' problems, in the informers' order. */
-  private rebuildLists(): void {
-    this.listsDirty = false;
-    const services: Config["services"] = [];
-    for (const e of this.services.values())
-      if (e.lb && e.v !== undefined && !Array.isArray(e.v.result) && e.checks.length === 0)
-        services.push(e.v.result.obj as Config["services"][number]);
-    this.serviceList = services;
-    const namespaces: Config["namespaces"] = [];
-    for (const e of this.namespaces.values())
-      if (e.v !== undefined && !Array.isArray(e.v.result))
-        namespaces.push(e.v.result.obj as Config["namespaces"][number]);
-    this.namespaceList = namespaces;
+  /** The valid LoadBalancer Services, in the informer's order (made again only after a change). */
+  private currentServices(): Config["services"] {
+    if (this.listsDirty) {
+      this.listsDirty = false;
+      const services: Config["services"] = [];
+      for (const e of this.services.values())
+        if (e.lb && e.v !== undefined && !Array.isArray(e.v.result) && e.checks.length === 0)
+          services.push(e.v.result.obj as Config["services"][number]);
+      this.serviceList = services;
+    }
+    return this.serviceList;
+  }
+
+  /** The Services' problems, in the informer's order: schema problems first, then the checks'. */
+  private rebuildProblems(): void {
+    this.problemsDirty = false;
     const problems: Problem[] = [];
     if (this.bad > 0) {
-      // As the full rebuild: schema problems first, then the checks' problems.
       for (const e of this.services.values())
         if (e.lb && Array.isArray(e.v?.result)) problems.push(...e.v.result);
       for (const e of this.services.values()) if (e.lb) problems.push(...e.checks);
