@@ -579,6 +579,79 @@ const shift = (p: Problem, lines: number, docs: number): Problem => ({
 });
 
 /**
+ * The first call with a cache (nothing to reuse): the whole text parsed at once, as `loadText`
+ * does — its memory peak is a third lower than parsing the parts one by one, and a long-lived
+ * worker keeps what its heap grew to — with each part's results kept. Undefined (parse it whole,
+ * keep nothing) when a document has a syntax error or the documents do not fall one to a part.
+ */
+function loadTextSeeding(
+  text: string,
+  file: string,
+  parts: readonly DocumentText[],
+  cache: DocumentCache,
+): LoadResult | undefined {
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, ...PARSE_OPTIONS });
+  const list = Array.isArray(docs) ? docs : [docs];
+  if (list.some((d) => d.errors.length > 0)) return undefined;
+  const starts: number[] = [];
+  let off = 0;
+  for (const p of parts) {
+    starts.push(off);
+    off += p.text.length;
+  }
+  const partOf = (o: number): number => {
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((starts[mid] as number) <= o) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  };
+  const per = parts.map(() => ({
+    result: { objects: [], problems: [], notes: [] } as LoadResult,
+    di: -1,
+    n: 0,
+  }));
+  const out: LoadResult = { objects: [], problems: [], notes: [] };
+  for (const [di, doc] of list.entries()) {
+    const at = per[partOf(doc.range?.[0] ?? 0)] as (typeof per)[number];
+    if (at.n > 0) return undefined;
+    at.n++;
+    at.di = di;
+    const before = { o: out.objects.length, p: out.problems.length, n: out.notes.length };
+    loadDocument(doc, lc, file, di, out);
+    at.result = {
+      objects: out.objects.slice(before.o),
+      problems: out.problems.slice(before.p),
+      notes: out.notes.slice(before.n),
+    };
+  }
+  const now = new Map<string, ReusedDocument>();
+  parts.forEach((part, i) => {
+    const { result, di, n } = per[i] as (typeof per)[number];
+    const lines = part.line - 1;
+    now.set(docKey(file, part.text), {
+      objects: result.objects.map((l) => ({
+        kind: l.kind,
+        obj: l.obj,
+        line: l.line - lines,
+        at: l.at,
+        di: 0,
+      })),
+      problems: result.problems.map((p) => shift(p, -lines, -di)),
+      notes: result.notes.map((p) => shift(p, -lines, -di)),
+      documents: n,
+    });
+  });
+  cache.keep(now);
+  cache.last = { parsed: parts.length, reused: 0, whole: false };
+  return out;
+}
+
+/**
  * `loadText`, reusing the results of documents unchanged since the last call with the same
  * cache: the same objects, problems and notes, at the same lines, as `loadText` gives. The text
  * is split at its `---` lines (splitDocuments); when that is not certain, or a document has a
@@ -593,6 +666,7 @@ export function loadTextReusing(text: string, file: string, cache: DocumentCache
   };
   if (parts === undefined) return whole();
   const before = cache.take();
+  if (before.size === 0) return loadTextSeeding(text, file, parts, cache) ?? whole();
   const now = new Map<string, ReusedDocument>();
   const out: LoadResult = { objects: [], problems: [], notes: [] };
   let parsed = 0;
