@@ -69,6 +69,9 @@ self.onmessage = (ev: MessageEvent<CheckJob>) => {
     reply = { id: job.id, kind: "error", message: (e as Error).message };
   }
   postMessage(reply);
+  // The file worker is kept for its document cache: after a large text (the first load parses
+  // every document) its heap gives the parse's memory back now, after the answer.
+  if (job.file === FILES_SOURCE && job.text.length > 64 * 1024) Bun.gc(true);
 };
 
 postMessage({ id: -1, kind: "ready" } satisfies CheckReply);

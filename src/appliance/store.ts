@@ -133,10 +133,15 @@ export async function loadManifests(
       ? { file: (starts[0] as { file: string }).file, line: 0 }
       : { file: last.file, line: Math.max(0, l - last.first + 1) };
   };
-  // One worker for the files, kept (src/api/body-check.ts replaces a worker only after a timeout
-  // or a failure): it keeps each document's result, so a reload parses and validates only the
-  // documents that changed.
-  fileChecker ??= new BodyChecker({ limits: FILE_LIMITS, timeoutMs: 120_000, maxWaiting: 8 });
+  // One worker for the files, never replaced for the size of their text (only after a timeout or
+  // a failure): it keeps each document's result, so a reload parses and validates only the
+  // documents that changed; it collects its garbage after each reload (src/api/body-worker.ts).
+  fileChecker ??= new BodyChecker({
+    limits: FILE_LIMITS,
+    timeoutMs: 120_000,
+    maxWaiting: 8,
+    recycleAbove: Number.POSITIVE_INFINITY,
+  });
   const v = await fileChecker.check(joined, {
     file: FILES_SOURCE,
     wantConfig: true,
