@@ -70,7 +70,9 @@ self.onmessage = (ev: MessageEvent<CheckJob>) => {
   }
   postMessage(reply);
   // The file worker is kept for its document cache: after a large text (the first load parses
-  // every document) its heap gives the parse's memory back now, after the answer.
+  // every document) its heap gives the parse's memory back now, after the answer. The process's
+  // RSS keeps much of it all the same (10,000 Services: ~205 MB settled, against ~130 MB when the
+  // worker was replaced after each reload; Bun.shrink did not change that).
   if (job.file === FILES_SOURCE && job.text.length > 64 * 1024) Bun.gc(true);
 };
 
