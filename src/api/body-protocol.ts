@@ -9,7 +9,7 @@ import type { Config, Problem } from "../config/index.ts";
 /**
  * The source name of the manifest files `vipd run` reloads (src/appliance/store.ts): for jobs
  * with this name the worker keeps each document's result and reuses it while the document's text
- * stays the same (src/config/load.ts loadTextReusing). Request bodies are never kept.
+ * stays the same (src/config/load-reuse.ts loadTextReusing). Request bodies are never kept.
  */
 export const FILES_SOURCE = "<files>";
 

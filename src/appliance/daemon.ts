@@ -44,7 +44,7 @@ import {
 } from "../plan/plan.ts";
 import { type NodePlan, resolvePlan } from "../plan/resolve.ts";
 import { type SiteRuntime, siteApply } from "../site/runtime.ts";
-import type { SiteView } from "../site/state.ts";
+import type { SiteView } from "../site/view.ts";
 import type { Logger } from "../util/log.ts";
 import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";

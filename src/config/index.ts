@@ -4,19 +4,13 @@
  * Notes (MetalLB status objects skipped) come back either way; they never make a result fail.
  */
 
-import {
-  type DocumentCache,
-  type LoadResult,
-  loadPaths,
-  loadText,
-  loadTextReusing,
-  type Problem,
-  sortProblems,
-} from "./load.ts";
+import { type LoadResult, loadPaths, loadText, type Problem, sortProblems } from "./load.ts";
+import { type DocumentCache, loadTextReusing } from "./load-reuse.ts";
 import { buildConfig, type Config } from "./validate.ts";
 
 export type { Loaded, Problem } from "./load.ts";
-export { DocumentCache, formatProblem } from "./load.ts";
+export { formatProblem } from "./load.ts";
+export { DocumentCache } from "./load-reuse.ts";
 export type { Config } from "./validate.ts";
 
 export type ConfigResult =
@@ -42,7 +36,7 @@ export function configFromPaths(paths: readonly string[]): ConfigResult {
 /**
  * Validates one multi-document YAML text (e.g. a body pushed through the API). With `reuse`, the
  * documents unchanged since the last call with that cache are neither parsed nor validated
- * again (src/config/load.ts loadTextReusing); the cross-object checks run over the whole set.
+ * again (src/config/load-reuse.ts loadTextReusing); the cross-object checks run over the whole set.
  */
 export function configFromText(text: string, file = "<input>", reuse?: DocumentCache): ConfigResult {
   return finish(reuse === undefined ? loadText(text, file) : loadTextReusing(text, file, reuse));

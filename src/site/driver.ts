@@ -39,7 +39,6 @@ import {
   aliveMembers,
   createSite,
   type Effect,
-  type HeartbeatSiteInfo,
   isConsistent,
   type ProposeResult,
   type Quorum,
@@ -47,12 +46,10 @@ import {
   type SiteEvent,
   type SiteOptions,
   type SiteState,
-  type SiteView,
-  siteView,
   step,
-  withHeartbeats,
 } from "./state.ts";
 import { parseSnapshot, type Snapshot } from "./table.ts";
+import { type HeartbeatSiteInfo, type SiteView, siteView, withHeartbeats } from "./view.ts";
 
 export const SITE_FILE = "site.json";
 /** Messages kept for a peer that is not connected. */

@@ -6,7 +6,8 @@
 
 import type { MetricFamily } from "../api/runtime.ts";
 import { SITE_DROPS, type SiteDrop } from "./codec.ts";
-import type { SiteState, SiteView } from "./state.ts";
+import type { SiteState } from "./state.ts";
+import type { SiteView } from "./view.ts";
 
 export interface SiteMetricInputs {
   view: SiteView;

@@ -11,7 +11,7 @@ import { ApiError, JSON_HEADERS } from "../api/context.ts";
 import { API_PREFIX, rule } from "../api/routes.ts";
 import type { ApiRuntime } from "../api/runtime.ts";
 import { ErrorBody } from "../api/schemas.ts";
-import type { SiteView } from "./state.ts";
+import type { SiteView } from "./view.ts";
 
 /** The runtime of a node that may be part of a site (the appliance Daemon). */
 export type SiteAwareRuntime = ApiRuntime & { site?: () => SiteView | undefined };

@@ -26,8 +26,8 @@ import { type AllocationState, allocate, emptyAllocation } from "../plan/allocat
 import type { Logger } from "../util/log.ts";
 import { siteAllocate, tableAsHeld } from "./allocate.ts";
 import { SiteDriver, type SiteDriverOptions } from "./driver.ts";
-import type { HeartbeatSiteInfo, SiteView } from "./state.ts";
 import { configDigest, type SiteAssignment, type Snapshot, tableDigest, versionId } from "./table.ts";
+import type { HeartbeatSiteInfo, SiteView } from "./view.ts";
 
 /** The site objects of a manifest text (NodeSettings left out); see src/config/site-text.ts. */
 export { siteText };

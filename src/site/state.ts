@@ -34,147 +34,42 @@
  *   counted and listed (lastHeal).
  * - Freshness: what a peer holds (generation, allocator, digest) is told by its site status and,
  *   from members that send heartbeat version 3, by its membership heartbeats; the view and the
- *   consistency check take the one the peer sent last (withHeartbeats).
+ *   consistency check take the one the peer sent last (withHeartbeats, src/site/view.ts).
  */
 
-import type { ProposeError, SiteMessage } from "./codec.ts";
+import type { SiteMessage } from "./codec.ts";
+import type {
+  Effect,
+  PeerView,
+  ProposeResult,
+  SiteEvent,
+  SiteOptions,
+  SiteState,
+  Step,
+} from "./state-types.ts";
 import {
-  type AddressChange,
   addressChanges,
-  configDigest,
   descends,
   newer,
   nextSnapshot,
-  type SiteAssignment,
   type Snapshot,
   sameVersion,
   tableDigest,
-  type Version,
   versionId,
 } from "./table.ts";
 
-export type AllocateFn = (
-  config: string,
-  prev: readonly SiteAssignment[] | undefined,
-) => { ok: true; table: SiteAssignment[] } | { ok: false; message: string };
-
-export interface SiteOptions {
-  self: string;
-  /** Every configured member, this one included. */
-  members: readonly string[];
-  /** How often this member sends its status to every other member. */
-  statusMs: number;
-  /** A member not heard for this long is not alive on the site channel. */
-  deadMs: number;
-  /** The longest a starting member waits to hear the others before it goes on without them. */
-  startupMs: number;
-  /** Least time between two snapshot requests to one member. */
-  requestMs: number;
-  /** A forwarded PUT not answered in this time fails (NotReady). */
-  proposeTimeoutMs: number;
-  /** Pure and deterministic: the table for `config`, continuing from `prev`. */
-  allocate: AllocateFn;
-}
-
-export interface PeerView {
-  readonly name: string;
-  /** When a message from it was last taken; -Infinity when never. */
-  readonly lastHeard: number;
-  readonly version?: Version | undefined;
-  readonly digest?: string | undefined;
-  readonly ready: boolean;
-  /** The last version it acknowledged as persisted and applied. */
-  readonly acked?: Version | undefined;
-  /** The sender's clock (µs of wall clock) of the message that told `version`; -1n: unknown. */
-  readonly versionSent?: bigint | undefined;
-  /** Which report told `version` last: a site message, or a membership heartbeat. */
-  readonly versionVia?: "site" | "heartbeat" | undefined;
-  readonly lastRequest: number;
-}
-
-export interface HealReport {
-  readonly at: number;
-  readonly from: string;
-  readonly to: string;
-  readonly changes: readonly AddressChange[];
-}
-
-export interface Pending {
-  /** Where the answer goes: the local API ("local") or the member that forwarded it. */
-  readonly at: number;
-}
-
-export interface SiteState {
-  readonly phase: "starting" | "ready";
-  readonly startedAt: number;
-  readonly now: number;
-  readonly snapshot?: Snapshot | undefined;
-  /** The site configuration in this member's own file (bootstrap, and the hand-edit report). */
-  readonly local: string;
-  readonly peers: ReadonlyMap<string, PeerView>;
-  readonly pending: ReadonlyMap<string, Pending>;
-  readonly lastStatus: number;
-  /** The allocator last logged (to log a change once). */
-  readonly allocatorSeen?: string | undefined;
-  readonly lastHeal?: HealReport | undefined;
-  readonly counters: Readonly<{
-    adopted: number;
-    heals: number;
-    readdressed: number;
-    committed: number;
-    stale: number;
-    refused: number;
-    noQuorum: number;
-  }>;
-}
-
-export interface ProposeResult {
-  ok: boolean;
-  generation: number;
-  allocator: string;
-  error?: ProposeError | undefined;
-  message?: string | undefined;
-}
-
-export type Effect =
-  | { type: "send"; to: string; msg: SiteMessage }
-  | { type: "persist"; snapshot: Snapshot }
-  | { type: "apply"; snapshot: Snapshot }
-  | { type: "reply"; id: string; result: ProposeResult }
-  | { type: "log"; level: "info" | "warn"; message: string; fields: Record<string, unknown> };
-
-export type SiteEvent =
-  | { type: "tick"; now: number }
-  /** `sent`: the sender's clock (µs of wall clock) when it sent the message (its counter). */
-  | {
-      type: "message";
-      now: number;
-      from: string;
-      msg: SiteMessage;
-      sent?: bigint | undefined;
-      /** As for "propose": what live membership hears, for a forwarded write's quorum check. */
-      heard?: readonly string[] | undefined;
-    }
-  /**
-   * A PUT on this member (the API validated `config`); `base` 0 means unconditional. `heard`: the
-   * members live membership hears now (its heartbeats), when it runs: a write counts only members
-   * alive on both (quorum).
-   */
-  | {
-      type: "propose";
-      now: number;
-      id: string;
-      base: number;
-      config: string;
-      heard?: readonly string[] | undefined;
-    }
-  /** This member's own file changed (what it would bootstrap a new site from). */
-  | { type: "local"; now: number; config: string };
-
-export interface Step {
-  state: SiteState;
-  effects: Effect[];
-}
+export type {
+  AllocateFn,
+  Effect,
+  HealReport,
+  PeerView,
+  Pending,
+  ProposeResult,
+  SiteEvent,
+  SiteOptions,
+  SiteState,
+  Step,
+} from "./state-types.ts";
 
 /** A member starting, with what it persisted (if anything) and the site objects of its file. */
 export function createSite(now: number, persisted: Snapshot | undefined, local: string): SiteState {
@@ -195,7 +90,7 @@ export function isAlive(p: PeerView, now: number, o: SiteOptions): boolean {
   return now - p.lastHeard <= o.deadMs;
 }
 
-function others(o: SiteOptions): string[] {
+export function others(o: SiteOptions): string[] {
   return o.members.filter((m) => m !== o.self);
 }
 
@@ -625,121 +520,4 @@ export function step(s: SiteState, ev: SiteEvent, o: SiteOptions): Step {
       break;
   }
   return { state: b.s, effects: b.effects };
-}
-
-/** A peer's site snapshot as its membership heartbeat said it (heartbeat version 3). */
-export interface HeartbeatSiteInfo {
-  generation: number;
-  allocator: string;
-  digest: string;
-  /** The sender's clock (µs of wall clock) of that heartbeat. */
-  sent: bigint;
-}
-
-/**
- * The state with each peer's version and digest taken from the fresher of its two reports: the
- * last site message that told them, or its last version-3 heartbeat (`beats`), whichever the
- * peer sent later (both are stamped with its wall clock). Liveness and readiness stay the site
- * channel's. Pure: for the view, the consistency check and the metrics.
- */
-export function withHeartbeats(s: SiteState, beats: ReadonlyMap<string, HeartbeatSiteInfo>): SiteState {
-  if (beats.size === 0) return s;
-  let peers: Map<string, PeerView> | undefined;
-  for (const [name, hb] of beats) {
-    const p = s.peers.get(name);
-    if (p === undefined || hb.sent <= (p.versionSent ?? -1n)) continue;
-    peers ??= new Map(s.peers);
-    peers.set(name, {
-      ...p,
-      version: hb.generation > 0 ? { generation: hb.generation, allocator: hb.allocator } : undefined,
-      digest: hb.digest,
-      versionSent: hb.sent,
-      versionVia: "heartbeat",
-    });
-  }
-  return peers === undefined ? s : { ...s, peers };
-}
-
-export interface SiteMemberView {
-  name: string;
-  self: boolean;
-  alive: boolean;
-  ready: boolean;
-  generation: number;
-  allocator: string;
-  digest: string;
-  /** Where this member's generation and digest come from: its site status or its heartbeat (null: self, or never told). */
-  via: "site" | "heartbeat" | null;
-}
-
-export interface SiteView {
-  self: string;
-  phase: "starting" | "ready";
-  allocator: string | null;
-  generation: number;
-  /** The generation this node's data path runs (handed to the Daemon and applied); 0: none yet. */
-  applied: number;
-  /** The member that made the snapshot this member holds. */
-  madeBy: string | null;
-  digest: string;
-  configDigest: string;
-  consistent: boolean;
-  /** This member's own file holds other site objects than the site (the site's win). */
-  localConfigDiffers: boolean;
-  members: SiteMemberView[];
-  lastHeal: (Omit<HealReport, "at"> & { msAgo: number }) | null;
-  counters: SiteState["counters"];
-}
-
-/** What GET /api/v1/site shows; `applied`: the version this node's data path runs. */
-export function siteView(s: SiteState, o: SiteOptions, applied?: Version): SiteView {
-  const snap = s.snapshot;
-  const digest = snap ? tableDigest(snap.table) : "";
-  const members: SiteMemberView[] = [
-    {
-      name: o.self,
-      self: true,
-      alive: true,
-      ready: s.phase === "ready",
-      generation: snap?.generation ?? 0,
-      allocator: snap?.allocator ?? "",
-      digest,
-      via: null,
-    },
-    ...others(o).map((name) => {
-      const p = s.peers.get(name);
-      return {
-        name,
-        self: false,
-        alive: p !== undefined && isAlive(p, s.now, o),
-        ready: p?.ready ?? false,
-        generation: p?.version?.generation ?? 0,
-        allocator: p?.version?.allocator ?? "",
-        digest: p?.digest ?? "",
-        via: p?.versionVia ?? null,
-      };
-    }),
-  ];
-  return {
-    self: o.self,
-    phase: s.phase,
-    allocator: allocatorOf(s, o) ?? null,
-    generation: snap?.generation ?? 0,
-    applied: applied?.generation ?? 0,
-    madeBy: snap?.allocator ?? null,
-    digest,
-    configDigest: snap ? configDigest(snap.config) : "",
-    consistent: isConsistent(s, o),
-    localConfigDiffers: snap !== undefined && s.local !== snap.config,
-    members,
-    lastHeal: s.lastHeal
-      ? {
-          from: s.lastHeal.from,
-          to: s.lastHeal.to,
-          changes: s.lastHeal.changes,
-          msAgo: s.now - s.lastHeal.at,
-        }
-      : null,
-    counters: s.counters,
-  };
 }

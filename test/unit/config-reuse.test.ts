@@ -1,5 +1,5 @@
 /**
- * Per-document reuse on reload (src/config/load.ts loadTextReusing, used by the body worker for
+ * Per-document reuse on reload (src/config/load-reuse.ts loadTextReusing, used by the body worker for
  * the manifest files): over random edit sequences (fast-check, fixed seed) — a document changed,
  * added, removed or moved, comments and blank lines added before it, syntax and schema errors
  * coming and going — one long-lived DocumentCache gives the same objects (with the same lines of
@@ -9,13 +9,8 @@
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { configFromText, DocumentCache } from "../../src/config/index.ts";
-import {
-  type LoadResult,
-  loadText,
-  loadTextReusing,
-  type PathKey,
-  splitDocuments,
-} from "../../src/config/load.ts";
+import { type LoadResult, loadText, type PathKey } from "../../src/config/load.ts";
+import { loadTextReusing, splitDocuments } from "../../src/config/load-reuse.ts";
 import { allocate, emptyAllocation } from "../../src/plan/allocate.ts";
 import { type NodeInfo, Planner } from "../../src/plan/plan.ts";
 

@@ -15,8 +15,9 @@ import { emptyAllocation } from "../../src/plan/allocate.ts";
 import { allocateTable } from "../../src/site/allocate.ts";
 import { siteRoutes } from "../../src/site/routes.ts";
 import { adoptTable, siteEtag, siteText } from "../../src/site/runtime.ts";
-import { createSite, type SiteOptions, siteView } from "../../src/site/state.ts";
+import { createSite, type SiteOptions } from "../../src/site/state.ts";
 import { nextSnapshot, type SiteAssignment, tableDigest } from "../../src/site/table.ts";
+import { siteView } from "../../src/site/view.ts";
 import { createLogger } from "../../src/util/log.ts";
 import { FakeRuntime } from "./api-runtime-fake.ts";
 

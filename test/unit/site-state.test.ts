@@ -18,11 +18,10 @@ import {
   quorum,
   type SiteOptions,
   type SiteState,
-  siteView,
   step,
-  withHeartbeats,
 } from "../../src/site/state.ts";
 import { type SiteAssignment, type Snapshot, tableDigest } from "../../src/site/table.ts";
+import { siteView, withHeartbeats } from "../../src/site/view.ts";
 
 const POOL = `apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
