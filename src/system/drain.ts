@@ -40,24 +40,28 @@ export async function drainL2(t: DrainTarget, opts: DrainOptions = {}): Promise<
   const pollMs = opts.pollMs ?? 50;
   const started = now();
   const self = t.self();
-  const owned = (await t.elections()).filter((e) => e.owner === self).map((e) => e.ip);
+  const mine = async (): Promise<Set<string>> =>
+    new Set((await t.elections()).filter((e) => e.owner === self).map((e) => e.ip));
+  let current = await mine();
+  const owned = [...current];
   const refused: DrainReport["refused"] = [];
-  // One failover per Service: its other addresses follow, so re-read who owns what each time.
+  // One failover per Service: its other addresses follow, so who owns what is read again after
+  // each one that was taken (a refused one moves nothing; at most MAX_DECLINES are taken).
   for (const ip of owned) {
-    const still = (await t.elections()).find((e) => e.ip === ip)?.owner === self;
-    if (!still) continue;
+    if (!current.has(ip)) continue;
     const r = await t.failover(ip);
-    if (!r.ok) refused.push({ ip, error: r.error, message: r.message });
+    if (r.ok) current = await mine();
+    else refused.push({ ip, error: r.error, message: r.message });
   }
-  let left = await t.answering();
-  while (left.some((ip) => owned.includes(ip)) && now() - started < timeoutMs) {
+  const wasMine = new Set(owned);
+  let left = new Set(await t.answering());
+  while ([...left].some((ip) => wasMine.has(ip)) && now() - started < timeoutMs) {
     await sleep(pollMs);
-    left = await t.answering();
+    left = new Set(await t.answering());
   }
-  const stillAnswering = owned.filter((ip) => left.includes(ip));
   return {
-    handedOver: owned.filter((ip) => !left.includes(ip)),
-    left: stillAnswering,
+    handedOver: owned.filter((ip) => !left.has(ip)),
+    left: owned.filter((ip) => left.has(ip)),
     refused,
     ms: Math.round(now() - started),
   };
