@@ -76,9 +76,14 @@ afterAll(async () => {
 
 test("without a BGPPeer the speakers do not listen on port 179; the Service has its IP", async () => {
   await until("the Service's IP", async () => ingress(await getService(c, "bgp-web"))[0] === VIP, 30_000);
+  // The API answers before the drivers have started (startNode binds it first): wait for both
+  // speakers to list their BGP driver, then check what it says.
   await until(
-    "both speakers' APIs",
-    async () => (await Promise.all(lab.nodes.map((n) => lab.api(n, "/api/v1/status")))).every(Boolean),
+    "both speakers' BGP drivers in /api/v1/status",
+    async () =>
+      (
+        await Promise.all(lab.nodes.map((n) => lab.api<{ drivers: { name: string }[] }>(n, "/api/v1/status")))
+      ).every((s) => s?.drivers.some((d) => d.name === "bgp")),
     30_000,
   );
   for (const n of lab.nodes) {
