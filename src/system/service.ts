@@ -114,6 +114,8 @@ export interface SystemUpdatesOptions {
 
 export const DEFAULT_MAX_BUNDLE_BYTES = 640 * 1024 * 1024;
 const RAUC_CONF = "/etc/rauc/system.conf";
+/** The bundle being received, in the update directory (removed when its install ends). */
+const UPLOAD_FILE = "upload.raucb";
 
 interface Ran {
   code: number;
@@ -161,6 +163,8 @@ export class RaucSystemUpdates implements SystemUpdates {
   private rebooting = false;
   private readonly opts: SystemUpdatesOptions;
   private readonly rauc: string;
+  /** The `rauc status` running now: concurrent callers share it (single flight). */
+  private statusInFlight: Promise<RaucStatus> | null = null;
 
   constructor(opts: SystemUpdatesOptions) {
     this.opts = opts;
@@ -174,9 +178,37 @@ export class RaucSystemUpdates implements SystemUpdates {
       parseLastResult(readText(join(this.dir, "last-update.json"))),
       opts.onEvent,
     );
+    this.removeStaleUpload();
   }
 
-  private async raucStatus(): Promise<RaucStatus> {
+  /**
+   * A bundle half-received when the node lost power (or vipd was killed) is never installed: no
+   * update survives a restart of vipd. Removed at start, so it does not hold the data partition.
+   */
+  private removeStaleUpload(): void {
+    const file = join(this.dir, UPLOAD_FILE);
+    try {
+      unlinkSync(file);
+      this.log.warn("removed an update bundle left half-received by the previous run", { file });
+    } catch {
+      // none: the usual case
+    }
+  }
+
+  /**
+   * `rauc status`, one at a time: a caller that asks while one runs gets that one's answer (each
+   * GET /api/v1/system asks, and one took over 30 s under TCG; piling them up made it slower).
+   */
+  private raucStatus(): Promise<RaucStatus> {
+    if (this.statusInFlight === null) {
+      this.statusInFlight = this.raucStatusOnce().finally(() => {
+        this.statusInFlight = null;
+      });
+    }
+    return this.statusInFlight;
+  }
+
+  private async raucStatusOnce(): Promise<RaucStatus> {
     // 120 s: under QEMU/TCG on a loaded machine one `rauc status` (D-Bus + the boot backend's
     // shell calls) was measured over 30 s, and a killed one failed an install (500 InternalError).
     const r = await run([this.rauc, "status", "--output-format=json"], 120_000);
@@ -224,7 +256,7 @@ export class RaucSystemUpdates implements SystemUpdates {
       );
     if (!this.tracker.begin(by, declared))
       throw new SystemError(409, "UpdateInProgress", "an update is running already; see GET /api/v1/system");
-    const file = join(this.dir, "upload.raucb");
+    const file = join(this.dir, UPLOAD_FILE);
     let bytes = 0;
     const refuse = (e: SystemError): never => {
       const r = this.tracker.finish({
