@@ -15,9 +15,14 @@
 
 import { readdirSync, readFileSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { type Document, isMap, isPair, isScalar, LineCounter, type Node, parseAllDocuments } from "yaml";
+import { type Document, LineCounter, type Node, parseAllDocuments } from "yaml";
 import { z } from "zod";
 import { type AnyObject, KINDS, type Kind, SCHEMAS } from "./schemas.ts";
+import { fastDocument } from "./yaml-fast.ts";
+import { splitDocuments } from "./yaml-split.ts";
+import { docLines, lineOfNode, PARSE_OPTIONS, syntaxProblems } from "./yaml-tree.ts";
+
+export { docLines, PARSE_OPTIONS } from "./yaml-tree.ts";
 
 export type PathKey = string | number;
 
@@ -93,38 +98,6 @@ export function formatProblem(p: Problem): string {
 /** Orders problems by file, then line, for stable output. */
 export function sortProblems(ps: Problem[]): Problem[] {
   return ps.sort((a, b) => (a.file === b.file ? a.line - b.line : a.file < b.file ? -1 : 1));
-}
-
-function nodeAt(doc: Document, path: readonly PathKey[]): { node: Node | null; keyNode: Node | null } {
-  let node: Node | null = (doc.contents as Node | null) ?? null;
-  let keyNode: Node | null = null;
-  let deepest: Node | null = node;
-  for (const k of path) {
-    if (node === null) break;
-    if (isMap(node)) {
-      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(k));
-      if (!pair) {
-        node = null;
-        break;
-      }
-      keyNode = pair.key as Node;
-      node = (pair.value as Node | null) ?? null;
-    } else if ("items" in node && Array.isArray(node.items) && typeof k === "number") {
-      node = (node.items[k] as Node | undefined) ?? null;
-      keyNode = null;
-    } else {
-      node = null;
-      break;
-    }
-    if (node !== null) deepest = node;
-    else deepest = keyNode ?? deepest;
-  }
-  return { node: node ?? deepest, keyNode };
-}
-
-function lineOfNode(node: Node | null, lc: LineCounter, fallback: number): number {
-  const off = node?.range?.[0];
-  return off === undefined ? fallback : lc.linePos(off).line;
 }
 
 const EXPECTED: Record<string, string> = {
@@ -279,70 +252,13 @@ function dropNulls(v: unknown): unknown {
   return out;
 }
 
-/**
- * Where the unclosed `{` or `[` before `to` opened (a flow collection the parser noticed only
- * later), skipping quoted strings and comments; undefined when there is none.
- */
-function unclosedFlowAt(text: string, from: number, to: number, open: "{" | "["): number | undefined {
-  const stack: number[] = [];
-  let quote: string | undefined;
-  for (let i = from; i < to; i++) {
-    const c = text[i] as string;
-    if (quote !== undefined) {
-      if (c === "\\" && quote === '"') i++;
-      else if (c === quote) quote = undefined;
-    } else if (c === '"' || c === "'") quote = c;
-    else if (c === "#" && (i === 0 || /\s/.test(text[i - 1] as string))) {
-      const nl = text.indexOf("\n", i);
-      i = nl < 0 ? to : nl;
-    } else if (c === "{" || c === "[") stack.push(i);
-    else if (
-      (c === "}" || c === "]") &&
-      stack.length > 0 &&
-      text[stack[stack.length - 1] as number] === (c === "}" ? "{" : "[")
-    )
-      stack.pop();
-  }
-  for (let j = stack.length - 1; j >= 0; j--) if (text[stack[j] as number] === open) return stack[j];
-  return undefined;
-}
-
-/** The key that starts at `pos` (a duplicate key reported by the YAML parser). */
-function duplicateKeyAt(text: string, pos: number): string | undefined {
-  const end = text.indexOf("\n", pos);
-  const m = /^(?:"([^"]*)"|'([^']*)'|([^:#\n]+?))\s*:/.exec(text.slice(pos, end < 0 ? undefined : end));
-  return m ? (m[1] ?? m[2] ?? m[3]) : undefined;
-}
-
-/** The YAML parser's errors of one document, as problems (duplicate keys and unclosed flows named). */
-function syntaxProblems(doc: Document, text: string, lc: LineCounter, file: string, di: number): Problem[] {
-  return doc.errors.map((e) => {
-    const dup = e.code === "DUPLICATE_KEY" ? duplicateKeyAt(text, e.pos[0]) : undefined;
-    const flow = /^Flow (map|sequence) in block collection/.exec(e.message);
-    const open = flow
-      ? unclosedFlowAt(text, doc.range?.[0] ?? 0, e.pos[0], flow[1] === "map" ? "{" : "[")
-      : undefined;
-    let message = `YAML syntax: ${e.message.split("\n")[0]}`;
-    if (dup !== undefined) message = `YAML syntax: key "${dup}" appears twice in the same mapping; keep one`;
-    else if (open !== undefined)
-      message = `YAML syntax: this "${text[open]}" is never closed; end the ${flow?.[1] === "map" ? "mapping with }" : "list with ]"}`;
-    return {
-      file,
-      line: open !== undefined ? lc.linePos(open).line : (e.linePos?.[0]?.line ?? lc.linePos(e.pos[0]).line),
-      field: "-",
-      message,
-      pointer: "",
-      doc: di,
-    };
-  });
-}
-
-/** One parsed document being validated: where it came from, and where its results go. */
 interface DocContext {
   file: string;
   di: number;
   /** Line of a path from the document's root. */
   docLineOf: (path: readonly PathKey[]) => number;
+  /** Line of the document's root, when known without asking docLineOf (the fast path's). */
+  topLine?: number | undefined;
   out: LoadResult;
 }
 
@@ -428,22 +344,8 @@ function validateObject(value: unknown, at: PathKey[], d: DocContext): void {
     // v1beta1 → v1beta2: the same fields; v1beta2 is the stored version.
     obj = { ...obj, apiVersion: "metallb.io/v1beta2" };
   }
-  out.objects.push({ kind: k, obj, file, doc: di, line: lineOf([]), lineOf, at });
-}
-
-export const PARSE_OPTIONS = {
-  prettyErrors: false,
-  uniqueKeys: true,
-  merge: true, // `<<` merge keys, as kubectl accepts them
-} as const;
-
-/** The line of a path within a document (of its deepest existing ancestor; else its first line). */
-export function docLines(doc: Document, lc: LineCounter): (path: readonly PathKey[]) => number {
-  const startLine = lineOfNode((doc.contents as Node | null) ?? null, lc, 1);
-  return (path) => {
-    const { node, keyNode } = nodeAt(doc, path);
-    return lineOfNode(keyNode ?? node, lc, startLine);
-  };
+  const line = at.length === 0 && d.topLine !== undefined ? d.topLine : lineOf([]);
+  out.objects.push({ kind: k, obj, file, doc: di, line, lineOf, at });
 }
 
 /** Converts and validates one parsed document (without syntax errors) into `out`. */
@@ -475,8 +377,60 @@ export function loadDocument(
   validateObject(data, [], { file, di, docLineOf: docLines(doc, lc), out });
 }
 
-/** Parses and validates one file's text. `file` is only used in messages. */
-export function loadText(text: string, file: string): LoadResult {
+/** The lines of one document's text, from the `yaml` package's syntax tree (parsed on demand). */
+export function documentLines(text: string): (path: readonly PathKey[]) => number {
+  let tree: ((path: readonly PathKey[]) => number) | undefined;
+  return (path) => {
+    if (tree === undefined) {
+      const lc = new LineCounter();
+      const d = parseAllDocuments(text, { lineCounter: lc, ...PARSE_OPTIONS });
+      tree = docLines((Array.isArray(d) ? d[0] : d) as Document, lc);
+    }
+    return tree(path);
+  };
+}
+
+/** One document's results: lines counted from its text's first line, document indices from 0. */
+export interface PartResult {
+  result: LoadResult;
+  /** Documents the text holds (0 or 1). */
+  documents: number;
+}
+
+/**
+ * Loads one document's text (a part from splitDocuments). The value comes from Bun's parser when
+ * that is certain to give what the `yaml` package gives (src/config/yaml-fast.ts), else from the
+ * `yaml` package; lines come from the `yaml` package's tree either way, parsed only when a line is
+ * asked for (a problem, a note, a later check). Undefined when the text has a YAML syntax error
+ * or more than one document: the caller parses the whole text (loadTextWhole).
+ */
+export function loadPart(text: string, file: string): PartResult | undefined {
+  const result: LoadResult = { objects: [], problems: [], notes: [] };
+  const fast = fastDocument(text);
+  if (fast !== undefined) {
+    const data = dropNulls(fast.value);
+    const docLineOf = documentLines(text);
+    if (data !== undefined)
+      validateObject(data, [], { file, di: 0, docLineOf, topLine: fast.line, out: result });
+    return { result, documents: 1 };
+  }
+  const lc = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter: lc, ...PARSE_OPTIONS });
+  const list = Array.isArray(docs) ? docs : [docs];
+  if (list.length > 1 || list.some((d) => d.errors.length > 0)) return undefined;
+  if (list[0] !== undefined) loadDocument(list[0], lc, file, 0, result);
+  return { result, documents: list.length };
+}
+
+/** A problem moved down by `lines` lines and `docs` documents. */
+export const shiftProblem = (p: Problem, lines: number, docs: number): Problem => ({
+  ...p,
+  line: p.line + lines,
+  ...(p.doc !== undefined ? { doc: p.doc + docs } : {}),
+});
+
+/** Parses and validates one file's text with the `yaml` package alone, all documents at once. */
+export function loadTextWhole(text: string, file: string): LoadResult {
   const lc = new LineCounter();
   const docs = parseAllDocuments(text, { lineCounter: lc, ...PARSE_OPTIONS });
   const out: LoadResult = { objects: [], problems: [], notes: [] };
@@ -485,6 +439,31 @@ export function loadText(text: string, file: string): LoadResult {
     if (doc.errors.length > 0) out.problems.push(...syntaxProblems(doc, text, lc, file, di));
     else loadDocument(doc, lc, file, di, out);
   });
+  return out;
+}
+
+/**
+ * Parses and validates one file's text. `file` is only used in messages. Document by document
+ * (loadPart) when the text splits at its `---` lines; the whole text at once (loadTextWhole) when
+ * it does not, or a document has a syntax error — the same results either way.
+ */
+export function loadText(text: string, file: string): LoadResult {
+  const parts = splitDocuments(text);
+  if (parts === undefined) return loadTextWhole(text, file);
+  const out: LoadResult = { objects: [], problems: [], notes: [] };
+  let di = 0;
+  for (const part of parts) {
+    const r = loadPart(part.text, file);
+    if (r === undefined) return loadTextWhole(text, file);
+    const lines = part.line - 1;
+    for (const o of r.result.objects) {
+      const own = o.lineOf;
+      out.objects.push({ ...o, doc: o.doc + di, line: o.line + lines, lineOf: (p) => own(p) + lines });
+    }
+    for (const p of r.result.problems) out.problems.push(shiftProblem(p, lines, di));
+    for (const p of r.result.notes) out.notes.push(shiftProblem(p, lines, di));
+    di += r.documents;
+  }
   return out;
 }
 
