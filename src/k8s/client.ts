@@ -196,10 +196,27 @@ export class Kube {
   }
 
   /** One request; resolves with the parsed body, rejects with KubeError (or a network Error). */
-  async request<T = KubeObject>(
+  request<T = KubeObject>(
     method: string,
     path: string,
     body?: unknown,
+    contentType = "application/json",
+    priority: "normal" | "low" = "normal",
+  ): Promise<T> {
+    return this.requestText<T>(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      contentType,
+      priority,
+    );
+  }
+
+  /** One request whose body is JSON text already. */
+  async requestText<T = KubeObject>(
+    method: string,
+    path: string,
+    body: string | undefined,
     contentType = "application/json",
     priority: "normal" | "low" = "normal",
   ): Promise<T> {
@@ -210,7 +227,7 @@ export class Kube {
       const init: RequestInit = { agent: base.agent, method };
       const headers: Record<string, string> = { ...base.headers };
       if (body !== undefined) {
-        init.body = JSON.stringify(body);
+        init.body = body;
         headers["Content-Type"] = contentType;
       }
       init.headers = headers;
@@ -271,6 +288,15 @@ export class Kube {
     priority: "normal" | "low" = "normal",
   ): Promise<T> {
     return this.request<T>("PATCH", path, patch, "application/merge-patch+json", priority);
+  }
+
+  /** A merge patch whose body is JSON text already. */
+  mergePatchText<T = KubeObject>(
+    path: string,
+    json: string,
+    priority: "normal" | "low" = "normal",
+  ): Promise<T> {
+    return this.requestText<T>("PATCH", path, json, "application/merge-patch+json", priority);
   }
 
   delete(path: string): Promise<unknown> {

@@ -81,7 +81,7 @@ export class ConfigReporter {
       if (this.said.get(key) === text) continue;
       this.said.set(key, text);
       this.opts.log?.warn("configuration: object not in force", { object: key, problems: text });
-      void this.opts.events.emit(
+      this.opts.events.emit(
         regarding(r),
         "Warning",
         "InvalidConfiguration",

@@ -23,12 +23,14 @@ import { Allocator, type AllocResult } from "../ipam/allocator.ts";
 import { reasonMessage, replacedMessage, warningMessage } from "../ipam/reasons.ts";
 import { ANNOTATION_ALLOCATED_FROM, serviceKey } from "../ipam/request.ts";
 import type { Logger } from "../util/log.ts";
-import { type Kube, KubeError, type KubeObject, PATHS } from "./client.ts";
+import type { Kube, KubeObject } from "./client.ts";
+import { PATHS } from "./client.ts";
 import { ConfigReporter } from "./config-state.ts";
 import { EventRecorder } from "./events.ts";
 import { LeaseElector } from "./lease.ts";
 import { plainError, RateLimitedLog } from "./outage.ts";
 import type { ClusterState } from "./state.ts";
+import { PatchQueue } from "./writes.ts";
 
 export interface ControllerOptions {
   identity: string;
@@ -64,10 +66,8 @@ export class Controller {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private running = false;
   private again = false;
-  /** Writes in flight, by target: the JSON being written. */
-  private readonly pending = new Map<string, string>();
-  /** Writes done, by target: the JSON written and the resourceVersion it was based on. */
-  private readonly done = new Map<string, { body: string; basis: string }>();
+  /** Writes waiting or in flight, and those done (src/k8s/writes.ts). */
+  private readonly writes: PatchQueue;
   private readonly events: EventRecorder;
   /** Objects left out of the configuration: Events, the ConfigurationState. */
   private readonly reporter: ConfigReporter;
@@ -112,6 +112,18 @@ export class Controller {
       now: opts.now,
     });
     this.outage = new RateLimitedLog({ log: opts.log, now: opts.now });
+    this.writes = new PatchQueue(kube, {
+      onError: (target, e) => {
+        this.stats.writeErrors++;
+        this.outage.warn("write", "controller: a write failed; retrying", {
+          target,
+          error: plainError(e, this.kube.server),
+        });
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.kick(), 1000);
+      },
+      onSettled: () => this.checkIdle(),
+    });
     this.changedKeys = state.index.feed();
     this.elector = new LeaseElector(kube, {
       namespace: opts.namespace,
@@ -168,14 +180,22 @@ export class Controller {
     this.timer = setTimeout(() => void this.run(), this.opts.debounceMs ?? 20);
   }
 
-  /** Resolves when no reconcile or write is in progress (for tests and the benchmark). */
-  idle(): Promise<void> {
-    if (!this.running && this.pending.size === 0) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+  /** Resolves when no reconcile, write or Event is waiting or in progress (for tests and the benchmark). */
+  async idle(): Promise<void> {
+    for (;;) {
+      if (this.running || this.writes.size > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+      await this.events.idle();
+      if (!this.running && this.writes.size === 0 && this.events.backlog === 0) return;
+    }
+  }
+
+  /** Writes and Events not yet sent (waiting or in flight). */
+  get backlog(): number {
+    return this.writes.size + this.events.backlog;
   }
 
   private checkIdle(): void {
-    if (!this.running && this.pending.size === 0) for (const w of this.idleWaiters.splice(0)) w();
+    if (!this.running && this.writes.size === 0) for (const w of this.idleWaiters.splice(0)) w();
   }
 
   private async run(): Promise<void> {
@@ -351,8 +371,8 @@ export class Controller {
       this.events.forget(key);
       this.told.delete(key);
       this.releaseTold.delete(key);
-      this.done.delete(`status:${key}`);
-      this.done.delete(`meta:${key}`);
+      this.writes.done.delete(`status:${key}`);
+      this.writes.done.delete(`meta:${key}`);
       return;
     }
     // The Service still exists but is no longer vipd's (type or class changed): clear what vipd wrote.
@@ -370,7 +390,7 @@ export class Controller {
         { metadata: { annotations: { [ANNOTATION_ALLOCATED_FROM]: null } } },
         obj,
       );
-    void this.events.emit(
+    this.events.emit(
       obj,
       "Normal",
       "IPReleased",
@@ -436,13 +456,13 @@ export class Controller {
       const note = `Released IP ${JSON.stringify(res.replaced.from)} of "${res.key}": ${replacedMessage(res.replaced)}`;
       if (this.releaseTold.get(res.key) !== note) {
         this.releaseTold.set(res.key, note);
-        void this.events.emit(obj, "Normal", "IPReleased", "Release", note);
+        this.events.emit(obj, "Normal", "IPReleased", "Release", note);
       }
     }
     if (res.ok) {
       this.releaseTold.delete(res.key);
       if (res.changed)
-        void this.events.emit(
+        this.events.emit(
           obj,
           "Normal",
           "IPAllocated",
@@ -460,52 +480,23 @@ export class Controller {
     const said = JSON.stringify(state);
     if (this.told.get(res.key) === said) return;
     this.told.set(res.key, said);
-    for (const [reason, note] of state) void this.events.emit(obj, "Warning", reason, "Allocate", note);
+    for (const [reason, note] of state) this.events.emit(obj, "Warning", reason, "Allocate", note);
   }
 
   /**
-   * A merge patch, unless the same one is already in flight. Failures retry by reconciling later.
-   * Only statuses go at normal priority: the annotation and pool counts wait, as Events do, until
-   * no status is waiting for the client's rate limit (a burst of new Services gets its addresses
-   * first).
+   * A merge patch, unless the same one is already waiting or in flight, or was written from this
+   * version of the object. Failures retry by reconciling later. Only statuses go at normal
+   * priority: the annotation and pool counts wait, as Events do, until no status is waiting for
+   * the client's rate limit (a burst of new Services gets its addresses first).
    */
   private write(target: string, path: string, patch: unknown, basis: KubeObject): void {
-    const priority = target.startsWith("status:") ? "normal" : "low";
     const body = JSON.stringify(patch);
-    if (this.pending.get(target) === body) return;
+    if (this.writes.has(target, body)) return;
     // Written already, and the informer has not seen the result yet: do not write it again.
-    const d = this.done.get(target);
-    if (d !== undefined && d.body === body && d.basis === basis.metadata.resourceVersion) return;
-    this.pending.set(target, body);
+    const rv = basis.metadata.resourceVersion ?? "";
+    const d = this.writes.done.get(target);
+    if (d !== undefined && d.body === body && d.basis === rv) return;
     this.stats.writes++;
-    // A merge patch carries no resourceVersion, yet the API server answers 409 when another
-    // write to the same object (our status and annotation patches) lands at the same moment:
-    // such a patch is safe to send again.
-    const send = async (): Promise<unknown> => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await this.kube.mergePatch(path, patch, priority);
-        } catch (e) {
-          if (!(e instanceof KubeError && e.status === 409) || attempt >= 4) throw e;
-          await Bun.sleep(10 * (attempt + 1));
-        }
-      }
-    };
-    send()
-      .then(() => this.done.set(target, { body, basis: basis.metadata.resourceVersion ?? "" }))
-      .catch((e: unknown) => {
-        if (e instanceof KubeError && e.status === 404) return; // deleted meanwhile
-        this.stats.writeErrors++;
-        this.outage.warn("write", "controller: a write failed; retrying", {
-          target,
-          error: plainError(e, this.kube.server),
-        });
-        clearTimeout(this.retryTimer);
-        this.retryTimer = setTimeout(() => this.kick(), 1000);
-      })
-      .finally(() => {
-        if (this.pending.get(target) === body) this.pending.delete(target);
-        this.checkIdle();
-      });
+    this.writes.put(target, path, body, rv, !target.startsWith("status:"));
   }
 }

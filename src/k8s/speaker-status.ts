@@ -181,7 +181,7 @@ export class StatusPublisher {
       const [proto, svc] = what.split(" ") as [string, string];
       const obj = this.state.service(svc);
       if (obj !== undefined)
-        void this.events.emit(
+        this.events.emit(
           obj,
           "Normal",
           "NodeAssigned",
