@@ -178,7 +178,7 @@ function scan(text: string): { indicators: number; line: number } | undefined {
           if ((c === RSQ) !== (f.open === LSQ)) return undefined;
           flow.pop();
         }
-        hadKey = c !== COMMA;
+        hadKey = false; // a collection is never a key here (`[a]: x` is refused at its `:`)
         i++;
         continue;
       }
