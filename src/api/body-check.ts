@@ -53,6 +53,8 @@ export interface BodyCheckerOptions {
 
 interface Pending {
   job: CheckJob;
+  /** Characters or bytes of the text. */
+  size: number;
   timeoutMs: number;
   resolve(v: WorkerVerdict): void;
 }
@@ -88,9 +90,13 @@ export class BodyChecker {
     this.recycleAbove = opts.recycleAbove ?? 64 * 1024;
   }
 
-  /** Pre-scans, parses and validates `text` in the worker. Never throws. */
+  /**
+   * Pre-scans, parses and validates `text` in the worker. Never throws. Bytes (UTF-8, checked by
+   * the caller: request-body.ts readYamlBytes) are moved to the worker, not copied, and decoded
+   * there: the caller's array is empty (detached) afterwards.
+   */
   check(
-    text: string,
+    text: string | Uint8Array,
     opts: { file?: string; wantConfig?: boolean; timeoutMs?: number } = {},
   ): Promise<CheckVerdict> {
     return this.submit(text, opts) as Promise<CheckVerdict>;
@@ -106,7 +112,7 @@ export class BodyChecker {
   }
 
   private submit(
-    text: string,
+    text: string | Uint8Array,
     opts: { file?: string; wantConfig?: boolean; timeoutMs?: number; op?: CheckJob["op"] },
   ): Promise<WorkerVerdict> {
     if (this.closed) return Promise.resolve({ kind: "failed", message: "the API is shutting down" });
@@ -117,7 +123,8 @@ export class BodyChecker {
     }
     const job: CheckJob = {
       id: this.nextId++,
-      text,
+      text: typeof text === "string" ? text : "",
+      ...(typeof text === "string" ? {} : { bytes: wholeBuffer(text) }),
       file: opts.file ?? "<request>",
       limits: this.limits,
       maxProblems: this.maxProblems,
@@ -125,7 +132,8 @@ export class BodyChecker {
       ...(opts.op !== undefined ? { op: opts.op } : {}),
     };
     return new Promise((resolve) => {
-      this.queue.push({ job, timeoutMs: opts.timeoutMs ?? this.timeoutMs, resolve });
+      const size = typeof text === "string" ? text.length : text.byteLength;
+      this.queue.push({ job, size, timeoutMs: opts.timeoutMs ?? this.timeoutMs, resolve });
       this.pump();
     });
   }
@@ -178,7 +186,7 @@ export class BodyChecker {
     const onMessage = (ev: MessageEvent<CheckReply>) => {
       const r = ev.data;
       if (r.id !== next.job.id) return; // "ready", or a late answer from an earlier job
-      const big = next.job.text.length > this.recycleAbove && r.kind !== "refused";
+      const big = next.size > this.recycleAbove && r.kind !== "refused";
       switch (r.kind) {
         case "refused":
           finish(
@@ -216,8 +224,16 @@ export class BodyChecker {
     );
     w.addEventListener("message", onMessage);
     w.addEventListener("error", onError);
-    w.postMessage(next.job);
+    const bytes = next.job.bytes;
+    w.postMessage(next.job, bytes !== undefined ? [bytes] : []);
   }
+}
+
+/** The ArrayBuffer holding exactly `b` (its own when `b` covers all of it, else a copy), to transfer. */
+function wholeBuffer(b: Uint8Array): ArrayBuffer {
+  if (b.buffer instanceof ArrayBuffer && b.byteOffset === 0 && b.byteLength === b.buffer.byteLength)
+    return b.buffer;
+  return b.slice().buffer;
 }
 
 /** Below this size the site text is made on the calling thread (a round trip costs more). */
