@@ -4,17 +4,16 @@
  * directory, fsync, rename over the old one, fsync the directory. A crash at any moment leaves
  * the old or the new file, never a mix.
  *
- * Parsing and validating the set (`loadManifests`) runs off the main thread, in the API's body
- * worker (src/api/body-check.ts) with the file budgets (src/config/budget.ts FILE_LIMITS): a
- * large or hostile file delays neither the API nor anything else on the main thread.
+ * Parsing and validating the set (`loadManifests`) runs off the main thread, in the file worker
+ * (file-reload.ts) with the file budgets (src/config/budget.ts FILE_LIMITS): a large or hostile
+ * file delays neither the API nor anything else on the main thread, and a reload hands on what
+ * changed since the last valid set, by key, with the new Config.
  */
 
 import { readFileSync, statSync } from "node:fs";
-import { BodyChecker } from "../api/body-check.ts";
-import { FILES_SOURCE } from "../api/body-protocol.ts";
-import { FILE_LIMITS } from "../config/budget.ts";
 import type { Config } from "../config/index.ts";
 import { manifestFiles, type Problem, sortProblems } from "../config/load.ts";
+import { type FileChange, FileReloader } from "./file-reload.ts";
 
 export { writeAtomic } from "../util/fs.ts";
 
@@ -84,14 +83,19 @@ export interface LoadedManifests {
   config: Config | undefined;
   /** Reading, budget, parse and validation problems, by file and line (empty when valid). */
   problems: Problem[];
+  /** Valid: what changed since the Config the previous valid load gave (`change.base`), if known. */
+  change?: FileChange | undefined;
 }
 
-/** One checker for file reloads, apart from the API's: a flood of requests cannot make it busy. */
-let fileChecker: BodyChecker | undefined;
+/** The source name of the joined text in the worker (problems are mapped back to their files). */
+const FILES = "<files>";
+
+/** The file worker, apart from the API's body checker: a flood of requests cannot make it busy. */
+let fileChecker: FileReloader | undefined;
 
 /**
  * Reads every manifest under `paths` (on this thread: small reads), then pre-scans, parses and
- * validates them in the body worker within FILE_LIMITS and `timeoutMs` (default 120 s). The
+ * validates them in the file worker within FILE_LIMITS and `timeoutMs` (default 120 s). The
  * sources travel as one multi-document text, each opened by a `# source:` line; problems are
  * mapped back to their own file and line (their `doc` index is left out: it would count
  * documents of the joined text).
@@ -135,25 +139,15 @@ export async function loadManifests(
   };
   // One worker for the files, never replaced for the size of their text (only after a timeout or
   // a failure): it keeps each document's result, so a reload parses and validates only the
-  // documents that changed; it collects its garbage after each reload (src/api/body-worker.ts).
-  fileChecker ??= new BodyChecker({
-    limits: FILE_LIMITS,
-    timeoutMs: 120_000,
-    maxWaiting: 8,
-    recycleAbove: Number.POSITIVE_INFINITY,
-  });
-  const v = await fileChecker.check(joined, {
-    file: FILES_SOURCE,
-    wantConfig: true,
-    timeoutMs: opts.timeoutMs,
-  });
+  // documents that changed, and the last Config, so it answers with what changed.
+  fileChecker ??= new FileReloader({ timeoutMs: 120_000, maxWaiting: 8 });
+  const v = await fileChecker.check(joined, { file: FILES, timeoutMs: opts.timeoutMs });
   const text = joinSources(sources);
   const at = (p: { line: number }) => where(p.line);
   switch (v.kind) {
     case "valid":
-      if (problems.length > 0 || v.config === undefined)
-        return { sources, text, config: undefined, problems };
-      return { sources, text, config: v.config, problems: [] };
+      if (problems.length > 0) return { sources, text, config: undefined, problems };
+      return { sources, text, config: v.config, problems: [], change: v.change };
     case "invalid":
       return {
         sources,
@@ -162,7 +156,7 @@ export async function loadManifests(
         problems: sortProblems([
           ...problems,
           ...v.problems.map((p) => {
-            if (p.file !== FILES_SOURCE) return p;
+            if (p.file !== FILES) return p;
             const { doc: _doc, ...rest } = p;
             return { ...rest, ...at(p) };
           }),
@@ -222,7 +216,7 @@ export async function loadManifests(
   }
 }
 
-/** Stops the reload checker's worker (process shutdown). */
+/** Stops the file worker (process shutdown). */
 export function closeManifestChecker(): void {
   fileChecker?.close();
   fileChecker = undefined;

@@ -1,0 +1,79 @@
+/**
+ * The file worker (see file-reload.ts): runs in a Bun Worker, so parsing and validating the
+ * manifest files never delays the main thread's timers. One job at a time: pre-scan the joined
+ * text against the file budgets, parse and validate it reusing every document unchanged since the
+ * last job (src/config/load-reuse.ts), and answer with the refusal, the problems, or — valid —
+ * what changed since the Config the main thread holds (config-delta.ts), or the whole Config when
+ * the main thread holds none, another one, or the change is as large as the Config.
+ */
+
+import { dlopen, FFIType } from "bun:ffi";
+import { boundProblems, prescanYaml } from "../config/budget.ts";
+import { type Config, configFromText, DocumentCache } from "../config/index.ts";
+import { configSize, deltaSize, diffConfig } from "./config-delta.ts";
+import type { FileJob, FileReply } from "./file-reload.ts";
+
+declare const self: Worker;
+
+/**
+ * Lowers this thread's CPU priority (nice 10; Linux priorities are per thread), so that on a
+ * busy machine the scheduler runs the main thread's timers before the parser. Best effort.
+ */
+function yieldCpuToMainThread(): void {
+  if (process.platform !== "linux" || process.arch !== "x64") return;
+  try {
+    const SYS_gettid = 186n; // x86_64
+    const libc = dlopen("libc.so.6", {
+      syscall: { args: [FFIType.i64], returns: FFIType.i64 },
+      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
+    });
+    const tid = Number(libc.symbols.syscall(SYS_gettid));
+    if (tid > 0) libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, 10);
+  } catch {
+    // Not Linux/glibc: keep the default priority.
+  }
+}
+yieldCpuToMainThread();
+
+/** The files' documents, reused across reloads while their text stays the same. */
+const cache = new DocumentCache();
+/** The last valid Config, and its number (what the main thread names as the one it holds). */
+let last: Config | undefined;
+let lastSeq = 0;
+
+function answer(job: FileJob): FileReply {
+  const scan = prescanYaml(job.text, job.limits);
+  if (!scan.ok)
+    return { id: job.id, kind: "refused", reason: scan.reason, line: scan.line, message: scan.message };
+  const r = configFromText(job.text, job.file, cache);
+  if (!r.ok) {
+    const b = boundProblems(r.problems, job.maxProblems);
+    return { id: job.id, kind: "invalid", problems: b.problems, omitted: b.omitted };
+  }
+  const prev = last;
+  last = r.config;
+  lastSeq++;
+  if (prev !== undefined && job.have === lastSeq - 1) {
+    const delta = diffConfig(prev, r.config);
+    if (deltaSize(delta) * 2 < configSize(r.config))
+      return { id: job.id, kind: "delta", seq: lastSeq, base: job.have, deltaJson: JSON.stringify(delta) };
+  }
+  return { id: job.id, kind: "full", seq: lastSeq, configJson: JSON.stringify(r.config) };
+}
+
+self.onmessage = (ev: MessageEvent<FileJob>) => {
+  const job = ev.data;
+  let reply: FileReply;
+  try {
+    reply = answer(job);
+  } catch (e) {
+    // "Maximum call stack size exceeded" and the like: the pre-scan should make them impossible.
+    reply = { id: job.id, kind: "error", message: (e as Error).message };
+  }
+  postMessage(reply);
+  // After a large text (the first load parses every document) the heap gives the parse's memory
+  // back now, after the answer.
+  if (job.text.length > 64 * 1024 && cache.last.parsed > 64) Bun.gc(true);
+};
+
+postMessage({ id: -1, kind: "ready" } satisfies FileReply);
