@@ -252,6 +252,14 @@ function dropNulls(v: unknown): unknown {
   return out;
 }
 
+/** Whether dropNulls would drop anything (a mapping entry whose value is null, at any depth). */
+function hasNullEntry(v: unknown): boolean {
+  if (v === null || typeof v !== "object") return false;
+  if (Array.isArray(v)) return v.some(hasNullEntry);
+  for (const x of Object.values(v as Record<string, unknown>)) if (x === null || hasNullEntry(x)) return true;
+  return false;
+}
+
 interface DocContext {
   file: string;
   di: number;
@@ -408,7 +416,8 @@ export function loadPart(text: string, file: string): PartResult | undefined {
   const result: LoadResult = { objects: [], problems: [], notes: [] };
   const fast = fastDocument(text);
   if (fast !== undefined) {
-    const data = dropNulls(fast.value);
+    // Bun's fresh value is used as it is when nothing is to be dropped (it has no `__proto__` key).
+    const data = hasNullEntry(fast.value) ? dropNulls(fast.value) : fast.value;
     const docLineOf = documentLines(text);
     if (data !== undefined)
       validateObject(data, [], { file, di: 0, docLineOf, topLine: fast.line, out: result });
