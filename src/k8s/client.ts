@@ -11,11 +11,15 @@
  * - Times for Leases and events.k8s.io are MicroTime: RFC 3339 with exactly six decimals.
  * - Errors are `KubeError` with the HTTP status and the API server's Status reason.
  * - Client-side rate limiting: a token bucket (qps, burst) and a cap on requests in flight.
- * - Watches: `watch()` wraps the client's `Watch` and reports every event as plain JSON.
+ * - Watches: `watch()` reads the watch stream line by line itself (client-node's `Watch` turns
+ *   the body into a Node stream and splits it with `readline`: most of the CPU of a burst of
+ *   events) and reports every event as plain JSON, with the `Watch`'s semantics.
  */
 
-import { KubeConfig, Watch } from "@kubernetes/client-node";
-import fetch, { type RequestInit } from "node-fetch";
+import { STATUS_CODES } from "node:http";
+import { KubeConfig } from "@kubernetes/client-node";
+import fetch, { type Response as FetchResponse, type RequestInit } from "node-fetch";
+import { LineFramer } from "./watch-lines.ts";
 
 /** Any object the API server returns: what vipd reads of it is checked where it is read. */
 export interface KubeObject {
@@ -304,8 +308,12 @@ export class Kube {
   }
 
   /**
-   * Starts a watch through the client's `Watch`. `onEvent` gets every event; `onDone` is called
-   * once when the stream ends for any reason (error or not). Returns a stop function.
+   * Starts a watch: a GET with `watch=true` through the same transport and connection settings as
+   * every other request (no rate limit: a watch is one long request). `onEvent` gets every
+   * event, parsed from the stream line by line (src/k8s/watch-lines.ts), as client-node's
+   * `Watch` reports them: a line that is not JSON is skipped, an answer other than 200 ends the
+   * watch with an error carrying its `statusCode` (410: relist). `onDone` is called once when the
+   * stream ends by itself (null) or fails (the error); not after the returned stop function.
    */
   async watch(
     path: string,
@@ -314,15 +322,81 @@ export class Kube {
     onDone: (err: unknown) => void,
   ): Promise<() => void> {
     this.requests.WATCH = (this.requests.WATCH ?? 0) + 1;
-    const w = new Watch(this.kc);
-    const ctl = await w.watch(
-      path,
-      query,
-      (type: string, object: unknown) => onEvent({ type, object } as WatchEvent),
-      (err: unknown) => onDone(err),
-    );
-    return () => ctl.abort();
+    const url = new URL(this.server + path);
+    url.searchParams.set("watch", "true");
+    for (const [k, v] of Object.entries(query)) url.searchParams.set(k, v);
+    const ctl = new AbortController();
+    let over = false;
+    const finish = (err: unknown) => {
+      if (over) return;
+      over = true;
+      ctl.abort();
+      onDone(err);
+    };
+    const stop = () => {
+      over = true;
+      ctl.abort();
+    };
+    try {
+      const base = await this.connection();
+      const res = await fetch(url.toString(), {
+        agent: base.agent,
+        method: "GET",
+        headers: base.headers,
+        signal: ctl.signal as RequestInit["signal"],
+      });
+      if (res.status !== 200) {
+        void res.text().catch(() => {});
+        throw Object.assign(
+          new Error(res.statusText || STATUS_CODES[res.status] || "Internal Server Error"),
+          {
+            statusCode: res.status,
+          },
+        );
+      }
+      void readWatch(res, onEvent).then(
+        () => finish(null),
+        (e: unknown) => finish(e),
+      );
+    } catch (e) {
+      finish(e);
+    }
+    return stop;
   }
+}
+
+/** The native body of a response (the transport's Response is the runtime's), else its Node stream. */
+function watchBody(res: FetchResponse): ReadableStream<Uint8Array> | AsyncIterable<Uint8Array> | null {
+  const native = Object.getOwnPropertyDescriptor(Response.prototype, "body")?.get;
+  if (native !== undefined && (res as unknown) instanceof Response)
+    return native.call(res) as ReadableStream<Uint8Array> | null;
+  return res.body as unknown as AsyncIterable<Uint8Array> | null;
+}
+
+/** Reads a watch stream to its end, reporting each event. */
+async function readWatch(res: FetchResponse, onEvent: (e: WatchEvent) => void): Promise<void> {
+  const framer = new LineFramer();
+  const line = (text: string): void => {
+    let data: { type?: unknown; object?: unknown };
+    try {
+      data = JSON.parse(text) as { type?: unknown; object?: unknown };
+    } catch {
+      return; // as client-node's Watch: a line that is not JSON is skipped
+    }
+    if (data === null || typeof data !== "object") return;
+    onEvent({ type: data.type, object: data.object } as WatchEvent);
+  };
+  const body = watchBody(res);
+  if (body === null) return;
+  if (body instanceof ReadableStream) {
+    const reader = body.getReader();
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      framer.push(value, line);
+    }
+  }
+  for await (const chunk of body) framer.push(chunk, line);
 }
 
 /** Paths of the kinds vipd reads and writes. `ns` undefined: across all namespaces. */
