@@ -114,8 +114,9 @@ export interface Basis {
 }
 
 export function sameBasis(b: Basis, ips: readonly string[], labels: string, eps: string): boolean {
-  if (b.labels !== labels || b.eps !== eps) return false;
-  return b.ips.length === ips.length && b.ips.every((x, i) => x === ips[i]);
+  if (b.labels !== labels || b.eps !== eps || b.ips.length !== ips.length) return false;
+  for (let i = 0; i < ips.length; i++) if (b.ips[i] !== ips[i]) return false;
+  return true;
 }
 
 /** The advertisements that announce a Service's VIPs, and this node's interfaces for them. */
@@ -203,7 +204,8 @@ export class IpSorter {
   private perm: number[] = [];
 
   sort<T extends { ip: string }>(xs: T[]): T[] {
-    const same = xs.length === this.ips.length && xs.every((x, i) => x.ip === this.ips[i]);
+    let same = xs.length === this.ips.length;
+    for (let i = 0; same && i < xs.length; i++) same = (xs[i] as T).ip === this.ips[i];
     if (!same) {
       this.perm = xs.map((_, i) => i).sort((a, b) => byIp(xs[a] as T, xs[b] as T));
       this.ips = xs.map((x) => x.ip);

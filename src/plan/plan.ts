@@ -65,6 +65,14 @@ export type {
   PlannedAssignment,
 } from "./plan-types.ts";
 
+/** One address of a plan: its election, and its entry on this node or elsewhere. */
+interface Slot {
+  ip: string;
+  election: L2Election;
+  mine: L2Entry | undefined;
+  other: L2Entry | undefined;
+}
+
 export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [], holdL2: false };
 
 export { electionHash, orderCandidates } from "./election.ts";
@@ -266,9 +274,10 @@ export class Planner {
       this.orders = new Map();
       this.interned = new Map();
     }
-    const elections = new Map<string, L2Election>();
-    const mine = new Map<string, L2Entry>();
-    const other = new Map<string, L2Entry>();
+    // One slot per address, in the order first met: its election (the first Service's, as
+    // MetalLB's speaker reads it) and its entry on this node or elsewhere (by each Service's owner).
+    const slots: Slot[] = [];
+    const byIp = new Map<string, Slot>();
     for (const a of sorted) {
       const svc = ix.services.get(a.key) ?? NO_SERVICE;
       const local =
@@ -289,42 +298,42 @@ export class Planner {
       }
       const e = d.election as Election;
       for (const ip of d.ips) {
-        const prev = elections.get(ip);
-        if (prev) prev.services.push(a.key);
-        else
-          elections.set(ip, {
+        let slot = byIp.get(ip);
+        if (slot === undefined) {
+          slot = {
             ip,
-            services: [a.key],
-            owner: e.owner,
-            candidates: e.candidates,
-            notOwner: e.notOwner,
-          });
-      }
-      if (e.owner === undefined) continue;
-      const target = e.owner === self.name ? mine : other;
-      for (const ip of d.ips) {
-        let entry = target.get(ip);
+            election: { ip, services: [], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
+            mine: undefined,
+            other: undefined,
+          };
+          byIp.set(ip, slot);
+          slots.push(slot);
+        }
+        slot.election.services.push(a.key);
+        if (e.owner === undefined) continue;
+        const isMine = e.owner === self.name;
+        let entry = isMine ? slot.mine : slot.other;
         if (entry === undefined) {
           entry = { ip, interfaces: d.interfaces, services: [], owner: e.owner, candidates: e.candidates };
-          target.set(ip, entry);
+          if (isMine) slot.mine = entry;
+          else slot.other = entry;
         }
         entry.services.push(a.key);
       }
     }
     if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
-    // Every entry's address has an election: walking the elections in address order gives the
-    // entries in that order too, without sorting them again.
-    const all = this.sorter.sort([...elections.values()]);
-    const inOrder = (m: Map<string, L2Entry>): L2Entry[] => {
-      const out: L2Entry[] = [];
-      if (m.size > 0)
-        for (const e of all) {
-          const x = m.get(e.ip);
-          if (x !== undefined) out.push(x);
-        }
-      return out;
-    };
-    return { mine: inOrder(mine), other: inOrder(other), elections: all };
+    // Every entry's address has a slot: walking the slots in address order gives the entries in
+    // that order too, without sorting them again.
+    const all = this.sorter.sort(slots);
+    const elections: L2Election[] = [];
+    const mine: L2Entry[] = [];
+    const other: L2Entry[] = [];
+    for (const x of all) {
+      elections.push(x.election);
+      if (x.mine !== undefined) mine.push(x.mine);
+      if (x.other !== undefined) other.push(x.other);
+    }
+    return { mine, other, elections };
   }
 
   /** The BGPAdvertisements that select this node, with their peers, pools and communities. */
