@@ -88,9 +88,12 @@ tar --numeric-owner --xattrs --acls -C "$root" -xf "$tarball"
 log "compiling vipd (bun build --compile) and the XDP object"
 bash scripts/build-xdp.sh
 [[ -f build/xdp/arp_responder.o ]] || die "build/xdp/arp_responder.o was not built"
-# The body worker (src/api/body-worker.ts) and the timing worker (src/node/timing-worker.ts) are extra
-# entry points: the executable must hold them.
-timeout 300 bun build --compile --minify src/main.ts src/api/body-worker.ts src/node/timing-worker.ts --outfile "$work/vipd" >"$work/bun-build.log" 2>&1 ||
+# Each worker's module (src/*/*-worker.ts: the body, file-reload and timing workers) is an extra
+# entry point: the executable must hold them (a missing one fails only when vipd starts it:
+# "ModuleNotFound resolving /$bunfs/root/...-worker.js").
+mapfile -t workers < <(cd "$repo" && ls src/*/*-worker.ts)
+((${#workers[@]} > 0)) || die "no src/*/*-worker.ts found"
+timeout 300 bun build --compile --minify src/main.ts "${workers[@]}" --outfile "$work/vipd" >"$work/bun-build.log" 2>&1 ||
   {
     cat "$work/bun-build.log" >&2
     die "bun build failed"
