@@ -216,13 +216,17 @@ export class Kube {
     );
   }
 
-  /** One request whose body is JSON text already. */
+  /**
+   * One request whose body is JSON text already. `discard`: the caller does not read the answer
+   * (a successful one is not parsed; it resolves with undefined).
+   */
   async requestText<T = KubeObject>(
     method: string,
     path: string,
     body: string | undefined,
     contentType = "application/json",
     priority: "normal" | "low" = "normal",
+    discard = false,
   ): Promise<T> {
     await this.slot(priority === "low");
     this.requests[method] = (this.requests[method] ?? 0) + 1;
@@ -238,6 +242,7 @@ export class Kube {
       init.timeout = this.timeoutMs;
       const res = await fetch(this.server + path, init);
       const text = await res.text();
+      if (discard && res.ok) return undefined as T;
       let parsed: unknown;
       try {
         parsed = text === "" ? {} : JSON.parse(text);
@@ -294,13 +299,9 @@ export class Kube {
     return this.request<T>("PATCH", path, patch, "application/merge-patch+json", priority);
   }
 
-  /** A merge patch whose body is JSON text already. */
-  mergePatchText<T = KubeObject>(
-    path: string,
-    json: string,
-    priority: "normal" | "low" = "normal",
-  ): Promise<T> {
-    return this.requestText<T>("PATCH", path, json, "application/merge-patch+json", priority);
+  /** A merge patch whose body is JSON text already, and whose answer is not read. */
+  async mergePatchText(path: string, json: string, priority: "normal" | "low" = "normal"): Promise<void> {
+    await this.requestText<undefined>("PATCH", path, json, "application/merge-patch+json", priority, true);
   }
 
   delete(path: string): Promise<unknown> {

@@ -61,10 +61,13 @@ export const pick = (o: unknown, keys: readonly string[]): Record<string, unknow
 export const crFile = (kind: string, o: KubeObject): string =>
   `${kind}/${o.metadata.namespace ?? ""}/${o.metadata.name}`;
 
+/** Objects from the API server have no source lines (one function shared by all). */
+const noLine = (): number => 0;
+
 /** A validated object, or the problems of its schema. */
 export function loadObject(kind: Kind, obj: Record<string, unknown>, file: string): Loaded | Problem[] {
   const r = SCHEMAS[kind].safeParse(obj);
-  if (r.success) return { kind, obj: r.data, file, doc: 0, line: 0, lineOf: () => 0 } as Loaded;
+  if (r.success) return { kind, obj: r.data, file, doc: 0, line: 0, lineOf: noLine } as Loaded;
   return r.error.issues.map((i) => ({
     file,
     line: 0,

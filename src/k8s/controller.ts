@@ -333,6 +333,8 @@ export class Controller {
   private writeResult(res: AllocResult): void {
     const obj = this.state.service(res.key);
     if (obj === undefined) return;
+    this.writes.settle(`status:${res.key}`, obj.metadata.resourceVersion ?? "");
+    this.writes.settle(`meta:${res.key}`, obj.metadata.resourceVersion ?? "");
     const ips = res.ok ? [...res.ips] : res.kept ? [...res.kept.ips] : [];
     const pool = res.ok ? res.pool : (res.kept?.pool ?? "");
     const had = ingressIps(obj);
@@ -477,9 +479,11 @@ export class Controller {
         `Failed to allocate IP for "${res.key}": ${reasonMessage(res.reason)}`,
       ]);
     for (const w of res.warnings) state.push([w.kind, warningMessage(w)]);
-    const said = JSON.stringify(state);
+    // Nothing to say is kept as no entry (most Services, after a burst of 10,000).
+    const said = state.length === 0 ? undefined : JSON.stringify(state);
     if (this.told.get(res.key) === said) return;
-    this.told.set(res.key, said);
+    if (said === undefined) this.told.delete(res.key);
+    else this.told.set(res.key, said);
     for (const [reason, note] of state) this.events.emit(obj, "Warning", reason, "Allocate", note);
   }
 

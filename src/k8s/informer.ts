@@ -143,16 +143,28 @@ export class Informer {
     await this.startWatch();
   }
 
+  /** When the open watch last heard something (the inactivity timer checks it when it fires). */
+  private heard = 0;
+
+  /** Starts the inactivity timer of watch `gen`; an event only moves `heard` (no timer per event). */
   private armInactivity(gen: number): void {
     clearTimeout(this.inactivity);
-    this.inactivity = setTimeout(() => {
+    const ms = this.opts.inactivityMs ?? 60_000;
+    this.heard = performance.now();
+    const check = () => {
       if (gen !== this.generation || this.stopped) return;
+      const quiet = performance.now() - this.heard;
+      if (quiet < ms) {
+        this.inactivity = setTimeout(check, ms - quiet);
+        return;
+      }
       this.stats.inactive++;
       this.generation++;
       this.stopWatch?.();
       this.stopWatch = undefined;
       void this.startWatch();
-    }, this.opts.inactivityMs ?? 60_000);
+    };
+    this.inactivity = setTimeout(check, ms);
   }
 
   private async startWatch(): Promise<void> {
@@ -181,7 +193,7 @@ export class Informer {
     };
     const onEvent = (e: WatchEvent) => {
       if (ended || gen !== this.generation) return;
-      this.armInactivity(gen);
+      this.heard = performance.now();
       this.attempt = 0;
       if (e.type === "ERROR") {
         const st = e.object as { code?: number; message?: string };

@@ -59,6 +59,15 @@ export class PatchQueue {
     );
   }
 
+  /**
+   * The object of `target` is now at `rv`: a write done from another version is forgotten (it
+   * only stops the same write from being sent again before the informer sees its result).
+   */
+  settle(target: string, rv: string): void {
+    const d = this.done.get(target);
+    if (d !== undefined && d.basis !== rv) this.done.delete(target);
+  }
+
   /** Queues a merge patch (replacing one still waiting for the same target). */
   put(target: string, path: string, body: string, basis: string, low: boolean): void {
     const q = low ? this.waiting.low : this.waiting.normal;
