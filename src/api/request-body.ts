@@ -39,7 +39,7 @@ export function tooLarge(limit: number): ApiError {
 }
 
 export async function readYaml(req: Request, limit: number): Promise<string> {
-  const body = await readBodyBytes(req, limit);
+  const body = await readReserved(req, limit);
   if (!body.ok) throw tooLarge(limit);
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body.bytes);
@@ -54,7 +54,7 @@ export async function readYaml(req: Request, limit: number): Promise<string> {
  * a string of the body on this thread (isUtf8 reads it in place: ~60 µs per MiB).
  */
 export async function readYamlBytes(req: Request, limit: number): Promise<Uint8Array> {
-  const body = await readBodyBytes(req, limit);
+  const body = await readReserved(req, limit);
   if (!body.ok) throw tooLarge(limit);
   if (!isUtf8(body.bytes)) throw new ApiError(400, "BadRequest", "the body is not valid UTF-8");
   return body.bytes;
@@ -83,6 +83,41 @@ export function flag(c: Context<Env>, name: string): boolean {
   if (v === undefined || v === "false") return false;
   if (v === "true") return true;
   throw new ApiError(400, "BadRequest", `?${name} must be true or false`);
+}
+
+/**
+ * At most this many bytes of YAML bodies are read at once, over all requests (each reserves its
+ * Content-Length, or the limit when it has none, while it is read). What is read then waits in a
+ * body checker's short queue (src/api/body-check.ts), so the bodies a flood keeps in memory are
+ * bounded however many clients send at once.
+ */
+export const READING_BUDGET = 8 * 1024 * 1024;
+let reading = 0;
+
+/** Bytes of YAML bodies being read now (for tests and metrics). */
+export function yamlBytesReading(): number {
+  return reading;
+}
+
+/**
+ * readBodyBytes within READING_BUDGET: a body that would pass it is refused before it is read,
+ * with 503 Busy, Retry-After and Connection: close (its unread bytes are not drained). One read
+ * always proceeds, whatever its size, when nothing else is being read.
+ */
+async function readReserved(req: Request, limit: number): Promise<BodyRead> {
+  const declared = req.headers.get("content-length");
+  const size =
+    declared !== null && /^[0-9]+$/.test(declared.trim()) ? Math.min(Number(declared), limit) : limit;
+  if (reading > 0 && reading + size > READING_BUDGET) {
+    const msg = `${reading} bytes of request bodies are being read already; retry later`;
+    throw new ApiError(503, "Busy", msg, { "Retry-After": "1", ...CLOSE });
+  }
+  reading += size;
+  try {
+    return await readBodyBytes(req, limit);
+  } finally {
+    reading -= size;
+  }
 }
 
 /**

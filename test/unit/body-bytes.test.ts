@@ -8,7 +8,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { BodyChecker } from "../../src/api/body-check.ts";
 import { ApiError } from "../../src/api/http.ts";
-import { readYaml, readYamlBytes } from "../../src/api/request-body.ts";
+import { READING_BUDGET, readYaml, readYamlBytes, yamlBytesReading } from "../../src/api/request-body.ts";
 import { VALID_YAML } from "./api-runtime-fake.ts";
 
 const checker = new BodyChecker();
@@ -88,5 +88,44 @@ describe("BodyChecker.check with bytes", () => {
   test("a leading byte order mark is dropped, as readYaml's decoder does", async () => {
     const withBom = new Uint8Array([0xef, 0xbb, 0xbf, ...utf8(VALID_YAML)]);
     expect((await checker.check(withBom)).kind).toBe("valid");
+  });
+});
+
+describe("bytes being read at once are bounded", () => {
+  test("past READING_BUDGET: 503 Busy with Retry-After before reading; the next read after one ends is served", async () => {
+    const limit = READING_BUDGET / 2;
+    const open: ReadableStreamDefaultController<Uint8Array>[] = [];
+    const slow = () =>
+      post(
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            open.push(c);
+            c.enqueue(utf8("a: 1\n"));
+          },
+        }),
+      );
+    // Two bodies without a Content-Length reserve the limit each while they are read.
+    const first = readYamlBytes(slow(), limit);
+    const second = readYaml(slow(), limit);
+    expect(yamlBytesReading()).toBe(READING_BUDGET);
+    const busy = await refusal(readYamlBytes(post("b: 2\n"), limit));
+    expect(busy.status).toBe(503);
+    expect(busy.code).toBe("Busy");
+    expect(busy.headers).toMatchObject({ "Retry-After": "1", Connection: "close" });
+    for (const c of open) c.close();
+    expect(new TextDecoder().decode(await first)).toBe("a: 1\n");
+    expect(await second).toBe("a: 1\n");
+    expect(yamlBytesReading()).toBe(0);
+    // A refused body does not hold its reservation.
+    const late = await refusal(readYamlBytes(post(new Uint8Array([0xff])), limit));
+    expect(late.status).toBe(400);
+    expect(yamlBytesReading()).toBe(0);
+    expect(new TextDecoder().decode(await readYamlBytes(post("b: 2\n"), limit))).toBe("b: 2\n");
+  });
+
+  test("one body is always read when nothing else is, even past the budget", async () => {
+    const big = "#".repeat(1024);
+    const bytes = await readYamlBytes(post(big), READING_BUDGET * 2);
+    expect(bytes.byteLength).toBe(1024);
   });
 });
