@@ -120,14 +120,12 @@ export function diffConfig(prev: Config, next: Config): ConfigDelta {
 }
 
 function applyList(prev: readonly Item[], d: ListDelta): Item[] {
-  const out: Item[] = [];
-  let i = 0;
-  for (const h of d) {
-    for (; i < h.at; i++) out.push(prev[i] as Item);
-    for (const o of h.insert) out.push(o);
-    i += h.remove;
+  // A copy (native), then each splice from the last: the earlier ones' indexes stay valid.
+  const out = prev.slice();
+  for (let k = d.length - 1; k >= 0; k--) {
+    const h = d[k] as Splice;
+    out.splice(h.at, h.remove, ...h.insert);
   }
-  for (; i < prev.length; i++) out.push(prev[i] as Item);
   return out;
 }
 
@@ -158,4 +156,20 @@ export function serviceChanges(prev: Config, d: ConfigDelta): { services: Set<st
   const others =
     d.nodeSettings !== undefined || LISTS.some((n) => n !== "services" && d.lists[n] !== undefined);
   return { services, others };
+}
+
+/**
+ * The Services `d` (applied to `prev`, giving `next`) adds, changes or removes, by key: the new
+ * object, or undefined for a removed one (allocate's `changed` hint, src/plan/allocate.ts).
+ */
+export function changedServices(
+  prev: Config,
+  d: ConfigDelta,
+): Map<string, Config["services"][number] | undefined> {
+  const out = new Map<string, Config["services"][number] | undefined>();
+  for (const h of d.lists.services ?? [])
+    for (let i = h.at; i < h.at + h.remove; i++) out.set(itemKey(prev.services[i] as Item), undefined);
+  for (const h of d.lists.services ?? [])
+    for (const o of h.insert) out.set(itemKey(o), o as Config["services"][number]);
+  return out;
 }

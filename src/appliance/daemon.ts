@@ -46,6 +46,7 @@ import { type NodePlan, resolvePlan } from "../plan/resolve.ts";
 import { type SiteRuntime, siteApply } from "../site/runtime.ts";
 import type { SiteView } from "../site/view.ts";
 import type { Logger } from "../util/log.ts";
+import { type ConfigDelta, changedServices } from "./config-delta.ts";
 import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";
 import { readHeld, writeHeld } from "./state-file.ts";
@@ -199,7 +200,7 @@ export class Daemon implements ApiRuntime {
       // applying the rest would release every Service the missing file declares.
       // Read here; pre-scanned (file budgets), parsed and validated in the body worker, so a large
       // or hostile file does not hold this thread (src/appliance/store.ts).
-      const { text, config: loadedConfig, problems } = await loadManifests(this.opts.configPaths);
+      const { text, config: loadedConfig, problems, change } = await loadManifests(this.opts.configPaths);
       if (problems.length > 0 || loadedConfig === undefined) {
         this.reloads.rejected++;
         this.lastReloadOk = false;
@@ -221,12 +222,14 @@ export class Daemon implements ApiRuntime {
       this.reloads.applied++;
       this.text = text;
       this.siteRt?.setLocal(loadedConfig, text);
-      await this.applyConfigObject(loadedConfig, reason);
+      // What changed since the Config applied last, when that is the one the change is from.
+      const since = change !== undefined && change.base === this.localCfg ? change.delta : undefined;
+      await this.applyConfigObject(loadedConfig, reason, since);
       return { ok: true, problems: [] };
     });
   }
 
-  private async applyConfigObject(local: Config, reason: string): Promise<void> {
+  private async applyConfigObject(local: Config, reason: string, delta?: ConfigDelta): Promise<void> {
     // With a site, its objects and table replace this node's own (src/site/runtime.ts).
     this.localCfg = local;
     const site = this.siteRt ? siteApply(this.siteRt, local, this.alloc) : undefined;
@@ -237,7 +240,12 @@ export class Daemon implements ApiRuntime {
     this.generation++;
     const held = this.alloc.allocator === undefined ? readHeld(this.opts.stateDir) : {};
     const before = this.alloc;
-    this.alloc = site?.alloc ?? allocate(config, this.alloc, held);
+    // A file reload's delta names the Services that changed: the others are not compared again.
+    const changed =
+      delta !== undefined && prev !== undefined && site === undefined
+        ? changedServices(prev, delta)
+        : undefined;
+    this.alloc = site?.alloc ?? allocate(config, this.alloc, held, { changed });
     // Assignments change only with an allocation event (warnings aside): without one, the state
     // file and the watchers already have them, and 10,000 of them are not written out again.
     const moved =

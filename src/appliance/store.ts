@@ -122,13 +122,15 @@ export async function loadManifests(
   const parts: string[] = [];
   for (const s of sources) {
     const body = oneNewline(s.text);
-    const head = `---\n# source: ${s.file}\n`;
-    parts.push(head, body);
-    const lines = body.split("\n").length - 1;
+    parts.push(`---\n# source: ${s.file}\n`, body);
+    let lines = 0;
+    for (let i = body.indexOf("\n"); i >= 0; i = body.indexOf("\n", i + 1)) lines++;
     starts.push({ file: s.file, first: line + 2, lines });
     line += 2 + lines;
   }
   const joined = parts.join("");
+  // joinSources(sources): the same text without its first `---` line (one source: its own text).
+  const text = sources.length === 1 ? (sources[0] as ManifestSource).text : joined.slice(4);
   const where = (l: number): { file: string; line: number } => {
     for (const s of starts)
       if (l >= s.first && l < s.first + Math.max(1, s.lines)) return { file: s.file, line: l - s.first + 1 };
@@ -142,7 +144,6 @@ export async function loadManifests(
   // documents that changed, and the last Config, so it answers with what changed.
   fileChecker ??= new FileReloader({ timeoutMs: 120_000, maxWaiting: 8 });
   const v = await fileChecker.check(joined, { file: FILES, timeoutMs: opts.timeoutMs });
-  const text = joinSources(sources);
   const at = (p: { line: number }) => where(p.line);
   switch (v.kind) {
     case "valid":

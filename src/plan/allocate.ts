@@ -97,13 +97,15 @@ const keyOf = (s: Service) => `${s.metadata.namespace ?? "default"}/${s.metadata
  * freed), the Services that did not change keep their results, and only the added, changed and
  * removed ones go through the allocator, in the order a full reconcile takes them — the same
  * assignments, views, events (warnings only for the Services that changed) and counts.
- * `opts.full` forces the full reconcile (tests compare the two).
+ * `opts.full` forces the full reconcile (tests compare the two). `opts.changed` (a file reload's
+ * delta, src/appliance/config-delta.ts) names every Service that may differ from the last run's,
+ * by key (undefined: removed): the others are not compared, and their keys not made again.
  */
 export function allocate(
   config: Config,
   prev: AllocationState,
   held: Readonly<Record<string, readonly string[] | Held>> = {},
-  opts: { full?: boolean } = {},
+  opts: { full?: boolean; changed?: ReadonlyMap<string, Service | undefined> | undefined } = {},
 ): AllocationState {
   const cls = config.nodeSettings?.spec.loadBalancerClass;
   const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
@@ -114,8 +116,14 @@ export function allocate(
     pools: JSON.stringify(config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec])),
     namespaces: JSON.stringify(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels])),
   };
-  const given = new Map<string, Service>();
-  for (const s of config.services) given.set(keyOf(s), s);
+  const hinted = opts.changed !== undefined && prev.given !== undefined && opts.full !== true;
+  const given = new Map<string, Service>(hinted ? prev.given : undefined);
+  if (hinted)
+    for (const [k, s] of opts.changed as ReadonlyMap<string, Service | undefined>) {
+      if (s === undefined) given.delete(k);
+      else given.set(k, s);
+    }
+  else for (const s of config.services) given.set(keyOf(s), s);
   const same =
     prev.allocator !== undefined &&
     prev.given !== undefined &&
@@ -124,7 +132,7 @@ export function allocate(
     prev.inputs?.namespaces === inputs.namespaces &&
     Object.keys(held).length === 0;
   if (same && opts.full !== true) {
-    const r = allocateChanged(config, prev, allocator, given);
+    const r = allocateChanged(config, prev, allocator, given, hinted ? opts.changed : undefined);
     if (r !== undefined) return { ...r, inputs, given, cls: prev.cls };
   }
   if (prev.allocator === undefined || prev.inputs?.namespaces !== inputs.namespaces)
@@ -206,18 +214,40 @@ function allocateChanged(
   prev: AllocationState,
   allocator: Allocator,
   given: ReadonlyMap<string, Service>,
+  hint: ReadonlyMap<string, Service | undefined> | undefined,
 ): Omit<AllocationState, "inputs" | "given" | "cls"> | undefined {
   const last = prev.given as ReadonlyMap<string, Service>;
   if (prev.services.some((v) => v.ips.length === 0 || v.reason !== undefined)) return undefined;
   const changed: [string, Service][] = [];
   const again = new Set(prev.replaced ?? []);
-  for (const [key, s] of given) {
-    if (s.spec.ipFamilyPolicy === "PreferDualStack") return undefined;
-    const was = last.get(key);
-    if (was === undefined || again.has(key) || !samePlain(was, s)) changed.push([key, s]);
-  }
+  for (const s of given.values()) if (s.spec.ipFamilyPolicy === "PreferDualStack") return undefined;
   const removed: string[] = [];
-  for (const key of last.keys()) if (!given.has(key)) removed.push(key);
+  if (hint !== undefined) {
+    // Only the Services the hint names (and those to re-run) can differ from the last run.
+    const candidates = new Set([...hint.keys(), ...again]);
+    for (const key of candidates) {
+      const s = given.get(key);
+      const was = last.get(key);
+      if (s === undefined) {
+        if (was !== undefined) removed.push(key);
+      } else if (was === undefined || again.has(key) || !samePlain(was, s)) changed.push([key, s]);
+    }
+    // In the order a scan of the Services would find them (the allocation order does not depend
+    // on it, but the events list does).
+    if (changed.length > 1) {
+      const at = new Map<string, number>();
+      config.services.forEach((s, i) => {
+        at.set(keyOf(s), i);
+      });
+      changed.sort((a, b) => (at.get(a[0]) ?? 0) - (at.get(b[0]) ?? 0));
+    }
+  } else {
+    for (const [key, s] of given) {
+      const was = last.get(key);
+      if (was === undefined || again.has(key) || !samePlain(was, s)) changed.push([key, s]);
+    }
+    for (const key of last.keys()) if (!given.has(key)) removed.push(key);
+  }
   if (changed.length + removed.length > Math.max(64, given.size / 4)) return undefined;
   const cls = prev.cls ?? null;
   // As reconcile: release what is gone or no longer vipd's, adopt statuses, then allocate the
