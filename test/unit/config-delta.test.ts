@@ -105,7 +105,7 @@ describe("config deltas", () => {
             let held: Config | undefined;
             let allocD = emptyAllocation();
             let allocF = emptyAllocation();
-          let hint: ReturnType<typeof changedServices> | undefined;
+            let hint: ReturnType<typeof changedServices> | undefined;
             const planner = new Planner();
             for (const e of [undefined, ...edits]) {
               if (e !== undefined) applyEdit(docs, e as EditT);
@@ -126,8 +126,8 @@ describe("config deltas", () => {
                 for (const name of ["pools", "services"] as const)
                   if (delta.lists[name] === undefined) expect(held[name]).toBe(base[name]);
                 const { services } = serviceChanges(base, delta);
-              hint = changedServices(base, delta);
-              expect(new Set(hint.keys())).toEqual(services);
+                hint = changedServices(base, delta);
+                expect(new Set(hint.keys())).toEqual(services);
                 const changedKeys = new Set(
                   full.config.services
                     .filter(
@@ -143,8 +143,8 @@ describe("config deltas", () => {
               const config = held as Config;
               expect(config).toEqual(full.config);
               // The daemon's way: the delta names the Services that may have changed.
-            allocD = allocate(config, allocD, {}, { changed: hint });
-            hint = undefined;
+              allocD = allocate(config, allocD, {}, { changed: hint });
+              hint = undefined;
               allocF = allocate(full.config, allocF, {}, { full: true });
               expect(allocD.assignments).toEqual(allocF.assignments);
               expect(allocD.services).toEqual(allocF.services);
