@@ -331,12 +331,17 @@ export class Daemon implements ApiRuntime {
    * has announced; a replan at the hold's end lets it go.
    */
   private withHandover(plan: Plan, selfReady: boolean): Plan {
-    const owners = new Map((plan.elections ?? []).map((e) => [e.ip, e.owner]));
+    // Asked for the VIPs this node lost or holds only: made on the first question.
+    let owners: Map<string, string | undefined> | undefined;
+    const ownerOf = (ip: string): string | undefined => {
+      owners ??= new Map((plan.elections ?? []).map((e) => [e.ip, e.owner]));
+      return owners.get(ip);
+    };
     const r = handover<L2Entry>({
       prevOwned: this.plan.l2,
       held: this.held,
       nextOwned: plan.l2,
-      ownerOf: (ip) => owners.get(ip),
+      ownerOf,
       self: plan.node,
       selfReady,
       now: this.now(),

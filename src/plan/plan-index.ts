@@ -50,19 +50,32 @@ export interface Indexed {
 export const indexes = new WeakMap<Config, Indexed>();
 export const NO_SERVICE: ServiceFacts = { labels: undefined, labelsText: "-", local: false };
 
+type ServiceObject = Config["services"][number];
+/**
+ * Per Service object, its key and facts: a Config rebuilt around unchanged objects (a file
+ * reload's delta, src/appliance/config-delta.ts) indexes them without making their text again.
+ */
+const factsOf = new WeakMap<ServiceObject, { key: string; facts: ServiceFacts }>();
+
 export function indexed(config: Config): Indexed {
   const known = indexes.get(config);
   if (known !== undefined) return known;
   const services = new Map<string, ServiceFacts>();
   for (const s of config.services) {
-    const key = serviceKey(s);
-    if (services.has(key)) continue;
-    const labels = s.metadata.labels;
-    services.set(key, {
-      labels,
-      labelsText: JSON.stringify(labels ?? null),
-      local: s.spec.externalTrafficPolicy === "Local",
-    });
+    let f = factsOf.get(s);
+    if (f === undefined) {
+      const labels = s.metadata.labels;
+      f = {
+        key: serviceKey(s),
+        facts: {
+          labels,
+          labelsText: JSON.stringify(labels ?? null),
+          local: s.spec.externalTrafficPolicy === "Local",
+        },
+      };
+      factsOf.set(s, f);
+    }
+    if (!services.has(f.key)) services.set(f.key, f.facts);
   }
   const l2ByPool = new Map(
     config.pools.map((p) => [
