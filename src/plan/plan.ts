@@ -84,6 +84,16 @@ export { electionHash, orderCandidates } from "./election.ts";
  */
 export class Planner {
   private l2Context = "";
+  /** The last call's decisions, index by index of its sorted assignments (see planL2). */
+  private aligned:
+    | {
+        sorted: readonly PlannedAssignment[];
+        ix: Indexed;
+        l2: Map<string, L2Decision>;
+        decisions: (L2Decision | undefined)[];
+        unique: boolean;
+      }
+    | undefined;
   private l2 = new Map<string, L2Decision>();
   private bgpContext = "";
   private bgp = new Map<string, BgpDecision>();
@@ -278,35 +288,56 @@ export class Planner {
     // MetalLB's speaker reads it) and its entry on this node or elsewhere (by each Service's owner).
     const slots: Slot[] = [];
     const byIp = new Map<string, Slot>();
-    for (const a of sorted) {
-      const svc = ix.services.get(a.key) ?? NO_SERVICE;
-      const local =
-        svc.local && inputs.localEndpoints !== undefined
-          ? (inputs.localEndpoints.get(a.key) ?? new Set<string>())
-          : undefined;
-      const eps = local === undefined ? "-" : [...local].sort().join(",");
-      let d = this.l2.get(a.key);
-      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, eps)) {
-        const from = { ips: [...a.ips], labels: svc.labelsText, eps };
-        d = this.decideL2(ix, a, svc, from, self);
-        this.l2.set(a.key, d);
+    // The same assignments, config and decisions as the last call (a membership change): each
+    // Service's decision is where it was, and no address is shared when none was.
+    const al = this.aligned;
+    const fast =
+      al !== undefined &&
+      al.sorted === sorted &&
+      al.ix === ix &&
+      al.l2 === this.l2 &&
+      inputs.localEndpoints === undefined;
+    const decisions: (L2Decision | undefined)[] = fast ? al.decisions : new Array(sorted.length);
+    const unique = fast && al.unique;
+    let shared = false;
+    for (let i = 0; i < sorted.length; i++) {
+      const a = sorted[i] as PlannedAssignment;
+      let d: L2Decision | undefined;
+      let local: ReadonlySet<string> | undefined;
+      let eps = "-";
+      if (fast) d = decisions[i];
+      else {
+        const svc = ix.services.get(a.key) ?? NO_SERVICE;
+        local =
+          svc.local && inputs.localEndpoints !== undefined
+            ? (inputs.localEndpoints.get(a.key) ?? new Set<string>())
+            : undefined;
+        eps = local === undefined ? "-" : [...local].sort().join(",");
+        d = this.l2.get(a.key);
+        if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, eps)) {
+          const from = { ips: [...a.ips], labels: svc.labelsText, eps };
+          d = this.decideL2(ix, a, svc, from, self);
+          this.l2.set(a.key, d);
+        }
+        decisions[i] = d;
       }
-      if (d.ips.length === 0) continue;
+      if (d === undefined || d.ips.length === 0) continue;
       if (d.round !== round.no) {
         d.election = this.electL2(d, a, round, local, eps);
         d.round = round.no;
       }
       const e = d.election as Election;
       for (const ip of d.ips) {
-        let slot = byIp.get(ip);
-        if (slot === undefined) {
+        let slot = unique ? undefined : byIp.get(ip);
+        if (slot !== undefined) shared = true;
+        else {
           slot = {
             ip,
             election: { ip, services: [], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
             mine: undefined,
             other: undefined,
           };
-          byIp.set(ip, slot);
+          if (!unique) byIp.set(ip, slot);
           slots.push(slot);
         }
         slot.election.services.push(a.key);
@@ -322,6 +353,10 @@ export class Planner {
       }
     }
     if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
+    this.aligned =
+      inputs.localEndpoints === undefined
+        ? { sorted, ix, l2: this.l2, decisions, unique: fast ? al.unique : !shared }
+        : undefined;
     // Every entry's address has a slot: walking the slots in address order gives the entries in
     // that order too, without sorting them again.
     const all = this.sorter.sort(slots);
