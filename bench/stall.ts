@@ -21,8 +21,11 @@
  * thread: a drop means the main thread held it past the hold time); `/livez` max latency; n1's peak RSS (VmHWM, every thread included). A quiet
  * window of 3 s before the load gives the baseline. Goals (issue "timing isolation"): 0 false
  * downs, lateness p99 ≤ 5 ms and max ≤ 20 ms, /livez max ≤ 100 ms, peak RSS ≤ 300 MB. The last
- * line is `false downs: N`. Every loop is bounded in count and time; namespaces and processes are
- * removed at the end, on failure and on SIGINT/SIGTERM.
+ * line is `false downs: N`. The machine's own floor is printed beside the heartbeats' lateness: a
+ * bare Bun Worker's 50 ms timer in a separate process (no vipd code), over the same windows, so
+ * what is vipd's and what any worker thread on this machine would see can be told apart. Every
+ * loop is bounded in count and time; namespaces and processes are removed at the end, on failure
+ * and on SIGINT/SIGTERM.
  */
 
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
@@ -78,6 +81,29 @@ async function flood(ms: number, client: number): Promise<void> {
     statuses.set(key, (statuses.get(key) ?? 0) + 1);
   }
   console.log(JSON.stringify(Object.fromEntries(statuses)));
+}
+
+/**
+ * The floor: a bare Bun Worker firing a 50 ms interval timer (nothing else), for `ms`; prints the
+ * lateness of each firing (ms) as JSON with the wall-clock time of each, so the quiet and loaded
+ * windows can be cut out of it.
+ */
+async function floor(ms: number): Promise<void> {
+  const src = `const out = []; let last = performance.now();
+const iv = setInterval(() => { const n = performance.now(); out.push([Date.now(), n - last - ${INTERVAL_MS}]); last = n; }, ${INTERVAL_MS});
+onmessage = () => { clearInterval(iv); postMessage(out); };`;
+  const w = new Worker(URL.createObjectURL(new Blob([src], { type: "application/javascript" })));
+  const out = new Promise<[number, number][]>((resolve) => {
+    w.onmessage = (e: MessageEvent<[number, number][]>) => resolve(e.data);
+  });
+  // Stops at SIGINT (the end of the window) or after `ms`, whichever is first.
+  const stop = () => w.postMessage("stop");
+  process.on("SIGINT", stop);
+  const t = setTimeout(stop, ms);
+  const fired = await out;
+  clearTimeout(t);
+  w.terminate();
+  console.log(JSON.stringify(fired));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -276,6 +302,11 @@ async function main(): Promise<number> {
       ) as Subprocess<"ignore", "pipe", "pipe">,
     );
     await Bun.sleep(1000); // tcpdump attaches
+    const floorProc = c.lab.spawn(
+      n1.ns,
+      [process.execPath, import.meta.path, "--floor", String(QUIET_MS + MAX_WINDOW_MS + 10_000)],
+      { stdout: "pipe", stderr: "ignore" },
+    ) as Subprocess<"ignore", "pipe", "pipe">;
     const before2 = await c.metrics(n2);
     const before1 = await c.metrics(n1);
     const birdLogBefore = readFileSync(join(c.work, "bird.log"), "utf8").length;
@@ -325,6 +356,15 @@ async function main(): Promise<number> {
       }),
     );
     prober.kill("SIGINT");
+    floorProc.kill("SIGINT");
+    const floorText = await Promise.race([
+      new Response(floorProc.stdout).text(),
+      Bun.sleep(3000).then(() => ""),
+    ]);
+    floorProc.kill("SIGKILL");
+    const floorFired = (floorText.trim() ? JSON.parse(floorText.trim()) : []) as [number, number][];
+    const floorIn = (from: number, to: number) =>
+      floorFired.filter(([t]) => t >= from && t <= to).map(([, late]) => Math.max(0, late));
     const probeText = await Promise.race([
       new Response(prober.stdout).text(),
       Bun.sleep(3000).then(() => ""),
@@ -384,6 +424,14 @@ async function main(): Promise<number> {
     console.log(
       `heartbeat timer lateness (load, n=${loaded.length}): p50 ${f1(quantile(loaded, 0.5))} ms, p99 ${f1(quantile(loaded, 0.99))} ms, max ${f1(Math.max(...loaded))} ms`,
     );
+    const fq = floorIn(quietFrom, loadFrom);
+    const fl = floorIn(loadFrom, loadTo);
+    console.log(
+      `floor, a bare worker's 50 ms timer in another process (quiet, n=${fq.length}): p50 ${f1(quantile(fq, 0.5))} ms, p99 ${f1(quantile(fq, 0.99))} ms, max ${f1(Math.max(...fq))} ms`,
+    );
+    console.log(
+      `floor, a bare worker's 50 ms timer in another process (load, n=${fl.length}): p50 ${f1(quantile(fl, 0.5))} ms, p99 ${f1(quantile(fl, 0.99))} ms, max ${f1(Math.max(...fl))} ms`,
+    );
     console.log(
       `BFD transmit gaps (load, n=${bfdGaps.length}; 37.5–50 ms by RFC 5880 jitter): p99 ${f1(quantile(bfdGaps, 0.99))} ms, max ${f1(Math.max(...bfdGaps))} ms`,
     );
@@ -402,6 +450,8 @@ async function main(): Promise<number> {
       "lateness.p50": quantile(loaded, 0.5),
       "lateness.p99": quantile(loaded, 0.99),
       "lateness.max": Math.max(...loaded),
+      "floor.p99": quantile(fl, 0.99),
+      "floor.max": Math.max(...fl),
       "member downs": memberDowns,
       "bfd downs": bfdDowns,
       "bgp drops": bgpDrops,
@@ -413,6 +463,7 @@ async function main(): Promise<number> {
     samples.lateness = loaded;
     samples.livez = probe.lat;
     baseline.lateness = quiet;
+    baseline.floor = fl;
   } finally {
     await c.destroy();
   }
@@ -430,14 +481,16 @@ async function main(): Promise<number> {
       { figure: "livez max ms", op: "<=", value: 100, text: "/livez max ≤ 100 ms" },
       { figure: "peak rss MB", op: "<=", value: 300, text: "peak RSS ≤ 300 MB" },
     ],
-    units: { lateness: "ms", livez: "ms" },
+    units: { lateness: "ms", livez: "ms", floor: "ms" },
     params: { seconds, services: SERVICES, clients: 4, intervalMs: INTERVAL_MS },
   });
   console.log(`false downs: ${report["false downs"] ?? -1}`);
   return 0;
 }
 
-if (process.argv[2] === "--flood") {
+if (process.argv[2] === "--floor") {
+  await floor(Number(process.argv[3]));
+} else if (process.argv[2] === "--flood") {
   await flood(Number(process.argv[3]), Number(process.argv[4]));
 } else if (process.argv[2] === "--livez") {
   let stop = false;
