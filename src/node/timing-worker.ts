@@ -14,7 +14,15 @@
  * Priority: by default the worker keeps the process's priority. `VIPD_TIMING_RT_PRIORITY=N`
  * (1..99) asks for SCHED_RR N for this thread, as corosync does for its heartbeats; it did not
  * remove the late heartbeats bench/stall.ts measured on a loaded machine (docs/architecture.md),
- * and is not the default until a lab run shows what it changes.
+ * and is not the default. Measured on a loaded 2-core machine (a bare worker's 50 ms timer, 10 s
+ * runs, load average 7-14): SCHED_RR brings the timer's p99 from 7-240 ms to 1-6 ms while the
+ * main thread is idle or only computes, but not while the main thread allocates many small
+ * objects (as a reload's planning does): p99 90-230 ms, and the RT thread then burned 0.4-1.8 s
+ * of CPU in 10 s (spinning on a lock the preempted main thread holds, in the allocator or the
+ * engine, as far as could be seen) — the worker shares the process's memory allocator. It is
+ * asked for with SCHED_RESET_ON_FORK, so the threads this one starts (the engine's JIT and GC
+ * helper threads, shared with the main thread's heap) keep the default policy instead of running
+ * the main thread's compilation and marking at RT priority.
  */
 
 import { dlopen, FFIType, ptr } from "bun:ffi";
@@ -52,8 +60,10 @@ function raisePriority(): string {
     const tid = Number(libc.symbols.syscall(SYS_gettid));
     if (tid <= 0) return "default";
     const SCHED_RR = 2;
+    const SCHED_RESET_ON_FORK = 0x40000000;
     const param = new Int32Array([Math.max(1, Math.min(99, rt))]);
-    if (libc.symbols.sched_setscheduler(tid, SCHED_RR, ptr(param)) === 0) return `SCHED_RR ${param[0]}`;
+    if (libc.symbols.sched_setscheduler(tid, SCHED_RR | SCHED_RESET_ON_FORK, ptr(param)) === 0)
+      return `SCHED_RR ${param[0]}`;
   } catch {
     // Not Linux/glibc: the default priority.
   }
