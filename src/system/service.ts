@@ -211,7 +211,8 @@ export class RaucSystemUpdates implements SystemUpdates {
   private async raucStatusOnce(): Promise<RaucStatus> {
     // 120 s: under QEMU/TCG on a loaded machine one `rauc status` (D-Bus + the boot backend's
     // shell calls) was measured over 30 s, and a killed one failed an install (500 InternalError).
-    const r = await run([this.rauc, "status", "--output-format=json"], 120_000);
+    // --detailed: without it RAUC leaves out each slot's status (the bundle version installed).
+    const r = await run([this.rauc, "status", "--detailed", "--output-format=json"], 120_000);
     if (r.code !== 0) throw new Error(`rauc status: ${cleanRaucError(r.err || r.out)}`);
     return parseRaucStatus(r.out);
   }

@@ -20,15 +20,25 @@ export interface Forward {
 }
 
 export interface Vm {
+  /** The QEMU running now (a machine started with `restart` gets a new one per guest reboot). */
   proc: Bun.Subprocess;
   serialLog: string;
   console: string;
   monitor: string;
+  /** When the first QEMU of this machine started. */
   startedAt: number;
+  /** When the QEMU running now started (the last cold start). */
+  lastStartAt: number;
+  /** QEMU processes started for this machine so far (1 + guest reboots when `restart`). */
+  starts: number;
   serial(): string;
+  /** Whether the machine runs, or is about to run again (its guest rebooted). */
+  alive(): boolean;
 }
 
 const running = new Set<Bun.Subprocess>();
+/** Machines that start a new QEMU when their guest reboots; stopAll() ends that. */
+const restarting = new Set<{ stopped: boolean }>();
 /** Colour codes systemd writes to the console. */
 const ANSI_SGR = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, "g");
 
@@ -51,7 +61,11 @@ export function overlay(base: string, file: string): void {
 
 /**
  * Boots `disk` with its own copy of the UEFI variable store in `dir`. QEMU exits when the guest
- * reboots, unless `reboots` is set (the A/B update test reboots within one VM). `format` is raw
+ * reboots, unless `reboots` is set (QEMU's warm reset then, which hung in OVMF for minutes under
+ * TCG) or `restart` is: then each guest reboot ends the QEMU (`-no-reboot`) and a new QEMU starts
+ * on the same disk, the same variable store and the same forwarded ports — a cold start, as a
+ * box's power cycle; the serial log goes on in the same file. A power-off (the kernel's
+ * "reboot: Power down") is not restarted. `format` is raw
  * unless given (qcow2 for an overlay); `cache` is `unsafe` unless given: QEMU then ignores the
  * guest's flushes, which loses nothing when QEMU is killed for a raw file (every write is already
  * in the host's file), but can for a qcow2 overlay (its metadata is written at a flush): a power
@@ -62,7 +76,12 @@ export function boot(
   disk: string,
   name: string,
   forwards: Forward[],
-  opts: { reboots?: boolean; format?: "raw" | "qcow2"; cache?: "unsafe" | "writeback" } = {},
+  opts: {
+    reboots?: boolean;
+    restart?: boolean;
+    format?: "raw" | "qcow2";
+    cache?: "unsafe" | "writeback";
+  } = {},
 ): Vm {
   for (const f of [OVMF_CODE, OVMF_VARS]) if (!existsSync(f)) throw new Error(`${f} missing: install ovmf`);
   const vars = join(dir, "ovmf-vars.fd");
@@ -76,31 +95,62 @@ export function boot(
   const args = [
     "qemu-system-x86_64",
     ..."-accel tcg -cpu max -smp 2 -m 1024 -display none".split(" "),
-    ...(opts.reboots ? [] : ["-no-reboot"]),
+    ...(opts.reboots && !opts.restart ? [] : ["-no-reboot"]),
     ...["-drive", `if=pflash,format=raw,readonly=on,file=${OVMF_CODE}`],
     ...["-drive", `if=pflash,format=raw,file=${vars}`],
     ...["-drive", `file=${disk},format=${opts.format ?? "raw"},if=virtio,cache=${opts.cache ?? "unsafe"}`],
     ...["-netdev", fwd ? `user,id=n0,${fwd}` : "user,id=n0", "-device", "virtio-net-pci,netdev=n0"],
     // The serial console: a socket to type into; everything it prints also goes to serialLog.
-    ...["-chardev", `socket,id=ser0,path=${consoleSock},server=on,wait=off,logfile=${serialLog}`],
+    ...[
+      "-chardev",
+      `socket,id=ser0,path=${consoleSock},server=on,wait=off,logfile=${serialLog}${opts.restart ? ",logappend=on" : ""}`,
+    ],
     ...["-serial", "chardev:ser0"],
     ...["-monitor", `unix:${monitor},server,nowait`],
   ];
-  const proc = Bun.spawn(args, {
-    stdout: Bun.file(join(dir, `${name}.qemu.log`)),
-    stderr: Bun.file(join(dir, `${name}.qemu.err`)),
-  });
-  running.add(proc);
-  void proc.exited.then(() => running.delete(proc));
-  return {
-    proc,
+  const serial = () => (existsSync(serialLog) ? readFileSync(serialLog, "latin1").replace(ANSI_SGR, "") : "");
+  const state = { stopped: !opts.restart };
+  const spawn = (n: number) => {
+    const suffix = n === 1 ? "" : `.${n}`;
+    const p = Bun.spawn(args, {
+      stdout: Bun.file(join(dir, `${name}${suffix}.qemu.log`)),
+      stderr: Bun.file(join(dir, `${name}${suffix}.qemu.err`)),
+    });
+    running.add(p);
+    void p.exited.then((code) => {
+      running.delete(p);
+      if (state.stopped || code !== 0 || p !== vm.proc) return;
+      // The guest rebooted (or powered off): QEMU exited by itself.
+      if (/reboot: Power down\s*$/.test(serial().trimEnd().split("\n").slice(-3).join("\n"))) {
+        state.stopped = true;
+        restarting.delete(state);
+        return;
+      }
+      vm.starts++;
+      vm.lastStartAt = Date.now();
+      vm.proc = spawn(vm.starts);
+    });
+    return p;
+  };
+  if (opts.restart) restarting.add(state);
+  const now = Date.now();
+  const vm: Vm = {
+    proc: undefined as unknown as Bun.Subprocess,
     serialLog,
     console: consoleSock,
     monitor,
-    startedAt: Date.now(),
-    serial: () => (existsSync(serialLog) ? readFileSync(serialLog, "latin1").replace(ANSI_SGR, "") : ""),
+    startedAt: now,
+    lastStartAt: now,
+    starts: 1,
+    serial,
+    alive: () => vm.proc.exitCode === null || !state.stopped,
   };
+  vm.proc = spawn(1);
+  machines.set(vm, state);
+  return vm;
 }
+
+const machines = new WeakMap<Vm, { stopped: boolean }>();
 
 /** Sends one command to the QEMU monitor; returns what the monitor printed in answer. */
 export async function monitorCommand(vm: Vm, cmd: string): Promise<string> {
@@ -166,6 +216,11 @@ export async function waitConsole(vm: Vm, re: RegExp, ms: number, from = 0): Pro
 
 /** Pulls the plug: SIGKILL, no shutdown of any kind. */
 export async function powerCut(vm: Vm): Promise<void> {
+  const st = machines.get(vm);
+  if (st) {
+    st.stopped = true;
+    restarting.delete(st);
+  }
   vm.proc.kill("SIGKILL");
   await vm.proc.exited;
 }
@@ -177,6 +232,8 @@ export async function waitExit(vm: Vm, ms: number): Promise<boolean> {
 }
 
 export function stopAll(): void {
+  for (const st of restarting) st.stopped = true;
+  restarting.clear();
   for (const p of running) p.kill("SIGKILL");
   running.clear();
 }
@@ -221,7 +278,7 @@ export async function until<T>(
   while (Date.now() < end) {
     const v = await check();
     if (v !== undefined) return v;
-    if (vm.proc.exitCode !== null) break;
+    if (!vm.alive()) break;
     await Bun.sleep(1_000);
   }
   const tail = vm.serial().split("\n").slice(-40).join("\n");

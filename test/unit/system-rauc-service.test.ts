@@ -46,7 +46,7 @@ describe("the RAUC driver", () => {
     const rauc = fakeRauc("flight");
     const updates = new RaucSystemUpdates({ dir: join(dir, "flight"), rauc: rauc.bin, log });
     const views = await Promise.all(Array.from({ length: 5 }, () => updates.view()));
-    expect(rauc.calls()).toEqual(["status --output-format=json"]);
+    expect(rauc.calls()).toEqual(["status --detailed --output-format=json"]);
     for (const v of views) {
       expect(v.error).toBeUndefined();
       expect(v).toMatchObject({ compatible: "vipd-edge-x86_64", booted: "A", primary: "A" });
