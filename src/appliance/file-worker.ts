@@ -2,15 +2,16 @@
  * The file worker (see file-reload.ts): runs in a Bun Worker, so parsing and validating the
  * manifest files never delays the main thread's timers. One job at a time: pre-scan the joined
  * text against the file budgets, parse and validate it reusing every document unchanged since the
- * last job (src/config/load-reuse.ts), and answer with the refusal, the problems, or — valid —
+ * last job (file-load.ts, src/config/load-reuse.ts), and answer with the refusal, the problems, or — valid —
  * what changed since the Config the main thread holds (config-delta.ts), or the whole Config when
  * the main thread holds none, another one, or the change is as large as the Config.
  */
 
 import { dlopen, FFIType } from "bun:ffi";
 import { boundProblems, prescanYaml } from "../config/budget.ts";
-import { type Config, configFromText, DocumentCache } from "../config/index.ts";
+import type { Config } from "../config/index.ts";
 import { configSize, deltaSize, diffConfig } from "./config-delta.ts";
+import { ChunkedLoader } from "./file-load.ts";
 import type { FileJob, FileReply } from "./file-reload.ts";
 
 declare const self: Worker;
@@ -36,7 +37,7 @@ function yieldCpuToMainThread(): void {
 yieldCpuToMainThread();
 
 /** The files' documents, reused across reloads while their text stays the same. */
-const cache = new DocumentCache();
+const loader = new ChunkedLoader();
 /** The last valid Config, and its number (what the main thread names as the one it holds). */
 let last: Config | undefined;
 let lastSeq = 0;
@@ -45,7 +46,7 @@ function answer(job: FileJob): FileReply {
   const scan = prescanYaml(job.text, job.limits);
   if (!scan.ok)
     return { id: job.id, kind: "refused", reason: scan.reason, line: scan.line, message: scan.message };
-  const r = configFromText(job.text, job.file, cache);
+  const r = loader.load(job.text, job.file);
   if (!r.ok) {
     const b = boundProblems(r.problems, job.maxProblems);
     return { id: job.id, kind: "invalid", problems: b.problems, omitted: b.omitted };
@@ -73,7 +74,7 @@ self.onmessage = (ev: MessageEvent<FileJob>) => {
   postMessage(reply);
   // After a large text (the first load parses every document) the heap gives the parse's memory
   // back now, after the answer.
-  if (job.text.length > 64 * 1024 && cache.last.parsed > 64) Bun.gc(true);
+  if (job.text.length > 64 * 1024 && loader.last.loaded > 8) Bun.gc(true);
 };
 
 postMessage({ id: -1, kind: "ready" } satisfies FileReply);

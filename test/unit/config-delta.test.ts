@@ -2,9 +2,10 @@
  * File reloads as deltas (src/appliance/config-delta.ts, file-reload.ts): over random edit
  * sequences of a manifest text (fast-check, fixed seed) — a Service, pool, advertisement or
  * NodeSettings document changed, added, removed or moved, invalid documents coming and going —
- * the Config rebuilt from the deltas the file worker would send (through JSON, as they cross
- * threads) equals a full reload's, and so do the allocation and the plan made from it; and the
- * real worker answers a one-Service change with a delta of one object.
+ * the file worker's chunked loader gives the problems and Config of a full load, the Config
+ * rebuilt from the deltas the worker would send (through JSON, as they cross threads) equals a
+ * full reload's, and so do the allocation and the plan made from it; and the real worker answers
+ * a one-Service change with a delta of one object.
  */
 
 import { afterAll, describe, expect, test } from "bun:test";
@@ -21,6 +22,7 @@ import {
   diffConfig,
   serviceChanges,
 } from "../../src/appliance/config-delta.ts";
+import { ChunkedLoader } from "../../src/appliance/file-load.ts";
 import { closeManifestChecker, loadManifests } from "../../src/appliance/store.ts";
 import { type Config, configFromText, DocumentCache } from "../../src/config/index.ts";
 import { allocate, emptyAllocation } from "../../src/plan/allocate.ts";
@@ -98,8 +100,9 @@ describe("config deltas", () => {
           fc.array(edit, { minLength: 1, maxLength: 12 }),
           (start, edits) => {
             const docs = [pool("lan", "10.0.0.0/24"), l2("lan"), ...start];
-            // The worker's side: one cache, its last valid Config.
-            const cache = new DocumentCache();
+            // The worker's side: its loader (cutting chunks after every other document on
+            // average), its last valid Config.
+            const loader = new ChunkedLoader(1n);
             let workerLast: Config | undefined;
             // The main thread's side: the Config rebuilt from deltas, its allocation and planner.
             let held: Config | undefined;
@@ -110,9 +113,11 @@ describe("config deltas", () => {
             for (const e of [undefined, ...edits]) {
               if (e !== undefined) applyEdit(docs, e as EditT);
               const text = docs.map((d) => `---\n${d}`).join("");
-              const reused = configFromText(text, "f", cache);
+              const reused = loader.load(text, "f");
               const full = configFromText(text, "f");
               expect(reused.ok).toBe(full.ok);
+              if (!reused.ok && !full.ok) expect(reused.problems).toEqual(full.problems);
+              expect(reused.notes).toEqual(full.notes);
               if (!reused.ok || !full.ok) continue;
               if (workerLast === undefined || held === undefined)
                 held = JSON.parse(JSON.stringify(reused.config));
@@ -158,7 +163,7 @@ describe("config deltas", () => {
             }
           },
         ),
-        { seed: SEED, numRuns: 150 },
+        { seed: SEED, numRuns: 200 },
       );
     },
     SLOW,

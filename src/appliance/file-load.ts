@@ -1,0 +1,117 @@
+/**
+ * The file worker's loader (file-worker.ts): `configFromText` with per-document reuse, in chunks.
+ * The joined text's documents (splitDocuments) are cut into chunks where a document's hash says
+ * (content-defined, about 128 documents each: an edit moves no boundary but its own chunk's); each
+ * chunk is loaded by loadTextReusing with its own cache, and its objects, shifted to the chunk's
+ * place, are kept while the chunk's text and place stay the same. A reload that changed one
+ * document of 10,000 touches one chunk's objects instead of making 10,000 again; the cross-object
+ * checks (buildConfig) still run over the whole set, as configFromText's do. When the text does
+ * not split for certain, or a chunk has a YAML syntax error, the whole text is loaded as
+ * configFromText does (and nothing is kept): the same results either way
+ * (test/unit/config-delta.test.ts compares them on random edits).
+ */
+
+import { type ConfigResult, configFromText } from "../config/index.ts";
+import { type LoadResult, type Problem, shiftProblem, sortProblems } from "../config/load.ts";
+import { DocumentCache, loadTextReusing, splitDocuments } from "../config/load-reuse.ts";
+import { buildConfig } from "../config/validate.ts";
+
+/** A chunk boundary follows a document whose hash has these bits clear (1 in 128). */
+const CUT_MASK = 0x7fn;
+
+interface ChunkState {
+  cache: DocumentCache;
+  /** Its results in the chunk's own lines and documents. */
+  local: LoadResult;
+  /** Its results at its place last time (first line, documents before it). */
+  placed: { line: number; docs: number; result: LoadResult } | undefined;
+}
+
+const shifted = (r: LoadResult, lines: number, docs: number): LoadResult => ({
+  objects: r.objects.map((o) => {
+    const own = o.lineOf;
+    return { ...o, doc: o.doc + docs, line: o.line + lines, lineOf: (p) => own(p) + lines };
+  }),
+  problems: r.problems.map((p) => shiftProblem(p, lines, docs)),
+  notes: r.notes.map((p) => shiftProblem(p, lines, docs)),
+});
+
+export class ChunkedLoader {
+  /** By chunk text: the chunks of the last load. */
+  private chunks = new Map<string, ChunkState>();
+  /** The last load's chunk states in order (a changed chunk takes over its place's cache). */
+  private order: ChunkState[] = [];
+  /** The last load: chunks loaded again, chunks kept. */
+  last = { loaded: 0, kept: 0, whole: false };
+  private texts = new Map<ChunkState, string>();
+
+  /** `cutMask`: a boundary follows a document whose hash has these bits clear (tests cut often). */
+  constructor(private readonly cutMask = CUT_MASK) {}
+
+  load(text: string, file: string): ConfigResult {
+    const parts = splitDocuments(text);
+    if (parts === undefined) return this.whole(text, file);
+    const cuts: { text: string; line: number; docs: number }[] = [];
+    let start = 0;
+    for (let i = 0; i < parts.length; i++) {
+      const p = parts[i] as { text: string; line: number };
+      if (i < parts.length - 1 && (BigInt(Bun.hash.wyhash(p.text)) & this.cutMask) !== 0n) continue;
+      let t = "";
+      for (let j = start; j <= i; j++) t += (parts[j] as { text: string }).text;
+      cuts.push({ text: t, line: (parts[start] as { line: number }).line, docs: start });
+      start = i + 1;
+    }
+    const texts = new Set(cuts.map((c) => c.text));
+    const now = new Map<string, ChunkState>();
+    const order: ChunkState[] = [];
+    const objects: LoadResult["objects"] = [];
+    const problems: Problem[] = [];
+    const notes: Problem[] = [];
+    let loaded = 0;
+    let kept = 0;
+    for (const [k, c] of cuts.entries()) {
+      let st = now.get(c.text) ?? this.chunks.get(c.text);
+      if (st === undefined) {
+        // A changed chunk: its place's cache holds most of its documents.
+        const old = this.order[k];
+        const cache = old !== undefined && !texts.has(this.textOf(old)) ? old.cache : new DocumentCache();
+        const local = loadTextReusing(c.text, file, cache);
+        if (cache.last.whole) return this.whole(text, file);
+        st = { cache, local, placed: undefined };
+        loaded++;
+      } else kept++;
+      if (st.placed === undefined || st.placed.line !== c.line || st.placed.docs !== c.docs)
+        st.placed = { line: c.line, docs: c.docs, result: shifted(st.local, c.line - 1, c.docs) };
+      now.set(c.text, st);
+      order.push(st);
+      const r = st.placed.result;
+      for (const o of r.objects) objects.push(o);
+      for (const p of r.problems) problems.push(p);
+      for (const p of r.notes) notes.push(p);
+    }
+    this.chunks = now;
+    this.order = order;
+    this.texts = new Map(order.map((st, i) => [st, (cuts[i] as { text: string }).text]));
+    this.last = { loaded, kept, whole: false };
+    // As configFromText: objects refused by their schema are passed on, so that references to
+    // them are not reported a second time as "does not exist".
+    const built = buildConfig(objects, { invalid: problems });
+    const all = sortProblems([...problems, ...built.problems]);
+    const sortedNotes = sortProblems([...notes]);
+    return all.length === 0
+      ? { ok: true, config: built.config, problems: [], notes: sortedNotes }
+      : { ok: false, problems: all, notes: sortedNotes };
+  }
+
+  private textOf(st: ChunkState): string {
+    return this.texts.get(st) ?? "";
+  }
+
+  private whole(text: string, file: string): ConfigResult {
+    this.chunks = new Map();
+    this.order = [];
+    this.texts = new Map();
+    this.last = { loaded: 0, kept: 0, whole: true };
+    return configFromText(text, file);
+  }
+}
