@@ -48,9 +48,13 @@ export class ChunkedLoader {
   /** `cutMask`: a boundary follows a document whose hash has these bits clear (tests cut often). */
   constructor(private readonly cutMask = CUT_MASK) {}
 
-  load(text: string, file: string): ConfigResult {
+  /** `before`: told how many chunks are to be loaded (not kept), before any is. */
+  load(text: string, file: string, before?: (chunks: number) => void): ConfigResult {
     const parts = splitDocuments(text);
-    if (parts === undefined) return this.whole(text, file);
+    if (parts === undefined) {
+      before?.(Number.POSITIVE_INFINITY);
+      return this.whole(text, file);
+    }
     const cuts: { text: string; line: number; docs: number }[] = [];
     let start = 0;
     for (let i = 0; i < parts.length; i++) {
@@ -62,6 +66,11 @@ export class ChunkedLoader {
       start = i + 1;
     }
     const texts = new Set(cuts.map((c) => c.text));
+    if (before !== undefined) {
+      let n = 0;
+      for (const c of cuts) if (!this.chunks.has(c.text)) n++;
+      before(n);
+    }
     const now = new Map<string, ChunkState>();
     const order: ChunkState[] = [];
     const objects: LoadResult["objects"] = [];
@@ -76,7 +85,10 @@ export class ChunkedLoader {
         const old = this.order[k];
         const cache = old !== undefined && !texts.has(this.textOf(old)) ? old.cache : new DocumentCache();
         const local = loadTextReusing(c.text, file, cache);
-        if (cache.last.whole) return this.whole(text, file);
+        if (cache.last.whole) {
+          before?.(Number.POSITIVE_INFINITY);
+          return this.whole(text, file);
+        }
         st = { cache, local, placed: undefined };
         loaded++;
       } else kept++;

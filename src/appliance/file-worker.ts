@@ -17,11 +17,14 @@ import type { FileJob, FileReply } from "./file-reload.ts";
 declare const self: Worker;
 
 /**
- * Lowers this thread's CPU priority (nice 10; Linux priorities are per thread), so that on a
- * busy machine the scheduler runs the main thread's timers before the parser. Best effort.
+ * Sets this thread's CPU priority (its nice value; Linux priorities are per thread). A large
+ * parse (the first load, or many documents changed) runs at nice 10, so that on a busy machine the
+ * scheduler runs the main thread's timers before the parser; a reload that changed a few
+ * documents runs at the default priority, so that it is not starved by every other process (going
+ * back up needs privileges: without them the thread stays at 10). Best effort.
  */
-function yieldCpuToMainThread(): void {
-  if (process.platform !== "linux" || process.arch !== "x64") return;
+const priority: (nice: number) => void = (() => {
+  if (process.platform !== "linux" || process.arch !== "x64") return () => {};
   try {
     const SYS_gettid = 186n; // x86_64
     const libc = dlopen("libc.so.6", {
@@ -29,12 +32,20 @@ function yieldCpuToMainThread(): void {
       setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
     });
     const tid = Number(libc.symbols.syscall(SYS_gettid));
-    if (tid > 0) libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, 10);
+    if (tid <= 0) return () => {};
+    let now = 0;
+    return (nice: number) => {
+      if (nice !== now && libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, nice) === 0) now = nice;
+    };
   } catch {
     // Not Linux/glibc: keep the default priority.
+    return () => {};
   }
-}
-yieldCpuToMainThread();
+})();
+priority(10);
+
+/** Chunks (~128 documents each) to load above which the parse runs at a lower priority. */
+const LARGE_PARSE = 8;
 
 /** The files' documents, reused across reloads while their text stays the same. */
 const loader = new ChunkedLoader();
@@ -46,7 +57,7 @@ function answer(job: FileJob): FileReply {
   const scan = prescanYaml(job.text, job.limits);
   if (!scan.ok)
     return { id: job.id, kind: "refused", reason: scan.reason, line: scan.line, message: scan.message };
-  const r = loader.load(job.text, job.file);
+  const r = loader.load(job.text, job.file, (chunks) => priority(chunks > LARGE_PARSE ? 10 : 0));
   if (!r.ok) {
     const b = boundProblems(r.problems, job.maxProblems);
     return { id: job.id, kind: "invalid", problems: b.problems, omitted: b.omitted };
