@@ -129,8 +129,11 @@ function applyList(prev: readonly Item[], d: ListDelta): Item[] {
   return out;
 }
 
-/** `prev` with `d` applied: a new Config; lists that did not change are shared with `prev`. */
+/** `prev` with `d` applied: a new Config (`prev` when `d` is empty); unchanged lists are shared. */
 export function applyDelta(prev: Config, d: ConfigDelta): Config {
+  // Nothing changed (the files were rewritten as they were): the same Config, so that the next
+  // change is known to be from the Config the daemon holds.
+  if (d.nodeSettings === undefined && LISTS.every((n) => d.lists[n] === undefined)) return prev;
   const next: Config = { ...prev };
   for (const name of LISTS) {
     const l = d.lists[name];
