@@ -117,6 +117,9 @@ export interface L2Decision {
   election: Election | undefined;
   /** The election round the election is from. */
   round: number;
+  /** The members' hash order for its first address, and the Planner's orders generation of it. */
+  order: string[] | undefined;
+  orders: number;
 }
 
 /** What a Service's decision was computed from: its addresses, labels and local endpoints. */

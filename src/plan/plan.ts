@@ -103,6 +103,8 @@ export class Planner {
   private memo = new Map<readonly string[], Map<string, Election>>();
   private orderNames = "";
   private orders = new Map<string, string[]>();
+  /** Bumped whenever `orders` is emptied: a decision's kept order is from the same generation. */
+  private ordersNo = 0;
   /** Distinct hash orders by their text: VIPs with the same order share one array. */
   private interned = new Map<string, string[]>();
   private readonly sorter = new IpSorter();
@@ -171,10 +173,20 @@ export class Planner {
     const pool = first === undefined ? undefined : ix.poolOf(first);
     const ads = pool === undefined ? undefined : this.adsFor(ix, pool, svc, self);
     if (pool === undefined || ads === undefined)
-      return { from, ips: [], ads: [], adsKey: "", interfaces: [], election: undefined, round: -1 };
+      return {
+        from,
+        ips: [],
+        ads: [],
+        adsKey: "",
+        interfaces: [],
+        election: undefined,
+        round: -1,
+        order: undefined,
+        orders: -1,
+      };
     const ips =
       a.ips.length === 1 ? a.ips.slice() : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
-    return { from, ips, ...ads, election: undefined, round: -1 };
+    return { from, ips, ...ads, election: undefined, round: -1, order: undefined, orders: -1 };
   }
 
   /**
@@ -219,7 +231,13 @@ export class Planner {
     local: ReadonlySet<string> | undefined,
     eps: string,
   ): Election {
-    const order = this.orderFor(d.ips[0] as string, round.names);
+    // The hash order is kept on the decision while the known names stay the same.
+    let order = d.orders === this.ordersNo ? d.order : undefined;
+    if (order === undefined) {
+      order = this.orderFor(d.ips[0] as string, round.names);
+      d.order = order;
+      d.orders = this.ordersNo;
+    }
     const args = () => ({
       ips: a.ips,
       nodes: round.nodes,
@@ -263,6 +281,7 @@ export class Planner {
     const namesText = [...names].sort().join("\n");
     if (namesText !== this.orderNames) {
       this.orderNames = namesText;
+      this.ordersNo++;
       this.orders = new Map();
       this.interned = new Map();
       this.memo = new Map();
@@ -281,6 +300,7 @@ export class Planner {
   ): { mine: L2Entry[]; other: L2Entry[]; elections: L2Election[] } {
     const round = this.round(ix, self, nodes, inputs);
     if (this.orders.size > 2 * sorted.length + 1024) {
+      this.ordersNo++;
       this.orders = new Map();
       this.interned = new Map();
     }
