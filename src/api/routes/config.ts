@@ -16,7 +16,7 @@ import type { ConfigSummary } from "../body-protocol.ts";
 import type { ApiContext, RouteModule } from "../context.ts";
 import { ApiError, CLOSE, JSON_HEADERS, quote } from "../context.ts";
 import { negotiate, parseEtagList, strongMatch, weakMatch } from "../http.ts";
-import { checkYamlContentType, flag, readYaml } from "../request-body.ts";
+import { checkYamlContentType, flag, readYaml, readYamlBytes } from "../request-body.ts";
 import { routes, rule } from "../routes.ts";
 import type { Problem } from "../runtime.ts";
 
@@ -180,12 +180,13 @@ function mountValidate(app: Parameters<RouteModule["mount"]>[0], ctx: ApiContext
   app.openapi(routes.validateConfig, async (c) => {
     checkYamlContentType(c.req.header("content-type"));
     const flags = { allowEmpty: flag(c, "allowEmpty"), allowNoAdmin: flag(c, "allowNoAdmin") };
-    const yaml = await readYaml(c.req.raw, limit).catch((e) => {
+    // The bytes go to the worker as they are (moved, not copied) and are decoded there.
+    const body = await readYamlBytes(c.req.raw, limit).catch((e) => {
       throw e instanceof ApiError ? ctx.refuse(e, c) : e;
     });
     // A read token may ask: the work is bounded (size, depth, documents, nodes, time, one at a
     // time with a short queue) and runs off the main thread.
-    const verdict = await ctx.checkers.dryRun.check(yaml, { wantConfig: false });
+    const verdict = await ctx.checkers.dryRun.check(body, { wantConfig: false });
     const over = budgetRefusal(verdict, limit);
     if (over !== null) throw ctx.refuse(over, c);
     if (verdict.kind === "invalid") {
