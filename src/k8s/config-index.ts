@@ -16,8 +16,9 @@
  */
 
 import type { Config, Loaded, Problem } from "../config/index.ts";
-import { type Kind, ObjectMeta, ServiceSpec, ServiceStatus } from "../config/schemas.ts";
+import { type Kind, ServiceSpec } from "../config/schemas.ts";
 import { buildConfig } from "../config/validate.ts";
+import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
 import type { KubeObject } from "./client.ts";
 import {
   type CrObject,
@@ -39,10 +40,12 @@ export interface ConfigView {
 }
 
 const SERVICE_SPEC_KEYS = Object.keys(ServiceSpec.shape);
+/** managedFields: the API server's bookkeeping, never read (large: one entry per writer). */
+const READ_META_KEYS = META_KEYS.filter((k) => k !== "managedFields");
 
 /** The parts of an API object the schemas know (the API server adds fields vipd does not read). */
 export function toManifest(kind: Kind, o: KubeObject): Record<string, unknown> {
-  const metadata = pick(o.metadata, META_KEYS);
+  const metadata = pick(o.metadata, READ_META_KEYS);
   if (kind === "Service") {
     const lb = (o.status as { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } } | undefined)
       ?.loadBalancer;
@@ -147,6 +150,33 @@ interface ServiceEntry {
   checks: Problem[];
   /** The spec last validated, as JSON (a new version with the same spec re-reads only the rest). */
   spec?: string | undefined;
+  /** The metadata last validated, as JSON, without what vipd writes (see `readMetaKey`). */
+  meta?: string | undefined;
+  /** Bumped when something besides vipd's own writes changed (see `generation`). */
+  gen: number;
+}
+
+/** The metadata as JSON without the resourceVersion and vipd's ip-allocated-from-pool annotation. */
+function readMetaKey(md: Record<string, unknown>): string {
+  const {
+    resourceVersion: _rv,
+    annotations,
+    ...rest
+  } = md as {
+    resourceVersion?: unknown;
+    annotations?: Record<string, unknown>;
+  };
+  if (annotations === undefined) return JSON.stringify(rest);
+  const { [ANNOTATION_ALLOCATED_FROM]: _own, ...others } = annotations;
+  return JSON.stringify([rest, others]);
+}
+
+/** A status as toManifest makes it whose ingress holds only strings: the schema takes it as it is. */
+function plainStatus(status: unknown): boolean {
+  const ingress = (status as { loadBalancer: { ingress?: Record<string, unknown>[] } }).loadBalancer.ingress;
+  if (ingress === undefined) return true;
+  for (const i of ingress) for (const v of Object.values(i)) if (typeof v !== "string") return false;
+  return true;
 }
 
 /** A pool as the Service checks see it: a name (its addresses are checked with the pools). */
@@ -192,6 +222,7 @@ export class ConfigIndex {
   private lastInput = "";
   private lastSel: CrSelection | undefined;
   private crConfig: { config: Config; problems: Problem[] } | undefined;
+  private gens = 0;
   /** Validations done (for tests and the benchmark: proportional to the changes). */
   readonly stats = { validated: 0, partly: 0, checked: 0, views: 0 };
 
@@ -210,7 +241,8 @@ export class ConfigIndex {
       this.drop(key, e);
       e = undefined;
     }
-    if (e === undefined) this.services.set(key, { lb: false, pending: obj, v: undefined, checks: [] });
+    if (e === undefined)
+      this.services.set(key, { lb: false, pending: obj, v: undefined, checks: [], gen: ++this.gens });
     else e.pending = obj;
   }
 
@@ -256,6 +288,15 @@ export class ConfigIndex {
     if (e === undefined || !e.lb || e.v === undefined || Array.isArray(e.v.result) || e.checks.length > 0)
       return undefined;
     return e.v.result.obj as Config["services"][number];
+  }
+
+  /**
+   * A number that changes whenever the Service changes in anything but what vipd itself writes
+   * (its status, its ip-allocated-from-pool annotation, the resourceVersion): the controller
+   * allocates a Service again only when it changed, or when what it holds is not vipd's decision.
+   */
+  generation(key: string): number | undefined {
+    return this.services.get(key)?.gen;
   }
 
   /** True when the Service is a LoadBalancer Service left out (its schema or its checks). */
@@ -340,32 +381,43 @@ export class ConfigIndex {
   }
 
   /**
-   * One Service version through the Service schema. The schema is a strict object of
-   * independent parts, so a version whose spec is the one validated before (the controller wrote
-   * its status or annotation) has only its metadata and status read again: the same result as
-   * the whole schema's, at a third of the cost. Any problem: the whole schema says what it is.
+   * One Service version through the Service schema. A version that differs from the one
+   * validated before only in what vipd itself writes (its resourceVersion, the
+   * ip-allocated-from-pool annotation, status.loadBalancer.ingress) keeps the earlier result
+   * with those three parts replaced: the schema accepts any string there (checked here by
+   * hand), so the result is the whole schema's. It keeps its generation (`own` true): nothing
+   * the allocator or the Service checks read changed. Anything else: the whole schema.
    */
-  private validate(o: KubeObject, e: ServiceEntry): Validated {
+  private validate(o: KubeObject, e: ServiceEntry): { v: Validated; own: boolean } {
     const rv = o.metadata.resourceVersion ?? "";
     const m = toManifest("Service", o);
     const spec = JSON.stringify(m.spec);
+    const md = m.metadata as { annotations?: Record<string, unknown> };
+    const mine = md.annotations?.[ANNOTATION_ALLOCATED_FROM];
+    const meta = readMetaKey(md);
     const prev = e.v?.result;
-    if (prev !== undefined && !Array.isArray(prev) && e.spec === spec) {
-      const metadata = ObjectMeta.safeParse(m.metadata);
-      const status = ServiceStatus.safeParse(m.status);
-      if (metadata.success && status.success) {
-        this.stats.partly++;
-        return {
-          rv,
-          result: {
-            ...prev,
-            obj: { ...prev.obj, metadata: metadata.data, status: status.data } as typeof prev.obj,
-          },
-        };
-      }
+    if (
+      prev !== undefined &&
+      !Array.isArray(prev) &&
+      e.spec === spec &&
+      e.meta === meta &&
+      (mine === undefined || typeof mine === "string") &&
+      plainStatus(m.status)
+    ) {
+      this.stats.partly++;
+      const metadata: Record<string, unknown> = { ...prev.obj.metadata };
+      if (md.annotations === undefined) delete metadata.annotations;
+      else metadata.annotations = md.annotations;
+      if (o.metadata.resourceVersion === undefined) delete metadata.resourceVersion;
+      else metadata.resourceVersion = rv;
+      return {
+        v: { rv, result: { ...prev, obj: { ...prev.obj, metadata, status: m.status } as typeof prev.obj } },
+        own: true,
+      };
     }
     e.spec = spec;
-    return { rv, result: loadObject("Service", m, serviceFile(o)) };
+    e.meta = meta;
+    return { v: { rv, result: loadObject("Service", m, serviceFile(o)) }, own: false };
   }
 
   /**
@@ -393,12 +445,18 @@ export class ConfigIndex {
         // As the full rebuild, which forgets the validation of a Service that is not a LoadBalancer.
         e.v = undefined;
         e.checks = [];
+        e.gen = ++this.gens;
       } else if (e.v === undefined || e.v.rv !== rv) {
-        e.v = this.validate(o, e);
+        const r = this.validate(o, e);
+        e.v = r.v;
         this.stats.validated++;
         this.listsDirty = this.problemsDirty = true;
-        e.checks = [];
-        if (!Array.isArray(e.v.result)) toCheck.set(key, e);
+        if (!r.own) {
+          // vipd's own writes change nothing the Service checks read: their result stands.
+          e.gen = ++this.gens;
+          e.checks = [];
+          if (!Array.isArray(e.v.result)) toCheck.set(key, e);
+        }
       }
       if (wasBad !== this.isBad(e)) {
         this.bad += wasBad ? -1 : 1;

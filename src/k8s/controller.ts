@@ -79,8 +79,8 @@ export class Controller {
   private idleWaiters: (() => void)[] = [];
   /** Pools and namespace labels of the last full pass. */
   private crKey = "";
-  /** Service key → resourceVersion the allocator last saw. */
-  private seen = new Map<string, string>();
+  /** Service key → the generation the allocator last saw (src/k8s/config-index.ts). */
+  private seen = new Map<string, number | undefined>();
   /** Services that have no address yet (retried when an address is released). */
   private readonly waiting = new Set<string>();
   /** An address was freed (re-addressed or lost) in the last pass: retry the waiting ones. */
@@ -257,7 +257,8 @@ export class Controller {
         invalid.length === 0 ? config.services : [...config.services, ...invalid];
       const all = a.reconcile(services);
       r = { results: all.results, released: [...all.released] };
-      this.seen = new Map(services.map((s) => [serviceKey(s), s.metadata.resourceVersion ?? ""]));
+      const index = this.state.index;
+      this.seen = new Map(services.map((s) => [serviceKey(s), index.generation(serviceKey(s))]));
     } else {
       const released: string[] = [];
       const changed = new Map<string, Svc>();
@@ -267,9 +268,9 @@ export class Controller {
           if (this.seen.delete(key) && a.release(key)) released.push(key);
           continue;
         }
-        const rv = s.metadata.resourceVersion ?? "";
-        if (this.seen.get(key) !== rv) changed.set(key, s);
-        this.seen.set(key, rv);
+        const gen = this.state.index.generation(key);
+        if (this.seen.get(key) !== gen || !this.asDecided(key, a)) changed.set(key, s);
+        this.seen.set(key, gen);
       }
       if (released.length > 0 || this.freed)
         for (const key of this.waiting) {
@@ -299,6 +300,29 @@ export class Controller {
     for (const res of r.results) this.writeResult(res);
     for (const key of r.released) this.writeReleased(key);
     this.writePoolStatus(config, a);
+  }
+
+  /**
+   * True when the Service holds what the allocator decided for it: its status and annotation
+   * (vipd's own writes landing) — unchanged otherwise, it need not be allocated again. The
+   * writes made from its older version are settled as `writeResult` would.
+   */
+  private asDecided(key: string, a: Allocator): boolean {
+    const obj = this.state.service(key);
+    if (obj === undefined) return false;
+    const got = a.assignment(key);
+    const ann = obj.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM];
+    const ips = ingressIps(obj);
+    const same =
+      got === undefined
+        ? ips.length === 0 && ann === undefined
+        : ann === got.pool && ips.length === got.ips.length && ips.every((ip, i) => ip === got.ips[i]);
+    if (same) {
+      const rv = obj.metadata.resourceVersion ?? "";
+      this.writes.settle(`status:${key}`, rv);
+      this.writes.settle(`meta:${key}`, rv);
+    }
+    return same;
   }
 
   /**

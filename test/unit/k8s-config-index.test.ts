@@ -49,6 +49,8 @@ const serviceArb = fc.record({
   }),
   lbIp: fc.option(fc.constantFrom("192.0.2.7", "bad-ip"), { nil: undefined }),
   ingress: fc.option(fc.constantFrom("192.0.2.1", "198.51.100.9"), { nil: undefined }),
+  // vipd's own annotation: a change of it alone keeps the earlier validation (src/k8s/config-index.ts).
+  own: fc.option(fc.constantFrom("p0", "p1"), { nil: undefined }),
   ports: fc.boolean(),
 });
 
@@ -123,6 +125,7 @@ function serviceObject(m: Model, s: ServiceShape): KubeObject {
   const annotations: Record<string, string> = {};
   if (s.pool !== undefined) annotations["metallb.io/address-pool"] = s.pool;
   if (s.ips !== undefined) annotations["metallb.io/loadBalancerIPs"] = s.ips;
+  if (s.own !== undefined) annotations["metallb.io/ip-allocated-from-pool"] = s.own;
   return {
     apiVersion: "v1",
     kind: "Service",
@@ -273,7 +276,7 @@ describe("ConfigIndex", () => {
     const s = { name: "a", ns: "default", lb: true, ports: true } as const;
     apply(m, index, {
       t: "svc",
-      s: { ...s, pool: undefined, ips: undefined, lbIp: undefined, ingress: undefined },
+      s: { ...s, pool: undefined, ips: undefined, lbIp: undefined, ingress: undefined, own: undefined },
     });
     index.view(m.crList(), m.secrets);
     expect([...feed]).toEqual(["default/a"]);
@@ -289,7 +292,14 @@ describe("ConfigIndex", () => {
     const m = new Model();
     const index = new ConfigIndex(NS);
     apply(m, index, { t: "pool", name: "p0", addresses: ["192.0.2.0/24"], label: false });
-    const base = { pool: undefined, ips: undefined, lbIp: undefined, ingress: undefined, ports: true };
+    const base = {
+      pool: undefined,
+      ips: undefined,
+      lbIp: undefined,
+      ingress: undefined,
+      own: undefined,
+      ports: true,
+    };
     for (let i = 0; i < 1000; i++)
       apply(m, index, { t: "svc", s: { ...base, name: `s${i}`, ns: "default", lb: true } as never });
     const first = index.view(m.crList(), m.secrets);
@@ -299,13 +309,25 @@ describe("ConfigIndex", () => {
       t: "svc",
       s: { ...base, name: "s7", ns: "default", lb: true, ingress: "192.0.2.1" } as never,
     });
+    const gen7 = index.generation("default/s7");
     const second = index.view(m.crList(), m.secrets);
     expect(index.stats.validated).toBe(1001);
-    expect(index.stats.checked).toBe(1001);
+    // Only the status changed (what vipd writes): not checked again, the same generation.
+    expect(index.stats.checked).toBe(1000);
+    expect(index.generation("default/s7")).toBe(gen7);
     expect(second.config?.services[7]?.status?.loadBalancer?.ingress?.[0]?.ip).toBe("192.0.2.1");
     // Nothing changed: nothing validated, the same lists.
     const third = index.view(m.crList(), m.secrets);
     expect(index.stats.validated).toBe(1001);
     expect(third.config?.services).toBe(second.config?.services);
+    // A real change (the pool it asks for) goes through the schema and the checks again.
+    apply(m, index, {
+      t: "svc",
+      s: { ...base, name: "s7", ns: "default", lb: true, ingress: "192.0.2.1", pool: "p0" } as never,
+    });
+    const fourth = index.view(m.crList(), m.secrets);
+    expect(index.stats.checked).toBe(1001);
+    expect(index.generation("default/s7")).not.toBe(gen7);
+    expect(fourth.config?.services[7]?.metadata.annotations?.["metallb.io/address-pool"]).toBe("p0");
   });
 });
