@@ -6,13 +6,6 @@
 import type { TextLimits } from "../config/budget.ts";
 import type { Config, Problem } from "../config/index.ts";
 
-/**
- * The source name of the manifest files `vipd run` reloads (src/appliance/store.ts): for jobs
- * with this name the worker keeps each document's result and reuses it while the document's text
- * stays the same (src/config/load-reuse.ts loadTextReusing). Request bodies are never kept.
- */
-export const FILES_SOURCE = "<files>";
-
 export interface CheckJob {
   id: number;
   /** The text; empty when it comes as `bytes`. */

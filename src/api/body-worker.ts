@@ -9,9 +9,9 @@
 
 import { dlopen, FFIType } from "bun:ffi";
 import { boundProblems, prescanYaml } from "../config/budget.ts";
-import { configFromText, DocumentCache } from "../config/index.ts";
+import { configFromText } from "../config/index.ts";
 import { siteText } from "../config/site-text.ts";
-import { type CheckJob, type CheckReply, FILES_SOURCE, summarize } from "./body-protocol.ts";
+import { type CheckJob, type CheckReply, summarize } from "./body-protocol.ts";
 
 declare const self: Worker;
 
@@ -36,9 +36,6 @@ function yieldCpuToMainThread(): void {
 }
 yieldCpuToMainThread();
 
-/** The manifest files' documents, reused across reloads while their text stays the same. */
-const files = new DocumentCache();
-
 self.onmessage = (ev: MessageEvent<CheckJob>) => {
   const job = ev.data;
   let reply: CheckReply;
@@ -56,7 +53,7 @@ self.onmessage = (ev: MessageEvent<CheckJob>) => {
     if (!scan.ok) {
       reply = { id: job.id, kind: "refused", reason: scan.reason, line: scan.line, message: scan.message };
     } else {
-      const r = configFromText(job.text, job.file, job.file === FILES_SOURCE ? files : undefined);
+      const r = configFromText(job.text, job.file);
       if (!r.ok) {
         const b = boundProblems(r.problems, job.maxProblems);
         reply = { id: job.id, kind: "invalid", problems: b.problems, omitted: b.omitted };
@@ -74,12 +71,7 @@ self.onmessage = (ev: MessageEvent<CheckJob>) => {
     reply = { id: job.id, kind: "error", message: (e as Error).message };
   }
   postMessage(reply);
-  // The file worker is kept for its document cache: after a large text (the first load parses
-  // every document) its heap gives the parse's memory back now, after the answer. The process's
-  // RSS keeps much of it all the same (10,000 Services: ~205 MB settled, against ~130 MB when the
-  // worker was replaced after each reload; Bun.shrink did not change that).
-  if (job.file === FILES_SOURCE && job.text.length > 64 * 1024) Bun.gc(true);
-  else collectAfterBodies(job.text.length);
+  collectAfterBodies(job.text.length);
 };
 
 /** Characters of request bodies checked since this worker last collected its garbage. */

@@ -1,5 +1,5 @@
 /**
- * Per-document reuse on reload (used by the file worker, src/api/body-worker.ts): a text is split
+ * Per-document reuse on reload (used per chunk by the file worker, src/appliance/file-load.ts): a text is split
  * at its `---` lines, and a document whose text is unchanged since the last load is neither parsed
  * nor validated again; its problems and lines shift with the documents before it. Equal to a
  * whole `loadText` of the same text (test/unit/config-reuse.test.ts).
