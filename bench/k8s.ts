@@ -81,6 +81,7 @@ async function runVipd() {
     await s.cluster.admin.create(PATHS.metallb("ipaddresspools", NAMESPACE), pool("big", ["10.128.0.0/16"]));
     Bun.gc(true);
     const heap0 = process.memoryUsage().heapUsed;
+    const rss0 = process.memoryUsage().rss / 2 ** 20;
     const v = startVipd(s.cluster, { node: "n1", speaker: false });
     await v.state.waitSynced();
     while (!v.controller?.isLeader) await Bun.sleep(10);
@@ -122,6 +123,7 @@ async function runVipd() {
       rssMb,
       heapGcMb,
       rssGcMb,
+      rss0,
       cpuS: (cpu.user + cpu.system) / 1e6,
       cpuIdleS: (cpuIdle.user + cpuIdle.system) / 1e6,
       idleS,
@@ -185,7 +187,7 @@ for (let r = 0; r < REPEATS; r++) {
   );
   const st = x.stats as { reconciles?: number; configMs?: number; reconcileMs?: number };
   console.log(
-    `  the server created the Services in ${x.createdS.toFixed(2)} s (in the baseline's run: ${(((base[r] ?? 0) - (patchesOnly[r] ?? 0)) / 1000).toFixed(2)} s); first status at ${x.firstS.toFixed(2)} s; controller passes ${st.reconciles ?? 0}, configuration ${((st.configMs ?? 0) / 1000).toFixed(2)} s, allocation and writes ${((st.reconcileMs ?? 0) / 1000).toFixed(2)} s; annotations and Events sent by ${x.idleS.toFixed(1)} s, vipd CPU by then ${x.cpuIdleS.toFixed(1)} s; after a full GC heap +${x.heapGcMb.toFixed(0)} MB, rss ${x.rssGcMb.toFixed(0)} MB`,
+    `  the server created the Services in ${x.createdS.toFixed(2)} s (in the baseline's run: ${(((base[r] ?? 0) - (patchesOnly[r] ?? 0)) / 1000).toFixed(2)} s); first status at ${x.firstS.toFixed(2)} s; controller passes ${st.reconciles ?? 0}, configuration ${((st.configMs ?? 0) / 1000).toFixed(2)} s, allocation and writes ${((st.reconcileMs ?? 0) / 1000).toFixed(2)} s; annotations and Events sent by ${x.idleS.toFixed(1)} s, vipd CPU by then ${x.cpuIdleS.toFixed(1)} s; after a full GC heap +${x.heapGcMb.toFixed(0)} MB, rss ${x.rssGcMb.toFixed(0)} MB; rss before vipd started ${x.rss0.toFixed(0)} MB`,
   );
 }
 const ms = median(vipd.map((x) => x.ms));
