@@ -218,6 +218,12 @@ export class Controller {
         const view = this.state.config();
         const t1 = performance.now();
         this.stats.configMs += t1 - t0;
+        // Validating thousands of Services leaves their garbage: collected before the
+        // allocation adds its own (the first pass over 10k new Services sets RSS's high mark).
+        if (t1 - t0 > LONG_PASS_MS) {
+          Bun.gc(true);
+          this.lastGc = performance.now();
+        }
         this.reporter.report(view.rejected);
         if (view.config !== undefined) this.reconcile(view.config, view.problems);
         this.stats.reconcileMs += performance.now() - t1;
@@ -225,7 +231,7 @@ export class Controller {
         // garbage: collecting it now, before the next burst of watch events adds theirs, keeps
         // the heap's high-water mark (and so RSS, which the allocator does not give back) lower.
         const end = performance.now();
-        if (end - t0 > LONG_PASS_MS && end - this.lastGc > GC_SPACING_MS) {
+        if (end - t0 > LONG_PASS_MS && (end - this.lastGc > GC_SPACING_MS || t1 - t0 > LONG_PASS_MS)) {
           Bun.gc(true);
           this.lastGc = performance.now();
         }
