@@ -4,7 +4,7 @@
  * state (which slot is good, which is on trial and how many tries it has, which boots next).
  * No root, no QEMU: the slots' roots are directories, their PARTUUIDs given.
  * What systemd-boot does with these entries (boots the highest version with tries left, counts
- * down, falls back) is covered by the QEMU test (system-update.qemu.ts, run by hand: image/README.md).
+ * down, falls back) is covered by the QEMU test (system-update.test.ts).
  */
 
 import { afterAll, describe, expect, test } from "bun:test";

@@ -247,12 +247,14 @@ async function declareHuge(bytes: number): Promise<{ status: number; body: strin
  * from the last answer before it to the first answer after it.
  */
 function watchReachable(url: () => string): { stop(): Promise<{ longestMs: number; polls: number }> } {
-  let stopped = false;
+  // stop() is called once the test has seen the URL answer again; the watcher then keeps polling
+  // until it sees that too (at most 30 s more), so the gap that ends the outage is counted.
+  let stopAt = Number.POSITIVE_INFINITY;
   let lastOk = Date.now();
   let longestMs = 0;
   let polls = 0;
   const loop = (async () => {
-    while (!stopped) {
+    for (;;) {
       const started = Date.now();
       let ok = false;
       try {
@@ -266,13 +268,17 @@ function watchReachable(url: () => string): { stop(): Promise<{ longestMs: numbe
       if (ok) {
         longestMs = Math.max(longestMs, Date.now() - lastOk);
         lastOk = Date.now();
+        if (Date.now() >= stopAt) return;
+      } else if (Date.now() >= stopAt + 30_000) {
+        longestMs = Math.max(longestMs, Date.now() - lastOk);
+        return;
       }
       await Bun.sleep(Math.max(0, 500 - (Date.now() - started)));
     }
   })();
   return {
     stop: async () => {
-      stopped = true;
+      stopAt = Date.now();
       await loop;
       return { longestMs, polls };
     },
