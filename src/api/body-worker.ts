@@ -7,34 +7,16 @@
  * and, when asked for, the Config itself (plain data: it crosses as JSON text).
  */
 
-import { dlopen, FFIType } from "bun:ffi";
 import { boundProblems, prescanYaml } from "../config/budget.ts";
 import { configFromText } from "../config/index.ts";
 import { siteText } from "../config/site-text.ts";
+import { threadNice } from "../util/thread.ts";
 import { type CheckJob, type CheckReply, summarize } from "./body-protocol.ts";
 
 declare const self: Worker;
 
-/**
- * Lowers this thread's CPU priority (nice 10; Linux priorities are per thread), so that on a
- * busy machine the scheduler runs the main thread's timers before the parser. Best effort: where
- * it fails, the worker still keeps the parser off the main thread.
- */
-function yieldCpuToMainThread(): void {
-  if (process.platform !== "linux" || process.arch !== "x64") return;
-  try {
-    const SYS_gettid = 186n; // x86_64
-    const libc = dlopen("libc.so.6", {
-      syscall: { args: [FFIType.i64], returns: FFIType.i64 },
-      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
-    });
-    const tid = Number(libc.symbols.syscall(SYS_gettid));
-    if (tid > 0) libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, 10);
-  } catch {
-    // Not Linux/glibc: keep the default priority.
-  }
-}
-yieldCpuToMainThread();
+// nice 10: on a busy machine the scheduler runs the main thread's timers before the parser.
+threadNice()(10);
 
 self.onmessage = (ev: MessageEvent<CheckJob>) => {
   const job = ev.data;

@@ -7,9 +7,9 @@
  * the main thread holds none, another one, or the change is as large as the Config.
  */
 
-import { dlopen, FFIType } from "bun:ffi";
 import { boundProblems, prescanYaml } from "../config/budget.ts";
 import type { Config } from "../config/index.ts";
+import { threadNice } from "../util/thread.ts";
 import { configSize, deltaSize, diffConfig } from "./config-delta.ts";
 import { ChunkedLoader } from "./file-load.ts";
 import type { FileJob, FileReply } from "./file-reload.ts";
@@ -17,31 +17,11 @@ import type { FileJob, FileReply } from "./file-reload.ts";
 declare const self: Worker;
 
 /**
- * Sets this thread's CPU priority (its nice value; Linux priorities are per thread). A large
- * parse (the first load, or many documents changed) runs at nice 10, so that on a busy machine the
- * scheduler runs the main thread's timers before the parser; a reload that changed a few
- * documents runs at the default priority, so that it is not starved by every other process (going
- * back up needs privileges: without them the thread stays at 10). Best effort.
+ * A large parse (the first load, or many documents changed) runs at nice 10, so that on a busy
+ * machine the scheduler runs the main thread's timers before the parser; a reload that changed a
+ * few documents runs at the default priority, so that it is not starved by every other process.
  */
-const priority: (nice: number) => void = (() => {
-  if (process.platform !== "linux" || process.arch !== "x64") return () => {};
-  try {
-    const SYS_gettid = 186n; // x86_64
-    const libc = dlopen("libc.so.6", {
-      syscall: { args: [FFIType.i64], returns: FFIType.i64 },
-      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
-    });
-    const tid = Number(libc.symbols.syscall(SYS_gettid));
-    if (tid <= 0) return () => {};
-    let now = 0;
-    return (nice: number) => {
-      if (nice !== now && libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, nice) === 0) now = nice;
-    };
-  } catch {
-    // Not Linux/glibc: keep the default priority.
-    return () => {};
-  }
-})();
+const priority = threadNice();
 priority(10);
 
 /** Chunks (~128 documents each) to load above which the parse runs at a lower priority. */
