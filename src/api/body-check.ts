@@ -24,6 +24,7 @@
 import { BODY_LIMITS, MAX_PROBLEMS, type PrescanReason, type TextLimits } from "../config/budget.ts";
 import type { Config, Problem } from "../config/index.ts";
 import { siteText } from "../config/site-text.ts";
+import { type Handled, WorkerQueue } from "../util/worker-queue.ts";
 import type { CheckJob, CheckReply, ConfigSummary } from "./body-protocol.ts";
 
 export type CheckVerdict =
@@ -51,14 +52,6 @@ export interface BodyCheckerOptions {
   recycleAbove?: number;
 }
 
-interface Pending {
-  job: CheckJob;
-  /** Characters or bytes of the text. */
-  size: number;
-  timeoutMs: number;
-  resolve(v: WorkerVerdict): void;
-}
-
 /**
  * The worker's module. A `bun build --compile` executable holds it only when it is built as a
  * second entry point (`bun build --compile src/main.ts src/api/body-worker.ts`, as image/build.sh
@@ -71,23 +64,29 @@ const WORKER_URL = import.meta.url.includes("/$bunfs/")
 export class BodyChecker {
   readonly limits: TextLimits;
   readonly timeoutMs: number;
-  private readonly maxWaiting: number;
   private readonly maxProblems: number;
   private readonly recycleAbove: number;
-  private worker: Worker | undefined;
-  private running: Pending | undefined;
-  private readonly queue: Pending[] = [];
-  private nextId = 1;
-  private closed = false;
+  /** One job at a time in one worker, with a time budget (src/util/worker-queue.ts). */
+  private readonly queue: WorkerQueue<CheckJob, CheckReply, WorkerVerdict>;
   /** Jobs by outcome, for tests and metrics. */
   readonly counts = { refused: 0, invalid: 0, valid: 0, siteText: 0, timeout: 0, busy: 0, failed: 0 };
 
   constructor(opts: BodyCheckerOptions = {}) {
     this.limits = opts.limits ?? BODY_LIMITS;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.maxWaiting = opts.maxWaiting ?? 4;
     this.maxProblems = opts.maxProblems ?? MAX_PROBLEMS;
     this.recycleAbove = opts.recycleAbove ?? 64 * 1024;
+    this.queue = new WorkerQueue<CheckJob, CheckReply, WorkerVerdict>({
+      url: WORKER_URL,
+      maxWaiting: opts.maxWaiting ?? 4,
+      verdicts: {
+        busy: (waiting) => ({ kind: "busy", waiting }),
+        closed: () => ({ kind: "failed", message: "the API is shutting down" }),
+        timeout: (ms) => ({ kind: "timeout", ms }),
+        failed: (message) => ({ kind: "failed", message: `the validation worker failed: ${message}` }),
+      },
+      settled: (v) => this.counts[v.kind]++,
+    });
   }
 
   /**
@@ -115,117 +114,61 @@ export class BodyChecker {
     text: string | Uint8Array,
     opts: { file?: string; wantConfig?: boolean; timeoutMs?: number; op?: CheckJob["op"] },
   ): Promise<WorkerVerdict> {
-    if (this.closed) return Promise.resolve({ kind: "failed", message: "the API is shutting down" });
-    const busy = this.running !== undefined;
-    if (busy && this.queue.length >= this.maxWaiting) {
-      this.counts.busy++;
-      return Promise.resolve({ kind: "busy", waiting: this.queue.length });
-    }
-    const job: CheckJob = {
-      id: this.nextId++,
-      text: typeof text === "string" ? text : "",
-      ...(typeof text === "string" ? {} : { bytes: wholeBuffer(text) }),
-      file: opts.file ?? "<request>",
-      limits: this.limits,
-      maxProblems: this.maxProblems,
-      wantConfig: opts.wantConfig === true,
-      ...(opts.op !== undefined ? { op: opts.op } : {}),
-    };
-    return new Promise((resolve) => {
-      const size = typeof text === "string" ? text.length : text.byteLength;
-      this.queue.push({ job, size, timeoutMs: opts.timeoutMs ?? this.timeoutMs, resolve });
-      this.pump();
+    const bytes = typeof text === "string" ? undefined : wholeBuffer(text);
+    const size = typeof text === "string" ? text.length : text.byteLength;
+    const make = (id: number) => ({
+      job: {
+        id,
+        text: typeof text === "string" ? text : "",
+        ...(bytes !== undefined ? { bytes } : {}),
+        file: opts.file ?? "<request>",
+        limits: this.limits,
+        maxProblems: this.maxProblems,
+        wantConfig: opts.wantConfig === true,
+        ...(opts.op !== undefined ? { op: opts.op } : {}),
+      } satisfies CheckJob,
+      transfer: bytes !== undefined ? [bytes] : [],
     });
+    return this.queue.submit(make, opts.timeoutMs ?? this.timeoutMs, (r) => this.handle(r, size));
+  }
+
+  /** A reply's verdict; a worker that parsed a large text is replaced (its heap grew). */
+  private handle(r: CheckReply, size: number): Handled<WorkerVerdict> | undefined {
+    const keep = !(size > this.recycleAbove && r.kind !== "refused");
+    switch (r.kind) {
+      case "refused":
+        return {
+          verdict: { kind: "refused", reason: r.reason as PrescanReason, line: r.line, message: r.message },
+          keep: true,
+        };
+      case "invalid":
+        return { verdict: { kind: "invalid", problems: r.problems, omitted: r.omitted }, keep };
+      case "valid":
+        return {
+          verdict: {
+            kind: "valid",
+            summary: r.summary,
+            ...(r.configJson !== undefined ? { config: JSON.parse(r.configJson) as Config } : {}),
+          },
+          keep,
+        };
+      case "siteText":
+        return { verdict: { kind: "siteText", text: r.text }, keep };
+      case "error":
+        return { verdict: { kind: "failed", message: r.message }, keep: false };
+      case "ready":
+        return undefined;
+    }
   }
 
   /** Terminates the worker; queued jobs fail. */
   close(): void {
-    this.closed = true;
-    this.worker?.terminate();
-    this.worker = undefined;
-    for (const p of this.queue.splice(0)) p.resolve({ kind: "failed", message: "the API is shutting down" });
+    this.queue.close();
   }
 
   /** Starts a worker ahead of the first request (its modules load on its own thread). */
   warm(): void {
-    if (!this.closed && this.worker === undefined) this.worker = this.spawn();
-  }
-
-  private spawn(): Worker {
-    const w = new Worker(WORKER_URL);
-    w.unref();
-    return w;
-  }
-
-  private retire(): void {
-    this.worker?.terminate();
-    this.worker = undefined;
-  }
-
-  private pump(): void {
-    if (this.running !== undefined || this.closed) return;
-    const next = this.queue.shift();
-    if (next === undefined) return;
-    this.running = next;
-    this.worker ??= this.spawn();
-    const w = this.worker;
-    const t0 = performance.now();
-    let settled = false;
-    const finish = (v: WorkerVerdict, keepWorker: boolean): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      w.removeEventListener("message", onMessage);
-      w.removeEventListener("error", onError);
-      if (!keepWorker && this.worker === w) this.retire();
-      this.counts[v.kind]++;
-      this.running = undefined;
-      next.resolve(v);
-      this.pump();
-    };
-    const onMessage = (ev: MessageEvent<CheckReply>) => {
-      const r = ev.data;
-      if (r.id !== next.job.id) return; // "ready", or a late answer from an earlier job
-      const big = next.size > this.recycleAbove && r.kind !== "refused";
-      switch (r.kind) {
-        case "refused":
-          finish(
-            { kind: "refused", reason: r.reason as PrescanReason, line: r.line, message: r.message },
-            true,
-          );
-          break;
-        case "invalid":
-          finish({ kind: "invalid", problems: r.problems, omitted: r.omitted }, !big);
-          break;
-        case "valid":
-          finish(
-            {
-              kind: "valid",
-              summary: r.summary,
-              ...(r.configJson !== undefined ? { config: JSON.parse(r.configJson) as Config } : {}),
-            },
-            !big,
-          );
-          break;
-        case "siteText":
-          finish({ kind: "siteText", text: r.text }, !big);
-          break;
-        case "error":
-          finish({ kind: "failed", message: r.message }, false);
-          break;
-      }
-    };
-    const onError = (ev: ErrorEvent) => {
-      finish({ kind: "failed", message: `the validation worker failed: ${ev.message}` }, false);
-    };
-    const timer = setTimeout(
-      () => finish({ kind: "timeout", ms: performance.now() - t0 }, false),
-      next.timeoutMs,
-    );
-    w.addEventListener("message", onMessage);
-    w.addEventListener("error", onError);
-    const bytes = next.job.bytes;
-    w.postMessage(next.job, bytes !== undefined ? [bytes] : []);
+    this.queue.warm();
   }
 }
 

@@ -51,6 +51,7 @@ import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";
 import { readHeld, writeHeld } from "./state-file.ts";
 import { loadManifests, writableTarget, writeAtomic } from "./store.ts";
+import type { FileStamp, GateVerdict, ReadOutcome } from "./watch.ts";
 
 export interface DaemonOptions {
   configPaths: string[];
@@ -193,15 +194,31 @@ export class Daemon implements ApiRuntime {
     return this.applier.serial(f);
   }
 
-  /** (Re)reads the configured paths. An invalid set is logged and the running config kept. */
-  reload(reason: string): Promise<{ ok: boolean; problems: Problem[] }> {
+  /**
+   * (Re)reads the configured paths. An invalid set is logged and the running config kept. With
+   * `gate` (the file watcher's, src/appliance/watch.ts), what was read is applied or reported
+   * only when the gate says the files were complete; otherwise nothing happens and the answer
+   * says when to read them again (`retryInMs`).
+   */
+  reload(
+    reason: string,
+    gate?: (stamps: readonly FileStamp[], outcome: ReadOutcome) => GateVerdict,
+  ): Promise<{ ok: boolean; problems: Problem[]; retryInMs?: number | undefined }> {
     return this.serial(async () => {
       // A path that does not exist (or cannot be read) rejects the set, as `vipd validate` would:
       // applying the rest would release every Service the missing file declares.
-      // Read here; pre-scanned (file budgets), parsed and validated in the body worker, so a large
-      // or hostile file does not hold this thread (src/appliance/store.ts).
-      const { text, config: loadedConfig, problems, change } = await loadManifests(this.opts.configPaths);
-      if (problems.length > 0 || loadedConfig === undefined) {
+      // Read here; pre-scanned (file budgets), parsed and validated in the file worker, so a large
+      // or hostile file does not hold this thread (src/appliance/store.ts). The text applied last,
+      // read again, is not checked again.
+      const loaded = await loadManifests(this.opts.configPaths, {
+        unchangedFrom: this.cfg !== undefined ? this.text : undefined,
+      });
+      const { text, config: loadedConfig, problems, change, stamps } = loaded;
+      const invalid = problems.length > 0 || (loadedConfig === undefined && loaded.unchanged !== true);
+      const unchanged = !invalid && this.cfg !== undefined && text === this.text;
+      const verdict = gate?.(stamps, invalid ? "invalid" : unchanged ? "unchanged" : "valid") ?? {};
+      if (verdict.retryInMs !== undefined) return { ok: false, problems, retryInMs: verdict.retryInMs };
+      if (invalid || (loadedConfig === undefined && !unchanged)) {
         this.reloads.rejected++;
         this.lastReloadOk = false;
         const shown = boundProblems(problems);

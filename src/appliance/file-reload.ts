@@ -7,11 +7,13 @@
  * change, so the daemon's work can follow the change too.
  *
  * One job at a time, at most `maxWaiting` queued; a job that runs past its time budget terminates
- * the worker (the next one starts without a cache and answers with the whole Config).
+ * the worker (the next one starts without a cache and answers with the whole Config): the
+ * pump is src/util/worker-queue.ts, shared with the API's body checker.
  */
 
 import { FILE_LIMITS, MAX_PROBLEMS, type PrescanReason, type TextLimits } from "../config/budget.ts";
 import type { Config, Problem } from "../config/index.ts";
+import { type Handled, WorkerQueue } from "../util/worker-queue.ts";
 import { applyDelta, type ConfigDelta } from "./config-delta.ts";
 
 export interface FileJob {
@@ -58,139 +60,89 @@ const WORKER_URL = import.meta.url.includes("/$bunfs/")
   ? new URL("./appliance/file-worker.js", import.meta.url).href
   : new URL("./file-worker.ts", import.meta.url).href;
 
-interface Pending {
-  text: string;
-  file: string;
-  timeoutMs: number;
-  resolve(v: FileVerdict): void;
-}
-
 export class FileReloader {
-  private worker: Worker | undefined;
-  private running = false;
-  private readonly queue: Pending[] = [];
-  private nextId = 1;
-  private closed = false;
+  /** One job at a time in one worker, with a time budget (src/util/worker-queue.ts). */
+  private readonly queue: WorkerQueue<FileJob, FileReply, FileVerdict>;
   /** The last valid Config and its number in the worker (0: the worker has none of ours). */
   private held: Config | undefined;
   private seq = 0;
   /** Answers by kind, for tests. */
   readonly counts = { full: 0, delta: 0 };
 
-  constructor(private readonly opts: { limits?: TextLimits; timeoutMs?: number; maxWaiting?: number } = {}) {}
+  constructor(private readonly opts: { limits?: TextLimits; timeoutMs?: number; maxWaiting?: number } = {}) {
+    this.queue = new WorkerQueue<FileJob, FileReply, FileVerdict>({
+      url: WORKER_URL,
+      maxWaiting: opts.maxWaiting ?? 8,
+      verdicts: {
+        busy: (waiting) => ({ kind: "busy", waiting }),
+        closed: () => ({ kind: "failed", message: "vipd is shutting down" }),
+        timeout: (ms) => ({ kind: "timeout", ms }),
+        failed: (message) => ({ kind: "failed", message: `the file worker failed: ${message}` }),
+      },
+      // A new worker starts without a cache: it answers with the whole Config.
+      onRetire: () => {
+        this.seq = 0;
+        this.held = undefined;
+      },
+    });
+  }
 
   /** Pre-scans, parses and validates `text` in the worker. Never throws. */
   check(text: string, opts: { file?: string; timeoutMs?: number } = {}): Promise<FileVerdict> {
-    if (this.closed) return Promise.resolve({ kind: "failed", message: "vipd is shutting down" });
-    const maxWaiting = this.opts.maxWaiting ?? 8;
-    if (this.running && this.queue.length >= maxWaiting)
-      return Promise.resolve({ kind: "busy", waiting: this.queue.length });
-    return new Promise((resolve) => {
-      this.queue.push({
+    const make = (id: number) => ({
+      job: {
+        id,
         text,
         file: opts.file ?? "<files>",
-        timeoutMs: opts.timeoutMs ?? this.opts.timeoutMs ?? 120_000,
-        resolve,
-      });
-      this.pump();
+        limits: this.opts.limits ?? FILE_LIMITS,
+        maxProblems: MAX_PROBLEMS,
+        // Read when the job starts: the Config the jobs before it left.
+        have: this.seq,
+      } satisfies FileJob,
     });
+    return this.queue.submit(make, opts.timeoutMs ?? this.opts.timeoutMs ?? 120_000, (r) => this.handle(r));
   }
 
   /** Terminates the worker; queued jobs fail. */
   close(): void {
-    this.closed = true;
-    this.retire();
-    for (const p of this.queue.splice(0)) p.resolve({ kind: "failed", message: "vipd is shutting down" });
+    this.queue.close();
   }
 
-  private retire(): void {
-    this.worker?.terminate();
-    this.worker = undefined;
-    this.seq = 0;
-    this.held = undefined;
-  }
-
-  private pump(): void {
-    if (this.running || this.closed) return;
-    const next = this.queue.shift();
-    if (next === undefined) return;
-    this.running = true;
-    if (this.worker === undefined) {
-      this.worker = new Worker(WORKER_URL);
-      this.worker.unref();
-    }
-    const w = this.worker;
-    const id = this.nextId++;
-    const t0 = performance.now();
-    let settled = false;
-    const finish = (v: FileVerdict, keepWorker: boolean): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      w.removeEventListener("message", onMessage);
-      w.removeEventListener("error", onError);
-      if (!keepWorker && this.worker === w) this.retire();
-      this.running = false;
-      next.resolve(v);
-      this.pump();
-    };
-    const onMessage = (ev: MessageEvent<FileReply>) => {
-      const r = ev.data;
-      if (r.id !== id) return; // "ready", or a late answer from an earlier job
-      switch (r.kind) {
-        case "refused":
-          finish(
-            { kind: "refused", reason: r.reason as PrescanReason, line: r.line, message: r.message },
-            true,
-          );
-          break;
-        case "invalid":
-          finish({ kind: "invalid", problems: r.problems, omitted: r.omitted }, true);
-          break;
-        case "full": {
-          const config = JSON.parse(r.configJson) as Config;
-          this.held = config;
-          this.seq = r.seq;
-          this.counts.full++;
-          finish({ kind: "valid", config }, true);
-          break;
-        }
-        case "delta": {
-          const base = this.held;
-          if (base === undefined || r.base !== this.seq) {
-            // Cannot happen (the worker answers a delta against what this side named): start over.
-            finish({ kind: "failed", message: "the file worker answered against another Config" }, false);
-            break;
-          }
-          const delta = JSON.parse(r.deltaJson) as ConfigDelta;
-          const config = applyDelta(base, delta);
-          this.held = config;
-          this.seq = r.seq;
-          this.counts.delta++;
-          finish({ kind: "valid", config, change: { base, delta } }, true);
-          break;
-        }
-        case "error":
-          finish({ kind: "failed", message: r.message }, false);
-          break;
+  private handle(r: FileReply): Handled<FileVerdict> | undefined {
+    switch (r.kind) {
+      case "ready":
+        return undefined;
+      case "refused":
+        return {
+          verdict: { kind: "refused", reason: r.reason as PrescanReason, line: r.line, message: r.message },
+          keep: true,
+        };
+      case "invalid":
+        return { verdict: { kind: "invalid", problems: r.problems, omitted: r.omitted }, keep: true };
+      case "full": {
+        const config = JSON.parse(r.configJson) as Config;
+        this.held = config;
+        this.seq = r.seq;
+        this.counts.full++;
+        return { verdict: { kind: "valid", config }, keep: true };
       }
-    };
-    const onError = (ev: ErrorEvent) => {
-      finish({ kind: "failed", message: `the file worker failed: ${ev.message}` }, false);
-    };
-    const timer = setTimeout(
-      () => finish({ kind: "timeout", ms: performance.now() - t0 }, false),
-      next.timeoutMs,
-    );
-    w.addEventListener("message", onMessage);
-    w.addEventListener("error", onError);
-    w.postMessage({
-      id,
-      text: next.text,
-      file: next.file,
-      limits: this.opts.limits ?? FILE_LIMITS,
-      maxProblems: MAX_PROBLEMS,
-      have: this.seq,
-    } satisfies FileJob);
+      case "delta": {
+        const base = this.held;
+        // Cannot happen (the worker answers a delta against what this side named): start over.
+        if (base === undefined || r.base !== this.seq)
+          return {
+            verdict: { kind: "failed", message: "the file worker answered against another Config" },
+            keep: false,
+          };
+        const delta = JSON.parse(r.deltaJson) as ConfigDelta;
+        const config = applyDelta(base, delta);
+        this.held = config;
+        this.seq = r.seq;
+        this.counts.delta++;
+        return { verdict: { kind: "valid", config, change: { base, delta } }, keep: true };
+      }
+      case "error":
+        return { verdict: { kind: "failed", message: r.message }, keep: false };
+    }
   }
 }

@@ -23,6 +23,7 @@ import { drainL2 } from "../system/drain.ts";
 import { readSeedState, seedNotReadyReason } from "../system/seed-state.ts";
 import { createLogger, type Logger } from "../util/log.ts";
 import { ASSIGNMENTS_FILE, Daemon } from "./daemon.ts";
+import { ConfigWatch } from "./watch.ts";
 
 export const RUN_USAGE = `usage: vipd run --config PATH [--config PATH...] [--node-name NAME] [--api-listen HOST:PORT]
   --config PATH        manifest file or directory (repeatable); reloaded on change and on SIGHUP
@@ -128,8 +129,11 @@ function partsOf(daemon: Daemon, cfg: Config | undefined, args: RunArgs, restart
   };
 }
 
-/** Watches the configured paths (their directories: editors and the API replace files by rename). */
-function watchPaths(paths: string[], kick: (why: string) => void, log: Logger): FSWatcher[] {
+/**
+ * Watches the configured paths (their directories: editors and the API replace files by rename).
+ * `kick` gets the changed name (relative to a watched directory), when the platform says.
+ */
+function watchPaths(paths: string[], kick: (name: string | null) => void, log: Logger): FSWatcher[] {
   const watchers: FSWatcher[] = [];
   for (const p of paths) {
     try {
@@ -137,7 +141,8 @@ function watchPaths(paths: string[], kick: (why: string) => void, log: Logger): 
       const name = basename(p);
       watchers.push(
         watch(isDir ? p : dirname(p), { persistent: false, recursive: isDir }, (_ev, f) => {
-          if (isDir || f === name) kick("file change");
+          if (isDir) kick(typeof f === "string" ? f : null);
+          else if (f === name) kick(f);
         }),
       );
     } catch (e) {
@@ -150,29 +155,28 @@ function watchPaths(paths: string[], kick: (why: string) => void, log: Logger): 
 /**
  * Signals and file watching, from the start: a SIGHUP that arrives while vipd is still starting
  * must not kill it (the default action), and a SIGTERM then stops it once it has started. A
- * file change reloads (debounced) as SIGHUP does; watching starts before the first read, so no
- * change made while vipd starts is missed. `quit` stops watching and returns its code.
+ * file change reloads as SIGHUP does, at once, without a fixed debounce: src/appliance/watch.ts
+ * decides when what was read may be applied (a file written in place only once it has been quiet
+ * for 150 ms; one replaced by rename at once). Watching starts before the first read, so no change
+ * made while vipd starts is missed. `quit` stops watching and returns its code.
  */
 function lifecycle(daemon: Daemon, paths: string[], log: Logger) {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const kick = (reason: string) => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      daemon.reload(reason).catch((e) => log.error("reload failed", { reason, error: (e as Error).message }));
-    }, 150);
-  };
-  process.on("SIGHUP", () => kick("SIGHUP"));
+  const watch = new ConfigWatch({
+    reload: (reason, gate) => daemon.reload(reason, gate),
+    onError: (e) => log.error("reload failed", { error: e.message }),
+  });
+  process.on("SIGHUP", () => watch.kick("SIGHUP", null, { now: true }));
   const stopped = new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
-  const watchers = watchPaths(paths, kick, log);
+  const watchers = watchPaths(paths, (name) => watch.kick("file change", name), log);
   const quit = (code: number) => {
-    clearTimeout(timer);
+    watch.close();
     for (const w of watchers) w.close();
     return code;
   };
-  return { stopped, quit };
+  return { stopped, quit, watch };
 }
 
 /** Runs until SIGTERM/SIGINT. Returns the exit code. */
@@ -215,12 +219,17 @@ export async function run(argv: string[], version: string): Promise<number> {
   });
   if (seedHold !== null) log.error("not ready: the site's seed was rejected", { reason: seedHold });
 
-  const { stopped, quit } = lifecycle(daemon, args.configPaths, log);
+  const { stopped, quit, watch } = lifecycle(daemon, args.configPaths, log);
 
   // RFC 4724 §3: the Restart State bit says this speaker restarted. Whether a state file exists
   // must be read before the first reload writes one, or the very first start looks like a restart.
   const restarted = args.stateDir !== undefined && existsSync(join(args.stateDir, ASSIGNMENTS_FILE));
-  const first = await daemon.reload("start");
+  // The start's reads count as the last reads of their paths (what tells a rename from an
+  // in-place write, src/appliance/watch.ts).
+  const first = await daemon.reload("start", (stamps) => {
+    watch.record(stamps);
+    return {};
+  });
   if (!first.ok) {
     log.error("no valid configuration at start; exiting", { problems: first.problems.length });
     return quit(1);

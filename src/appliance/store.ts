@@ -10,10 +10,11 @@
  * changed since the last valid set, by key, with the new Config.
  */
 
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import { manifestFiles, type Problem, sortProblems } from "../config/load.ts";
 import { type FileChange, FileReloader } from "./file-reload.ts";
+import type { FileStamp } from "./watch.ts";
 
 export { writeAtomic } from "../util/fs.ts";
 
@@ -29,18 +30,28 @@ export interface ManifestSource {
 export function readManifestSources(paths: readonly string[]): {
   sources: ManifestSource[];
   problems: Problem[];
+  /** Each file read, as it was when it was read (inode, size, mtime: taken before the read). */
+  stamps: FileStamp[];
 } {
   const { files, problems } = manifestFiles(paths);
   const sources: ManifestSource[] = [];
+  const stamps: FileStamp[] = [];
   for (const f of files) {
+    let fd: number | undefined;
     try {
-      sources.push({ file: f, text: readFileSync(f, "utf8") });
+      fd = openSync(f, "r");
+      const st = fstatSync(fd, { bigint: true });
+      const text = readFileSync(fd, "utf8");
+      sources.push({ file: f, text });
+      stamps.push({ file: f, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs });
     } catch (e) {
       const message = `cannot read: ${(e as Error).message}`;
       problems.push({ file: f, line: 0, field: "-", message, pointer: "" });
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
-  return { sources, problems };
+  return { sources, problems, stamps };
 }
 
 /** The manifests under `paths` that could be read (see readManifestSources for the problems). */
@@ -85,6 +96,10 @@ export interface LoadedManifests {
   problems: Problem[];
   /** Valid: what changed since the Config the previous valid load gave (`change.base`), if known. */
   change?: FileChange | undefined;
+  /** The files as they were read. */
+  stamps: FileStamp[];
+  /** The text is `unchangedFrom`'s, read without problems: neither parsed nor validated again. */
+  unchanged?: boolean | undefined;
 }
 
 /** The source name of the joined text in the worker (problems are mapped back to their files). */
@@ -102,9 +117,9 @@ let fileChecker: FileReloader | undefined;
  */
 export async function loadManifests(
   paths: readonly string[],
-  opts: { timeoutMs?: number } = {},
+  opts: { timeoutMs?: number; unchangedFrom?: string | undefined } = {},
 ): Promise<LoadedManifests> {
-  const { sources, problems } = readManifestSources(paths);
+  const { sources, problems, stamps } = readManifestSources(paths);
   if (sources.length === 0) {
     if (problems.length === 0)
       problems.push({
@@ -114,7 +129,7 @@ export async function loadManifests(
         message: "no manifest files found",
         pointer: "",
       });
-    return { sources, text: "", config: undefined, problems };
+    return { sources, text: "", config: undefined, problems, stamps };
   }
   // Each source starts a new document after its `# source:` line; lines are counted per source.
   const starts: { file: string; first: number; lines: number }[] = [];
@@ -131,6 +146,10 @@ export async function loadManifests(
   const joined = parts.join("");
   // joinSources(sources): the same text without its first `---` line (one source: its own text).
   const text = sources.length === 1 ? (sources[0] as ManifestSource).text : joined.slice(4);
+  // The text the caller applied last, read again (a rewrite with the same bytes, a file that is
+  // not a manifest): the same Config, without the worker's round trip.
+  if (problems.length === 0 && opts.unchangedFrom !== undefined && text === opts.unchangedFrom)
+    return { sources, text, config: undefined, problems, stamps, unchanged: true };
   const where = (l: number): { file: string; line: number } => {
     for (const s of starts)
       if (l >= s.first && l < s.first + Math.max(1, s.lines)) return { file: s.file, line: l - s.first + 1 };
@@ -147,12 +166,13 @@ export async function loadManifests(
   const at = (p: { line: number }) => where(p.line);
   switch (v.kind) {
     case "valid":
-      if (problems.length > 0) return { sources, text, config: undefined, problems };
-      return { sources, text, config: v.config, problems: [], change: v.change };
+      if (problems.length > 0) return { sources, text, config: undefined, problems, stamps };
+      return { sources, text, config: v.config, problems: [], change: v.change, stamps };
     case "invalid":
       return {
         sources,
         text,
+        stamps,
         config: undefined,
         problems: sortProblems([
           ...problems,
@@ -167,6 +187,7 @@ export async function loadManifests(
       return {
         sources,
         text,
+        stamps,
         config: undefined,
         // The budget's message names the line in the joined text: say the file's own line.
         problems: [
@@ -186,6 +207,7 @@ export async function loadManifests(
       return {
         sources,
         text,
+        stamps,
         config: undefined,
         problems: [
           ...problems,
@@ -202,6 +224,7 @@ export async function loadManifests(
       return {
         sources,
         text,
+        stamps,
         config: undefined,
         problems: [
           ...problems,
