@@ -8,8 +8,11 @@
  * appended to the file → /api/v1/status shows the next generation, and the Service is then listed
  * with an address), a full reload (the pool file changes: every Service is re-checked and
  * re-planned), and vipd's RSS (VmRSS) after it settled (1 s idle; vipd cannot be made to GC from
- * outside). The file watcher debounces by 150 ms (src/appliance/run.ts): the reload figures
- * include it, and are printed also without it.
+ * outside). The files are replaced by rename, as editors and configuration tools save them; the
+ * reload figures are the whole time from the rename to the API showing the next generation
+ * (polled every 10 ms): the file watcher's event, the read, parse and validation, allocation,
+ * the state file, the plan (src/appliance/watch.ts applies a file replaced by rename at once; one
+ * written in place waits until it has been quiet for 150 ms, which this benchmark does not measure).
  *
  * Measured in-process on the same manifests (the appliance offers no way to observe one
  * membership change without a second node's heartbeats): config load+validate, allocation, the
@@ -292,7 +295,7 @@ for (const r of results) {
       `${r.n} Services:`,
       `start → API answering ${r.apiS === undefined ? dl : `${f(r.apiS, 2)} s`},`,
       `start → /readyz ${r.readyS === undefined ? dl : `${f(r.readyS, 2)} s (vipd CPU ${f(r.readyCpu, 2)} s)`},`,
-      `one-Service reload ${f(r.reloadMs)} ms (${f((r.reloadMs ?? Number.NaN) - 150)} ms after the 150 ms debounce; vipd CPU ${f((r.reloadCpu ?? Number.NaN) * 1000)} ms),`,
+      `one-Service reload ${f(r.reloadMs)} ms (file change → API shows it, everything included; vipd CPU ${f((r.reloadCpu ?? Number.NaN) * 1000)} ms),`,
       `full reload ${f(r.fullReloadMs)} ms,`,
       `RSS settled ${f(r.rss)} MB;`,
       `in-process: load+validate ${f(r.loadMs)} ms, allocate ${f(r.allocMs)} ms, full plan ${f(r.planMs, 1)} ms,`,
@@ -342,7 +345,7 @@ if (exponent !== undefined) figures["growth exponent"] = exponent;
 const goals = (
   [
     ["ready s at 10k", 2, "start → /readyz ≤ 2 s at 10k Services"],
-    ["reload ms at 10k", 250, "one-Service reload ≤ 100 ms at 10k (+150 ms file-watch debounce)"],
+    ["reload ms at 10k", 100, "one-Service reload ≤ 100 ms at 10k (file change → API shows it)"],
     ["membership replan ms at 10k", 20, "membership replan ≤ 20 ms at 10k"],
     ["rss MB at 10k", 150, "RSS ≤ 150 MB at 10k"],
     ["growth exponent", 1.15, "growth exponent 10k → 100k ≤ 1.15"],
