@@ -34,6 +34,7 @@ import { ApiError } from "./http.ts";
 import { createApiMetrics } from "./metrics.ts";
 import { ROUTE_MODULES } from "./routes/index.ts";
 import type { ApiRuntime } from "./runtime.ts";
+import type { FrontEvent } from "./tls-front.ts";
 import { Watchers, type WatchLimits } from "./watch.ts";
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -133,7 +134,10 @@ function createContext(runtime: ApiRuntime, opts: AppOptions, log: Logger, limit
   };
 }
 
-export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<Env> {
+export function createApp(
+  runtime: ApiRuntime,
+  opts: AppOptions,
+): OpenAPIHono<Env> & { frontEvent(e: FrontEvent): void } {
   const limit = opts.bodyLimit ?? DEFAULT_BODY_LIMIT;
   if (!Number.isInteger(limit) || limit <= 0) throw new Error("bodyLimit: must be a positive integer");
   const log = opts.log ?? createLogger("api");
@@ -169,5 +173,15 @@ export function createApp(runtime: ApiRuntime, opts: AppOptions): OpenAPIHono<En
   app.notFound((c) => errorResponse(c, new ApiError(404, "NotFound", `no route ${c.req.path}`)));
   app.use("*", gate);
   for (const m of modules) m.mount(app, ctx);
-  return app;
+  // What the TLS front (./tls-front.ts, mutual TLS) refused before a request reached the app.
+  const frontEvent = (e: FrontEvent): void => {
+    if (e.kind === "tlsRejected") {
+      log.warn("client certificate refused", { peer: e.peer, reason: e.reason, detail: e.detail });
+      ctx.metrics.tlsRejected(e.reason);
+    } else if (e.kind === "unknownMethod") {
+      log.warn("request refused", { peer: e.peer, method: e.method, status: 501, error: "NotImplemented" });
+      ctx.metrics.observeRequest("other", "unmatched", 501, 0);
+    } else log.error("cannot pass a verified connection to the API", { peer: e.peer, error: e.detail });
+  };
+  return Object.assign(app, { frontEvent });
 }

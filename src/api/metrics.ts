@@ -22,6 +22,7 @@ export const API_METRIC_NAMES = [
   "vipd_api_request_duration_seconds",
   "vipd_api_auth_failures_total",
   "vipd_api_refusals_total",
+  "vipd_api_tls_rejected_total",
   "vipd_api_watchers",
   "vipd_api_watchers_cut_off_total",
   "vipd_api_metric_families_rejected_total",
@@ -76,6 +77,8 @@ export interface ApiMetrics {
   registry: Registry;
   observeRequest(method: string, route: string, code: number, seconds: number): void;
   authFailure(reason: string): void;
+  /** A client refused in the TLS handshake (mutual TLS: no, an untrusted or an expired certificate). */
+  tlsRejected(reason: string): void;
   /** Refreshes the scrape-time families from the runtime, then renders the text format. */
   render(runtime: ApiRuntime): Promise<string>;
 }
@@ -166,6 +169,12 @@ export function createApiMetrics(log: Logger): ApiMetrics {
     labelNames: ["reason"],
     registers: [registry],
   });
+  const tlsRejected = new Counter({
+    name: "vipd_api_tls_rejected_total",
+    help: "Clients refused in the TLS handshake of the API (mutual TLS), by reason: no_certificate, untrusted, expired, not_yet_valid, revoked, bad_certificate, handshake_timeout, plain_http, other",
+    labelNames: ["reason"],
+    registers: [registry],
+  });
   const rejected = new Counter({
     name: "vipd_api_metric_families_rejected_total",
     help: "Metric families from the runtime left out for breaking naming rules",
@@ -247,6 +256,9 @@ export function createApiMetrics(log: Logger): ApiMetrics {
     },
     authFailure(reason) {
       authFailures.inc({ reason });
+    },
+    tlsRejected(reason) {
+      tlsRejected.inc({ reason });
     },
     async render(runtime) {
       await refresh(runtime);
