@@ -5,16 +5,17 @@
  * chunk is loaded by loadTextReusing with its own cache, and its objects, shifted to the chunk's
  * place, are kept while the chunk's text and place stay the same. A reload that changed one
  * document of 10,000 touches one chunk's objects instead of making 10,000 again; the cross-object
- * checks (buildConfig) still run over the whole set, as configFromText's do. When the text does
+ * checks (buildConfig) run over what changed when only Services changed since a valid load
+ * (src/config/build-incremental.ts), else over the whole set, as configFromText's do. When the text does
  * not split for certain, or a chunk has a YAML syntax error, the whole text is loaded as
  * configFromText does (and nothing is kept): the same results either way
  * (test/unit/config-delta.test.ts compares them on random edits).
  */
 
+import { IncrementalBuild } from "../config/build-incremental.ts";
 import { type ConfigResult, configFromText } from "../config/index.ts";
 import { type LoadResult, type Problem, shiftProblem, sortProblems } from "../config/load.ts";
 import { DocumentCache, loadTextReusing, splitDocuments } from "../config/load-reuse.ts";
-import { buildConfig } from "../config/validate.ts";
 
 /** A chunk boundary follows a document whose hash has these bits clear (1 in 128). */
 const CUT_MASK = 0x7fn;
@@ -44,6 +45,8 @@ export class ChunkedLoader {
   /** The last load: chunks loaded again, chunks kept. */
   last = { loaded: 0, kept: 0, whole: false };
   private texts = new Map<ChunkState, string>();
+  /** The cross-object checks, of what changed only when only Services changed. */
+  private readonly builder = new IncrementalBuild();
 
   /** `cutMask`: a boundary follows a document whose hash has these bits clear (tests cut often). */
   constructor(private readonly cutMask = CUT_MASK) {}
@@ -107,7 +110,7 @@ export class ChunkedLoader {
     this.last = { loaded, kept, whole: false };
     // As configFromText: objects refused by their schema are passed on, so that references to
     // them are not reported a second time as "does not exist".
-    const built = buildConfig(objects, { invalid: problems });
+    const built = this.builder.build(objects, { invalid: problems });
     const all = sortProblems([...problems, ...built.problems]);
     const sortedNotes = sortProblems([...notes]);
     return all.length === 0

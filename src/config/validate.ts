@@ -160,7 +160,7 @@ function compatibleLocalPref(
 }
 
 /** Reporting shared by the checks below: a problem at a field of an object, and references. */
-interface Checker {
+export interface Checker {
   /** Records a problem at `path` of the object `l`. */
   at(l: Loaded, path: PathKey[], message: string): void;
   /** Keys `Kind/name` of objects their schema refused: references to them are not reported again. */
@@ -169,7 +169,8 @@ interface Checker {
   exists(kind: string, names: ReadonlySet<string>, name: string): boolean;
 }
 
-function checker(problems: Problem[], invalid: readonly Problem[]): Checker {
+/** @internal (build-incremental.ts) */
+export function checker(problems: Problem[], invalid: readonly Problem[]): Checker {
   const refused = new Set(invalid.filter((p) => p.kind && p.name).map((p) => `${p.kind}/${p.name}`));
   return {
     refused,
@@ -394,7 +395,7 @@ function checkPeersAndProfiles(
 }
 
 /** Services: the requested addresses agree with each other and name existing pools. */
-function checkServices(
+export function checkServices(
   services: readonly Loaded<Service>[],
   poolNames: ReadonlySet<string>,
   c: Checker,
