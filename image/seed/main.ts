@@ -15,6 +15,8 @@
 
 import { randomBytes } from "node:crypto";
 import {
+  chmodSync,
+  chownSync,
   closeSync,
   copyFileSync,
   existsSync,
@@ -146,13 +148,38 @@ export async function main(argv: string[]): Promise<number> {
   if (existsSync(netSrc)) {
     const netDst = values["network-dir"] as string;
     mkdirSync(netDst, { recursive: true });
+    // systemd-networkd reads these as its own user (systemd-network): copied as they come (the
+    // seed's FAT mount has umask=077, this unit UMask=0077) they would be root's alone, and
+    // networkd would skip them — the site's static addresses never applied. Readable by the
+    // group systemd-network (a .netdev may hold a WireGuard key), by all when there is no such group.
+    chmodSync(netDst, 0o755);
+    const gid = groupId("systemd-network");
     for (const name of readdirSync(netSrc).sort()) {
       if (!NETWORK_FILE.test(name)) continue;
-      copyFileSync(join(netSrc, name), join(netDst, name));
+      const dst = join(netDst, name);
+      copyFileSync(join(netSrc, name), dst);
+      if (gid === undefined) chmodSync(dst, 0o644);
+      else {
+        chownSync(dst, 0, gid);
+        chmodSync(dst, 0o640);
+      }
       say(`network: ${name}`);
     }
   }
   return 0;
+}
+
+/** The id of a group in /etc/group, if it is there. */
+function groupId(name: string): number | undefined {
+  try {
+    for (const line of readFileSync("/etc/group", "utf8").split("\n")) {
+      const [n, , id] = line.split(":");
+      if (n === name && id !== undefined && /^\d+$/.test(id)) return Number(id);
+    }
+  } catch {
+    // no /etc/group: no such group
+  }
+  return undefined;
 }
 
 if (import.meta.main) {
