@@ -24,6 +24,35 @@ interface StatusObject {
 
 const short = (s: string): string => createHash("sha256").update(s).digest("hex").slice(0, 10);
 
+const sameList = (a: unknown, b: readonly string[], key?: string): boolean => {
+  if (!Array.isArray(a) || a.length !== b.length) return false;
+  for (let i = 0; i < b.length; i++) {
+    const v = key === undefined ? a[i] : (a[i] as Record<string, unknown> | undefined)?.[key];
+    if (v !== b[i] || (key !== undefined && Object.keys(a[i] as object).length !== 1)) return false;
+  }
+  return true;
+};
+
+/**
+ * The status object written already says this (what JSON of both would compare, without the
+ * text: node, Service, and its interfaces or peers, and nothing else).
+ */
+function says(
+  had: StatusObject,
+  plural: StatusObject["plural"],
+  svc: string,
+  node: string,
+  ns: string,
+  name: string,
+  list: readonly string[],
+): boolean {
+  const st = had.status;
+  if (had.plural !== plural || had.service !== svc) return false;
+  if (st.node !== node || st.serviceName !== name || st.serviceNamespace !== ns) return false;
+  if (Object.keys(st).length !== 4) return false;
+  return plural === "servicel2statuses" ? sameList(st.interfaces, list, "name") : sameList(st.peers, list);
+}
+
 export interface StatusPublisherOptions {
   node: string;
   namespace: string;
@@ -36,6 +65,10 @@ export class StatusPublisher {
   private adopted = false;
   private readonly events: EventRecorder;
   private announced = new Set<string>();
+  /** Status object names by Service key (a sha256 each: made once). */
+  private names = new Map<string, { l2: string; bgp: string }>();
+  /** The plan of the last publish that wrote everything it wanted. */
+  private published: Plan | undefined;
   /** API failures, said once a minute while they last. */
   private readonly outage: RateLimitedLog;
   writes = 0;
@@ -83,6 +116,11 @@ export class StatusPublisher {
 
   /** ServiceL2Status / ServiceBGPStatus objects and NodeAssigned events for what this node announces. */
   async publish(plan: Plan): Promise<void> {
+    // The plan every object was written for already (the speaker keeps the plan's object while
+    // it does not change).
+    if (plan === this.published) return;
+    this.published = undefined;
+    const errors = this.errors;
     const node = this.opts.node;
     if (!this.adopted) {
       try {
@@ -94,45 +132,49 @@ export class StatusPublisher {
         });
       }
     }
-    const want = new Map<string, StatusObject>();
+    // Per Service announced, its object's name; an object is made (and written) only when the
+    // one written does not say the same already.
+    const want = new Map<string, StatusObject | undefined>();
     const now = new Set<string>();
-    for (const e of plan.l2) {
-      for (const svc of e.services) {
-        const [ns, name] = svc.split("/") as [string, string];
-        const o: StatusObject = {
-          plural: "servicel2statuses",
-          kind: "ServiceL2Status",
-          name: `l2-${short(`${node}/${svc}`)}`,
-          service: svc,
-          status: {
-            node,
-            serviceName: name,
-            serviceNamespace: ns,
-            interfaces: e.interfaces.map((i) => ({ name: i })),
-          },
-        };
-        want.set(o.name, o);
-        now.add(`layer2 ${svc}`);
+    const nameOf = (svc: string) => {
+      let n = this.names.get(svc);
+      if (n === undefined) {
+        const h = short(`${node}/${svc}`);
+        n = { l2: `l2-${h}`, bgp: `bgp-${h}` };
+        this.names.set(svc, n);
       }
-    }
+      return n;
+    };
+    const wanted = (plural: StatusObject["plural"], svc: string, list: readonly string[]) => {
+      const n = nameOf(svc);
+      const l2 = plural === "servicel2statuses";
+      const objName = l2 ? n.l2 : n.bgp;
+      const slash = svc.indexOf("/");
+      const ns = svc.slice(0, slash);
+      const name = svc.slice(slash + 1);
+      const had = this.statuses.get(objName);
+      if (had !== undefined && says(had, plural, svc, node, ns, name, list)) want.set(objName, undefined);
+      else
+        want.set(objName, {
+          plural,
+          kind: l2 ? "ServiceL2Status" : "ServiceBGPStatus",
+          name: objName,
+          service: svc,
+          status: l2
+            ? { node, serviceName: name, serviceNamespace: ns, interfaces: list.map((i) => ({ name: i })) }
+            : { node, serviceName: name, serviceNamespace: ns, peers: [...list] },
+        });
+      now.add(`${l2 ? "layer2" : "bgp"} ${svc}`);
+    };
+    for (const e of plan.l2) for (const svc of e.services) wanted("servicel2statuses", svc, e.interfaces);
     const bgp = new Map<string, Set<string>>();
     for (const r of plan.routes)
       for (const svc of r.services) bgp.set(svc, (bgp.get(svc) ?? new Set()).add(r.peer));
-    for (const [svc, peers] of bgp) {
-      const [ns, name] = svc.split("/") as [string, string];
-      const o: StatusObject = {
-        plural: "servicebgpstatuses",
-        kind: "ServiceBGPStatus",
-        name: `bgp-${short(`${node}/${svc}`)}`,
-        service: svc,
-        status: { node, serviceName: name, serviceNamespace: ns, peers: [...peers].sort() },
-      };
-      want.set(o.name, o);
-      now.add(`bgp ${svc}`);
-    }
+    for (const [svc, peers] of bgp) wanted("servicebgpstatuses", svc, [...peers].sort());
+    if (this.names.size > 2 * now.size + 1024) this.names = new Map();
     for (const [name, o] of want) {
+      if (o === undefined) continue;
       const had = this.statuses.get(name);
-      if (had !== undefined && JSON.stringify(had) === JSON.stringify(o)) continue;
       try {
         const path = PATHS.metallb(o.plural, this.opts.namespace);
         if (had === undefined) {
@@ -190,5 +232,6 @@ export class StatusPublisher {
         );
     }
     this.announced = now;
+    if (this.adopted && this.errors === errors) this.published = plan;
   }
 }

@@ -19,20 +19,14 @@ import type { FailoverRefusal, FailoverRequest, FailoverResult } from "../api/ru
 import type { Decline } from "../cluster/heartbeat.ts";
 import type { Config } from "../config/index.ts";
 import type { Driver } from "../drivers/driver.ts";
-import { ANNOTATION_ALLOCATED_FROM } from "../ipam/request.ts";
 import { type NodeEvent, PlanApplier, type Timers } from "../node/applier.ts";
-import {
-  computePlan,
-  type L2Election,
-  type NodeInfo,
-  type Plan,
-  type PlannedAssignment,
-} from "../plan/plan.ts";
-import { resolvePlan } from "../plan/resolve.ts";
+import type { L2Election, NodeInfo, Plan, PlannedAssignment } from "../plan/plan.ts";
+import { type NodePlan, type RoutingBundle, resolvePlan } from "../plan/resolve.ts";
 import type { Logger } from "../util/log.ts";
 import type { Kube } from "./client.ts";
 import type { FenceVerdict } from "./fence.ts";
 import { electionMembers, type LiveMembership } from "./members.ts";
+import { assignmentOf, SpeakerPlanner } from "./speaker-plan.ts";
 import { StatusPublisher } from "./speaker-status.ts";
 import type { ClusterState } from "./state.ts";
 
@@ -83,16 +77,22 @@ export interface FenceVerdictView {
 export function assignmentsFromServices(config: Config, cls: string | undefined): PlannedAssignment[] {
   const out: PlannedAssignment[] = [];
   for (const s of config.services) {
-    if (s.spec.type !== "LoadBalancer" || (s.spec.loadBalancerClass ?? undefined) !== cls) continue;
-    const ips = (s.status?.loadBalancer?.ingress ?? []).map((i) => i.ip ?? "").filter((ip) => ip !== "");
-    if (ips.length === 0) continue;
-    out.push({
-      key: `${s.metadata.namespace ?? "default"}/${s.metadata.name}`,
-      pool: s.metadata.annotations?.[ANNOTATION_ALLOCATED_FROM] ?? "",
-      ips,
-    });
+    const a = assignmentOf(s, cls);
+    if (a !== undefined) out.push(a);
   }
   return out.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+/** Same peers, BFD profiles and speaker identity (objects compared by identity). */
+function sameRouting(a: RoutingBundle, b: RoutingBundle): boolean {
+  const same = <T>(x: readonly T[], y: readonly T[]) =>
+    x.length === y.length && x.every((v, i) => v === y[i]);
+  return (
+    same(a.peers, b.peers) &&
+    same(a.bfdProfiles, b.bfdProfiles) &&
+    (a.speaker === undefined) === (b.speaker === undefined) &&
+    a.speaker?.routerID === b.speaker?.routerID
+  );
 }
 
 export class Speaker {
@@ -104,6 +104,14 @@ export class Speaker {
   private stopped = false;
   private readonly status: StatusPublisher;
   private plans = 0;
+  /** The plan kept change by change (src/k8s/speaker-plan.ts), and what changed since the last one. */
+  private readonly planner = new SpeakerPlanner();
+  private readonly changedServices: Set<string>;
+  private readonly changedEndpoints: Set<string>;
+  /** Services planned: by the last plan, and in all (full plans count every Service). */
+  private planned = { last: 0, total: 0, full: 0 };
+  /** The last plan handed to the applier, and what it was made of (kept while they stay the same). */
+  private last: { plan: Plan; l2: Plan["l2"]; config: Config; node: NodePlan } | undefined;
 
   constructor(
     kube: Kube,
@@ -111,22 +119,33 @@ export class Speaker {
     private opts: SpeakerOptions,
   ) {
     this.opts = { ...opts };
+    this.changedServices = state.index.feed();
+    this.changedEndpoints = state.endpointFeed();
     this.status = new StatusPublisher(kube, state, opts);
     this.applier = new PlanApplier({
       node: () => opts.node,
       log: opts.log,
       membership: opts.membership,
       retry: () => this.kick(),
-      skipUnchanged: true,
+      skipUnchanged: "identity",
       timers: opts.timers,
       onEvent: opts.onEvent,
     });
     for (const d of opts.drivers) this.applier.addDriver(d);
   }
 
-  get stats(): { plans: number; applies: number; statusWrites: number; statusErrors: number } {
+  get stats(): {
+    plans: number;
+    fullPlans: number;
+    servicesPlanned: number;
+    applies: number;
+    statusWrites: number;
+    statusErrors: number;
+  } {
     return {
       plans: this.plans,
+      fullPlans: this.planned.full,
+      servicesPlanned: this.planned.total,
       applies: this.applier.applies,
       statusWrites: this.status.writes,
       statusErrors: this.status.errors,
@@ -188,11 +207,8 @@ export class Speaker {
   /** The election key of a VIP's addresses: its Service's first address (as the controller wrote). */
   private declineKey(e: L2Election | undefined, ip: string): string {
     const svc = e?.services[0];
-    const config = this.state.config().config;
-    if (svc === undefined || config === undefined) return ip;
-    return (
-      assignmentsFromServices(config, this.opts.loadBalancerClass).find((a) => a.key === svc)?.ips[0] ?? ip
-    );
+    if (svc === undefined) return ip;
+    return this.planner.assignment(svc)?.ips[0] ?? ip;
   }
 
   /** Live membership (a cluster key given): set before the first plan. */
@@ -249,26 +265,66 @@ export class Speaker {
       this.opts.node,
       m === undefined ? undefined : { alive: m.alive(), ready: m.ready() },
     );
-    const assignments = assignmentsFromServices(config, this.opts.loadBalancerClass);
-    this.opts.onEvent?.({ type: "assignments", services: assignments });
-    const plan = computePlan(config, assignments, self, members, {
-      known: nodes,
-      notReady,
-      declines: m?.declines?.(),
-      networkUnavailable: this.state.networkUnavailable(),
-      localEndpoints: this.state.localEndpoints(),
+    // Only what changed since the last plan is planned again (every Service when something all
+    // share changed: the configuration, the nodes, the members).
+    const changed = new Set([...this.changedServices, ...this.changedEndpoints]);
+    this.changedServices.clear();
+    this.changedEndpoints.clear();
+    const r = this.planner.plan({
+      config,
+      loadBalancerClass: this.opts.loadBalancerClass,
+      self,
+      members,
+      inputs: {
+        known: nodes,
+        notReady,
+        declines: m?.declines?.(),
+        networkUnavailable: this.state.networkUnavailable(),
+        localEndpoints: this.state.localEndpoints(),
+      },
+      changed,
+      service: (key) => this.state.index.valid(key),
     });
+    this.planned.last = r.planned;
+    this.planned.total += r.planned;
+    if (r.full) this.planned.full++;
+    // The event hub diffs the assignments it is given: only when they changed (and the first time).
+    if (r.assignmentsChanged || this.plans === 1)
+      this.opts.onEvent?.({ type: "assignments", services: r.assignments as PlannedAssignment[] });
+    const plan = r.plan;
     const fence = this.opts.fence;
-    const won = plan.l2.map((e) => e.ip);
     // Won is not enough with fencing: announced only while this node holds the VIP's Lease.
     const ok = fence?.mayAnnounce();
-    this.applier.install(
-      resolvePlan(ok === undefined ? plan : { ...plan, l2: plan.l2.filter((e) => ok.has(e.ip)) }, config),
-    );
+    let l2 = ok === undefined ? plan.l2 : plan.l2.filter((e) => ok.has(e.ip));
+    const last = this.last;
+    if (
+      last !== undefined &&
+      l2 !== plan.l2 &&
+      l2.length === last.l2.length &&
+      l2.every((e, i) => e === last.l2[i])
+    )
+      l2 = last.l2;
+    // The same plan, announcements and configuration: the same object (the applier skips it).
+    let node: NodePlan;
+    if (
+      last !== undefined &&
+      last.plan === plan &&
+      last.l2 === l2 &&
+      last.config.peers === config.peers &&
+      last.config.bfdProfiles === config.bfdProfiles
+    )
+      node = last.node;
+    else {
+      node = resolvePlan(l2 === plan.l2 ? plan : { ...plan, l2 }, config);
+      if (last !== undefined && sameRouting(node.routing, last.node.routing))
+        node.routing = last.node.routing;
+    }
+    this.last = { plan, l2, config, node };
+    if (node !== this.applier.plan) this.applier.install(node);
     await this.applier.apply();
     // Only now, with the entries of lost VIPs gone from the drivers, may their Leases be handed
     // back (and Leases of newly won VIPs be acquired; they are announced once held).
-    fence?.setElected(won);
+    fence?.setElected(plan.l2.map((e) => e.ip));
     await this.status.publish(this.applier.plan);
   }
 }

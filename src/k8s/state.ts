@@ -41,7 +41,10 @@ export class ClusterState {
   stale = false;
   /** Per Service key, the nodes with a ready endpoint; kept per EndpointSlice change. */
   private readonly endpoints = new Map<string, Map<string, readonly string[]>>();
-  private endpointsView: Map<string, Set<string>> | undefined;
+  /** The same per Service key as one set, kept per change (only the changed Service's set is made again). */
+  private readonly endpointsView = new Map<string, Set<string>>();
+  /** Consumers' sets of Service keys whose endpoints changed (see `endpointFeed`). */
+  private readonly endpointFeeds = new Set<Set<string>>();
 
   constructor(kube: Kube, opts: ClusterStateOptions) {
     const paths: Record<string, string> = {
@@ -190,21 +193,29 @@ export class ClusterState {
       }
       per.set(sliceKey, nodes);
     }
-    this.endpointsView = undefined;
+    const all = this.endpoints.get(key);
+    if (all === undefined) this.endpointsView.delete(key);
+    else {
+      const set = new Set<string>();
+      for (const nodes of all.values()) for (const n of nodes) set.add(n);
+      this.endpointsView.set(key, set);
+    }
+    for (const f of this.endpointFeeds) f.add(key);
   }
 
-  /** Per Service key, the nodes with a ready endpoint (EndpointSlice v1 nodeName, or v1beta1 topology). */
+  /**
+   * Per Service key, the nodes with a ready endpoint (EndpointSlice v1 nodeName, or v1beta1
+   * topology). One map, kept current: read it, do not keep it as a snapshot.
+   */
   localEndpoints(): ReadonlyMap<string, ReadonlySet<string>> {
-    if (this.endpointsView === undefined) {
-      const out = new Map<string, Set<string>>();
-      for (const [key, per] of this.endpoints) {
-        const set = new Set<string>();
-        for (const nodes of per.values()) for (const n of nodes) set.add(n);
-        out.set(key, set);
-      }
-      this.endpointsView = out;
-    }
     return this.endpointsView;
+  }
+
+  /** A set that collects the key of every Service whose endpoints change from now on (the consumer empties it). */
+  endpointFeed(): Set<string> {
+    const s = new Set<string>();
+    this.endpointFeeds.add(s);
+    return s;
   }
 
   /** The current Service object (as the API server has it), by "ns/name". */
