@@ -101,19 +101,17 @@ export function loadTextReusing(text: string, file: string, cache: DocumentCache
       parsed++;
     } else reused++;
     now.set(key, r);
-    // Lines of fields: this call's (lazy) lines, or (reused) by parsing the document again.
+    // Lines of fields (asked for problems only), by parsing the document again: a fresh
+    // document's own lineOf would keep its whole load (~1 KB a document) alive as long as the
+    // objects are kept (the file worker keeps them across reloads).
     let docLineOf: ((path: readonly PathKey[]) => number) | undefined;
     const partText = part.text;
-    r.objects.forEach((o, i) => {
-      const own = fresh?.objects[i]?.lineOf;
+    r.objects.forEach((o) => {
       const at = o.at ?? [];
-      const lineOf =
-        own !== undefined
-          ? (path: readonly PathKey[]) => own(path) + lines
-          : (path: readonly PathKey[]) => {
-              docLineOf ??= documentLines(partText);
-              return docLineOf([...at, ...path]) + lines;
-            };
+      const lineOf = (path: readonly PathKey[]) => {
+        docLineOf ??= documentLines(partText);
+        return docLineOf([...at, ...path]) + lines;
+      };
       out.objects.push({
         kind: o.kind,
         obj: o.obj,
