@@ -272,6 +272,8 @@ export class Daemon implements ApiRuntime {
     if (moved) this.persistHeld();
     // Thousands of events (a start) are summarised per pool; per-Service lines at debug level.
     logAllocation(this.opts.log, this.alloc);
+    // Logged and counted: the events (10,000 at a start) are not kept until the next reload.
+    if (this.alloc.events.length > 0) this.alloc = { ...this.alloc, events: [] };
     this.opts.onEvent?.({ type: "config", generation: this.generation, reason });
     if (moved)
       this.opts.onEvent?.({

@@ -90,6 +90,21 @@ function annotation(svc: Service, name: AnnotationName, warnings: AllocWarning[]
   return current ?? old;
 }
 
+/** Port lists seen so far, one frozen array each: 10,000 Services on port 80 share one. */
+const PORT_LISTS = new Map<string, readonly string[]>();
+/** Distinct port lists kept at most (a list beyond it is used as it is). */
+const PORT_LISTS_MAX = 4096;
+
+function internPorts(ports: string[]): readonly string[] {
+  const k = ports.join(",");
+  const known = PORT_LISTS.get(k);
+  if (known !== undefined) return known;
+  if (PORT_LISTS.size >= PORT_LISTS_MAX) return ports;
+  const frozen = Object.freeze(ports);
+  PORT_LISTS.set(k, frozen);
+  return frozen;
+}
+
 export function basics(svc: Service, warnings: AllocWarning[] = []): Basics {
   const sharingKey = annotation(svc, "allow-shared-ip", warnings) ?? "";
   let backendKey = "";
@@ -101,7 +116,7 @@ export function basics(svc: Service, warnings: AllocWarning[] = []): Basics {
       .join(",");
   }
   const listed = (svc.spec.ports ?? []).map((p) => `${p.port}/${p.protocol ?? "TCP"}`);
-  const ports = listed.length < 2 ? listed : [...new Set(listed)].sort();
+  const ports = internPorts(listed.length < 2 ? listed : [...new Set(listed)].sort());
   return {
     key: serviceKey(svc),
     namespace: svc.metadata.namespace ?? "default",

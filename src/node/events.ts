@@ -15,7 +15,7 @@ import type { NodeEvent } from "./applier.ts";
 export const SUMMARY_OVER = 64;
 
 export class NodeEventPublisher {
-  private assigned = new Map<string, string>();
+  private assigned = new Map<string, readonly string[]>();
 
   constructor(private readonly hub: EventHub) {}
 
@@ -47,11 +47,14 @@ export class NodeEventPublisher {
   };
 
   private assignments(services: { key: string; ips: readonly string[] }[]): void {
-    const next = new Map(services.map((s) => [s.key, s.ips.join(",")]));
+    // The assignments' own address arrays (shared, not copied or joined: 10,000 of them at a start).
+    const next = new Map(services.map((s) => [s.key, s.ips]));
     const changed: { service: string; addresses: string[] }[] = [];
-    for (const [key, ips] of next)
-      if (this.assigned.get(key) !== ips)
-        changed.push({ service: key, addresses: ips === "" ? [] : ips.split(",") });
+    for (const [key, ips] of next) {
+      const was = this.assigned.get(key);
+      if (was === undefined || was.length !== ips.length || was.some((ip, i) => ip !== ips[i]))
+        changed.push({ service: key, addresses: [...ips] });
+    }
     for (const key of this.assigned.keys()) if (!next.has(key)) changed.push({ service: key, addresses: [] });
     this.assigned = next;
     if (changed.length > SUMMARY_OVER) {

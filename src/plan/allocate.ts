@@ -157,12 +157,20 @@ export function allocate(
   for (const key of r.released)
     events.push({ service: key, reason: "IPReleased", message: "released its addresses" });
 
-  const assignments: PlannedAssignment[] = allocator
-    .assignments()
-    .map((a) => ({ key: a.key, pool: a.pool, ips: [...a.ips] }));
+  // The same addresses as the views' (one array for both, not two copies per Service).
+  const shown = new Map<string, string[]>();
+  for (const v of views) if (v.reason === undefined) shown.set(`${v.namespace}/${v.name}`, v.ips);
+  const assignments: PlannedAssignment[] = allocator.assignments().map((a) => {
+    const v = shown.get(a.key);
+    const same = v !== undefined && v.length === a.ips.length && v.every((ip, i) => ip === a.ips[i]);
+    return { key: a.key, pool: a.pool, ips: same ? v : a.ips };
+  });
   const made = prev.allocator === undefined ? (cls ?? null) : prev.cls;
   return { ...finish(config, allocator, prev, { assignments, views, events }), inputs, given, cls: made };
 }
+
+/** The views' `warnings` when there are none: one array for all (views are never changed). */
+const NO_WARNINGS: string[] = [];
 
 /** The API's views of allocation results, and their events (appended to `events`). */
 function viewsOf(
@@ -171,9 +179,19 @@ function viewsOf(
   events: AllocationEvent[],
 ): ServiceView[] {
   const views: ServiceView[] = [];
+  // One string per namespace, not one per Service (10,000 Services in 20 namespaces).
+  const namespaces = new Map<string, string>();
   for (const res of results) {
-    const [namespace, name] = res.key.split("/") as [string, string];
-    const warnings = res.warnings.map(warningMessage);
+    const slash = res.key.indexOf("/");
+    const ns = res.key.slice(0, slash);
+    let namespace = namespaces.get(ns);
+    if (namespace === undefined) {
+      namespace = ns;
+      namespaces.set(ns, ns);
+    }
+    const name = res.key.slice(slash + 1);
+    const warnings =
+      res.warnings.length === 0 && res.replaced === null ? NO_WARNINGS : res.warnings.map(warningMessage);
     if (res.replaced !== null) {
       const message = replacedMessage(res.replaced);
       events.push({ service: res.key, reason: "IPReleased", message });
