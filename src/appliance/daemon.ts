@@ -49,7 +49,7 @@ import type { Logger } from "../util/log.ts";
 import { type ConfigDelta, changedServices } from "./config-delta.ts";
 import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";
-import { readHeld, writeHeld } from "./state-file.ts";
+import { HeldFile, readHeld } from "./state-file.ts";
 import { loadManifests, writableTarget, writeAtomic } from "./store.ts";
 import type { FileStamp, GateVerdict, ReadOutcome } from "./watch.ts";
 
@@ -134,7 +134,8 @@ export class Daemon implements ApiRuntime {
   private readonly reloads = { applied: 0, unchanged: 0, rejected: 0 };
   private lastReloadOk = false;
   private readonly now: () => number;
-  private heldText = "";
+  /** The state file (table and journal), once something was written. */
+  private heldFile: HeldFile | undefined;
   private membership: MembershipView | undefined;
   /** The site this node belongs to (src/site): it decides the configuration and the table. */
   private siteRt: SiteRuntime | undefined;
@@ -232,7 +233,7 @@ export class Daemon implements ApiRuntime {
         return { ok: false, problems };
       }
       this.lastReloadOk = true;
-      if (this.cfg !== undefined && text === this.text) {
+      if (unchanged || loadedConfig === undefined) {
         this.reloads.unchanged++;
         return { ok: true, problems: [] };
       }
@@ -298,13 +299,16 @@ export class Daemon implements ApiRuntime {
     await this.applyPlan();
   }
 
+  /**
+   * The assignments on disk before the change can be seen: the first time whole, then the
+   * changes appended to the journal (src/appliance/state-file.ts), so a one-Service reload writes
+   * one line, not 10,000 entries.
+   */
   private persistHeld(): void {
     if (this.opts.stateDir === undefined) return;
-    const text = heldText(this.alloc.assignments);
-    if (text === this.heldText) return;
     try {
-      writeHeld(this.opts.stateDir, text);
-      this.heldText = text;
+      this.heldFile ??= new HeldFile(this.opts.stateDir, heldText);
+      this.heldFile.write(this.alloc.assignments);
     } catch (e) {
       this.opts.log.warn("cannot persist assignments", { error: (e as Error).message });
     }
@@ -455,6 +459,7 @@ export class Daemon implements ApiRuntime {
     this.closing = true;
     clearTimeout(this.holdTimer);
     await this.applier.close();
+    this.heldFile?.close();
   }
 
   // ---- ApiRuntime ---------------------------------------------------------------------------

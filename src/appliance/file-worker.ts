@@ -63,6 +63,9 @@ self.onmessage = (ev: MessageEvent<FileJob>) => {
     reply = { id: job.id, kind: "error", message: (e as Error).message };
   }
   postMessage(reply);
+  // Waiting for the next job at the default priority: a one-document reload is woken and pre-scanned
+  // as promptly as the main thread (a large parse lowers it again before it starts).
+  priority(0);
   // After a large text (the first load parses every document) the heap gives the parse's memory
   // back now, after the answer.
   if (job.text.length > 64 * 1024 && loader.last.loaded > 8) Bun.gc(true);
