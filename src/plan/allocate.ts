@@ -280,7 +280,11 @@ function allocateChanged(
     .sort((a, b) => a.held - b.held || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const heldBefore = new Set(order.filter((o) => o.held === 0).map((o) => o.key));
   const results = order.map(({ s }) => allocator.allocate(s));
-  const before = new Map(prev.assignments.map((a) => [a.key, a.ips.join(",")]));
+  // What the changed Services held before (the others are not asked for): one walk, no text per
+  // assignment of 10,000.
+  const want = new Set(ours.map(([k]) => k));
+  const before = new Map<string, string>();
+  if (want.size > 0) for (const a of prev.assignments) if (want.has(a.key)) before.set(a.key, a.ips.join(","));
   const events: AllocationEvent[] = [];
   const fresh = viewsOf(results, before, events);
   for (const key of released)
