@@ -57,6 +57,24 @@ type ServiceObject = Config["services"][number];
  */
 const factsOf = new WeakMap<ServiceObject, { key: string; facts: ServiceFacts }>();
 
+/**
+ * Facts repeat (10,000 Services, a few label sets): one object for each distinct labels text and
+ * traffic policy, at most FACTS_MAX of them (past that, each Service has its own). Equal labels
+ * match the same selectors, so any of the Services' own label objects serves them all.
+ */
+const FACTS_MAX = 4096;
+const knownFacts = new Map<string, ServiceFacts>();
+
+function sharedFacts(labels: ServiceFacts["labels"], local: boolean): ServiceFacts {
+  const labelsText = JSON.stringify(labels ?? null);
+  const key = `${local ? "L" : "C"}${labelsText}`;
+  const known = knownFacts.get(key);
+  if (known !== undefined) return known;
+  const facts: ServiceFacts = { labels, labelsText, local };
+  if (knownFacts.size < FACTS_MAX) knownFacts.set(key, facts);
+  return facts;
+}
+
 export function indexed(config: Config): Indexed {
   const known = indexes.get(config);
   if (known !== undefined) return known;
@@ -65,14 +83,7 @@ export function indexed(config: Config): Indexed {
     let f = factsOf.get(s);
     if (f === undefined) {
       const labels = s.metadata.labels;
-      f = {
-        key: serviceKey(s),
-        facts: {
-          labels,
-          labelsText: JSON.stringify(labels ?? null),
-          local: s.spec.externalTrafficPolicy === "Local",
-        },
-      };
+      f = { key: serviceKey(s), facts: sharedFacts(labels, s.spec.externalTrafficPolicy === "Local") };
       factsOf.set(s, f);
     }
     if (!services.has(f.key)) services.set(f.key, f.facts);
@@ -108,7 +119,7 @@ export function indexed(config: Config): Indexed {
 export interface L2Decision {
   from: Basis;
   /** Its addresses in the pool of its first one (the others are silent); empty: none announced. */
-  ips: string[];
+  ips: readonly string[];
   /** The advertisements that announce it, and their names as one text (a memo key). */
   ads: ElectionAdvertisement[];
   adsKey: string;

@@ -185,7 +185,7 @@ export class Planner {
         orders: -1,
       };
     const ips =
-      a.ips.length === 1 ? a.ips.slice() : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
+      a.ips.length === 1 ? a.ips : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
     return { from, ips, ...ads, election: undefined, round: -1, order: undefined, orders: -1 };
   }
 
@@ -335,7 +335,7 @@ export class Planner {
         eps = local === undefined ? "-" : [...local].sort().join(",");
         d = this.l2.get(a.key);
         if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, eps)) {
-          const from = { ips: [...a.ips], labels: svc.labelsText, eps };
+          const from = { ips: a.ips, labels: svc.labelsText, eps };
           d = this.decideL2(ix, a, svc, from, self);
           this.l2.set(a.key, d);
         }
@@ -463,7 +463,7 @@ export class Planner {
       const svc = ix.services.get(a.key) ?? NO_SERVICE;
       let d = this.bgp.get(a.key);
       if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, "")) {
-        const from = { ips: [...a.ips], labels: svc.labelsText, eps: "" };
+        const from = { ips: a.ips, labels: svc.labelsText, eps: "" };
         d = { from, byAd: this.decideBgp(ix, a, svc, ads) };
         this.bgp.set(a.key, d);
       }
