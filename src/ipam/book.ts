@@ -159,7 +159,9 @@ export class AddressBook {
     }
     const i = u.users.findIndex((h) => h.key === c.key);
     if (i >= 0) u.users.splice(i, 1);
-    u.users.push({ key: c.key, ports: c.ports });
+    // The claimant itself (the allocator's record of the Service, kept as long as it holds the
+    // address): not a copy of its key and ports per address.
+    u.users.push(c);
   }
 
   remove(ip: Ip, c: Claimant): void {
