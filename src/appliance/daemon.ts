@@ -99,9 +99,6 @@ export interface MembershipView {
   members?(): ClusterMemberView[];
 }
 
-/** Services from which an apply that is not a file reload's small delta collects between phases. */
-const LARGE_APPLY = 2000;
-
 /** Each assignment's entry in the state file, kept while the assignment object lives. */
 const heldEntries = new WeakMap<PlannedAssignment, string>();
 
@@ -267,12 +264,6 @@ export class Daemon implements ApiRuntime {
         ? changedServices(prev, delta)
         : undefined;
     this.alloc = site?.alloc ?? allocate(config, this.alloc, held, { changed });
-    // A large apply (a start, a full reload): each phase's garbage (allocation, then plan) is
-    // collected before the next phase makes its own, so the heap, and the RSS that keeps what
-    // the heap once took, does not grow to hold all of it at once (10k Services: -3 to -4 MB).
-    // Bun.gc(false) asks for a collection and returns (~1 ms): it does not block this thread.
-    const large = changed === undefined && config.services.length >= LARGE_APPLY;
-    if (large) Bun.gc(false);
     // Assignments change only with an allocation event (warnings aside): without one, the state
     // file and the watchers already have them, and 10,000 of them are not written out again.
     const moved =
@@ -291,7 +282,6 @@ export class Daemon implements ApiRuntime {
         services: this.alloc.assignments.map((a) => ({ key: a.key, ips: a.ips })),
       });
     this.applier.install(this.makePlan(config));
-    if (large) Bun.gc(false);
     this.opts.log.info("configuration applied", {
       reason,
       generation: this.generation,
