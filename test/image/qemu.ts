@@ -5,6 +5,7 @@
  * Every QEMU this module starts is tracked by PID and killed by `stopAll()`.
  */
 
+import { dlopen, FFIType } from "bun:ffi";
 import { copyFileSync, existsSync, readFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
@@ -34,6 +35,92 @@ export interface Vm {
   serial(): string;
   /** Whether the machine runs, or is about to run again (its guest rebooted). */
   alive(): boolean;
+}
+
+/**
+ * A second NIC on a tap device that lives in a network namespace (not the host's): the guest's
+ * port on a segment the test builds there (a router, a client). The tap must exist already and
+ * be persistent (`ip netns exec NS ip tuntap add dev IF mode tap`), so it outlives each QEMU —
+ * its link only loses carrier while no QEMU is attached, as a cable between reboots.
+ */
+export interface TapNic {
+  /** The namespace's name (`ip netns` list). */
+  netns: string;
+  /** The tap device's name inside that namespace. */
+  ifname: string;
+  /** The guest NIC's MAC address (a site's .network file can match it). */
+  mac: string;
+}
+
+const TUNSETIFF = 0x400454ca;
+const IFF_TAP = 0x0002;
+const IFF_NO_PI = 0x1000;
+const CLONE_NEWNET = 0x40000000;
+const O_CLOEXEC = 0o2000000;
+const O_RDWR = 0o2;
+
+let libc:
+  | {
+      open(path: Uint8Array, flags: number): number;
+      close(fd: number): number;
+      setns(fd: number, nstype: number): number;
+      ioctl(fd: number, req: number, arg: Uint8Array): number;
+    }
+  | undefined;
+
+function cstr(s: string): Uint8Array {
+  return new TextEncoder().encode(`${s}\0`);
+}
+
+/**
+ * Opens the tap `nic.ifname` of namespace `nic.netns` for QEMU (`-netdev tap,fd=N`): this thread
+ * enters the namespace (setns), opens /dev/net/tun there and attaches it to the tap (TUNSETIFF),
+ * and goes back to its own namespace at once. QEMU itself runs in the host's namespace, so its
+ * user-mode network's forwarded ports stay on the host's loopback. The caller closes the fd.
+ */
+export function openTap(nic: TapNic): number {
+  libc ??= dlopen("libc.so.6", {
+    open: { args: [FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
+    close: { args: [FFIType.i32], returns: FFIType.i32 },
+    setns: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+    ioctl: { args: [FFIType.i32, FFIType.u64, FFIType.ptr], returns: FFIType.i32 },
+  }).symbols as unknown as typeof libc;
+  const c = libc as NonNullable<typeof libc>;
+  if (nic.ifname.length > 15) throw new Error(`tap name ${nic.ifname}: longer than 15 characters`);
+  const home = c.open(cstr("/proc/thread-self/ns/net"), O_CLOEXEC);
+  if (home < 0) throw new Error("cannot open this thread's network namespace");
+  const target = c.open(cstr(`/run/netns/${nic.netns}`), O_CLOEXEC);
+  if (target < 0) {
+    c.close(home);
+    throw new Error(`network namespace ${nic.netns} not found`);
+  }
+  // Nothing may throw between the two setns calls: this thread must always come back.
+  let fd = -1;
+  let problem = "";
+  if (c.setns(target, CLONE_NEWNET) !== 0) problem = `setns into ${nic.netns} failed`;
+  else {
+    fd = c.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
+    if (fd < 0) problem = "cannot open /dev/net/tun";
+    else {
+      const ifr = new Uint8Array(40);
+      ifr.set(new TextEncoder().encode(nic.ifname));
+      new DataView(ifr.buffer).setUint16(16, IFF_TAP | IFF_NO_PI, true);
+      if (c.ioctl(fd, TUNSETIFF, ifr) !== 0) {
+        c.close(fd);
+        fd = -1;
+        problem = `TUNSETIFF ${nic.ifname} in ${nic.netns} failed (is it a tap device there?)`;
+      }
+    }
+    if (c.setns(home, CLONE_NEWNET) !== 0) {
+      // A test thread left in another namespace would make everything after it wrong.
+      console.error("openTap: setns back to the test's own network namespace failed");
+      process.exit(1);
+    }
+  }
+  c.close(target);
+  c.close(home);
+  if (fd < 0) throw new Error(problem);
+  return fd;
 }
 
 const running = new Set<Bun.Subprocess>();
@@ -69,7 +156,9 @@ export function overlay(base: string, file: string): void {
  * unless given (qcow2 for an overlay); `cache` is `unsafe` unless given: QEMU then ignores the
  * guest's flushes, which loses nothing when QEMU is killed for a raw file (every write is already
  * in the host's file), but can for a qcow2 overlay (its metadata is written at a flush): a power
- * cut of a VM on an overlay needs `writeback`.
+ * cut of a VM on an overlay needs `writeback`. `tap` adds a second NIC (after the user-mode
+ * one, so the guest names it eth1) on a tap device in a network namespace (see TapNic); each QEMU
+ * of the machine attaches to the same tap.
  */
 export function boot(
   dir: string,
@@ -81,6 +170,7 @@ export function boot(
     restart?: boolean;
     format?: "raw" | "qcow2";
     cache?: "unsafe" | "writeback";
+    tap?: TapNic;
   } = {},
 ): Vm {
   for (const f of [OVMF_CODE, OVMF_VARS]) if (!existsSync(f)) throw new Error(`${f} missing: install ovmf`);
@@ -100,6 +190,10 @@ export function boot(
     ...["-drive", `if=pflash,format=raw,file=${vars}`],
     ...["-drive", `file=${disk},format=${opts.format ?? "raw"},if=virtio,cache=${opts.cache ?? "unsafe"}`],
     ...["-netdev", fwd ? `user,id=n0,${fwd}` : "user,id=n0", "-device", "virtio-net-pci,netdev=n0"],
+    // The tap's fd is the QEMU's fd 3 (see spawn below).
+    ...(opts.tap
+      ? ["-netdev", "tap,id=n1,fd=3", "-device", `virtio-net-pci,netdev=n1,mac=${opts.tap.mac}`]
+      : []),
     // The serial console: a socket to type into; everything it prints also goes to serialLog.
     ...[
       "-chardev",
@@ -112,10 +206,19 @@ export function boot(
   const state = { stopped: !opts.restart };
   const spawn = (n: number) => {
     const suffix = n === 1 ? "" : `.${n}`;
-    const p = Bun.spawn(args, {
-      stdout: Bun.file(join(dir, `${name}${suffix}.qemu.log`)),
-      stderr: Bun.file(join(dir, `${name}${suffix}.qemu.err`)),
-    });
+    const stdout = Bun.file(join(dir, `${name}${suffix}.qemu.log`));
+    const stderr = Bun.file(join(dir, `${name}${suffix}.qemu.err`));
+    let p: Bun.Subprocess;
+    if (opts.tap) {
+      const tapFd = openTap(opts.tap);
+      try {
+        p = Bun.spawn(args, { stdio: ["ignore", stdout, stderr, tapFd] });
+      } finally {
+        libc?.close(tapFd); // QEMU has its own copy
+      }
+    } else {
+      p = Bun.spawn(args, { stdout, stderr });
+    }
     running.add(p);
     void p.exited.then((code) => {
       running.delete(p);

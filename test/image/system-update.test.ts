@@ -17,22 +17,43 @@
  *    v1, the rollback reported by GET /api/v1/system. The test only waits.
  * 4. v2 through POST /api/v1/system/update (progress seen on GET while it installs), then POST
  *    /api/v1/system/reboot: boot 5 comes up on slot B with v2, and vipd-boot-check marks B good.
- *    Printed: bundle size, upload + check + install time, and the downtime of the reboot: the API
- *    unreachable, and the VIP unreachable from QEMU's own network (a client beside the node:
- *    slirp resolves the VIP with ARP, which the node's XDP program answers).
+ *    A BIRD 2 peer kept the VIP's route through that reboot (BGP graceful restart, RFC 4724):
+ *    `birdc show route` lists it at every poll (about 1 s apart) while the session is down, and
+ *    after boot 5 the session is back, graceful restart has ended (v2's End-of-RIB), and the route
+ *    is still there — re-announced by v2, since BIRD drops at that moment every stale route not
+ *    announced again. Printed: bundle size, upload + check + install time, and the downtime of the
+ *    reboot: the API unreachable, the VIP unreachable from a client beside the node (on the
+ *    router's segment, through the route BIRD installed), and from QEMU's own network (slirp
+ *    resolves the VIP with ARP, which the node's XDP program answers); the route kept or not, and
+ *    the BGP session's times (down, back, graceful restart over) against the restart time vipd
+ *    advertises.
+ *
+ * The segment beside the node: a network namespace of the test holds a persistent tap device,
+ * the guest's second NIC (eth1, 198.51.100.2/24 from a .network file on the seed partition; eth0
+ * stays QEMU's user-mode network with the forwarded API port), BIRD 2 (198.51.100.1, AS 64500,
+ * graceful restart on, its kernel protocol exporting the VIP's route into the namespace) and the
+ * client (curl in that namespace). The node peers with BIRD from boot 1 on (BGPPeer with
+ * enableGracefulRestart, a BGPAdvertisement of the Service's pool); the checks are around boot 5.
+ * BIRD runs with `check link off`: the tap has no carrier while no QEMU is attached (as a NIC's
+ * link during a reboot), and BIRD's default for a direct session, measured here, tears the
+ * session down on that and drops the routes graceful restart kept.
  *
  * The image is built with 1 try per trial and a 300 s readiness deadline (VIPD_IMAGE_BOOT_TRIES,
  * VIPD_IMAGE_READY_DEADLINE); the broken bundle carries its own update.conf with a 60 s deadline
  * (the deadline is the trial slot's: a shorter one only makes its failure come sooner).
  *
- * Needs root, qemu-system-x86, qemu-utils, ovmf, mtools, rauc, squashfs-tools (scripts/setup.sh).
- * Everything lives under one temporary directory, removed at the end; each QEMU is killed by PID.
+ * Needs root, qemu-system-x86, qemu-utils, ovmf, mtools, rauc, squashfs-tools, bird2, curl
+ * (scripts/setup.sh).
+ * Everything lives under one temporary directory, removed at the end; each QEMU and BIRD is killed
+ * by PID, and the namespace (with its tap) is removed at the end, also after a failure.
  */
 
 import { afterAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
+import { removeTmpDirs, startBird } from "../fixtures/bgp/harness.ts";
+import { Lab, sh as run } from "../support/netns.ts";
 import {
   boot,
   freePort,
@@ -55,6 +76,11 @@ const READY_DEADLINE = 300;
 const BROKEN_DEADLINE = 60;
 /** The VIP the site configuration gives the Service (inside QEMU's user-mode network). */
 const VIP = "10.0.2.100";
+/** The segment beside the node (a tap in a namespace of the test): BIRD's and the node's addresses. */
+const ROUTER = "198.51.100.1";
+const NODE = "198.51.100.2";
+/** The guest's NIC on that segment (its .network file matches this MAC). */
+const NODE_MAC = "52:54:00:19:00:02";
 
 const dir = mkdtempSync(join("/var/tmp", `vipd-system-test-${process.pid}-`));
 const out = join(dir, "out");
@@ -69,11 +95,32 @@ let vip = "";
 let vm: Vm | undefined;
 const bundles: Record<string, string> = {};
 let made: Promise<{ code: number; out: string }[]> | undefined;
+let lab: Lab | undefined;
+let birdSock = "";
+let birdPid = 0;
 const t0 = Date.now();
+
+// A run stopped from outside (CI's timeout sends SIGTERM, which ./qemu.ts turns into an exit)
+// skips afterAll: BIRD (by PID) and the namespace with its tap go here.
+process.on("exit", () => {
+  if (birdPid !== 0) {
+    try {
+      process.kill(birdPid, "SIGKILL");
+    } catch {
+      // already gone
+    }
+  }
+  if (lab !== undefined) Bun.spawnSync(["ip", "netns", "del", lab.nsName("r")]);
+});
 
 afterAll(async () => {
   await stopAllAndWait();
   stopAll();
+  // After the QEMUs (they hold the tap): BIRD by PID, then the namespace with its tap.
+  await lab?.destroy();
+  lab = undefined;
+  birdPid = 0;
+  removeTmpDirs();
   if (!process.env.VIPD_IMAGE_TEST_KEEP) rmSync(dir, { recursive: true, force: true });
   console.log(`system update test: ${((Date.now() - t0) / 1000).toFixed(0)} s in all`);
 });
@@ -120,7 +167,13 @@ function start(name: string): Vm {
     // writeback: QEMU honours the guest's flushes, so killing it is a real power cut for the overlay.
     // restart: a guest reboot ends this QEMU and starts a new one on the same disk and UEFI
     // variables (a cold start; QEMU's warm reset under TCG once hung in OVMF for > 7 min).
-    { restart: true, format: "qcow2", cache: "writeback" },
+    // tap: eth1 on the segment beside the node, in the test's namespace (BIRD and the client).
+    {
+      restart: true,
+      format: "qcow2",
+      cache: "writeback",
+      tap: { netns: (lab as Lab).nsName("r"), ifname: "tap0", mac: NODE_MAC },
+    },
   );
   return vm;
 }
@@ -242,11 +295,159 @@ async function declareHuge(bytes: number): Promise<{ status: number; body: strin
   });
 }
 
+/** Whether `url` answers 200 within 2 s. */
+async function httpOk(url: string): Promise<boolean> {
+  try {
+    const r = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+    await r.arrayBuffer();
+    return r.status === 200;
+  } catch {
+    return false;
+  }
+}
+
 /**
- * Asks `url` every 500 ms (2 s timeout) until stopped; the longest stretch without an answer,
- * from the last answer before it to the first answer after it.
+ * The client beside the node: GET http://VIP:7473/readyz from the router's namespace (through
+ * the route BIRD installed there), 2 s at most.
  */
-function watchReachable(url: () => string): { stop(): Promise<{ longestMs: number; polls: number }> } {
+async function besideOk(): Promise<boolean> {
+  const r = await (lab as Lab).run(
+    "r",
+    ["curl", "-s", "-o", "/dev/null", "-m", "2", "-w", "%{http_code}", `http://${VIP}:7473/readyz`],
+    { allowFail: true, timeoutMs: 10_000 },
+  );
+  return r.stdout.trim() === "200";
+}
+
+/**
+ * The router beside the node: BIRD 2 in the namespace, peering with the node over the tap
+ * (direct eBGP, graceful restart). `check link off`: see the header. Fast retries (connect
+ * retry 5 s, error wait 1–5 s), so the session comes back as soon as the node dials or listens.
+ */
+async function startRouter(): Promise<void> {
+  const l = lab as Lab;
+  await l.run("r", ["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"]);
+  await l.run("r", ["ip", "link", "set", "tap0", "up"]);
+  await l.addr("r", "tap0", `${ROUTER}/24`);
+  const bird = await startBird(
+    l,
+    "r",
+    `log "${join(dir, "bird.log")}" all;
+timeformat protocol iso long ms;
+timeformat log iso long ms;
+router id ${ROUTER};
+protocol device {}
+protocol kernel k4 { ipv4 { export all; import none; }; }
+protocol bgp node {
+  local ${ROUTER} as 64500;
+  neighbor ${NODE} as 64512;
+  graceful restart on;
+  check link off;
+  debug { states, events };
+  connect retry time 5;
+  error wait time 1,5;
+  ipv4 { import all; export none; };
+}
+`,
+  );
+  birdSock = bird.sock;
+  birdPid = bird.proc.pid;
+}
+
+/** One birdc command's output ("" when birdc fails, e.g. "Network not found" exits 1). */
+async function birdc(cmd: string): Promise<string> {
+  const r = await run(["birdc", "-s", birdSock, ...cmd.split(" ")], { allowFail: true, timeoutMs: 10_000 });
+  return r.stdout;
+}
+
+interface BgpView {
+  /** BIRD's protocol state of the session: "up" when Established, "start" while it is down. */
+  state: string;
+  /** When the protocol last changed state (BIRD's clock, date and time to the ms). */
+  since: string;
+  /** BIRD keeps the node's routes as stale ("Neighbor graceful restart active"). */
+  grActive: boolean;
+  /** BIRD's table has the VIP's /32 via the node. */
+  route: boolean;
+  /** BIRD answered the route query (birdc ran; "Network not found" is an answer). */
+  answered: boolean;
+  /** The restart time the node's OPEN advertised (while Established). */
+  restartTime: number | undefined;
+  /** The node's OPEN had the Restart State bit ("Restart recovery"). */
+  recovery: boolean;
+}
+
+async function bgpView(): Promise<BgpView> {
+  const proto = await birdc("show protocols all node");
+  const route = await birdc(`show route ${VIP}/32`);
+  // "node  BGP  ---  up  2026-12-03 03:58:07.129  Established" (timeformat protocol iso long ms)
+  const row = /^node\s+BGP\s+\S+\s+(\S+)\s+(\d{4}-\d\d-\d\d \S+)/m.exec(proto);
+  const caps = proto.slice(proto.indexOf("Neighbor capabilities"));
+  const time = proto.includes("Neighbor capabilities") ? /Restart time:\s+(\d+)/.exec(caps)?.[1] : undefined;
+  return {
+    state: row?.[1] ?? "?",
+    since: row?.[2] ?? "?",
+    grActive: proto.includes("Neighbor graceful restart active"),
+    route: route.includes(`${VIP}/32`) && route.includes(`via ${NODE}`),
+    answered: / ready\./.test(route),
+    restartTime: time === undefined ? undefined : Number(time),
+    recovery: proto.includes("Neighbor capabilities") && /Restart recovery/.test(caps),
+  };
+}
+
+interface BgpPoll {
+  polls: number;
+  /** Polls BIRD answered without the VIP's route, as offsets from the start (ms). */
+  misses: number[];
+  /** Polls birdc got no answer for (a loaded machine): neither kept nor missing. */
+  unanswered: number;
+  /** First poll with graceful restart active, first with the session up again after it, first
+   * with graceful restart over after that (offsets in ms). */
+  grFrom?: number;
+  upAgain?: number;
+  grDone?: number;
+  /** Polls that saw graceful restart active. */
+  grPolls: number;
+}
+
+/** Asks BIRD about the session and the VIP's route every second until stopped. */
+function pollBgp(): { stop(): Promise<BgpPoll> } {
+  let stopped = false;
+  const start = Date.now();
+  const r: BgpPoll = { polls: 0, misses: [], unanswered: 0, grPolls: 0 };
+  const loop = (async () => {
+    while (!stopped) {
+      const at = Date.now();
+      const v = await bgpView();
+      const t = at - start;
+      r.polls++;
+      if (!v.answered) r.unanswered++;
+      else if (!v.route) r.misses.push(t);
+      if (v.grActive) {
+        r.grPolls++;
+        r.grFrom ??= t;
+      }
+      if (r.grFrom !== undefined && r.upAgain === undefined && v.state === "up") r.upAgain = t;
+      if (r.upAgain !== undefined && r.grDone === undefined && v.state === "up" && !v.grActive) r.grDone = t;
+      await Bun.sleep(Math.max(0, 1_000 - (Date.now() - at)));
+    }
+  })();
+  return {
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return r;
+    },
+  };
+}
+
+/**
+ * Runs `probe` every 500 ms until stopped; the longest stretch without success, from the last
+ * success before it to the first success after it.
+ */
+function watchReachable(probe: () => Promise<boolean>): {
+  stop(): Promise<{ longestMs: number; polls: number }>;
+} {
   // stop() is called once the test has seen the URL answer again; the watcher then keeps polling
   // until it sees that too (at most 30 s more), so the gap that ends the outage is counted.
   let stopAt = Number.POSITIVE_INFINITY;
@@ -256,14 +457,7 @@ function watchReachable(url: () => string): { stop(): Promise<{ longestMs: numbe
   const loop = (async () => {
     for (;;) {
       const started = Date.now();
-      let ok = false;
-      try {
-        const r = await fetch(url(), { signal: AbortSignal.timeout(2_000) });
-        ok = r.status === 200;
-        await r.arrayBuffer();
-      } catch {
-        ok = false;
-      }
+      const ok = await probe();
       polls++;
       if (ok) {
         longestMs = Math.max(longestMs, Date.now() - lastOk);
@@ -327,10 +521,46 @@ spec:
       - { name: fleet, role: admin, hash: "sha256:${tokenHash}" }
 `,
     );
-    const s = sh(["bash", "image/seed.sh", image, site], 60_000);
+    // BGP to the router beside the node, with graceful restart, for the Service's pool.
+    writeFileSync(
+      join(site, "bgp.yaml"),
+      `apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: { name: router, namespace: metallb-system }
+spec:
+  myASN: 64512
+  peerASN: 64500
+  peerAddress: ${ROUTER}
+  enableGracefulRestart: true
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: { name: site-bgp, namespace: metallb-system }
+spec:
+  ipAddressPools: [site]
+`,
+    );
+    // The node's address on that segment: eth1, matched by its MAC; eth0 keeps the image's DHCP.
+    const network = join(dir, "network");
+    mkdirSync(network);
+    writeFileSync(
+      join(network, "10-beside.network"),
+      `[Match]
+MACAddress=${NODE_MAC}
+
+[Network]
+Address=${NODE}/24
+LinkLocalAddressing=no
+IPv6AcceptRA=no
+`,
+    );
+    const s = sh(["bash", "image/seed.sh", image, site, network], 60_000);
     if (s.code !== 0) throw new Error(`image/seed.sh failed:\n${s.out}`);
     overlay(image, disk);
     expect(Bun.file(join(out, "vipd-edge.raucb")).size).toBeGreaterThan(1 << 20);
+    lab = await Lab.create("sysupd");
+    await lab.addNs("r");
+    await startRouter();
 
     // The bundles are made while the VM boots (they only read v1's root filesystem image).
     const rootfs = join(out, "vipd-rootfs.ext4");
@@ -558,8 +788,19 @@ spec:
       await until(v, `GET /readyz through the VIP ${VIP}`, 60_000, async () =>
         (await get(`${vip}/readyz`))?.status === 200 ? true : undefined,
       );
-      const apiWatch = watchReachable(() => `${api}/readyz`);
-      const vipWatch = watchReachable(() => `${vip}/readyz`);
+      // BIRD has the VIP's route from the node on an Established session, no restart pending, and
+      // the client beside the node reaches the VIP through it.
+      const before = await until(v, `BIRD has ${VIP}/32 via ${NODE}, session up`, 180_000, async () => {
+        const b = await bgpView();
+        return b.state === "up" && b.route && !b.grActive ? b : undefined;
+      });
+      await until(v, `the client beside the node reaches ${VIP}`, 60_000, async () =>
+        (await besideOk()) ? true : undefined,
+      );
+      const apiWatch = watchReachable(() => httpOk(`${api}/readyz`));
+      const vipWatch = watchReachable(() => httpOk(`${vip}/readyz`));
+      const besideWatch = watchReachable(besideOk);
+      const bgpPoll = pollBgp();
       const rebootAt = Date.now();
       await reboot();
       // Down first (the reboot really happens), then up again.
@@ -570,7 +811,42 @@ spec:
       await until(v, `GET /readyz through the VIP ${VIP} after the reboot`, 120_000, async () =>
         (await get(`${vip}/readyz`))?.status === 200 ? true : undefined,
       );
-      const [apiDown, vipDown] = [await apiWatch.stop(), await vipWatch.stop()];
+      await until(v, `the client beside the node reaches ${VIP} after the reboot`, 120_000, async () =>
+        (await besideOk()) ? true : undefined,
+      );
+      // BIRD: the session is back (a new one) and graceful restart is over — v2 sent its End-of-RIB.
+      const back = await until(v, "BIRD: session back and graceful restart over", 300_000, async () => {
+        const b = await bgpView();
+        return b.state === "up" && !b.grActive && b.since !== before.since ? b : undefined;
+      });
+      const [apiDown, vipDown, besideDown] = [
+        await apiWatch.stop(),
+        await vipWatch.stop(),
+        await besideWatch.stop(),
+      ];
+      const bgp = await bgpPoll.stop();
+      const s1 = (ms: number | undefined) => (ms === undefined ? "never" : `${(ms / 1000).toFixed(0)} s`);
+      const gaps =
+        bgp.misses.length === 0
+          ? "none"
+          : `${bgp.misses.length} polls without it, ${s1(bgp.misses[0])}–${s1(bgp.misses.at(-1))} after the reboot request`;
+      console.log(
+        `BGP through the reboot into v2 (BIRD 2 beside the node, polled every 1 s, ${bgp.polls} polls, ${bgp.unanswered} unanswered): ` +
+          `route ${VIP}/32 kept: ${bgp.misses.length === 0 ? "yes" : "NO"} (gap: ${gaps}); ` +
+          `graceful restart active from ${s1(bgp.grFrom)} (${bgp.grPolls} polls), session up again at ` +
+          `${s1(bgp.upAgain)}, graceful restart over at ${s1(bgp.grDone)} (after the reboot request); ` +
+          `restart window ${bgp.grFrom !== undefined && bgp.upAgain !== undefined ? s1(bgp.upAgain - bgp.grFrom) : "?"} ` +
+          `of the ${before.restartTime ?? "?"} s vipd advertises; v2's OPEN had the Restart State bit: ${back.recovery ? "yes" : "no"}`,
+      );
+      console.log(
+        `VIP ${VIP} unreachable from the client beside the node (router's segment, through BIRD's route): ` +
+          `${secs(besideDown.longestMs)} (polled every 500 ms, ${besideDown.polls} polls)`,
+      );
+      // Kept at every poll, through a restart that really happened (BIRD saw the session go down
+      // the graceful way), and still there once graceful restart ended: v2 announced it again.
+      expect(bgp.misses).toEqual([]);
+      expect(bgp.grPolls).toBeGreaterThan(0);
+      expect(back.route).toBe(true);
       const after = await system();
       expect(after.booted).toBe("B");
       expect(after.image["image"]).toBe("test-v2");
@@ -586,7 +862,9 @@ spec:
         `update v1 → v2: bundle ${(size / 2 ** 20).toFixed(0)} MiB (${size} bytes); upload + check + install ` +
           `${secs(installMs)} (progress seen up to ${maxPercent}%); reboot request → /readyz 200 on v2: ` +
           `${secs(up - rebootAt)}; API unreachable ${secs(apiDown.longestMs)}, VIP ${VIP} unreachable from ` +
-          `QEMU's network ${secs(vipDown.longestMs)} (polled every 500 ms)`,
+          `the client beside the node ${secs(besideDown.longestMs)} and from QEMU's network ` +
+          `${secs(vipDown.longestMs)} (polled every 500 ms); BIRD kept the VIP's route through the reboot: ` +
+          `${bgp.misses.length === 0 ? "yes" : "no"}`,
       );
       expect(slotsLine(good)).toBe("A:good B:good:booted:primary");
       expect(good.slots.find((s) => s.bootname === "B")?.bundleVersion).toBe("test-v2");
