@@ -19,6 +19,7 @@ const START_ONLY_SETTINGS = [
   "localDelivery",
   "loadBalancerClass",
   "cluster",
+  "bgp",
 ] as const;
 
 function same(a: unknown, b: unknown): boolean {

@@ -119,7 +119,11 @@ function partsOf(daemon: Daemon, cfg: Config | undefined, args: RunArgs, restart
   const window = settings?.xdp.livenessWindowMs ?? (membership ? 2 * (cluster?.deadAfterMs ?? 200) : 30_000);
   return {
     localDelivery: args.localDelivery || settings?.localDelivery === true,
-    routing: { port: Number(process.env.VIPD_BGP_PORT ?? 179), restarted },
+    routing: {
+      port: Number(process.env.VIPD_BGP_PORT ?? 179),
+      restarted,
+      gracefulRestartSeconds: settings?.bgp?.gracefulRestartSeconds,
+    },
     membership,
     xdp: {
       interfaces: settings?.interfaces ?? [],

@@ -91,6 +91,19 @@ export const NodeSettingsSpec = z
       })
       .strict()
       .default({ mode: "auto" }),
+    /**
+     * The in-process BGP speaker. `gracefulRestartSeconds` is the restart time this node
+     * advertises in its graceful-restart capability (RFC 4724): how long a helping peer keeps
+     * this node's routes while it restarts (default 120, as MetalLB's FRR; BIRD and FRR as
+     * helpers use the time the restarting side advertises). A box whose reboot takes longer
+     * (an A/B system update) sets it above its reboot time. Read at start.
+     */
+    bgp: z
+      .object({
+        gracefulRestartSeconds: z.number().int().min(1).max(4095).default(120),
+      })
+      .strict()
+      .optional(),
   })
   .strict()
   .superRefine((s, ctx) => {

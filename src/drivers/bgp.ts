@@ -14,8 +14,11 @@ import { sh } from "../util/exec.ts";
 import type { Logger } from "../util/log.ts";
 import type { Driver, DriverHealth } from "./driver.ts";
 
-/** A BGPPeer as the speaker takes it. */
-export function peerConfig(p: BGPPeer): PeerConfig {
+/**
+ * A BGPPeer as the speaker takes it. `restartSeconds`: the graceful-restart time this node
+ * advertises (NodeSettings.spec.bgp.gracefulRestartSeconds; the speaker's default 120 without).
+ */
+export function peerConfig(p: BGPPeer, restartSeconds?: number): PeerConfig {
   const s = p.spec;
   const secs = (d: string | undefined) => (d === undefined ? undefined : Math.round(durationMs(d) / 1000));
   const c: PeerConfig = {
@@ -39,6 +42,7 @@ export function peerConfig(p: BGPPeer): PeerConfig {
   if (s.password !== undefined) c.password = s.password;
   if (s.ebgpMultiHop !== undefined) c.ebgpMultiHop = s.ebgpMultiHop;
   if (s.enableGracefulRestart !== undefined) c.enableGracefulRestart = s.enableGracefulRestart;
+  if (restartSeconds !== undefined) c.gracefulRestartTime = restartSeconds;
   c.families = peerFamilies(s);
   return c;
 }
@@ -80,6 +84,7 @@ export class BgpDriver implements Driver {
   constructor(
     readonly speaker: BgpSpeaker,
     private readonly log: Logger,
+    private readonly restartSeconds?: number,
   ) {}
 
   async apply(plan: NodePlan): Promise<void> {
@@ -94,7 +99,7 @@ export class BgpDriver implements Driver {
       });
     const usable = peers.filter((p) => !unsupported.includes(p) && p.spec.peerAddress !== undefined);
     try {
-      this.speaker.setPeers(usable.map(peerConfig));
+      this.speaker.setPeers(usable.map((p) => peerConfig(p, this.restartSeconds)));
       for (const p of usable) {
         const name = p.metadata.name;
         const routes: RouteSpec[] = plan.routes

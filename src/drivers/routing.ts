@@ -20,6 +20,8 @@ export interface OnDemandBgpOptions {
   port: number;
   /** This process restarted with peers that may hold our routes (graceful restart, RFC 4724). */
   restarted: boolean;
+  /** The restart time advertised to peers, seconds (NodeSettings.spec.bgp; default 120). */
+  gracefulRestartSeconds?: number | undefined;
 }
 
 /** The BGP driver, started by the first plan whose configuration has a BGPPeer. */
@@ -63,7 +65,7 @@ export class OnDemandBgp implements Driver, BfdVerdictSink {
         restarted: this.opts.restarted && first,
         log: (level, msg, fields) => log[level](msg, fields),
       });
-      this.inner = new BgpDriver(speaker, log);
+      this.inner = new BgpDriver(speaker, log, this.opts.gracefulRestartSeconds);
       this.startError = undefined;
       log.info("BGP speaker started", { routerId, port: this.opts.port });
       for (const p of this.bfdDown) this.inner.setBfdUp(p, false);

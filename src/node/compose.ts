@@ -55,7 +55,7 @@ export interface NodeParts {
     | { error: string };
   localDelivery?: boolean;
   /** BGP and BFD on demand (the speaker starts with the first BGPPeer). */
-  routing?: { port: number; restarted: boolean } | undefined;
+  routing?: { port: number; restarted: boolean; gracefulRestartSeconds?: number | undefined } | undefined;
   /** Live membership (a cluster key given); its changes replan. */
   membership?: Omit<MembershipOptions, "onChange"> | undefined;
 }

@@ -514,6 +514,8 @@ spec:
   nodeName: edge1
   interfaces: [eth0]
   localDelivery: true
+  # A reboot under TCG takes 60-110 s: peers keep the routes 600 s (vipd's default is 120).
+  bgp: { gracefulRestartSeconds: 600 }
   api:
     listen: 0.0.0.0:7473
     metricsOpen: false
@@ -794,6 +796,8 @@ IPv6AcceptRA=no
         const b = await bgpView();
         return b.state === "up" && b.route && !b.grActive ? b : undefined;
       });
+      // NodeSettings.spec.bgp.gracefulRestartSeconds reached the node's OPEN.
+      expect(before.restartTime).toBe(600);
       await until(v, `the client beside the node reaches ${VIP}`, 60_000, async () =>
         (await besideOk()) ? true : undefined,
       );

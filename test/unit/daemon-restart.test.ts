@@ -52,6 +52,7 @@ describe("startOnlyChanges", () => {
   localDelivery: true
   loadBalancerClass: x.io/lb
   cluster: { keyFile: /etc/vipd/key }
+  bgp: { gracefulRestartSeconds: 600 }
 `),
     );
     expect(startOnlyChanges(a, b)).toEqual([
@@ -61,6 +62,7 @@ describe("startOnlyChanges", () => {
       "NodeSettings.spec.localDelivery",
       "NodeSettings.spec.loadBalancerClass",
       "NodeSettings.spec.cluster",
+      "NodeSettings.spec.bgp",
       "NodeSettings.spec.api.listen",
     ]);
   });
