@@ -98,8 +98,23 @@ export function ownerChanges(
   next: readonly L2Election[],
   self: string,
 ): { ip: string; change: OwnerChange; from: string | undefined; to: string | undefined }[] {
-  const was = new Map(before.map((e) => [e.ip, e.owner]));
   const out: { ip: string; change: OwnerChange; from: string | undefined; to: string | undefined }[] = [];
+  // The planner gives elections in address order, one per address: one walk of both lists, no
+  // map of 10,000 addresses (and an election kept from the last plan is skipped at once).
+  if (ascending(before) && ascending(next)) {
+    let i = 0;
+    for (const e of next) {
+      while (i < before.length && (before[i] as L2Election).ip < e.ip) i++;
+      const b = before[i];
+      if (b === e) continue;
+      const from = b !== undefined && b.ip === e.ip ? b.owner : undefined;
+      if (from === e.owner) continue;
+      const change = e.owner === self ? "acquired" : from === self ? "released" : "moved";
+      out.push({ ip: e.ip, change, from, to: e.owner });
+    }
+    return out;
+  }
+  const was = new Map(before.map((e) => [e.ip, e.owner]));
   for (const e of next) {
     const from = was.get(e.ip);
     if (from === e.owner) continue;
@@ -107,6 +122,13 @@ export function ownerChanges(
     out.push({ ip: e.ip, change, from, to: e.owner });
   }
   return out;
+}
+
+/** Strictly ascending addresses (as text): each address once, in the planner's order. */
+function ascending(xs: readonly L2Election[]): boolean {
+  for (let i = 1; i < xs.length; i++)
+    if (!((xs[i - 1] as L2Election).ip < (xs[i] as L2Election).ip)) return false;
+  return true;
 }
 
 /** The entity tag of a configuration text (opaque, without quotes). */

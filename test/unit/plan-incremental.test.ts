@@ -273,61 +273,64 @@ function initial(): Model {
 }
 
 describe("the incremental planner equals the full plan", () => {
-  test(
-    "on random edit sequences, from every node's point of view",
-    () => {
-      let steps = 0;
-      let refused = 0;
-      let routes = 0;
-      let elsewhere = 0;
-      fc.assert(
-        fc.property(
-          fc.array(EDIT, { minLength: 1, maxLength: 25 }),
-          pick(["n1", "n2", "n4"]),
-          (edits, me) => {
-            const m = initial();
-            const planner = new Planner();
-            let config: Config | undefined;
-            let alloc = emptyAllocation();
-            for (const e of edits) {
-              apply(m, e, alloc);
-              const r = configFromText(yamlOf(m), "model.yaml");
-              if (r.ok) {
-                config = r.config;
-                alloc = allocate(config, alloc);
-              } else refused++;
-              if (config === undefined) continue;
-              const info = (name: string): NodeInfo => ({
-                name,
-                labels: { zone: m.nodes.get(name)?.zone ?? "a" },
-              });
-              const known = [...m.nodes.keys()].map(info);
-              const members = [...m.nodes].filter(([, n]) => n.alive).map(([name]) => info(name));
-              const inputs: ElectionInputs = {
-                known,
-                declines: m.declines,
-                localEndpoints: m.endpoints,
-              };
-              const self = info(me);
-              const got = planner.plan(config, alloc.assignments, self, members, inputs);
-              expect(got).toEqual(referencePlan(config, alloc.assignments, self, members, inputs));
-              expect(got).toEqual(new Planner().plan(config, alloc.assignments, self, members, inputs));
-              steps++;
-              if (got.routes.length > 0) routes++;
-              if (got.l2Elsewhere.length > 0 && got.l2.length > 0) elsewhere++;
-            }
-          },
-        ),
-        { seed: SEED, numRuns: 100 },
-      );
-      // The sequences exercise what they are meant to: most edits valid, routes and elections.
-      expect(steps).toBeGreaterThan(400);
-      expect(refused).toBeLessThan(steps / 4);
-      expect(routes).toBeGreaterThan(steps / 10);
-      expect(elsewhere).toBeGreaterThan(steps / 12);
-    },
-    SLOW,
-  );
+  // Without local endpoints (the appliance) a Service whose decision is unchanged keeps its
+  // slots from the last call (Planner.planL2Reusing): checked on its own as well.
+  for (const endpoints of [true, false])
+    test(
+      `on random edit sequences, from every node's point of view${endpoints ? "" : " (no local endpoints)"}`,
+      () => {
+        let steps = 0;
+        let refused = 0;
+        let routes = 0;
+        let elsewhere = 0;
+        fc.assert(
+          fc.property(
+            fc.array(EDIT, { minLength: 1, maxLength: 25 }),
+            pick(["n1", "n2", "n4"]),
+            (edits, me) => {
+              const m = initial();
+              const planner = new Planner();
+              let config: Config | undefined;
+              let alloc = emptyAllocation();
+              for (const e of edits) {
+                apply(m, e, alloc);
+                const r = configFromText(yamlOf(m), "model.yaml");
+                if (r.ok) {
+                  config = r.config;
+                  alloc = allocate(config, alloc);
+                } else refused++;
+                if (config === undefined) continue;
+                const info = (name: string): NodeInfo => ({
+                  name,
+                  labels: { zone: m.nodes.get(name)?.zone ?? "a" },
+                });
+                const known = [...m.nodes.keys()].map(info);
+                const members = [...m.nodes].filter(([, n]) => n.alive).map(([name]) => info(name));
+                const inputs: ElectionInputs = {
+                  known,
+                  declines: m.declines,
+                  ...(endpoints ? { localEndpoints: m.endpoints } : {}),
+                };
+                const self = info(me);
+                const got = planner.plan(config, alloc.assignments, self, members, inputs);
+                expect(got).toEqual(referencePlan(config, alloc.assignments, self, members, inputs));
+                expect(got).toEqual(new Planner().plan(config, alloc.assignments, self, members, inputs));
+                steps++;
+                if (got.routes.length > 0) routes++;
+                if (got.l2Elsewhere.length > 0 && got.l2.length > 0) elsewhere++;
+              }
+            },
+          ),
+          { seed: SEED, numRuns: 100 },
+        );
+        // The sequences exercise what they are meant to: most edits valid, routes and elections.
+        expect(steps).toBeGreaterThan(400);
+        expect(refused).toBeLessThan(steps / 4);
+        expect(routes).toBeGreaterThan(steps / 10);
+        expect(elsewhere).toBeGreaterThan(steps / 12);
+      },
+      SLOW,
+    );
 
   test("computePlan (one shared Planner) gives the reference plan whatever it planned before", () => {
     const m = initial();
