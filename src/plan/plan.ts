@@ -31,7 +31,6 @@ import {
   type AdsOnPool,
   type Basis,
   type BgpDecision,
-  byIp,
   byKey,
   electionNodes,
   hashOrder,
@@ -72,8 +71,6 @@ interface Slot {
   election: L2Election;
   mine: L2Entry | undefined;
   other: L2Entry | undefined;
-  /** Scratch stamp of `output` (which slots the last output had). */
-  mark: number;
 }
 
 export const EMPTY_PLAN: Plan = { node: "", l2: [], l2Elsewhere: [], peers: [], routes: [], holdL2: false };
@@ -111,24 +108,6 @@ export class Planner {
   /** Distinct hash orders by their text: VIPs with the same order share one array. */
   private interned = new Map<string, string[]>();
   private readonly sorter = new IpSorter();
-  /** The last output's slots in address order, and the stamp `output` last used. */
-  private lastAll: Slot[] = [];
-  private mark = 0;
-  /**
-   * The last call's slots per Service, while no address was shared and no endpoints were given:
-   * a Service whose decision and election are the same objects as then gets the same slots (never
-   * changed once made), so a one-Service reload makes slots for that Service only. `owner` is each
-   * address's Service, to see a changed Service take an address another held (then: the full walk).
-   */
-  private kept:
-    | {
-        round: number;
-        orders: number;
-        gen: number;
-        bySvc: Map<string, { d: L2Decision | undefined; slots: Slot[]; gen: number }>;
-        owner: Map<string, string>;
-      }
-    | undefined;
   private lastInput: readonly PlannedAssignment[] | undefined;
   private lastSorted: PlannedAssignment[] = [];
 
@@ -205,7 +184,8 @@ export class Planner {
         order: undefined,
         orders: -1,
       };
-    const ips = a.ips.length === 1 ? a.ips : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
+    const ips =
+      a.ips.length === 1 ? a.ips : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
     return { from, ips, ...ads, election: undefined, round: -1, order: undefined, orders: -1 };
   }
 
@@ -337,13 +317,6 @@ export class Planner {
       al.ix === ix &&
       al.l2 === this.l2 &&
       inputs.localEndpoints === undefined;
-    if (!fast && inputs.localEndpoints === undefined) {
-      const got = this.planL2Reusing(ix, sorted, self, round);
-      if (got !== undefined) return got;
-    }
-    this.kept = undefined;
-    const keep = !fast && inputs.localEndpoints === undefined;
-    const bySvc = new Map<string, { d: L2Decision | undefined; slots: Slot[]; gen: number }>();
     const decisions: (L2Decision | undefined)[] = fast ? al.decisions : new Array(sorted.length);
     const unique = fast && al.unique;
     let shared = false;
@@ -368,8 +341,6 @@ export class Planner {
         }
         decisions[i] = d;
       }
-      const own: Slot[] | undefined = keep ? [] : undefined;
-      if (own !== undefined) bySvc.set(a.key, { d, slots: own, gen: 0 });
       if (d === undefined || d.ips.length === 0) continue;
       if (d.round !== round.no) {
         d.election = this.electL2(d, a, round, local, eps);
@@ -385,11 +356,9 @@ export class Planner {
             election: { ip, services: [], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
             mine: undefined,
             other: undefined,
-            mark: 0,
           };
           if (!unique) byIp.set(ip, slot);
           slots.push(slot);
-          own?.push(slot);
         }
         slot.election.services.push(a.key);
         if (e.owner === undefined) continue;
@@ -404,108 +373,13 @@ export class Planner {
       }
     }
     if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
-    if (keep && !shared) {
-      const owner = new Map<string, string>();
-      for (const [ip, slot] of byIp) owner.set(ip, slot.election.services[0] as string);
-      this.kept = { round: round.no, orders: this.ordersNo, gen: 0, bySvc, owner };
-    }
     this.aligned =
       inputs.localEndpoints === undefined
         ? { sorted, ix, l2: this.l2, decisions, unique: fast ? al.unique : !shared }
         : undefined;
-    return this.output(slots);
-  }
-
-  /**
-   * planL2 from the last call's slots (see `kept`): undefined when they cannot serve (another
-   * round, or a changed Service's address is another's), and the full walk runs then.
-   */
-  private planL2Reusing(
-    ix: Indexed,
-    sorted: readonly PlannedAssignment[],
-    self: NodeInfo,
-    round: Round,
-  ): { mine: L2Entry[]; other: L2Entry[]; elections: L2Election[] } | undefined {
-    const k = this.kept;
-    if (k === undefined || k.round !== round.no || k.orders !== this.ordersNo) return undefined;
-    const gen = ++k.gen;
-    const slots: Slot[] = [];
-    const decisions: L2Decision[] = new Array(sorted.length);
-    for (let i = 0; i < sorted.length; i++) {
-      const a = sorted[i] as PlannedAssignment;
-      const svc = ix.services.get(a.key) ?? NO_SERVICE;
-      let d = this.l2.get(a.key);
-      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, "-")) {
-        const from = { ips: a.ips, labels: svc.labelsText, eps: "-" };
-        d = this.decideL2(ix, a, svc, from, self);
-        this.l2.set(a.key, d);
-      }
-      decisions[i] = d;
-      const was = k.bySvc.get(a.key);
-      if (was !== undefined && was.d === d && d.round === round.no) {
-        was.gen = gen;
-        for (const slot of was.slots) slots.push(slot);
-        continue;
-      }
-      // Changed or new: its old addresses are free, its new ones must be no other Service's.
-      if (was !== undefined)
-        for (const slot of was.slots) if (k.owner.get(slot.ip) === a.key) k.owner.delete(slot.ip);
-      const own: Slot[] = [];
-      k.bySvc.set(a.key, { d, slots: own, gen });
-      if (d.ips.length === 0) continue;
-      if (d.round !== round.no) {
-        d.election = this.electL2(d, a, round, undefined, "-");
-        d.round = round.no;
-      }
-      const e = d.election as Election;
-      for (const ip of d.ips) {
-        const other = k.owner.get(ip);
-        if (other !== undefined && other !== a.key) {
-          this.kept = undefined;
-          return undefined;
-        }
-        k.owner.set(ip, a.key);
-        const slot: Slot = {
-          ip,
-          election: { ip, services: [a.key], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
-          mine: undefined,
-          other: undefined,
-          mark: 0,
-        };
-        if (e.owner !== undefined) {
-          const entry = {
-            ip,
-            interfaces: d.interfaces,
-            services: [a.key],
-            owner: e.owner,
-            candidates: e.candidates,
-          };
-          if (e.owner === self.name) slot.mine = entry;
-          else slot.other = entry;
-        }
-        own.push(slot);
-        slots.push(slot);
-      }
-    }
-    // Services gone since the last call: their addresses are free.
-    if (k.bySvc.size > sorted.length)
-      for (const [key, was] of k.bySvc)
-        if (was.gen !== gen) {
-          k.bySvc.delete(key);
-          for (const slot of was.slots) if (k.owner.get(slot.ip) === key) k.owner.delete(slot.ip);
-        }
-    if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
-    // No address is shared (a shared one ends this walk): a membership change next reuses these.
-    this.aligned = { sorted, ix, l2: this.l2, decisions, unique: true };
-    return this.output(slots);
-  }
-
-  /** The slots in address order: the elections, and this node's and the others' entries. */
-  private output(slots: Slot[]): { mine: L2Entry[]; other: L2Entry[]; elections: L2Election[] } {
     // Every entry's address has a slot: walking the slots in address order gives the entries in
     // that order too, without sorting them again.
-    const all = this.sortSlots(slots);
-    this.lastAll = all;
+    const all = this.sorter.sort(slots);
     const elections: L2Election[] = [];
     const mine: L2Entry[] = [];
     const other: L2Entry[] = [];
@@ -515,34 +389,6 @@ export class Planner {
       if (x.other !== undefined) other.push(x.other);
     }
     return { mine, other, elections };
-  }
-
-  /**
-   * The slots in address order (one slot per address: the order is total). Slots kept from the
-   * last output (planL2Reusing) are in order already, in that output: only the new ones are
-   * sorted, then merged in. Mostly new slots: sorted whole (IpSorter reuses a permutation).
-   */
-  private sortSlots(slots: Slot[]): Slot[] {
-    const last = this.lastAll;
-    const was = ++this.mark;
-    for (const x of last) x.mark = was;
-    const now = ++this.mark;
-    const fresh: Slot[] = [];
-    for (const x of slots) {
-      if (x.mark !== was) fresh.push(x);
-      x.mark = now;
-    }
-    if (fresh.length * 8 > slots.length) return this.sorter.sort(slots);
-    fresh.sort(byIp);
-    const out: Slot[] = [];
-    let j = 0;
-    for (const x of last) {
-      if (x.mark !== now) continue;
-      while (j < fresh.length && (fresh[j] as Slot).ip < x.ip) out.push(fresh[j++] as Slot);
-      out.push(x);
-    }
-    while (j < fresh.length) out.push(fresh[j++] as Slot);
-    return out;
   }
 
   /** The BGPAdvertisements that select this node, with their peers, pools and communities. */

@@ -273,8 +273,7 @@ function initial(): Model {
 }
 
 describe("the incremental planner equals the full plan", () => {
-  // Without local endpoints (the appliance) a Service whose decision is unchanged keeps its
-  // slots from the last call (Planner.planL2Reusing): checked on its own as well.
+  // Without local endpoints too (the appliance: the aligned fast path after a reload).
   for (const endpoints of [true, false])
     test(
       `on random edit sequences, from every node's point of view${endpoints ? "" : " (no local endpoints)"}`,
