@@ -133,13 +133,19 @@ export class HeldFile {
   write(assignments: readonly PlannedAssignment[]): void {
     const prev = this.last;
     this.last = undefined;
-    if (prev === undefined) return this.writeWhole(assignments);
+    if (prev === undefined) {
+      this.writeWhole(assignments);
+      return;
+    }
     const lines = changes(prev, assignments);
     if (lines.length === 0) {
       this.last = assignments;
       return;
     }
-    if (this.lines + lines.length > Math.max(1024, assignments.length)) return this.writeWhole(assignments);
+    if (this.lines + lines.length > Math.max(1024, assignments.length)) {
+      this.writeWhole(assignments);
+      return;
+    }
     if (this.journal === undefined) throw new Error("no journal"); // cannot happen: opened by writeWhole
     const text = `${lines.join("\n")}\n`;
     writeSync(this.journal, text);

@@ -284,7 +284,8 @@ function allocateChanged(
   // assignment of 10,000.
   const want = new Set(ours.map(([k]) => k));
   const before = new Map<string, string>();
-  if (want.size > 0) for (const a of prev.assignments) if (want.has(a.key)) before.set(a.key, a.ips.join(","));
+  if (want.size > 0)
+    for (const a of prev.assignments) if (want.has(a.key)) before.set(a.key, a.ips.join(","));
   const events: AllocationEvent[] = [];
   const fresh = viewsOf(results, before, events);
   for (const key of released)

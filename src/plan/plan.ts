@@ -184,8 +184,7 @@ export class Planner {
         order: undefined,
         orders: -1,
       };
-    const ips =
-      a.ips.length === 1 ? a.ips : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
+    const ips = a.ips.length === 1 ? a.ips : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
     return { from, ips, ...ads, election: undefined, round: -1, order: undefined, orders: -1 };
   }
 
