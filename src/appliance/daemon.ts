@@ -34,14 +34,7 @@ import type { Driver } from "../drivers/driver.ts";
 import { etagOf, type NodeEvent, PlanApplier, type Timers } from "../node/applier.ts";
 import { type AllocationState, allocate, emptyAllocation, logAllocation } from "../plan/allocate.ts";
 import { HANDOVER_ACK_MARGIN_MS, type Held, handover } from "../plan/handover.ts";
-import {
-  computePlan,
-  type L2Election,
-  type L2Entry,
-  type NodeInfo,
-  type Plan,
-  type PlannedAssignment,
-} from "../plan/plan.ts";
+import { computePlan, type L2Election, type L2Entry, type NodeInfo, type Plan } from "../plan/plan.ts";
 import { type NodePlan, resolvePlan } from "../plan/resolve.ts";
 import { type SiteRuntime, siteApply } from "../site/runtime.ts";
 import type { SiteView } from "../site/view.ts";
@@ -49,7 +42,7 @@ import type { Logger } from "../util/log.ts";
 import { type ConfigDelta, changedServices } from "./config-delta.ts";
 import { reloadMetrics } from "./metrics.ts";
 import { startOnlyChanges } from "./restart.ts";
-import { HeldFile, readHeld } from "./state-file.ts";
+import { HeldFile, heldText, readHeld } from "./state-file.ts";
 import { loadManifests, writableTarget, writeAtomic } from "./store.ts";
 import type { FileStamp, GateVerdict, ReadOutcome } from "./watch.ts";
 
@@ -97,28 +90,6 @@ export interface MembershipView {
   awaitSettled?(nodes: ReadonlySet<string>): void;
   /** Every member as this node sees it (GET /api/v1/cluster/members). */
   members?(): ClusterMemberView[];
-}
-
-/** Each assignment's entry in the state file, kept while the assignment object lives. */
-const heldEntries = new WeakMap<PlannedAssignment, string>();
-
-/**
- * The state file's text: `JSON.stringify(heldState(...), null, 1)`, made of one cached entry per
- * assignment, so a reload that changed one Service formats one entry, not 10,000.
- */
-export function heldText(assignments: readonly PlannedAssignment[]): string {
-  if (assignments.length === 0) return "{}\n";
-  const parts: string[] = [];
-  for (const a of assignments) {
-    let e = heldEntries.get(a);
-    if (e === undefined) {
-      const v = JSON.stringify({ ips: [...a.ips], pool: a.pool }, null, 1).replaceAll("\n", "\n ");
-      e = ` ${JSON.stringify(a.key)}: ${v}`;
-      heldEntries.set(a, e);
-    }
-    parts.push(e);
-  }
-  return `{\n${parts.join(",\n")}\n}\n`;
 }
 
 export class Daemon implements ApiRuntime {

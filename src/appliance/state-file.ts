@@ -201,3 +201,25 @@ function changes(prev: readonly PlannedAssignment[], next: readonly PlannedAssig
   }
   return lines;
 }
+
+/** Each assignment's entry in the state file, kept while the assignment object lives. */
+const heldEntries = new WeakMap<PlannedAssignment, string>();
+
+/**
+ * The state file's text: `JSON.stringify(heldState(...), null, 1)`, made of one cached entry per
+ * assignment, so a reload that changed one Service formats one entry, not 10,000.
+ */
+export function heldText(assignments: readonly PlannedAssignment[]): string {
+  if (assignments.length === 0) return "{}\n";
+  const parts: string[] = [];
+  for (const a of assignments) {
+    let e = heldEntries.get(a);
+    if (e === undefined) {
+      const v = JSON.stringify({ ips: [...a.ips], pool: a.pool }, null, 1).replaceAll("\n", "\n ");
+      e = ` ${JSON.stringify(a.key)}: ${v}`;
+      heldEntries.set(a, e);
+    }
+    parts.push(e);
+  }
+  return `{\n${parts.join(",\n")}\n}\n`;
+}

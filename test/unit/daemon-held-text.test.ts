@@ -1,11 +1,11 @@
 /**
- * The state file's text made of cached per-assignment entries (src/appliance/daemon.ts heldText)
+ * The state file's text made of cached per-assignment entries (src/appliance/state-file.ts heldText)
  * is exactly what JSON.stringify(heldState(...), null, 1) gives, before and after assignments
  * change (a cached entry is never stale: it belongs to one assignment object).
  */
 
 import { describe, expect, test } from "bun:test";
-import { heldText } from "../../src/appliance/daemon.ts";
+import { heldText } from "../../src/appliance/state-file.ts";
 import { type AllocationState, heldState } from "../../src/plan/allocate.ts";
 import type { PlannedAssignment } from "../../src/plan/plan.ts";
 

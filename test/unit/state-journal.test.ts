@@ -9,8 +9,13 @@ import { appendFileSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeF
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { heldText } from "../../src/appliance/daemon.ts";
-import { ASSIGNMENTS_FILE, HeldFile, JOURNAL_FILE, readHeld } from "../../src/appliance/state-file.ts";
+import {
+  ASSIGNMENTS_FILE,
+  HeldFile,
+  heldText,
+  JOURNAL_FILE,
+  readHeld,
+} from "../../src/appliance/state-file.ts";
 import type { PlannedAssignment } from "../../src/plan/plan-types.ts";
 
 const dirs: string[] = [];
