@@ -107,8 +107,11 @@ fi
 # CI shows only the tail of the log: repeat what failed here, next to the counts.
 if ((failed > 0)); then
   echo
+  echo "== why the failed tests failed (the error bun printed for each)"
+  awk -f scripts/failure-details.awk "$out" | head -120
+  echo
   echo "== what failed"
-  grep -E '^\(fail\) ' "$out" | head -50
+  grep -E '^\(fail\) ' "$out" | awk '!seen[$0]++' | head -50
   for l in "${failures[@]}"; do echo "$l"; done
 fi
 
