@@ -101,36 +101,48 @@ async function expectTakenOver(p: Probe, t: number, old: string): Promise<string
 
 describe("three vipd nodes share a VIP on layer 2", () => {
   test("they agree on one owner; the API shows the ordered candidates and why each other node is not the owner", async () => {
-    const owner = await c.settled();
-    // Every node has heard every other one for riseMs: all three are candidates everywhere.
-    await until("three candidates on every node", async () => {
-      for (const n of c.nodes) if ((await elections(n))[0]?.candidates.length !== 3) return false;
-      return true;
-    });
-    for (const n of c.nodes) {
-      const [e] = await elections(n);
-      expect(e?.ip).toBe(VIP);
-      expect(e?.owner).toBe(owner);
-      expect(e?.candidates).toHaveLength(3);
-      expect(e?.candidates[0]).toBe(owner);
-      expect(e?.notOwner.map((x) => x.reason)).toEqual(["LowerInOrder", "LowerInOrder"]);
-      expect(e?.notOwner.map((x) => x.node).sort()).toEqual(
-        c.nodes.map((x) => x.name).filter((x) => x !== owner),
-      );
-    }
-    // Each node sees itself ready and the two others Alive and ready.
-    for (const n of c.nodes) {
-      const m = await c.api<{ items: { name: string; self: boolean; state: string; ready: boolean }[] }>(
-        n,
-        "/api/v1/cluster/members",
-      );
-      expect(m?.items.map((x) => [x.name, x.self, x.state, x.ready])).toEqual(
-        c.nodes
+    type Members = { items: { name: string; self: boolean; state: string; ready: boolean }[] };
+    // What each node's API should show once all three are candidates everywhere (each has heard
+    // every other one for riseMs): the same owner first among three, the two others lower in the
+    // order, and every member Alive and ready, itself listed first. Polled, because a node that
+    // became a candidate a moment ago may still move the VIP to itself (it may be first in the
+    // order); a check that throws says what it saw, and the last one is in the timeout's message.
+    const check = async (owner: string): Promise<true> => {
+      for (const n of c.nodes) {
+        const [e] = await elections(n);
+        const m = await c.api<Members>(n, "/api/v1/cluster/members");
+        const want = c.nodes
           .map((x) => x.name)
           .sort((a, b) => (a === n.name ? -1 : b === n.name ? 1 : a < b ? -1 : 1))
-          .map((x) => [x, x === n.name, "Alive", true]),
-      );
-    }
+          .map((x) => [x, x === n.name, "Alive", true]);
+        const got = {
+          ip: e?.ip,
+          owner: e?.owner,
+          candidates: e?.candidates,
+          notOwner: e?.notOwner.map((x) => [x.node, x.reason]).sort(),
+          members: m?.items.map((x) => [x.name, x.self, x.state, x.ready]),
+        };
+        const others = c.nodes.map((x) => x.name).filter((x) => x !== owner);
+        if (
+          got.ip !== VIP ||
+          got.owner !== owner ||
+          got.candidates?.length !== 3 ||
+          got.candidates[0] !== owner ||
+          JSON.stringify(got.notOwner) !== JSON.stringify(others.map((x) => [x, "LowerInOrder"])) ||
+          JSON.stringify(got.members) !== JSON.stringify(want)
+        )
+          throw new Error(`${n.name} shows ${JSON.stringify(got)} (owner agreed by all: ${owner})`);
+      }
+      return true;
+    };
+    const owner = await until(
+      "one owner, three candidates and every member Alive and ready on every node",
+      async () => {
+        const o = await c.settled();
+        await check(o);
+        return o;
+      },
+    );
     // The dual-stack Service's IPv6 address follows the first one.
     const [, v6] = await elections(c.nodes[0] as LabNode);
     expect(v6?.ip).toBe(VIP6);
