@@ -223,19 +223,49 @@ export function electionNodes(members: readonly NodeInfo[], inputs: ElectionInpu
 }
 
 /**
- * Sorts entries by IP. Entries come in Service order; when they come in the same IP order as
- * last time (a member change moves owners, not addresses) the last permutation is reused.
+ * Sorts entries by IP (entries with the same IP in the order they come). Entries come in Service
+ * order; when they come in the same IP order as last time (a member change moves owners, not
+ * addresses) the last permutation is reused, and when a few were added or removed between the
+ * same first and last ones (a one-Service reload), it is patched: the others keep their order,
+ * the new ones are inserted where they belong.
  */
 export class IpSorter {
   private ips: string[] = [];
   private perm: number[] = [];
 
   sort<T extends { ip: string }>(xs: T[]): T[] {
-    let same = xs.length === this.ips.length;
-    for (let i = 0; same && i < xs.length; i++) same = (xs[i] as T).ip === this.ips[i];
-    if (!same) {
-      this.perm = xs.map((_, i) => i).sort((a, b) => byIp(xs[a] as T, xs[b] as T));
-      this.ips = xs.map((x) => x.ip);
+    const m = this.ips.length;
+    const n = xs.length;
+    let p = 0;
+    while (p < m && p < n && (xs[p] as T).ip === this.ips[p]) p++;
+    if (p < m || p < n) {
+      let q = 0;
+      while (q < m - p && q < n - p && (xs[n - 1 - q] as T).ip === this.ips[m - 1 - q]) q++;
+      const ips = xs.map((x) => x.ip);
+      const before = (i: number, j: number) => {
+        const a = ips[i] as string;
+        const b = ips[j] as string;
+        return a < b || (a === b && i < j);
+      };
+      if (m - p - q + (n - p - q) <= Math.max(64, n / 16)) {
+        // The kept entries' places, in the last order (an index past the change moves by n - m).
+        const perm: number[] = [];
+        for (const i of this.perm)
+          if (i < p) perm.push(i);
+          else if (i >= m - q) perm.push(i + n - m);
+        for (let k = p; k < n - q; k++) {
+          let lo = 0;
+          let hi = perm.length;
+          while (lo < hi) {
+            const mid = (lo + hi) >> 1;
+            if (before(perm[mid] as number, k)) lo = mid + 1;
+            else hi = mid;
+          }
+          perm.splice(lo, 0, k);
+        }
+        this.perm = perm;
+      } else this.perm = xs.map((_, i) => i).sort((a, b) => (before(a, b) ? -1 : before(b, a) ? 1 : 0));
+      this.ips = ips;
     }
     return this.perm.map((i) => xs[i] as T);
   }

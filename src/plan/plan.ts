@@ -65,6 +65,24 @@ export type {
   PlannedAssignment,
 } from "./plan-types.ts";
 
+/** The last call's layer-2 work, index by index of its sorted assignments (see planL2). */
+interface Aligned {
+  sorted: readonly PlannedAssignment[];
+  ix: Indexed;
+  l2: Map<string, L2Decision>;
+  decisions: (L2Decision | undefined)[];
+  /** Each assignment's Service facts (NO_SERVICE: none). */
+  facts: ServiceFacts[];
+  /** No address was shared: each slot has one Service (the slots in assignment order below). */
+  unique: boolean;
+  /** The election round its decisions' elections are from. */
+  round: number;
+  /** Its slots, in assignment order (not sorted), each assignment's `decision.ips.length` of them. */
+  slots: Slot[];
+  /** The slots by address, when it was made (else made from `slots` when needed). */
+  byIp: Map<string, Slot> | undefined;
+}
+
 /** One address of a plan: its election, and its entry on this node or elsewhere. */
 interface Slot {
   ip: string;
@@ -85,15 +103,11 @@ export { electionHash, orderCandidates } from "./election.ts";
 export class Planner {
   private l2Context = "";
   /** The last call's decisions, index by index of its sorted assignments (see planL2). */
-  private aligned:
-    | {
-        sorted: readonly PlannedAssignment[];
-        ix: Indexed;
-        l2: Map<string, L2Decision>;
-        decisions: (L2Decision | undefined)[];
-        unique: boolean;
-      }
-    | undefined;
+  private aligned: Aligned | undefined;
+  /** The last sorted assignments have distinct keys. */
+  private distinct = false;
+  /** Whether the last call reused the call before's slots (tests). */
+  reused = false;
   private l2 = new Map<string, L2Decision>();
   private bgpContext = "";
   private bgp = new Map<string, BgpDecision>();
@@ -128,6 +142,13 @@ export class Planner {
       for (let i = 1; i < assignments.length && sorted; i++)
         sorted = byKey(assignments[i - 1] as PlannedAssignment, assignments[i] as PlannedAssignment) < 0;
       this.lastSorted = sorted ? assignments.slice() : [...assignments].sort(byKey);
+      let distinct = true;
+      if (!sorted)
+        for (let i = 1; i < this.lastSorted.length && distinct; i++)
+          distinct =
+            (this.lastSorted[i - 1] as PlannedAssignment).key !==
+            (this.lastSorted[i] as PlannedAssignment).key;
+      this.distinct = distinct;
     }
     const sorted = this.lastSorted;
     const l2 = this.planL2(ix, sorted, self, electionNodes(members, inputs), inputs);
@@ -303,6 +324,44 @@ export class Planner {
       this.orders = new Map();
       this.interned = new Map();
     }
+    const al = this.aligned;
+    // A few assignments changed since the last call, with the same decisions and election round
+    // (a one-Service reload): the others' slots are the last call's (see `reuse`).
+    const made =
+      al !== undefined &&
+      al.sorted !== sorted &&
+      this.distinct &&
+      al.unique &&
+      al.l2 === this.l2 &&
+      al.round === round.no &&
+      inputs.localEndpoints === undefined
+        ? this.reuse(al, ix, sorted, self, round)
+        : undefined;
+    this.reused = made !== undefined;
+    const { slots } = made ?? this.placeAll(ix, sorted, self, round, inputs);
+    if (this.l2.size > 2 * sorted.length + 1024) this.l2 = prune(this.l2, sorted);
+    // Every entry's address has a slot: walking the slots in address order gives the entries in
+    // that order too, without sorting them again.
+    const all = this.sorter.sort(slots);
+    const elections: L2Election[] = [];
+    const mine: L2Entry[] = [];
+    const other: L2Entry[] = [];
+    for (const x of all) {
+      elections.push(x.election);
+      if (x.mine !== undefined) mine.push(x.mine);
+      if (x.other !== undefined) other.push(x.other);
+    }
+    return { mine, other, elections };
+  }
+
+  /** The slots of every assignment (the last call's decisions reused where their basis holds). */
+  private placeAll(
+    ix: Indexed,
+    sorted: readonly PlannedAssignment[],
+    self: NodeInfo,
+    round: Round,
+    inputs: ElectionInputs,
+  ): { slots: Slot[] } {
     // One slot per address, in the order first met: its election (the first Service's, as
     // MetalLB's speaker reads it) and its entry on this node or elsewhere (by each Service's owner).
     const slots: Slot[] = [];
@@ -317,6 +376,7 @@ export class Planner {
       al.l2 === this.l2 &&
       inputs.localEndpoints === undefined;
     const decisions: (L2Decision | undefined)[] = fast ? al.decisions : new Array(sorted.length);
+    const facts: ServiceFacts[] = fast ? al.facts : new Array(sorted.length);
     const unique = fast && al.unique;
     let shared = false;
     for (let i = 0; i < sorted.length; i++) {
@@ -327,6 +387,7 @@ export class Planner {
       if (fast) d = decisions[i];
       else {
         const svc = ix.services.get(a.key) ?? NO_SERVICE;
+        facts[i] = svc;
         local =
           svc.local && inputs.localEndpoints !== undefined
             ? (inputs.localEndpoints.get(a.key) ?? new Set<string>())
@@ -340,54 +401,154 @@ export class Planner {
         }
         decisions[i] = d;
       }
-      if (d === undefined || d.ips.length === 0) continue;
-      if (d.round !== round.no) {
-        d.election = this.electL2(d, a, round, local, eps);
-        d.round = round.no;
-      }
-      const e = d.election as Election;
-      for (const ip of d.ips) {
-        let slot = unique ? undefined : byIp.get(ip);
-        if (slot !== undefined) shared = true;
-        else {
-          slot = {
-            ip,
-            election: { ip, services: [], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
-            mine: undefined,
-            other: undefined,
-          };
-          if (!unique) byIp.set(ip, slot);
-          slots.push(slot);
-        }
-        slot.election.services.push(a.key);
-        if (e.owner === undefined) continue;
-        const isMine = e.owner === self.name;
-        let entry = isMine ? slot.mine : slot.other;
-        if (entry === undefined) {
-          entry = { ip, interfaces: d.interfaces, services: [], owner: e.owner, candidates: e.candidates };
-          if (isMine) slot.mine = entry;
-          else slot.other = entry;
-        }
-        entry.services.push(a.key);
-      }
+      if (this.place(d, a, round, local, eps, self, slots, unique ? undefined : byIp)) shared = true;
     }
-    if (this.l2.size > sorted.length) this.l2 = prune(this.l2, sorted);
     this.aligned =
       inputs.localEndpoints === undefined
-        ? { sorted, ix, l2: this.l2, decisions, unique: fast ? al.unique : !shared }
+        ? {
+            sorted,
+            ix,
+            l2: this.l2,
+            decisions,
+            facts,
+            unique: fast ? al.unique : !shared,
+            round: round.no,
+            slots,
+            byIp: unique || shared ? undefined : byIp,
+          }
         : undefined;
-    // Every entry's address has a slot: walking the slots in address order gives the entries in
-    // that order too, without sorting them again.
-    const all = this.sorter.sort(slots);
-    const elections: L2Election[] = [];
-    const mine: L2Entry[] = [];
-    const other: L2Entry[] = [];
-    for (const x of all) {
-      elections.push(x.election);
-      if (x.mine !== undefined) mine.push(x.mine);
-      if (x.other !== undefined) other.push(x.other);
+    return { slots };
+  }
+
+  /**
+   * One assignment's slots, appended to `slots` (its election made when its round is older).
+   * With `byIp`, an address already there is shared (true returned) and gets no slot of its own;
+   * without, every address is taken to be new.
+   */
+  private place(
+    d: L2Decision | undefined,
+    a: PlannedAssignment,
+    round: Round,
+    local: ReadonlySet<string> | undefined,
+    eps: string,
+    self: NodeInfo,
+    slots: Slot[],
+    byIp: Map<string, Slot> | undefined,
+  ): boolean {
+    if (d === undefined || d.ips.length === 0) return false;
+    if (d.round !== round.no) {
+      d.election = this.electL2(d, a, round, local, eps);
+      d.round = round.no;
     }
-    return { mine, other, elections };
+    const e = d.election as Election;
+    let shared = false;
+    for (const ip of d.ips) {
+      let slot = byIp?.get(ip);
+      if (slot !== undefined) shared = true;
+      else {
+        slot = {
+          ip,
+          election: { ip, services: [], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
+          mine: undefined,
+          other: undefined,
+        };
+        byIp?.set(ip, slot);
+        slots.push(slot);
+      }
+      slot.election.services.push(a.key);
+      if (e.owner === undefined) continue;
+      const isMine = e.owner === self.name;
+      let entry = isMine ? slot.mine : slot.other;
+      if (entry === undefined) {
+        entry = { ip, interfaces: d.interfaces, services: [], owner: e.owner, candidates: e.candidates };
+        if (isMine) slot.mine = entry;
+        else slot.other = entry;
+      }
+      entry.services.push(a.key);
+    }
+    return shared;
+  }
+
+  /**
+   * The last call's slots for the assignments that are the same objects at the same place from
+   * either end (those before and after what changed), with the same Service facts and a
+   * decision whose election is of this round: such a slot is what a full call would make again
+   * (no address was shared last time, so a slot has one Service). The others' slots are made
+   * anew. Undefined (the caller makes every slot) when much changed, or a new address is shared.
+   */
+  private reuse(
+    al: Aligned,
+    ix: Indexed,
+    sorted: readonly PlannedAssignment[],
+    self: NodeInfo,
+    round: Round,
+  ): { slots: Slot[] } | undefined {
+    const old = al.sorted;
+    const m = old.length;
+    const n = sorted.length;
+    let p = 0;
+    while (p < m && p < n && old[p] === sorted[p]) p++;
+    let q = 0;
+    while (q < m - p && q < n - p && old[m - 1 - q] === sorted[n - 1 - q]) q++;
+    if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
+    let byIp = al.byIp;
+    if (byIp === undefined) {
+      byIp = new Map();
+      for (const x of al.slots) byIp.set(x.ip, x);
+    }
+    // Pass 1: which of the last call's assignments keep their slots (at which new index).
+    const decisions: (L2Decision | undefined)[] = new Array(n);
+    const facts: ServiceFacts[] = new Array(n);
+    const from = new Int32Array(n).fill(-1);
+    let c = 0;
+    for (let j = 0; j < m; j++) {
+      const d = al.decisions[j];
+      const count = d === undefined ? 0 : d.ips.length;
+      const i = j < p ? j : j >= m - q ? j + n - m : -1;
+      let keep = false;
+      if (i >= 0) {
+        const a = sorted[i] as PlannedAssignment;
+        const svc = ix.services.get(a.key) ?? NO_SERVICE;
+        keep = svc === al.facts[j] && (count === 0 || (d as L2Decision).round === round.no);
+        if (keep) {
+          decisions[i] = d;
+          facts[i] = svc;
+          from[i] = c;
+        }
+      }
+      if (!keep)
+        for (let k = c; k < c + count; k++) {
+          const x = al.slots[k] as Slot;
+          if (byIp.get(x.ip) === x) byIp.delete(x.ip);
+        }
+      c += count;
+    }
+    // Pass 2: in assignment order, the kept slots and the new ones.
+    const slots: Slot[] = [];
+    for (let i = 0; i < n; i++) {
+      const f = from[i] as number;
+      if (f >= 0) {
+        const count = (decisions[i] as L2Decision | undefined)?.ips.length ?? 0;
+        for (let k = f; k < f + count; k++) slots.push(al.slots[k] as Slot);
+        continue;
+      }
+      const a = sorted[i] as PlannedAssignment;
+      const svc = ix.services.get(a.key) ?? NO_SERVICE;
+      facts[i] = svc;
+      let d = this.l2.get(a.key);
+      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, "-")) {
+        d = this.decideL2(ix, a, svc, { ips: a.ips, labels: svc.labelsText, eps: "-" }, self);
+        this.l2.set(a.key, d);
+      }
+      decisions[i] = d;
+      if (this.place(d, a, round, undefined, "-", self, slots, byIp)) {
+        // An address shared: the last call's index no longer holds (the caller starts over).
+        this.aligned = undefined;
+        return undefined;
+      }
+    }
+    this.aligned = { sorted, ix, l2: this.l2, decisions, facts, unique: true, round: round.no, slots, byIp };
+    return { slots };
   }
 
   /** The BGPAdvertisements that select this node, with their peers, pools and communities. */

@@ -282,6 +282,7 @@ describe("the incremental planner equals the full plan", () => {
         let refused = 0;
         let routes = 0;
         let elsewhere = 0;
+        let reused = 0;
         fc.assert(
           fc.property(
             fc.array(EDIT, { minLength: 1, maxLength: 25 }),
@@ -315,6 +316,7 @@ describe("the incremental planner equals the full plan", () => {
                 expect(got).toEqual(referencePlan(config, alloc.assignments, self, members, inputs));
                 expect(got).toEqual(new Planner().plan(config, alloc.assignments, self, members, inputs));
                 steps++;
+                if (planner.reused) reused++;
                 if (got.routes.length > 0) routes++;
                 if (got.l2Elsewhere.length > 0 && got.l2.length > 0) elsewhere++;
               }
@@ -327,6 +329,8 @@ describe("the incremental planner equals the full plan", () => {
         expect(refused).toBeLessThan(steps / 4);
         expect(routes).toBeGreaterThan(steps / 10);
         expect(elsewhere).toBeGreaterThan(steps / 12);
+        // The last call's slots kept for what did not change (without local endpoints only).
+        if (!endpoints) expect(reused).toBeGreaterThan(steps / 20);
       },
       SLOW,
     );
