@@ -40,6 +40,11 @@ export interface AllocationState {
   replaced?: readonly string[] | undefined;
   /** The loadBalancerClass the allocator was made with (null: classless Services). */
   cls?: string | null | undefined;
+  /**
+   * `services` by key (each view under its Service's key), kept across incremental runs: the
+   * next run updates it in place rather than making 10,000 keys again.
+   */
+  viewByKey?: Map<string, ServiceView> | undefined;
 }
 
 export function emptyAllocation(): AllocationState {
@@ -117,9 +122,13 @@ export function allocate(
     namespaces: JSON.stringify(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels])),
   };
   const hinted = opts.changed !== undefined && prev.given !== undefined && opts.full !== true;
-  const given = new Map<string, Service>(hinted ? prev.given : undefined);
+  // With a hint, the last run's map is updated in place (`prev` is consumed: its allocator is too).
+  const given = hinted ? (prev.given as Map<string, Service>) : new Map<string, Service>();
+  // What the hinted keys were before (the map the last run left is changed here).
+  const was = new Map<string, Service | undefined>();
   if (hinted)
     for (const [k, s] of opts.changed as ReadonlyMap<string, Service | undefined>) {
+      if (!was.has(k)) was.set(k, given.get(k));
       if (s === undefined) given.delete(k);
       else given.set(k, s);
     }
@@ -132,7 +141,13 @@ export function allocate(
     prev.inputs?.namespaces === inputs.namespaces &&
     Object.keys(held).length === 0;
   if (same && opts.full !== true) {
-    const r = allocateChanged(config, prev, allocator, given, hinted ? opts.changed : undefined);
+    const r = allocateChanged(
+      config,
+      prev,
+      allocator,
+      given,
+      hinted ? { keys: opts.changed as ReadonlyMap<string, Service | undefined>, was } : undefined,
+    );
     if (r !== undefined) return { ...r, inputs, given, cls: prev.cls };
   }
   if (prev.allocator === undefined || prev.inputs?.namespaces !== inputs.namespaces)
@@ -154,6 +169,11 @@ export function allocate(
   const r = allocator.reconcile(services);
   const events: AllocationEvent[] = [];
   const views = viewsOf(r.results, before, events);
+  // One view per result, in order: each under its result's key.
+  const viewByKey = new Map<string, ServiceView>();
+  r.results.forEach((res, i) => {
+    viewByKey.set(res.key, views[i] as ServiceView);
+  });
   for (const key of r.released)
     events.push({ service: key, reason: "IPReleased", message: "released its addresses" });
 
@@ -166,7 +186,13 @@ export function allocate(
     return { key: a.key, pool: a.pool, ips: same ? v : a.ips };
   });
   const made = prev.allocator === undefined ? (cls ?? null) : prev.cls;
-  return { ...finish(config, allocator, prev, { assignments, views, events }), inputs, given, cls: made };
+  return {
+    ...finish(config, allocator, prev, { assignments, views, events }),
+    inputs,
+    given,
+    cls: made,
+    viewByKey,
+  };
 }
 
 /** The views' `warnings` when there are none: one array for all (views are never changed). */
@@ -232,7 +258,9 @@ function allocateChanged(
   prev: AllocationState,
   allocator: Allocator,
   given: ReadonlyMap<string, Service>,
-  hint: ReadonlyMap<string, Service | undefined> | undefined,
+  hint:
+    | { keys: ReadonlyMap<string, Service | undefined>; was: ReadonlyMap<string, Service | undefined> }
+    | undefined,
 ): Omit<AllocationState, "inputs" | "given" | "cls"> | undefined {
   const last = prev.given as ReadonlyMap<string, Service>;
   if (prev.services.some((v) => v.ips.length === 0 || v.reason !== undefined)) return undefined;
@@ -242,10 +270,10 @@ function allocateChanged(
   const removed: string[] = [];
   if (hint !== undefined) {
     // Only the Services the hint names (and those to re-run) can differ from the last run.
-    const candidates = new Set([...hint.keys(), ...again]);
+    const candidates = new Set([...hint.keys.keys(), ...again]);
     for (const key of candidates) {
       const s = given.get(key);
-      const was = last.get(key);
+      const was = hint.was.has(key) ? hint.was.get(key) : last.get(key);
       if (s === undefined) {
         if (was !== undefined) removed.push(key);
       } else if (was === undefined || again.has(key) || !samePlain(was, s)) changed.push([key, s]);
@@ -294,9 +322,13 @@ function allocateChanged(
   // The views in a full reconcile's order: Services that held addresses, by key, then the rest.
   const touched = new Map(fresh.map((v) => [`${v.namespace}/${v.name}`, v]));
   const dropped = new Set(gone);
-  const lastView = new Map<string, ServiceView>();
+  // The last run's views by key (kept from the last run: updated in place below).
+  let lastView = prev.viewByKey;
+  if (lastView === undefined || lastView.size !== prev.services.length) {
+    lastView = new Map<string, ServiceView>();
+    for (const v of prev.services) lastView.set(`${v.namespace}/${v.name}`, v);
+  }
   const views: ServiceView[] = [];
-  for (const v of prev.services) lastView.set(`${v.namespace}/${v.name}`, v);
   const heldKeys: string[] = [];
   for (const a of prev.assignments) if (!dropped.has(a.key) && given.has(a.key)) heldKeys.push(a.key);
   for (const k of heldBefore) if (!lastView.has(k)) heldKeys.push(k);
@@ -325,7 +357,17 @@ function allocateChanged(
     else put(a.key);
   }
   while (j < added.length) put(added[j++] as string);
-  return finish(config, allocator, prev, { assignments, views, events });
+  // The views by key: the last run's with the dropped ones out and the touched ones in; every
+  // view here is the last run's under its key or a touched one, so when the sizes agree the map
+  // is exactly this run's views (else it is made again).
+  for (const k of dropped) lastView.delete(k);
+  for (const [k, v] of touched) lastView.set(k, v);
+  let viewByKey = lastView;
+  if (viewByKey.size !== views.length) {
+    viewByKey = new Map();
+    for (const v of views) viewByKey.set(`${v.namespace}/${v.name}`, v);
+  }
+  return { ...finish(config, allocator, prev, { assignments, views, events }), viewByKey };
 }
 
 /** Pool usage, metrics and counts of a run. */

@@ -13,6 +13,8 @@ import { configFromText } from "../../src/config/index.ts";
 import { type AllocationState, allocate, emptyAllocation } from "../../src/plan/allocate.ts";
 
 const SEED = 20261203;
+const keyOf = (s: { metadata: { name: string; namespace?: string | undefined } }) =>
+  `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
 const SLOW = 120_000;
 
 interface Svc {
@@ -101,6 +103,9 @@ describe("incremental allocation equals the full reconcile", () => {
           let size = 28;
           let inc = emptyAllocation();
           let full = emptyAllocation();
+          // With a file reload's hint (the keys whose Service changed, undefined: removed).
+          let hinted = emptyAllocation();
+          let last = new Map<string, string>();
           for (const e of edits) {
             if (e.op === "set") services.set(e.name, e.svc);
             else if (e.op === "remove") services.delete(e.name);
@@ -110,6 +115,20 @@ describe("incremental allocation equals the full reconcile", () => {
             inc = allocate(r.config, inc);
             full = allocate(r.config, full, {}, { full: true });
             expect(strip(inc)).toEqual(strip(full));
+            const now = new Map(r.config.services.map((s) => [keyOf(s), JSON.stringify(s)]));
+            const changed = new Map<string, (typeof r.config.services)[number] | undefined>();
+            for (const s of r.config.services)
+              if (last.get(keyOf(s)) !== now.get(keyOf(s))) changed.set(keyOf(s), s);
+            for (const k of last.keys()) if (!now.has(k)) changed.set(k, undefined);
+            last = now;
+            hinted = allocate(r.config, hinted, {}, { changed });
+            expect(strip(hinted)).toEqual(strip(full));
+            // Its views by key are exactly its views.
+            const byKey = hinted.viewByKey;
+            if (byKey !== undefined) {
+              expect(byKey.size).toBe(hinted.services.length);
+              for (const v of hinted.services) expect(byKey.get(`${v.namespace}/${v.name}`)).toBe(v);
+            }
           }
         }),
         { seed: SEED, numRuns: 150 },
