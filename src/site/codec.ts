@@ -52,7 +52,7 @@ export type SiteMessage =
   | { type: "snapshot"; snapshot: Snapshot }
   /** "Send me your snapshot" (a member catching up, or a heal). */
   | { type: "request" }
-  /** "I have persisted and applied this version." */
+  /** "I have persisted this version" (a member applies it at once when ready, else once it is). */
   | { type: "ack"; generation: number; allocator: string; digest: string }
   /** A PUT received by a member that does not allocate, forwarded to the one that does. */
   | { type: "propose"; id: string; base: number; config: string }

@@ -32,7 +32,7 @@ export const SiteViewSchema = z
     generation: z.number().int(),
     applied: z.number().int().openapi({
       description:
-        "The generation this node's data path runs (applied after it was persisted); it follows `generation` shortly",
+        "The generation this node's data path runs (applied after it was persisted, and only once the node is ready; 0 before); it follows `generation` shortly",
     }),
     madeBy: z
       .string()

@@ -73,7 +73,10 @@ export interface SiteRuntimeOptions {
   localText: string;
   stateDir: string | undefined;
   log: Logger;
-  /** A new snapshot was persisted, or readiness changed: apply `effective()` again. */
+  /**
+   * Apply `effective()` again: the site hands this node a snapshot (when it becomes ready, the one
+   * it holds; then every newer one, persisted first), or a PUT here committed.
+   */
   onChange: (why: string) => Promise<void>;
   /** Timing overrides (tests). */
   timing?: Pick<SiteDriverOptions, "statusMs" | "deadMs" | "startupMs" | "requestMs" | "proposeTimeoutMs">;
@@ -83,7 +86,6 @@ export class SiteRuntime {
   readonly driver: SiteDriver;
   private local: Config;
   private parsed: { id: string; config: Config } | undefined;
-  private readyWas = false;
   private lastLocalDiffers = false;
   /** This node's file texts, in order, on their way to the driver (see setLocal). */
   private localQueue: Promise<void> = Promise.resolve();
@@ -160,13 +162,13 @@ export class SiteRuntime {
     );
   }
 
+  /**
+   * Readiness, the allocator or the snapshot changed. The Daemon is not asked to apply here: the
+   * driver's `apply` hands it the snapshot this node holds when it becomes ready, and every later
+   * one, and records it as `applied` once installed — so `applied` is what the data path runs.
+   */
   private changed(): void {
     this.tellHeartbeats();
-    const ready = this.driver.ready();
-    if (ready !== this.readyWas) {
-      this.readyWas = ready;
-      void this.opts.onChange(ready ? "site: holds the site's table" : "site: waiting for the site");
-    }
     this.reportLocal();
   }
 

@@ -12,7 +12,9 @@
  * - Starting: a member announces nothing (`ready` false) until it has heard every other member
  *   or waited `startupMs`, and holds no older snapshot than an alive member has. It then holds
  *   the newest one it saw; if no member holds any (a new site), the lowest-named alive member
- *   makes generation 1 from its own file, and the others adopt it.
+ *   makes generation 1 from its own file, and the others adopt it. Its data path is handed
+ *   (`apply`) what it holds only then: a snapshot adopted while starting is persisted at once and
+ *   applied when the member becomes ready.
  * - Writes: a PUT on any ready member goes to the allocator, which checks the base generation
  *   (If-Match), allocates from the table it holds (so a new allocator continues from the table it
  *   adopted and a failover re-addresses nothing), makes generation + 1, persists, applies and
@@ -192,10 +194,19 @@ class Builder {
   broadcast(msg: SiteMessage): void {
     for (const m of others(this.o)) this.send(m, msg);
   }
-  /** Holds `snap` from now on: persisted first, then applied. */
+  /**
+   * Holds `snap` from now on: persisted first, then applied — at once when ready; a starting
+   * member applies what it holds when it becomes ready (`ready`), not before: until then its data
+   * path runs nothing of the site, and an apply would report a version it does not run.
+   */
   hold(snap: Snapshot): void {
     this.set({ snapshot: snap });
     this.effects.push({ type: "persist", snapshot: snap });
+    if (this.s.phase === "ready") this.effects.push({ type: "apply", snapshot: snap });
+  }
+  /** Ends the start: the data path gets the snapshot this member holds (persisted already). */
+  ready(snap: Snapshot): void {
+    this.set({ phase: "ready" });
     this.effects.push({ type: "apply", snapshot: snap });
   }
   reply(id: string, replyTo: string | undefined, result: ProposeResult): void {
@@ -344,7 +355,7 @@ function onTick(b: Builder): void {
     const behind = alive.some((p) => newer(p.version, b.s.snapshot));
     if ((heardAll || waited) && !behind) {
       if (b.s.snapshot !== undefined) {
-        b.set({ phase: "ready" });
+        b.ready(b.s.snapshot);
         b.log("info", "site: ready", { generation: b.s.snapshot.generation, alone: alive.length === 0 });
       } else if (!alive.some((p) => p.ready) && [o.self, ...alive.map((p) => p.name)].sort()[0] === o.self) {
         // A new site: nobody holds anything, and this is the lowest-named alive member.
@@ -352,7 +363,7 @@ function onTick(b: Builder): void {
         if (r.ok) {
           const first = nextSnapshot(undefined, o.self, b.s.local, r.table);
           b.hold(first);
-          b.set({ phase: "ready" });
+          b.ready(first);
           b.log("info", "site: new site, generation 1 made from this member's file", {
             members: aliveMembers(b.s, o),
           });

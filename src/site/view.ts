@@ -58,7 +58,10 @@ export interface SiteView {
   phase: "starting" | "ready";
   allocator: string | null;
   generation: number;
-  /** The generation this node's data path runs (handed to the Daemon and applied); 0: none yet. */
+  /**
+   * The generation this node's data path runs (handed to the Daemon and installed; only a ready
+   * member is handed one); 0: none yet.
+   */
   applied: number;
   /** The member that made the snapshot this member holds. */
   madeBy: string | null;

@@ -75,10 +75,14 @@ interface SiteView {
 
 const site = (n: LabNode) => c.api<SiteView>(n, "/api/v1/site");
 
-/** Service name → its addresses, as the node's API lists them. */
+/**
+ * Service name → its addresses, as the node's API lists them. A node that does not answer is an
+ * error, not an empty list (which would compare equal to another unanswered call).
+ */
 async function services(n: LabNode): Promise<Record<string, string>> {
-  const r = await c.api<{ items: { name: string; ips: string[] }[] }>(n, "/api/v1/services");
-  return Object.fromEntries((r?.items ?? []).map((s) => [s.name, s.ips.join(",")]));
+  const r = await c.api<{ items: { name: string; ips: string[] }[] }>(n, "/api/v1/services", 3);
+  if (r === undefined) throw new Error(`${n.name}: GET /api/v1/services did not answer`);
+  return Object.fromEntries(r.items.map((s) => [s.name, s.ips.join(",")]));
 }
 
 const running = () => c.nodes.filter((n) => n.proc !== undefined);
@@ -329,10 +333,23 @@ a.sock.end(); b.sock.end();
     await c.crash(n3);
     rmSync(join(n3.dir, "state"), { recursive: true, force: true });
     restart(n3);
+    // Agreed means n3 is ready and its data path runs the site's generation (`applied`: handed
+    // to the Daemon and installed), so its Services are the site's from then on. (It used to
+    // report `applied` for the apply it made while still starting, which installs nothing; a
+    // fast machine could read the empty Services in the moment before the real one.)
     const v = await agreed();
     expect(v.generation).toBe(gen);
     expect(await services(n3)).toEqual(before);
-    expect(n3.logs.some((l) => l.includes("site snapshot adopted"))).toBe(true);
+    // Its log comes through a pipe, read asynchronously: waited for, not assumed to be in.
+    await until(
+      "n3 to log that it adopted the site's snapshot",
+      () => n3.logs.some((l) => l.includes("site snapshot adopted")),
+      5000,
+    ).catch((e) => {
+      throw new Error(`${(e as Error).message}; n3 logged:\n  ${n3.logs.slice(-20).join("\n  ")}`);
+    });
+    // It adopted the site's table and made none of its own.
+    expect(n3.logs.some((l) => l.includes("new site, generation 1"))).toBe(false);
   });
 
   test("a partition 2|1: the one side refuses writes (503, nothing changed), the two side takes them; after the heal all hold the majority's", async () => {

@@ -118,6 +118,9 @@ class Sim {
       else if (e.type === "apply") {
         // Persisted before applied: the reducer orders the effects so.
         expect(x.disk).toBe(e.snapshot);
+        // Only a ready member's data path runs the site's snapshot (a starting one runs nothing
+        // of it, and the driver reports every apply as the version the data path runs).
+        expect(x.state.phase).toBe("ready");
         x.applied.push(e.snapshot);
       } else if (e.type === "reply") x.replies.set(e.id, e.result);
       else x.logs.push({ level: e.level, message: e.message, fields: e.fields });
@@ -179,6 +182,8 @@ class Sim {
       expect(s.snapshot?.table).toEqual(first?.table as SiteAssignment[]);
       expect(s.snapshot?.config).toBe(first?.config as string);
       expect(isConsistent(s, this.get(n).opts)).toBe(true);
+      // What it holds is what its data path was handed last.
+      expect(this.get(n).applied.at(-1)).toBe(s.snapshot as Snapshot);
     }
   }
 }
@@ -258,6 +263,47 @@ describe("restarts and failover re-address nothing", () => {
     expect(sim.get("n1").state.snapshot?.generation).toBe(2);
     // Ready again, it allocates again (lowest name), continuing from the adopted table.
     expect(allocatorOf(sim.get("n2").state, sim.get("n2").opts)).toBe("n1");
+  });
+
+  test("a member restarted with an empty state dir that gets one member's snapshot before it heard the others: persisted at once, applied only once it is ready", () => {
+    const sim = threeReady();
+    const site = sim.get("n1").state.snapshot as Snapshot;
+    sim.kill("n3");
+    sim.advance(500);
+    // n3 returns and hears n1 first (n2 not yet: their link is cut for a moment).
+    sim.groups = [
+      ["n1", "n2"],
+      ["n1", "n3"],
+    ];
+    sim.start("n3", cfg("x"), undefined);
+    sim.advance(200);
+    const n3 = sim.get("n3");
+    expect(n3.logs.some((l) => l.message === "site snapshot adopted")).toBe(true);
+    expect(n3.state.snapshot).toBe(site);
+    expect(n3.disk).toBe(site);
+    // Still starting (n2 not heard, start window not over): its data path was handed nothing, so
+    // nothing can report the site's generation as running there.
+    expect(n3.state.phase).toBe("starting");
+    expect(n3.applied).toEqual([]);
+    sim.groups = [];
+    sim.advance(300);
+    expect(n3.state.phase).toBe("ready");
+    expect(n3.applied).toEqual([site]);
+    sim.expectAgreed();
+  });
+
+  test("a member restarted with its state dir, the site unchanged: it applies what it holds when it becomes ready", () => {
+    const sim = threeReady();
+    const disk = sim.get("n2").disk as Snapshot;
+    sim.kill("n2");
+    sim.advance(500);
+    sim.start("n2", cfg("a", "b", "c"), disk);
+    expect(sim.get("n2").applied).toEqual([]);
+    sim.advance(300);
+    // Nothing newer to adopt: the apply comes with readiness.
+    expect(sim.get("n2").state.counters.adopted).toBe(0);
+    expect(sim.get("n2").applied).toEqual([disk]);
+    sim.expectAgreed();
   });
 
   test("the allocator killed: the next one continues from the table it adopted", () => {
