@@ -38,6 +38,7 @@ export interface ServiceFacts {
 /** What a Config offers the planner, indexed once per Config object. */
 export interface Indexed {
   poolOf(ip: string): IPAddressPool | undefined;
+  /** By key (looked up only: in no particular order once an index was changed into another). */
   services: Map<string, ServiceFacts>;
   /** Per pool name, the L2Advertisements that cover it, in manifest order. */
   l2ByPool: Map<string, L2Ad[]>;
@@ -75,17 +76,69 @@ function sharedFacts(labels: ServiceFacts["labels"], local: boolean): ServiceFac
   return facts;
 }
 
+/** A Service object's key and facts (made once per object). */
+function keyedFacts(s: ServiceObject): { key: string; facts: ServiceFacts } {
+  let f = factsOf.get(s);
+  if (f === undefined) {
+    const labels = s.metadata.labels;
+    f = { key: serviceKey(s), facts: sharedFacts(labels, s.spec.externalTrafficPolicy === "Local") };
+    factsOf.set(s, f);
+  }
+  return f;
+}
+
+/**
+ * The last Config indexed and its index, when every Service key in it was distinct (so that its
+ * Services map has one entry per Service): the next Config that differs in a few Services only
+ * takes its map over (see `indexed`).
+ */
+let lastIndexed: { config: Config; ix: Indexed } | undefined;
+
+/** Lists besides the Services that the index is made from (the same arrays: the same index). */
+const sameLists = (a: Config, b: Config) =>
+  a.pools === b.pools &&
+  a.l2Advertisements === b.l2Advertisements &&
+  a.bgpAdvertisements === b.bgpAdvertisements &&
+  a.peers === b.peers &&
+  a.communities === b.communities;
+
+/**
+ * The Config's index, made once per Config object. A Config that shares every list but the
+ * Services with the last one indexed, and whose Services are the last one's with a few added or
+ * removed between the same first and last ones (a file reload's, src/appliance/config-delta.ts),
+ * takes the last index's Services map over and changes only those entries; the last Config's
+ * index is then forgotten (made again if it is asked for).
+ */
 export function indexed(config: Config): Indexed {
   const known = indexes.get(config);
   if (known !== undefined) return known;
+  const prev = lastIndexed;
+  lastIndexed = undefined;
+  if (prev !== undefined && sameLists(prev.config, config)) {
+    // Its map is about to change: the last Config's index is made again if asked for.
+    indexes.delete(prev.config);
+    const ix = patched(prev.config, prev.ix, config);
+    if (ix !== undefined) {
+      indexes.set(config, ix);
+      lastIndexed = { config, ix };
+      indexStats.patched++;
+      return ix;
+    }
+  }
+  const ix = indexOf(config);
+  indexes.set(config, ix);
+  if (ix.services.size === config.services.length) lastIndexed = { config, ix };
+  return ix;
+}
+
+/** How many indexes were made by changing the last one (tests). */
+export const indexStats = { patched: 0 };
+
+/** The Config's index made from scratch (neither `indexes` nor the last index read or changed). */
+export function indexOf(config: Config): Indexed {
   const services = new Map<string, ServiceFacts>();
   for (const s of config.services) {
-    let f = factsOf.get(s);
-    if (f === undefined) {
-      const labels = s.metadata.labels;
-      f = { key: serviceKey(s), facts: sharedFacts(labels, s.spec.externalTrafficPolicy === "Local") };
-      factsOf.set(s, f);
-    }
+    const f = keyedFacts(s);
     if (!services.has(f.key)) services.set(f.key, f.facts);
   }
   const l2ByPool = new Map(
@@ -107,8 +160,34 @@ export function indexed(config: Config): Indexed {
       config.communities.map((c) => c.spec),
     ]),
   };
-  indexes.set(config, ix);
   return ix;
+}
+
+/**
+ * `prev`'s index changed into `config`'s (the same lists but the Services; `prev`'s keys
+ * distinct), or undefined when much changed or a key would be taken twice (the caller makes it
+ * anew; `ix` may then be changed already, and is not used again).
+ */
+function patched(prev: Config, ix: Indexed, config: Config): Indexed | undefined {
+  const old = prev.services;
+  const now = config.services;
+  const m = old.length;
+  const n = now.length;
+  let p = 0;
+  while (p < m && p < n && old[p] === now[p]) p++;
+  let q = 0;
+  while (q < m - p && q < n - p && old[m - 1 - q] === now[n - 1 - q]) q++;
+  if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
+  const services = ix.services;
+  for (let i = p; i < m - q; i++) services.delete(keyedFacts(old[i] as ServiceObject).key);
+  for (let i = p; i < n - q; i++) {
+    const f = keyedFacts(now[i] as ServiceObject);
+    if (services.has(f.key)) return undefined;
+    services.set(f.key, f.facts);
+  }
+  // One entry per Service: the keys are still distinct, and the map is exactly the Services'.
+  if (services.size !== n) return undefined;
+  return { ...ix, services };
 }
 
 /**
