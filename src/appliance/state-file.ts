@@ -183,20 +183,33 @@ export class HeldFile {
   }
 }
 
-/** The journal lines that take the table from `prev` to `next` (objects compared by identity). */
+/**
+ * The journal lines that take the table from `prev` to `next` (objects compared by identity;
+ * each object is in a table once, as the allocator's assignments are, one per key). The same
+ * objects at the same place from either end are neither added nor removed: only what lies
+ * between is compared (a one-Service reload: one entry of 10,000, not two sets of 10,000).
+ */
 function changes(prev: readonly PlannedAssignment[], next: readonly PlannedAssignment[]): string[] {
-  const before = new Set(prev);
+  const m = prev.length;
+  const n = next.length;
+  let p = 0;
+  while (p < m && p < n && prev[p] === next[p]) p++;
+  let q = 0;
+  while (q < m - p && q < n - p && prev[m - 1 - q] === next[n - 1 - q]) q++;
+  const was = prev.slice(p, m - q);
+  const now = next.slice(p, n - q);
+  const before = new Set(was);
   const lines: string[] = [];
   const added = new Set<string>();
-  for (const a of next)
+  for (const a of now)
     if (!before.has(a)) {
       lines.push(JSON.stringify({ k: a.key, v: entryOf(a) }));
       added.add(a.key);
     }
   // Some of `prev` are not in `next`: removed, or replaced by another object for the same key.
-  if (next.length - added.size !== prev.length) {
-    const after = new Set(next);
-    for (const a of prev)
+  if (now.length - added.size !== was.length) {
+    const after = new Set(now);
+    for (const a of was)
       if (!after.has(a) && !added.has(a.key)) lines.push(JSON.stringify({ k: a.key, v: null }));
   }
   return lines;
