@@ -250,7 +250,8 @@ export class Daemon implements ApiRuntime {
     if (moved)
       this.opts.onEvent?.({
         type: "assignments",
-        services: this.alloc.assignments.map((a) => ({ key: a.key, ips: a.ips })),
+        // The assignments themselves (key and addresses), not 10,000 copies of them.
+        services: this.alloc.assignments,
       });
     this.applier.install(this.makePlan(config));
     this.opts.log.info("configuration applied", {
