@@ -46,6 +46,11 @@ export interface Indexed {
   l2Text: string;
   /** What routes depend on besides the Service: pools, BGP advertisements, peers, communities. */
   bgpText: string;
+  /**
+   * The index this one was changed from, and the keys whose entries changed (added, removed or
+   * replaced): every other key has the same facts in both.
+   */
+  from?: { ix: Indexed; keys: ReadonlySet<string> } | undefined;
 }
 
 export const indexes = new WeakMap<Config, Indexed>();
@@ -179,15 +184,24 @@ function patched(prev: Config, ix: Indexed, config: Config): Indexed | undefined
   while (q < m - p && q < n - p && old[m - 1 - q] === now[n - 1 - q]) q++;
   if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
   const services = ix.services;
-  for (let i = p; i < m - q; i++) services.delete(keyedFacts(old[i] as ServiceObject).key);
+  const keys = new Set<string>();
+  for (let i = p; i < m - q; i++) {
+    const key = keyedFacts(old[i] as ServiceObject).key;
+    services.delete(key);
+    keys.add(key);
+  }
   for (let i = p; i < n - q; i++) {
     const f = keyedFacts(now[i] as ServiceObject);
     if (services.has(f.key)) return undefined;
     services.set(f.key, f.facts);
+    keys.add(f.key);
   }
   // One entry per Service: the keys are still distinct, and the map is exactly the Services'.
   if (services.size !== n) return undefined;
-  return { ...ix, services };
+  // The last index only, not a chain of them (it is forgotten: nothing else reads it).
+  const next: Indexed = { ...ix, services, from: { ix, keys } };
+  ix.from = undefined;
+  return next;
 }
 
 /**

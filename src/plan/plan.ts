@@ -500,6 +500,8 @@ export class Planner {
     const decisions: (L2Decision | undefined)[] = new Array(n);
     const facts: ServiceFacts[] = new Array(n);
     const from = new Int32Array(n).fill(-1);
+    // The Services whose facts may differ from the last call's (undefined: any of them).
+    const touched = ix === al.ix ? new Set<string>() : ix.from?.ix === al.ix ? ix.from.keys : undefined;
     let c = 0;
     for (let j = 0; j < m; j++) {
       const d = al.decisions[j];
@@ -508,7 +510,10 @@ export class Planner {
       let keep = false;
       if (i >= 0) {
         const a = sorted[i] as PlannedAssignment;
-        const svc = ix.services.get(a.key) ?? NO_SERVICE;
+        const svc =
+          touched !== undefined && !touched.has(a.key)
+            ? (al.facts[j] as ServiceFacts)
+            : (ix.services.get(a.key) ?? NO_SERVICE);
         keep = svc === al.facts[j] && (count === 0 || (d as L2Decision).round === round.no);
         if (keep) {
           decisions[i] = d;

@@ -10,6 +10,7 @@
 
 import { describe, expect, test } from "bun:test";
 import fc from "fast-check";
+import { applyDelta, changedServices, diffConfig, LISTS } from "../../src/appliance/config-delta.ts";
 import { type Config, configFromText } from "../../src/config/index.ts";
 import { type AllocationState, allocate, emptyAllocation } from "../../src/plan/allocate.ts";
 import type { Decline } from "../../src/plan/election.ts";
@@ -245,6 +246,19 @@ function apply(m: Model, e: Edit, alloc: AllocationState): void {
   }
 }
 
+/**
+ * `next` with each object equal to one of `prev` (as JSON) replaced by that object: as the file
+ * worker's document cache gives a document whose text did not change (the same object).
+ */
+function sameObjects(prev: Config, next: Config): Config {
+  const out: Record<string, unknown> = { ...next };
+  for (const name of LISTS) {
+    const was = new Map<string, unknown>((prev[name] as unknown[]).map((o) => [JSON.stringify(o), o]));
+    out[name] = (next[name] as unknown[]).map((o) => was.get(JSON.stringify(o)) ?? o);
+  }
+  return out as unknown as Config;
+}
+
 function initial(): Model {
   return {
     poolV4: "10.0.0.0/28",
@@ -273,10 +287,16 @@ function initial(): Model {
 }
 
 describe("the incremental planner equals the full plan", () => {
-  // Without local endpoints too (the appliance: the aligned fast path after a reload).
-  for (const endpoints of [true, false])
+  // Without local endpoints too (the appliance: the aligned fast path after a reload), and as the
+  // appliance's file reloads make them: each Config the last one with the delta applied (its
+  // unchanged lists and Services the same objects), allocated with the delta's hint.
+  for (const [endpoints, deltas] of [
+    [true, false],
+    [false, false],
+    [false, true],
+  ] as const)
     test(
-      `on random edit sequences, from every node's point of view${endpoints ? "" : " (no local endpoints)"}`,
+      `on random edit sequences, from every node's point of view${endpoints ? "" : " (no local endpoints)"}${deltas ? " (Configs from deltas)" : ""}`,
       () => {
         let steps = 0;
         let refused = 0;
@@ -295,7 +315,12 @@ describe("the incremental planner equals the full plan", () => {
               for (const e of edits) {
                 apply(m, e, alloc);
                 const r = configFromText(yamlOf(m), "model.yaml");
-                if (r.ok) {
+                if (r.ok && deltas && config !== undefined) {
+                  const delta = diffConfig(config, sameObjects(config, r.config));
+                  const changed = changedServices(config, delta);
+                  config = applyDelta(config, delta);
+                  alloc = allocate(config, alloc, {}, { changed });
+                } else if (r.ok) {
                   config = r.config;
                   alloc = allocate(config, alloc);
                 } else refused++;
