@@ -8,6 +8,7 @@
 
 import type { udp } from "bun";
 import type { ClusterMemberView, MetricFamily } from "../api/runtime.ts";
+import { HANDOVER_ACK_MARGIN_MS } from "../plan/handover.ts";
 import { increasingMicros } from "../util/clock.ts";
 import {
   type Decline,
@@ -47,6 +48,8 @@ export interface MembershipOptions {
   onPeerSite?: (() => void) | undefined;
   /** A clock for the engine; when given, MembershipService runs the engine on its own thread (tests). */
   now?: () => number;
+  /** The wall clock (ms, as Date.now and the heartbeats' sequence numbers); tests inject it. */
+  wallNow?: () => number;
 }
 
 /** What MembershipEngine.snapshot() returns (crosses from the timing worker by structured clone). */
@@ -77,8 +80,13 @@ export class MembershipEngine {
   private reheardCount = 0;
   /** This node's data path matches its latest plan (sent in every heartbeat, see setSettled). */
   private settled = false;
-  /** Peers whose next settled heartbeat the daemon waits for (hand-over holds). */
-  private awaiting = new Set<string>();
+  /**
+   * Peers whose settled heartbeat the daemon waits for (hand-over holds), each with the sender's
+   * clock (µs) from which one counts: HANDOVER_ACK_MARGIN_MS after the daemon asked (see
+   * awaitSettled).
+   */
+  private awaiting = new Map<string, bigint>();
+  private readonly wallNow: () => number;
   /** The main thread looks hung (the worker's watchdog): no heartbeat leaves until it is back. */
   private suspended = false;
   /** This node's site snapshot as the main thread last told it (setSite); sent in version 3. */
@@ -86,6 +94,7 @@ export class MembershipEngine {
 
   constructor(private readonly opts: MembershipOptions) {
     this.now = opts.now ?? (() => performance.now());
+    this.wallNow = opts.wallNow ?? Date.now;
     this.targets = opts.members;
     this.m = createMembership(
       {
@@ -150,9 +159,14 @@ export class MembershipEngine {
     const was = before?.state;
     this.m = r.m;
     if (d.hb.site !== undefined && !sameSite(before?.site, d.hb.site)) this.opts.onPeerSite?.();
-    const becameSettled = d.hb.settled === true && before !== undefined && before.settledSeq < before.lastSeq;
-    if (becameSettled && !r.changed && this.awaiting.has(d.hb.node))
-      this.opts.onChange(`member ${d.hb.node} is settled`);
+    // A settled heartbeat the daemon waits for: whether the peer just became settled or has been
+    // all along (it applied its gain before this node decided, as on a fast machine), the first
+    // one sent late enough to count as the acknowledgment wakes the daemon, once.
+    const from = this.awaiting.get(d.hb.node);
+    if (d.hb.settled === true && from !== undefined && d.hb.seq >= from) {
+      this.awaiting.delete(d.hb.node);
+      if (!r.changed) this.opts.onChange(`member ${d.hb.node} is settled`);
+    }
     if ((was === "Unknown" || was === "Dead") && this.m.peers.get(d.hb.node)?.state === "Rising")
       this.reheardCount++;
     if (r.changed) this.opts.onChange(`member ${d.hb.node} is ${this.m.peers.get(d.hb.node)?.state}`);
@@ -249,9 +263,15 @@ export class MembershipEngine {
     this.send(false);
   }
 
-  /** The members whose becoming settled should be told to onChange (the daemon's hand-over holds). */
+  /**
+   * The members whose settled heartbeat should be told to onChange (the daemon's hand-over
+   * holds): the first one each sends at least HANDOVER_ACK_MARGIN_MS after it was first asked
+   * for (the daemon asks right after deciding, so that heartbeat acknowledges the hold), then it
+   * is forgotten until asked for again. A member still awaited keeps its clock.
+   */
   awaitSettled(nodes: ReadonlySet<string>): void {
-    this.awaiting = new Set(nodes);
+    const from = BigInt(Math.floor(this.wallNow()) + HANDOVER_ACK_MARGIN_MS) * 1000n;
+    this.awaiting = new Map([...nodes].map((n) => [n, this.awaiting.get(n) ?? from]));
   }
 
   /** `node` said it is settled in a heartbeat it sent at or after `wallMs` (its wall clock, ms). */

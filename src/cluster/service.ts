@@ -91,6 +91,7 @@ export class MembershipService {
       const engine: MembershipEngine = new MembershipEngine({
         ...init,
         now: opts.now,
+        ...(opts.wallNow !== undefined ? { wallNow: opts.wallNow } : {}),
         onChange: (why) => {
           this.snap = engine.snapshot();
           opts.onChange(why);

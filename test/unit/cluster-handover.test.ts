@@ -5,9 +5,10 @@
  * membership's view of the peer.
  */
 import { describe, expect, test } from "bun:test";
-import { decodeHeartbeat, encodeHeartbeat } from "../../src/cluster/heartbeat.ts";
+import { MembershipEngine } from "../../src/cluster/engine.ts";
+import { decodeHeartbeat, encodeHeartbeat, type Heartbeat } from "../../src/cluster/heartbeat.ts";
 import { createMembership, onHeartbeat } from "../../src/cluster/membership.ts";
-import { HANDOVER_HOLD_MS, type Held, handover } from "../../src/plan/handover.ts";
+import { HANDOVER_ACK_MARGIN_MS, HANDOVER_HOLD_MS, type Held, handover } from "../../src/plan/handover.ts";
 
 const e = (ip: string) => ({ ip });
 const none = new Map<string, Held<{ ip: string }>>();
@@ -161,5 +162,95 @@ describe("the settled flag (heartbeat bit 2)", () => {
     // A later unsettled heartbeat keeps the last settled clock (the old owner compares it with
     // the moment it lost the VIP).
     expect(onHeartbeat(again.m, beat(5_000n, false), 5).m.peers.get("n2")?.settledSeq).toBe(4_000n);
+  });
+});
+
+describe("waiting for the new owner's settled heartbeat (MembershipEngine.awaitSettled)", () => {
+  const key = new Uint8Array(32).fill(9);
+  /** An engine that never opens its socket, its wall clock set by the test; the reasons it gave. */
+  const engine = () => {
+    const o = { wall: 0, why: [] as string[] };
+    const e = new MembershipEngine({
+      self: "n1",
+      members: [{ name: "n1" }, { name: "n2", address: "127.0.0.1" }],
+      key,
+      port: 0,
+      intervalMs: 50,
+      deadAfterMs: 200,
+      riseMs: 0,
+      onChange: (why) => o.why.push(why),
+      now: () => 0,
+      wallNow: () => o.wall,
+    });
+    /** n2's heartbeat sent at wall clock `ms` (its sequence number: µs of wall clock). */
+    const beat = (ms: number, settled: boolean) =>
+      (e as unknown as { receive(b: Uint8Array): void }).receive(
+        encodeHeartbeat(
+          {
+            node: "n2",
+            seq: BigInt(ms) * 1000n,
+            intervalMs: 50,
+            leaving: false,
+            ready: true,
+            settled,
+          } as Heartbeat,
+          key,
+        ),
+      );
+    const settledEvents = () => o.why.filter((w) => w === "member n2 is settled").length;
+    return { e, o, beat, settledEvents };
+  };
+
+  test("a new owner settled all along (it applied its gain before the old owner decided): its next heartbeat sent after the margin wakes the old owner, once", () => {
+    const { e, o, beat, settledEvents } = engine();
+    beat(9_900, true);
+    beat(9_950, true);
+    // The old owner loses the VIP at 10,000 ms and waits for n2. Before this fix only a
+    // not-settled -> settled transition woke it, so it held the VIP (and answered ARP beside
+    // n2) for the whole HANDOVER_HOLD_MS.
+    o.wall = 10_000;
+    e.awaitSettled(new Set(["n2"]));
+    // Sent within the margin (perhaps before n2 learned of anything): does not count.
+    beat(10_000 + HANDOVER_ACK_MARGIN_MS - 1, true);
+    expect(settledEvents()).toBe(0);
+    beat(10_000 + HANDOVER_ACK_MARGIN_MS + 10, true);
+    expect(settledEvents()).toBe(1);
+    // Told once: later settled heartbeats do not replan again until asked again.
+    beat(10_200, true);
+    beat(10_250, true);
+    expect(settledEvents()).toBe(1);
+    e.stop(false);
+  });
+
+  test("a new owner that becomes settled late wakes the old owner with that heartbeat; an unsettled one does not", () => {
+    const { e, o, beat, settledEvents } = engine();
+    beat(19_900, true);
+    beat(19_950, true);
+    o.wall = 20_000;
+    e.awaitSettled(new Set(["n2"]));
+    beat(20_060, false);
+    beat(20_110, false);
+    expect(settledEvents()).toBe(0);
+    beat(20_160, true);
+    expect(settledEvents()).toBe(1);
+    e.stop(false);
+  });
+
+  test("asked again while still waiting, a member keeps the clock of the first ask; a member no longer asked for is not told", () => {
+    const { e, o, beat, settledEvents } = engine();
+    beat(29_900, true);
+    beat(29_950, true);
+    o.wall = 30_000;
+    e.awaitSettled(new Set(["n2"]));
+    o.wall = 30_040;
+    e.awaitSettled(new Set(["n2"]));
+    beat(30_000 + HANDOVER_ACK_MARGIN_MS + 5, true);
+    expect(settledEvents()).toBe(1);
+    o.wall = 40_000;
+    e.awaitSettled(new Set(["n2"]));
+    e.awaitSettled(new Set());
+    beat(40_100, true);
+    expect(settledEvents()).toBe(1);
+    e.stop(false);
   });
 });
