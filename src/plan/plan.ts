@@ -79,8 +79,11 @@ interface Aligned {
   round: number;
   /** Its slots, in assignment order (not sorted), each assignment's `decision.ips.length` of them. */
   slots: Slot[];
-  /** The slots by address, when it was made (else made from `slots` when needed). */
-  byIp: Map<string, Slot> | undefined;
+  /**
+   * Every slot's address, when known (else made from `slots` when needed); the values are not
+   * read (after a membership change they are the call before's slots, at the same addresses).
+   */
+  ips: Map<string, unknown> | undefined;
 }
 
 /** One address of a plan: its election, and its entry on this node or elsewhere. */
@@ -414,7 +417,8 @@ export class Planner {
             unique: fast ? al.unique : !shared,
             round: round.no,
             slots,
-            byIp: unique || shared ? undefined : byIp,
+            // The same decisions as the last call: the same addresses.
+            ips: shared ? undefined : unique ? al.ips : byIp,
           }
         : undefined;
     return { slots };
@@ -491,10 +495,10 @@ export class Planner {
     let q = 0;
     while (q < m - p && q < n - p && old[m - 1 - q] === sorted[n - 1 - q]) q++;
     if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
-    let byIp = al.byIp;
-    if (byIp === undefined) {
-      byIp = new Map();
-      for (const x of al.slots) byIp.set(x.ip, x);
+    let ips = al.ips;
+    if (ips === undefined) {
+      ips = new Map();
+      for (const x of al.slots) ips.set(x.ip, x);
     }
     // Pass 1: which of the last call's assignments keep their slots (at which new index).
     const decisions: (L2Decision | undefined)[] = new Array(n);
@@ -524,7 +528,7 @@ export class Planner {
       if (!keep)
         for (let k = c; k < c + count; k++) {
           const x = al.slots[k] as Slot;
-          if (byIp.get(x.ip) === x) byIp.delete(x.ip);
+          ips.delete(x.ip);
         }
       c += count;
     }
@@ -546,13 +550,18 @@ export class Planner {
         this.l2.set(a.key, d);
       }
       decisions[i] = d;
-      if (this.place(d, a, round, undefined, "-", self, slots, byIp)) {
-        // An address shared: the last call's index no longer holds (the caller starts over).
-        this.aligned = undefined;
-        return undefined;
+      // An address shared (with a kept slot, another new one, or twice in this one): the caller
+      // starts over — before any slot is touched (a kept one is also the last plan's).
+      for (const ip of d.ips) {
+        if (ips.has(ip)) {
+          this.aligned = undefined;
+          return undefined;
+        }
+        ips.set(ip, d);
       }
+      this.place(d, a, round, undefined, "-", self, slots, undefined);
     }
-    this.aligned = { sorted, ix, l2: this.l2, decisions, facts, unique: true, round: round.no, slots, byIp };
+    this.aligned = { sorted, ix, l2: this.l2, decisions, facts, unique: true, round: round.no, slots, ips };
     return { slots };
   }
 

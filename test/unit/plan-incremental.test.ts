@@ -14,7 +14,7 @@ import { applyDelta, changedServices, diffConfig, LISTS } from "../../src/applia
 import { type Config, configFromText } from "../../src/config/index.ts";
 import { type AllocationState, allocate, emptyAllocation } from "../../src/plan/allocate.ts";
 import type { Decline } from "../../src/plan/election.ts";
-import { computePlan, type ElectionInputs, type NodeInfo, Planner } from "../../src/plan/plan.ts";
+import { computePlan, type ElectionInputs, type NodeInfo, type Plan, Planner } from "../../src/plan/plan.ts";
 import { referencePlan } from "./plan-reference.ts";
 
 const SEED = 20261202;
@@ -312,6 +312,7 @@ describe("the incremental planner equals the full plan", () => {
               const planner = new Planner();
               let config: Config | undefined;
               let alloc = emptyAllocation();
+              let before: { plan: Plan; copy: Plan } | undefined;
               for (const e of edits) {
                 apply(m, e, alloc);
                 const r = configFromText(yamlOf(m), "model.yaml");
@@ -338,6 +339,9 @@ describe("the incremental planner equals the full plan", () => {
                 };
                 const self = info(me);
                 const got = planner.plan(config, alloc.assignments, self, members, inputs);
+                // The plan before is left as it was (the next one shares its unchanged parts).
+                if (before !== undefined) expect(before.plan).toEqual(before.copy);
+                before = { plan: got, copy: structuredClone(got) };
                 expect(got).toEqual(referencePlan(config, alloc.assignments, self, members, inputs));
                 expect(got).toEqual(new Planner().plan(config, alloc.assignments, self, members, inputs));
                 steps++;
@@ -359,6 +363,39 @@ describe("the incremental planner equals the full plan", () => {
       },
       SLOW,
     );
+
+  test("a new assignment sharing a kept one's address: a plan of its own, the plan before untouched", () => {
+    const m = initial();
+    m.poolV6 = null;
+    const r = configFromText(yamlOf(m), "model.yaml");
+    if (!r.ok) throw new Error(JSON.stringify(r.problems));
+    const self: NodeInfo = { name: "n1", labels: { zone: "a" } };
+    const members = [self, { name: "n2", labels: { zone: "b" } }];
+    const a = { key: "infra/dns", pool: "lan", ips: ["10.0.0.1"] };
+    const b = { key: "shop/s1", pool: "lan", ips: ["10.0.0.2"] };
+    const c = { key: "shop/web", pool: "lan", ips: ["10.0.0.3"] };
+    const planner = new Planner();
+    const first = planner.plan(r.config, [a, b, c], self, members);
+    const copy = structuredClone(first);
+    // s2 joins a's address (a shared key), between the same first and last assignments.
+    for (const added of [
+      { key: "shop/s2", pool: "lan", ips: ["10.0.0.1"] },
+      { key: "shop/s2", pool: "lan", ips: ["10.0.0.9", "10.0.0.9"] },
+    ]) {
+      const next = [a, b, added, c];
+      const got = planner.plan(r.config, next, self, members);
+      expect(first).toEqual(copy);
+      expect(got).toEqual(new Planner().plan(r.config, next, self, members));
+      expect(got).toEqual(referencePlan(r.config, next, self, members));
+      planner.plan(r.config, [a, b, c], self, members);
+    }
+    // And one that shares nothing takes the reuse path.
+    const next = [a, b, { key: "shop/s2", pool: "lan", ips: ["10.0.0.4"] }, c];
+    const got = planner.plan(r.config, next, self, members);
+    expect(planner.reused).toBe(true);
+    expect(first).toEqual(copy);
+    expect(got).toEqual(new Planner().plan(r.config, next, self, members));
+  });
 
   test("computePlan (one shared Planner) gives the reference plan whatever it planned before", () => {
     const m = initial();
