@@ -9,9 +9,11 @@
  * (src/config/build-incremental.ts), else over the whole set, as configFromText's do. When the text does
  * not split for certain, or a chunk has a YAML syntax error, the whole text is loaded as
  * configFromText does (and nothing is kept): the same results either way
- * (test/unit/config-delta.test.ts compares them on random edits).
+ * (test/unit/config-delta.test.ts compares them on random edits). The pre-scan of the budgets
+ * reuses the chunks' verdicts the same way (`prescan`).
  */
 
+import { type Prescan, prescanYaml, type TextLimits } from "../config/budget.ts";
 import { IncrementalBuild } from "../config/build-incremental.ts";
 import { type ConfigResult, configFromText } from "../config/index.ts";
 import { type LoadResult, type Problem, shiftProblem, sortProblems } from "../config/load.ts";
@@ -21,6 +23,13 @@ import { DocumentCache, loadTextReusing, splitDocuments } from "../config/load-r
 const CUT_MASK = 0x7fn;
 /** Chunks to load above which garbage is collected after each one. */
 const LARGE_LOAD = 8;
+
+/** A chunk of the text: its documents' text, first line, and the documents before it. */
+interface Cut {
+  text: string;
+  line: number;
+  docs: number;
+}
 
 interface ChunkState {
   cache: DocumentCache;
@@ -47,6 +56,11 @@ export class ChunkedLoader {
   /** The last load: chunks loaded again, chunks kept. */
   last = { loaded: 0, kept: 0, whole: false };
   private texts = new Map<ChunkState, string>();
+  /** The last text's chunks (cut), until `load`. */
+  private lastCut: { text: string; cuts: Cut[] | undefined } | undefined;
+  /** By chunk text: the last prescan's verdicts, and the limits they were made with. */
+  private scans = new Map<string, Prescan>();
+  private scanLimits = "";
   /** The cross-object checks, of what changed only when only Services changed. */
   private readonly builder = new IncrementalBuild();
 
@@ -55,20 +69,10 @@ export class ChunkedLoader {
 
   /** `before`: told how many chunks are to be loaded (not kept), before any is. */
   load(text: string, file: string, before?: (chunks: number) => void): ConfigResult {
-    const parts = splitDocuments(text);
-    if (parts === undefined) {
+    const cuts = this.cut(text);
+    if (cuts === undefined) {
       before?.(Number.POSITIVE_INFINITY);
       return this.whole(text, file);
-    }
-    const cuts: { text: string; line: number; docs: number }[] = [];
-    let start = 0;
-    for (let i = 0; i < parts.length; i++) {
-      const p = parts[i] as { text: string; line: number };
-      if (i < parts.length - 1 && (BigInt(Bun.hash.wyhash(p.text)) & this.cutMask) !== 0n) continue;
-      let t = "";
-      for (let j = start; j <= i; j++) t += (parts[j] as { text: string }).text;
-      cuts.push({ text: t, line: (parts[start] as { line: number }).line, docs: start });
-      start = i + 1;
     }
     const texts = new Set(cuts.map((c) => c.text));
     let toLoad = 0;
@@ -112,6 +116,7 @@ export class ChunkedLoader {
     this.order = order;
     this.texts = new Map(order.map((st, i) => [st, (cuts[i] as { text: string }).text]));
     this.last = { loaded, kept, whole: false };
+    this.lastCut = undefined;
     // As configFromText: objects refused by their schema are passed on, so that references to
     // them are not reported a second time as "does not exist".
     const built = this.builder.build(objects, { invalid: problems });
@@ -122,11 +127,66 @@ export class ChunkedLoader {
       : { ok: false, problems: all, notes: sortedNotes };
   }
 
+  /**
+   * `prescanYaml(text, limits)`, reusing the verdicts of chunks unchanged since the last call: the
+   * pre-scan's state starts afresh at each `---` line, where every chunk but the first begins, so
+   * the whole text's counts are the chunks' sums. Any refusal (a chunk's, or the sums over a
+   * limit) is the whole text's own pre-scan, for its exact line and message; so is a text that
+   * does not split for certain. Equal to `prescanYaml(text, limits)` (test/unit/file-load.test.ts).
+   * The text is cut into chunks once for this and the `load` of the same text that follows.
+   */
+  prescan(text: string, limits: TextLimits): Prescan {
+    if (text.length * 3 > limits.maxBytes && Buffer.byteLength(text, "utf8") > limits.maxBytes)
+      return prescanYaml(text, limits);
+    const cuts = this.cut(text);
+    if (cuts === undefined) return prescanYaml(text, limits);
+    const key = `${limits.maxBytes}/${limits.maxDocuments}/${limits.maxDepth}/${limits.maxNodes}`;
+    const before = key === this.scanLimits ? this.scans : new Map<string, Prescan>();
+    const now = new Map<string, Prescan>();
+    let documents = 0;
+    let nodes = 0;
+    let depth = 0;
+    for (const c of cuts) {
+      const s = now.get(c.text) ?? before.get(c.text) ?? prescanYaml(c.text, limits);
+      if (!s.ok) return prescanYaml(text, limits);
+      now.set(c.text, s);
+      documents += s.documents;
+      nodes += s.nodes;
+      if (s.depth > depth) depth = s.depth;
+    }
+    if (documents > limits.maxDocuments || nodes > limits.maxNodes) return prescanYaml(text, limits);
+    this.scans = now;
+    this.scanLimits = key;
+    return { ok: true, documents, depth, nodes };
+  }
+
+  /** The text's chunks; the last text's are kept until `load` (prescan and load ask in turn). */
+  private cut(text: string): Cut[] | undefined {
+    if (this.lastCut !== undefined && this.lastCut.text === text) return this.lastCut.cuts;
+    const parts = splitDocuments(text);
+    let cuts: Cut[] | undefined;
+    if (parts !== undefined) {
+      cuts = [];
+      let start = 0;
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i] as { text: string; line: number };
+        if (i < parts.length - 1 && (BigInt(Bun.hash.wyhash(p.text)) & this.cutMask) !== 0n) continue;
+        let t = "";
+        for (let j = start; j <= i; j++) t += (parts[j] as { text: string }).text;
+        cuts.push({ text: t, line: (parts[start] as { line: number }).line, docs: start });
+        start = i + 1;
+      }
+    }
+    this.lastCut = { text, cuts };
+    return cuts;
+  }
+
   private textOf(st: ChunkState): string {
     return this.texts.get(st) ?? "";
   }
 
   private whole(text: string, file: string): ConfigResult {
+    this.lastCut = undefined;
     this.chunks = new Map();
     this.order = [];
     this.texts = new Map();

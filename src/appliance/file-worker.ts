@@ -1,13 +1,14 @@
 /**
  * The file worker (see file-reload.ts): runs in a Bun Worker, so parsing and validating the
  * manifest files never delays the main thread's timers. One job at a time: pre-scan the joined
- * text against the file budgets, parse and validate it reusing every document unchanged since the
- * last job (file-load.ts, src/config/load-reuse.ts), and answer with the refusal, the problems, or — valid —
+ * text against the file budgets (the verdicts of unchanged chunks reused, file-load.ts), parse and
+ * validate it reusing every document unchanged since the last job (file-load.ts,
+ * src/config/load-reuse.ts), and answer with the refusal, the problems, or — valid —
  * what changed since the Config the main thread holds (config-delta.ts), or the whole Config when
  * the main thread holds none, another one, or the change is as large as the Config.
  */
 
-import { boundProblems, prescanYaml } from "../config/budget.ts";
+import { boundProblems } from "../config/budget.ts";
 import type { Config } from "../config/index.ts";
 import { threadNice } from "../util/thread.ts";
 import { configSize, deltaSize, diffConfig } from "./config-delta.ts";
@@ -34,7 +35,7 @@ let last: Config | undefined;
 let lastSeq = 0;
 
 function answer(job: FileJob): FileReply {
-  const scan = prescanYaml(job.text, job.limits);
+  const scan = loader.prescan(job.text, job.limits);
   if (!scan.ok)
     return { id: job.id, kind: "refused", reason: scan.reason, line: scan.line, message: scan.message };
   const r = loader.load(job.text, job.file, (chunks) => priority(chunks > LARGE_PARSE ? 10 : 0));
