@@ -136,6 +136,13 @@ export class ChunkedLoader {
    * The text is cut into chunks once for this and the `load` of the same text that follows.
    */
   prescan(text: string, limits: TextLimits): Prescan {
+    const r = this.prescanChunks(text, limits);
+    // Refused: no load follows, so the text and its chunks are not kept for one.
+    if (!r.ok) this.lastCut = undefined;
+    return r;
+  }
+
+  private prescanChunks(text: string, limits: TextLimits): Prescan {
     if (text.length * 3 > limits.maxBytes && Buffer.byteLength(text, "utf8") > limits.maxBytes)
       return prescanYaml(text, limits);
     const cuts = this.cut(text);

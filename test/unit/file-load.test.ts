@@ -87,7 +87,11 @@ describe("ChunkedLoader.prescan", () => {
       expect(strip(loader.load(text, "f.yaml"))).toEqual(strip(configFromText(text, "f.yaml")));
       if (change > 0) expect(loader.last.loaded).toBeLessThan(4);
     }
-    // A text that is not the pre-scanned one is cut afresh.
+    // A refused text is not kept (no load follows); a text that is not the pre-scanned one is cut
+    // afresh.
+    const deep = join([...d, "a: [[[[[[[[1]]]]]]]]\n"]);
+    expect(loader.prescan(deep, { ...limits, maxDepth: 4 }).ok).toBe(false);
+    expect((loader as unknown as { lastCut: unknown }).lastCut).toBeUndefined();
     loader.prescan(join(d), limits);
     const other = join([...d, service(7)]);
     expect(strip(loader.load(other, "f.yaml"))).toEqual(strip(configFromText(other, "f.yaml")));
