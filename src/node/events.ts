@@ -14,8 +14,19 @@ import type { NodeEvent } from "./applier.ts";
 /** More Service (or VIP owner) changes than this at once are published as one summary event. */
 export const SUMMARY_OVER = 64;
 
+/** A Service's assignment as the events carry it (the allocator's own objects). */
+type Service = { readonly key: string; readonly ips: readonly string[] };
+
+const sameIps = (a: readonly string[], b: readonly string[]): boolean =>
+  a === b || (a.length === b.length && a.every((ip, i) => ip === b[i]));
+
 export class NodeEventPublisher {
+  /** Each key of the last call's list with its addresses (the last of a key listed twice). */
   private assigned = new Map<string, readonly string[]>();
+  /** The last call's list (a copy of it). */
+  private last: readonly Service[] = [];
+  /** Whether each key is in `last` once (the shortcut of `changes` needs it). */
+  private unique = true;
 
   constructor(private readonly hub: EventHub) {}
 
@@ -46,19 +57,14 @@ export class NodeEventPublisher {
     }
   };
 
-  private assignments(services: { key: string; ips: readonly string[] }[]): void {
-    // The assignments' own address arrays (shared, not copied or joined: 10,000 of them at a start).
-    const next = new Map(services.map((s) => [s.key, s.ips]));
-    const changed: { service: string; addresses: string[] }[] = [];
-    for (const [key, ips] of next) {
-      const was = this.assigned.get(key);
-      if (was === undefined || was.length !== ips.length || was.some((ip, i) => ip !== ips[i]))
-        changed.push({ service: key, addresses: [...ips] });
-    }
-    for (const key of this.assigned.keys()) if (!next.has(key)) changed.push({ service: key, addresses: [] });
-    this.assigned = next;
+  private assignments(services: readonly { key: string; ips: readonly string[] }[]): void {
+    const changed = this.changes(services);
     if (changed.length > SUMMARY_OVER) {
-      this.hub.publish("assignment", { summary: true, changed: changed.length, services: next.size });
+      this.hub.publish("assignment", {
+        summary: true,
+        changed: changed.length,
+        services: this.assigned.size,
+      });
       return;
     }
     for (const c of changed)
@@ -67,5 +73,69 @@ export class NodeEventPublisher {
         addresses: c.addresses,
         ...(c.addresses.length === 0 ? { reason: "released" } : {}),
       });
+  }
+
+  /**
+   * The Services whose addresses changed since the last call (in the order of `services`, then
+   * the released ones in the order of the last call's), and `assigned` made the map of `services`.
+   * The allocator hands on the same assignment objects while they do not change: those at the
+   * same place from either end of both lists are passed over, and only what lies between is
+   * compared (a one-Service reload: one entry of 10,000). The shortcut needs each key once in
+   * both lists; otherwise every entry is compared, as the map of all of them.
+   */
+  private changes(services: readonly Service[]): { service: string; addresses: string[] }[] {
+    const prev = this.last;
+    const m = prev.length;
+    const n = services.length;
+    // The list as it was given (a caller's array is not relied on to stay as it is).
+    this.last = services.slice();
+    if (this.unique) {
+      let p = 0;
+      while (p < m && p < n && prev[p] === services[p]) p++;
+      let q = 0;
+      while (q < m - p && q < n - p && prev[m - 1 - q] === services[n - 1 - q]) q++;
+      const was = prev.slice(p, m - q);
+      const now = services.slice(p, n - q);
+      const wasKeys = new Set(was.map((s) => s.key));
+      const nowKeys = new Set<string>();
+      let unique = true;
+      for (const s of now) {
+        // Twice in the new list, or kept at either end under the same key.
+        if (nowKeys.has(s.key) || (this.assigned.has(s.key) && !wasKeys.has(s.key))) {
+          unique = false;
+          break;
+        }
+        nowKeys.add(s.key);
+      }
+      if (unique) {
+        const changed: { service: string; addresses: string[] }[] = [];
+        for (const s of now) {
+          const was = this.assigned.get(s.key);
+          if (was === undefined || !sameIps(was, s.ips))
+            changed.push({ service: s.key, addresses: [...s.ips] });
+        }
+        for (const s of was) if (!nowKeys.has(s.key)) changed.push({ service: s.key, addresses: [] });
+        for (const s of was) this.assigned.delete(s.key);
+        for (const s of now) this.assigned.set(s.key, s.ips);
+        return changed;
+      }
+    }
+    // The assignments' own address arrays (shared, not copied or joined: 10,000 of them at a start).
+    const next = new Map(services.map((s) => [s.key, s.ips]));
+    const changed: { service: string; addresses: string[] }[] = [];
+    for (const [key, ips] of next) {
+      const was = this.assigned.get(key);
+      if (was === undefined || !sameIps(was, ips)) changed.push({ service: key, addresses: [...ips] });
+    }
+    // Released: in the order of the last call's list (the order its map was made in).
+    const seen = new Set<string>();
+    for (const s of prev)
+      if (!next.has(s.key) && !seen.has(s.key)) {
+        seen.add(s.key);
+        changed.push({ service: s.key, addresses: [] });
+      }
+    this.assigned = next;
+    this.unique = next.size === n;
+    return changed;
   }
 }
