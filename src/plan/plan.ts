@@ -21,16 +21,13 @@
  */
 
 import type { Config } from "../config/index.ts";
-import { type IPAddressPool, parseCommunity } from "../config/schemas.ts";
+import type { IPAddressPool } from "../config/schemas.ts";
 import { anySelectorMatches } from "../config/selector.ts";
-import { advertisedPools, isEbgp } from "../config/validate.ts";
-import { formatIp, maskOf, parseIp } from "../util/ip.ts";
 import { type Decline, type Election, type ElectionNode, elect } from "./election.ts";
+import { BgpPlanner } from "./plan-bgp.ts";
 import {
-  type AdOnNode,
   type AdsOnPool,
   type Basis,
-  type BgpDecision,
   byKey,
   electionNodes,
   hashOrder,
@@ -41,19 +38,10 @@ import {
   NO_SERVICE,
   prune,
   type Round,
-  type RoutePart,
   type ServiceFacts,
   sameBasis,
 } from "./plan-index.ts";
-import type {
-  BgpRoute,
-  ElectionInputs,
-  L2Election,
-  L2Entry,
-  NodeInfo,
-  Plan,
-  PlannedAssignment,
-} from "./plan-types.ts";
+import type { ElectionInputs, L2Election, L2Entry, NodeInfo, Plan, PlannedAssignment } from "./plan-types.ts";
 
 export type {
   BgpRoute,
@@ -112,8 +100,7 @@ export class Planner {
   /** Whether the last call reused the call before's slots (tests). */
   reused = false;
   private l2 = new Map<string, L2Decision>();
-  private bgpContext = "";
-  private bgp = new Map<string, BgpDecision>();
+  private readonly bgp = new BgpPlanner();
   private adsMemo = new Map<string, AdsOnPool | undefined>();
   private roundText = "";
   private roundNo = 0;
@@ -155,7 +142,7 @@ export class Planner {
     }
     const sorted = this.lastSorted;
     const l2 = this.planL2(ix, sorted, self, electionNodes(members, inputs), inputs);
-    const { peers, routes } = this.planBgp(config, ix, sorted, self);
+    const { peers, routes } = this.bgp.plan(config, ix, sorted, self);
     return {
       node: self.name,
       l2: l2.mine,
@@ -563,128 +550,6 @@ export class Planner {
     }
     this.aligned = { sorted, ix, l2: this.l2, decisions, facts, unique: true, round: round.no, slots, ips };
     return { slots };
-  }
-
-  /** The BGPAdvertisements that select this node, with their peers, pools and communities. */
-  private adsOnNode(config: Config, self: NodeInfo, myPeers: Config["peers"]): (AdOnNode | undefined)[] {
-    const aliases = new Map(
-      config.communities.flatMap((c) => c.spec.communities.map((x) => [x.name, x.value])),
-    );
-    return config.bgpAdvertisements.map((ad) => {
-      if (!anySelectorMatches(ad.spec.nodeSelectors, self.labels)) return undefined;
-      const comms = (ad.spec.communities ?? []).map((c) => aliases.get(c) ?? c);
-      return {
-        selectors: ad.spec.serviceSelectors,
-        peers: myPeers
-          .filter((p) => (ad.spec.peers ?? []).length === 0 || ad.spec.peers?.includes(p.metadata.name))
-          .map((p) => ({ name: p.metadata.name, ebgp: isEbgp(p) })),
-        pools: new Set(advertisedPools(ad.spec, config.pools).map((p) => p.metadata.name)),
-        standard: comms.filter((c) => parseCommunity(c)?.kind === "standard"),
-        large: comms.filter((c) => parseCommunity(c)?.kind === "large").map((c) => c.slice("large:".length)),
-        localPref: ad.spec.localPref,
-        len4: ad.spec.aggregationLength,
-        len6: ad.spec.aggregationLengthV6,
-      };
-    });
-  }
-
-  /** One Service's routes, per advertisement. */
-  private decideBgp(ix: Indexed, a: PlannedAssignment, svc: ServiceFacts, ads: (AdOnNode | undefined)[]) {
-    return ads.map((ad) => {
-      if (ad === undefined || !anySelectorMatches(ad.selectors, svc.labels)) return undefined;
-      const parts: RoutePart[] = [];
-      for (const ipText of a.ips) {
-        const ip = parseIp(ipText);
-        const pool = ix.poolOf(ipText);
-        if (!ip || !pool || !ad.pools.has(pool.metadata.name)) continue;
-        const len = ip.family === 4 ? ad.len4 : ad.len6;
-        const prefix = `${formatIp({ family: ip.family, value: ip.value & maskOf(ip.family, len) })}/${len}`;
-        for (const p of ad.peers)
-          parts.push({
-            id: `${p.name}|${prefix}`,
-            peer: p.name,
-            prefix,
-            // LOCAL_PREF goes to iBGP peers only (RFC 4271 §5.1.5).
-            localPref: ad.localPref !== undefined && !p.ebgp ? ad.localPref : undefined,
-            standard: ad.standard,
-            large: ad.large,
-          });
-      }
-      return parts;
-    });
-  }
-
-  /** BGP: peers that select this node; routes per advertisement that selects this node. */
-  private planBgp(
-    config: Config,
-    ix: Indexed,
-    sorted: readonly PlannedAssignment[],
-    self: NodeInfo,
-  ): { peers: string[]; routes: BgpRoute[] } {
-    const myPeers = config.peers.filter((p) => anySelectorMatches(p.spec.nodeSelectors, self.labels));
-    const peers = myPeers.map((p) => p.metadata.name).sort();
-    if (config.bgpAdvertisements.length === 0 || myPeers.length === 0) {
-      this.bgp = new Map();
-      return { peers, routes: [] };
-    }
-    const context = JSON.stringify([ix.bgpText, self]);
-    if (context !== this.bgpContext) {
-      this.bgpContext = context;
-      this.bgp = new Map();
-    }
-    const ads = this.adsOnNode(config, self, myPeers);
-    const decisions: BgpDecision[] = sorted.map((a) => {
-      const svc = ix.services.get(a.key) ?? NO_SERVICE;
-      let d = this.bgp.get(a.key);
-      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, "")) {
-        const from = { ips: a.ips, labels: svc.labelsText, eps: "" };
-        d = { from, byAd: this.decideBgp(ix, a, svc, ads) };
-        this.bgp.set(a.key, d);
-      }
-      return d;
-    });
-    if (this.bgp.size > sorted.length) this.bgp = prune(this.bgp, sorted);
-    const routes = new Map<string, BgpRoute & { keys: Set<string>; std: Set<string>; lg: Set<string> }>();
-    // Advertisement by advertisement, Services in key order: a route lists its Services so.
-    for (let i = 0; i < ads.length; i++) {
-      sorted.forEach((a, j) => {
-        for (const part of decisions[j]?.byAd[i] ?? []) {
-          let r = routes.get(part.id);
-          if (r === undefined) {
-            r = {
-              peer: part.peer,
-              prefix: part.prefix,
-              localPref: undefined,
-              communities: [],
-              largeCommunities: [],
-              services: [],
-              keys: new Set(),
-              std: new Set(),
-              lg: new Set(),
-            };
-            routes.set(part.id, r);
-          }
-          if (part.localPref !== undefined) r.localPref = Math.max(r.localPref ?? 0, part.localPref);
-          for (const c of part.standard) r.std.add(c);
-          for (const c of part.large) r.lg.add(c);
-          if (!r.keys.has(a.key)) {
-            r.keys.add(a.key);
-            r.services.push(a.key);
-          }
-        }
-      });
-    }
-    const out = [...routes.values()].map(({ keys: _k, std, lg, ...r }) => ({
-      ...r,
-      communities: [...std].sort(),
-      largeCommunities: [...lg].sort(),
-    }));
-    return {
-      peers,
-      routes: out.sort((x, y) =>
-        x.peer === y.peer ? (x.prefix < y.prefix ? -1 : 1) : x.peer < y.peer ? -1 : 1,
-      ),
-    };
   }
 }
 
