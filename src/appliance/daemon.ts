@@ -108,6 +108,8 @@ export class Daemon implements ApiRuntime {
   /** The state file (table and journal), once something was written. */
   private heldFile: HeldFile | undefined;
   private membership: MembershipView | undefined;
+  /** Started with a cluster key, its membership not set yet (see expectMembership). */
+  private awaitingMembership = false;
   /** The site this node belongs to (src/site): it decides the configuration and the table. */
   private siteRt: SiteRuntime | undefined;
   /** The configuration read from this node's files (with a site: its NodeSettings and seed). */
@@ -295,8 +297,18 @@ export class Daemon implements ApiRuntime {
     return [self, ...others];
   }
 
+  /**
+   * A node started with a cluster key whose live membership has not started yet sees no member
+   * alive but itself, and itself not ready: its elections (GET /api/v1/l2/elections, the owner
+   * log lines) do not show an owner picked from members it has not heard.
+   */
+  expectMembership(): void {
+    this.awaitingMembership = this.membership === undefined;
+  }
+
   private members(): NodeInfo[] {
     const all = this.knownMembers();
+    if (this.awaitingMembership) return [this.node];
     if (this.membership === undefined) return all;
     const alive = new Set(this.membership.alive());
     return all.filter((n) => alive.has(n.name));
@@ -309,7 +321,8 @@ export class Daemon implements ApiRuntime {
    */
   private makePlan(config: Config): NodePlan {
     const m = this.membership;
-    const notReady = m !== undefined && !m.ready() ? new Set([this.node.name]) : undefined;
+    const notReady =
+      this.awaitingMembership || (m !== undefined && !m.ready()) ? new Set([this.node.name]) : undefined;
     const known = this.knownMembers();
     const self = known[0] ?? this.node;
     const plan = computePlan(config, this.alloc.assignments, self, this.members(), {
@@ -382,6 +395,7 @@ export class Daemon implements ApiRuntime {
   /** Live membership: who counts for the layer-2 election. Set before the first plan is applied. */
   setMembership(m: MembershipView | undefined): void {
     this.membership = m;
+    this.awaitingMembership = false;
     this.applier.setMembership(m);
   }
 

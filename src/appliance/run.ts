@@ -306,6 +306,8 @@ export async function run(argv: string[], version: string): Promise<number> {
     ],
   });
   const tls = settings?.api.tls;
+  // With a cluster key, live membership starts inside startNode; until then this node owns nothing.
+  if (settings?.cluster?.keyFile !== undefined) daemon.expectMembership();
   const node = await startNode({
     log,
     progress,

@@ -389,6 +389,14 @@ ${o.extra ?? ""}`;
 
   /** Nodes whose XDP map (GET /api/v1/l2/announcements) holds the VIP now, as its owner. */
   async holders(ip = VIP): Promise<string[]> {
+    return (await this.announcing(ip)).owners;
+  }
+
+  /**
+   * Nodes whose XDP map holds the VIP: as its owner, or still answering for it while they hand it
+   * over (make before break: until the new owner confirms, at most HANDOVER_HOLD_MS).
+   */
+  async announcing(ip = VIP): Promise<{ owners: string[]; handingOver: string[] }> {
     const live = this.nodes.filter((n) => n.proc !== undefined && !n.stopped);
     const got = await Promise.all(
       live.map(async (n) => {
@@ -396,11 +404,13 @@ ${o.extra ?? ""}`;
           n,
           "/api/v1/l2/announcements",
         );
-        // A node handing the VIP over (make before break, a documented 300 ms) is not an owner.
-        return a?.items.some((x) => x.ip === ip && x.handingOver !== true) ? n.name : undefined;
+        return { name: n.name, item: a?.items.find((x) => x.ip === ip) };
       }),
     );
-    return got.filter((x): x is string => x !== undefined);
+    return {
+      owners: got.filter((g) => g.item !== undefined && g.item.handingOver !== true).map((g) => g.name),
+      handingOver: got.filter((g) => g.item?.handingOver === true).map((g) => g.name),
+    };
   }
 
   /** Starts every node and waits until all are ready and agree on one owner that holds the VIP. */
@@ -431,7 +441,10 @@ ${o.extra ?? ""}`;
     );
   }
 
-  /** Waits until every running node agrees on the owner, and only the owner holds the VIP. */
+  /**
+   * Waits until every running node agrees on the owner, only the owner holds the VIP, and no
+   * other node still answers for it while handing it over.
+   */
   async settled(ms = 20_000): Promise<string> {
     let seen = "";
     try {
@@ -439,10 +452,10 @@ ${o.extra ?? ""}`;
         "the nodes to agree on one owner holding the VIP",
         async () => {
           const owner = await this.agreedOwner();
-          const h = await this.holders();
-          seen = `owner ${owner ?? "(no agreement)"}, holders [${h.join(", ")}]`;
+          const { owners: h, handingOver } = await this.announcing();
+          seen = `owner ${owner ?? "(no agreement)"}, holders [${h.join(", ")}], handing over [${handingOver.join(", ")}]`;
           if (owner === undefined) return undefined;
-          return h.length === 1 && h[0] === owner ? owner : undefined;
+          return h.length === 1 && h[0] === owner && handingOver.length === 0 ? owner : undefined;
         },
         ms,
       );
