@@ -10,7 +10,7 @@
  * changed since the last valid set, by key, with the new Config.
  */
 
-import { closeSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
+import { type BigIntStats, closeSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 import type { Config } from "../config/index.ts";
 import { manifestFiles, type Problem, sortProblems } from "../config/load.ts";
 import { type FileChange, FileReloader } from "./file-reload.ts";
@@ -23,11 +23,79 @@ export interface ManifestSource {
   text: string;
 }
 
+/** A file's identity and state as fstat gives them: what a reuse of its last text compares. */
+interface Seen {
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  text: string;
+  /** Whether the file's last change was `SETTLED_MS` older than the read (see SourceCache). */
+  settled: boolean;
+}
+
+/** How much older than its read a file's last change must be for its text to be reused (ms). */
+export const SETTLED_MS = 2000;
+
+/**
+ * The texts last read, by path: a file whose device, inode, size, mtime and ctime (ns) are as at
+ * its last read is not read again. Reused only when that read came `SETTLED_MS` after the file's
+ * last change: the kernel stamps a write with a coarse clock (a tick, up to 10 ms), so a file
+ * rewritten in place within the tick of its last read can keep every stamp; a write after a read
+ * made that much later gets a later ctime (which no call can set back), as do a rename over the
+ * path (another inode too), a truncate and a chmod. A file seen to have changed is read again.
+ */
+export class SourceCache {
+  private readonly seen = new Map<string, Seen>();
+  /** Files read (not reused) so far. */
+  reads = 0;
+  /** Files reused so far. */
+  reused = 0;
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** The text of the open file `fd` at `file`, stat'ed as `st` (read now, or reused). */
+  text(file: string, fd: number, st: BigIntStats): string {
+    const at = this.now();
+    const was = this.seen.get(file);
+    if (
+      was?.settled &&
+      was.dev === st.dev &&
+      was.ino === st.ino &&
+      was.size === st.size &&
+      was.mtimeNs === st.mtimeNs &&
+      was.ctimeNs === st.ctimeNs
+    ) {
+      this.reused++;
+      return was.text;
+    }
+    const text = readFileSync(fd, "utf8");
+    this.reads++;
+    // `at` follows the fstat that took `st` (synchronously): a write after it is stamped later.
+    const settled = Number(st.ctimeNs / 1_000_000n) < at - SETTLED_MS;
+    const { dev, ino, size, mtimeNs, ctimeNs } = st;
+    this.seen.set(file, { dev, ino, size, mtimeNs, ctimeNs, text, settled });
+    return text;
+  }
+
+  /** Forgets every file not in `files` (deleted, or no longer under the paths). */
+  keepOnly(files: readonly string[]): void {
+    if (this.seen.size === 0) return;
+    const keep = new Set(files);
+    for (const f of this.seen.keys()) if (!keep.has(f)) this.seen.delete(f);
+  }
+}
+
 /**
  * Every manifest under `paths`, with the problems of reading them: a path that does not exist,
- * a file that cannot be read (or vanished between listing and reading).
+ * a file that cannot be read (or vanished between listing and reading). With `cache`, a file
+ * unchanged since its last read through it is not read again (see SourceCache).
  */
-export function readManifestSources(paths: readonly string[]): {
+export function readManifestSources(
+  paths: readonly string[],
+  cache?: SourceCache,
+): {
   sources: ManifestSource[];
   problems: Problem[];
   /** Each file read, as it was when it was read (inode, size, mtime: taken before the read). */
@@ -36,14 +104,16 @@ export function readManifestSources(paths: readonly string[]): {
   const { files, problems } = manifestFiles(paths);
   const sources: ManifestSource[] = [];
   const stamps: FileStamp[] = [];
+  const read: string[] = [];
   for (const f of files) {
     let fd: number | undefined;
     try {
       fd = openSync(f, "r");
       const st = fstatSync(fd, { bigint: true });
-      const text = readFileSync(fd, "utf8");
+      const text = cache !== undefined ? cache.text(f, fd, st) : readFileSync(fd, "utf8");
       sources.push({ file: f, text });
       stamps.push({ file: f, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs });
+      read.push(f);
     } catch (e) {
       const message = `cannot read: ${(e as Error).message}`;
       problems.push({ file: f, line: 0, field: "-", message, pointer: "" });
@@ -51,6 +121,7 @@ export function readManifestSources(paths: readonly string[]): {
       if (fd !== undefined) closeSync(fd);
     }
   }
+  cache?.keepOnly(read);
   return { sources, problems, stamps };
 }
 
@@ -108,6 +179,9 @@ const FILES = "<files>";
 /** The file worker, apart from the API's body checker: a flood of requests cannot make it busy. */
 let fileChecker: FileReloader | undefined;
 
+/** The texts loadManifests read last (a reload reads again only the files that changed). */
+const sourceCache = new SourceCache();
+
 /**
  * Reads every manifest under `paths` (on this thread: small reads), then pre-scans, parses and
  * validates them in the file worker within FILE_LIMITS and `timeoutMs` (default 120 s). The
@@ -119,7 +193,7 @@ export async function loadManifests(
   paths: readonly string[],
   opts: { timeoutMs?: number; unchangedFrom?: string | undefined } = {},
 ): Promise<LoadedManifests> {
-  const { sources, problems, stamps } = readManifestSources(paths);
+  const { sources, problems, stamps } = readManifestSources(paths, sourceCache);
   if (sources.length === 0) {
     if (problems.length === 0)
       problems.push({
@@ -131,18 +205,9 @@ export async function loadManifests(
       });
     return { sources, text: "", config: undefined, problems, stamps };
   }
-  // Each source starts a new document after its `# source:` line; lines are counted per source.
-  const starts: { file: string; first: number; lines: number }[] = [];
-  let line = 1;
+  // Each source starts a new document after its `# source:` line.
   const parts: string[] = [];
-  for (const s of sources) {
-    const body = oneNewline(s.text);
-    parts.push(`---\n# source: ${s.file}\n`, body);
-    let lines = 0;
-    for (let i = body.indexOf("\n"); i >= 0; i = body.indexOf("\n", i + 1)) lines++;
-    starts.push({ file: s.file, first: line + 2, lines });
-    line += 2 + lines;
-  }
+  for (const s of sources) parts.push(`---\n# source: ${s.file}\n`, oneNewline(s.text));
   const joined = parts.join("");
   // joinSources(sources): the same text without its first `---` line (one source: its own text).
   const text = sources.length === 1 ? (sources[0] as ManifestSource).text : joined.slice(4);
@@ -150,7 +215,23 @@ export async function loadManifests(
   // not a manifest): the same Config, without the worker's round trip.
   if (problems.length === 0 && opts.unchangedFrom !== undefined && text === opts.unchangedFrom)
     return { sources, text, config: undefined, problems, stamps, unchanged: true };
+  // Lines are counted per source only to map a problem back to its file (not on a valid reload).
+  let starts: { file: string; first: number; lines: number }[] | undefined;
+  const lineStarts = (): { file: string; first: number; lines: number }[] => {
+    if (starts !== undefined) return starts;
+    starts = [];
+    let line = 1;
+    for (let k = 0; k < sources.length; k++) {
+      const body = parts[2 * k + 1] as string;
+      let lines = 0;
+      for (let i = body.indexOf("\n"); i >= 0; i = body.indexOf("\n", i + 1)) lines++;
+      starts.push({ file: (sources[k] as ManifestSource).file, first: line + 2, lines });
+      line += 2 + lines;
+    }
+    return starts;
+  };
   const where = (l: number): { file: string; line: number } => {
+    const starts = lineStarts();
     for (const s of starts)
       if (l >= s.first && l < s.first + Math.max(1, s.lines)) return { file: s.file, line: l - s.first + 1 };
     const last = starts.at(-1) as { file: string; first: number };
