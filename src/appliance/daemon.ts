@@ -308,7 +308,7 @@ export class Daemon implements ApiRuntime {
 
   private members(): NodeInfo[] {
     const all = this.knownMembers();
-    if (this.awaitingMembership) return [this.node];
+    if (this.awaitingMembership) return [];
     if (this.membership === undefined) return all;
     const alive = new Set(this.membership.alive());
     return all.filter((n) => alive.has(n.name));

@@ -234,6 +234,24 @@ describe("Daemon: forced failover", () => {
     });
   });
 
+  test("started with a cluster key, before live membership starts: no owner, itself not ready, the others not alive", async () => {
+    const { daemon: starting } = await daemonAs(FIRST);
+    starting.expectMembership();
+    await starting.replan("test");
+    const [e] = starting.l2Elections();
+    expect(e?.owner).toBeUndefined();
+    expect(e?.candidates).toEqual([]);
+    expect(Object.fromEntries((e?.notOwner ?? []).map((x) => [x.node, x.reason]))).toEqual({
+      [FIRST]: "NotReady",
+      [SECOND]: "NotAlive",
+      [THIRD]: "NotAlive",
+    });
+    // Membership starts: the live view replaces it.
+    starting.setMembership(new FakeMembership(FIRST, NODES));
+    await starting.replan("membership");
+    expect(starting.l2Elections()[0]).toMatchObject({ owner: FIRST, candidates: ORDER });
+  });
+
   test("only the owner may decline; unknown VIPs and ineligible targets are refused; nothing changes", async () => {
     const m = new FakeMembership(SECOND, NODES);
     const { daemon } = await daemonAs(SECOND, m);
