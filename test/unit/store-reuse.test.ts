@@ -6,13 +6,31 @@
  * is read again each time (a rewrite within the kernel's timestamp tick keeps every stamp).
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from "node:fs";
+import {
+  mkdirSync,
+  mkdtempSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { readManifestSources, SETTLED_MS, SourceCache } from "../../src/appliance/store.ts";
+import {
+  closeManifestChecker,
+  joinSources,
+  loadManifests,
+  readManifestSources,
+  readSources,
+  SETTLED_MS,
+  SourceCache,
+} from "../../src/appliance/store.ts";
 
 const dirs: string[] = [];
 afterAll(() => {
+  closeManifestChecker();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 function tempDir(): string {
@@ -138,5 +156,66 @@ describe("manifests read again", () => {
     ]);
     expect(cache.reads).toBe(3);
     expect(cache.reused).toBe(1);
+  });
+});
+
+describe("loadManifests joins the files' bytes", () => {
+  test("the same text and sources as the files' texts joined, read afresh and reused", async () => {
+    const d = tempDir();
+    const bodies: (string | Buffer)[] = [
+      "a: 1\n",
+      "",
+      "no final newline",
+      "several newlines\n\n\n",
+      "\n",
+      "\n\n",
+      "# café, 東京, 🚀\nname: x\n",
+      "\uFEFFbom: 1\n",
+      Buffer.from([0x61, 0x3a, 0x20, 0x80, 0xe2, 0x82, 0x0a, 0xc3]),
+      "kind: Service\r\n",
+    ];
+    const r = (seed: number) => {
+      let s = seed;
+      return () => {
+        s = (s * 1103515245 + 12345) % 2147483648;
+        return s / 2147483648;
+      };
+    };
+    const rnd = r(7);
+    const sets: string[][] = [];
+    for (let k = 0; k < 12; k++) {
+      const sub = join(d, `set${k}`);
+      mkdirSync(sub);
+      const names = Array.from({ length: 1 + Math.floor(rnd() * 4) }, (_, i) => join(sub, `f${i}.yaml`));
+      for (const f of names) writeFileSync(f, bodies[Math.floor(rnd() * bodies.length)] as string | Buffer);
+      sets.push(names);
+    }
+    const check = async () => {
+      for (const names of sets) {
+        const dir = join(names[0] as string, "..");
+        const want = readSources([dir]);
+        // Twice: the second reuses what the first read (the cache holds the last load's files).
+        for (let i = 0; i < 2; i++) {
+          const got = await loadManifests([dir]);
+          expect(got.sources).toEqual(want);
+          expect(got.text).toBe(want.length === 1 ? (want[0]?.text as string) : joinSources(want));
+        }
+        // A single file, named directly.
+        const one = await loadManifests([names[0] as string]);
+        expect(one.text).toBe(readSources([names[0] as string])[0]?.text as string);
+      }
+    };
+    await check();
+    // Past SETTLED_MS: the next loads reuse the texts (then change some files, by rename).
+    await Bun.sleep(SETTLED_MS + 200);
+    await check();
+    await check();
+    for (const names of sets)
+      if (rnd() < 0.5) {
+        const f = names[0] as string;
+        writeFileSync(`${f}.tmp`, bodies[Math.floor(rnd() * bodies.length)] as string | Buffer);
+        renameSync(`${f}.tmp`, f);
+      }
+    await check();
   });
 });
