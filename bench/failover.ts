@@ -102,6 +102,11 @@ async function restore(c: ClusterLab): Promise<void> {
       n.proc?.kill("SIGCONT");
       n.stopped = false;
     }
+    // A responder that exited by itself (not by a crash round) is started again, and said so.
+    if (n.responder !== undefined && n.responder.exitCode !== null) {
+      console.log(`  ${n.name}: its UDP responder had exited (code ${n.responder.exitCode}); started again`);
+      n.responder = undefined;
+    }
     if (n.responder === undefined) c.startResponder(n);
     if (n.proc === undefined) c.start(n);
   }
@@ -224,6 +229,15 @@ async function main(): Promise<number> {
           // Reported, counted, and the cluster restored; the run goes on.
           failures.push(`round ${round + 1} ${kind}: ${(e as Error).message.split("\n")[0]}`);
           console.log(`round ${round + 1} ${kind.padEnd(9)} owner ${owner.name}: FAILED: ${failures.at(-1)}`);
+          const names = ["ping v4", "ping v6", "UDP"];
+          console.log(
+            `  answers per client: ${pings.map(([pl, p], i) => `${pl} ${names[i % 3]} ${p.count()}`).join(", ")}; UDP responders: ${c.nodes
+              .map(
+                (n) =>
+                  `${n.name} ${n.responder === undefined ? "none" : n.responder.exitCode === null ? "running" : `exited ${n.responder.exitCode}`}`,
+              )
+              .join(", ")}`,
+          );
           for (const n of c.nodes)
             console.log(
               `  ${n.name} log tail:\n    ${n.logs

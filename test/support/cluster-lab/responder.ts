@@ -21,7 +21,14 @@ await Bun.udpSocket({
       const out = new Uint8Array(prefix.length + buf.length);
       out.set(prefix, 0);
       out.set(buf, prefix.length);
-      s.send(out, port, addr);
+      // A send can fail at once (ENETUNREACH, EHOSTUNREACH: the node's link or routes just went
+      // away and came back); Bun throws it here, and uncaught it would kill the service for good,
+      // as a real one that drops a reply would not. Said on stderr, and the next datagram is served.
+      try {
+        s.send(out, port, addr);
+      } catch (e) {
+        console.error(`reply to ${addr}:${port} failed: ${(e as Error).message}`);
+      }
     },
   },
 });
