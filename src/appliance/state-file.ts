@@ -30,6 +30,7 @@ import {
 import { join } from "node:path";
 import type { Held } from "../plan/allocate.ts";
 import type { PlannedAssignment } from "../plan/plan-types.ts";
+import { sameEnds } from "../util/same-ends.ts";
 import { writeAtomic } from "./store.ts";
 
 export const ASSIGNMENTS_FILE = "assignments.json";
@@ -192,10 +193,7 @@ export class HeldFile {
 function changes(prev: readonly PlannedAssignment[], next: readonly PlannedAssignment[]): string[] {
   const m = prev.length;
   const n = next.length;
-  let p = 0;
-  while (p < m && p < n && prev[p] === next[p]) p++;
-  let q = 0;
-  while (q < m - p && q < n - p && prev[m - 1 - q] === next[n - 1 - q]) q++;
+  const { head: p, tail: q } = sameEnds(prev, next);
   const was = prev.slice(p, m - q);
   const now = next.slice(p, n - q);
   const before = new Set(was);

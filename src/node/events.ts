@@ -9,6 +9,7 @@
  */
 
 import type { EventHub } from "../events/hub.ts";
+import { sameEnds } from "../util/same-ends.ts";
 import type { NodeEvent } from "./applier.ts";
 
 /** More Service (or VIP owner) changes than this at once are published as one summary event. */
@@ -90,10 +91,7 @@ export class NodeEventPublisher {
     // The list as it was given (a caller's array is not relied on to stay as it is).
     this.last = services.slice();
     if (this.unique) {
-      let p = 0;
-      while (p < m && p < n && prev[p] === services[p]) p++;
-      let q = 0;
-      while (q < m - p && q < n - p && prev[m - 1 - q] === services[n - 1 - q]) q++;
+      const { head: p, tail: q } = sameEnds(prev, services);
       const was = prev.slice(p, m - q);
       const now = services.slice(p, n - q);
       const wasKeys = new Set(was.map((s) => s.key));

@@ -9,6 +9,7 @@ import type { Config } from "../config/index.ts";
 import type { IPAddressPool } from "../config/schemas.ts";
 import { advertisedPools, serviceKey } from "../config/validate.ts";
 import { parseIp, parseRange, rangeContains } from "../util/ip.ts";
+import { sameEnds } from "../util/same-ends.ts";
 import type { Decline, Election, ElectionAdvertisement, ElectionNode } from "./election.ts";
 import type { ElectionInputs, NodeInfo, PlannedAssignment } from "./plan-types.ts";
 
@@ -178,10 +179,7 @@ function patched(prev: Config, ix: Indexed, config: Config): Indexed | undefined
   const now = config.services;
   const m = old.length;
   const n = now.length;
-  let p = 0;
-  while (p < m && p < n && old[p] === now[p]) p++;
-  let q = 0;
-  while (q < m - p && q < n - p && old[m - 1 - q] === now[n - 1 - q]) q++;
+  const { head: p, tail: q } = sameEnds(old, now);
   if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
   const services = ix.services;
   const keys = new Set<string>();

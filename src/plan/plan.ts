@@ -23,6 +23,7 @@
 import type { Config } from "../config/index.ts";
 import type { IPAddressPool } from "../config/schemas.ts";
 import { anySelectorMatches } from "../config/selector.ts";
+import { sameEnds } from "../util/same-ends.ts";
 import { type Decline, type Election, type ElectionNode, elect } from "./election.ts";
 import { BgpPlanner } from "./plan-bgp.ts";
 import {
@@ -477,10 +478,7 @@ export class Planner {
     const old = al.sorted;
     const m = old.length;
     const n = sorted.length;
-    let p = 0;
-    while (p < m && p < n && old[p] === sorted[p]) p++;
-    let q = 0;
-    while (q < m - p && q < n - p && old[m - 1 - q] === sorted[n - 1 - q]) q++;
+    const { head: p, tail: q } = sameEnds(old, sorted);
     if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
     let ips = al.ips;
     if (ips === undefined) {
