@@ -11,18 +11,23 @@
  * The announcer runs in a second worker from this module (host.ts): its bursts (two frames per
  * VIP per step) must not sit between two heartbeats.
  *
- * Priority: by default the worker keeps the process's priority. `VIPD_TIMING_RT_PRIORITY=N`
- * (1..99) asks for SCHED_RR N for this thread, as corosync does for its heartbeats; it did not
- * remove the late heartbeats bench/stall.ts measured on a loaded machine (docs/architecture.md),
- * and is not the default. Measured on a loaded 2-core machine (a bare worker's 50 ms timer, 10 s
- * runs, load average 7-14): SCHED_RR brings the timer's p99 from 7-240 ms to 1-6 ms while the
- * main thread is idle or only computes, but not while the main thread allocates many small
- * objects (as a reload's planning does): p99 90-230 ms, and the RT thread then burned 0.4-1.8 s
- * of CPU in 10 s (spinning on a lock the preempted main thread holds, in the allocator or the
- * engine, as far as could be seen) — the worker shares the process's memory allocator. It is
- * asked for with SCHED_RESET_ON_FORK, so the threads this one starts (the engine's JIT and GC
- * helper threads, shared with the main thread's heap) keep the default policy instead of running
- * the main thread's compilation and marking at RT priority.
+ * Priority: the worker's own thread runs at nice -10 (`VIPD_TIMING_NICE=N`, -20..-1; 0 keeps the
+ * process's priority), which needs root or CAP_SYS_NICE; without them it keeps the default. On a
+ * loaded machine the scheduler then wakes it ahead of the main thread's and the other processes'
+ * work: in bench/stall.ts at a load average of 4.3-4.9 on 2 cores (five runs each, alternated) the
+ * heartbeats' lateness p99 had a median of 7.1 ms at nice -10 against 12.6 ms at nice 0, and the
+ * max 17 against 29 ms (docs/architecture.md). `VIPD_TIMING_RT_PRIORITY=N` (1..99) asks for
+ * SCHED_RR N instead, as corosync does for its heartbeats; it did not remove the late heartbeats
+ * bench/stall.ts measured on a loaded machine, and is not the default. Measured on a loaded 2-core
+ * machine (a bare worker's 50 ms timer, 10 s runs, load average 7-14): SCHED_RR brings the timer's
+ * p99 from 7-240 ms to 1-6 ms while the main thread is idle or only computes, but not while the
+ * main thread allocates many small objects (as a reload's planning does): p99 90-230 ms, and the
+ * RT thread then burned 0.4-1.8 s of CPU in 10 s (spinning on a lock the preempted main thread
+ * holds, in the allocator or the engine, as far as could be seen) — the worker shares the
+ * process's memory allocator; a nice value only weighs the thread, it never shuts the main thread
+ * out. Either is asked for with SCHED_RESET_ON_FORK, so the threads this one starts (the engine's
+ * JIT and GC helper threads, shared with the main thread's heap) begin at the default policy and
+ * nice 0 instead of running the main thread's compilation and marking at the raised priority.
  */
 
 import { dlopen, FFIType, ptr } from "bun:ffi";
@@ -47,23 +52,39 @@ interface Service {
   close(): Promise<void> | void;
 }
 
+/** The timing thread's nice value unless VIPD_TIMING_NICE says otherwise (0: the default). */
+const DEFAULT_NICE = -10;
+
 /** Raises this thread's scheduling priority (see the header); says what it got. */
 function raisePriority(): string {
   const rt = Number(process.env.VIPD_TIMING_RT_PRIORITY ?? 0);
-  if (!(rt > 0) || process.platform !== "linux" || process.arch !== "x64") return "default";
+  const nice = Number(process.env.VIPD_TIMING_NICE ?? DEFAULT_NICE);
+  if (!(rt > 0) && !(nice < 0)) return "default";
+  if (process.platform !== "linux" || process.arch !== "x64") return "default";
   try {
     const SYS_gettid = 186n; // x86_64
     const libc = dlopen("libc.so.6", {
       syscall: { args: [FFIType.i64], returns: FFIType.i64 },
       sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
+      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
     });
     const tid = Number(libc.symbols.syscall(SYS_gettid));
     if (tid <= 0) return "default";
+    const SCHED_OTHER = 0;
     const SCHED_RR = 2;
     const SCHED_RESET_ON_FORK = 0x40000000;
-    const param = new Int32Array([Math.max(1, Math.min(99, rt))]);
-    if (libc.symbols.sched_setscheduler(tid, SCHED_RR | SCHED_RESET_ON_FORK, ptr(param)) === 0)
-      return `SCHED_RR ${param[0]}`;
+    if (rt > 0) {
+      const param = new Int32Array([Math.max(1, Math.min(99, rt))]);
+      if (libc.symbols.sched_setscheduler(tid, SCHED_RR | SCHED_RESET_ON_FORK, ptr(param)) === 0)
+        return `SCHED_RR ${param[0]}`;
+      return "default";
+    }
+    // A negative nice, with SCHED_RESET_ON_FORK so that threads this one starts begin at 0.
+    const param = new Int32Array([0]);
+    if (libc.symbols.sched_setscheduler(tid, SCHED_OTHER | SCHED_RESET_ON_FORK, ptr(param)) !== 0)
+      return "default";
+    const n = Math.max(-20, Math.trunc(nice));
+    if (libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, n) === 0) return `nice ${n}`;
   } catch {
     // Not Linux/glibc: the default priority.
   }

@@ -1,6 +1,6 @@
 /**
- * The timing worker's real-time priority (VIPD_TIMING_RT_PRIORITY, needs root): the worker's own
- * thread gets SCHED_RR, and the threads it starts — the engine's JIT and GC helper threads, which
+ * The timing worker's priority (needs root): by default nice -10, or SCHED_RR with
+ * VIPD_TIMING_RT_PRIORITY, for the worker's own thread; the threads it starts — the engine's JIT and GC helper threads, which
  * the main thread's heap shares — keep the default policy (SCHED_RESET_ON_FORK). Run in a child
  * process, so the environment variable and the process-wide worker stay out of other tests.
  * Which thread starts the shared helper threads first is a race: without the reset this test
@@ -28,15 +28,22 @@ for (let r = 0; r < 30; r++) {
 const threads = readdirSync("/proc/self/task").map((t) => {
   const comm = readFileSync("/proc/self/task/" + t + "/comm", "utf8").trim();
   const fields = readFileSync("/proc/self/task/" + t + "/stat", "utf8").split(") ")[1].split(" ");
-  return { comm, policy: Number(fields[38]) };
+  return { comm, policy: Number(fields[38]), nice: Number(fields[16]) };
 });
 console.log(JSON.stringify({ priority: timingWorkerPriority(), threads }));
 await ch.close();
 `;
 
-test("SCHED_RR for the timing worker's thread only, not for the threads it starts", async () => {
+async function child(env: Record<string, string>): Promise<{
+  priority: string;
+  threads: { comm: string; policy: number; nice: number }[];
+}> {
+  // The two settings only as given here (not inherited from this process).
+  const base: Record<string, string | undefined> = { ...process.env };
+  delete base["VIPD_TIMING_NICE"];
+  delete base["VIPD_TIMING_RT_PRIORITY"];
   const p = Bun.spawn([process.execPath, "-e", CHILD], {
-    env: { ...process.env, VIPD_TIMING_RT_PRIORITY: "7" },
+    env: { ...base, ...env },
     stdout: "pipe",
     stderr: "pipe",
   });
@@ -46,13 +53,25 @@ test("SCHED_RR for the timing worker's thread only, not for the threads it start
     p.exited,
   ]);
   expect({ code, err: code === 0 ? "" : err }).toEqual({ code: 0, err: "" });
-  const r = JSON.parse(out.trim().split("\n").at(-1) as string) as {
-    priority: string;
-    threads: { comm: string; policy: number }[];
-  };
+  return JSON.parse(out.trim().split("\n").at(-1) as string);
+}
+
+test("SCHED_RR for the timing worker's thread only, not for the threads it starts", async () => {
+  const r = await child({ VIPD_TIMING_RT_PRIORITY: "7" });
   expect(r.priority).toBe("SCHED_RR 7");
   const SCHED_RR = 2;
   const rt = r.threads.filter((t) => t.policy === SCHED_RR).map((t) => t.comm);
   expect(rt).toEqual(["Worker"]);
   expect(r.threads.length).toBeGreaterThan(2);
+}, 30_000);
+
+test("by default nice -10 for the timing worker's thread only; VIPD_TIMING_NICE=0 keeps 0", async () => {
+  const r = await child({});
+  expect(r.priority).toBe("nice -10");
+  expect(r.threads.filter((t) => t.nice !== 0).map((t) => `${t.comm} ${t.nice}`)).toEqual(["Worker -10"]);
+  expect(r.threads.every((t) => t.policy === 0)).toBe(true);
+  expect(r.threads.length).toBeGreaterThan(2);
+  const off = await child({ VIPD_TIMING_NICE: "0" });
+  expect(off.priority).toBe("default");
+  expect(off.threads.filter((t) => t.nice !== 0)).toEqual([]);
 }, 30_000);
