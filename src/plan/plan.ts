@@ -69,10 +69,11 @@ interface Aligned {
   /** Its slots, in assignment order (not sorted), each assignment's `decision.ips.length` of them. */
   slots: Slot[];
   /**
-   * Every slot's address, when known (else made from `slots` when needed); the values are not
-   * read (after a membership change they are the call before's slots, at the same addresses).
+   * Every slot's address, when known (else made from `slots` when needed). Addresses only: a
+   * map to the slots would keep, after a membership change (the same addresses, new slots), the
+   * call before's slots and with them its whole plan.
    */
-  ips: Map<string, unknown> | undefined;
+  ips: Set<string> | undefined;
 }
 
 /** One address of a plan: its election, and its entry on this node or elsewhere. */
@@ -406,7 +407,7 @@ export class Planner {
             round: round.no,
             slots,
             // The same decisions as the last call: the same addresses.
-            ips: shared ? undefined : unique ? al.ips : byIp,
+            ips: shared ? undefined : unique ? al.ips : new Set(byIp.keys()),
           }
         : undefined;
     return { slots };
@@ -482,8 +483,8 @@ export class Planner {
     if (m - p - q + (n - p - q) > Math.max(64, n / 8)) return undefined;
     let ips = al.ips;
     if (ips === undefined) {
-      ips = new Map();
-      for (const x of al.slots) ips.set(x.ip, x);
+      ips = new Set();
+      for (const x of al.slots) ips.add(x.ip);
     }
     // Pass 1: which of the last call's assignments keep their slots (at which new index).
     const decisions: (L2Decision | undefined)[] = new Array(n);
@@ -542,7 +543,7 @@ export class Planner {
           this.aligned = undefined;
           return undefined;
         }
-        ips.set(ip, d);
+        ips.add(ip);
       }
       this.place(d, a, round, undefined, "-", self, slots, undefined);
     }
