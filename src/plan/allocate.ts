@@ -93,6 +93,17 @@ export function samePlain(a: unknown, b: unknown): boolean {
 }
 
 type Service = Config["services"][number];
+
+/**
+ * The namespaces' labels by name, for the allocator (which keeps the function). Made here, not
+ * inside `allocate`: a closure there would keep that run's whole scope (its views, held table,
+ * maps of 10,000 entries) for as long as the allocator lives.
+ */
+function namespaceLabels(config: Config): (ns: string) => Record<string, string> | undefined {
+  const labels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
+  return (ns) => labels.get(ns);
+}
+
 const keyOf = (s: Service) => `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
 
 /**
@@ -113,9 +124,8 @@ export function allocate(
   opts: { full?: boolean; changed?: ReadonlyMap<string, Service | undefined> | undefined } = {},
 ): AllocationState {
   const cls = config.nodeSettings?.spec.loadBalancerClass;
-  const nsLabels = new Map(config.namespaces.map((n) => [n.metadata.name, n.metadata.labels ?? {}]));
   const allocator =
-    prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: (ns) => nsLabels.get(ns) });
+    prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: namespaceLabels(config) });
   // Unchanged pools and namespaces leave every assignment as valid as it was: no re-check.
   const inputs = {
     pools: JSON.stringify(config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec])),
@@ -151,7 +161,7 @@ export function allocate(
     if (r !== undefined) return { ...r, inputs, given, cls: prev.cls };
   }
   if (prev.allocator === undefined || prev.inputs?.namespaces !== inputs.namespaces)
-    allocator.setNamespaceLabels((ns) => nsLabels.get(ns));
+    allocator.setNamespaceLabels(namespaceLabels(config));
   // What the new pools no longer allow is released here and reported per Service below.
   if (prev.allocator === undefined || prev.inputs?.pools !== inputs.pools) allocator.setPools(config.pools);
 
