@@ -213,24 +213,29 @@ function changes(prev: readonly PlannedAssignment[], next: readonly PlannedAssig
   return lines;
 }
 
-/** Each assignment's entry in the state file, kept while the assignment object lives. */
-const heldEntries = new WeakMap<PlannedAssignment, string>();
-
 /**
- * The state file's text: `JSON.stringify(heldState(...), null, 1)`, made of one cached entry per
- * assignment, so a reload that changed one Service formats one entry, not 10,000.
+ * The state file's text: `JSON.stringify(heldState(...), null, 1)`, written out directly. Not
+ * cached per assignment: the whole table is written at a process's first write and then only
+ * when the journal has grown as large as it, and 10,000 cached entries (each a string of
+ * strings) were ~2.5 MB of the daemon's heap for as long as the assignments lived.
  */
 export function heldText(assignments: readonly PlannedAssignment[]): string {
   if (assignments.length === 0) return "{}\n";
-  const parts: string[] = [];
+  let out = "{\n";
+  let sep = "";
   for (const a of assignments) {
-    let e = heldEntries.get(a);
-    if (e === undefined) {
-      const v = JSON.stringify({ ips: [...a.ips], pool: a.pool }, null, 1).replaceAll("\n", "\n ");
-      e = ` ${JSON.stringify(a.key)}: ${v}`;
-      heldEntries.set(a, e);
-    }
-    parts.push(e);
+    const ips =
+      a.ips.length === 0
+        ? "[]"
+        : a.ips.length === 1
+          ? `[\n   ${quoted(a.ips[0] as string)}\n  ]`
+          : `[\n   ${a.ips.map(quoted).join(",\n   ")}\n  ]`;
+    out += `${sep} ${quoted(a.key)}: {\n  "ips": ${ips},\n  "pool": ${quoted(a.pool)}\n }`;
+    sep = ",\n";
   }
-  return `{\n${parts.join(",\n")}\n}\n`;
+  return `${out}\n}\n`;
 }
+
+/** JSON.stringify of a string; printable ASCII but `"` and `\` (what it leaves as it is) only quoted. */
+const PLAIN = /^[ !#-[\]-~]*$/;
+const quoted = (s: string): string => (PLAIN.test(s) ? `"${s}"` : JSON.stringify(s));
