@@ -16,8 +16,8 @@
 import { type Prescan, prescanYaml, type TextLimits } from "../config/budget.ts";
 import { IncrementalBuild } from "../config/build-incremental.ts";
 import { type ConfigResult, configFromText } from "../config/index.ts";
-import { type LoadResult, type Problem, shiftProblem, sortProblems } from "../config/load.ts";
-import { DocumentCache, loadTextReusing, splitDocuments } from "../config/load-reuse.ts";
+import { type Loaded, type Problem, shiftProblem, sortProblems } from "../config/load.ts";
+import { DocumentCache, type PlacedResult, placeReusing, splitDocuments } from "../config/load-reuse.ts";
 
 /** A chunk boundary follows a document whose hash has these bits clear (1 in 128). */
 const CUT_MASK = 0x7fn;
@@ -33,20 +33,25 @@ interface Cut {
 
 interface ChunkState {
   cache: DocumentCache;
-  /** Its results in the chunk's own lines and documents. */
-  local: LoadResult;
-  /** Its results at its place last time (first line, documents before it). */
-  placed: { line: number; docs: number; result: LoadResult } | undefined;
+  /** Its results at its place last time (first line, documents before it): one copy only. */
+  placed: { line: number; docs: number; result: PlacedResult };
 }
 
-const shifted = (r: LoadResult, lines: number, docs: number): LoadResult => ({
-  objects: r.objects.map((o) => {
-    const own = o.lineOf;
-    return { ...o, doc: o.doc + docs, line: o.line + lines, lineOf: (p) => own(p) + lines };
-  }),
-  problems: r.problems.map((p) => shiftProblem(p, lines, docs)),
-  notes: r.notes.map((p) => shiftProblem(p, lines, docs)),
-});
+/** `r`, made at `from`, moved to `line` and `docs`. */
+const moved = (
+  r: PlacedResult,
+  from: { line: number; docs: number },
+  line: number,
+  docs: number,
+): PlacedResult => {
+  const lines = line - from.line;
+  const ds = docs - from.docs;
+  return {
+    objects: r.objects.map((o) => o.moved(lines, ds)),
+    problems: r.problems.map((p) => shiftProblem(p, lines, ds)),
+    notes: r.notes.map((p) => shiftProblem(p, lines, ds)),
+  };
+};
 
 export class ChunkedLoader {
   /** By chunk text: the chunks of the last load. */
@@ -80,7 +85,7 @@ export class ChunkedLoader {
     before?.(toLoad);
     const now = new Map<string, ChunkState>();
     const order: ChunkState[] = [];
-    const objects: LoadResult["objects"] = [];
+    const objects: Loaded[] = [];
     const problems: Problem[] = [];
     const notes: Problem[] = [];
     let loaded = 0;
@@ -91,20 +96,24 @@ export class ChunkedLoader {
         // A changed chunk: its place's cache holds most of its documents.
         const old = this.order[k];
         const cache = old !== undefined && !texts.has(this.textOf(old)) ? old.cache : new DocumentCache();
-        const local = loadTextReusing(c.text, file, cache);
+        const result = placeReusing(c.text, file, cache, c.line - 1, c.docs);
         // A large load (the first one, a mass edit): garbage is collected after each chunk, so
         // the parse's garbage does not grow the heap (and the thread's RSS, which the heap keeps
         // once grown) well past what the kept chunks need (10k Services: worker RSS -9 MB).
         if (toLoad > LARGE_LOAD) Bun.gc(false);
-        if (cache.last.whole) {
+        if (result === undefined) {
           before?.(Number.POSITIVE_INFINITY);
           return this.whole(text, file);
         }
-        st = { cache, local, placed: undefined };
+        st = { cache, placed: { line: c.line, docs: c.docs, result } };
         loaded++;
       } else kept++;
-      if (st.placed === undefined || st.placed.line !== c.line || st.placed.docs !== c.docs)
-        st.placed = { line: c.line, docs: c.docs, result: shifted(st.local, c.line - 1, c.docs) };
+      if (st.placed.line !== c.line || st.placed.docs !== c.docs)
+        st.placed = {
+          line: c.line,
+          docs: c.docs,
+          result: moved(st.placed.result, st.placed, c.line, c.docs),
+        };
       now.set(c.text, st);
       order.push(st);
       const r = st.placed.result;

@@ -97,3 +97,21 @@ describe("ChunkedLoader.prescan", () => {
     expect(strip(loader.load(other, "f.yaml"))).toEqual(strip(configFromText(other, "f.yaml")));
   });
 });
+
+describe("ChunkedLoader.load", () => {
+  test("chunks kept but moved (documents and lines inserted before them) point their problems at their new lines", () => {
+    const loader = new ChunkedLoader(0x3n);
+    const d = [pool, ...Array.from({ length: 30 }, (_, i) => service(i))];
+    const first = join(d);
+    expect(strip(loader.load(first, "f.yaml"))).toEqual(strip(configFromText(first, "f.yaml")));
+    // Two documents and four lines more before every chunk but the first; then a duplicate of a
+    // Service of a moved chunk, whose problem names the first one's line (lineOf of a moved object).
+    d.splice(1, 0, "# one\n# two\nx: 1\n", service(40));
+    d.push(service(25));
+    const second = join(d);
+    const r = loader.load(second, "f.yaml");
+    expect(loader.last.kept).toBeGreaterThan(0);
+    expect(r.ok).toBe(false);
+    expect(strip(r)).toEqual(strip(configFromText(second, "f.yaml")));
+  });
+});
