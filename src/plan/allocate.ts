@@ -15,6 +15,7 @@ import { Allocator, type AllocResult } from "../ipam/allocator.ts";
 import { reasonMessage, replacedMessage, warningMessage } from "../ipam/reasons.ts";
 import { ownershipRefusal } from "../ipam/request.ts";
 import type { PlannedAssignment } from "./plan.ts";
+import { keyOfService } from "./plan-index.ts";
 
 export interface AllocationEvent {
   service: string;
@@ -104,7 +105,8 @@ function namespaceLabels(config: Config): (ns: string) => Record<string, string>
   return (ns) => labels.get(ns);
 }
 
-const keyOf = (s: Service) => `${s.metadata.namespace ?? "default"}/${s.metadata.name}`;
+/** A Service's key: the planner index's string for it (one string per Service, not two). */
+const keyOf = (s: Service): string => keyOfService(s);
 
 /**
  * Runs the allocator over the configuration's Services. Proportional to what changed when it

@@ -93,6 +93,9 @@ function keyedFacts(s: ServiceObject): { key: string; facts: ServiceFacts } {
   return f;
 }
 
+/** A Service object's key ("ns/name"), the same string each time it is asked for (made once per object). */
+export const keyOfService = (s: ServiceObject): string => keyedFacts(s).key;
+
 /**
  * The last Config indexed and its index, when every Service key in it was distinct (so that its
  * Services map has one entry per Service): the next Config that differs in a few Services only
@@ -208,7 +211,11 @@ function patched(prev: Config, ix: Indexed, config: Config): Indexed | undefined
  * the election is redone when the members, declines or endpoints change (`round`).
  */
 export interface L2Decision {
-  from: Basis;
+  /** What it was computed from (as a Basis, kept in the decision): the Service's addresses, */
+  fromIps: readonly string[];
+  /** its labels' text and its local endpoints' text. */
+  labels: string;
+  eps: string;
   /** Its addresses in the pool of its first one (the others are silent); empty: none announced. */
   ips: readonly string[];
   /** The advertisements that announce it, and their names as one text (a memo key). */
@@ -232,8 +239,17 @@ export interface Basis {
 }
 
 export function sameBasis(b: Basis, ips: readonly string[], labels: string, eps: string): boolean {
-  if (b.labels !== labels || b.eps !== eps || b.ips.length !== ips.length) return false;
-  for (let i = 0; i < ips.length; i++) if (b.ips[i] !== ips[i]) return false;
+  return b.labels === labels && b.eps === eps && sameList(b.ips, ips);
+}
+
+export function sameL2Basis(d: L2Decision, ips: readonly string[], labels: string, eps: string): boolean {
+  return d.labels === labels && d.eps === eps && sameList(d.fromIps, ips);
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
 }
 

@@ -28,7 +28,6 @@ import { type Decline, type Election, type ElectionNode, elect } from "./electio
 import { BgpPlanner } from "./plan-bgp.ts";
 import {
   type AdsOnPool,
-  type Basis,
   byKey,
   electionNodes,
   hashOrder,
@@ -40,7 +39,7 @@ import {
   prune,
   type Round,
   type ServiceFacts,
-  sameBasis,
+  sameL2Basis,
 } from "./plan-index.ts";
 import type { ElectionInputs, L2Election, L2Entry, NodeInfo, Plan, PlannedAssignment } from "./plan-types.ts";
 
@@ -177,7 +176,7 @@ export class Planner {
     ix: Indexed,
     a: PlannedAssignment,
     svc: ServiceFacts,
-    from: Basis,
+    eps: string,
     self: NodeInfo,
   ): L2Decision {
     // The pool is the one that contains the address (as MetalLB's speaker decides), not the name
@@ -187,7 +186,9 @@ export class Planner {
     const ads = pool === undefined ? undefined : this.adsFor(ix, pool, svc, self);
     if (pool === undefined || ads === undefined)
       return {
-        from,
+        fromIps: a.ips,
+        labels: svc.labelsText,
+        eps,
         ips: [],
         ads: [],
         adsKey: "",
@@ -198,7 +199,20 @@ export class Planner {
         orders: -1,
       };
     const ips = a.ips.length === 1 ? a.ips : a.ips.filter((ip, i) => i === 0 || ix.poolOf(ip) === pool);
-    return { from, ips, ...ads, election: undefined, round: -1, order: undefined, orders: -1 };
+    // What it is computed from is kept in the decision itself, not in an object per Service.
+    return {
+      fromIps: a.ips,
+      labels: svc.labelsText,
+      eps,
+      ips,
+      ads: ads.ads,
+      adsKey: ads.adsKey,
+      interfaces: ads.interfaces,
+      election: undefined,
+      round: -1,
+      order: undefined,
+      orders: -1,
+    };
   }
 
   /**
@@ -386,9 +400,8 @@ export class Planner {
             : undefined;
         eps = local === undefined ? "-" : [...local].sort().join(",");
         d = this.l2.get(a.key);
-        if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, eps)) {
-          const from = { ips: a.ips, labels: svc.labelsText, eps };
-          d = this.decideL2(ix, a, svc, from, self);
+        if (d === undefined || !sameL2Basis(d, a.ips, svc.labelsText, eps)) {
+          d = this.decideL2(ix, a, svc, eps, self);
           this.l2.set(a.key, d);
         }
         decisions[i] = d;
@@ -435,29 +448,40 @@ export class Planner {
     }
     const e = d.election as Election;
     let shared = false;
+    // Each `services` array made with its first key (an array grown from empty has room to
+    // spare). A slot's entry with the same single Service as its election shares its array (no
+    // one changes a plan's arrays); a second Service at the slot gives each its own first.
     for (const ip of d.ips) {
       let slot = byIp?.get(ip);
-      if (slot !== undefined) shared = true;
-      else {
+      if (slot !== undefined) {
+        shared = true;
+        const el = slot.election;
+        if (slot.mine?.services === el.services || slot.other?.services === el.services)
+          el.services = [...el.services];
+        el.services.push(a.key);
+      } else {
         slot = {
           ip,
-          election: { ip, services: [], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
+          election: { ip, services: [a.key], owner: e.owner, candidates: e.candidates, notOwner: e.notOwner },
           mine: undefined,
           other: undefined,
         };
         byIp?.set(ip, slot);
         slots.push(slot);
       }
-      slot.election.services.push(a.key);
       if (e.owner === undefined) continue;
       const isMine = e.owner === self.name;
-      let entry = isMine ? slot.mine : slot.other;
-      if (entry === undefined) {
-        entry = { ip, interfaces: d.interfaces, services: [], owner: e.owner, candidates: e.candidates };
-        if (isMine) slot.mine = entry;
-        else slot.other = entry;
+      const entry = isMine ? slot.mine : slot.other;
+      if (entry !== undefined) {
+        if (entry.services === slot.election.services) entry.services = [...entry.services];
+        entry.services.push(a.key);
+      } else {
+        const one = slot.election.services;
+        const services = one.length === 1 && one[0] === a.key ? one : [a.key];
+        const made = { ip, interfaces: d.interfaces, services, owner: e.owner, candidates: e.candidates };
+        if (isMine) slot.mine = made;
+        else slot.other = made;
       }
-      entry.services.push(a.key);
     }
     return shared;
   }
@@ -531,8 +555,8 @@ export class Planner {
       const svc = ix.services.get(a.key) ?? NO_SERVICE;
       facts[i] = svc;
       let d = this.l2.get(a.key);
-      if (d === undefined || !sameBasis(d.from, a.ips, svc.labelsText, "-")) {
-        d = this.decideL2(ix, a, svc, { ips: a.ips, labels: svc.labelsText, eps: "-" }, self);
+      if (d === undefined || !sameL2Basis(d, a.ips, svc.labelsText, "-")) {
+        d = this.decideL2(ix, a, svc, "-", self);
         this.l2.set(a.key, d);
       }
       decisions[i] = d;
