@@ -139,7 +139,8 @@ export class AddressBook {
     const k = mapKey(ip);
     let u = m.get(k);
     if (u === undefined) {
-      u = { users: [], sharingKey: c.sharingKey, backendKey: c.backendKey, pool: pool ?? this.poolOf(ip) };
+      // Made with its first holder (an array grown from empty has room to spare: 10,000 of them).
+      u = { users: [c], sharingKey: c.sharingKey, backendKey: c.backendKey, pool: pool ?? this.poolOf(ip) };
       m.set(k, u);
       if (ip.family === 4) {
         this.taken.raw4.add(ip.value);
@@ -156,6 +157,7 @@ export class AddressBook {
         arr.splice(lowerBound(arr, ip.value), 0, ip.value);
       }
       this.count(u.pool, ip.family, 1);
+      return;
     }
     const i = u.users.findIndex((h) => h.key === c.key);
     if (i >= 0) u.users.splice(i, 1);
