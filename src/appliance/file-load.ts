@@ -17,7 +17,13 @@ import { type Prescan, prescanYaml, type TextLimits } from "../config/budget.ts"
 import { IncrementalBuild } from "../config/build-incremental.ts";
 import { type ConfigResult, configFromText } from "../config/index.ts";
 import { type Loaded, type Problem, shiftProblem, sortProblems } from "../config/load.ts";
-import { DocumentCache, type PlacedResult, placeReusing, splitDocuments } from "../config/load-reuse.ts";
+import {
+  DocumentCache,
+  type PlacedResult,
+  placeReusing,
+  StringTable,
+  splitDocuments,
+} from "../config/load-reuse.ts";
 
 /** A chunk boundary follows a document whose hash has these bits clear (1 in 128). */
 const CUT_MASK = 0x7fn;
@@ -90,13 +96,14 @@ export class ChunkedLoader {
     const notes: Problem[] = [];
     let loaded = 0;
     let kept = 0;
+    const strings = new StringTable();
     for (const [k, c] of cuts.entries()) {
       let st = now.get(c.text) ?? this.chunks.get(c.text);
       if (st === undefined) {
         // A changed chunk: its place's cache holds most of its documents.
         const old = this.order[k];
         const cache = old !== undefined && !texts.has(this.textOf(old)) ? old.cache : new DocumentCache();
-        const result = placeReusing(c.text, file, cache, c.line - 1, c.docs);
+        const result = placeReusing(c.text, file, cache, c.line - 1, c.docs, strings);
         // A large load (the first one, a mass edit): garbage is collected after each chunk, so
         // the parse's garbage does not grow the heap (and the thread's RSS, which the heap keeps
         // once grown) well past what the kept chunks need (10k Services: worker RSS -9 MB).

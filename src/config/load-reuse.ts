@@ -29,6 +29,18 @@ interface ReusedDocument {
   documents: number;
 }
 
+/**
+ * What most documents give — one object at the document's root, no problem, no note — kept in one
+ * cell instead of a ReusedDocument, its list and its entry (10,000 Services: 20,000 cells fewer).
+ */
+class OneObject {
+  constructor(
+    readonly kind: Kind,
+    readonly obj: AnyObject,
+    readonly line: number,
+  ) {}
+}
+
 /** Shared by every document without problems (or notes), and every object at its document's root: never written. */
 const NONE: Problem[] = [];
 const ROOT: readonly PathKey[] = [];
@@ -77,6 +89,46 @@ export class PlacedObject implements Loaded {
   }
 }
 
+/**
+ * One copy of each short string value in the objects given (the parser makes a string per
+ * scalar: 10,000 Services hold 10,000 "v1", "Service", "LoadBalancer", and their namespaces):
+ * the values are replaced in place by an equal string met before. Nothing observable changes. The
+ * table is bounded (cleared when full), and meant to live for one load.
+ */
+export class StringTable {
+  private seen = new Map<string, string>();
+
+  constructor(private readonly max = 8192) {}
+
+  /** `v` with each short string value (at any depth) one met before, if any. */
+  share(v: unknown): void {
+    if (v === null || typeof v !== "object") return;
+    if (Array.isArray(v)) {
+      for (let i = 0; i < v.length; i++) {
+        const x = v[i];
+        if (typeof x === "string") v[i] = this.one(x);
+        else this.share(x);
+      }
+      return;
+    }
+    const o = v as Record<string, unknown>;
+    for (const k in o) {
+      const x = o[k];
+      if (typeof x === "string") o[k] = this.one(x);
+      else this.share(x);
+    }
+  }
+
+  private one(s: string): string {
+    if (s.length > 64) return s;
+    const had = this.seen.get(s);
+    if (had !== undefined) return had;
+    if (this.seen.size >= this.max) this.seen = new Map();
+    this.seen.set(s, s);
+    return s;
+  }
+}
+
 /** A text's results, every object a PlacedObject. */
 export interface PlacedResult {
   objects: PlacedObject[];
@@ -91,21 +143,21 @@ export interface PlacedResult {
  * parsing that one document again. Keeps only the last call's documents.
  */
 export class DocumentCache {
-  private entries = new Map<string, ReusedDocument>();
+  private entries = new Map<string, ReusedDocument | OneObject>();
   /** The source name the entries are of. */
   private file = "";
   /** The last call: documents parsed, documents reused, and whether the whole text was parsed. */
   last = { parsed: 0, reused: 0, whole: false };
 
   /** @internal */
-  take(file: string): Map<string, ReusedDocument> {
+  take(file: string): Map<string, ReusedDocument | OneObject> {
     if (file !== this.file) this.entries = new Map();
     this.file = file;
     return this.entries;
   }
 
   /** @internal */
-  keep(entries: Map<string, ReusedDocument>): void {
+  keep(entries: Map<string, ReusedDocument | OneObject>): void {
     this.entries = entries;
   }
 
@@ -138,7 +190,8 @@ export function wholeText(text: string, file: string, cache: DocumentCache): Loa
 
 /**
  * `loadTextReusing` of a text that begins after `lines` lines and `docs` documents, its results
- * placed there; undefined where loadTextReusing parses the whole text (call `wholeText`).
+ * placed there; undefined where loadTextReusing parses the whole text (call `wholeText`). The
+ * string values of new documents' objects are shared through `strings`, when given.
  */
 export function placeReusing(
   text: string,
@@ -146,11 +199,12 @@ export function placeReusing(
   cache: DocumentCache,
   lines: number,
   docs: number,
+  strings?: StringTable,
 ): PlacedResult | undefined {
   const parts = splitDocuments(text);
   if (parts === undefined) return undefined;
   const before = cache.take(file);
-  const now = new Map<string, ReusedDocument>();
+  const now = new Map<string, ReusedDocument | OneObject>();
   const out: PlacedResult = { objects: [], problems: [], notes: [] };
   let parsed = 0;
   let reused = 0;
@@ -164,24 +218,42 @@ export function placeReusing(
       const loaded = loadPart(part.text, file);
       if (loaded === undefined) return undefined;
       const fresh = loaded.result;
+      if (strings !== undefined) for (const l of fresh.objects) strings.share(l.obj);
       // Lines of fields are found by parsing the document again (PlacedObject.lineOf): a fresh
       // document's own lineOf would keep its whole load (~1 KB a document) alive as long as the
       // objects are kept (the file worker keeps them across reloads).
-      r = {
-        objects: fresh.objects.map((l) => ({
-          kind: l.kind,
-          obj: l.obj,
-          line: l.line,
-          at: l.at !== undefined && l.at.length === 0 ? ROOT : l.at,
-          di: l.doc,
-        })),
-        problems: fresh.problems.length === 0 ? NONE : fresh.problems,
-        notes: fresh.notes.length === 0 ? NONE : fresh.notes,
-        documents: loaded.documents,
-      };
+      const [only, ...more] = fresh.objects;
+      if (
+        only !== undefined &&
+        more.length === 0 &&
+        only.doc === 0 &&
+        only.at?.length === 0 &&
+        fresh.problems.length === 0 &&
+        fresh.notes.length === 0 &&
+        loaded.documents === 1
+      )
+        r = new OneObject(only.kind, only.obj, only.line);
+      else
+        r = {
+          objects: fresh.objects.map((l) => ({
+            kind: l.kind,
+            obj: l.obj,
+            line: l.line,
+            at: l.at !== undefined && l.at.length === 0 ? ROOT : l.at,
+            di: l.doc,
+          })),
+          problems: fresh.problems.length === 0 ? NONE : fresh.problems,
+          notes: fresh.notes.length === 0 ? NONE : fresh.notes,
+          documents: loaded.documents,
+        };
       parsed++;
     } else reused++;
     now.set(key, r);
+    if (r instanceof OneObject) {
+      out.objects.push(new PlacedObject(r.kind, r.obj, file, di, r.line + shift, ROOT, key, shift));
+      di++;
+      continue;
+    }
     for (const o of r.objects)
       out.objects.push(new PlacedObject(o.kind, o.obj, file, o.di + di, o.line + shift, o.at, key, shift));
     for (const p of r.problems) out.problems.push(shiftProblem(p, shift, di));

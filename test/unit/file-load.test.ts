@@ -8,6 +8,7 @@ import fc from "fast-check";
 import { ChunkedLoader } from "../../src/appliance/file-load.ts";
 import { prescanYaml, type TextLimits } from "../../src/config/budget.ts";
 import { configFromText } from "../../src/config/index.ts";
+import { StringTable } from "../../src/config/load-reuse.ts";
 
 const pool = `apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: { name: lan, namespace: metallb-system }\nspec: { addresses: ["10.0.0.0/16"] }\n`;
 const service = (i: number) =>
@@ -113,5 +114,22 @@ describe("ChunkedLoader.load", () => {
     expect(loader.last.kept).toBeGreaterThan(0);
     expect(r.ok).toBe(false);
     expect(strip(r)).toEqual(strip(configFromText(second, "f.yaml")));
+  });
+});
+
+describe("StringTable", () => {
+  test("sharing strings changes no value (any depth, arrays, a table cleared when full)", () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.jsonValue(), { maxLength: 8 }),
+        fc.integer({ min: 1, max: 6 }),
+        (values, max) => {
+          const table = new StringTable(max);
+          const before = structuredClone(values);
+          for (const v of values) table.share(v);
+          expect(values).toEqual(before);
+        },
+      ),
+    );
   });
 });
