@@ -43,8 +43,9 @@ interface ChunkState {
   placed: { line: number; docs: number; result: PlacedResult };
 }
 
-/** `r`, made at `from`, moved to `line` and `docs`. */
+/** `r`, made at `from`, moved to `line` and `docs`; `cache` keeps the objects moved. */
 const moved = (
+  cache: DocumentCache,
   r: PlacedResult,
   from: { line: number; docs: number },
   line: number,
@@ -53,7 +54,11 @@ const moved = (
   const lines = line - from.line;
   const ds = docs - from.docs;
   return {
-    objects: r.objects.map((o) => o.moved(lines, ds)),
+    objects: r.objects.map((o) => {
+      const m = o.moved(lines, ds);
+      cache.replace(o, m);
+      return m;
+    }),
     problems: r.problems.map((p) => shiftProblem(p, lines, ds)),
     notes: r.notes.map((p) => shiftProblem(p, lines, ds)),
   };
@@ -119,7 +124,7 @@ export class ChunkedLoader {
         st.placed = {
           line: c.line,
           docs: c.docs,
-          result: moved(st.placed.result, st.placed, c.line, c.docs),
+          result: moved(st.cache, st.placed.result, st.placed, c.line, c.docs),
         };
       now.set(c.text, st);
       order.push(st);

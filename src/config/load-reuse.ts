@@ -29,18 +29,6 @@ interface ReusedDocument {
   documents: number;
 }
 
-/**
- * What most documents give — one object at the document's root, no problem, no note — kept in one
- * cell instead of a ReusedDocument, its list and its entry (10,000 Services: 20,000 cells fewer).
- */
-class OneObject {
-  constructor(
-    readonly kind: Kind,
-    readonly obj: AnyObject,
-    readonly line: number,
-  ) {}
-}
-
 /** Shared by every document without problems (or notes), and every object at its document's root: never written. */
 const NONE: Problem[] = [];
 const ROOT: readonly PathKey[] = [];
@@ -65,9 +53,9 @@ export class PlacedObject implements Loaded {
     readonly doc: number,
     readonly line: number,
     readonly at: readonly PathKey[] | undefined,
-    /** The document's text, and the lines before it. */
-    private readonly text: string,
-    private readonly before: number,
+    /** The document's text (its key in a DocumentCache), and the lines before it. */
+    readonly text: string,
+    readonly before: number,
   ) {}
 
   lineOf(path: readonly PathKey[]): number {
@@ -143,21 +131,29 @@ export interface PlacedResult {
  * parsing that one document again. Keeps only the last call's documents.
  */
 export class DocumentCache {
-  private entries = new Map<string, ReusedDocument | OneObject>();
+  private entries = new Map<string, ReusedDocument | PlacedObject>();
   /** The source name the entries are of. */
   private file = "";
   /** The last call: documents parsed, documents reused, and whether the whole text was parsed. */
   last = { parsed: 0, reused: 0, whole: false };
 
   /** @internal */
-  take(file: string): Map<string, ReusedDocument | OneObject> {
+  take(file: string): Map<string, ReusedDocument | PlacedObject> {
     if (file !== this.file) this.entries = new Map();
     this.file = file;
     return this.entries;
   }
 
+  /**
+   * `now` is `old` moved (its chunk kept at another place): kept instead of it, so that the cache
+   * and the chunk's results share their objects.
+   */
+  replace(old: PlacedObject, now: PlacedObject): void {
+    if (this.entries.get(old.text) === old) this.entries.set(old.text, now);
+  }
+
   /** @internal */
-  keep(entries: Map<string, ReusedDocument | OneObject>): void {
+  keep(entries: Map<string, ReusedDocument | PlacedObject>): void {
     this.entries = entries;
   }
 
@@ -204,7 +200,7 @@ export function placeReusing(
   const parts = splitDocuments(text);
   if (parts === undefined) return undefined;
   const before = cache.take(file);
-  const now = new Map<string, ReusedDocument | OneObject>();
+  const now = new Map<string, ReusedDocument | PlacedObject>();
   const out: PlacedResult = { objects: [], problems: [], notes: [] };
   let parsed = 0;
   let reused = 0;
@@ -214,6 +210,7 @@ export function placeReusing(
     const key = part.text;
     const shift = part.line - 1 + lines;
     let r = now.get(key) ?? before.get(key);
+    const reusedIt = r !== undefined;
     if (r === undefined) {
       const loaded = loadPart(part.text, file);
       if (loaded === undefined) return undefined;
@@ -232,7 +229,8 @@ export function placeReusing(
         fresh.notes.length === 0 &&
         loaded.documents === 1
       )
-        r = new OneObject(only.kind, only.obj, only.line);
+        // What most documents give: kept as the object placed, which the results share.
+        r = new PlacedObject(only.kind, only.obj, file, di, only.line + shift, ROOT, key, shift);
       else
         r = {
           objects: fresh.objects.map((l) => ({
@@ -249,8 +247,15 @@ export function placeReusing(
       parsed++;
     } else reused++;
     now.set(key, r);
-    if (r instanceof OneObject) {
-      out.objects.push(new PlacedObject(r.kind, r.obj, file, di, r.line + shift, ROOT, key, shift));
+    if (r instanceof PlacedObject) {
+      // Placed afresh even where it was: it keeps this text, not the last one (a part of the
+      // chunk's last text, which it would keep alive).
+      if (reusedIt)
+        now.set(
+          key,
+          (r = new PlacedObject(r.kind, r.obj, file, di, r.line - r.before + shift, ROOT, key, shift)),
+        );
+      out.objects.push(r);
       di++;
       continue;
     }

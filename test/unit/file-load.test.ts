@@ -114,6 +114,13 @@ describe("ChunkedLoader.load", () => {
     expect(loader.last.kept).toBeGreaterThan(0);
     expect(r.ok).toBe(false);
     expect(strip(r)).toEqual(strip(configFromText(second, "f.yaml")));
+    // Then a document of a moved chunk changes, and a line comes before it: the chunk is loaded
+    // again from its cache, which holds the objects moved last time.
+    d[20] = `# note\n${service(41)}`;
+    d.splice(2, 1);
+    const third = join(d);
+    expect(strip(loader.load(third, "f.yaml"))).toEqual(strip(configFromText(third, "f.yaml")));
+    expect(loader.last.loaded).toBeLessThan(loader.last.kept);
   });
 });
 
