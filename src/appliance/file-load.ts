@@ -53,12 +53,10 @@ const moved = (
 ): PlacedResult => {
   const lines = line - from.line;
   const ds = docs - from.docs;
+  const objects = r.objects.map((o) => o.moved(lines, ds));
+  cache.moved(objects);
   return {
-    objects: r.objects.map((o) => {
-      const m = o.moved(lines, ds);
-      cache.replace(o, m);
-      return m;
-    }),
+    objects,
     problems: r.problems.map((p) => shiftProblem(p, lines, ds)),
     notes: r.notes.map((p) => shiftProblem(p, lines, ds)),
   };

@@ -131,38 +131,48 @@ export interface PlacedResult {
  * parsing that one document again. Keeps only the last call's documents.
  */
 export class DocumentCache {
-  private entries = new Map<string, ReusedDocument | PlacedObject>();
+  private entries = new Map<string, ReusedDocument>();
+  private objects: readonly PlacedObject[] = [];
   /** The source name the entries are of. */
   private file = "";
   /** The last call: documents parsed, documents reused, and whether the whole text was parsed. */
   last = { parsed: 0, reused: 0, whole: false };
 
-  /** @internal */
-  take(file: string): Map<string, ReusedDocument | PlacedObject> {
-    if (file !== this.file) this.entries = new Map();
-    this.file = file;
-    return this.entries;
-  }
-
   /**
-   * `now` is `old` moved (its chunk kept at another place): kept instead of it, so that the cache
-   * and the chunk's results share their objects.
+   * The last call's documents, by text: the entries, and the objects placed that are their
+   * documents' only result (kept only in the list of objects placed, which the caller keeps
+   * anyway: no map entry per document for most).
+   * @internal
    */
-  replace(old: PlacedObject, now: PlacedObject): void {
-    if (this.entries.get(old.text) === old) this.entries.set(old.text, now);
+  take(file: string): Map<string, ReusedDocument | PlacedObject> {
+    if (file !== this.file) this.clear();
+    this.file = file;
+    const all = new Map<string, ReusedDocument | PlacedObject>(this.entries);
+    for (const o of this.objects) if (!this.entries.has(o.text)) all.set(o.text, o);
+    return all;
   }
 
   /** @internal */
-  keep(entries: Map<string, ReusedDocument | PlacedObject>): void {
-    this.entries = entries;
+  keep(entries: Map<string, ReusedDocument | PlacedObject>, objects: readonly PlacedObject[]): void {
+    const kept = new Map<string, ReusedDocument>();
+    for (const [k, v] of entries) if (!(v instanceof PlacedObject)) kept.set(k, v);
+    this.entries = kept;
+    this.objects = objects;
   }
 
+  /** The objects placed are now `objects` (the same documents, moved: their chunk was kept at another place). */
+  moved(objects: readonly PlacedObject[]): void {
+    this.objects = objects;
+  }
+
+  /** Documents kept. */
   get size(): number {
-    return this.entries.size;
+    return this.take(this.file).size;
   }
 
   clear(): void {
     this.entries = new Map();
+    this.objects = [];
   }
 }
 
@@ -174,7 +184,9 @@ export class DocumentCache {
  * a document has a YAML syntax error, the whole text is parsed at once (and nothing is kept).
  */
 export function loadTextReusing(text: string, file: string, cache: DocumentCache): LoadResult {
-  return placeReusing(text, file, cache, 0, 0) ?? wholeText(text, file, cache);
+  const r = placeReusing(text, file, cache, 0, 0);
+  // The cache keeps the list of objects: the caller has its own.
+  return r === undefined ? wholeText(text, file, cache) : { ...r, objects: [...r.objects] };
 }
 
 /** The whole text parsed at once; the cache emptied. */
@@ -265,7 +277,7 @@ export function placeReusing(
     for (const p of r.notes) out.notes.push(shiftProblem(p, shift, di));
     di += r.documents;
   }
-  cache.keep(now);
+  cache.keep(now, out.objects);
   cache.last = { parsed, reused, whole: false };
   return out;
 }
