@@ -105,7 +105,7 @@ function internPorts(ports: string[]): readonly string[] {
   return frozen;
 }
 
-export function basics(svc: Service, warnings: AllocWarning[] = []): Basics {
+export function basics(svc: Service, warnings: AllocWarning[] = [], key = serviceKey(svc)): Basics {
   const sharingKey = annotation(svc, "allow-shared-ip", warnings) ?? "";
   let backendKey = "";
   if (svc.spec.externalTrafficPolicy === "Local") {
@@ -118,7 +118,7 @@ export function basics(svc: Service, warnings: AllocWarning[] = []): Basics {
   const listed = (svc.spec.ports ?? []).map((p) => `${p.port}/${p.protocol ?? "TCP"}`);
   const ports = internPorts(listed.length < 2 ? listed : [...new Set(listed)].sort());
   return {
-    key: serviceKey(svc),
+    key,
     namespace: svc.metadata.namespace ?? "default",
     labels: svc.metadata.labels,
     sharingKey,
@@ -130,7 +130,8 @@ export function basics(svc: Service, warnings: AllocWarning[] = []): Basics {
 const FAMILY_OF: Record<"IPv4" | "IPv6", Family> = { IPv4: 4, IPv6: 6 };
 
 /** Reads everything the allocator needs from `svc`, or the first reason it cannot. */
-export function parseRequest(svc: Service, ourClass: string | null): ParsedRequest {
+/** `key`: the Service's key, when the caller has it (see AllocatorOptions.keyOf). */
+export function parseRequest(svc: Service, ourClass: string | null, key = serviceKey(svc)): ParsedRequest {
   const warnings: AllocWarning[] = [];
   const fail = (reason: AllocReason, notOurs = false): ParsedRequest => ({
     ok: false,
@@ -140,7 +141,7 @@ export function parseRequest(svc: Service, ourClass: string | null): ParsedReque
   });
   const refusal = ownershipRefusal(svc, ourClass);
   if (refusal !== null) return fail(refusal, true);
-  const b = basics(svc, warnings);
+  const b = basics(svc, warnings, key);
   const policy = svc.spec.ipFamilyPolicy ?? "SingleStack";
 
   // Requested addresses.

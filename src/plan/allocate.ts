@@ -107,6 +107,11 @@ function namespaceLabels(config: Config): (ns: string) => Record<string, string>
 
 /** A Service's key: the planner index's string for it (one string per Service, not two). */
 const keyOf = (s: Service): string => keyOfService(s);
+/**
+ * The allocator's (handed this configuration's Services, or copies with a status). A module
+ * function: a closure made in `allocate` would keep that run's scope (see namespaceLabels).
+ */
+const allocatorKey = (s: object): string => keyOfService(s as Service);
 
 /**
  * Runs the allocator over the configuration's Services. Proportional to what changed when it
@@ -127,7 +132,12 @@ export function allocate(
 ): AllocationState {
   const cls = config.nodeSettings?.spec.loadBalancerClass;
   const allocator =
-    prev.allocator ?? new Allocator({ loadBalancerClass: cls, namespaceLabels: namespaceLabels(config) });
+    prev.allocator ??
+    new Allocator({
+      loadBalancerClass: cls,
+      namespaceLabels: namespaceLabels(config),
+      keyOf: allocatorKey,
+    });
   // Unchanged pools and namespaces leave every assignment as valid as it was: no re-check.
   const inputs = {
     pools: JSON.stringify(config.pools.map((p) => [p.metadata.name, p.metadata.labels, p.spec])),
