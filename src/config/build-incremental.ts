@@ -37,7 +37,10 @@ class ServiceKeys {
   set(s: Service): void {
     const ns = s.metadata.namespace ?? "default";
     let names = this.byNamespace.get(ns);
-    if (names === undefined) this.byNamespace.set(ns, (names = new Map()));
+    if (names === undefined) {
+      names = new Map();
+      this.byNamespace.set(ns, names);
+    }
     names.set(s.metadata.name, s);
   }
 

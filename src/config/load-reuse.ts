@@ -262,11 +262,10 @@ export function placeReusing(
     if (r instanceof PlacedObject) {
       // Placed afresh even where it was: it keeps this text, not the last one (a part of the
       // chunk's last text, which it would keep alive).
-      if (reusedIt)
-        now.set(
-          key,
-          (r = new PlacedObject(r.kind, r.obj, file, di, r.line - r.before + shift, ROOT, key, shift)),
-        );
+      if (reusedIt) {
+        r = new PlacedObject(r.kind, r.obj, file, di, r.line - r.before + shift, ROOT, key, shift);
+        now.set(key, r);
+      }
       out.objects.push(r);
       di++;
       continue;
