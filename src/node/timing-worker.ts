@@ -30,12 +30,12 @@
  * nice 0 instead of running the main thread's compilation and marking at the raised priority.
  */
 
-import { dlopen, FFIType, ptr } from "bun:ffi";
 import { BfdEngine } from "../bfd/engine.ts";
 import type { DesiredSession } from "../bfd/sessions.ts";
 import { callMembership, MembershipEngine } from "../cluster/engine.ts";
 import { type FromWorker, type ServiceKind, type ToWorker, toWireError } from "../timing/protocol.ts";
 import { parseIp } from "../util/ip.ts";
+import { raiseThread } from "../util/thread.ts";
 import { Announcer, packetSender } from "../xdp/announce.ts";
 import { monotonicNs } from "../xdp/libbpf.ts";
 import { XdpMaps } from "../xdp/maps.ts";
@@ -56,40 +56,11 @@ interface Service {
 const DEFAULT_NICE = -10;
 
 /** Raises this thread's scheduling priority (see the header); says what it got. */
-function raisePriority(): string {
-  const rt = Number(process.env.VIPD_TIMING_RT_PRIORITY ?? 0);
-  const nice = Number(process.env.VIPD_TIMING_NICE ?? DEFAULT_NICE);
-  if (!(rt > 0) && !(nice < 0)) return "default";
-  if (process.platform !== "linux" || process.arch !== "x64") return "default";
-  try {
-    const SYS_gettid = 186n; // x86_64
-    const libc = dlopen("libc.so.6", {
-      syscall: { args: [FFIType.i64], returns: FFIType.i64 },
-      sched_setscheduler: { args: [FFIType.i32, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-      setpriority: { args: [FFIType.i32, FFIType.u32, FFIType.i32], returns: FFIType.i32 },
-    });
-    const tid = Number(libc.symbols.syscall(SYS_gettid));
-    if (tid <= 0) return "default";
-    const SCHED_OTHER = 0;
-    const SCHED_RR = 2;
-    const SCHED_RESET_ON_FORK = 0x40000000;
-    if (rt > 0) {
-      const param = new Int32Array([Math.max(1, Math.min(99, rt))]);
-      if (libc.symbols.sched_setscheduler(tid, SCHED_RR | SCHED_RESET_ON_FORK, ptr(param)) === 0)
-        return `SCHED_RR ${param[0]}`;
-      return "default";
-    }
-    // A negative nice, with SCHED_RESET_ON_FORK so that threads this one starts begin at 0.
-    const param = new Int32Array([0]);
-    if (libc.symbols.sched_setscheduler(tid, SCHED_OTHER | SCHED_RESET_ON_FORK, ptr(param)) !== 0)
-      return "default";
-    const n = Math.max(-20, Math.trunc(nice));
-    if (libc.symbols.setpriority(0 /* PRIO_PROCESS */, tid, n) === 0) return `nice ${n}`;
-  } catch {
-    // Not Linux/glibc: the default priority.
-  }
-  return "default";
-}
+const raisePriority = (): string =>
+  raiseThread({
+    rt: Number(process.env.VIPD_TIMING_RT_PRIORITY ?? 0),
+    nice: Number(process.env.VIPD_TIMING_NICE ?? DEFAULT_NICE),
+  });
 let priority: string | undefined;
 
 const emit = (ch: number, ev: string, data: unknown) =>
