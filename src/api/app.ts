@@ -181,6 +181,9 @@ export function createApp(
     } else if (e.kind === "unknownMethod") {
       log.warn("request refused", { peer: e.peer, method: e.method, status: 501, error: "NotImplemented" });
       ctx.metrics.observeRequest("other", "unmatched", 501, 0);
+    } else if (e.kind === "badRequest") {
+      log.warn("request refused", { peer: e.peer, status: e.status, detail: e.detail });
+      ctx.metrics.observeRequest("other", "unmatched", e.status, 0);
     } else log.error("cannot pass a verified connection to the API", { peer: e.peer, error: e.detail });
   };
   return Object.assign(app, { frontEvent });

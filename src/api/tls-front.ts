@@ -1,7 +1,7 @@
 /**
  * The TLS front of the API when client certificates are required (mutual TLS): vipd terminates
- * TLS itself (Bun.listen) and hands each verified connection to the app's Bun.serve over a
- * private Unix socket, byte for byte, with backpressure both ways.
+ * TLS itself (Bun.listen) and hands each verified connection to the app's HTTP server
+ * (./node-http.ts) over a private Unix socket, byte for byte, with backpressure both ways.
  *
  * Why: Bun.serve verifies client certificates inside its handshake and tells the application
  * nothing of a refused one (oven-sh/bun#14097), so a refusal could be neither logged nor counted.
@@ -11,9 +11,9 @@
  * client reaches any route.
  *
  * Since the front sees the plaintext, it also answers the first request of a connection whose
- * method Bun's HTTP parser does not know (`FOO`, lower-case `get`: Bun closes those connections
- * unanswered, oven-sh/bun#6556) with 501 JSON. Later requests on a kept-alive connection are not
- * parsed (that would need a second HTTP parser in front of Bun's, with its own framing bugs).
+ * method Bun's HTTP parser does not know (`FOO`, lower-case `get`) with 501 JSON itself, so the
+ * log line names the client's address. Later requests on a kept-alive connection are not parsed
+ * here (no second HTTP parser with its own framing): the HTTP server behind answers those.
  *
  * @example
  * const f = startTlsFront({ hostname: "127.0.0.1", port: 0, tls, upstream: "/run/x/http.sock",
@@ -46,6 +46,8 @@ export type TlsRejectReason =
 export type FrontEvent =
   | { kind: "tlsRejected"; peer: string; reason: TlsRejectReason; detail: string }
   | { kind: "unknownMethod"; peer: string; method: string }
+  /** A request the HTTP parser refused otherwise (400 not HTTP, 431 headers too large). */
+  | { kind: "badRequest"; peer: string; status: 400 | 431; detail: string }
   /** A verified client whose connection could not be passed to the app (closed at once). */
   | { kind: "upstreamError"; peer: string; detail: string };
 
@@ -87,7 +89,7 @@ export interface TlsFrontOptions {
   port: number;
   /** Without it, plain TCP (the connection is forwarded at once; used to measure the front's cost). */
   tls?: { cert: string; key: string; ca: string } | undefined;
-  /** Path of the Unix socket the app's Bun.serve listens on. */
+  /** Path of the Unix socket the app's HTTP server listens on. */
   upstream: string;
   /** A refused client certificate, or a first request with a method Bun does not know. */
   onEvent(e: FrontEvent): void;

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import tls from "node:tls";
 import { createApp } from "../../src/api/app.ts";
 import { hashToken } from "../../src/api/auth.ts";
 import { parseListen, serveApi, tlsFromFiles } from "../../src/api/serve.ts";
@@ -150,6 +151,34 @@ describe("serveApi", () => {
       expect(await attempt(new URL("livez", s.url), { ca: pem("ca.pem") })).toBe(200);
       // Not trusted: a certificate verification error, never a response.
       expect(String(await attempt(new URL("livez", s.url)))).toMatch(/CERT|SIGNATURE|VERIFY/);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  test("TLS: a method outside Bun's parser table gets 501 JSON, on any request of a connection", async () => {
+    const s = serveApi(app(), { listen: "127.0.0.1:0", tls: { cert: pem("srv.pem"), key: pem("srv.key") } });
+    try {
+      const text = await new Promise<string>((resolve) => {
+        let t = "";
+        const c = tls.connect({ host: "127.0.0.1", port: s.port, ca: pem("ca.pem") });
+        const timer = setTimeout(() => c.destroy(), 10_000);
+        c.on("secureConnect", async () => {
+          c.write("GET /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+          await Bun.sleep(100);
+          c.write("get /livez HTTP/1.1\r\nHost: x\r\n\r\n");
+        });
+        c.on("data", (d: Buffer) => {
+          t += d.toString("latin1");
+        });
+        c.on("error", () => {});
+        c.on("close", () => {
+          clearTimeout(timer);
+          resolve(t);
+        });
+      });
+      expect(text.match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 200", "HTTP/1.1 501"]);
+      expect(text).toContain('{"error":"NotImplemented","message":"method \\"get\\" is not implemented');
     } finally {
       await s.stop();
     }

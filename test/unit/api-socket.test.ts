@@ -1,9 +1,9 @@
 /**
  * What reaches the API over a real socket (serveApi on loopback), written byte by byte with a raw
  * TCP client, because `fetch` and `new Request` cannot send these requests: HTTP/1.0 without a
- * Host header (HAProxy's default health check), methods outside the route table, oversized
- * bodies declared or streamed, and the issue's worst body while `/livez` is asked on another
- * connection. Every answer the app gives is JSON.
+ * Host header (HAProxy's default health check), methods outside the route table and outside Bun's
+ * parser table, bytes that are not HTTP, oversized headers and bodies declared or streamed, and
+ * the issue's worst body while `/livez` is asked on another connection. Every answer is JSON.
  */
 
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -16,13 +16,14 @@ import { FakeRuntime } from "./api-runtime-fake.ts";
 
 const READER = "read-token-for-socket-tests";
 let server: ApiServer;
+const logs: Record<string, unknown>[] = [];
 const checker = new BodyChecker();
 
 beforeAll(() => {
   const app = createApp(new FakeRuntime(), {
     tokens: [{ name: "dash", role: "read", hash: hashToken(READER) }],
     metricsOpen: true,
-    log: createLogger("api", { sink: () => {} }),
+    log: createLogger("api", { sink: (line) => logs.push(JSON.parse(line) as Record<string, unknown>) }),
     bodyCheck: checker,
   });
   server = serveApi(app, { listen: "127.0.0.1:0" });
@@ -41,8 +42,11 @@ interface RawAnswer {
   raw: string;
 }
 
-/** Writes `chunks` on a fresh TCP connection and reads until the server closes it or `ms` pass. */
-function raw(chunks: (string | Uint8Array)[], ms = 5000): Promise<RawAnswer> {
+/**
+ * Writes `chunks` on a fresh TCP connection (`gapMs` apart) and reads until the server closes it
+ * or `ms` pass.
+ */
+function raw(chunks: (string | Uint8Array)[], ms = 5000, gapMs = 0): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
     let text = "";
     let done = false;
@@ -72,8 +76,15 @@ function raw(chunks: (string | Uint8Array)[], ms = 5000): Promise<RawAnswer> {
         async open(s) {
           sock = s;
           for (const c of chunks) {
-            s.write(c);
-            await Bun.sleep(0);
+            // write() takes what the socket buffer has room for; the rest is written after.
+            let rest = typeof c === "string" ? new TextEncoder().encode(c) : c;
+            for (;;) {
+              const n = s.write(rest);
+              if (n >= rest.length || n < 0) break;
+              rest = rest.subarray(n);
+              await Bun.sleep(1);
+            }
+            await Bun.sleep(gapMs);
           }
         },
         data(_s, d) {
@@ -104,9 +115,15 @@ describe("requests without a Host header are routed by their path", () => {
     expect(json(none)).toEqual({ error: "NotFound", message: "no route /nope" });
   });
 
-  test("HTTP/1.1 without Host gets Bun's 400, as RFC 9112 §3.2 requires (a fact of Bun 1.4.5)", async () => {
-    const a = await raw(["GET /readyz HTTP/1.1\r\nConnection: close\r\n\r\n"]);
+  test("HTTP/1.1 without Host: 400 JSON, as RFC 9112 §3.2 requires, logged and counted", async () => {
+    const a = await raw(["GET /readyz HTTP/1.1\r\n\r\n"]);
     expect(a.status).toBe(400);
+    expect(a.headers["connection"]).toBe("close");
+    expect(json(a)).toEqual({ error: "BadRequest", message: "an HTTP/1.1 request needs a Host header" });
+    expect(a.closed).toBe(true);
+    expect(logs.filter((l) => l.message === "request refused" && l.status === 400).at(-1)?.detail).toBe(
+      "HTTP/1.1 request without a Host header",
+    );
   });
 });
 
@@ -120,16 +137,104 @@ describe("methods", () => {
     }
   });
 
-  test("plain HTTP: a method outside Bun 1.4.5's table never reaches vipd, the connection closes unanswered (oven-sh/bun#6556)", async () => {
-    // Pinned so that the day Bun answers these, this test fails and serve.ts's note is revisited.
-    // Plain HTTP and TLS without client certificates are served by Bun.serve directly: a front
-    // that peeks at the method would cost every request ~1/3 of the throughput (docs/api.md).
-    // With mutual TLS, vipd's own TLS front answers 501 JSON (test/unit/api-tls-front.test.ts).
-    const a = await raw(["FOO /livez HTTP/1.1\r\nHost: x\r\n\r\n"]);
+  test("a method outside Bun's parser table gets 501 JSON, is logged with the peer, and counted (oven-sh/bun#6556)", async () => {
+    const before = await metric501();
+    for (const m of ["FOO", "get", "BREW"]) {
+      const a = await raw([`${m} /livez HTTP/1.1\r\nHost: x\r\n\r\n`]);
+      expect(a.status, m).toBe(501);
+      expect(a.headers["content-type"]).toBe("application/json");
+      expect(a.headers["connection"]).toBe("close");
+      expect(json(a)).toEqual({
+        error: "NotImplemented",
+        message: `method "${m}" is not implemented (methods are case-sensitive: GET, HEAD, POST, PUT...)`,
+      });
+      expect(a.closed).toBe(true);
+    }
+    const refused = logs.filter((l) => l.message === "request refused" && l.status === 501);
+    expect(refused.slice(-3).map((l) => l.method)).toEqual(["FOO", "get", "BREW"]);
+    expect(String(refused.at(-1)?.peer)).toMatch(/^127\.0\.0\.1:\d+$/);
+    expect(await metric501()).toBe(before + 3);
+  });
+
+  test("on a kept-alive connection: the requests before it are answered, then 501 JSON", async () => {
+    // 200 ms apart: each request is answered before the next is written (not pipelined).
+    const a = await raw(
+      [
+        "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "FOO /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+      ],
+      5000,
+      200,
+    );
+    expect(a.raw.match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 200", "HTTP/1.1 200", "HTTP/1.1 501"]);
+    expect(a.raw).toContain('"error":"NotImplemented"');
     expect(a.closed).toBe(true);
-    expect(a.raw).toBe("");
+  });
+
+  test("pipelined behind a request still being answered: that answer first, then 501 JSON", async () => {
+    // One write: Bun's parser refuses the whole batch at FOO, after dispatching the first GET.
+    const a = await raw(["GET /livez HTTP/1.1\r\nHost: x\r\n\r\nFOO /livez HTTP/1.1\r\nHost: x\r\n\r\n"]);
+    const codes = a.raw.match(/HTTP\/1\.1 \d{3}/g) ?? [];
+    expect(codes.at(-1)).toBe("HTTP/1.1 501");
+    expect(codes.slice(0, -1).every((c) => c === "HTTP/1.1 200")).toBe(true);
+    expect(a.raw.endsWith("}")).toBe(true);
+    expect(a.closed).toBe(true);
+  });
+
+  test("bytes that are not HTTP (a TLS hello on the plain port): 400 JSON", async () => {
+    const hello = new Uint8Array([
+      0x16, 0x03, 0x01, 0x00, 0xa5, 0x01, 0x00, 0x00, 0xa1, 0x03, 0x03, 13, 10, 13, 10,
+    ]);
+    const a = await raw([hello]);
+    expect(a.status).toBe(400);
+    expect(json(a)).toEqual({
+      error: "BadRequest",
+      message: "not an HTTP/1.1 request this server can parse",
+    });
+    expect(a.closed).toBe(true);
+  });
+
+  test("headers over the limit: 431 JSON", async () => {
+    const a = await raw([`GET /livez HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(64 * 1024)}\r\n\r\n`]);
+    expect(a.status).toBe(431);
+    expect(json(a)).toEqual({
+      error: "HeadersTooLarge",
+      message: "the request's headers exceed the size limit",
+    });
+    expect(logs.some((l) => l.message === "request refused" && l.status === 431)).toBe(true);
+  });
+
+  test("an absolute-form target is routed by its path, not by the host it names", async () => {
+    const a = await raw([
+      "GET http://elsewhere.example/readyz?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ]);
+    expect(a.status).toBe(200);
+    expect(json(a)).toEqual({ ready: true, reasons: [] });
+  });
+
+  test("a body the route does not read is discarded; the connection carries the next request", async () => {
+    const body = new Uint8Array(512 * 1024);
+    const a = await raw([
+      `POST /livez HTTP/1.1\r\nHost: x\r\nContent-Length: ${body.length}\r\n\r\n`,
+      body,
+      "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ]);
+    expect(a.raw.match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 405", "HTTP/1.1 200"]);
+  });
+
+  test("HEAD: headers only, no body", async () => {
+    const a = await raw(["HEAD /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"]);
+    expect(a.status).toBe(200);
+    expect(a.body).toBe("");
   });
 });
+
+async function metric501(): Promise<number> {
+  const text = await (await fetch(`${server.url}metrics`)).text();
+  const m = /^vipd_api_requests_total\{method="other",route="unmatched",code="501"\} (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
 
 describe("oversized bodies get the app's JSON 413, not Bun's bare one", () => {
   const head = (extra: string) =>

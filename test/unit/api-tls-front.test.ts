@@ -299,6 +299,16 @@ describe("what the front forwards", () => {
     expect(text).toMatch(/^vipd_api_requests_total\{method="other",route="unmatched",code="501"\} 3$/m);
   });
 
+  test("a later request of a kept-alive connection with such a method: 501 JSON from the HTTP server behind the front", async () => {
+    const a = await rawTls("cli", [
+      "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+      "FOO /livez HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]);
+    expect(a.text.match(/HTTP\/1\.1 \d{3}/g)).toEqual(["HTTP/1.1 200", "HTTP/1.1 501"]);
+    expect(a.text).toContain('{"error":"NotImplemented","message":"method \\"FOO\\" is not implemented');
+    expect(logs.filter((l) => l.error === "NotImplemented").at(-1)).toMatchObject({ method: "FOO" });
+  });
+
   test("a method Bun knows but the route does not take: the app's 405 JSON", async () => {
     const a = await rawTls("cli", "PROPFIND /livez HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     expect(statusOf(a.text)).toBe(405);
