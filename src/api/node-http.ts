@@ -169,8 +169,19 @@ function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
   );
 }
 
-/** Writes a fetch Response to a node:http response (see the module note for streaming). */
-export async function sendResponse(res: ServerResponse, r: Response, isHead = false): Promise<void> {
+/**
+ * Writes a fetch Response to a node:http response (see the module note for streaming). A stream
+ * is exempt from the socket's idle timeout (Bun's node:http does not count writes as activity,
+ * measured: a stream with a heartbeat every 5 s was closed at 10 s); instead it is closed when a
+ * write has waited `idleMs` for the client to drain (a client gone without a FIN, or one that
+ * stopped reading), as Bun.serve's idle timeout did.
+ */
+export async function sendResponse(
+  res: ServerResponse,
+  r: Response,
+  isHead = false,
+  idleMs = IDLE_MS,
+): Promise<void> {
   const head: Record<string, string> = {};
   r.headers.forEach((v, k) => {
     head[k] = v;
@@ -183,6 +194,7 @@ export async function sendResponse(res: ServerResponse, r: Response, isHead = fa
     res.end(bytes);
     return;
   }
+  res.socket?.setTimeout(0);
   res.writeHead(r.status, head);
   res.flushHeaders();
   const reader = r.body.getReader();
@@ -195,16 +207,10 @@ export async function sendResponse(res: ServerResponse, r: Response, isHead = fa
     for (;;) {
       const c = await reader.read();
       if (c.done || gone) break;
-      if (!res.write(c.value))
-        await new Promise<void>((ok) => {
-          const done = () => {
-            res.off("drain", done);
-            res.off("close", done);
-            ok();
-          };
-          res.once("drain", done);
-          res.once("close", done);
-        });
+      if (!res.write(c.value) && !(await drained(res, idleMs))) {
+        res.destroy();
+        return;
+      }
     }
   } catch {
     // The stream errored (e.g. a watcher cut off for falling behind): close the connection.
@@ -214,13 +220,33 @@ export async function sendResponse(res: ServerResponse, r: Response, isHead = fa
   res.end();
 }
 
-/** Bun.serve's idle timeout was 10 s; the watch stream's heartbeat (5 s) stays under it. */
+/** Waits for `res` to drain: true when it did, false after `ms` or when it closed first. */
+function drained(res: ServerResponse, ms: number): Promise<boolean> {
+  return new Promise<boolean>((ok) => {
+    const done = (v: boolean) => () => {
+      clearTimeout(timer);
+      res.off("drain", onDrain);
+      res.off("close", onClose);
+      ok(v);
+    };
+    const onDrain = done(true);
+    const onClose = done(false);
+    const timer = setTimeout(done(false), ms);
+    res.once("drain", onDrain);
+    res.once("close", onClose);
+  });
+}
+
+/**
+ * Bun.serve's idle timeout was 10 s; the watch stream's heartbeat (5 s) stays under it. Reads
+ * count as activity (a slow upload is not cut), writes do not (see sendResponse).
+ */
 export const IDLE_MS = 10_000;
 
-/** Applies vipd's timeouts to a node:http server. */
-export function applyTimeouts(server: Server): void {
-  server.timeout = IDLE_MS;
-  server.keepAliveTimeout = IDLE_MS;
-  server.headersTimeout = IDLE_MS;
+/** Applies vipd's timeouts to a node:http server: idle connections and slow headers. */
+export function applyTimeouts(server: Server, idleMs = IDLE_MS): void {
+  server.timeout = idleMs;
+  server.keepAliveTimeout = idleMs;
+  server.headersTimeout = idleMs;
   server.requestTimeout = 0;
 }

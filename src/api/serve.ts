@@ -39,6 +39,7 @@ import { createLogger } from "../util/log.ts";
 import {
   answerClientError,
   applyTimeouts,
+  IDLE_MS,
   JSON_HEADERS,
   type ParseRefusal,
   peerOf,
@@ -66,6 +67,11 @@ export interface ServeOptions {
   tls?: ServeTls;
   /** Not used by Bun any more (the app enforces its limit); kept for callers that pass it. */
   bodyLimit?: number;
+  /**
+   * Idle timeout, ms (default 10,000, as Bun.serve's): a connection with nothing read for this
+   * long, headers not complete, or a stream whose client has not drained a write, is closed.
+   */
+  idleMs?: number;
 }
 
 export interface ApiServer {
@@ -160,6 +166,7 @@ export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
   if (t?.requestClientCert && !t.ca)
     throw new Error("tls.requestClientCert needs tls.ca to verify clients against");
   let origin = "";
+  const idleMs = opts.idleMs ?? IDLE_MS;
   const onEvent = (e: FrontEvent) => (app.frontEvent ? app.frontEvent(e) : logFrontEvent(e));
   const internalError = (e: unknown): Response =>
     new Response(
@@ -195,7 +202,7 @@ export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
       response = internalError(e);
     }
     try {
-      await sendResponse(res, response, req.method === "HEAD");
+      await sendResponse(res, response, req.method === "HEAD", idleMs);
     } catch {
       res.destroy();
     }
@@ -217,7 +224,7 @@ export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
           handle,
         )
       : createHttpServer(serverOptions, handle);
-  applyTimeouts(server);
+  applyTimeouts(server, idleMs);
   server.on("clientError", (err: Error, socket) =>
     answerClientError(err, socket as Parameters<typeof answerClientError>[1], (r) =>
       onEvent(refusalEvent(r)),

@@ -367,3 +367,82 @@ describe("GET /api/v1/audit", () => {
     expect(audit.stats().recorded).toBe(3);
   });
 });
+
+describe("the idle timeout over a real socket (idleMs 1000)", () => {
+  /** Opens `path` on a raw socket; counts what arrives and when the server closes. */
+  async function open(port: number, pauseAfterFirst: boolean) {
+    const sock = connect(port, "127.0.0.1");
+    const seen = { bytes: 0, heartbeats: 0, closed: false, resumed: false };
+    sock.on("close", () => {
+      seen.closed = true;
+    });
+    sock.on("error", () => {});
+    sock.on("data", (d: Buffer) => {
+      seen.bytes += d.length;
+      seen.heartbeats += d.toString("latin1").split(": heartbeat").length - 1;
+      if (pauseAfterFirst && !seen.resumed) sock.pause();
+    });
+    await new Promise<void>((resolve) => sock.once("connect", () => resolve()));
+    sock.write("GET /api/v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n");
+    return { sock, seen };
+  }
+
+  test("a quiet watch stream with heartbeats outlives it: writes keep it open", async () => {
+    const hub = new EventHub({ capacity: 64, epoch: "idle" });
+    const watchers = new Watchers(hub, { heartbeatMs: 300 });
+    const server = serveApi(
+      {
+        fetch: () =>
+          new Response(watchers.open(undefined, null)!, { headers: { "Content-Type": "text/event-stream" } }),
+      },
+      { listen: "127.0.0.1:0", idleMs: 1000 },
+    );
+    const { sock, seen } = await open(server.port, false);
+    try {
+      await Bun.sleep(3500);
+      expect(seen.closed).toBe(false);
+      expect(seen.heartbeats).toBeGreaterThanOrEqual(5);
+    } finally {
+      sock.destroy();
+      await server.stop();
+    }
+  });
+
+  test("a stream whose client stopped reading is closed once a write has waited idleMs to drain", async () => {
+    const chunk = new Uint8Array(64 * 1024).fill(0x61);
+    let pulls = 0;
+    const server = serveApi(
+      {
+        fetch: () =>
+          new Response(
+            new ReadableStream<Uint8Array>({
+              pull(c) {
+                // Bounded: 4,096 × 64 KiB at most; the kernel buffers fill long before.
+                if (++pulls > 4096) c.close();
+                else c.enqueue(chunk);
+              },
+            }),
+            { headers: { "Content-Type": "text/event-stream" } },
+          ),
+      },
+      { listen: "127.0.0.1:0", idleMs: 1000 },
+    );
+    const { sock, seen } = await open(server.port, true);
+    try {
+      // Paused after the first bytes: the kernel buffers fill, a write waits for a drain that does
+      // not come, and after 1 s the server closes. Reading again drains what the kernel held, then
+      // the close.
+      await Bun.sleep(2500);
+      const pullsWhenPaused = pulls;
+      seen.resumed = true;
+      sock.resume();
+      for (let i = 0; i < 100 && !seen.closed; i++) await Bun.sleep(100);
+      expect(seen.closed).toBe(true);
+      expect(pulls).toBe(pullsWhenPaused); // nothing more was made after the cut
+      expect(pulls).toBeLessThan(4096); // cut off, not finished
+    } finally {
+      sock.destroy();
+      await server.stop();
+    }
+  });
+});
