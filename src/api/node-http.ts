@@ -238,6 +238,27 @@ function drained(res: ServerResponse, ms: number): Promise<boolean> {
 }
 
 /**
+ * The idle timer counts only while the client owes bytes: it is stopped once the request is
+ * read whole (at once for a request without a body), so an answer that takes long (a system
+ * update installing for a minute) is not cut, and restarted when the answer is written, for the
+ * next request on the connection. Bun.serve's idle timeout behaved that way; Bun's node:http
+ * server's `timeout` runs on regardless (measured: an install of more than 10 s lost its
+ * connection with ECONNRESET).
+ */
+export function idleWhileOwed(req: IncomingMessage, res: ServerResponse, idleMs: number): void {
+  const socket = req.socket;
+  const stop = () => socket.setTimeout(0);
+  const te = req.headers["transfer-encoding"];
+  const cl = req.headers["content-length"];
+  if (te === undefined && (cl === undefined || cl === "0")) stop();
+  else req.once("end", stop);
+  res.once("finish", () => {
+    req.off("end", stop);
+    if (!socket.destroyed) socket.setTimeout(idleMs);
+  });
+}
+
+/**
  * Bun.serve's idle timeout was 10 s; the watch stream's heartbeat (5 s) stays under it. Reads
  * count as activity (a slow upload is not cut), writes do not (see sendResponse).
  */

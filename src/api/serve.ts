@@ -40,6 +40,7 @@ import {
   answerClientError,
   applyTimeouts,
   IDLE_MS,
+  idleWhileOwed,
   JSON_HEADERS,
   type ParseRefusal,
   peerOf,
@@ -195,6 +196,7 @@ export function serveApi(app: FetchApp, opts: ServeOptions): ApiServer {
       res.end(body);
       return;
     }
+    idleWhileOwed(req, res, idleMs);
     try {
       request = toRequest(req, origin);
       response = await app.fetch(request);
