@@ -188,8 +188,10 @@ export async function sendResponse(
   });
   if (r.body === null || !(head["content-type"] ?? "").startsWith("text/event-stream")) {
     const bytes = Buffer.from(await r.arrayBuffer());
-    // HEAD: the length of the GET answer is not known here, so none is claimed.
-    if (!isHead) head["content-length"] = String(bytes.byteLength);
+    // HEAD: the length of the GET answer is not known here, so none is claimed; 1xx, 204 and 304
+    // carry no content, and a Content-Length there would claim one (RFC 9110 §8.6).
+    const noContent = r.status < 200 || r.status === 204 || r.status === 304;
+    if (!isHead && !noContent) head["content-length"] = String(bytes.byteLength);
     res.writeHead(r.status, head);
     res.end(bytes);
     return;

@@ -46,13 +46,15 @@ describe("classifyParseError", () => {
   });
 });
 
-describe("the idle timeout counts only while the client owes bytes (idleMs 1000, real socket)", () => {
+describe("the HTTP server on a real socket (idleMs 1000): the idle timeout counts only while the client owes bytes; no-content answers", () => {
   let server: ApiServer;
   beforeAll(() => {
     server = serveApi(
       {
         // /slow answers after 2.5 s, once the body (if any) is read whole.
         fetch: async (req) => {
+          if (new URL(req.url).pathname === "/etag")
+            return new Response(null, { status: 304, headers: { etag: '"v1"' } });
           const body = req.body ? await req.text() : "";
           if (new URL(req.url).pathname === "/slow") await Bun.sleep(2500);
           return new Response(`got ${body.length}`);
@@ -118,6 +120,14 @@ describe("the idle timeout counts only while the client owes bytes (idleMs 1000,
     expect(a.closedAt).toBeGreaterThan(3000);
     expect(a.closedAt).toBeLessThan(9000);
   }, 20_000);
+
+  test("304 goes out without a Content-Length and without content", async () => {
+    const a = await talk(["GET /etag HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"], 0, 5000);
+    expect(a.text).toStartWith("HTTP/1.1 304 ");
+    expect(a.text.toLowerCase()).not.toContain("content-length");
+    expect(a.text.toLowerCase()).toContain('etag: "v1"');
+    expect(a.text.endsWith("\r\n\r\n")).toBe(true);
+  });
 
   test("a body that stops arriving is cut after the idle timeout, unanswered", async () => {
     const a = await talk(["POST /fast HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nonly-this"], 0, 8000);
